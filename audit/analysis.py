@@ -1,0 +1,360 @@
+"""The pure analysis engine: selection, isolation, coverage and reachability. No I/O.
+
+Pods are grouped into equivalence classes (namespace + labels + named ports + hostNetwork):
+every NetworkPolicy verdict is the same for all pods of a class, so selection and
+reachability are computed per class with set operations, never pod by pod.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence, Union
+
+from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labels, Namespace, Workload
+from audit.policy import DIRECTIONS, Direction, IPAddress, ParsedPolicy, Peer, Policy, Rule, parse_policy
+from audit.selectors import SelectorIndex
+
+
+@dataclass(frozen=True, eq=False)
+class PodClass:
+    """Pods that every NetworkPolicy treats alike."""
+
+    id: int
+    namespace: str
+    labels: Labels
+    label_map: Mapping[str, str]
+    ports: tuple[ContainerPort, ...]
+    host_network: bool
+    pods: int
+    workloads: tuple[Workload, ...]
+    ips: tuple[IPAddress, ...] = ()
+    virtual: bool = False
+
+    @property
+    def governed(self) -> bool:
+        """Real pods that NetworkPolicy can govern (hostNetwork pods share the node's network)."""
+        return not self.host_network and not self.virtual
+
+    def describe(self) -> str:
+        names = ", ".join(w.ref for w in self.workloads[:3])
+        more = f" (+{len(self.workloads) - 3} more)" if len(self.workloads) > 3 else ""
+        return names + more
+
+
+@dataclass(frozen=True)
+class DnsTarget:
+    """Where the cluster DNS pods live, for the DNS check and the virtual DNS class."""
+
+    namespace: str = "kube-system"
+    labels: Labels = (("k8s-app", "kube-dns"),)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRef:
+    """A rule of a policy, as an explanation names it."""
+
+    policy: str
+    direction: Direction
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.policy} {self.direction.lower()}[{self.index}]"
+
+
+@dataclass(frozen=True)
+class SideVerdict:
+    """One side of a connection: the source's egress or the destination's ingress."""
+
+    direction: Direction
+    isolated: bool
+    policies: tuple[str, ...]
+    allowed_by: tuple[RuleRef, ...]
+    governed: bool = True
+
+    @property
+    def allowed(self) -> bool:
+        return not self.isolated or bool(self.allowed_by)
+
+    def explain(self) -> str:
+        side = "egress of the source" if self.direction == "Egress" else "ingress of the destination"
+        if not self.governed:
+            return f"{side}: not governed by NetworkPolicy (hostNetwork or outside the cluster)"
+        if not self.isolated:
+            return f"{side}: not isolated (no policy with {self.direction} selects it): allowed"
+        if self.allowed_by:
+            return f"{side}: isolated by {', '.join(self.policies)}; allowed by {', '.join(map(str, self.allowed_by))}"
+        return f"{side}: isolated by {', '.join(self.policies)}; no rule allows it: denied"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a connection is allowed, and the rules on each side that decided it."""
+
+    allowed: bool
+    egress: SideVerdict
+    ingress: SideVerdict
+
+    def explain(self) -> list[str]:
+        return [self.egress.explain(), self.ingress.explain()]
+
+
+@dataclass(frozen=True)
+class DirectionCoverage:
+    """Coverage of one namespace in one direction, judged by effect."""
+
+    pods: int
+    isolated_pods: int
+    default_deny: bool
+    baseline: tuple[str, ...]
+    opened_by: tuple[RuleRef, ...]
+    reason: str
+
+    @property
+    def unisolated_pods(self) -> int:
+        return self.pods - self.isolated_pods
+
+
+@dataclass(frozen=True)
+class NamespaceCoverage:
+    name: str
+    policies: tuple[str, ...]
+    workloads: int
+    pods: int
+    host_network_pods: int
+    ingress: DirectionCoverage
+    egress: DirectionCoverage
+
+    def direction(self, direction: Direction) -> DirectionCoverage:
+        return self.ingress if direction == "Ingress" else self.egress
+
+
+Endpoint = Union[int, IPAddress]
+"""A pod class id, or an IP address outside the cluster's pods."""
+
+
+def rule_opens_everything(rule: Rule) -> bool:
+    """All ports from (to) every peer, or from (to) every pod of the cluster."""
+    return rule.all_ports and (rule.all_peers or any(p.all_cluster_pods for p in rule.peers))
+
+
+class Analysis:
+    """Compiled view of an Inventory that answers selection, isolation and reachability."""
+
+    def __init__(self, inventory: Inventory, dns: DnsTarget = DnsTarget()):
+        self.inventory = inventory
+        self.dns = dns
+        self.namespaces: dict[str, Namespace] = {ns.name: ns for ns in inventory.namespaces}
+        self.parsed: tuple[ParsedPolicy, ...] = tuple(parse_policy(p) for p in inventory.policies)
+        self.policies: tuple[Policy, ...] = tuple(p.policy for p in self.parsed if p.policy is not None)
+        self.policies_by_ns: dict[str, list[Policy]] = {}
+        for policy in self.policies:
+            self.policies_by_ns.setdefault(policy.namespace, []).append(policy)
+
+        self.classes: list[PodClass] = []
+        self.classes_by_ns: dict[str, list[int]] = {}
+        self._build_classes(inventory.workloads)
+        self.dns_classes: tuple[int, ...] = self._dns_classes()
+
+        ns_names = sorted(self.namespaces)
+        self._ns_index = SelectorIndex([dict(self.namespaces[n].labels) for n in ns_names])
+        self._ns_names = ns_names
+        self._class_index = SelectorIndex([c.label_map for c in self.classes])
+        self._ns_class_index: dict[str, SelectorIndex] = {}
+        self._peer_memo: dict[tuple[str | None, Peer], frozenset[int]] = {}
+
+        self.selected: dict[str, frozenset[int]] = {}
+        self._isolating: dict[Direction, list[list[Policy]]] = {d: [[] for _ in self.classes] for d in DIRECTIONS}
+        for policy in self.policies:
+            chosen = self._ns_classes(policy.namespace).select(policy.pod_selector)
+            self.selected[policy.key] = chosen
+            for direction in policy.types:
+                lists = self._isolating[direction]
+                for cid in chosen:
+                    if self.classes[cid].governed or self.classes[cid].virtual:
+                        lists[cid].append(policy)
+        self.coverage: dict[str, NamespaceCoverage] = {ns: self._coverage(ns) for ns in ns_names}
+
+    # -- construction -------------------------------------------------------------------
+
+    def _build_classes(self, workloads: Sequence[Workload]) -> None:
+        groups: dict[tuple, list[Workload]] = {}
+        for w in workloads:
+            groups.setdefault((w.namespace, w.labels, w.ports, w.host_network), []).append(w)
+        for (ns, labels, ports, host_network), members in sorted(groups.items(), key=lambda kv: kv[0][:2]):
+            ips = []
+            for w in members:
+                for raw in w.ips:
+                    try:
+                        ips.append(ipaddress.ip_address(raw))
+                    except ValueError:
+                        continue
+            self._add_class(ns, labels, ports, host_network, sum(w.pods for w in members), tuple(members), tuple(ips))
+
+    def _add_class(self, ns: str, labels: Labels, ports: tuple[ContainerPort, ...], host_network: bool,
+                   pods: int, workloads: tuple[Workload, ...], ips: tuple[IPAddress, ...] = (), virtual: bool = False) -> int:
+        cid = len(self.classes)
+        self.classes.append(PodClass(cid, ns, labels, dict(labels), ports, host_network, pods, workloads, ips, virtual))
+        self.classes_by_ns.setdefault(ns, []).append(cid)
+        return cid
+
+    def _dns_classes(self) -> tuple[int, ...]:
+        """Real DNS pods when the input has them; otherwise a virtual one where DNS usually is."""
+        wanted = dict(self.dns.labels)
+        real = [
+            cid for cid in self.classes_by_ns.get(self.dns.namespace, [])
+            if all(self.classes[cid].label_map.get(k) == v for k, v in wanted.items())
+        ]
+        if real:
+            return tuple(real)
+        if self.dns.namespace not in self.namespaces:
+            self.namespaces[self.dns.namespace] = Namespace(
+                self.dns.namespace, ((NAMESPACE_NAME_LABEL, self.dns.namespace),), declared=False
+            )
+        ports = (ContainerPort(53, "UDP", "dns"), ContainerPort(53, "TCP", "dns-tcp"))
+        return (self._add_class(self.dns.namespace, self.dns.labels, ports, False, 0, (), virtual=True),)
+
+    def _ns_classes(self, ns: str) -> SelectorIndex:
+        index = self._ns_class_index.get(ns)
+        if index is None:
+            ids = self.classes_by_ns.get(ns, [])
+            index = SelectorIndex([self.classes[i].label_map for i in ids], ids)
+            self._ns_class_index[ns] = index
+        return index
+
+    # -- selection ----------------------------------------------------------------------
+
+    def namespaces_matching(self, peer: Peer) -> list[str]:
+        assert peer.namespaces is not None
+        return [self._ns_names[i] for i in sorted(self._ns_index.select(peer.namespaces))]
+
+    def peer_classes(self, policy_namespace: str, peer: Peer) -> frozenset[int]:
+        """Pod classes a peer matches (hostNetwork pods never match a pod peer)."""
+        key = (None if peer.namespaces is not None or peer.ip_block is not None else policy_namespace, peer)
+        hit = self._peer_memo.get(key)
+        if hit is not None:
+            return hit
+        if peer.ip_block is not None:
+            block = peer.ip_block
+            found = frozenset(c.id for c in self.classes if c.governed and any(block.contains(ip) for ip in c.ips))
+        elif peer.namespaces is None:
+            found = self._ns_classes(policy_namespace).select(peer.pods)  # type: ignore[arg-type]
+        else:
+            ns_ids = self._ns_index.select(peer.namespaces)
+            if peer.pods is None or peer.pods.empty:
+                found = frozenset(cid for i in ns_ids for cid in self.classes_by_ns.get(self._ns_names[i], ()))
+            elif len(ns_ids) * 4 < len(self._ns_names):
+                found = frozenset(
+                    cid for i in ns_ids for cid in self._ns_classes(self._ns_names[i]).select(peer.pods)
+                )
+            else:
+                allowed_ns = {self._ns_names[i] for i in ns_ids}
+                found = frozenset(cid for cid in self._class_index.select(peer.pods) if self.classes[cid].namespace in allowed_ns)
+        found = frozenset(cid for cid in found if not self.classes[cid].host_network)
+        self._peer_memo[key] = found
+        return found
+
+    def isolating(self, cid: int, direction: Direction) -> list[Policy]:
+        """The policies that isolate class ``cid`` in ``direction`` (empty: not isolated)."""
+        return self._isolating[direction][cid]
+
+    def selecting(self, cid: int) -> list[Policy]:
+        """Every valid policy whose podSelector selects the class, whatever its types."""
+        return [p for p in self.policies_by_ns.get(self.classes[cid].namespace, []) if cid in self.selected[p.key]]
+
+    # -- reachability -------------------------------------------------------------------
+
+    def _peer_admits(self, policy: Policy, rule: Rule, other: Endpoint) -> bool:
+        if rule.all_peers:
+            return True
+        for peer in rule.peers:
+            if isinstance(other, int):
+                if other in self.peer_classes(policy.namespace, peer):
+                    return True
+            elif peer.ip_block is not None and peer.ip_block.contains(other):
+                return True
+        return False
+
+    def _side(self, direction: Direction, subject: Endpoint, other: Endpoint, port: int, protocol: str,
+              dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
+        if not isinstance(subject, int) or not self.classes[subject].governed and not self.classes[subject].virtual:
+            return SideVerdict(direction, False, (), (), governed=False)
+        policies = self.isolating(subject, direction)
+        allowed_by = tuple(
+            RuleRef(policy.key, direction, rule.index)
+            for policy in policies
+            for rule in policy.rules(direction)
+            if self._peer_admits(policy, rule, other) and rule.allows_port(port, protocol, dst_ports)
+        )
+        return SideVerdict(direction, bool(policies), tuple(p.key for p in policies), allowed_by)
+
+    def allowed(self, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> Verdict:
+        """Whether ``src`` may open a connection to ``dst`` on ``port``/``protocol``.
+
+        Allowed when the source's egress allows it (or the source is not egress-isolated)
+        AND the destination's ingress allows it (or it is not ingress-isolated).
+        """
+        dst_ports = self.classes[dst].ports if isinstance(dst, int) else None
+        egress = self._side("Egress", src, dst, port, protocol, dst_ports)
+        ingress = self._side("Ingress", dst, src, port, protocol, dst_ports)
+        return Verdict(egress.allowed and ingress.allowed, egress, ingress)
+
+    # -- coverage -----------------------------------------------------------------------
+
+    def governed_classes(self, ns: str) -> list[PodClass]:
+        return [self.classes[cid] for cid in self.classes_by_ns.get(ns, []) if self.classes[cid].governed]
+
+    def _coverage(self, ns: str) -> NamespaceCoverage:
+        policies = self.policies_by_ns.get(ns, [])
+        governed = self.governed_classes(ns)
+        host = [self.classes[cid] for cid in self.classes_by_ns.get(ns, []) if self.classes[cid].host_network]
+        sides = {d: self._direction_coverage(ns, d, policies, governed) for d in DIRECTIONS}
+        return NamespaceCoverage(
+            name=ns,
+            policies=tuple(p.key for p in policies),
+            workloads=sum(len(c.workloads) for c in governed) + sum(len(c.workloads) for c in host),
+            pods=sum(c.pods for c in governed),
+            host_network_pods=sum(c.pods for c in host),
+            ingress=sides["Ingress"],
+            egress=sides["Egress"],
+        )
+
+    def _direction_coverage(self, ns: str, direction: Direction, policies: list[Policy], governed: list[PodClass]) -> DirectionCoverage:
+        """Default-deny by effect: a policy selecting every pod (present and future) isolates
+        the direction, and no rule opens all ports to everyone for every pod of the namespace."""
+        pods = sum(c.pods for c in governed)
+        isolated = sum(c.pods for c in governed if self._isolating[direction][c.id])
+        baseline = tuple(p.key for p in policies if direction in p.types and p.pod_selector.empty)
+        governed_ids = {c.id for c in governed}
+        opened = tuple(
+            RuleRef(p.key, direction, rule.index)
+            for p in policies
+            if p.pod_selector.empty or (governed_ids and governed_ids <= self.selected[p.key])
+            for rule in p.rules(direction)
+            if rule_opens_everything(rule)
+        )
+        word = "ingress" if direction == "Ingress" else "egress"
+        if not policies:
+            reason = "no NetworkPolicy in the namespace"
+        elif not baseline:
+            if pods and isolated == pods:
+                reason = f"every current pod is isolated for {word} by workload policies, but no policy with an empty podSelector isolates new pods"
+            else:
+                reason = f"no policy with an empty podSelector and {direction} in its policyTypes"
+        elif opened:
+            reason = f"{opened[0]} allows all {word} on all ports for every pod, undoing the default-deny"
+        else:
+            reason = f"default-deny {word} by {', '.join(baseline)}"
+        return DirectionCoverage(pods, isolated, bool(baseline) and not opened, baseline, opened, reason)
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def find_workload(self, namespace: str, name: str) -> list[int]:
+        """Class ids of the pods of workload ``namespace/name`` (any kind)."""
+        return [
+            cid for cid in self.classes_by_ns.get(namespace, [])
+            if any(w.name == name for w in self.classes[cid].workloads)
+        ]
+
+    def real_classes(self) -> Iterable[PodClass]:
+        return (c for c in self.classes if not c.virtual)

@@ -1,0 +1,54 @@
+"""CNI: NetworkPolicy is only as real as the plugin that enforces it."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from audit.checks.registry import Context, Hit, check
+
+
+def _cni_hit(ctx: Context, lead: str) -> Hit:
+    components = tuple(f"{c.namespace}/{c.daemonset} ({c.name}): {c.evidence}" for c in ctx.cni.components)
+    return Hit(None, "Cluster", "cni", f"{lead}: {ctx.cni.summary}", objects=components)
+
+
+@check(
+    "NP-CNI-001",
+    "NetworkPolicy is not enforced by the CNI",
+    "critical",
+    rationale="""Flannel alone, or the AWS VPC CNI without its network policy agent, accepts
+    NetworkPolicy objects and silently ignores them. Every policy in the cluster is decoration;
+    the network is flat whatever the coverage numbers say.""",
+    remediation="Run a CNI that enforces policy (Calico, Cilium, Antrea, ...), add Calico in policy-only mode (canal), or enable the cloud CNI's policy agent.",
+)
+def policies_not_enforced(ctx: Context) -> Iterable[Hit]:
+    if ctx.cni.verdict == "not-enforced":
+        n = len(ctx.analysis.policies)
+        lead = f"policies are not enforced: {n} NetworkPolicies exist and none takes effect" if n else "policies would not be enforced"
+        yield _cni_hit(ctx, lead)
+
+
+@check(
+    "NP-CNI-002",
+    "CNI not identified",
+    "info",
+    rationale="""No DaemonSet of a known CNI was found, so whether NetworkPolicy is enforced cannot be
+    judged (CIS 5.3.1 is not assessable). Common with manifest-only scans.""",
+    remediation="Scan the live cluster, or include the CNI DaemonSet in the manifests, to assess enforcement.",
+)
+def cni_unknown(ctx: Context) -> Iterable[Hit]:
+    if ctx.cni.verdict == "unknown":
+        yield _cni_hit(ctx, "CNI unknown")
+
+
+@check(
+    "NP-CNI-003",
+    "NetworkPolicy enforcement depends on CNI version or settings",
+    "medium",
+    rationale="""Some CNIs enforce NetworkPolicy only in certain versions or with an optional
+    component switched on; the DaemonSet alone does not prove enforcement.""",
+    remediation="Confirm enforcement with a connectivity test (a denied connection must fail), or switch on the policy component.",
+)
+def cni_conditional(ctx: Context) -> Iterable[Hit]:
+    if ctx.cni.verdict == "conditional":
+        yield _cni_hit(ctx, "enforcement is conditional")

@@ -1,0 +1,54 @@
+"""DNS under egress deny: isolated pods must still reach the cluster DNS pods."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from audit.checks import fixes
+from audit.checks.registry import Context, Hit, check
+
+
+def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
+    analysis = ctx.analysis
+    dns = ctx.config.dns
+    target = f"{dns.namespace}/{','.join(f'{k}={v}' for k, v in dns.labels)}"
+    for ns in ctx.audited_namespaces():
+        blocked = []
+        for cls in ctx.governed_classes(ns.name):
+            if not analysis.isolating(cls.id, "Egress"):
+                continue
+            if not any(analysis.allowed(cls.id, d, 53, protocol).allowed for d in analysis.dns_classes):
+                blocked.append(cls)
+        if not blocked:
+            continue
+        workloads = tuple(sorted(w.ref for c in blocked for w in c.workloads))
+        # Name the side that blocks, from the first blocked class.
+        verdict = analysis.allowed(blocked[0].id, analysis.dns_classes[0], 53, protocol)
+        side = verdict.egress if not verdict.egress.allowed else verdict.ingress
+        yield Hit(ns.name, "Namespace", ns.name,
+                  f"{len(workloads)} workload(s) cannot reach cluster DNS ({target}) on 53/{protocol}: {side.explain()}",
+                  objects=workloads, fix_yaml=fixes.allow_dns(ns.name, dns), key=protocol)
+
+
+@check(
+    "NP-DNS-001",
+    "Egress-isolated pods cannot resolve names (DNS 53/UDP blocked)",
+    "high",
+    rationale="""A default-deny egress policy blocks DNS too. Without an allow to the cluster DNS
+    pods on 53/UDP, every Service name lookup fails and the workload breaks.""",
+    remediation="Allow egress to the DNS pods (kube-system, k8s-app=kube-dns) on 53/UDP and 53/TCP.",
+)
+def dns_udp_blocked(ctx: Context) -> Iterable[Hit]:
+    return _dns_blocked(ctx, "UDP")
+
+
+@check(
+    "NP-DNS-002",
+    "Egress-isolated pods cannot use DNS over TCP (53/TCP blocked)",
+    "low",
+    rationale="""DNS falls back to TCP for large answers (many records, DNSSEC). With only 53/UDP
+    allowed, those lookups fail intermittently.""",
+    remediation="Allow 53/TCP next to 53/UDP in the DNS egress rule.",
+)
+def dns_tcp_blocked(ctx: Context) -> Iterable[Hit]:
+    return _dns_blocked(ctx, "TCP")

@@ -1,0 +1,154 @@
+"""Hygiene: policies that are invalid, select nothing, or refer to things that do not exist."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from audit.checks.permissive import rules_in_effect
+from audit.checks.registry import Context, Hit, check
+from audit.policy import Peer, Policy
+
+
+@check(
+    "NP-HYG-001",
+    "Policy selects no pod",
+    "low",
+    rationale="""A policy whose podSelector matches no pod protects nothing: usually a label typo,
+    or labels that differ between the Helm chart and the running pods.""",
+    remediation="Compare the podSelector with `kubectl get pods --show-labels` and fix the labels.",
+)
+def policy_selects_nothing(ctx: Context) -> Iterable[Hit]:
+    for policy in ctx.audited_policies():
+        if policy.pod_selector.empty or ctx.analysis.selected[policy.key]:
+            continue
+        yield Hit(policy.namespace, "NetworkPolicy", policy.name,
+                  f"podSelector {policy.pod_selector} matches no pod in {policy.namespace}",
+                  source=policy.source, key="spec.podSelector")
+
+
+def _peer_matches_nothing(ctx: Context, policy: Policy, peer: Peer) -> str | None:
+    if peer.ip_block is not None:
+        return None
+    analysis = ctx.analysis
+    if peer.namespaces is not None:
+        namespaces = analysis.namespaces_matching(peer)
+        if not namespaces:
+            return f"namespaceSelector {peer.namespaces} matches no namespace"
+    else:
+        namespaces = [policy.namespace]
+    if peer.pods is None or peer.pods.empty:
+        return None
+    candidates = [cid for ns in namespaces for cid in analysis.classes_by_ns.get(ns, [])]
+    if candidates and not analysis.peer_classes(policy.namespace, peer):
+        return f"podSelector {peer.pods} matches no pod in {', '.join(namespaces[:5])}"
+    return None
+
+
+@check(
+    "NP-HYG-002",
+    "Peer matches nothing",
+    "low",
+    rationale="""A from/to peer that matches no namespace or no pod allows nothing: the intended path
+    is blocked, and the rule invites someone to "fix" it by widening it.""",
+    remediation="Check the peer's labels against the namespaces and pods it should match.",
+)
+def peer_matches_nothing(ctx: Context) -> Iterable[Hit]:
+    for policy, rule in rules_in_effect(ctx):
+        field = "from" if rule.direction == "Ingress" else "to"
+        for j, peer in enumerate(rule.peers):
+            problem = _peer_matches_nothing(ctx, policy, peer)
+            if problem:
+                yield Hit(policy.namespace, "NetworkPolicy", policy.name, f"{rule.field}.{field}[{j}]: {problem}",
+                          source=policy.source, key=f"{rule.field}.{field}[{j}]")
+
+
+@check(
+    "NP-HYG-003",
+    "Empty label value in a selector",
+    "medium",
+    rationale="""A selector that requires a label to equal "" almost always comes from an unset
+    template variable (`app: {{ .Values.appName }}`). It matches only pods carrying that label
+    with an empty value, so the policy silently protects nothing it was meant to.""",
+    remediation="Set the template value; render manifests in CI and fail on empty label values.",
+)
+def empty_label_value(ctx: Context) -> Iterable[Hit]:
+    for policy in ctx.audited_policies():
+        selectors = [("spec.podSelector", policy.pod_selector)]
+        for d in policy.types:
+            for rule in policy.rules(d):
+                field = "from" if d == "Ingress" else "to"
+                for j, peer in enumerate(rule.peers):
+                    for name, sel in (("podSelector", peer.pods), ("namespaceSelector", peer.namespaces)):
+                        if sel is not None:
+                            selectors.append((f"{rule.field}.{field}[{j}].{name}", sel))
+        for field, sel in selectors:
+            for key in sel.empty_values:
+                yield Hit(policy.namespace, "NetworkPolicy", policy.name,
+                          f"{field}: label {key!r} must equal the empty string (an unset template value?)",
+                          source=policy.source, key=f"{field}.{key}")
+
+
+@check(
+    "NP-HYG-004",
+    "Named port that no selected pod defines",
+    "medium",
+    rationale="""A named port resolves against the destination pod's container ports. When no pod
+    defines that name (with that protocol), the port entry matches nothing and the path is blocked.""",
+    remediation="Use the container port's exact name (and protocol), or a port number.",
+)
+def undefined_named_port(ctx: Context) -> Iterable[Hit]:
+    analysis = ctx.analysis
+    for policy, rule in rules_in_effect(ctx):
+        named = [p for p in rule.ports if isinstance(p.port, str)]
+        if not named:
+            continue
+        if rule.direction == "Ingress":
+            targets = analysis.selected[policy.key]
+        elif rule.all_peers:
+            targets = frozenset(c.id for c in analysis.real_classes())
+        else:
+            if any(p.ip_block is not None for p in rule.peers):
+                continue
+            targets = frozenset().union(*(analysis.peer_classes(policy.namespace, p) for p in rule.peers))
+        if not targets:
+            continue
+        for j, port in enumerate(rule.ports):
+            if not isinstance(port.port, str):
+                continue
+            if not any(cp.name == port.port and cp.protocol == port.protocol for cid in targets for cp in analysis.classes[cid].ports):
+                whose = "selected pods" if rule.direction == "Ingress" else "destination pods"
+                yield Hit(policy.namespace, "NetworkPolicy", policy.name,
+                          f"{rule.field}.ports[{j}]: no {whose} define a {port.protocol} container port named {port.port!r}",
+                          source=policy.source, key=f"{rule.field}.ports[{j}]")
+
+
+@check(
+    "NP-HYG-005",
+    "Invalid NetworkPolicy",
+    "high",
+    rationale="""The API server rejects this policy, so it is not in force: whatever it was meant
+    to restrict stays open. In a pipeline the apply fails, or worse, is skipped.""",
+    remediation="Fix the named field; `kubectl apply --dry-run=server` shows the same error.",
+)
+def invalid_policy(ctx: Context) -> Iterable[Hit]:
+    for parsed in ctx.analysis.parsed:
+        if parsed.policy is not None or ctx.config.is_excluded(parsed.obj.namespace):
+            continue
+        yield Hit(parsed.obj.namespace, "NetworkPolicy", parsed.obj.name,
+                  "; ".join(map(str, parsed.errors)), source=parsed.obj.source)
+
+
+@check(
+    "NP-HYG-006",
+    "Rules ignored because policyTypes omits their direction",
+    "medium",
+    rationale="""When policyTypes is given, rules of a direction it does not list are ignored: an
+    `egress:` section under `policyTypes: [Ingress]` restricts nothing.""",
+    remediation="Add the direction to policyTypes, or delete the rules that are not meant to apply.",
+)
+def ignored_rules(ctx: Context) -> Iterable[Hit]:
+    for policy in ctx.audited_policies():
+        for direction in policy.ignored_rules:
+            yield Hit(policy.namespace, "NetworkPolicy", policy.name,
+                      f"spec.{direction.lower()} has rules but spec.policyTypes is {list(policy.types)}: they are ignored",
+                      source=policy.source, key=direction)

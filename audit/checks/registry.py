@@ -1,0 +1,106 @@
+"""The check registry: each check declares its metadata beside its logic with ``@check``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from audit.analysis import Analysis, PodClass
+from audit.cni import CniReport
+from audit.compliance import references
+from audit.config import Config
+from audit.inventory import Namespace, SourceRef
+from audit.policy import Policy
+from audit.severity import SEVERITIES
+
+CATEGORIES = ("cni", "coverage", "permissive", "dns", "hygiene", "config")
+_ID_RE = re.compile(r"^NP-(COV|PERM|HYG|DNS|CNI|CFG)-\d{3}$")
+_PREFIX = {"COV": "coverage", "PERM": "permissive", "HYG": "hygiene", "DNS": "dns", "CNI": "cni", "CFG": "config"}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One thing a check found; the runner turns it into a Finding with the check's metadata."""
+
+    namespace: str | None
+    kind: str
+    name: str
+    message: str
+    objects: tuple[str, ...] = ()
+    source: SourceRef | None = None
+    fix_yaml: str | None = None
+    key: str = ""
+    accepted: str | None = None  # reason from the broad-selector annotation
+
+
+@dataclass(frozen=True)
+class Context:
+    """What checks read. Checks are pure functions of it."""
+
+    analysis: Analysis
+    config: Config
+    cni: CniReport
+    today: dt.date
+
+    def audited_namespaces(self) -> list[Namespace]:
+        """Namespaces from the input that are not excluded by configuration."""
+        return [ns for ns in self.analysis.inventory.namespaces if not self.config.is_excluded(ns.name)]
+
+    def audited_policies(self) -> list[Policy]:
+        return [p for p in self.analysis.policies if not self.config.is_excluded(p.namespace)]
+
+    def governed_classes(self, namespace: str) -> list[PodClass]:
+        return [c for c in self.analysis.governed_classes(namespace) if c.pods > 0]
+
+
+CheckFn = Callable[[Context], Iterable[Hit]]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    severity: str
+    category: str
+    rationale: str
+    remediation: str
+    run: CheckFn
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return references(self.id)
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def check(id: str, title: str, severity: str, rationale: str, remediation: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a check. Metadata is validated here, so a bad declaration fails at import."""
+
+    def register(fn: CheckFn) -> CheckFn:
+        match = _ID_RE.match(id)
+        if not match:
+            raise ValueError(f"check id {id!r} must look like NP-COV-001")
+        if id in REGISTRY:
+            raise ValueError(f"check id {id} is declared twice")
+        if severity not in SEVERITIES:
+            raise ValueError(f"{id}: severity {severity!r} is not one of {SEVERITIES}")
+        category = _PREFIX[match.group(1)]
+        module = fn.__module__.rsplit(".", 1)[-1]
+        if module != category:
+            raise ValueError(f"{id} is a {category} check but lives in module {module}")
+        if not title or not rationale or not remediation:
+            raise ValueError(f"{id}: title, rationale and remediation are required")
+        REGISTRY[id] = Check(id, title, severity, category, rationale.strip(), remediation.strip(), fn)
+        return fn
+
+    return register
+
+
+def all_checks() -> list[Check]:
+    """Every registered check, by id. Importing the modules registers them."""
+    from audit.checks import cni, config, coverage, dns, hygiene, permissive  # noqa: F401
+
+    return [REGISTRY[k] for k in sorted(REGISTRY)]

@@ -1,0 +1,164 @@
+"""The compact, source-independent inventory that every source produces.
+
+Sources (manifests, a live cluster, a saved inventory) reduce what they read to these
+records; analysis reads nothing else. Records keep only the fields analysis needs so
+that a 150k-pod cluster stays small in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+Labels = tuple[tuple[str, str], ...]
+"""Labels as a sorted tuple of (key, value) pairs: hashable and ordered."""
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def freeze_labels(labels: Mapping[str, str] | None) -> Labels:
+    """Return labels in their canonical hashable form."""
+    return tuple(sorted((labels or {}).items()))
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where an object came from: a file and document (manifests) or the API."""
+
+    file: str | None = None
+    document: int | None = None
+    line: int | None = None
+
+    def describe(self) -> str:
+        if self.file is None:
+            return "cluster"
+        parts = [self.file]
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.document is not None:
+            parts.append(f"document {self.document}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPort:
+    """A container port as the API states it; ``name`` is what named policy ports resolve to."""
+
+    port: int
+    protocol: str = "TCP"
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: Labels
+    declared: bool = True
+    source: SourceRef = SourceRef()
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Pods that share an owner and a pod template, counted rather than listed.
+
+    A bare Pod is a workload of kind ``Pod`` with one pod. ``pods`` is the number of pods
+    the record stands for (replicas for a template, running pods for a live owner).
+    """
+
+    namespace: str
+    kind: str
+    name: str
+    labels: Labels
+    ports: tuple[ContainerPort, ...] = ()
+    host_network: bool = False
+    pods: int = 1
+    ips: tuple[str, ...] = ()
+    source: SourceRef = SourceRef()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}[{self.kind}]"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyObject:
+    """A NetworkPolicy as read, not yet parsed: parsing and validation are analysis."""
+
+    namespace: str
+    name: str
+    spec: Any
+    annotations: Labels = ()
+    source: SourceRef = SourceRef()
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    name: str
+    image: str
+    args: tuple[str, ...] = ()
+    env: Labels = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSet:
+    """Only what CNI detection needs."""
+
+    namespace: str
+    name: str
+    labels: Labels
+    containers: tuple[Container, ...]
+    source: SourceRef = SourceRef()
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedPolicy:
+    """A policy kind beyond NetworkPolicy v1 (AdminNetworkPolicy, Cilium, Calico), kept raw."""
+
+    kind: str
+    api_version: str
+    namespace: str | None
+    name: str
+    spec: Any
+    source: SourceRef = SourceRef()
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionIssue:
+    """A resource that could not be read, and why: the report is partial."""
+
+    resource: str
+    reason: str
+    core: bool = True
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Facts about how the inventory was collected."""
+
+    source: str  # "manifests" | "cluster" | "inventory"
+    inputs: tuple[str, ...] = ()
+    cluster: str | None = None
+    server: str | None = None
+    server_version: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    issues: tuple[CollectionIssue, ...] = ()
+    notices: tuple[str, ...] = ()
+    object_counts: Labels = ()
+    skipped_kinds: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not any(issue.core for issue in self.issues)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything a source read, in compact form."""
+
+    namespaces: tuple[Namespace, ...]
+    workloads: tuple[Workload, ...]
+    policies: tuple[PolicyObject, ...]
+    daemonsets: tuple[DaemonSet, ...] = ()
+    extended: tuple[ExtendedPolicy, ...] = ()
+    collection: Collection = field(default_factory=lambda: Collection(source="manifests"))

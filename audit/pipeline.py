@@ -1,0 +1,23 @@
+"""Inventory in, report out: the pure core in one call."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from audit.analysis import Analysis
+from audit.checks.registry import Context, all_checks
+from audit.cni import detect_cni
+from audit.config import Config
+from audit.findings import run_checks
+from audit.inventory import Inventory
+from audit.report import Report, build_report
+
+
+def run_audit(inventory: Inventory, config: Config | None = None, now: dt.datetime | None = None) -> Report:
+    """Analyse an inventory and build the report. Pure: no I/O, deterministic given ``now``."""
+    config = config or Config()
+    now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    analysis = Analysis(inventory, config.dns)
+    cni = detect_cni(inventory.daemonsets)
+    findings = run_checks(Context(analysis, config, cni, now.date()))
+    return build_report(analysis, findings, all_checks(), cni, config, now)

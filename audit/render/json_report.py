@@ -1,0 +1,35 @@
+"""The JSON result: the report model, versioned, with stable key order and bytes."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from audit.errors import InputError
+from audit.report import SCHEMA_VERSION, Report
+from audit.serde import from_jsonable, to_jsonable
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(to_jsonable(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the result, shipped inside the package."""
+    return json.loads(resources.files("audit").joinpath("schema/report.schema.json").read_text(encoding="utf-8"))
+
+
+def load_report(text: str, name: str) -> Report:
+    """Read a saved JSON result back into the report model."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{name}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    version = data.get("schemaVersion") if isinstance(data, dict) else None
+    if not isinstance(version, str) or version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise InputError(f"{name}: schemaVersion {version!r} is not supported (this version reads {SCHEMA_VERSION})")
+    try:
+        return from_jsonable(Report, data)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise InputError(f"{name}: not a netpol-audit result: {exc}") from None

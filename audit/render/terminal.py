@@ -1,0 +1,106 @@
+"""The terminal report: the verdict first, then coverage, then findings grouped by severity."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from tabulate import tabulate
+
+from audit.report import FindingRow, Report
+from audit.severity import SEVERITIES
+
+_COLOURS = {"critical": "1;31", "high": "31", "medium": "33", "low": "36", "info": "2", "bold": "1", "ok": "32"}
+
+
+class _Style:
+    def __init__(self, colour: bool):
+        self.colour = colour
+
+    def __call__(self, text: str, style: str) -> str:
+        return f"\033[{_COLOURS[style]}m{text}\033[0m" if self.colour else text
+
+
+def _pct(part: int, total: int) -> str:
+    return f"{part}/{total} ({100 * part / total:.0f}%)" if total else "0/0 (-)"
+
+
+def _object(f: FindingRow) -> str:
+    if f.kind == "Namespace" or not f.namespace:
+        return f.name
+    return f"{f.namespace}/{f.name}"
+
+
+def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, max_objects: int = 10) -> str:
+    """Plain text for a terminal; ANSI colour only when ``colour`` is set."""
+    s = _Style(colour)
+    out: list[str] = []
+    scan, summ = report.scan, report.summary
+    source = scan.cluster or scan.server or ", ".join(scan.inputs[:3]) + (" ..." if len(scan.inputs) > 3 else "")
+    out.append(s(f"netpol-audit {report.tool.version}", "bold") + f"  {scan.source}: {source}  at {report.generated_at}")
+    verdict_style = {"fail": "critical", "warn": "medium", "pass": "ok", "incomplete": "critical"}[summ.verdict]
+    out.append("Verdict: " + s(summ.verdict.upper(), verdict_style))
+    if not scan.complete:
+        out.append(s("INCOMPLETE SCAN: some resources could not be read; this is not an all-clear.", "critical"))
+        for issue in scan.issues:
+            out.append(f"  - {issue.resource}: {issue.reason}")
+    if report.cni.verdict == "not-enforced":
+        out.append(s(f"POLICIES ARE NOT ENFORCED: {report.cni.summary}", "critical"))
+    out.append("")
+    out.append(f"CNI:                 {report.cni.verdict} - {report.cni.summary}")
+    out.append(f"Default-deny:        ingress {summ.default_deny_ingress}/{summ.audited_namespaces} namespaces, "
+               f"egress {summ.default_deny_egress}/{summ.audited_namespaces} namespaces")
+    out.append(f"Pods isolated:       ingress {_pct(summ.pods_isolated_ingress, summ.pods)}, "
+               f"egress {_pct(summ.pods_isolated_egress, summ.pods)}, both {_pct(summ.pods_isolated_both, summ.pods)}")
+    if summ.host_network_pods:
+        out.append(f"hostNetwork pods:    {summ.host_network_pods} (not governed by NetworkPolicy, not counted)")
+    out.append(f"Policies:            {summ.policies} valid, {summ.invalid_policies} invalid"
+               + (f"; other kinds: {', '.join(f'{k} {v}' for k, v in summ.extended_policies.items())}" if summ.extended_policies else ""))
+    counts = ", ".join(s(f"{sev} {summ.findings[sev]}", sev) if summ.findings[sev] else f"{sev} 0" for sev in SEVERITIES)
+    out.append(f"Findings:            {counts}" + (f" ({summ.waived_findings} waived)" if summ.waived_findings else ""))
+    out.append("")
+
+    rows = [
+        [r.name, r.policies, r.pods, _pct(r.isolated_ingress, r.pods), _pct(r.isolated_egress, r.pods),
+         "yes" if r.default_deny_ingress else "NO", "yes" if r.default_deny_egress else "NO", r.findings]
+        for r in report.namespaces if not r.excluded
+    ]
+    if rows:
+        shown = rows[:max_rows]
+        out.append(tabulate(shown, headers=["Namespace", "Policies", "Pods", "Ingress isolated", "Egress isolated",
+                                            "Deny in", "Deny out", "Findings"], tablefmt="simple"))
+        if len(rows) > max_rows:
+            out.append(f"... {len(rows) - max_rows} more namespaces (see the JSON result)")
+    if summ.excluded_namespaces:
+        out.append(f"Excluded: {', '.join(summ.excluded_namespaces)}")
+    out.append("")
+
+    fails = [f for f in report.findings if f.status == "fail"]
+    if not fails:
+        out.append(s("No findings." if scan.complete else "No findings in what could be read.", "ok"))
+    for severity, group in groupby(fails, key=lambda f: f.severity):
+        out.append(s(severity.upper(), severity))
+        for check, items in groupby(group, key=lambda f: f.check):
+            items = list(items)
+            out.append(f"  {check} {items[0].title} ({len(items)})")
+            for f in items[:max_objects]:
+                loc = f"  [{f.source.file}:{f.source.line}]" if f.source and f.source.file else ""
+                out.append(f"    - {_object(f)}: {f.message}{loc}")
+            if len(items) > max_objects:
+                out.append(f"    ... {len(items) - max_objects} more (see the JSON result)")
+            out.append(f"    fix: {items[0].remediation}")
+        out.append("")
+    waived = [f for f in report.findings if f.status == "waived"]
+    if waived:
+        out.append(f"Waived ({len(waived)}):")
+        for f in waived[:max_objects]:
+            out.append(f"  - {f.check} {_object(f)}: {f.waiver}")
+        if len(waived) > max_objects:
+            out.append(f"  ... {len(waived) - max_objects} more")
+        out.append("")
+    if scan.notices:
+        out.append(f"Notices ({len(scan.notices)}):")
+        for notice in scan.notices[:max_objects]:
+            out.append(f"  - {notice}")
+        if len(scan.notices) > max_objects:
+            out.append(f"  ... {len(scan.notices) - max_objects} more")
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,121 @@
+"""Manifest source: YAML and JSON files, folders and stdin, as CI renders them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence, TextIO
+
+import yaml
+
+from audit.errors import InputError
+from audit.inventory import Collection, Inventory, SourceRef
+from audit.sources.objects import InventoryBuilder
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def expand_paths(paths: Sequence[str]) -> list[str]:
+    """Files in the order given; folders recursively, sorted; ``-`` is stdin."""
+    files: list[str] = []
+    for raw in paths:
+        if raw == "-":
+            files.append("-")
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES)
+            if not found:
+                raise InputError(f"{raw}: no .yaml, .yml or .json files in this folder")
+            files.extend(str(p) for p in found)
+        elif path.is_file():
+            files.append(str(path))
+        else:
+            raise InputError(f"{raw}: no such file or folder")
+    return files
+
+
+def _yaml_documents(text: str, name: str) -> Iterator[tuple[int, int, Any, list[int]]]:
+    """Yield (document number, line, object, line of each List item) from a YAML stream."""
+    loader = _Loader(text)
+    number = 0
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            number += 1
+            if node is None:
+                continue
+            data = loader.construct_document(node)
+            yield number, node.start_mark.line + 1, data, _item_lines(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{name}: document {number + 1}{where}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _item_lines(node: yaml.Node) -> list[int]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == "items" and isinstance(value, yaml.SequenceNode):
+                return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def _json_documents(text: str, name: str) -> Iterator[tuple[int, int, Any, list[int]]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{name}: document 1 (line {exc.lineno}, column {exc.colno}): invalid JSON: {exc.msg}") from None
+    yield 1, 1, data, []
+
+
+def _read(name: str, stdin: TextIO | None) -> str:
+    if name == "-":
+        return (stdin or sys.stdin).read()
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror}") from None
+
+
+def load_manifests(paths: Sequence[str], stdin: TextIO | None = None) -> Inventory:
+    """Read manifests into an Inventory; malformed input raises InputError naming file and document."""
+    builder = InventoryBuilder()
+    files = expand_paths(paths)
+    for name in files:
+        display = "<stdin>" if name == "-" else name
+        text = _read(name, stdin)
+        is_json = name.endswith(".json") or (name == "-" and text.lstrip().startswith("{"))
+        docs = _json_documents(text, display) if is_json else _yaml_documents(text, display)
+        for number, line, data, item_lines in docs:
+            if data is None:
+                continue
+            where = f"{display}: document {number} (line {line})"
+            items = _list_items(data, where)
+            if items is None:
+                builder.add(data, SourceRef(display, number, line), where)
+                continue
+            for i, item in enumerate(items):
+                item_line = item_lines[i] if i < len(item_lines) else line
+                builder.add(item, SourceRef(display, number, item_line), f"{where} items[{i}] (line {item_line})")
+    return builder.build(Collection(source="manifests", inputs=tuple("<stdin>" if f == "-" else f for f in files)))
+
+
+def _list_items(data: Any, where: str) -> list[Any] | None:
+    """The items of a ``List``/``*List`` wrapper as kubectl writes it, or None for one object."""
+    if not isinstance(data, Mapping):
+        return None
+    kind = data.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and "items" in data:
+        items = data.get("items") or []
+        if not isinstance(items, list):
+            raise InputError(f"{where}: items: must be a list")
+        return items
+    return None

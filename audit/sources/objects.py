@@ -1,0 +1,297 @@
+"""Reduce Kubernetes objects (as plain dicts) to inventory records.
+
+Shared by every source, so that a live cluster, a ``kubectl get -o yaml`` dump and a folder
+of templates give the same inventory for the same objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from audit.errors import InputError
+from audit.inventory import (
+    NAMESPACE_NAME_LABEL,
+    Collection,
+    Container,
+    ContainerPort,
+    DaemonSet,
+    ExtendedPolicy,
+    Inventory,
+    Labels,
+    Namespace,
+    PolicyObject,
+    SourceRef,
+    Workload,
+    freeze_labels,
+)
+
+DEFAULT_NAMESPACE = "default"
+
+# kind -> path to the pod template in its spec, and the field that counts pods.
+TEMPLATE_KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "Deployment": (("spec", "template"), "replicas"),
+    "StatefulSet": (("spec", "template"), "replicas"),
+    "ReplicaSet": (("spec", "template"), "replicas"),
+    "ReplicationController": (("spec", "template"), "replicas"),
+    "DaemonSet": (("spec", "template"), None),
+    "Job": (("spec", "template"), "parallelism"),
+    "CronJob": (("spec", "jobTemplate", "spec", "template"), None),
+}
+
+EXTENDED_KINDS = {
+    ("policy.networking.k8s.io", "AdminNetworkPolicy"),
+    ("policy.networking.k8s.io", "BaselineAdminNetworkPolicy"),
+    ("cilium.io", "CiliumNetworkPolicy"),
+    ("cilium.io", "CiliumClusterwideNetworkPolicy"),
+    ("projectcalico.org", "NetworkPolicy"),
+    ("crd.projectcalico.org", "NetworkPolicy"),
+    ("projectcalico.org", "GlobalNetworkPolicy"),
+    ("crd.projectcalico.org", "GlobalNetworkPolicy"),
+}
+
+CLUSTER_SCOPED_EXTENDED = {"AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "CiliumClusterwideNetworkPolicy", "GlobalNetworkPolicy"}
+
+_HASH_SUFFIX = re.compile(r"^(?P<base>.+)-(?P<hash>[a-z0-9]{5,10})$")
+
+
+class ObjectError(InputError):
+    """A malformed object; the message names the object and the field."""
+
+
+def _fail(where: str, field: str, problem: str) -> ObjectError:
+    return ObjectError(f"{where}: {field}: {problem}")
+
+
+def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(where, field, f"must be an object, got {type(value).__name__}")
+    return value
+
+
+def _labels(value: Any, where: str, field: str) -> Labels:
+    labels = _mapping(value, where, field)
+    for key, val in labels.items():
+        if not isinstance(key, str):
+            raise _fail(where, f"{field}", f"label key {key!r} must be a string")
+        if not isinstance(val, str):
+            raise _fail(where, f"{field}.{key}", f"label value {val!r} must be a string (quote it in YAML)")
+    return freeze_labels(labels)
+
+
+def _int(value: Any, where: str, field: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(where, field, f"must be an integer, got {value!r}")
+    return value
+
+
+def api_group(api_version: str | None) -> str:
+    if not api_version or "/" not in api_version:
+        return ""
+    return api_version.split("/", 1)[0]
+
+
+def _dig(obj: Mapping[str, Any], path: tuple[str, ...], where: str) -> Any:
+    cur: Any = obj
+    walked: list[str] = []
+    for key in path:
+        walked.append(key)
+        cur = _mapping(cur, where, ".".join(walked[:-1]) or "object").get(key)
+        if cur is None:
+            return None
+    return cur
+
+
+def pod_spec_facts(spec: Any, where: str, field: str) -> tuple[tuple[ContainerPort, ...], bool, tuple[Container, ...]]:
+    """Named container ports, hostNetwork and containers of a pod spec."""
+    spec = _mapping(spec, where, field)
+    ports: list[ContainerPort] = []
+    containers: list[Container] = []
+    for group in ("initContainers", "containers"):
+        raw_list = spec.get(group) or []
+        if not isinstance(raw_list, list):
+            raise _fail(where, f"{field}.{group}", "must be a list")
+        for i, c in enumerate(raw_list):
+            cpath = f"{field}.{group}[{i}]"
+            c = _mapping(c, where, cpath)
+            for j, p in enumerate(c.get("ports") or []):
+                ppath = f"{cpath}.ports[{j}]"
+                p = _mapping(p, where, ppath)
+                number = _int(p.get("containerPort"), where, f"{ppath}.containerPort", 0)
+                if not number:
+                    raise _fail(where, f"{ppath}.containerPort", "required")
+                proto = p.get("protocol") or "TCP"
+                name = p.get("name")
+                if name is not None and not isinstance(name, str):
+                    raise _fail(where, f"{ppath}.name", "must be a string")
+                ports.append(ContainerPort(number, str(proto), name))
+            args = tuple(str(a) for a in (c.get("command") or []) + (c.get("args") or []))
+            env = freeze_labels(
+                {str(e.get("name")): str(e.get("value", "")) for e in (c.get("env") or []) if isinstance(e, Mapping) and e.get("name")}
+            )
+            containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), args, env))
+    host_network = bool(spec.get("hostNetwork", False))
+    return tuple(sorted(set(ports), key=lambda p: (p.port, p.protocol, p.name or ""))), host_network, tuple(containers)
+
+
+@dataclass
+class InventoryBuilder:
+    """Accumulates objects from any source and produces one Inventory.
+
+    Real pods are grouped under their controlling owner; a template (Deployment, ...) is
+    kept only when no pod of it was seen, so a dump with both does not count twice.
+    """
+
+    notices: list[str] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    _namespaces: dict[str, Namespace] = field(default_factory=dict)
+    _pod_groups: dict[tuple, list] = field(default_factory=dict)
+    _templates: dict[tuple[str, str, str], Workload] = field(default_factory=dict)
+    _owned_by: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    _policies: dict[tuple[str, str], PolicyObject] = field(default_factory=dict)
+    _daemonsets: dict[tuple[str, str], DaemonSet] = field(default_factory=dict)
+    _extended: dict[tuple[str, str, str], ExtendedPolicy] = field(default_factory=dict)
+    _referenced: set[str] = field(default_factory=set)
+
+    def add(self, obj: Any, source: SourceRef, where: str) -> None:
+        """Add one object (a dict as the API serves it); ``where`` prefixes error messages."""
+        if not isinstance(obj, Mapping):
+            raise ObjectError(f"{where}: expected a Kubernetes object (a mapping), got {type(obj).__name__}")
+        kind = obj.get("kind")
+        if not kind or not isinstance(kind, str):
+            raise _fail(where, "kind", "required")
+        meta = _mapping(obj.get("metadata"), where, "metadata")
+        name = meta.get("name")
+        if not name or not isinstance(name, str):
+            raise _fail(where, "metadata.name", "required (a non-empty string)")
+        where = f"{where} {kind} {name!s}"
+        self.counts[kind] += 1
+        group = api_group(obj.get("apiVersion"))
+        ns = meta.get("namespace") or DEFAULT_NAMESPACE
+        if not isinstance(ns, str):
+            raise _fail(where, "metadata.namespace", "must be a string")
+
+        if (group, kind) in EXTENDED_KINDS:
+            scope = None if kind in CLUSTER_SCOPED_EXTENDED else ns
+            if scope:
+                self._referenced.add(scope)
+            self._extended[(kind, scope or "", name)] = ExtendedPolicy(
+                kind, str(obj.get("apiVersion")), scope, name, obj.get("spec"), source
+            )
+            return
+        if kind == "Namespace":
+            labels = dict(_labels(meta.get("labels"), where, "metadata.labels"))
+            labels.setdefault(NAMESPACE_NAME_LABEL, name)
+            self._namespaces[name] = Namespace(name, freeze_labels(labels), True, source)
+            return
+        if kind == "NetworkPolicy" and group in ("", "networking.k8s.io", "extensions"):
+            self._referenced.add(ns)
+            key = (ns, name)
+            if key in self._policies:
+                self.notices.append(f"NetworkPolicy {ns}/{name} appears twice; the later one ({source.describe()}) is used")
+            annotations = freeze_labels({str(k): str(v) for k, v in _mapping(meta.get("annotations"), where, "metadata.annotations").items()})
+            self._policies[key] = PolicyObject(ns, name, obj.get("spec"), annotations, source)
+            return
+        if kind == "Pod":
+            self._add_pod(obj, meta, ns, name, source, where)
+            return
+        if kind in TEMPLATE_KINDS:
+            self._add_template(obj, meta, kind, ns, name, source, where)
+            return
+        self.counts[kind] -= 1
+        if not self.counts[kind]:
+            del self.counts[kind]
+        self.skipped[kind] += 1
+
+    def _owner(self, meta: Mapping[str, Any], labels: Labels, where: str) -> tuple[str, str] | None:
+        refs = meta.get("ownerReferences") or []
+        if not isinstance(refs, list):
+            raise _fail(where, "metadata.ownerReferences", "must be a list")
+        for ref in refs:
+            if isinstance(ref, Mapping) and ref.get("controller") and ref.get("kind") and ref.get("name"):
+                kind, name = str(ref["kind"]), str(ref["name"])
+                # A ReplicaSet named <deployment>-<pod-template-hash> belongs to a Deployment.
+                template_hash = dict(labels).get("pod-template-hash")
+                if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+                    return "Deployment", name[: -len(template_hash) - 1]
+                return kind, name
+        return None
+
+    def _add_pod(self, obj: Mapping[str, Any], meta: Mapping[str, Any], ns: str, name: str, source: SourceRef, where: str) -> None:
+        status = _mapping(obj.get("status"), where, "status")
+        if status.get("phase") in ("Succeeded", "Failed"):
+            self.notices.append(f"Pod {ns}/{name} has finished ({status['phase']}) and is left out")
+            return
+        self._referenced.add(ns)
+        labels = _labels(meta.get("labels"), where, "metadata.labels")
+        ports, host_network, _ = pod_spec_facts(obj.get("spec"), where, "spec")
+        owner = self._owner(meta, labels, where) or ("Pod", name)
+        ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, Mapping) and p.get("ip")]
+        if not ips and status.get("podIP"):
+            ips = [status["podIP"]]
+        # Pods of one owner that differ in labels or ports are kept apart; their IPs pool.
+        key = (ns, owner[0], owner[1], tuple(kv for kv in labels if kv[0] != "pod-template-hash"), ports, host_network)
+        group = self._pod_groups.setdefault(key, [0, [], source])
+        group[0] += 1
+        group[1].extend(str(ip) for ip in ips)
+
+    def _add_template(self, obj: Mapping[str, Any], meta: Mapping[str, Any], kind: str, ns: str, name: str, source: SourceRef, where: str) -> None:
+        path, count_field = TEMPLATE_KINDS[kind]
+        self._referenced.add(ns)
+        template = _mapping(_dig(obj, path, where), where, ".".join(path))
+        tmeta = _mapping(template.get("metadata"), where, ".".join(path) + ".metadata")
+        labels = _labels(tmeta.get("labels"), where, ".".join(path) + ".metadata.labels")
+        ports, host_network, containers = pod_spec_facts(template.get("spec"), where, ".".join(path) + ".spec")
+        spec = _mapping(obj.get("spec"), where, "spec")
+        pods = _int(spec.get(count_field), where, f"spec.{count_field}", 1) if count_field else 1
+        if kind == "DaemonSet":
+            self._daemonsets[(ns, name)] = DaemonSet(ns, name, _labels(meta.get("labels"), where, "metadata.labels"), containers, source)
+        owner = self._owner(meta, labels, where)
+        if owner:
+            # A ReplicaSet of a Deployment, a Job of a CronJob: the owner stands for it.
+            self._owned_by[(ns, kind, name)] = owner
+            kind, name = owner
+            if (ns, kind, name) in self._templates:
+                return
+        self._templates[(ns, kind, name)] = Workload(ns, kind, name, labels, ports, host_network, pods, (), source)
+
+    def build(self, collection: Collection) -> Inventory:
+        workloads: list[Workload] = []
+        live_owners: set[tuple[str, str, str]] = set()
+        for (ns, kind, name, labels, ports, host_network), (count, ips, source) in self._pod_groups.items():
+            live_owners.add((ns, kind, name))
+            workloads.append(Workload(ns, kind, name, labels, ports, host_network, count, tuple(sorted(set(ips))), source))
+        for key, template in self._templates.items():
+            if key not in live_owners:
+                workloads.append(template)
+        namespaces = dict(self._namespaces)
+        for ns in sorted(self._referenced - set(namespaces)):
+            namespaces[ns] = Namespace(ns, ((NAMESPACE_NAME_LABEL, ns),), declared=False)
+            self.notices.append(
+                f"namespace {ns!r} is used but not declared; assumed to exist with only the label {NAMESPACE_NAME_LABEL}={ns}"
+            )
+        workloads.sort(key=lambda w: (w.namespace, w.kind, w.name, w.labels))
+        collection_with_counts = Collection(
+            **{
+                **collection.__dict__,
+                "notices": tuple(collection.notices) + tuple(self.notices),
+                "object_counts": tuple(sorted(self.counts.items())),
+                "skipped_kinds": tuple(sorted(self.skipped.items())),
+            }
+        )
+        return Inventory(
+            namespaces=tuple(namespaces[n] for n in sorted(namespaces)),
+            workloads=tuple(workloads),
+            policies=tuple(self._policies[k] for k in sorted(self._policies)),
+            daemonsets=tuple(self._daemonsets[k] for k in sorted(self._daemonsets)),
+            extended=tuple(self._extended[k] for k in sorted(self._extended)),
+            collection=collection_with_counts,
+        )
+
