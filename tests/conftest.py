@@ -1,0 +1,43 @@
+"""Shared helpers: audit YAML given inline, as a user would write it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from audit.analysis import Analysis
+from audit.config import Config, parse_config
+from audit.inventory import Inventory
+from audit.pipeline import run_audit
+from audit.report import Report
+from audit.sources.manifests import load_manifests
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def inventory(text: str) -> Inventory:
+    return load_manifests(["-"], io.StringIO(textwrap.dedent(text)))
+
+
+def analyse(text: str) -> Analysis:
+    return Analysis(inventory(text))
+
+
+def audit(text: str, config: dict | Config | None = None) -> Report:
+    cfg = parse_config(config) if isinstance(config, dict) else config
+    return run_audit(inventory(text), cfg, NOW)
+
+
+def findings(report: Report, check: str, status: str = "fail") -> list:
+    return [f for f in report.findings if f.check == check and f.status == status]
+
+
+@pytest.fixture
+def examples() -> Path:
+    return EXAMPLES

@@ -1,0 +1,185 @@
+"""Every check fires on its positive case and stays silent on its negative case."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.checks.registry import all_checks
+from tests.conftest import audit, findings
+from tests.test_semantics import API, CLUSTER, DENY_IN, DENY_OUT, policies, sel
+
+DNS_ALLOW = {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+    "to": [{"namespaceSelector": sel(**{"kubernetes.io/metadata.name": "kube-system"}), "podSelector": sel(**{"k8s-app": "kube-dns"})}],
+    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]}
+DENY_ALL = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+FULL = [(ns, DENY_ALL) for ns in ("prod", "staging", "other")] + [(ns, DNS_ALLOW) for ns in ("prod", "staging", "other")]
+
+
+def ds(name: str, image: str, containers_extra: str = "") -> str:
+    return f"""
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: {name}, namespace: kube-system}}
+spec:
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+        - name: main
+          image: {image}{containers_extra}
+"""
+
+
+CALICO = ds("calico-node", "docker.io/calico/node:v3.29.0")
+FLANNEL = ds("kube-flannel-ds", "docker.io/flannel/flannel:v0.25.1")
+KINDNET = ds("kindnet", "docker.io/kindest/kindnetd:v20240813-c6f155d6")
+
+# check id -> (positive input, negative input, namespace or object the positive names)
+CASES: dict[str, tuple[str, str, str | None]] = {
+    "NP-COV-001": (policies(*[s for s in FULL if s[0] != "prod"]), policies(*FULL), "prod"),
+    "NP-COV-002": (policies(("prod", DENY_OUT)), policies(*FULL), "prod"),
+    "NP-COV-003": (policies(("prod", DENY_IN)), policies(*FULL), "prod"),
+    "NP-COV-004": (policies(("prod", {"podSelector": API, "policyTypes": ["Ingress"]})), policies(*FULL), "prod"),
+    "NP-COV-005": (policies(("prod", DENY_IN)), policies(*FULL), "prod"),
+    "NP-COV-006": (policies(*FULL), policies(*FULL).replace("hostNetwork: true, ", ""), "prod"),
+    "NP-PERM-001": (policies(("prod", {"podSelector": API, "ingress": [{}]})),
+                    policies(("prod", {"podSelector": API, "ingress": [{"ports": [{"port": 8080}]}]})), "prod"),
+    "NP-PERM-002": (policies(("prod", {"podSelector": {"matchLabels": {}}, "ingress": [{"from": [{"podSelector": sel(app="web")}]}]})),
+                    policies(("prod", {"podSelector": API, "ingress": [{"from": [{"podSelector": sel(app="web")}]}]}), ("prod", DNS_ALLOW)), "prod"),
+    "NP-PERM-003": (policies(("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 8080}]}]})),
+                    policies(("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": sel(env="staging")}], "ports": [{"port": 8080}]}]})), "prod"),
+    "NP-PERM-004": (policies(("prod", {"podSelector": API, "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443}]}]})),
+                    policies(("prod", {"podSelector": API, "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}], "ports": [{"port": 443}]}]})), "prod"),
+    "NP-PERM-005": (policies(("prod", {"podSelector": API, "ingress": [{"from": [{"podSelector": sel(app="web")}]}]})),
+                    policies(("prod", {"podSelector": API, "ingress": [{"from": [{"podSelector": sel(app="web")}], "ports": [{"port": 8080}]}]})), "prod"),
+    "NP-PERM-006": (policies(("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": sel(env="staging")}, {"podSelector": sel(app="web")}], "ports": [{"port": 8080}]}]})),
+                    policies(("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": sel(env="staging"), "podSelector": sel(app="web")}], "ports": [{"port": 8080}]}]})), "prod"),
+    "NP-PERM-007": (policies(("prod", {"podSelector": API, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}]}]})),
+                    policies(("prod", {"podSelector": API, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "169.254.0.0/16"]}}]}]})), "prod"),
+    "NP-PERM-008": (policies(("prod", {"podSelector": sel(app="db"), "ingress": [{"from": [{"namespaceSelector": sel(env="staging")}], "ports": [{"port": 5432}]}]})),
+                    policies(("prod", {"podSelector": sel(app="db"), "ingress": [{"from": [{"namespaceSelector": sel(env="staging"), "podSelector": sel(app="web")}], "ports": [{"port": 5432}]}]})), "prod"),
+    "NP-HYG-001": (policies(("prod", {"podSelector": sel(app="wbe"), "policyTypes": ["Ingress"]})),
+                   policies(("prod", {"podSelector": sel(app="web"), "policyTypes": ["Ingress"]})), "prod"),
+    "NP-HYG-002": (policies(("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": sel(env="prdo")}], "ports": [{"port": 8080}]}]})),
+                   policies(("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": sel(env="prod")}], "ports": [{"port": 8080}]}]})), "prod"),
+    "NP-HYG-003": (policies(("prod", {"podSelector": {"matchLabels": {"app": None}}, "policyTypes": ["Ingress"]})),
+                   policies(("prod", {"podSelector": API, "policyTypes": ["Ingress"]})), "prod"),
+    "NP-HYG-004": (policies(("prod", {"podSelector": API, "ingress": [{"ports": [{"port": "htpp"}]}]})),
+                   policies(("prod", {"podSelector": API, "ingress": [{"ports": [{"port": "http"}]}]})), "prod"),
+    "NP-HYG-005": (policies(("prod", {"podSelector": API, "ingress": [{"ports": [{"port": 8080, "endPort": 80}]}]})),
+                   policies(("prod", {"podSelector": API, "ingress": [{"ports": [{"port": 80, "endPort": 8080}]}]})), "prod"),
+    "NP-HYG-006": (policies(("prod", {"podSelector": API, "policyTypes": ["Ingress"], "egress": [{"ports": [{"port": 443}]}]})),
+                   policies(("prod", {"podSelector": API, "policyTypes": ["Ingress", "Egress"], "egress": [{"ports": [{"port": 443}]}]})), "prod"),
+    "NP-DNS-001": (policies(("prod", DENY_OUT)), policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)), "prod"),
+    "NP-DNS-002": (policies(("prod", DENY_OUT), ("prod", {**DNS_ALLOW, "egress": [{**DNS_ALLOW["egress"][0], "ports": [{"port": 53, "protocol": "UDP"}]}]})),
+                   policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)), "prod"),
+    "NP-CNI-001": (policies(*FULL) + FLANNEL, policies(*FULL) + FLANNEL + CALICO, None),
+    "NP-CNI-002": (policies(*FULL), policies(*FULL) + CALICO, None),
+    "NP-CNI-003": (policies(*FULL) + KINDNET, policies(*FULL) + CALICO + KINDNET, None),
+}
+
+CONFIG_CASES = {
+    "NP-CFG-001": ({"waivers": [{"check": "NP-COV-001", "reason": "legacy", "expires": "2025-12-31"}]},
+                   {"waivers": [{"check": "NP-COV-001", "reason": "legacy", "expires": "2026-12-31"}]}),
+}
+
+
+def test_every_check_has_a_positive_and_negative_case():
+    assert {c.id for c in all_checks()} == set(CASES) | set(CONFIG_CASES)
+
+
+@pytest.mark.parametrize("check_id", sorted(CASES))
+def test_check_positive(check_id):
+    positive, _negative, namespace = CASES[check_id]
+    hits = findings(audit(positive), check_id)
+    assert hits, f"{check_id} did not fire"
+    assert namespace is None or namespace in {f.namespace for f in hits}
+
+
+@pytest.mark.parametrize("check_id", sorted(CASES))
+def test_check_negative(check_id):
+    _positive, negative, namespace = CASES[check_id]
+    hits = findings(audit(negative), check_id)
+    assert not [f for f in hits if namespace is None or f.namespace == namespace], [f.message for f in hits]
+
+
+@pytest.mark.parametrize("check_id", sorted(CONFIG_CASES))
+def test_config_check(check_id):
+    positive, negative = CONFIG_CASES[check_id]
+    assert findings(audit(CLUSTER, positive), check_id)
+    assert not findings(audit(CLUSTER, negative), check_id)
+
+
+def test_metadata_is_complete_and_ids_stable():
+    for check in all_checks():
+        assert check.title and check.rationale and check.remediation
+        assert check.id.startswith("NP-")
+    # Ids are a public contract: renaming one breaks waivers and dashboards.
+    assert {c.id for c in all_checks()} >= {"NP-COV-001", "NP-COV-002", "NP-COV-003", "NP-PERM-001", "NP-CNI-001", "NP-DNS-001"}
+
+
+def test_flannel_with_policies_is_the_first_finding():
+    report = audit(policies(*FULL) + FLANNEL)
+    first = report.findings[0]
+    assert (first.check, first.severity) == ("NP-CNI-001", "critical")
+    assert "policies are not enforced" in first.message
+
+
+def test_dns_blocked_by_dns_pods_own_ingress_policy():
+    dns_pods = """
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: kube-system}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system}
+spec:
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec: {containers: [{name: c, image: coredns, ports: [{containerPort: 53, protocol: UDP, name: dns}, {containerPort: 53, name: dns-tcp}]}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: lock, namespace: kube-system}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+"""
+    report = audit(policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)) + dns_pods)
+    (hit,) = [f for f in findings(report, "NP-DNS-001") if f.namespace == "prod"]
+    assert "ingress of the destination" in hit.message and "kube-system/lock" in hit.message
+
+
+def test_invalid_policy_names_the_field_and_takes_no_effect():
+    report = audit(policies(("prod", {"podSelector": API, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}]})))
+    (hit,) = findings(report, "NP-HYG-005")
+    assert "spec.ingress[0].from[0]" in hit.message and "ipBlock and another peer" in hit.message
+    assert report.summary.invalid_policies == 1
+    row = next(r for r in report.namespaces if r.name == "prod")
+    assert row.isolated_ingress == 0
+
+
+def test_excluded_namespaces_produce_no_findings_and_are_listed():
+    report = audit(CLUSTER, {"excludeNamespaces": ["other", "stag*"]})
+    assert {f.namespace for f in report.findings if f.namespace} == {"prod"}
+    assert set(report.summary.excluded_namespaces) == {"other", "staging"}
+
+
+def test_broad_selector_annotation_waives_with_reason():
+    text = policies(("prod", {"podSelector": {}, "ingress": [{"from": [{"podSelector": sel(app="web")}]}]})).replace(
+        "name: p0\n", "name: p0\n  annotations:\n    netpol-audit.io/broad-selector-reason: every pod serves the web tier\n")
+    report = audit(text)
+    assert not findings(report, "NP-PERM-002")
+    (waived,) = findings(report, "NP-PERM-002", status="waived")
+    assert "every pod serves the web tier" in waived.waiver
+
+
+def test_waiver_applies_until_expiry_and_severity_override():
+    cfg = {"waivers": [{"check": "NP-COV-00*", "namespace": "staging", "reason": "migration", "expires": "2026-06-30"}],
+           "severityOverrides": {"NP-COV-001": "critical"}}
+    report = audit(CLUSTER, cfg)
+    assert not [f for f in report.findings if f.namespace == "staging" and f.status == "fail" and f.check.startswith("NP-COV-00")]
+    assert [f.severity for f in findings(report, "NP-COV-001")] == ["critical", "critical"]
+    expired = audit(CLUSTER, {"waivers": [{"check": "NP-COV-001", "namespace": "staging", "reason": "old", "expires": "2025-01-01"}]})
+    assert "staging" in {f.namespace for f in findings(expired, "NP-COV-001")}
