@@ -56,7 +56,7 @@ def allow_all_rule(ctx: Context) -> Iterable[Hit]:
 @check(
     "NP-PERM-002",
     "Empty podSelector in a policy that allows traffic",
-    "medium",
+    "high",
     rationale="""`podSelector: {}` (or an empty matchLabels left by an unset template variable)
     selects every pod in the namespace, so every allow rule of the policy opens every pod, not
     just the intended workload (the "allow all that wasn't" war story). Namespace-wide DNS

@@ -1,0 +1,181 @@
+"""The manifest source: files, folders, stdin, lists, workloads, and clear errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+
+import pytest
+
+from audit.errors import InputError
+from audit.sources.manifests import load_manifests
+from tests.conftest import inventory
+
+DEPLOY = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 3
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: nginx, ports: [{containerPort: 80, name: http}]}]}
+"""
+
+
+def test_workload_kinds_become_workloads_with_pod_counts():
+    text = DEPLOY + """
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: shop}
+spec:
+  schedule: "0 0 * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata: {labels: {app: nightly}}
+        spec: {containers: [{name: c, image: busybox}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec:
+  replicas: 2
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: c, image: postgres}]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once, namespace: shop}
+spec:
+  parallelism: 4
+  template:
+    metadata: {labels: {app: once}}
+    spec: {containers: [{name: c, image: busybox}]}
+---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: old, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {app: old}}
+    spec: {containers: [{name: c, image: busybox}]}
+"""
+    inv = inventory(text)
+    got = {(w.kind, w.name): w.pods for w in inv.workloads}
+    assert got == {("Deployment", "web"): 3, ("CronJob", "nightly"): 1, ("StatefulSet", "db"): 2,
+                   ("Job", "once"): 4, ("ReplicationController", "old"): 1}
+    web = next(w for w in inv.workloads if w.name == "web")
+    assert dict(web.labels) == {"app": "web"} and web.ports[0].name == "http"
+
+
+def test_pods_are_grouped_under_their_owner_and_replace_the_template():
+    pods = "".join(f"""
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-5d4f8-{i}
+  namespace: shop
+  labels: {{app: web, pod-template-hash: 5d4f8}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: ReplicaSet, name: web-5d4f8, controller: true, uid: x}}]
+spec: {{containers: [{{name: c, image: nginx, ports: [{{containerPort: 80, name: http}}]}}]}}
+status: {{phase: Running, podIP: 10.0.0.{i}}}
+""" for i in range(2))
+    finished = """
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: done, namespace: shop}
+spec: {containers: [{name: c, image: x}]}
+status: {phase: Succeeded}
+"""
+    inv = inventory(DEPLOY + pods + finished)
+    (web,) = inv.workloads
+    assert (web.kind, web.name, web.pods, web.ips) == ("Deployment", "web", 2, ("10.0.0.0", "10.0.0.1"))
+    assert any("done" in n for n in inv.collection.notices)
+
+
+def test_list_wrappers_and_json(tmp_path):
+    items = {"apiVersion": "v1", "kind": "PodList", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "x"}, "spec": {"containers": []}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "x"}},
+    ]}
+    (tmp_path / "dump.json").write_text(json.dumps(items))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "more.yml").write_text("apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Namespace\n    metadata: {name: x, labels: {team: t}}\n")
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    inv = load_manifests([str(tmp_path)])
+    assert [w.name for w in inv.workloads] == ["a"]
+    assert dict(inv.namespaces[0].labels) == {"team": "t", "kubernetes.io/metadata.name": "x"}
+    assert dict(inv.collection.skipped_kinds) == {"Service": 1}
+    assert len(inv.collection.inputs) == 2
+
+
+def test_stdin_and_default_namespace_and_implicit_namespaces():
+    inv = load_manifests(["-"], io.StringIO("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: []}\n"))
+    assert inv.workloads[0].namespace == "default"
+    (ns,) = inv.namespaces
+    assert (ns.name, ns.declared, dict(ns.labels)) == ("default", False, {"kubernetes.io/metadata.name": "default"})
+    assert any("not declared" in n for n in inv.collection.notices)
+
+
+def test_source_lines_are_recorded():
+    inv = inventory("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n# comment\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec: {podSelector: {}}\n")
+    assert (inv.policies[0].source.document, inv.policies[0].source.line) == (2, 6)
+
+
+def test_extended_policy_kinds_are_kept_and_calico_is_not_a_k8s_policy():
+    inv = inventory("""
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: c, namespace: a}
+spec: {selector: all()}
+---
+apiVersion: policy.networking.k8s.io/v1beta1
+kind: AdminNetworkPolicy
+metadata: {name: anp}
+spec: {priority: 10, subject: {namespaces: {}}}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: cnp, namespace: a}
+spec: {endpointSelector: {}}
+""")
+    assert not inv.policies
+    assert sorted((e.kind, e.namespace) for e in inv.extended) == [
+        ("AdminNetworkPolicy", None), ("CiliumNetworkPolicy", "a"), ("NetworkPolicy", "a")]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("kind: Pod\nmetadata: {name: a\n", "document 1 (line 3, column 1): invalid YAML"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n- just\n- a list\n", "document 2 (line 5): expected a Kubernetes object"),
+    ("apiVersion: v1\nmetadata: {name: a}\n", "document 1 (line 1): kind: required"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {namespace: x}\n", "metadata.name: required"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {version: 1.0}}\n", "Pod a: metadata.labels.version: label value 1.0 must be a string"),
+    ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec: {replicas: two, template: {}}\n", "Deployment a: spec.replicas: must be an integer"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, ports: [{containerPort: http}]}]}\n", "spec.containers[0].ports[0].containerPort: must be an integer"),
+    ("apiVersion: v1\nkind: List\nitems: {a: 1}\n", "items: must be a list"),
+])
+def test_malformed_input_names_file_document_and_field(tmp_path, text, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_manifests([str(path)])
+    assert str(err.value).startswith(str(path)) and expected in str(err.value)
+
+
+def test_missing_path_and_empty_folder(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_manifests([str(tmp_path / "nope")])
+    with pytest.raises(InputError, match="no .yaml"):
+        load_manifests([str(tmp_path)])
+
+
+def test_invalid_json_names_position(tmp_path):
+    (tmp_path / "x.json").write_text(textwrap.dedent('{"kind": "Pod",\n "metadata": }'))
+    with pytest.raises(InputError, match=r"x.json: document 1 \(line 2, column 14\): invalid JSON"):
+        load_manifests([str(tmp_path / "x.json")])

@@ -1,0 +1,137 @@
+"""Selectors and NetworkPolicy parsing: the API server's defaulting and validation."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from audit.inventory import PolicyObject
+from audit.policy import parse_policy
+from audit.selectors import Requirement, Selector, SelectorIndex, parse_selector
+
+
+def parse(spec):
+    return parse_policy(PolicyObject("ns", "p", spec))
+
+
+@pytest.mark.parametrize("raw,field,message", [
+    ({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]}, "s.matchExpressions[0].operator", "not a valid selector operator"),
+    ({"matchExpressions": [{"key": "a", "operator": "In"}]}, "s.matchExpressions[0].values", "must be specified when operator is In"),
+    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": []}]}, "s.matchExpressions[0].values", "must be specified"),
+    ({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}, "s.matchExpressions[0].values", "may not be specified"),
+    ({"matchExpressions": [{"operator": "Exists"}]}, "s.matchExpressions[0].key", "required"),
+    ({"matchLabels": {"bad key!": "x"}}, "s.matchLabels", "label key"),
+    ({"matchLabels": {"app": "-bad"}}, "s.matchLabels", "label value"),
+    ({"matchLabels": {"app": "x" * 64}}, "s.matchLabels", "63 characters"),
+    ({"matchLabels": {"app": True}}, "s.matchLabels", "must be a string"),
+    ({"matchLabels": {"app": 1}}, "s.matchLabels", "must be a string"),
+    ({"matchLabel": {"app": "x"}}, "s.matchLabel", "unknown field"),
+    ({"matchLabels": ["app"]}, "s.matchLabels", "must be a map"),
+])
+def test_invalid_selectors_are_rejected_naming_the_field(raw, field, message):
+    _sel, errors = parse_selector(raw, "s")
+    assert errors and errors[0].field == field and message in errors[0].message
+
+
+def test_valid_selector_forms():
+    for raw in (None, {}, {"matchLabels": {}}, {"matchLabels": {"example.com/app": "a.b_c-d"}}):
+        sel, errors = parse_selector(raw, "s")
+        assert not errors
+    sel, _ = parse_selector({"matchLabels": {"app": None}}, "s")
+    assert sel.empty_values == ("app",)  # null is read as "" by the API's JSON decoding
+
+
+@pytest.mark.parametrize("labels,req,expected", [
+    ({"a": "1"}, Requirement("a", "In", ("1", "2")), True),
+    ({}, Requirement("a", "In", ("1",)), False),
+    ({"a": "3"}, Requirement("a", "NotIn", ("1",)), True),
+    ({}, Requirement("a", "NotIn", ("1",)), True),
+    ({"a": "1"}, Requirement("a", "NotIn", ("1",)), False),
+    ({"a": ""}, Requirement("a", "Exists"), True),
+    ({}, Requirement("a", "Exists"), False),
+    ({}, Requirement("a", "DoesNotExist"), True),
+    ({"a": "1"}, Requirement("a", "DoesNotExist"), False),
+])
+def test_requirement_matching(labels, req, expected):
+    assert req.matches(labels) is expected
+
+
+def test_selector_index_agrees_with_brute_force():
+    rng = random.Random(7)
+    keys, values = ["app", "tier", "env", "team"], ["a", "b", "c", ""]
+    items = [{k: rng.choice(values) for k in keys if rng.random() < 0.6} for _ in range(300)]
+    index = SelectorIndex(items)
+    ops = ["In", "NotIn", "Exists", "DoesNotExist"]
+    for _ in range(400):
+        reqs = []
+        for _ in range(rng.randint(0, 3)):
+            op = rng.choice(ops)
+            vals = tuple(sorted(set(rng.sample(values, rng.randint(1, 2))))) if op in ("In", "NotIn") else ()
+            reqs.append(Requirement(rng.choice(keys), op, vals))
+        sel = Selector(tuple(reqs))
+        assert index.select(sel) == frozenset(i for i, labels in enumerate(items) if sel.matches(labels))
+
+
+@pytest.mark.parametrize("spec,types", [
+    ({"podSelector": {}}, ("Ingress",)),
+    ({"podSelector": {}, "ingress": [{}]}, ("Ingress",)),
+    ({"podSelector": {}, "egress": [{}]}, ("Ingress", "Egress")),
+    ({"podSelector": {}, "egress": []}, ("Ingress",)),
+    ({"podSelector": {}, "policyTypes": [], "egress": [{}]}, ("Ingress", "Egress")),
+    ({"podSelector": {}, "policyTypes": ["Egress"]}, ("Egress",)),
+    ({"podSelector": {}, "policyTypes": ["Egress", "Ingress"]}, ("Ingress", "Egress")),
+])
+def test_policy_types_defaulting(spec, types):
+    assert parse(spec).policy.types == types
+
+
+def test_protocol_defaults_to_tcp_and_ports_parse():
+    p = parse({"podSelector": {}, "ingress": [{"ports": [{"port": 80}, {"port": "http"}, {"protocol": "UDP"}, {"port": 1000, "endPort": 2000}]}]}).policy
+    assert [str(x) for x in p.ingress[0].ports] == ["TCP/80", "TCP/http", "UDP/*", "TCP/1000-2000"]
+
+
+@pytest.mark.parametrize("spec,field,message", [
+    ({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}]}, "spec.ingress[0].from[0].ipBlock.cidr", "not a valid CIDR"),
+    ({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.1"}}]}]}, "spec.ingress[0].from[0].ipBlock.cidr", "not a valid CIDR"),
+    ({"ingress": [{"from": [{"ipBlock": {}}]}]}, "spec.ingress[0].from[0].ipBlock.cidr", "required"),
+    ({"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["192.168.0.0/16"]}}]}]}, "spec.egress[0].to[0].ipBlock.except[0]", "strict subset"),
+    ({"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.0.0.0/8"]}}]}]}, "spec.egress[0].to[0].ipBlock.except[0]", "strict subset"),
+    ({"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["::/64"]}}]}]}, "spec.egress[0].to[0].ipBlock.except[0]", "strict subset"),
+    ({"ingress": [{"ports": [{"port": 8080, "endPort": 80}]}]}, "spec.ingress[0].ports[0].endPort", "greater than or equal"),
+    ({"ingress": [{"ports": [{"port": "http", "endPort": 90}]}]}, "spec.ingress[0].ports[0].endPort", "non-numeric"),
+    ({"ingress": [{"ports": [{"endPort": 90}]}]}, "spec.ingress[0].ports[0].endPort", "port is not specified"),
+    ({"ingress": [{"ports": [{"port": 0}]}]}, "spec.ingress[0].ports[0].port", "between 1 and 65535"),
+    ({"ingress": [{"ports": [{"port": 70000}]}]}, "spec.ingress[0].ports[0].port", "between 1 and 65535"),
+    ({"ingress": [{"ports": [{"port": "8080"}]}]}, "spec.ingress[0].ports[0].port", "at least one letter"),
+    ({"ingress": [{"ports": [{"port": "Http"}]}]}, "spec.ingress[0].ports[0].port", "lower-case"),
+    ({"ingress": [{"ports": [{"port": "a-very-long-port-name"}]}]}, "spec.ingress[0].ports[0].port", "15 characters"),
+    ({"ingress": [{"ports": [{"port": 80, "protocol": "ICMP"}]}]}, "spec.ingress[0].ports[0].protocol", "Unsupported value"),
+    ({"ingress": [{"from": [{}]}]}, "spec.ingress[0].from[0]", "must specify a peer"),
+    ({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "namespaceSelector": {}}]}]}, "spec.ingress[0].from[0]", "ipBlock and another peer"),
+    ({"policyTypes": ["Ingress", "Outgress"]}, "spec.policyTypes[1]", "Unsupported value"),
+    ({"podselector": {"matchLabels": {"app": "x"}}}, "spec.podselector", "unknown field"),
+    ({"ingress": [{"form": [{"podSelector": {}}]}]}, "spec.ingress[0].form", "unknown field"),
+    ({"podSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}, "spec.podSelector.matchExpressions[0].values", "must be specified"),
+    ({"ingress": "all"}, "spec.ingress", "must be a list"),
+])
+def test_invalid_policies_are_rejected_naming_the_field(spec, field, message):
+    parsed = parse({"podSelector": {}, **spec})
+    assert parsed.policy is None
+    assert any(e.field == field and message in e.message for e in parsed.errors), parsed.errors
+
+
+def test_cidr_with_host_bits_is_accepted_like_the_api():
+    p = parse({"podSelector": {}, "egress": [{"to": [{"ipBlock": {"cidr": "10.1.2.3/8"}}]}]}).policy
+    assert str(p.egress[0].peers[0].ip_block.cidr) == "10.0.0.0/8"
+
+
+def test_missing_pod_selector_is_read_as_empty():
+    p = parse({"policyTypes": ["Ingress"]}).policy
+    assert p.pod_selector.empty and p.pod_selector_missing
+
+
+def test_null_peer_selectors_are_absent_not_empty():
+    p = parse({"podSelector": {}, "ingress": [{"from": [{"podSelector": None, "namespaceSelector": {}}]}]}).policy
+    peer = p.ingress[0].peers[0]
+    assert peer.pods is None and peer.namespaces is not None and peer.all_cluster_pods

@@ -1,0 +1,53 @@
+"""Regenerate sample-reports/ from examples/ with a fixed time.
+
+Run `python tools/make_samples.py` from anywhere; a test fails while the committed copies
+differ from what this produces.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from audit.config import load_config  # noqa: E402
+from audit.pipeline import run_audit  # noqa: E402
+from audit.render.json_report import render_json  # noqa: E402
+from audit.render.terminal import render_terminal  # noqa: E402
+from audit.sources.manifests import load_manifests  # noqa: E402
+
+NOW = dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc)
+SAMPLES = {
+    "lab-before": None,
+    "lab-solution": None,
+    "war-story": None,
+    "flannel": None,
+    "mixed-cluster": "examples/config.yaml",
+}
+
+
+def render_samples() -> dict[str, str]:
+    """File name -> content, for every sample report."""
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # reports name their inputs relative to the repository
+    try:
+        out = {}
+        for name, config in SAMPLES.items():
+            report = run_audit(load_manifests([f"examples/{name}"]), load_config(config), NOW)
+            out[f"{name}.txt"] = render_terminal(report)
+            out[f"{name}.json"] = render_json(report)
+        return out
+    finally:
+        os.chdir(cwd)
+
+
+if __name__ == "__main__":
+    target = ROOT / "sample-reports"
+    target.mkdir(exist_ok=True)
+    for filename, content in render_samples().items():
+        (target / filename).write_text(content, encoding="utf-8")
+        print(f"wrote sample-reports/{filename}")
