@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Sequence, Union
 
 from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labels, Namespace, Workload
 from audit.policy import DIRECTIONS, Direction, IPAddress, ParsedPolicy, Peer, Policy, Rule, parse_policy
-from audit.selectors import SelectorIndex
+from audit.selectors import Selector, SelectorIndex
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,6 +162,7 @@ class Analysis:
         self._class_index = SelectorIndex([c.label_map for c in self.classes])
         self._ns_class_index: dict[str, SelectorIndex] = {}
         self._peer_memo: dict[tuple[str | None, Peer], frozenset[int]] = {}
+        self._ns_names_memo: dict[Selector, list[str]] = {}
 
         self.selected: dict[str, frozenset[int]] = {}
         self._isolating: dict[Direction, list[list[Policy]]] = {d: [[] for _ in self.classes] for d in DIRECTIONS}
@@ -225,8 +226,13 @@ class Analysis:
     # -- selection ----------------------------------------------------------------------
 
     def namespaces_matching(self, peer: Peer) -> list[str]:
+        """Names of the namespaces a peer's namespaceSelector matches, sorted."""
         assert peer.namespaces is not None
-        return [self._ns_names[i] for i in sorted(self._ns_index.select(peer.namespaces))]
+        hit = self._ns_names_memo.get(peer.namespaces)
+        if hit is None:
+            hit = [self._ns_names[i] for i in sorted(self._ns_index.select(peer.namespaces))]
+            self._ns_names_memo[peer.namespaces] = hit
+        return hit
 
     def peer_classes(self, policy_namespace: str, peer: Peer) -> frozenset[int]:
         """Pod classes a peer matches (hostNetwork pods never match a pod peer)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -57,7 +58,13 @@ class Config:
     dns: DnsTarget = DnsTarget()
 
     def is_excluded(self, namespace: str | None) -> bool:
-        return namespace is not None and any(fnmatch.fnmatchcase(namespace, pat) for pat in self.excluded_namespaces)
+        return namespace is not None and _matches_any(namespace, self.excluded_namespaces)
+
+
+@functools.lru_cache(maxsize=65536)
+def _matches_any(name: str, patterns: tuple[str, ...]) -> bool:
+    # Checks ask once per object; a cluster has few namespaces, asked about many times.
+    return any(fnmatch.fnmatchcase(name, pat) for pat in patterns)
 
 
 _KEYS = {"excludeNamespaces", "sensitivePorts", "severityOverrides", "waivers", "dns"}

@@ -136,3 +136,24 @@ def test_exclude_namespace_option():
     data = json.loads(result.output)
     assert "frontend" in data["summary"]["excludedNamespaces"]
     assert not [f for f in data["findings"] if f["namespace"] == "frontend"]
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    from audit import cli
+    from audit.render.terminal import render_terminal
+    from tests.conftest import audit
+
+    report = audit((EXAMPLES / "lab-before" / "app.yaml").read_text())
+    assert "\033[" in render_terminal(report, colour=True)
+    assert "\033[" not in render_terminal(report, colour=False)
+
+    class TTY:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(cli.sys, "stdout", TTY())
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert cli._use_colour(no_color=False)
+    assert not cli._use_colour(no_color=True)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not cli._use_colour(no_color=False)

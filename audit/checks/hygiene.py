@@ -38,8 +38,8 @@ def _peer_matches_nothing(ctx: Context, policy: Policy, peer: Peer) -> str | Non
         namespaces = [policy.namespace]
     if peer.pods is None or peer.pods.empty:
         return None
-    candidates = [cid for ns in namespaces for cid in analysis.classes_by_ns.get(ns, [])]
-    if candidates and not analysis.peer_classes(policy.namespace, peer):
+    has_pods = any(analysis.classes_by_ns.get(ns) for ns in namespaces)
+    if has_pods and not analysis.peer_classes(policy.namespace, peer):
         return f"podSelector {peer.pods} matches no pod in {', '.join(namespaces[:5])}"
     return None
 

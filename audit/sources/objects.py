@@ -236,8 +236,8 @@ class InventoryBuilder:
         ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, Mapping) and p.get("ip")]
         if not ips and status.get("podIP"):
             ips = [status["podIP"]]
-        # Pods of one owner that differ in labels or ports are kept apart; their IPs pool.
-        key = (ns, owner[0], owner[1], tuple(kv for kv in labels if kv[0] != "pod-template-hash"), ports, host_network)
+        # Pods of one owner that differ in labels or ports (a rollout in progress) are kept apart.
+        key = (ns, owner[0], owner[1], labels, ports, host_network)
         group = self._pod_groups.setdefault(key, [0, [], source])
         group[0] += 1
         group[1].extend(str(ip) for ip in ips)
