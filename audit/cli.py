@@ -8,7 +8,7 @@ import enum
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 from tabulate import tabulate
@@ -18,15 +18,18 @@ from audit.atomic import write_atomic
 from audit.checks.registry import all_checks
 from audit.config import load_config
 from audit.errors import AuditError, InputError
+from audit.inventory import Inventory
 from audit.pipeline import run_audit
 from audit.render.json_report import render_json
 from audit.render.sarif import render_sarif
 from audit.render.terminal import render_terminal
 from audit.report import Report
-from audit.severity import SEVERITIES
 from audit.sources.manifests import load_manifests
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from audit.sources.cluster import ConnectOptions
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 app = typer.Typer(
     name="netpol-audit",
@@ -94,9 +97,39 @@ def _fail(exc: AuditError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+# Options shared by every command that reads a live cluster, declared once.
+KUBECONFIG = typer.Option(None, "--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config; in a pod: its ServiceAccount).")
+CONTEXT = typer.Option(None, "--context", help="Kubeconfig context to use (default: the current one).")
+REQUEST_TIMEOUT = typer.Option(30.0, "--request-timeout", min=1.0, help="Seconds to wait for each API request.")
+PAGE_SIZE = typer.Option(500, "--page-size", min=1, max=10000, help="Objects per list page (limit/continue paging).")
+CLUSTER_NAME = typer.Option(None, "--cluster-name", help="Name to show for the cluster in reports (default: the kubeconfig cluster name).")
+
+
+def _connect_options(kubeconfig: Optional[Path], context: Optional[str], request_timeout: float, page_size: int,
+                     cluster_name: Optional[str]) -> "ConnectOptions":
+    from audit.sources.cluster import ConnectOptions
+
+    return ConnectOptions(str(kubeconfig) if kubeconfig else None, context, request_timeout, page_size, cluster_name)
+
+
+def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], opts: "ConnectOptions") -> Inventory:
+    """Manifests when paths are given, a saved inventory with --inventory, else the live cluster."""
+    if paths and inventory_file:
+        raise InputError("give manifest paths or --inventory, not both")
+    if paths:
+        return load_manifests(paths, sys.stdin)
+    if inventory_file:
+        from audit.sources.replay import load_inventory
+
+        return load_inventory(str(inventory_file))
+    from audit.sources.cluster import collect
+
+    return collect(opts)
+
+
 @app.command()
 def scan(
-    paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders (recursive); '-' reads stdin."),
+    paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders (recursive); '-' reads stdin. None: the live cluster."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (YAML)."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="What to print (or write with -o)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the --format output to this file instead of stdout."),
@@ -106,20 +139,27 @@ def scan(
     exclude_namespace: Optional[list[str]] = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable)."),
     now: Optional[str] = typer.Option(None, "--now", help="Report time (ISO 8601), for reproducible output."),
     no_color: bool = typer.Option(False, "--no-color", help="No ANSI colour (also off when NO_COLOR is set or stdout is not a terminal)."),
+    inventory_file: Optional[Path] = typer.Option(None, "--inventory", help="Analyse an inventory saved by `netpol-audit collect`."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Exit 0/1 even when a core resource could not be read (the report still says INCOMPLETE)."),
+    kubeconfig: Optional[Path] = KUBECONFIG,
+    context: Optional[str] = CONTEXT,
+    request_timeout: float = REQUEST_TIMEOUT,
+    page_size: int = PAGE_SIZE,
+    cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
-    """Audit manifests (files, folders, stdin) and report coverage and findings.
+    """Audit manifests (files, folders, stdin), a saved inventory, or the live cluster.
 
-    Exit codes: 0 done, 1 a finding at or above --fail-on, 2 usage or input error.
+    Exit codes: 0 done, 1 a finding at or above --fail-on, 2 usage or input error,
+    3 cluster unreachable or credentials rejected, 4 incomplete scan (without --allow-partial).
     """
     try:
-        if not paths:
-            raise InputError("give manifest files or folders to scan (or '-' for stdin)")
         known = {c.id for c in all_checks()}
         cfg = load_config(str(config) if config else None, known)
         if exclude_namespace:
             cfg = dataclasses.replace(cfg, excluded_namespaces=cfg.excluded_namespaces + tuple(exclude_namespace))
-        inventory = load_manifests(paths, sys.stdin)
-        report = run_audit(inventory, cfg, parse_now(now))
+        stamp = parse_now(now)
+        inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        report = run_audit(inventory, cfg, stamp)
         if json_file:
             write_atomic(json_file, render_json(report))
         if sarif_file:
@@ -134,8 +174,60 @@ def scan(
             typer.echo(text, nl=False)
     except AuditError as exc:
         raise _fail(exc) from None
+    except KeyboardInterrupt:
+        typer.echo("netpol-audit: interrupted; nothing was written", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if not report.scan.complete and not allow_partial:
+        typer.echo("netpol-audit: the scan is INCOMPLETE (see the collection issues); exit 4", err=True)
+        raise typer.Exit(EXIT_INCOMPLETE)
     if fail_on is not FailOn.none and report.failing(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command()
+def collect(
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the inventory (JSON)."),
+    kubeconfig: Optional[Path] = KUBECONFIG,
+    context: Optional[str] = CONTEXT,
+    request_timeout: float = REQUEST_TIMEOUT,
+    page_size: int = PAGE_SIZE,
+    cluster_name: Optional[str] = CLUSTER_NAME,
+) -> None:
+    """Read the live cluster into a compact inventory file, to analyse later with `scan --inventory`.
+
+    The inventory keeps only what the audit needs (labels, named ports, policies, CNI
+    DaemonSet images): no environment variables, no secrets.
+    """
+    from audit.sources.cluster import collect as collect_cluster
+    from audit.sources.replay import dump_inventory
+
+    try:
+        inventory = collect_cluster(_connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        write_atomic(output, dump_inventory(inventory))
+    except AuditError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        typer.echo("netpol-audit: interrupted; nothing was written", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    col = inventory.collection
+    counts = ", ".join(f"{k} {v}" for k, v in col.object_counts)
+    typer.echo(f"wrote {output}: {counts} ({col.api_requests} API requests)", err=True)
+    for issue in col.issues:
+        typer.echo(f"netpol-audit: could not read {issue.resource}: {issue.reason}", err=True)
+    if not col.complete:
+        raise typer.Exit(EXIT_INCOMPLETE)
+
+
+@app.command()
+def rbac(
+    name: str = typer.Option("netpol-audit", "--name", help="metadata.name of the ClusterRole."),
+) -> None:
+    """Print the ClusterRole the scanner needs: get and list on exactly what it reads, nothing else."""
+    import yaml
+
+    from audit.sources.cluster import rbac_cluster_role
+
+    typer.echo(yaml.safe_dump(rbac_cluster_role(name), sort_keys=False), nl=False)
 
 
 @app.command("checks")
@@ -162,4 +254,3 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "main", "SEVERITIES", "EXIT_OK", "EXIT_FINDINGS", "EXIT_USAGE"]

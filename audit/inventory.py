@@ -96,7 +96,6 @@ class Container:
     name: str
     image: str
     args: tuple[str, ...] = ()
-    env: Labels = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +137,16 @@ class Collection:
     source: str  # "manifests" | "cluster" | "inventory"
     inputs: tuple[str, ...] = ()
     cluster: str | None = None
+    context: str | None = None
     server: str | None = None
     server_version: str | None = None
     started: str | None = None
     finished: str | None = None
     issues: tuple[CollectionIssue, ...] = ()
     notices: tuple[str, ...] = ()
-    object_counts: Labels = ()
+    object_counts: tuple[tuple[str, int], ...] = ()
     skipped_kinds: tuple[tuple[str, int], ...] = ()
+    api_requests: int = 0
 
     @property
     def complete(self) -> bool:
@@ -161,4 +162,5 @@ class Inventory:
     policies: tuple[PolicyObject, ...]
     daemonsets: tuple[DaemonSet, ...] = ()
     extended: tuple[ExtendedPolicy, ...] = ()
+    node_hints: tuple[str, ...] = ()
     collection: Collection = field(default_factory=lambda: Collection(source="manifests"))

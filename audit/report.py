@@ -39,10 +39,12 @@ class ScanInfo:
     source: str
     inputs: tuple[str, ...]
     cluster: str | None
+    context: str | None
     server: str | None
     server_version: str | None
     started: str | None
     finished: str | None
+    api_requests: int
     complete: bool
     issues: tuple[CollectionIssueRow, ...]
     notices: tuple[str, ...]
@@ -290,8 +292,9 @@ def build_report(analysis: Analysis, findings: tuple[Finding, ...], checks: list
         tool=ToolInfo("netpol-audit", __version__),
         generated_at=now.isoformat().replace("+00:00", "Z"),
         scan=ScanInfo(
-            source=col.source, inputs=col.inputs, cluster=col.cluster, server=col.server, server_version=col.server_version,
-            started=col.started, finished=col.finished, complete=col.complete,
+            source=col.source, inputs=col.inputs, cluster=col.cluster, context=col.context, server=col.server,
+            server_version=col.server_version, started=col.started, finished=col.finished,
+            api_requests=col.api_requests, complete=col.complete,
             issues=tuple(CollectionIssueRow(i.resource, i.reason, i.core) for i in col.issues),
             notices=col.notices, object_counts=dict(col.object_counts), skipped_kinds=dict(col.skipped_kinds),
         ),

@@ -29,7 +29,7 @@ def test_every_command_has_help_and_is_documented():
     result = run("--help")
     assert result.exit_code == 0
     commands = [c.name or c.callback.__name__ for c in app.registered_commands]
-    assert set(commands) >= {"scan", "checks"}
+    assert set(commands) >= {"scan", "checks", "collect", "rbac"}
     for name in commands:
         sub = run(name, "--help")
         assert sub.exit_code == 0 and len(sub.output) > 200, name
@@ -112,9 +112,12 @@ def test_bad_config_and_bad_now_are_usage_errors(tmp_path):
     assert result.exit_code == 2 and "--now" in result.output
 
 
-def test_no_paths_is_a_usage_error():
+def test_no_paths_and_no_cluster_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
     result = run("scan")
-    assert result.exit_code == 2 and "manifest" in result.output
+    assert result.exit_code == 3 and "no kubeconfig" in result.output and "manifest paths" in result.output
 
 
 def test_checks_lists_the_catalogue():

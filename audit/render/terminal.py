@@ -35,7 +35,10 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
     s = _Style(colour)
     out: list[str] = []
     scan, summ = report.scan, report.summary
-    source = scan.cluster or scan.server or ", ".join(scan.inputs[:3]) + (" ..." if len(scan.inputs) > 3 else "")
+    if scan.source == "cluster":
+        source = " ".join(x for x in (scan.cluster or scan.context, f"({scan.server}, {scan.server_version or 'version unknown'})") if x)
+    else:
+        source = ", ".join(scan.inputs[:3]) + (" ..." if len(scan.inputs) > 3 else "")
     out.append(s(f"netpol-audit {report.tool.version}", "bold") + f"  {scan.source}: {source}  at {report.generated_at}")
     verdict_style = {"fail": "critical", "warn": "medium", "pass": "ok", "incomplete": "critical"}[summ.verdict]
     out.append("Verdict: " + s(summ.verdict.upper(), verdict_style))

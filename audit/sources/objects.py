@@ -6,7 +6,6 @@ of templates give the same inventory for the same objects.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -54,7 +53,9 @@ EXTENDED_KINDS = {
 
 CLUSTER_SCOPED_EXTENDED = {"AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "CiliumClusterwideNetworkPolicy", "GlobalNetworkPolicy"}
 
-_HASH_SUFFIX = re.compile(r"^(?P<base>.+)-(?P<hash>[a-z0-9]{5,10})$")
+# Node annotation/label prefixes that reveal the CNI when its DaemonSet cannot be read.
+NODE_CNI_HINTS = ("flannel.alpha.coreos.com", "projectcalico.org", "io.cilium", "network.cilium.io",
+                  "kube-router.io", "node.antrea.io", "k8s.ovn.org")
 
 
 class ObjectError(InputError):
@@ -131,11 +132,9 @@ def pod_spec_facts(spec: Any, where: str, field: str) -> tuple[tuple[ContainerPo
                 if name is not None and not isinstance(name, str):
                     raise _fail(where, f"{ppath}.name", "must be a string")
                 ports.append(ContainerPort(number, str(proto), name))
+            # Only what CNI detection needs: never env, which may hold secrets.
             args = tuple(str(a) for a in (c.get("command") or []) + (c.get("args") or []))
-            env = freeze_labels(
-                {str(e.get("name")): str(e.get("value", "")) for e in (c.get("env") or []) if isinstance(e, Mapping) and e.get("name")}
-            )
-            containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), args, env))
+            containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), args))
     host_network = bool(spec.get("hostNetwork", False))
     return tuple(sorted(set(ports), key=lambda p: (p.port, p.protocol, p.name or ""))), host_network, tuple(containers)
 
@@ -159,6 +158,9 @@ class InventoryBuilder:
     _daemonsets: dict[tuple[str, str], DaemonSet] = field(default_factory=dict)
     _extended: dict[tuple[str, str, str], ExtendedPolicy] = field(default_factory=dict)
     _referenced: set[str] = field(default_factory=set)
+    _seen_pods: set[tuple[str, str]] = field(default_factory=set)
+    _repeated_pods: int = 0
+    _node_hints: set[str] = field(default_factory=set)
 
     def add(self, obj: Any, source: SourceRef, where: str) -> None:
         """Add one object (a dict as the API serves it); ``where`` prefixes error messages."""
@@ -202,6 +204,10 @@ class InventoryBuilder:
         if kind == "Pod":
             self._add_pod(obj, meta, ns, name, source, where)
             return
+        if kind == "Node":
+            keys = list(_mapping(meta.get("annotations"), where, "metadata.annotations")) + list(_mapping(meta.get("labels"), where, "metadata.labels"))
+            self._node_hints.update(h for h in NODE_CNI_HINTS for k in keys if isinstance(k, str) and k.startswith(h))
+            return
         if kind in TEMPLATE_KINDS:
             self._add_template(obj, meta, kind, ns, name, source, where)
             return
@@ -225,6 +231,11 @@ class InventoryBuilder:
         return None
 
     def _add_pod(self, obj: Mapping[str, Any], meta: Mapping[str, Any], ns: str, name: str, source: SourceRef, where: str) -> None:
+        if (ns, name) in self._seen_pods:
+            # The same pod twice: a restarted list (after 410 Gone) or a repeated manifest.
+            self._repeated_pods += 1
+            return
+        self._seen_pods.add((ns, name))
         status = _mapping(obj.get("status"), where, "status")
         if status.get("phase") in ("Succeeded", "Failed"):
             self.notices.append(f"Pod {ns}/{name} has finished ({status['phase']}) and is left out")
@@ -278,6 +289,8 @@ class InventoryBuilder:
                 f"namespace {ns!r} is used but not declared; assumed to exist with only the label {NAMESPACE_NAME_LABEL}={ns}"
             )
         workloads.sort(key=lambda w: (w.namespace, w.kind, w.name, w.labels))
+        if self._repeated_pods:
+            self.notices.append(f"{self._repeated_pods} pod(s) were read twice and counted once")
         collection_with_counts = Collection(
             **{
                 **collection.__dict__,
@@ -292,6 +305,7 @@ class InventoryBuilder:
             policies=tuple(self._policies[k] for k in sorted(self._policies)),
             daemonsets=tuple(self._daemonsets[k] for k in sorted(self._daemonsets)),
             extended=tuple(self._extended[k] for k in sorted(self._extended)),
+            node_hints=tuple(sorted(self._node_hints)),
             collection=collection_with_counts,
         )
 

@@ -1,0 +1,352 @@
+"""Live cluster source: paginated raw lists through the official client, read-only.
+
+The kubernetes client's typed models cost 5-30x the raw JSON; every list here is fetched with
+the client's HTTP layer (auth, TLS, kubeconfig and in-cluster configuration included) and
+parsed from bytes, page by page, straight into the compact inventory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import urllib3
+
+from audit.errors import AuditError
+from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
+from audit.sources.objects import InventoryBuilder
+
+try:
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
+    _loads = json.loads
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+class ClusterError(AuditError):
+    """The cluster cannot be reached or refuses our credentials: nothing was scanned."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource the scanner lists. ``versions`` are tried in order (None: the preferred one)."""
+
+    name: str
+    group: str
+    versions: tuple[str | None, ...]
+    kind: str
+    core: bool
+    namespaced: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}.{self.group}" if self.group else self.name
+
+
+# What the scanner reads; `netpol-audit rbac` grants get/list on exactly these.
+RESOURCES: tuple[Resource, ...] = (
+    Resource("namespaces", "", ("v1",), "Namespace", core=True, namespaced=False),
+    Resource("pods", "", ("v1",), "Pod", core=True),
+    Resource("networkpolicies", "networking.k8s.io", ("v1",), "NetworkPolicy", core=True),
+    Resource("daemonsets", "apps", ("v1",), "DaemonSet", core=True),
+    Resource("nodes", "", ("v1",), "Node", core=False, namespaced=False),
+    Resource("adminnetworkpolicies", "policy.networking.k8s.io", (None,), "AdminNetworkPolicy", core=False, namespaced=False),
+    Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", (None,), "BaselineAdminNetworkPolicy", core=False, namespaced=False),
+    Resource("ciliumnetworkpolicies", "cilium.io", ("v2",), "CiliumNetworkPolicy", core=False),
+    Resource("ciliumclusterwidenetworkpolicies", "cilium.io", ("v2",), "CiliumClusterwideNetworkPolicy", core=False, namespaced=False),
+    # Calico's aggregated API (v3) and its CRDs (v1) hold the same objects: read one of them.
+    Resource("networkpolicies", "projectcalico.org", ("v3",), "NetworkPolicy", core=False),
+    Resource("globalnetworkpolicies", "projectcalico.org", ("v3",), "GlobalNetworkPolicy", core=False, namespaced=False),
+    Resource("networkpolicies", "crd.projectcalico.org", ("v1",), "NetworkPolicy", core=False),
+    Resource("globalnetworkpolicies", "crd.projectcalico.org", ("v1",), "GlobalNetworkPolicy", core=False, namespaced=False),
+)
+
+
+@dataclass
+class ConnectOptions:
+    kubeconfig: str | None = None
+    context: str | None = None
+    request_timeout: float = 30.0
+    page_size: int = 500
+    cluster_name: str | None = None
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 20.0
+
+
+@dataclass
+class Connection:
+    """An authenticated client, and who we are talking to."""
+
+    api: Any
+    context: str | None
+    cluster: str | None
+    server: str
+
+
+def _in_cluster() -> bool:
+    sa_dir = os.environ.get("NETPOL_AUDIT_SERVICE_ACCOUNT_DIR", SERVICE_ACCOUNT_DIR)
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and Path(sa_dir, "token").is_file()
+
+
+def connect(opts: ConnectOptions) -> Connection:
+    """Build a client from --kubeconfig/--context, KUBECONFIG, the default file, or in-cluster."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    cfg = client.Configuration()
+    context_name = cluster_name = None
+    explicit = opts.kubeconfig or opts.context or os.environ.get("KUBECONFIG")
+    try:
+        if not explicit and _in_cluster():
+            sa_dir = os.environ.get("NETPOL_AUDIT_SERVICE_ACCOUNT_DIR", SERVICE_ACCOUNT_DIR)
+            InClusterConfigLoader(str(Path(sa_dir, "token")), str(Path(sa_dir, "ca.crt"))).load_and_set(cfg)
+            context_name = "in-cluster"
+        else:
+            path = opts.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or os.path.expanduser("~/.kube/config")
+            if not Path(path).is_file():
+                raise ClusterError(f"no kubeconfig at {path} and not running in a pod: give --kubeconfig, set KUBECONFIG, or pass manifest paths")
+            contexts, current = config.list_kube_config_contexts(config_file=path)
+            chosen = next((c for c in contexts if c["name"] == opts.context), None) if opts.context else current
+            if opts.context and chosen is None:
+                names = ", ".join(c["name"] for c in contexts)
+                raise ClusterError(f"{path}: no context named {opts.context!r} (contexts: {names})")
+            if chosen:
+                context_name = chosen["name"]
+                cluster_name = chosen.get("context", {}).get("cluster")
+            config.load_kube_config(config_file=path, context=opts.context, client_configuration=cfg, persist_config=False)
+    except ConfigException as exc:
+        raise ClusterError(f"cannot load cluster configuration: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"cannot load cluster configuration: {exc}") from None
+    cfg.retries = 0  # retries are ours: bounded, with backoff, honouring Retry-After
+    api = client.ApiClient(cfg)
+    return Connection(api, context_name, opts.cluster_name or cluster_name, cfg.host)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    headers: Any
+
+
+@dataclass
+class Lister:
+    """GETs with bounded retries; counts requests. Read-only by construction: it only GETs."""
+
+    conn: Connection
+    opts: ConnectOptions
+    sleep: Callable[[float], None] = time.sleep
+    requests: int = 0
+    notices: list[str] = field(default_factory=list)
+
+    def get(self, path: str, query: list[tuple[str, Any]] | None = None) -> Response:
+        api = self.conn.api
+        last_problem = ""
+        for attempt in range(self.opts.max_attempts):
+            method, url, headers, _, _ = api.param_serialize(
+                "GET", path, query_params=query or [], header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            self.requests += 1
+            try:
+                raw = api.call_api(method, url, header_params=headers, _request_timeout=self.opts.request_timeout)
+                resp = Response(raw.status, raw.read(), raw.headers)
+            except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ReadTimeoutError) as exc:
+                last_problem = f"timed out after {self.opts.request_timeout:g}s ({type(exc).__name__})"
+            except urllib3.exceptions.HTTPError as exc:
+                reason = getattr(exc, "reason", None) or exc
+                if attempt == 0 and path == "/version":
+                    raise ClusterError(f"cannot reach the API server at {self.conn.server}: {reason}") from None
+                last_problem = f"connection failed: {reason}"
+            else:
+                if resp.status not in (429, 500, 502, 503, 504):
+                    return resp
+                last_problem = f"HTTP {resp.status}{_status_message(resp.body)}"
+                retry_after = _retry_after(resp.headers)
+                if retry_after is not None and attempt + 1 < self.opts.max_attempts:
+                    self.sleep(min(retry_after, self.opts.backoff_cap))
+                    continue
+            if attempt + 1 < self.opts.max_attempts:
+                delay = min(self.opts.backoff_cap, self.opts.backoff_base * 2 ** attempt)
+                self.sleep(delay * (0.5 + random.random() / 2))
+        raise _GiveUp(f"{last_problem}; gave up after {self.opts.max_attempts} attempts")
+
+    def list(self, path: str) -> Iterator[dict[str, Any]]:
+        """Yield every item of a collection, page by page (restarting once on 410 Gone)."""
+        token: str | None = None
+        restarted = False
+        while True:
+            query: list[tuple[str, Any]] = [("limit", self.opts.page_size)]
+            if token:
+                query.append(("continue", token))
+            resp = self.get(path, query)
+            if resp.status == 410 and token and not restarted:
+                restarted = True
+                token = None
+                self.notices.append(f"{path}: the continue token expired (410 Gone); the list was restarted from the beginning")
+                continue
+            if resp.status != 200:
+                raise _HttpError(resp.status, _status_message(resp.body))
+            page = _loads(resp.body)
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+
+class _GiveUp(Exception):
+    pass
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}{message}")
+        self.status = status
+
+
+def _status_message(body: bytes) -> str:
+    try:
+        message = _loads(body).get("message")
+    except Exception:  # noqa: BLE001 - any unparsable body just has no message
+        return ""
+    return f": {message}" if message else ""
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _served_versions(lister: Lister) -> dict[str, tuple[list[str], str | None]] | None:
+    """group -> (served versions, preferred version), from /apis; None when discovery failed."""
+    try:
+        resp = lister.get("/apis")
+    except _GiveUp:
+        return None
+    if resp.status != 200:
+        return None
+    groups = {}
+    for g in _loads(resp.body).get("groups") or []:
+        versions = [v.get("version") for v in g.get("versions") or []]
+        groups[g.get("name")] = (versions, (g.get("preferredVersion") or {}).get("version"))
+    return groups
+
+
+def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callable[[float], None] = time.sleep) -> Inventory:
+    """List everything the audit needs from the cluster into a compact Inventory."""
+    conn = conn or connect(opts)
+    lister = Lister(conn, opts, sleep=sleep)
+    started = _now()
+    version_resp = lister.get("/version")
+    if version_resp.status == 401:
+        raise ClusterError(f"the API server at {conn.server} rejected the credentials (401 Unauthorized): the token is invalid or expired")
+    server_version = _loads(version_resp.body).get("gitVersion") if version_resp.status == 200 else None
+    served = _served_versions(lister)
+
+    builder = InventoryBuilder()
+    issues: list[CollectionIssue] = []
+    calico_v3 = False
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # page parsing allocates millions of small acyclic objects; collection is wasted work
+    try:
+        for res in RESOURCES:
+            if res.group == "crd.projectcalico.org" and calico_v3:
+                continue
+            version = _pick_version(res, served)
+            if version is None:
+                if res.group and served is not None:
+                    lister.notices.append(f"{res.label}: not installed")
+                elif res.group:
+                    issues.append(CollectionIssue(res.label, "API discovery failed: whether it exists is unknown", core=res.core))
+                continue
+            prefix = f"/api/{version}" if not res.group else f"/apis/{res.group}/{version}"
+            path = f"{prefix}/{res.name}"
+            count = 0
+            try:
+                for item in lister.list(path):
+                    item.setdefault("kind", res.kind)
+                    item.setdefault("apiVersion", f"{res.group}/{version}" if res.group else version)
+                    builder.add(item, SourceRef(), f"{res.label}")
+                    count += 1
+                if res.group == "projectcalico.org":
+                    calico_v3 = True
+            except _HttpError as exc:
+                if exc.status == 401:
+                    raise ClusterError(f"the API server at {conn.server} rejected the credentials (401 Unauthorized)") from None
+                if exc.status == 404 and not res.core:
+                    lister.notices.append(f"{res.label}: not installed")
+                    continue
+                reason = "forbidden (403): the scanner's role does not allow list" if exc.status == 403 else str(exc)
+                issues.append(CollectionIssue(res.label, f"{reason}{'' if exc.status != 403 else _detail(str(exc))}", core=res.core))
+            except _GiveUp as exc:
+                issues.append(CollectionIssue(res.label, str(exc), core=res.core))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    collection = Collection(
+        source="cluster", inputs=(conn.server,), cluster=conn.cluster, context=conn.context, server=conn.server,
+        server_version=server_version, started=started, finished=_now(), issues=tuple(issues),
+        notices=tuple(lister.notices), api_requests=lister.requests,
+    )
+    return builder.build(collection)
+
+
+def _detail(message: str) -> str:
+    _, _, detail = message.partition(": ")
+    return f" ({detail})" if detail else ""
+
+
+def _pick_version(res: Resource, served: dict[str, tuple[list[str], str | None]] | None) -> str | None:
+    if not res.group:
+        return res.versions[0]
+    if served is None:
+        return None if not res.core else res.versions[0]
+    if res.group not in served:
+        return None
+    versions, preferred = served[res.group]
+    for wanted in res.versions:
+        if wanted is None:
+            return preferred or (versions[0] if versions else None)
+        if wanted in versions:
+            return wanted
+    return None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def rbac_cluster_role(name: str = "netpol-audit") -> dict[str, Any]:
+    """The ClusterRole the scanner needs: get and list on exactly the resources it reads."""
+    by_group: dict[str, list[str]] = {}
+    for res in RESOURCES:
+        names = by_group.setdefault(res.group, [])
+        if res.name not in names:
+            names.append(res.name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "netpol-audit"}},
+        "rules": [
+            {"apiGroups": [group], "resources": sorted(names), "verbs": ["get", "list"]}
+            for group, names in sorted(by_group.items())
+        ],
+    }

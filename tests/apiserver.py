@@ -1,0 +1,213 @@
+"""A small Kubernetes API-server double for tests: list JSON, paging, discovery and faults.
+
+It serves GET only, like the scanner needs, and records every request so tests can compare
+what was asked with the RBAC the tool prints.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+# (group, version, resource, kind, namespaced)
+COLLECTIONS = {
+    ("", "v1", "namespaces"): ("Namespace", False),
+    ("", "v1", "pods"): ("Pod", True),
+    ("", "v1", "nodes"): ("Node", False),
+    ("networking.k8s.io", "v1", "networkpolicies"): ("NetworkPolicy", True),
+    ("apps", "v1", "daemonsets"): ("DaemonSet", True),
+    ("policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies"): ("AdminNetworkPolicy", False),
+    ("policy.networking.k8s.io", "v1alpha1", "baselineadminnetworkpolicies"): ("BaselineAdminNetworkPolicy", False),
+    ("cilium.io", "v2", "ciliumnetworkpolicies"): ("CiliumNetworkPolicy", True),
+    ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies"): ("CiliumClusterwideNetworkPolicy", False),
+    ("crd.projectcalico.org", "v1", "networkpolicies"): ("NetworkPolicy", True),
+    ("crd.projectcalico.org", "v1", "globalnetworkpolicies"): ("GlobalNetworkPolicy", False),
+    ("projectcalico.org", "v3", "networkpolicies"): ("NetworkPolicy", True),
+    ("projectcalico.org", "v3", "globalnetworkpolicies"): ("GlobalNetworkPolicy", False),
+}
+
+
+def collection_path(group: str, version: str, resource: str) -> str:
+    return f"/api/{version}/{resource}" if not group else f"/apis/{group}/{version}/{resource}"
+
+
+@dataclass
+class Faults:
+    forbidden: set[str] = field(default_factory=set)  # collection paths answering 403
+    gone_after_first_page: set[str] = field(default_factory=set)  # 410 on the first continue, once
+    fail_once: dict[str, int] = field(default_factory=dict)  # path -> status returned once (500, 429)
+    slow: dict[str, float] = field(default_factory=dict)  # path -> seconds to wait before answering
+    unauthorized: bool = False
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    authorization: str | None
+
+
+class ApiDouble:
+    """Serve ``objects`` (API-style dicts) grouped into the collections above."""
+
+    def __init__(self, objects: list[dict[str, Any]], groups: set[str] | None = None, faults: Faults | None = None,
+                 token: str | None = None, tls: tuple[str, str] | None = None, version: str = "v1.31.2",
+                 page_size_cap: int | None = None):
+        self.faults = faults or Faults()
+        self.token = token
+        self.version = version
+        self.page_size_cap = page_size_cap
+        self.requests: list[Recorded] = []
+        self.raw_pages: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._generation = 1
+        self.groups = groups if groups is not None else {"networking.k8s.io", "apps"}
+        self.items: dict[str, list[dict]] = {}
+        for key, (kind, _ns) in COLLECTIONS.items():
+            group, version_, resource = key
+            if group and group not in self.groups:
+                continue
+            self.items[collection_path(group, version_, resource)] = [
+                o for o in objects if o.get("kind") == kind and _group_of(o) == group
+            ]
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        scheme = "http"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        host, port = self._server.server_address[:2]
+        self.url = f"{scheme}://{host}:{port}"
+        self.port = port
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> ApiDouble:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def collection_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path in self.items or r.path in self.faults.forbidden]
+
+    def _handler(self):
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _status(self, code: int, reason: str, message: str, headers: dict[str, str] | None = None) -> None:
+                self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                  "message": message, "reason": reason, "code": code}, headers)
+
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                parts = urlsplit(self.path)
+                path, query = parts.path, parse_qs(parts.query)
+                with double._lock:
+                    double.requests.append(Recorded("GET", path, query, self.headers.get("Authorization")))
+                auth = (self.headers.get("Authorization") or "").split(" ", 1)
+                # The auth scheme is case-insensitive (the in-cluster loader sends "bearer").
+                if double.faults.unauthorized or (double.token and (auth[0].lower() != "bearer" or auth[-1] != double.token)):
+                    return self._status(401, "Unauthorized", "Unauthorized")
+                if path in double.faults.slow:
+                    time.sleep(double.faults.slow[path])
+                with double._lock:
+                    status = double.faults.fail_once.pop(path, None)
+                if status == 429:
+                    return self._status(429, "TooManyRequests", "slow down", {"Retry-After": "0"})
+                if status is not None:
+                    return self._status(status, "InternalError", "etcd leader changed")
+                if path == "/version":
+                    return self._send(200, {"major": "1", "minor": "31", "gitVersion": double.version})
+                if path == "/apis":
+                    return self._send(200, double._discovery())
+                if path in double.faults.forbidden:
+                    resource = path.rsplit("/", 1)[-1]
+                    return self._status(403, "Forbidden",
+                                        f'{resource} is forbidden: User "system:serviceaccount:audit:netpol-audit" cannot list resource "{resource}" at the cluster scope')
+                if path not in double.items:
+                    return self._status(404, "NotFound", "the server could not find the requested resource")
+                return self._list(path, query)
+
+            def _list(self, path: str, query: dict[str, list[str]]) -> None:
+                items = double.items[path]
+                limit = int(query.get("limit", ["0"])[0]) or len(items) or 1
+                if double.page_size_cap:
+                    limit = min(limit, double.page_size_cap)
+                start = 0
+                if "continue" in query:
+                    generation, offset = base64.b64decode(query["continue"][0]).decode().split(":")
+                    if path in double.faults.gone_after_first_page:
+                        double.faults.gone_after_first_page.discard(path)
+                        return self._status(410, "Expired", "The provided continue parameter is too old to display a consistent list result.")
+                    start = int(offset)
+                page = items[start:start + limit]
+                meta: dict[str, Any] = {"resourceVersion": "12345"}
+                if start + limit < len(items):
+                    meta["continue"] = base64.b64encode(f"{double._generation}:{start + limit}".encode()).decode()
+                kind = COLLECTIONS_BY_PATH[path]
+                body = json.dumps({"kind": f"{kind}List", "apiVersion": "v1", "metadata": meta, "items": page}).encode()
+                self._send(200, body)
+
+        return Handler
+
+    def _discovery(self) -> dict[str, Any]:
+        versions: dict[str, list[str]] = {}
+        for group, version, _resource in COLLECTIONS:
+            if group and group in self.groups:
+                versions.setdefault(group, [])
+                if version not in versions[group]:
+                    versions[group].append(version)
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+             "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}}
+            for g, vs in sorted(versions.items())
+        ]}
+
+
+COLLECTIONS_BY_PATH = {collection_path(g, v, r): kind for (g, v, r), (kind, _ns) in COLLECTIONS.items()}
+
+
+def _group_of(obj: dict[str, Any]) -> str:
+    api_version = obj.get("apiVersion", "v1")
+    return api_version.split("/", 1)[0] if "/" in api_version else ""
+
+
+def kubeconfig(url: str, token: str = "test-token", context: str = "test", ca_file: str | None = None) -> str:
+    """A kubeconfig pointing at the double."""
+    cluster: dict[str, Any] = {"server": url}
+    if ca_file:
+        cluster["certificate-authority"] = ca_file
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": f"{context}-cluster", "cluster": cluster}],
+        "users": [{"name": f"{context}-user", "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": f"{context}-cluster", "user": f"{context}-user"}},
+                     {"name": "other", "context": {"cluster": f"{context}-cluster", "user": f"{context}-user"}}],
+    })

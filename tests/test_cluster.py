@@ -1,0 +1,296 @@
+"""The live source against an API-server double, with the real kubernetes client."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from audit.cli import app
+from audit.sources.cluster import RESOURCES, ConnectOptions, collect, rbac_cluster_role
+from audit.sources.objects import TEMPLATE_KINDS
+from tests.apiserver import ApiDouble, Faults, kubeconfig
+from tests.conftest import EXAMPLES
+
+runner = CliRunner()
+NOW = ["--now", "2026-11-26T00:00:00Z"]
+POD_KINDS = {"Namespace", "Pod", "NetworkPolicy", "DaemonSet"}
+
+
+def cluster_objects() -> list[dict]:
+    """The mixed-cluster example as a live cluster would serve it: templates become running pods."""
+    docs = []
+    for path in sorted((EXAMPLES / "mixed-cluster").glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    out = []
+    for obj in docs:
+        kind, meta = obj["kind"], obj["metadata"]
+        ns = meta.get("namespace", "default")
+        if kind in POD_KINDS:
+            out.append(obj)
+        if kind not in TEMPLATE_KINDS:
+            continue
+        path, count_field = TEMPLATE_KINDS[kind]
+        template = obj
+        for key in path:
+            template = template[key]
+        replicas = obj["spec"].get(count_field, 1) if count_field else 1
+        for i in range(replicas):
+            labels = dict(template["metadata"].get("labels", {}))
+            if kind == "Deployment":
+                labels["pod-template-hash"] = "7f9c6"
+                owner = {"kind": "ReplicaSet", "name": f"{meta['name']}-7f9c6"}
+            elif kind == "CronJob":
+                owner = {"kind": "CronJob", "name": meta["name"]}
+            else:
+                owner = {"kind": kind, "name": meta["name"]}
+            out.append({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"{meta['name']}-{i}", "namespace": ns, "labels": labels,
+                             "ownerReferences": [{**owner, "apiVersion": "apps/v1", "controller": True, "uid": "u"}]},
+                "spec": copy.deepcopy(template["spec"]),
+                "status": {"phase": "Running", "podIP": f"10.244.{len(out) % 250}.{i + 1}"},
+            })
+    first_pod = next(o for o in out if o["kind"] == "Pod")
+    first_pod["spec"]["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": "s3cr3t-value"}]
+    out.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1", "annotations": {"projectcalico.org/IPv4Address": "10.0.0.5/24"}}})
+    return out
+
+
+@pytest.fixture
+def objects() -> list[dict]:
+    return cluster_objects()
+
+
+@pytest.fixture
+def kubeconfig_file(tmp_path):
+    def write(url: str, **kwargs) -> str:
+        path = tmp_path / "kubeconfig"
+        path.write_text(kubeconfig(url, **kwargs))
+        return str(path)
+    return write
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_cluster(monkeypatch, tmp_path):
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def scan(*args):
+    return runner.invoke(app, ["scan", *args, *NOW])
+
+
+def comparable(report_json: str) -> dict:
+    """The analysis part of a result: what must not depend on the source."""
+    data = json.loads(report_json)
+    for key in ("scan", "generatedAt"):
+        data.pop(key)
+    for row in data["policies"]:
+        row["source"] = None
+    for f in data["findings"]:
+        f["source"] = None
+    return data
+
+
+def test_live_scan_matches_manifest_dump_and_replay(objects, kubeconfig_file, tmp_path):
+    dump = tmp_path / "dump.yaml"
+    dump.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [o for o in objects if o["kind"] != "Node"]}))
+    with ApiDouble(objects, token="test-token") as api:
+        kc = kubeconfig_file(api.url)
+        live = scan("--kubeconfig", kc, "-f", "json", "--page-size", "3")
+        assert live.exit_code == 0, live.output
+        saved = tmp_path / "inventory.json"
+        collected = runner.invoke(app, ["collect", "--kubeconfig", kc, "-o", str(saved)])
+        assert collected.exit_code == 0, collected.output
+    manifests = scan(str(dump), "-f", "json")
+    replay = scan("--inventory", str(saved), "-f", "json")
+    assert manifests.exit_code == replay.exit_code == 0
+    assert comparable(live.output) == comparable(manifests.output) == comparable(replay.output)
+    data = json.loads(live.output)
+    assert data["scan"]["source"] == "cluster" and data["scan"]["complete"] is True
+    assert data["cni"]["verdict"] == "enforced"
+    assert json.loads(replay.output)["scan"]["source"] == "inventory"
+    assert "s3cr3t-value" not in saved.read_text()  # the inventory keeps no environment (secrets)
+
+
+def test_identity_paging_and_counts(objects, kubeconfig_file):
+    with ApiDouble(objects, token="test-token") as api:
+        inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url), context="other", page_size=4, cluster_name="prod-eu"))
+        pod_requests = [r for r in api.requests if r.path == "/api/v1/pods"]
+    col = inv.collection
+    pods = sum(1 for o in objects if o["kind"] == "Pod")
+    assert (col.context, col.cluster, col.server, col.server_version) == ("other", "prod-eu", api.url, "v1.31.2")
+    assert dict(col.object_counts)["Pod"] == pods
+    assert len(pod_requests) == -(-pods // 4) and all(r.query["limit"] == ["4"] for r in pod_requests)
+    assert "continue" in pod_requests[1].query and "continue" not in pod_requests[0].query
+    assert col.api_requests == len(api.requests) and col.started <= col.finished
+    assert inv.node_hints == ("projectcalico.org",)
+
+
+def test_forbidden_pods_make_the_scan_incomplete(objects, kubeconfig_file, tmp_path):
+    with ApiDouble(objects, token="test-token", faults=Faults(forbidden={"/api/v1/pods"})) as api:
+        kc = kubeconfig_file(api.url)
+        result = scan("--kubeconfig", kc)
+        partial = scan("--kubeconfig", kc, "--allow-partial", "--json", str(tmp_path / "r.json"))
+    assert result.exit_code == 4
+    assert "INCOMPLETE SCAN" in result.output and "pods: forbidden (403)" in result.output
+    assert "No findings" not in result.output
+    assert partial.exit_code == 0
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["scan"]["complete"] is False and data["summary"]["verdict"] == "incomplete"
+    assert {c["status"] for c in data["controls"]} <= {"fail", "not-assessable"}
+
+
+def test_absent_optional_groups_are_not_installed(objects, kubeconfig_file):
+    with ApiDouble(objects, token="test-token", groups={"networking.k8s.io", "apps"}) as api:
+        inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url)))
+    assert inv.collection.complete
+    assert "ciliumnetworkpolicies.cilium.io: not installed" in inv.collection.notices
+
+
+def test_extended_kinds_are_read_when_served(objects, kubeconfig_file):
+    extra = [
+        {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "deny-metadata"},
+         "spec": {"priority": 10, "subject": {"namespaces": {}}}},
+        {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "l7", "namespace": "frontend"},
+         "spec": {"endpointSelector": {}}},
+        {"apiVersion": "crd.projectcalico.org/v1", "kind": "GlobalNetworkPolicy", "metadata": {"name": "g"}, "spec": {"order": 1}},
+    ]
+    groups = {"networking.k8s.io", "apps", "policy.networking.k8s.io", "cilium.io", "crd.projectcalico.org"}
+    with ApiDouble(objects + extra, token="test-token", groups=groups) as api:
+        inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url)))
+        paths = {r.path for r in api.requests}
+    assert sorted(e.kind for e in inv.extended) == ["AdminNetworkPolicy", "CiliumNetworkPolicy", "GlobalNetworkPolicy"]
+    assert "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies" in paths
+    assert not inv.policies or all(p.namespace for p in inv.policies)
+    assert len(inv.policies) == sum(1 for o in objects if o["kind"] == "NetworkPolicy")  # Calico's kind is kept apart
+
+
+def test_expired_continue_token_restarts_the_list_once(objects, kubeconfig_file):
+    with ApiDouble(objects, token="test-token", faults=Faults(gone_after_first_page={"/api/v1/pods"})) as api:
+        inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url), page_size=5))
+    assert inv.collection.complete
+    assert any("410 Gone" in n for n in inv.collection.notices)
+    assert sum(w.pods for w in inv.workloads) == sum(1 for o in objects if o["kind"] == "Pod")
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_server_errors_are_retried(objects, kubeconfig_file, status):
+    slept = []
+    with ApiDouble(objects, token="test-token", faults=Faults(fail_once={"/apis/apps/v1/daemonsets": status})) as api:
+        inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url)), sleep=slept.append)
+        ds_requests = [r for r in api.requests if r.path == "/apis/apps/v1/daemonsets"]
+    assert inv.collection.complete and len(ds_requests) == 2 and len(slept) == 1
+    if status == 429:
+        assert slept == [0.0]  # Retry-After: 0 honoured
+
+
+def test_slow_responses_time_out_and_are_reported(objects, kubeconfig_file):
+    opts = ConnectOptions(request_timeout=0.3, max_attempts=2, backoff_base=0)
+    with ApiDouble(objects, token="test-token", faults=Faults(slow={"/apis/networking.k8s.io/v1/networkpolicies": 1.0})) as api:
+        opts.kubeconfig = kubeconfig_file(api.url)
+        inv = collect(opts, sleep=lambda s: None)
+    (issue,) = inv.collection.issues
+    assert issue.resource == "networkpolicies.networking.k8s.io" and "timed out" in issue.reason and issue.core
+    assert not inv.collection.complete
+
+
+def test_in_cluster_configuration(objects, tmp_path, monkeypatch):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("sa-token")
+    ca.cert_pem.write_to_path(str(sa / "ca.crt"))
+    key_file, chain_file = tmp_path / "key.pem", tmp_path / "chain.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(chain_file))
+    with ApiDouble(objects, token="sa-token", tls=(str(chain_file), str(key_file))) as api:
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(api.port))
+        monkeypatch.setenv("NETPOL_AUDIT_SERVICE_ACCOUNT_DIR", str(sa))
+        result = scan("-f", "json")
+        auth = {r.authorization for r in api.requests}
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["scan"]["context"] == "in-cluster" and data["scan"]["server"].startswith("https://127.0.0.1:")
+    assert auth == {"bearer sa-token"}  # the token file, sent by the client's in-cluster loader
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("bad-token", "rejected the credentials (401"),
+    ("unreachable", "cannot reach the API server"),
+    ("no-kubeconfig", "no kubeconfig at"),
+    ("unknown-context", "no context named 'nope'"),
+])
+def test_connection_errors_are_one_line_exit_3(objects, kubeconfig_file, case, expected):
+    with ApiDouble(objects, token="right-token") as api:
+        url = api.url
+        args = ["--kubeconfig", kubeconfig_file(url, token="wrong-token")]
+        if case == "unreachable":
+            args = ["--kubeconfig", kubeconfig_file("http://127.0.0.1:9", token="x")]
+        elif case == "no-kubeconfig":
+            args = []
+        elif case == "unknown-context":
+            args = ["--kubeconfig", kubeconfig_file(url, token="right-token"), "--context", "nope"]
+        result = scan(*args)
+    assert result.exit_code == 3, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_scanner_requests_stay_inside_its_printed_role(objects, kubeconfig_file):
+    role = yaml.safe_load(runner.invoke(app, ["rbac"]).output)
+    assert role == rbac_cluster_role()
+    allowed = {(group, res) for rule in role["rules"] for group in rule["apiGroups"] for res in rule["resources"]}
+    assert {v for rule in role["rules"] for v in rule["verbs"]} == {"get", "list"}
+    groups = {"networking.k8s.io", "apps", "policy.networking.k8s.io", "cilium.io", "crd.projectcalico.org"}
+    with ApiDouble(objects, token="test-token", groups=groups) as api:
+        assert scan("--kubeconfig", kubeconfig_file(api.url)).exit_code == 0
+        requests = list(api.requests)
+    discovery = {"/version", "/apis"}  # non-resource URLs every authenticated user may read
+    for r in requests:
+        assert r.method == "GET"
+        if r.path in discovery:
+            continue
+        parts = r.path.strip("/").split("/")
+        group, resource = ("", parts[2]) if parts[0] == "api" else (parts[1], parts[3])
+        assert (group, resource) in allowed, r.path
+    used = {(r.path.split("/")[2] if r.path.startswith("/apis/") else "", r.path.rsplit("/", 1)[-1]) for r in requests if r.path not in discovery}
+    # It asks for nothing it does not use (Calico's CRDs are skipped when its v3 API is served).
+    assert used == allowed - {("projectcalico.org", "networkpolicies"), ("projectcalico.org", "globalnetworkpolicies")}
+    assert {(res.group, res.name) for res in RESOURCES} == allowed
+
+
+def test_rbac_is_valid_kubernetes_yaml():
+    out = runner.invoke(app, ["rbac", "--name", "auditor"])
+    role = yaml.safe_load(out.output)
+    assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == "auditor"
+    assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in role["rules"])
+
+
+def test_dataclass_round_trip_of_inventory(objects, kubeconfig_file, tmp_path):
+    from audit.sources.replay import dump_inventory, load_inventory
+
+    with ApiDouble(objects, token="test-token") as api:
+        inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url)))
+    path = tmp_path / "inv.json"
+    path.write_text(dump_inventory(inv))
+    again = load_inventory(str(path))
+    assert dataclasses.replace(again, collection=inv.collection) == inv
+
+
+def test_bad_inventory_files_are_input_errors(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"kind": "Something"}')
+    result = scan("--inventory", str(bad))
+    assert result.exit_code == 2 and "not a saved inventory" in result.output
+    assert scan("--inventory", str(bad), str(Path(EXAMPLES / "lab-before"))).exit_code == 2
