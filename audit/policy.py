@@ -193,7 +193,7 @@ def parse_policy(obj: PolicyObject) -> ParsedPolicy:
     spec = obj.spec
     if spec is None:
         spec = {}
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, dict):
         return ParsedPolicy(obj, None, (FieldError("spec", "must be an object"),))
     _unknown_fields(spec, _SPEC_FIELDS, "spec", errors)
 
@@ -262,7 +262,7 @@ def _parse_rules(raw: Any, direction: Direction, errors: list[FieldError]) -> li
         path = f"{base}[{i}]"
         if raw_rule is None:
             raw_rule = {}
-        if not isinstance(raw_rule, Mapping):
+        if not isinstance(raw_rule, dict):
             errors.append(FieldError(path, "must be an object"))
             continue
         _unknown_fields(raw_rule, _RULE_FIELDS[direction], path, errors)
@@ -289,7 +289,7 @@ def _parse_list(raw: Any, path: str, parse_one, errors: list[FieldError]) -> lis
 def _parse_peer(raw: Any, path: str, errors: list[FieldError]) -> Peer | None:
     if raw is None:
         raw = {}
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         errors.append(FieldError(path, "must be an object"))
         return None
     _unknown_fields(raw, _PEER_FIELDS, path, errors)
@@ -324,7 +324,7 @@ def parse_cidr(value: Any) -> IPNetwork | None:
 
 
 def _parse_ip_block(raw: Any, path: str, errors: list[FieldError]) -> IPBlock | None:
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         errors.append(FieldError(path, "must be an object with cidr and except"))
         return None
     _unknown_fields(raw, _IPBLOCK_FIELDS, path, errors)
@@ -375,7 +375,7 @@ def port_name_error(value: str) -> str | None:
 def _parse_port(raw: Any, path: str, errors: list[FieldError]) -> PortRule | None:
     if raw is None:
         raw = {}
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         errors.append(FieldError(path, "must be an object with protocol, port and endPort"))
         return None
     _unknown_fields(raw, _PORT_FIELDS, path, errors)

@@ -119,14 +119,14 @@ def parse_selector(raw: Any, path: str) -> tuple[Selector, list[FieldError]]:
     errors: list[FieldError] = []
     if raw is None:
         return EVERYTHING, errors
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         return EVERYTHING, [FieldError(path, "must be a label selector object")]
     unknown = sorted(set(raw) - {"matchLabels", "matchExpressions"})
     for key in unknown:
         errors.append(FieldError(f"{path}.{key}", "unknown field in a label selector"))
     reqs: list[Requirement] = []
     match_labels = raw.get("matchLabels")
-    if match_labels is not None and not isinstance(match_labels, Mapping):
+    if match_labels is not None and not isinstance(match_labels, dict):
         errors.append(FieldError(f"{path}.matchLabels", "must be a map of strings"))
     elif match_labels:
         for key, value in match_labels.items():
@@ -149,7 +149,7 @@ def parse_selector(raw: Any, path: str) -> tuple[Selector, list[FieldError]]:
 
 
 def _parse_expression(expr: Any, path: str) -> tuple[Requirement | None, list[FieldError]]:
-    if not isinstance(expr, Mapping):
+    if not isinstance(expr, dict):
         return None, [FieldError(path, "must be an object with key, operator and values")]
     errors: list[FieldError] = []
     key, op, values = expr.get("key"), expr.get("operator"), expr.get("values")

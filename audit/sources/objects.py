@@ -69,7 +69,7 @@ def _fail(where: str, field: str, problem: str) -> ObjectError:
 def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise _fail(where, field, f"must be an object, got {type(value).__name__}")
     return value
 
@@ -109,8 +109,9 @@ def _dig(obj: Mapping[str, Any], path: tuple[str, ...], where: str) -> Any:
     return cur
 
 
-def pod_spec_facts(spec: Any, where: str, field: str) -> tuple[tuple[ContainerPort, ...], bool, tuple[Container, ...]]:
-    """Named container ports, hostNetwork and containers of a pod spec."""
+def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = False
+                   ) -> tuple[tuple[ContainerPort, ...], bool, tuple[Container, ...]]:
+    """Container ports, hostNetwork and (for CNI detection only) containers of a pod spec."""
     spec = _mapping(spec, where, field)
     ports: list[ContainerPort] = []
     containers: list[Container] = []
@@ -119,24 +120,26 @@ def pod_spec_facts(spec: Any, where: str, field: str) -> tuple[tuple[ContainerPo
         if not isinstance(raw_list, list):
             raise _fail(where, f"{field}.{group}", "must be a list")
         for i, c in enumerate(raw_list):
-            cpath = f"{field}.{group}[{i}]"
-            c = _mapping(c, where, cpath)
-            for j, p in enumerate(c.get("ports") or []):
-                ppath = f"{cpath}.ports[{j}]"
-                p = _mapping(p, where, ppath)
-                number = _int(p.get("containerPort"), where, f"{ppath}.containerPort", 0)
-                if not number:
-                    raise _fail(where, f"{ppath}.containerPort", "required")
-                proto = p.get("protocol") or "TCP"
-                name = p.get("name")
-                if name is not None and not isinstance(name, str):
+            if not isinstance(c, dict):
+                raise _fail(where, f"{field}.{group}[{i}]", "must be an object")
+            for j, p in enumerate(c.get("ports") or ()):
+                number = p.get("containerPort") if isinstance(p, dict) else None
+                name = p.get("name") if isinstance(p, dict) else None
+                if type(number) is not int or number <= 0 or not (name is None or isinstance(name, str)):
+                    ppath = f"{field}.{group}[{i}].ports[{j}]"
+                    p = _mapping(p, where, ppath)
+                    if not _int(p.get("containerPort"), where, f"{ppath}.containerPort", 0):
+                        raise _fail(where, f"{ppath}.containerPort", "required (a positive integer)")
                     raise _fail(where, f"{ppath}.name", "must be a string")
-                ports.append(ContainerPort(number, str(proto), name))
-            # Only what CNI detection needs: never env, which may hold secrets.
-            args = tuple(str(a) for a in (c.get("command") or []) + (c.get("args") or []))
-            containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), args))
+                ports.append(ContainerPort(number, str(p.get("protocol") or "TCP"), name))
+            if with_containers:
+                # Only what CNI detection needs: never env, which may hold secrets.
+                args = tuple(str(a) for a in (c.get("command") or []) + (c.get("args") or []))
+                containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), args))
     host_network = bool(spec.get("hostNetwork", False))
-    return tuple(sorted(set(ports), key=lambda p: (p.port, p.protocol, p.name or ""))), host_network, tuple(containers)
+    if len(ports) > 1:
+        ports = sorted(set(ports), key=lambda p: (p.port, p.protocol, p.name or ""))
+    return tuple(ports), host_network, tuple(containers)
 
 
 @dataclass
@@ -164,7 +167,7 @@ class InventoryBuilder:
 
     def add(self, obj: Any, source: SourceRef, where: str) -> None:
         """Add one object (a dict as the API serves it); ``where`` prefixes error messages."""
-        if not isinstance(obj, Mapping):
+        if not isinstance(obj, dict):
             raise ObjectError(f"{where}: expected a Kubernetes object (a mapping), got {type(obj).__name__}")
         kind = obj.get("kind")
         if not kind or not isinstance(kind, str):
@@ -221,7 +224,7 @@ class InventoryBuilder:
         if not isinstance(refs, list):
             raise _fail(where, "metadata.ownerReferences", "must be a list")
         for ref in refs:
-            if isinstance(ref, Mapping) and ref.get("controller") and ref.get("kind") and ref.get("name"):
+            if isinstance(ref, dict) and ref.get("controller") and ref.get("kind") and ref.get("name"):
                 kind, name = str(ref["kind"]), str(ref["name"])
                 # A ReplicaSet named <deployment>-<pod-template-hash> belongs to a Deployment.
                 template_hash = dict(labels).get("pod-template-hash")
@@ -244,7 +247,7 @@ class InventoryBuilder:
         labels = _labels(meta.get("labels"), where, "metadata.labels")
         ports, host_network, _ = pod_spec_facts(obj.get("spec"), where, "spec")
         owner = self._owner(meta, labels, where) or ("Pod", name)
-        ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, Mapping) and p.get("ip")]
+        ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, dict) and p.get("ip")]
         if not ips and status.get("podIP"):
             ips = [status["podIP"]]
         # Pods of one owner that differ in labels or ports (a rollout in progress) are kept apart.
@@ -259,7 +262,7 @@ class InventoryBuilder:
         template = _mapping(_dig(obj, path, where), where, ".".join(path))
         tmeta = _mapping(template.get("metadata"), where, ".".join(path) + ".metadata")
         labels = _labels(tmeta.get("labels"), where, ".".join(path) + ".metadata.labels")
-        ports, host_network, containers = pod_spec_facts(template.get("spec"), where, ".".join(path) + ".spec")
+        ports, host_network, containers = pod_spec_facts(template.get("spec"), where, ".".join(path) + ".spec", kind == "DaemonSet")
         spec = _mapping(obj.get("spec"), where, "spec")
         pods = _int(spec.get(count_field), where, f"spec.{count_field}", 1) if count_field else 1
         if kind == "DaemonSet":
