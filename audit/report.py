@@ -68,9 +68,31 @@ class CniInfo:
     components: tuple[CniComponentRow, ...]
 
 
+SCORE_FORMULA = (
+    "score = 30 x (namespaces with default-deny ingress / audited namespaces) "
+    "+ 30 x (namespaces with default-deny egress / audited namespaces) "
+    "+ 40 x max(0, 1 - P / 10), where P = (20 x critical + 5 x high + 2 x medium + 0.5 x low unwaived findings) "
+    "/ audited namespaces; coverage counts as 0 when the CNI does not enforce NetworkPolicy. "
+    "Grade: A >= 90, B >= 80, C >= 70, D >= 60, else F."
+)
+
+
+def score_and_grade(audited: int, deny_in: int, deny_out: int, by_severity: dict[str, int], enforced: bool) -> tuple[int, str]:
+    """The posture score (0-100) and grade, as SCORE_FORMULA states them."""
+    n = max(1, audited)
+    coverage = (30 * deny_in + 30 * deny_out) / n if enforced else 0.0
+    penalty = (20 * by_severity["critical"] + 5 * by_severity["high"] + 2 * by_severity["medium"] + 0.5 * by_severity["low"]) / n
+    score = round(coverage + 40 * max(0.0, 1 - penalty / 10))
+    grade = next((g for g, floor in (("A", 90), ("B", 80), ("C", 70), ("D", 60)) if score >= floor), "F")
+    return score, grade
+
+
 @dataclass(frozen=True)
 class Summary:
     verdict: str
+    score: int
+    grade: str
+    score_formula: str
     namespaces: int
     audited_namespaces: int
     excluded_namespaces: tuple[str, ...]
@@ -286,6 +308,10 @@ def build_report(analysis: Analysis, findings: tuple[Finding, ...], checks: list
             status = "pass"
         controls.append(ControlRow(control.framework, control.id, control.title, status, control.checks, tuple(failing)))
 
+    score, grade = score_and_grade(
+        len(audited), sum(1 for r in audited if r.default_deny_ingress), sum(1 for r in audited if r.default_deny_egress),
+        by_severity, cni.verdict != "not-enforced",
+    )
     today = now.date()
     return Report(
         schema_version=SCHEMA_VERSION,
@@ -302,6 +328,7 @@ def build_report(analysis: Analysis, findings: tuple[Finding, ...], checks: list
             CniComponentRow(c.name, c.namespace, c.daemonset, c.enforces, c.evidence) for c in cni.components)),
         summary=Summary(
             verdict=verdict,
+            score=score, grade=grade, score_formula=SCORE_FORMULA,
             namespaces=len(ns_rows), audited_namespaces=len(audited),
             excluded_namespaces=tuple(r.name for r in ns_rows if r.excluded),
             namespaces_with_policies=sum(1 for r in audited if r.policies),

@@ -116,3 +116,13 @@ def test_summary_counts_default_deny_per_direction(direction):
     got = s.default_deny_ingress if direction == "Ingress" else s.default_deny_egress
     other = s.default_deny_egress if direction == "Ingress" else s.default_deny_ingress
     assert (got, other, s.audited_namespaces) == (2, 0, 3)
+
+
+def test_score_follows_its_stated_formula():
+    from audit.report import score_and_grade
+
+    none = {"critical": 0, "high": 0, "medium": 0, "low": 0}
+    assert score_and_grade(3, 3, 3, none, True) == (100, "A")
+    assert score_and_grade(3, 3, 3, none, False) == (40, "F")  # nothing enforced: coverage counts 0
+    assert score_and_grade(2, 1, 0, {**none, "high": 2}, True) == (15 + 20, "F")  # P = 5: 40 x 0.5
+    assert score_and_grade(0, 0, 0, none, True) == (40, "F")

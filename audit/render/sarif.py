@@ -54,7 +54,16 @@ def render_sarif(report: Report) -> str:
             "tool": {"driver": {"name": report.tool.name, "version": report.tool.version,
                                 "rules": rules}},
             "results": results,
-            "invocations": [{"executionSuccessful": report.scan.complete, "endTimeUtc": report.generated_at}],
+            "invocations": [{
+                "executionSuccessful": report.scan.complete,
+                "endTimeUtc": report.generated_at,
+                # An incomplete scan must never read as all-clear in a code-scanning UI.
+                "toolExecutionNotifications": [
+                    {"level": "error" if issue.core else "warning",
+                     "message": {"text": f"INCOMPLETE: could not read {issue.resource}: {issue.reason}"}}
+                    for issue in report.scan.issues
+                ],
+            }],
         }],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
