@@ -97,6 +97,44 @@ def _fail(exc: AuditError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+# Output options shared by `scan` and `report`, declared once.
+JSON_FILE = typer.Option(None, "--json", help="Also write the JSON result to this file.")
+SARIF_FILE = typer.Option(None, "--sarif", help="Also write SARIF 2.1.0 to this file.")
+HTML_FILE = typer.Option(None, "--html", help="Also write the self-contained HTML report to this file.")
+PDF_FILE = typer.Option(None, "--pdf", help="Also write the PDF report (with the JSON result attached) to this file.")
+MAX_ROWS = typer.Option(None, "--max-rows", min=1, help="Rows per table in HTML/PDF (default 5000 in HTML, 500 in PDF); totals always show.")
+PDF_VARIANT = typer.Option(None, "--pdf-variant", help="PDF variant: pdf/a-3b or pdf/a-3u (archival, with the JSON attached).")
+FORMAT = typer.Option(Format.text, "--format", "-f", help="What to print (or write with -o).")
+OUTPUT = typer.Option(None, "--output", "-o", help="Write the --format output to this file instead of stdout.")
+NO_COLOR = typer.Option(False, "--no-color", help="No ANSI colour (also off when NO_COLOR is set or stdout is not a terminal).")
+
+
+def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool, json_file: Optional[Path],
+          sarif_file: Optional[Path], html_file: Optional[Path], pdf_file: Optional[Path], max_rows: Optional[int],
+          pdf_variant: Optional[str]) -> None:
+    """Write every requested file (each atomically), then print or write the --format output."""
+    if json_file:
+        write_atomic(json_file, render_json(report))
+    if sarif_file:
+        write_atomic(sarif_file, render_sarif(report))
+    if html_file:
+        from audit.render.html import DEFAULT_MAX_ROWS, render_html
+
+        write_atomic(html_file, render_html(report, max_rows or DEFAULT_MAX_ROWS))
+    if pdf_file:
+        from audit.render.pdf import DEFAULT_MAX_ROWS as PDF_ROWS, render_pdf
+
+        write_atomic(pdf_file, render_pdf(report, max_rows or PDF_ROWS, pdf_variant))
+    if format is Format.text:
+        text = render_terminal(report, colour=output is None and _use_colour(no_color))
+    else:
+        text = RENDERERS[format](report)
+    if output:
+        write_atomic(output, text)
+    else:
+        typer.echo(text, nl=False)
+
+
 # Options shared by every command that reads a live cluster, declared once.
 KUBECONFIG = typer.Option(None, "--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config; in a pod: its ServiceAccount).")
 CONTEXT = typer.Option(None, "--context", help="Kubeconfig context to use (default: the current one).")
@@ -131,14 +169,18 @@ def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], 
 def scan(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders (recursive); '-' reads stdin. None: the live cluster."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (YAML)."),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="What to print (or write with -o)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the --format output to this file instead of stdout."),
-    json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON result to this file."),
-    sarif_file: Optional[Path] = typer.Option(None, "--sarif", help="Also write SARIF 2.1.0 to this file."),
+    format: Format = FORMAT,
+    output: Optional[Path] = OUTPUT,
+    json_file: Optional[Path] = JSON_FILE,
+    sarif_file: Optional[Path] = SARIF_FILE,
+    html_file: Optional[Path] = HTML_FILE,
+    pdf_file: Optional[Path] = PDF_FILE,
+    max_rows: Optional[int] = MAX_ROWS,
+    pdf_variant: Optional[str] = PDF_VARIANT,
     fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when an unwaived finding is at or above this severity."),
     exclude_namespace: Optional[list[str]] = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable)."),
     now: Optional[str] = typer.Option(None, "--now", help="Report time (ISO 8601), for reproducible output."),
-    no_color: bool = typer.Option(False, "--no-color", help="No ANSI colour (also off when NO_COLOR is set or stdout is not a terminal)."),
+    no_color: bool = NO_COLOR,
     inventory_file: Optional[Path] = typer.Option(None, "--inventory", help="Analyse an inventory saved by `netpol-audit collect`."),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Exit 0/1 even when a core resource could not be read (the report still says INCOMPLETE)."),
     kubeconfig: Optional[Path] = KUBECONFIG,
@@ -160,18 +202,7 @@ def scan(
         stamp = parse_now(now)
         inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
         report = run_audit(inventory, cfg, stamp)
-        if json_file:
-            write_atomic(json_file, render_json(report))
-        if sarif_file:
-            write_atomic(sarif_file, render_sarif(report))
-        if format is Format.text:
-            text = render_terminal(report, colour=output is None and _use_colour(no_color))
-        else:
-            text = RENDERERS[format](report)
-        if output:
-            write_atomic(output, text)
-        else:
-            typer.echo(text, nl=False)
+        _emit(report, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant)
     except AuditError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
@@ -182,6 +213,33 @@ def scan(
         raise typer.Exit(EXIT_INCOMPLETE)
     if fail_on is not FailOn.none and report.failing(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command()
+def report(
+    result: Path = typer.Argument(..., help="A JSON result written by `scan --json` (or `-f json`)."),
+    format: Format = FORMAT,
+    output: Optional[Path] = OUTPUT,
+    json_file: Optional[Path] = JSON_FILE,
+    sarif_file: Optional[Path] = SARIF_FILE,
+    html_file: Optional[Path] = HTML_FILE,
+    pdf_file: Optional[Path] = PDF_FILE,
+    max_rows: Optional[int] = MAX_ROWS,
+    pdf_variant: Optional[str] = PDF_VARIANT,
+    no_color: bool = NO_COLOR,
+) -> None:
+    """Render a saved JSON result (terminal, HTML, PDF, SARIF) without scanning again."""
+    from audit.render.json_report import load_report
+
+    try:
+        try:
+            text = result.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{result}: cannot read: {exc.strerror}") from None
+        saved = load_report(text, str(result))
+        _emit(saved, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant)
+    except AuditError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Regenerate sample-reports/ from examples/ with a fixed time.
+"""Regenerate sample-reports/ (terminal, JSON, HTML, PDF) from examples/ with a fixed time.
 
 Run `python tools/make_samples.py` from anywhere; a test fails while the committed copies
 differ from what this produces.
@@ -16,7 +16,9 @@ sys.path.insert(0, str(ROOT))
 
 from audit.config import load_config  # noqa: E402
 from audit.pipeline import run_audit  # noqa: E402
+from audit.render.html import render_html  # noqa: E402
 from audit.render.json_report import render_json  # noqa: E402
+from audit.render.pdf import render_pdf  # noqa: E402
 from audit.render.terminal import render_terminal  # noqa: E402
 from audit.sources.manifests import load_manifests  # noqa: E402
 
@@ -30,8 +32,8 @@ SAMPLES = {
 }
 
 
-def render_samples() -> dict[str, str]:
-    """File name -> content, for every sample report."""
+def render_samples(pdf: bool = True) -> dict[str, str | bytes]:
+    """File name -> content, for every sample report (PDFs as bytes)."""
     cwd = os.getcwd()
     os.chdir(ROOT)  # reports name their inputs relative to the repository
     try:
@@ -40,6 +42,9 @@ def render_samples() -> dict[str, str]:
             report = run_audit(load_manifests([f"examples/{name}"]), load_config(config), NOW)
             out[f"{name}.txt"] = render_terminal(report)
             out[f"{name}.json"] = render_json(report)
+            out[f"{name}.html"] = render_html(report)
+            if pdf:
+                out[f"{name}.pdf"] = render_pdf(report)
         return out
     finally:
         os.chdir(cwd)
@@ -49,5 +54,8 @@ if __name__ == "__main__":
     target = ROOT / "sample-reports"
     target.mkdir(exist_ok=True)
     for filename, content in render_samples().items():
-        (target / filename).write_text(content, encoding="utf-8")
+        if isinstance(content, bytes):
+            (target / filename).write_bytes(content)
+        else:
+            (target / filename).write_text(content, encoding="utf-8")
         print(f"wrote sample-reports/{filename}")

@@ -1,0 +1,67 @@
+"""The PDF report: a print design of its own, with the JSON result attached and its digest printed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+
+from audit.errors import OutputError
+from audit.render.html import cluster_label
+from audit.render.json_report import render_json
+from audit.render.view import environment, read_asset, view_model
+from audit.report import Report
+
+DEFAULT_MAX_ROWS = 500
+ATTACHMENT_NAME = "netpol-audit-result.json"
+PDF_VARIANTS = ("pdf/a-3b", "pdf/a-3u")
+
+
+def _no_fetch_class():
+    from weasyprint import URLFetcher
+
+    class NoFetch(URLFetcher):
+        """Refuses every URL: the report is rendered from its own HTML and nothing else."""
+
+        attempts: list[str] = []
+
+        def fetch(self, url, headers=None):  # noqa: ANN001 - WeasyPrint's signature
+            NoFetch.attempts.append(url)
+            raise ValueError(f"netpol-audit renders PDFs offline and refused to fetch {url}")
+
+    return NoFetch
+
+
+def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | None = None) -> bytes:
+    """Render the PDF bytes. ``variant`` is a WeasyPrint PDF variant such as ``pdf/a-3b``."""
+    from weasyprint import HTML, Attachment
+
+    if variant is not None and variant not in PDF_VARIANTS:
+        raise OutputError(f"--pdf-variant {variant!r} is not supported (use one of {', '.join(PDF_VARIANTS)})")
+    result_json = render_json(report).encode("utf-8")
+    digest = hashlib.sha256(result_json).hexdigest()
+    html = environment().get_template("report-pdf.html.j2").render(
+        **view_model(report, max_rows), css=read_asset("report-pdf.css"), cluster_label=cluster_label(report),
+        digest=digest, attachment_name=ATTACHMENT_NAME,
+    )
+    fetcher = _no_fetch_class()()
+    when = _report_time(report)
+    attachment = Attachment(
+        file_obj=io.BytesIO(result_json), name=ATTACHMENT_NAME, url_fetcher=fetcher,
+        description=f"netpol-audit JSON result, SHA-256 {digest}", created=when, modified=when, relationship="Data",
+    )
+    # WeasyPrint warns about CSS it ignores; the report is ours, so keep its log quiet.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    document = HTML(string=html, url_fetcher=fetcher, base_url=None)
+    return document.write_pdf(
+        attachments=[attachment], pdf_variant=variant, pdf_identifier=digest[:32].encode(),
+        custom_metadata=True,
+    )
+
+
+def _report_time(report: Report) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(report.generated_at.replace("Z", "+00:00"))
+    except ValueError:
+        return dt.datetime.now(dt.timezone.utc)

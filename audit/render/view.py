@@ -1,0 +1,133 @@
+"""What the HTML and PDF templates show: the report model arranged for reading, rows capped.
+
+Arranging is not analysis: nothing here judges a policy; it groups, orders and caps what the
+report already holds, so a 10,000-namespace result still renders in bounded time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from audit.report import CheckRow, FindingRow, NamespaceRow, PolicyRow, Report
+from audit.severity import SEVERITIES, rank
+
+SEVERITY_MEANING = {
+    "critical": "Every policy is void or the cluster is wide open: act now.",
+    "high": "A direct path for an attacker (a flat namespace, an allow-all, an exposed database): fix this sprint.",
+    "medium": "Weakens segmentation or will break something: fix soon.",
+    "low": "Hygiene and defence in depth.",
+    "info": "Not assessable from this input, or informational.",
+}
+
+
+@dataclass(frozen=True)
+class Capped:
+    """The first ``limit`` rows of a table, and how many there are in all."""
+
+    rows: list[Any]
+    total: int
+
+    @property
+    def hidden(self) -> int:
+        return self.total - len(self.rows)
+
+
+def cap(rows: list[Any], limit: int) -> Capped:
+    return Capped(rows[:limit], len(rows))
+
+
+@dataclass(frozen=True)
+class CheckGroup:
+    check: CheckRow
+    severity: str
+    findings: Capped
+
+
+def anchor(kind: str, value: str | None) -> str:
+    """A safe, unique fragment id for any string (names in manifests are not validated)."""
+    value = value or ""
+    slug = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")[:40]
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"{kind}-{slug}-{digest}" if slug else f"{kind}-{digest}"
+
+
+def pct(part: int, total: int) -> int:
+    return round(100 * part / total) if total else 0
+
+
+def namespace_order(row: NamespaceRow) -> tuple:
+    """Worst first: what a reader must see when the table is capped."""
+    return (row.excluded, row.default_deny_ingress and row.default_deny_egress, -row.findings, row.name)
+
+
+def view_model(report: Report, max_rows: int) -> dict[str, Any]:
+    """Everything the templates need, computed once."""
+    checks = {c.id: c for c in report.checks}
+    fails = [f for f in report.findings if f.status == "fail"]
+    waived = [f for f in report.findings if f.status == "waived"]
+    groups: list[CheckGroup] = []
+    by_check: dict[str, list[FindingRow]] = {}
+    for f in fails:
+        by_check.setdefault(f.check, []).append(f)
+    for check_id, items in sorted(by_check.items(), key=lambda kv: (rank(kv[1][0].severity), kv[0])):
+        groups.append(CheckGroup(checks[check_id], items[0].severity, cap(items, max_rows)))
+    namespaces = sorted(report.namespaces, key=namespace_order)
+    policies: list[PolicyRow] = sorted(report.policies, key=lambda p: (p.valid, p.namespace, p.name))
+    s = report.summary
+    return {
+        "r": report,
+        "s": s,
+        "max_rows": max_rows,
+        "severities": SEVERITIES,
+        "severity_meaning": SEVERITY_MEANING,
+        "groups": groups,
+        "failing_total": len(fails),
+        "waived": cap(waived, max_rows),
+        "namespaces": cap([n for n in namespaces if not n.excluded], max_rows),
+        "excluded": [n.name for n in namespaces if n.excluded],
+        "policies": cap(policies, max_rows),
+        "controls": report.controls,
+        "control_counts": {st: sum(1 for c in report.controls if c.status == st) for st in ("pass", "fail", "not-assessable")},
+        "coverage": {
+            "ingress": pct(s.default_deny_ingress, s.audited_namespaces),
+            "egress": pct(s.default_deny_egress, s.audited_namespaces),
+            "pods_ingress": pct(s.pods_isolated_ingress, s.pods),
+            "pods_egress": pct(s.pods_isolated_egress, s.pods),
+            "pods_both": pct(s.pods_isolated_both, s.pods),
+        },
+        "max_severity_count": max([s.findings[sev] for sev in SEVERITIES] + [1]),
+        "checks_by_id": checks,
+    }
+
+
+def templates_dir() -> Path:
+    """templates/ beside the package in a checkout; audit/templates in an installed wheel."""
+    packaged = Path(str(resources.files("audit").joinpath("templates")))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,  # every template, whatever its extension: names and labels are hostile input
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["anchor"] = anchor
+    env.globals["pct"] = pct
+    return env
+
+
+def read_asset(name: str) -> str:
+    return (templates_dir() / name).read_text(encoding="utf-8")

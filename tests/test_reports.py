@@ -1,0 +1,274 @@
+"""HTML and PDF reports: numbers agree with the JSON, hostile input is inert, nothing is fetched."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+from html.parser import HTMLParser
+
+import pytest
+from typer.testing import CliRunner
+
+from audit.cli import app
+from audit.render.html import render_html
+from audit.render.json_report import render_json
+from tests.conftest import EXAMPLES, ROOT, audit
+
+pypdf = pytest.importorskip("pypdf")
+runner = CliRunner()
+NOW = ["--now", "2026-11-26T00:00:00Z"]
+
+
+class Page(HTMLParser):
+    """Just enough of the DOM: elements with attributes, and table rows per section."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict]] = []
+        self.rows: dict[str, list[list[str]]] = {}
+        self.text: list[str] = []
+        self._section: str | None = None
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.elements.append((tag, attrs))
+        if tag == "section":
+            self._section = attrs.get("id")
+        elif tag == "tr":
+            self._row = []
+        elif tag == "td" and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row:
+            self.rows.setdefault(self._section or "", []).append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def mixed_report():
+    from audit.config import load_config
+    from audit.pipeline import run_audit
+    from audit.sources.manifests import load_manifests
+    from tests.conftest import NOW as FIXED
+
+    return run_audit(load_manifests([str(EXAMPLES / "mixed-cluster")]), load_config(str(EXAMPLES / "config.yaml")), FIXED)
+
+
+def test_html_numbers_agree_with_json():
+    report = mixed_report()
+    data = json.loads(render_json(report))
+    page = Page(render_html(report))
+    rows = {r[0]: r for r in page.rows["namespaces"]}
+    audited = [n for n in data["namespaces"] if not n["excluded"]]
+    assert set(rows) == {n["name"] for n in audited}
+    for ns in audited:
+        row = rows[ns["name"]]
+        assert row[1] == str(ns["policies"])
+        assert row[3].endswith(f"{ns['isolatedIngress']}/{ns['pods']}") and row[4].endswith(f"{ns['isolatedEgress']}/{ns['pods']}")
+        assert row[5].startswith("yes" if ns["defaultDenyIngress"] else "NO")
+        assert row[6].startswith("yes" if ns["defaultDenyEgress"] else "NO")
+        assert row[7] == str(ns["findings"])
+    text = " ".join(" ".join(page.text).split())
+    s = data["summary"]
+    assert f"{s['defaultDenyIngress']}/{s['auditedNamespaces']} namespaces default-deny ingress" in text
+    assert f"score {s['score']}/100" in text
+    finding_rows = [r for r in page.rows["findings"]]
+    assert len(finding_rows) == sum(1 for f in data["findings"] if f["status"] == "fail")
+    controls = page.rows["controls"]
+    assert [r[3] for r in controls] == [c["status"] for c in data["controls"]]
+
+
+def test_html_is_self_contained_and_locked_down():
+    html = render_html(mixed_report())
+    page = Page(html)
+    for tag, attrs in page.elements:
+        assert tag not in ("link", "img", "iframe", "object", "embed")
+        assert "src" not in attrs
+        if "href" in attrs:
+            assert attrs["href"].startswith("#"), attrs
+    scripts = [a for t, a in page.elements if t == "script"]
+    assert len(scripts) == 1
+    csp = next(a["content"] for t, a in page.elements if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp
+
+
+HOSTILE = '"><img src=x onerror=alert(1)></script><script>alert(2)</script>'
+
+
+def hostile_manifests() -> str:
+    return textwrap.dedent(f"""
+    apiVersion: v1
+    kind: Namespace
+    metadata:
+      name: 'evil</style><style>body{{display:none}}</style>'
+      labels: {{team: 'javascript:alert(3)'}}
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata:
+      name: '{HOSTILE}'
+      namespace: 'evil</style><style>body{{display:none}}</style>'
+      labels: {{app: web}}
+    spec: {{containers: [{{name: c, image: 'x"><svg onload=alert(4)>'}}]}}
+    ---
+    apiVersion: networking.k8s.io/v1
+    kind: NetworkPolicy
+    metadata:
+      name: '<a href="javascript:alert(5)">click</a>'
+      namespace: 'evil</style><style>body{{display:none}}</style>'
+      annotations: {{netpol-audit.io/broad-selector-reason: '<b onmouseover=alert(6)>ok</b>'}}
+    spec:
+      podSelector: {{}}
+      ingress: [{{from: [{{podSelector: {{matchLabels: {{app: web}}}}}}]}}]
+    """)
+
+
+def test_hostile_input_is_inert_in_html_and_pdf():
+    from audit.render.pdf import render_pdf
+
+    report = audit(hostile_manifests(), {"waivers": [{"check": "NP-COV-00*", "reason": "</script><script>alert(7)</script>"}]})
+    html = render_html(report)
+    page = Page(html)
+    assert [t for t, _ in page.elements].count("script") == 1
+    assert [t for t, _ in page.elements].count("style") == 1
+    assert not [t for t, _ in page.elements if t in ("img", "svg") and any(k.startswith("on") for k in _)]
+    assert all(not k.startswith("on") for _, attrs in page.elements for k in attrs)
+    assert all(not v.lower().startswith("javascript:") for _, attrs in page.elements for v in attrs.values() if v)
+    text = "".join(page.text)
+    assert HOSTILE in text  # shown, as text
+    assert "alert(7)" in text and "<b onmouseover=alert(6)>ok</b>" in text
+    pdf = render_pdf(report)
+    pdf_text = " ".join(" ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages).split())
+    assert '<a href="javascript:alert(5)">click</a>' in pdf_text  # printed literally, not interpreted
+    assert "<b onmouseover=alert(6)>ok</b>" in pdf_text and "evil</style><style>body{display:none}</style>" in pdf_text
+
+
+def test_pdf_facts_metadata_and_attachment():
+    from audit.render.pdf import ATTACHMENT_NAME, render_pdf
+
+    report = mixed_report()
+    pdf = render_pdf(report)
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    assert len(reader.pages) >= 8
+    cover = reader.pages[0].extract_text()
+    assert "Kubernetes NetworkPolicy Audit" in cover and report.generated_at in cover and report.tool.version in cover
+    assert f"{report.summary.verdict.upper()}" in cover and "Complete" in cover
+    attached = reader.attachments[ATTACHMENT_NAME][0]
+    assert attached == render_json(report).encode()
+    digest = hashlib.sha256(attached).hexdigest()
+    assert digest in cover.replace("\n", "")
+    full = "\n".join(p.extract_text() for p in reader.pages)
+    assert f"Page 2 of {len(reader.pages)}" in full
+    for heading in ("Executive summary", "Compliance control matrix", "Findings and remediation",
+                    "Appendix A: Policy inventory", "Appendix B: Waivers", "Appendix C: Collection", "Appendix D: Methodology"):
+        assert heading in full
+    assert "CIS Kubernetes Benchmark" in full and "5.3.2" in full
+    meta = reader.metadata
+    assert meta.title.startswith("NetworkPolicy audit") and meta.author.startswith("netpol-audit")
+    assert "NetworkPolicy" in meta.subject and "CIS 5.3.2" in reader.metadata.get("/Keywords")
+
+
+def test_pdf_a3b_variant():
+    from audit.render.pdf import render_pdf
+
+    pdf = render_pdf(audit((EXAMPLES / "lab-before" / "app.yaml").read_text()), variant="pdf/a-3b")
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    xmp = reader.xmp_metadata
+    assert xmp is not None and xmp.pdfaid_part == "3" and xmp.pdfaid_conformance == "B"
+    assert reader.attachments  # PDF/A-3 allows the embedded JSON
+
+
+def test_rendering_fetches_nothing(monkeypatch):
+    from audit.render import pdf as pdf_module
+
+    attempts = []
+
+    def refuse(self, address):
+        attempts.append(address)
+        raise OSError("network access during rendering")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    report = audit(hostile_manifests().replace("image: 'x", "image: 'http://198.51.100.7/x.png"))
+    render_html(report)
+    pdf_module.render_pdf(report)
+    assert attempts == []
+
+
+def test_large_results_are_capped_with_totals():
+    from audit.render.pdf import render_pdf
+
+    namespaces = "".join(f"---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ns-{i:04d}}}\n" for i in range(300))
+    report = audit(namespaces)
+    page = Page(render_html(report, max_rows=40))
+    assert len(page.rows["namespaces"]) == 40
+    assert "Showing 40 of 300 namespaces" in " ".join(" ".join(page.text).split())
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(render_pdf(report, max_rows=25))).pages)
+    assert "Showing 25 of 300 namespaces" in " ".join(text.split())
+
+
+def test_report_command_renders_a_saved_result(tmp_path):
+    result = tmp_path / "result.json"
+    assert runner.invoke(app, ["scan", str(EXAMPLES / "lab-solution"), "--json", str(result), *NOW]).exit_code == 0
+    html, pdf = tmp_path / "r.html", tmp_path / "r.pdf"
+    out = runner.invoke(app, ["report", str(result), "--html", str(html), "--pdf", str(pdf)])
+    assert out.exit_code == 0, out.output
+    assert "Default-deny:        ingress 3/3" in out.output
+    reader = pypdf.PdfReader(str(pdf))
+    assert reader.attachments["netpol-audit-result.json"][0] == result.read_bytes()
+    assert "3/3" in html.read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schemaVersion": "9.0"}')
+    out = runner.invoke(app, ["report", str(bad), "--html", str(html)])
+    assert out.exit_code == 2 and "schemaVersion" in out.output
+
+
+def test_scan_writes_html_and_pdf(tmp_path):
+    html, pdf = tmp_path / "r.html", tmp_path / "r.pdf"
+    out = runner.invoke(app, ["scan", str(EXAMPLES / "flannel"), "--html", str(html), "--pdf", str(pdf), *NOW])
+    assert out.exit_code == 0, out.output
+    assert "POLICIES ARE NOT ENFORCED" in html.read_text()
+    assert "Policies are not enforced" in pypdf.PdfReader(str(pdf)).pages[0].extract_text()
+    out = runner.invoke(app, ["scan", str(EXAMPLES / "flannel"), "--pdf", str(pdf), "--pdf-variant", "pdf/x-1a", *NOW])
+    assert out.exit_code == 2 and "--pdf-variant" in out.output
+
+
+@pytest.mark.slow
+def test_installed_wheel_renders_reports(tmp_path):
+    """Build the wheel, install it into a fresh venv, and render from there (templates included)."""
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)], check=True)
+    (wheel,) = dist.glob("netpol_audit-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
+    # Dependencies come from this environment's site-packages; the package itself from the wheel.
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    env = {"PYTHONPATH": site, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    probe = subprocess.run([str(py), "-c", "import audit, audit.render.view as v; print(audit.__file__); print(v.templates_dir())"],
+                           cwd=work, env=env, capture_output=True, text=True, check=True)
+    module_file, templates = probe.stdout.split()
+    assert module_file.startswith(str(venv)) and templates.startswith(str(venv))
+    out = subprocess.run([str(py), "-m", "audit", "scan", str(EXAMPLES / "lab-solution"), "--html", "r.html", "--pdf", "r.pdf", *NOW],
+                         cwd=work, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (work / "r.html").read_text().startswith("<!DOCTYPE html>")
+    assert pypdf.PdfReader(str(work / "r.pdf")).attachments
