@@ -25,7 +25,9 @@ from audit.cni import detect_cni  # noqa: E402
 from audit.config import Config  # noqa: E402
 from audit.findings import run_checks  # noqa: E402
 from audit.inventory import Collection, SourceRef  # noqa: E402
+from audit.render.html import render_html  # noqa: E402
 from audit.render.json_report import render_json  # noqa: E402
+from audit.render.pdf import render_pdf  # noqa: E402
 from audit.render.terminal import render_terminal  # noqa: E402
 from audit.report import build_report  # noqa: E402
 from audit.sources.objects import InventoryBuilder  # noqa: E402
@@ -111,14 +113,17 @@ def main() -> None:
     report = stage("report model", lambda: build_report(analysis, findings, all_checks(), cni, config, now))
     text = stage("JSON", lambda: render_json(report))
     stage("terminal", lambda: render_terminal(report))
+    html = stage("HTML (5000 rows/table)", lambda: render_html(report))
+    pdf = stage("PDF (500 rows/table)", lambda: render_pdf(report))
 
     pods = sum(w.pods for w in inventory.workloads)
     print(f"cluster: {args.namespaces} namespaces, {pods} pods, {len(inventory.policies)} policies, "
-          f"{len(analysis.classes)} pod classes, {len(findings)} findings, JSON {len(text) / 1e6:.1f} MB")
-    print(f"{'stage':<24}{'seconds':>10}{'peak RSS MB':>14}")
+          f"{len(analysis.classes)} pod classes, {len(findings)} findings, JSON {len(text) / 1e6:.1f} MB, "
+          f"HTML {len(html) / 1e6:.1f} MB, PDF {len(pdf) / 1e6:.1f} MB")
+    print(f"{'stage':<26}{'seconds':>10}{'peak RSS MB':>14}")
     for name, seconds, rss in stages:
-        print(f"{name:<24}{seconds:>10.2f}{rss:>14.0f}")
-    print(f"{'total (without generate)':<24}{sum(s for n, s, _ in stages[1:]):>10.2f}")
+        print(f"{name:<26}{seconds:>10.2f}{rss:>14.0f}")
+    print(f"{'total (without generate)':<26}{sum(s for n, s, _ in stages[1:]):>10.2f}")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,11 @@ def view_model(report: Report, max_rows: int) -> dict[str, Any]:
     by_check: dict[str, list[FindingRow]] = {}
     for f in fails:
         by_check.setdefault(f.check, []).append(f)
+    # One budget for the whole findings section, shared by its checks, so rows stay bounded
+    # however many checks fire (each check still shows a few).
+    per_check = max(5, max_rows // max(1, len(by_check)))
     for check_id, items in sorted(by_check.items(), key=lambda kv: (rank(kv[1][0].severity), kv[0])):
-        groups.append(CheckGroup(checks[check_id], items[0].severity, cap(items, max_rows)))
+        groups.append(CheckGroup(checks[check_id], items[0].severity, cap(items, per_check)))
     namespaces = sorted(report.namespaces, key=namespace_order)
     policies: list[PolicyRow] = sorted(report.policies, key=lambda p: (p.valid, p.namespace, p.name))
     s = report.summary
