@@ -7,6 +7,7 @@ import datetime as dt
 import enum
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -22,9 +23,12 @@ from audit.inventory import Inventory
 from audit.pipeline import run_audit
 from audit.render.json_report import render_json
 from audit.render.sarif import render_sarif
+from audit.render.summary import render_summary_line
 from audit.render.terminal import render_terminal
 from audit.report import Report
+from audit.rotation import parse_formats, prepare, previous_result, write_run
 from audit.sources.manifests import load_manifests
+from audit.trend import with_trend
 
 if TYPE_CHECKING:
     from audit.sources.cluster import ConnectOptions
@@ -109,22 +113,33 @@ OUTPUT = typer.Option(None, "--output", "-o", help="Write the --format output to
 NO_COLOR = typer.Option(False, "--no-color", help="No ANSI colour (also off when NO_COLOR is set or stdout is not a terminal).")
 
 
-def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool, json_file: Optional[Path],
-          sarif_file: Optional[Path], html_file: Optional[Path], pdf_file: Optional[Path], max_rows: Optional[int],
-          pdf_variant: Optional[str]) -> None:
-    """Write every requested file (each atomically), then print or write the --format output."""
-    if json_file:
-        write_atomic(json_file, render_json(report))
-    if sarif_file:
-        write_atomic(sarif_file, render_sarif(report))
-    if html_file:
+def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[str]) -> dict[str, Callable[[], str | bytes]]:
+    """File format -> a function rendering it; HTML and PDF are imported only when used."""
+
+    def html() -> str:
         from audit.render.html import DEFAULT_MAX_ROWS, render_html
 
-        write_atomic(html_file, render_html(report, max_rows or DEFAULT_MAX_ROWS))
-    if pdf_file:
-        from audit.render.pdf import DEFAULT_MAX_ROWS as PDF_ROWS, render_pdf
+        return render_html(report, max_rows or DEFAULT_MAX_ROWS)
 
-        write_atomic(pdf_file, render_pdf(report, max_rows or PDF_ROWS, pdf_variant))
+    def pdf() -> bytes:
+        from audit.render.pdf import DEFAULT_MAX_ROWS, render_pdf
+
+        return render_pdf(report, max_rows or DEFAULT_MAX_ROWS, pdf_variant)
+
+    return {"json": lambda: render_json(report), "html": html, "pdf": pdf,
+            "sarif": lambda: render_sarif(report), "txt": lambda: render_terminal(report)}
+
+
+def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool, json_file: Optional[Path],
+          sarif_file: Optional[Path], html_file: Optional[Path], pdf_file: Optional[Path], max_rows: Optional[int],
+          pdf_variant: Optional[str], print_report: bool = True) -> None:
+    """Write every requested file (each atomically), then print or write the --format output."""
+    render = _renderers(report, max_rows, pdf_variant)
+    for path, kind in ((json_file, "json"), (sarif_file, "sarif"), (html_file, "html"), (pdf_file, "pdf")):
+        if path:
+            write_atomic(path, render[kind]())
+    if not print_report:
+        return
     if format is Format.text:
         text = render_terminal(report, colour=output is None and _use_colour(no_color))
     else:
@@ -148,6 +163,20 @@ def _connect_options(kubeconfig: Optional[Path], context: Optional[str], request
     from audit.sources.cluster import ConnectOptions
 
     return ConnectOptions(str(kubeconfig) if kubeconfig else None, context, request_timeout, page_size, cluster_name)
+
+
+def _load_result(path: Path) -> Report:
+    from audit.render.json_report import load_report
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    return load_report(text, str(path))
+
+
+def _report_time(report: Report) -> dt.datetime:
+    return dt.datetime.fromisoformat(report.generated_at.replace("Z", "+00:00"))
 
 
 def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], opts: "ConnectOptions") -> Inventory:
@@ -181,6 +210,12 @@ def scan(
     exclude_namespace: Optional[list[str]] = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable)."),
     now: Optional[str] = typer.Option(None, "--now", help="Report time (ISO 8601), for reproducible output."),
     no_color: bool = NO_COLOR,
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="CronJob mode: write timestamped reports and latest.* here, prune old runs, print one JSON summary line."),
+    formats: str = typer.Option("json,html,pdf", "--formats", help="Formats written to --output-dir (json, html, pdf, sarif, txt)."),
+    keep: int = typer.Option(30, "--keep", min=1, help="Runs kept in --output-dir; older ones are pruned."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A previous JSON result to compare with (default with --output-dir: its latest.json)."),
+    metrics_file: Optional[Path] = typer.Option(None, "--metrics-file", help="Write Prometheus metrics (text exposition format) to this file."),
+    pushgateway: Optional[str] = typer.Option(None, "--pushgateway", help="Push the metrics to this Prometheus Pushgateway URL."),
     inventory_file: Optional[Path] = typer.Option(None, "--inventory", help="Analyse an inventory saved by `netpol-audit collect`."),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Exit 0/1 even when a core resource could not be read (the report still says INCOMPLETE)."),
     kubeconfig: Optional[Path] = KUBECONFIG,
@@ -194,15 +229,38 @@ def scan(
     Exit codes: 0 done, 1 a finding at or above --fail-on, 2 usage or input error,
     3 cluster unreachable or credentials rejected, 4 incomplete scan (without --allow-partial).
     """
+    started = time.monotonic()
     try:
         known = {c.id for c in all_checks()}
         cfg = load_config(str(config) if config else None, known)
         if exclude_namespace:
             cfg = dataclasses.replace(cfg, excluded_namespaces=cfg.excluded_namespaces + tuple(exclude_namespace))
         stamp = parse_now(now)
+        run_formats = parse_formats(formats) if output_dir else ()
+        if output_dir:
+            prepare(output_dir)
+        previous = _load_result(baseline) if baseline else None
         inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
         report = run_audit(inventory, cfg, stamp)
-        _emit(report, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant)
+        if output_dir and not baseline:
+            previous, problem = previous_result(output_dir)
+            if problem:
+                typer.echo(f"netpol-audit: warning: {problem}", err=True)
+        report = with_trend(report, previous)
+        _emit(report, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
+              print_report=output_dir is None)
+        if output_dir:
+            renders = _renderers(report, max_rows, pdf_variant)
+            files = write_run(output_dir, _report_time(report), {f: renders[f] for f in run_formats}, keep)
+            typer.echo(render_summary_line(report, [str(p) for p in files.written]), nl=False)
+        if metrics_file or pushgateway:
+            from audit.metrics import push_metrics, registry_for, write_metrics
+
+            registry = registry_for(report, time.monotonic() - started, time.time())
+            if metrics_file:
+                write_metrics(str(metrics_file), registry)
+            if pushgateway:
+                push_metrics(pushgateway, registry)
     except AuditError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
@@ -229,14 +287,8 @@ def report(
     no_color: bool = NO_COLOR,
 ) -> None:
     """Render a saved JSON result (terminal, HTML, PDF, SARIF) without scanning again."""
-    from audit.render.json_report import load_report
-
     try:
-        try:
-            text = result.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"{result}: cannot read: {exc.strerror}") from None
-        saved = load_report(text, str(result))
+        saved = _load_result(result)
         _emit(saved, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant)
     except AuditError as exc:
         raise _fail(exc) from None

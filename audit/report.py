@@ -203,6 +203,34 @@ class ToolInfo:
 
 
 @dataclass(frozen=True)
+class FindingRef:
+    """Enough of a finding to name it in a trend."""
+
+    id: str
+    check: str
+    severity: str
+    namespace: str | None
+    kind: str
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Trend:
+    """What changed since a previous result (see audit.trend)."""
+
+    previous_generated_at: str
+    new: tuple[FindingRef, ...]
+    resolved: tuple[FindingRef, ...]
+    persisting: int
+    score_delta: int
+    default_deny_ingress_delta: int
+    default_deny_egress_delta: int
+    pods_isolated_both_delta: int
+    findings_delta: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Report:
     schema_version: str
     tool: ToolInfo
@@ -216,6 +244,7 @@ class Report:
     checks: tuple[CheckRow, ...]
     controls: tuple[ControlRow, ...]
     waivers: tuple[WaiverRow, ...] = field(default=())
+    trend: Trend | None = None
 
     def failing(self, threshold: str) -> list[FindingRow]:
         """Unwaived findings at or above ``threshold``."""

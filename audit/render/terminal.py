@@ -30,6 +30,25 @@ def _object(f: FindingRow) -> str:
     return f"{f.namespace}/{f.name}"
 
 
+def _signed(n: int) -> str:
+    return f"+{n}" if n > 0 else str(n)
+
+
+def _trend_lines(report: Report, s: _Style, limit: int) -> list[str]:
+    t = report.trend
+    assert t is not None
+    lines = [f"Since {t.previous_generated_at}: {s(f'{len(t.new)} new', 'high') if t.new else '0 new'}, "
+             f"{len(t.resolved)} resolved, {t.persisting} persisting; score {_signed(t.score_delta)}, "
+             f"default-deny ingress {_signed(t.default_deny_ingress_delta)}, egress {_signed(t.default_deny_egress_delta)}, "
+             f"pods isolated both ways {_signed(t.pods_isolated_both_delta)}"]
+    for ref in t.new[:limit]:
+        where = f"{ref.namespace}/{ref.name}" if ref.namespace and ref.kind != "Namespace" else ref.name
+        lines.append(f"  new: {ref.check} [{ref.severity}] {where}: {ref.message}")
+    if len(t.new) > limit:
+        lines.append(f"  ... {len(t.new) - limit} more new findings")
+    return lines
+
+
 def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, max_objects: int = 10) -> str:
     """Plain text for a terminal; ANSI colour only when ``colour`` is set."""
     s = _Style(colour)
@@ -60,6 +79,8 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
                + (f"; other kinds: {', '.join(f'{k} {v}' for k, v in summ.extended_policies.items())}" if summ.extended_policies else ""))
     counts = ", ".join(s(f"{sev} {summ.findings[sev]}", sev) if summ.findings[sev] else f"{sev} 0" for sev in SEVERITIES)
     out.append(f"Findings:            {counts}" + (f" ({summ.waived_findings} waived)" if summ.waived_findings else ""))
+    if report.trend is not None:
+        out.extend(_trend_lines(report, s, max_objects))
     out.append("")
 
     rows = [

@@ -1,0 +1,63 @@
+"""Prometheus metrics of a result, for a textfile collector or a Pushgateway."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Gauge, Info, push_to_gateway, write_to_textfile
+
+from audit.errors import OutputError
+from audit.report import Report
+from audit.severity import SEVERITIES
+
+
+def registry_for(report: Report, duration_seconds: float, finished_unix: float) -> CollectorRegistry:
+    """A fresh registry holding the result's gauges (labels are bounded: namespaces, checks, severities)."""
+    reg = CollectorRegistry()
+    Info("netpol_audit", "The scanner that produced these metrics.", registry=reg).info(
+        {"version": report.tool.version, "schema": report.schema_version, "source": report.scan.source}
+    )
+    Gauge("netpol_audit_scan_complete", "1 when every core resource was read.", registry=reg).set(int(report.scan.complete))
+    Gauge("netpol_audit_scan_duration_seconds", "Wall time of the scan.", registry=reg).set(duration_seconds)
+    last = Gauge("netpol_audit_last_success_timestamp_seconds", "When the last complete scan finished (Unix time).", registry=reg)
+    if report.scan.complete:
+        last.set(finished_unix)
+    Gauge("netpol_audit_score", "Posture score, 0-100 (formula in the report).", registry=reg).set(report.summary.score)
+    cov = Gauge("netpol_audit_namespace_default_deny", "1 when the namespace has default-deny in the direction (by effect).",
+                ["namespace", "direction"], registry=reg)
+    ratio = Gauge("netpol_audit_namespace_pods_isolated_ratio", "Share of the namespace's pods isolated in the direction.",
+                  ["namespace", "direction"], registry=reg)
+    for ns in report.namespaces:
+        if ns.excluded:
+            continue
+        for direction, deny, isolated in (("ingress", ns.default_deny_ingress, ns.isolated_ingress),
+                                          ("egress", ns.default_deny_egress, ns.isolated_egress)):
+            cov.labels(ns.name, direction).set(int(deny))
+            ratio.labels(ns.name, direction).set(isolated / ns.pods if ns.pods else 1.0)
+    s = report.summary
+    unselected = Gauge("netpol_audit_pods_unselected", "Pods no policy isolates, per direction.", ["direction"], registry=reg)
+    unselected.labels("ingress").set(s.pods - s.pods_isolated_ingress)
+    unselected.labels("egress").set(s.pods - s.pods_isolated_egress)
+    by_severity = Gauge("netpol_audit_findings", "Unwaived findings per severity.", ["severity"], registry=reg)
+    for sev in SEVERITIES:
+        by_severity.labels(sev).set(s.findings[sev])
+    by_check = Gauge("netpol_audit_check_findings", "Unwaived findings per check.", ["check"], registry=reg)
+    for check in report.checks:
+        by_check.labels(check.id)  # present at 0, so alert rules need no absent()
+    for f in report.findings:
+        if f.status == "fail":
+            by_check.labels(f.check).inc()
+    return reg
+
+
+def write_metrics(path: str, registry: CollectorRegistry) -> None:
+    """Write the exposition file atomically (prometheus_client renames a temp file into place)."""
+    try:
+        write_to_textfile(path, registry)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write metrics: {exc.strerror or exc}") from None
+
+
+def push_metrics(url: str, registry: CollectorRegistry, job: str = "netpol-audit", timeout: float = 30) -> None:
+    try:
+        push_to_gateway(url, job=job, registry=registry, timeout=timeout)
+    except OSError as exc:
+        raise OutputError(f"pushgateway {url}: {exc}") from None
