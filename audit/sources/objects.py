@@ -172,13 +172,17 @@ class InventoryBuilder:
         kind = obj.get("kind")
         if not kind or not isinstance(kind, str):
             raise _fail(where, "kind", "required")
+        group = api_group(obj.get("apiVersion"))
+        if not self._handles(group, kind):
+            # Kinds the audit does not read (Service, Kustomization, ...) are counted, not validated.
+            self.skipped[kind] += 1
+            return
         meta = _mapping(obj.get("metadata"), where, "metadata")
         name = meta.get("name")
         if not name or not isinstance(name, str):
             raise _fail(where, "metadata.name", "required (a non-empty string)")
         where = f"{where} {kind} {name!s}"
         self.counts[kind] += 1
-        group = api_group(obj.get("apiVersion"))
         ns = meta.get("namespace") or DEFAULT_NAMESPACE
         if not isinstance(ns, str):
             raise _fail(where, "metadata.namespace", "must be a string")
@@ -211,13 +215,15 @@ class InventoryBuilder:
             keys = list(_mapping(meta.get("annotations"), where, "metadata.annotations")) + list(_mapping(meta.get("labels"), where, "metadata.labels"))
             self._node_hints.update(h for h in NODE_CNI_HINTS for k in keys if isinstance(k, str) and k.startswith(h))
             return
-        if kind in TEMPLATE_KINDS:
-            self._add_template(obj, meta, kind, ns, name, source, where)
-            return
-        self.counts[kind] -= 1
-        if not self.counts[kind]:
-            del self.counts[kind]
-        self.skipped[kind] += 1
+        self._add_template(obj, meta, kind, ns, name, source, where)
+
+    @staticmethod
+    def _handles(group: str, kind: str) -> bool:
+        if (group, kind) in EXTENDED_KINDS:
+            return True
+        if kind == "NetworkPolicy":
+            return group in ("", "networking.k8s.io", "extensions")
+        return kind in ("Namespace", "Pod", "Node") or kind in TEMPLATE_KINDS
 
     def _owner(self, meta: Mapping[str, Any], labels: Labels, where: str) -> tuple[str, str] | None:
         refs = meta.get("ownerReferences") or []
