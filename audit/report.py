@@ -14,7 +14,7 @@ from audit.checks.registry import Check
 from audit.cni import CniReport
 from audit.compliance import CONTROLS
 from audit.config import Config
-from audit.findings import Finding
+from audit.inventory import SourceRef
 from audit.severity import SEVERITIES, at_least
 
 SCHEMA_VERSION = "1.0"
@@ -251,13 +251,14 @@ class Report:
         return [f for f in self.findings if f.status == "fail" and at_least(f.severity, threshold)]
 
 
-def _location(src) -> SourceLocation | None:
+def location(src: SourceRef | None) -> SourceLocation | None:
+    """Where a manifest object came from (None for objects read from the API)."""
     if src is None or src.file is None:
         return None
     return SourceLocation(src.file, src.line, src.document)
 
 
-def build_report(analysis: Analysis, findings: tuple[Finding, ...], checks: list[Check], cni: CniReport,
+def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: list[Check], cni: CniReport,
                  config: Config, now: dt.datetime) -> Report:
     """Assemble the report model from the analysis and the findings."""
     inv = analysis.inventory
@@ -291,7 +292,7 @@ def build_report(analysis: Analysis, findings: tuple[Finding, ...], checks: list
         obj = parsed.obj
         if p is None:
             policy_rows.append(PolicyRow(obj.namespace, obj.name, False, "", (), False, 0, (), (), (),
-                                         tuple(map(str, parsed.errors)), _location(obj.source)))
+                                         tuple(map(str, parsed.errors)), location(obj.source)))
             continue
         chosen = [analysis.classes[c] for c in sorted(analysis.selected[p.key])]
         policy_rows.append(PolicyRow(
@@ -301,14 +302,8 @@ def build_report(analysis: Analysis, findings: tuple[Finding, ...], checks: list
             selected_workloads=tuple(sorted(w.ref for c in chosen for w in c.workloads)),
             ingress_rules=tuple(r.describe() for r in p.rules("Ingress")),
             egress_rules=tuple(r.describe() for r in p.rules("Egress")),
-            errors=(), source=_location(p.source),
+            errors=(), source=location(p.source),
         ))
-
-    finding_rows = tuple(FindingRow(
-        id=f.fingerprint, check=f.check, title=f.title, severity=f.severity, category=f.category, status=f.status,
-        namespace=f.namespace, kind=f.kind, name=f.name, message=f.message, remediation=f.remediation,
-        fix_yaml=f.fix_yaml, objects=f.objects, source=_location(f.source), waiver=f.waiver, references=f.references,
-    ) for f in findings)
 
     fails = [f for f in findings if f.status == "fail"]
     by_severity = {s: sum(1 for f in fails if f.severity == s) for s in SEVERITIES}
@@ -374,7 +369,7 @@ def build_report(analysis: Analysis, findings: tuple[Finding, ...], checks: list
         ),
         namespaces=tuple(ns_rows),
         policies=tuple(policy_rows),
-        findings=finding_rows,
+        findings=findings,
         checks=tuple(CheckRow(c.id, c.title, c.severity, c.category, c.rationale, c.remediation, c.references) for c in checks),
         controls=tuple(controls),
         waivers=tuple(WaiverRow(w.check, w.namespace, w.object, w.reason,
