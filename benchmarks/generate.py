@@ -1,0 +1,183 @@
+"""Synthetic clusters of realistic shape, for benchmarks.
+
+    python benchmarks/generate.py --size M --out /tmp/cluster-M
+
+Sizes: S (1k pods), M (20k pods), L (150k pods, 10k namespaces, 30k policies). The cluster
+is written as `kubectl get -o json` style List files (valid manifest input, one per kind) that
+also serve as the API-server double's fixtures. Deterministic for a given size and seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+from typing import Any, Iterator
+
+SIZES = {
+    "S": {"namespaces": 60, "pods": 1_000, "policies": 180},
+    "M": {"namespaces": 1_300, "pods": 20_000, "policies": 4_000},
+    "L": {"namespaces": 10_000, "pods": 150_000, "policies": 30_000},
+}
+
+APPS = [
+    ("web", "frontend", [("http", 8080, "TCP")]),
+    ("api", "backend", [("http", 8080, "TCP"), ("grpc", 9090, "TCP")]),
+    ("worker", "backend", [("metrics", 9100, "TCP")]),
+    ("postgres", "data", [("pg", 5432, "TCP")]),
+    ("redis", "data", [("redis", 6379, "TCP")]),
+    ("kafka", "data", [("kafka", 9092, "TCP")]),
+    ("gateway", "edge", [("https", 8443, "TCP")]),
+    ("batch", "backend", []),
+]
+ENVS = ("prod", "staging", "dev")
+
+
+def _meta(name: str, namespace: str | None = None, labels: dict | None = None, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = labels
+    meta.update(extra)
+    return meta
+
+
+def _np(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name, namespace), "spec": spec}
+
+
+def _dns_rule() -> dict[str, Any]:
+    return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+
+
+def generate(size: str, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
+    """Objects by kind: Namespace, Pod, NetworkPolicy, DaemonSet."""
+    shape = SIZES[size]
+    rng = random.Random(seed)
+    out: dict[str, list[dict[str, Any]]] = {"Namespace": [], "Pod": [], "NetworkPolicy": [], "DaemonSet": []}
+    out["Namespace"].append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta("kube-system")})
+    out["DaemonSet"].append({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta("calico-node", "kube-system", {"k8s-app": "calico-node"}),
+        "spec": {"template": {"metadata": {"labels": {"k8s-app": "calico-node"}}, "spec": {"hostNetwork": True, "containers": [
+            {"name": "calico-node", "image": "docker.io/calico/node:v3.29.1"}]}}}})
+    for i in range(2):
+        out["Pod"].append(_pod("coredns-5d78c9869d", f"coredns-5d78c9869d-{i}", "kube-system", {"k8s-app": "kube-dns"},
+                               [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")], "10.0.0.%d" % (i + 2)))
+    out["Namespace"].append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta("monitoring")})
+    out["Pod"].append(_pod("prometheus", "prometheus-0", "monitoring", {"app": "prometheus"}, [("web", 9090, "TCP")], "10.0.0.9"))
+    namespaces = shape["namespaces"]
+    pods_per_ns = shape["pods"] // namespaces
+    extra_pods = shape["pods"] - pods_per_ns * namespaces - 3
+    policies_left = shape["policies"]
+    for n in range(namespaces):
+        env = ENVS[n % len(ENVS)]
+        ns = f"{env}-team{n // len(ENVS):05d}"
+        out["Namespace"].append({"apiVersion": "v1", "kind": "Namespace",
+                                 "metadata": _meta(ns, labels={"env": env, "team": f"team{n % 250}"})})
+        count = pods_per_ns + (1 if n < extra_pods else 0)
+        apps = rng.sample(APPS, k=min(len(APPS), max(2, count // 3)))
+        made = 0
+        while made < count:
+            for app, tier, ports in apps:
+                if made >= count:
+                    break
+                replicas = min(count - made, rng.choice((1, 2, 3, 3, 5)))
+                template_hash = f"{rng.randrange(16**8):08x}"[:9]
+                for r in range(replicas):
+                    labels = {"app": app, "tier": tier, "env": env, "version": f"v{rng.randrange(1, 4)}",
+                              "pod-template-hash": template_hash}
+                    ip = f"10.{(n >> 8) & 255}.{n & 255}.{made + 10}"
+                    out["Pod"].append(_pod(f"{app}-{template_hash}", f"{app}-{template_hash}-{r}", ns, labels, ports, ip))
+                    made += 1
+        # Policies: most namespaces are locked down, some are open, a few have mistakes.
+        budget = -(-policies_left // (namespaces - n))  # spread what is left evenly
+        chosen = _policies(ns, env, apps, rng, n)[:budget]
+        out["NetworkPolicy"].extend(chosen)
+        policies_left -= len(chosen)
+    return out
+
+
+def _pod(owner: str, name: str, ns: str, labels: dict[str, str], ports: list[tuple[str, int, str]], ip: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": _meta(name, ns, labels, ownerReferences=[{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner,
+                                                               "uid": "00000000", "controller": True}]),
+        "spec": {"containers": [{"name": "main", "image": f"registry.example/{labels.get('app', 'x')}:1.0",
+                                 "ports": [{"name": p, "containerPort": n, "protocol": proto} for p, n, proto in ports]}]},
+        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
+    }
+
+
+def _policies(ns: str, env: str, apps, rng: random.Random, n: int) -> list[dict[str, Any]]:
+    kind = n % 20
+    if kind == 0:
+        return []  # one namespace in twenty has no policy
+    policies = [
+        _np("default-deny-all", ns, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        _np("allow-dns", ns, {"podSelector": {}, "policyTypes": ["Egress"], "egress": [_dns_rule()]}),
+    ]
+    app, _tier, ports = apps[0]
+    target, _t2, target_ports = apps[-1]
+    if kind == 1:  # the war story
+        policies.append(_np("allow-from-web", ns, {"podSelector": {"matchLabels": {}}, "ingress": [
+            {"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]}))
+    elif kind == 2:  # the OR/AND trap
+        policies.append(_np(f"{target}-from-{env}", ns, {"podSelector": {"matchLabels": {"app": target}}, "ingress": [
+            {"from": [{"namespaceSelector": {"matchLabels": {"env": env}}}, {"podSelector": {"matchLabels": {"app": app}}}],
+             "ports": [{"port": p[1]} for p in target_ports] or None}]}))
+    elif kind == 3:  # egress to the internet, metadata included
+        policies.append(_np(f"{app}-egress-internet", ns, {"podSelector": {"matchLabels": {"app": app}}, "policyTypes": ["Egress"],
+                                                           "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [
+                                                               "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
+                                                               "ports": [{"port": 443}, {"port": 80}]}]}))
+    elif kind == 4:  # broken: endPort below port
+        policies.append(_np(f"{target}-range", ns, {"podSelector": {"matchLabels": {"app": target}}, "ingress": [
+            {"ports": [{"port": 9000, "endPort": 8000}]}]}))
+    else:  # a careful cross-namespace allow
+        rule: dict[str, Any] = {"from": [{"namespaceSelector": {"matchLabels": {"env": env}},
+                                          "podSelector": {"matchLabels": {"app": app}}}]}
+        if target_ports:
+            rule["ports"] = [{"port": target_ports[0][0]}]
+        policies.append(_np(f"{target}-from-{app}", ns, {"podSelector": {"matchLabels": {"app": target}}, "ingress": [rule]}))
+        policies.append(_np("allow-metrics-scrape", ns, {"podSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["backend", "data"]}]},
+                                                         "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                                                                      "ports": [{"port": "metrics"}]}]}))
+    return policies
+
+
+def write(objects: dict[str, list[dict[str, Any]]], out: Path) -> list[Path]:
+    """One List file per kind; valid `netpol-audit scan` input and API-double fixtures."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    files = {"Namespace": "namespaces", "Pod": "pods", "NetworkPolicy": "networkpolicies", "DaemonSet": "daemonsets"}
+    for kind, items in objects.items():
+        path = out / f"{files[kind]}.json"
+        with path.open("w", encoding="utf-8") as fh:
+            json.dump({"apiVersion": "v1", "kind": "List", "items": items}, fh, separators=(",", ":"))
+        paths.append(path)
+    return paths
+
+
+def iter_objects(objects: dict[str, list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    for items in objects.values():
+        yield from items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="S")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    objects = generate(args.size, args.seed)
+    for path in write(objects, args.out):
+        print(path)
+    print({k: len(v) for k, v in objects.items()})
+
+
+if __name__ == "__main__":
+    main()

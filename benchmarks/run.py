@@ -1,0 +1,225 @@
+"""The benchmark: every stage, for each size, with wall time and peak RSS.
+
+    python benchmarks/run.py                 # S, M and L (L takes a few minutes)
+    python benchmarks/run.py --sizes S,M     # quicker
+
+For each size it generates the cluster once (benchmarks/generate.py, cached under --work),
+then runs each measurement in a fresh process so peak RSS belongs to that measurement alone:
+
+- floor: merely parsing the input JSON with orjson;
+- scan: load (manifest JSON -> inventory), analysis, checks, a reachability sample (two
+  allowed() verdicts per pod class), report model, JSON, HTML, PDF;
+- live: the same objects served by the API-server double in its own process: fetching the raw
+  pages only, then `collect` (the real kubernetes client, paging, parsing, reduction).
+
+It prints one table per size, the ratios the targets are stated in, and the fitted exponent
+of full-scan time against pod count (1.0 is linear).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+FULL_SCAN = ("load", "analysis", "checks", "report model", "JSON", "HTML")
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def files_of(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.json"))
+
+
+# -- measurements, each run in its own process ---------------------------------------------
+
+def measure_floor(directory: Path) -> dict[str, Any]:
+    import orjson
+
+    start = time.perf_counter()
+    total = 0
+    for path in files_of(directory):
+        total += len(orjson.loads(path.read_bytes())["items"])
+    return {"stages": [["orjson parse", time.perf_counter() - start, rss_mb()]], "objects": total}
+
+
+def measure_scan(directory: Path) -> dict[str, Any]:
+    import datetime as dt
+
+    from audit.analysis import Analysis
+    from audit.checks.registry import Context, all_checks
+    from audit.cni import detect_cni
+    from audit.config import Config
+    from audit.findings import run_checks
+    from audit.render.html import render_html
+    from audit.render.json_report import render_json
+    from audit.render.pdf import render_pdf
+    from audit.report import build_report
+    from audit.sources.manifests import load_manifests
+
+    stages: list[list[Any]] = []
+
+    def stage(name, fn):
+        start = time.perf_counter()
+        result = fn()
+        stages.append([name, time.perf_counter() - start, rss_mb()])
+        return result
+
+    config = Config()
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    inventory = stage("load", lambda: load_manifests([str(p) for p in files_of(directory)]))
+    analysis = stage("analysis", lambda: Analysis(inventory, config.dns))
+    cni = detect_cni(inventory.daemonsets)
+    findings = stage("checks", lambda: run_checks(Context(analysis, config, cni, now.date())))
+    stage("reachability sample", lambda: reachability_sample(analysis))
+    report = stage("report model", lambda: build_report(analysis, findings, all_checks(), cni, config, now))
+    text = stage("JSON", lambda: render_json(report))
+    html = stage("HTML", lambda: render_html(report))
+    pdf = stage("PDF", lambda: render_pdf(report))
+    return {"stages": stages, "pods": sum(w.pods for w in inventory.workloads), "classes": len(analysis.classes),
+            "findings": len(findings), "json_mb": len(text) / 1e6, "html_mb": len(html) / 1e6, "pdf_mb": len(pdf) / 1e6}
+
+
+def reachability_sample(analysis) -> int:
+    """Two verdicts per pod class: can it resolve names, and can a pod of another namespace reach it."""
+    allowed = 0
+    classes = [c for c in analysis.real_classes() if c.governed]
+    dns = analysis.dns_classes[0]
+    for i, cls in enumerate(classes):
+        allowed += analysis.allowed(cls.id, dns, 53, "UDP").allowed
+        other = classes[(i * 7919 + 13) % len(classes)]
+        port = cls.ports[0].port if cls.ports else 8080
+        allowed += analysis.allowed(other.id, cls.id, port).allowed
+    return allowed
+
+
+def _serve(directory: str, ready, stop) -> None:
+    import orjson
+
+    from tests.apiserver import ApiDouble
+
+    objects = []
+    for path in files_of(Path(directory)):
+        objects += orjson.loads(path.read_bytes())["items"]
+    with ApiDouble(objects) as api:
+        ready.put(api.url)
+        stop.wait()
+
+
+def measure_live(directory: Path, page_size: int = 500) -> dict[str, Any]:
+    import urllib3
+
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=_serve, args=(str(directory), ready, stop), daemon=True)
+    server.start()
+    url = ready.get(timeout=900)
+    try:
+        from audit.sources.cluster import ConnectOptions, collect
+
+        paths = ["/api/v1/namespaces", "/api/v1/pods", "/apis/networking.k8s.io/v1/networkpolicies",
+                 "/apis/apps/v1/daemonsets", "/api/v1/nodes"]
+        http = urllib3.PoolManager()
+        start = time.perf_counter()
+        pages = 0
+        for path in paths:
+            token = None
+            while True:
+                query = f"?limit={page_size}" + (f"&continue={quote(token)}" if token else "")
+                body = http.request("GET", url + path + query).data
+                pages += 1
+                marker = body.rfind(b'"continue": "')  # the token, without parsing the page
+                token = body[marker + 13: body.index(b'"', marker + 13)].decode() if marker >= 0 else None
+                if not token:
+                    break
+        raw = time.perf_counter() - start
+        rss_raw = rss_mb()
+        with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as fh:
+            fh.write(json.dumps({
+                "apiVersion": "v1", "kind": "Config", "current-context": "bench",
+                "clusters": [{"name": "c", "cluster": {"server": url}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "bench", "context": {"cluster": "c", "user": "u"}}],
+            }))
+        from audit.sources import cluster  # noqa: F401 - import time is not listing time
+        import kubernetes.client  # noqa: F401
+
+        start = time.perf_counter()
+        inventory = collect(ConnectOptions(kubeconfig=fh.name, page_size=page_size))
+        listing = time.perf_counter() - start
+        return {"stages": [["fetch raw pages", raw, rss_raw], ["collect", listing, rss_mb()]], "pages": pages,
+                "requests": inventory.collection.api_requests}
+    finally:
+        stop.set()
+        server.join(timeout=30)
+
+
+MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_live}
+
+
+def child(kind: str, directory: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, "--dir", str(directory)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="S,M,L")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "netpol-audit-bench")
+    parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument("--child", choices=sorted(MEASUREMENTS))
+    parser.add_argument("--dir", type=Path)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(MEASUREMENTS[args.child](args.dir)))
+        return
+
+    from generate import generate, write
+
+    points = []
+    for size in args.sizes.split(","):
+        directory = args.work / size
+        if not (directory / "pods.json").exists():
+            write(generate(size), directory)
+        floor = child("floor", directory)
+        scan = child("scan", directory)
+        live = None if args.skip_live else child("live", directory)
+        print(f"\n== {size}: {scan['pods']} pods, {floor['objects']} objects, {scan['classes']} pod classes, "
+              f"{scan['findings']} findings; JSON {scan['json_mb']:.1f} MB, HTML {scan['html_mb']:.1f} MB, PDF {scan['pdf_mb']:.1f} MB")
+        print(f"{'stage':<26}{'seconds':>10}{'peak RSS MB':>14}")
+        for name, seconds, rss in floor["stages"] + scan["stages"] + (live["stages"] if live else []):
+            print(f"{name:<26}{seconds:>10.2f}{rss:>14.0f}")
+        full = sum(s for n, s, _ in scan["stages"] if n in FULL_SCAN)
+        floor_s = floor["stages"][0][1]
+        print(f"{'full scan (load..HTML)':<26}{full:>10.2f}{max(r for n, _, r in scan['stages'] if n in FULL_SCAN):>14.0f}")
+        print(f"ratio full scan / orjson floor: {full / floor_s:.1f}x")
+        if live:
+            raw, listing = live["stages"][0][1], live["stages"][1][1]
+            print(f"ratio collect / raw fetch:      {listing / raw:.2f}x ({live['pages']} pages)")
+        points.append((scan["pods"], full))
+    if len(points) >= 2:
+        xs = [math.log(p) for p, _ in points]
+        ys = [math.log(t) for _, t in points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        print(f"\nfitted exponent of full-scan time vs pods: {slope:.2f} (1.0 = linear)")
+
+
+if __name__ == "__main__":
+    main()
