@@ -119,6 +119,31 @@ def parse_selector(raw: Any, path: str) -> tuple[Selector, list[FieldError]]:
     errors: list[FieldError] = []
     if raw is None:
         return EVERYTHING, errors
+    key = _memo_key(raw)
+    if key is not None and key in _VALID:
+        return _VALID[key], errors
+    selector, errors = _parse_selector(raw, path)
+    if key is not None and not errors:
+        _VALID[key] = selector
+    return selector, errors
+
+
+# Clusters repeat a few selectors in thousands of policies: valid ones are parsed once.
+_VALID: dict[tuple, Selector] = {}
+
+
+def _memo_key(raw: Any) -> tuple | None:
+    """A hashable key for the common matchLabels-only selector; None for anything else."""
+    if not isinstance(raw, dict) or set(raw) - {"matchLabels"}:
+        return None
+    labels = raw.get("matchLabels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        return None
+    return tuple(sorted(labels.items()))
+
+
+def _parse_selector(raw: Any, path: str) -> tuple[Selector, list[FieldError]]:
+    errors: list[FieldError] = []
     if not isinstance(raw, dict):
         return EVERYTHING, [FieldError(path, "must be a label selector object")]
     unknown = sorted(set(raw) - {"matchLabels", "matchExpressions"})

@@ -27,7 +27,7 @@ def namespace_without_policy(ctx: Context) -> Iterable[Hit]:
         cov = ctx.analysis.coverage[ns.name]
         if cov.policies or only_host_network(ctx, ns.name):
             continue
-        invalid = [p.obj.name for p in ctx.analysis.parsed if p.policy is None and p.obj.namespace == ns.name]
+        invalid = [p.obj.name for p in ctx.analysis.invalid_by_ns.get(ns.name, ())]
         note = f" ({_plural(len(invalid), 'policy')} present but invalid: {', '.join(invalid)})" if invalid else ""
         yield Hit(
             ns.name, "Namespace", ns.name,

@@ -12,12 +12,21 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
     analysis = ctx.analysis
     dns = ctx.config.dns
     target = f"{dns.namespace}/{','.join(f'{k}={v}' for k, v in dns.labels)}"
+    # When the DNS pods accept every source, a pod's DNS verdict depends only on the policies
+    # isolating its egress: pods that share them share the verdict.
+    dns_open = not any(analysis.isolating(d, "Ingress") for d in analysis.dns_classes)
+    verdicts: dict[object, bool] = {}
     for ns in ctx.audited_namespaces():
         blocked = []
         for cls in ctx.governed_classes(ns.name):
-            if not analysis.isolating(cls.id, "Egress"):
+            egress = analysis.isolating(cls.id, "Egress")
+            if not egress:
                 continue
-            if not any(analysis.allowed(cls.id, d, 53, protocol).allowed for d in analysis.dns_classes):
+            key = tuple(map(id, egress)) if dns_open else cls.id
+            ok = verdicts.get(key)
+            if ok is None:
+                ok = verdicts[key] = any(analysis.allowed(cls.id, d, 53, protocol).allowed for d in analysis.dns_classes)
+            if not ok:
                 blocked.append(cls)
         if not blocked:
             continue

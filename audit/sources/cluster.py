@@ -8,7 +8,6 @@ parsed from bytes, page by page, straight into the compact inventory.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import json
 import os
 import random
@@ -21,7 +20,7 @@ import urllib3
 
 from audit.errors import AuditError
 from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
-from audit.sources.objects import InventoryBuilder
+from audit.sources.objects import InventoryBuilder, gc_paused
 
 try:
     import orjson
@@ -264,9 +263,7 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
     builder = InventoryBuilder()
     issues: list[CollectionIssue] = []
     calico_v3 = False
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # page parsing allocates millions of small acyclic objects; collection is wasted work
-    try:
+    with gc_paused():
         for res in RESOURCES:
             if res.group == "crd.projectcalico.org" and calico_v3:
                 continue
@@ -298,9 +295,6 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
                 issues.append(CollectionIssue(res.label, f"{reason}{'' if exc.status != 403 else _detail(str(exc))}", core=res.core))
             except _GiveUp as exc:
                 issues.append(CollectionIssue(res.label, str(exc), core=res.core))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     collection = Collection(
         source="cluster", inputs=(conn.server,), cluster=conn.cluster, context=conn.context, server=conn.server,
         server_version=server_version, started=started, finished=_now(), issues=tuple(issues),

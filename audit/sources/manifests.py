@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, TextIO
 
+import orjson
 import yaml
 
 from audit.errors import InputError
 from audit.inventory import Collection, Inventory, SourceRef
-from audit.sources.objects import InventoryBuilder
+from audit.sources.objects import InventoryBuilder, gc_paused
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -66,18 +67,20 @@ def _item_lines(node: yaml.Node) -> list[int]:
     return []
 
 
-def _json_documents(text: str, name: str) -> Iterator[tuple[int, int, Any, list[int]]]:
+def _json_documents(text: str | bytes, name: str) -> Iterator[tuple[int, int, Any, list[int]]]:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = orjson.loads(text)
+    except json.JSONDecodeError as exc:  # orjson's error is a json.JSONDecodeError
         raise InputError(f"{name}: document 1 (line {exc.lineno}, column {exc.colno}): invalid JSON: {exc.msg}") from None
     yield 1, 1, data, []
 
 
-def _read(name: str, stdin: TextIO | None) -> str:
+def _read(name: str, stdin: TextIO | None) -> str | bytes:
     if name == "-":
         return (stdin or sys.stdin).read()
     try:
+        if name.endswith(".json"):
+            return Path(name).read_bytes()  # orjson parses bytes; decoding first would only cost time
         return Path(name).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
@@ -89,23 +92,29 @@ def load_manifests(paths: Sequence[str], stdin: TextIO | None = None) -> Invento
     """Read manifests into an Inventory; malformed input raises InputError naming file and document."""
     builder = InventoryBuilder()
     files = expand_paths(paths)
-    for name in files:
-        display = "<stdin>" if name == "-" else name
-        text = _read(name, stdin)
-        is_json = name.endswith(".json") or (name == "-" and text.lstrip().startswith("{"))
-        docs = _json_documents(text, display) if is_json else _yaml_documents(text, display)
-        for number, line, data, item_lines in docs:
-            if data is None:
-                continue
-            where = f"{display}: document {number} (line {line})"
-            items = _list_items(data, where)
-            if items is None:
-                builder.add(data, SourceRef(display, number, line), where)
-                continue
-            for i, item in enumerate(items):
-                item_line = item_lines[i] if i < len(item_lines) else line
-                builder.add(item, SourceRef(display, number, item_line), f"{where} items[{i}] (line {item_line})")
+    with gc_paused():
+        for name in files:
+            _load_file(builder, name, stdin)
     return builder.build(Collection(source="manifests", inputs=tuple("<stdin>" if f == "-" else f for f in files)))
+
+
+def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> None:
+    """Add every object of one file (or stdin) to the builder."""
+    display = "<stdin>" if name == "-" else name
+    text = _read(name, stdin)
+    is_json = name.endswith(".json") or (isinstance(text, str) and name == "-" and text.lstrip().startswith("{"))
+    docs = _json_documents(text, display) if is_json else _yaml_documents(text, display)
+    for number, line, data, item_lines in docs:
+        if data is None:
+            continue
+        where = f"{display}: document {number} (line {line})"
+        items = _list_items(data, where)
+        if items is None:
+            builder.add(data, SourceRef(display, number, line), where)
+            continue
+        for i, item in enumerate(items):
+            item_line = item_lines[i] if i < len(item_lines) else line
+            builder.add(item, SourceRef(display, number, item_line), f"{where} items[{i}] (line {item_line})")
 
 
 def _list_items(data: Any, where: str) -> list[Any] | None:

@@ -6,9 +6,11 @@ of templates give the same inventory for the same objects.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from audit.errors import InputError
 from audit.inventory import (
@@ -56,6 +58,22 @@ CLUSTER_SCOPED_EXTENDED = {"AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "
 # Node annotation/label prefixes that reveal the CNI when its DaemonSet cannot be read.
 NODE_CNI_HINTS = ("flannel.alpha.coreos.com", "projectcalico.org", "io.cilium", "network.cilium.io",
                   "kube-router.io", "node.antrea.io", "k8s.ovn.org")
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of bulk parsing.
+
+    Parsing and reducing a large list allocates millions of small, acyclic objects; each
+    collection would walk all of them again, making the load superlinear.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class ObjectError(InputError):
@@ -109,6 +127,18 @@ def _dig(obj: Mapping[str, Any], path: tuple[str, ...], where: str) -> Any:
     return cur
 
 
+_PORTS: dict[tuple[int, str, str | None], ContainerPort] = {}
+
+
+def _container_port(number: int, protocol: str, name: str | None) -> ContainerPort:
+    """One shared record per distinct port: a cluster has few, repeated across many pods."""
+    key = (number, protocol, name)
+    port = _PORTS.get(key)
+    if port is None:
+        port = _PORTS[key] = ContainerPort(number, str(protocol), name)
+    return port
+
+
 def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = False
                    ) -> tuple[tuple[ContainerPort, ...], bool, tuple[Container, ...]]:
     """Container ports, hostNetwork and (for CNI detection only) containers of a pod spec."""
@@ -131,7 +161,7 @@ def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = Fa
                     if not _int(p.get("containerPort"), where, f"{ppath}.containerPort", 0):
                         raise _fail(where, f"{ppath}.containerPort", "required (a positive integer)")
                     raise _fail(where, f"{ppath}.name", "must be a string")
-                ports.append(ContainerPort(number, str(p.get("protocol") or "TCP"), name))
+                ports.append(_container_port(number, p.get("protocol") or "TCP", name))
             if with_containers:
                 # Only what CNI detection needs: never env, which may hold secrets.
                 args = tuple(str(a) for a in (c.get("command") or []) + (c.get("args") or []))
