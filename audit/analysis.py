@@ -7,6 +7,7 @@ reachability are computed per class with set operations, never pod by pod.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
 import socket
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence, Union
 
 from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labels, Namespace, Workload
-from audit.policy import DIRECTIONS, Direction, IPAddress, ParsedPolicy, Peer, Policy, Rule, parse_policy
+from audit.policy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
 from audit.selectors import Selector, SelectorIndex
 
 
@@ -186,6 +187,7 @@ class Analysis:
         self._peer_memo: dict[tuple[str | None, Peer], frozenset[int]] = {}
         self._ns_names_memo: dict[Selector, list[str]] = {}
         self._egress_memo: dict[tuple, SideVerdict] = {}
+        self._ip_index: dict[int, list[tuple[int, int]]] | None = None
 
         self.selected: dict[str, frozenset[int]] = {}
         self._isolating: dict[Direction, list[list[Policy]]] = {d: [[] for _ in self.classes] for d in DIRECTIONS}
@@ -261,8 +263,7 @@ class Analysis:
         if hit is not None:
             return hit
         if peer.ip_block is not None:
-            block = peer.ip_block
-            found = frozenset(c.id for c in self.classes if c.governed and any(block.contains(ip) for ip in c.ips))
+            found = self._classes_in_block(peer.ip_block)
         elif peer.namespaces is None:
             found = self.select_in_namespace(policy_namespace, peer.pods)  # type: ignore[arg-type]
         else:
@@ -275,6 +276,24 @@ class Analysis:
         found = frozenset(cid for cid in found if not self.classes[cid].host_network)
         self._peer_memo[key] = found
         return found
+
+    def _classes_in_block(self, block: IPBlock) -> frozenset[int]:
+        """Classes with a pod IP in the block: a bisect over the sorted pod IPs, not a scan."""
+        if self._ip_index is None:
+            index: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+            for c in self.classes:
+                if c.governed:
+                    for ip in c.ips:
+                        index[ip.version].append((int(ip), c.id))
+            for entries in index.values():
+                entries.sort()
+            self._ip_index = index
+        entries = self._ip_index[block.cidr.version]
+        first, last = int(block.cidr.network_address), int(block.cidr.broadcast_address)
+        lo = bisect.bisect_left(entries, (first, -1))
+        hi = bisect.bisect_right(entries, (last, len(self.classes)))
+        excepts = [(int(ex.network_address), int(ex.broadcast_address)) for ex in block.excepts]
+        return frozenset(cid for value, cid in entries[lo:hi] if not any(a <= value <= b for a, b in excepts))
 
     def isolating(self, cid: int, direction: Direction) -> list[Policy]:
         """The policies that isolate class ``cid`` in ``direction`` (empty: not isolated)."""

@@ -164,6 +164,7 @@ CASES = [
     ("IPv4 ipBlock does not admit IPv6", [("prod", {"podSelector": sel(app="web"), "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]})], "prod/web", "2001:db8::1", 443, "TCP", False),
     ("all-but-private still reaches cloud metadata", [("prod", {"podSelector": sel(app="web"), "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}]}]})], "prod/web", "169.254.169.254", 80, "TCP", True),
     ("ipBlock matches a pod by its IP", [("prod", {"podSelector": API, "ingress": [{"from": [{"ipBlock": {"cidr": "10.1.0.0/16"}}]}]})], "other/ipd", "prod/api", 8080, "TCP", True),
+    ("ipBlock except removes a pod by its IP", [("prod", {"podSelector": API, "ingress": [{"from": [{"ipBlock": {"cidr": "10.1.0.0/16", "except": ["10.1.2.0/24"]}}]}]})], "other/ipd", "prod/api", 8080, "TCP", False),
     ("ipBlock does not match pods without a known IP", [("prod", {"podSelector": API, "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]})], "other/x", "prod/api", 8080, "TCP", False),
     ("connection needs the source's egress (ingress allows, egress denies)",
      [("prod", {"podSelector": API, "ingress": [{}]}), ("staging", DENY_OUT)], "staging/web", "prod/api", 8080, "TCP", False),
