@@ -92,7 +92,22 @@ def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:
     return value
 
 
+_LABELS: dict[tuple, Labels] = {}
+
+
 def _labels(value: Any, where: str, field: str) -> Labels:
+    if type(value) is dict:
+        # Pods of one workload carry the same labels: validate and sort each label set once.
+        try:
+            key = tuple(value.items())
+            hit = _LABELS.get(key)
+        except TypeError:  # an unhashable value: let the checks below name it
+            key, hit = None, None
+        if hit is not None:
+            return hit
+        if key is not None and all(type(k) is str and type(v) is str for k, v in key):
+            hit = _LABELS[key] = tuple(sorted(key))
+            return hit
     labels = _mapping(value, where, field)
     for key, val in labels.items():
         if not isinstance(key, str):
@@ -216,6 +231,9 @@ class InventoryBuilder:
         ns = meta.get("namespace") or DEFAULT_NAMESPACE
         if not isinstance(ns, str):
             raise _fail(where, "metadata.namespace", "must be a string")
+        if kind == "Pod":  # by far the most common object: first
+            self._add_pod(obj, meta, ns, name, source, where)
+            return
 
         if (group, kind) in EXTENDED_KINDS:
             scope = None if kind in CLUSTER_SCOPED_EXTENDED else ns
@@ -238,9 +256,6 @@ class InventoryBuilder:
             annotations = freeze_labels({str(k): str(v) for k, v in _mapping(meta.get("annotations"), where, "metadata.annotations").items()})
             self._policies[key] = PolicyObject(ns, name, obj.get("spec"), annotations, source)
             return
-        if kind == "Pod":
-            self._add_pod(obj, meta, ns, name, source, where)
-            return
         if kind == "Node":
             keys = list(_mapping(meta.get("annotations"), where, "metadata.annotations")) + list(_mapping(meta.get("labels"), where, "metadata.labels"))
             self._node_hints.update(h for h in NODE_CNI_HINTS for k in keys if isinstance(k, str) and k.startswith(h))
@@ -255,7 +270,7 @@ class InventoryBuilder:
             return group in ("", "networking.k8s.io", "extensions")
         return kind in ("Namespace", "Pod", "Node") or kind in TEMPLATE_KINDS
 
-    def _owner(self, meta: Mapping[str, Any], labels: Labels, where: str) -> tuple[str, str] | None:
+    def _owner(self, meta: Mapping[str, Any], where: str) -> tuple[str, str] | None:
         refs = meta.get("ownerReferences") or []
         if not isinstance(refs, list):
             raise _fail(where, "metadata.ownerReferences", "must be a list")
@@ -263,7 +278,8 @@ class InventoryBuilder:
             if isinstance(ref, dict) and ref.get("controller") and ref.get("kind") and ref.get("name"):
                 kind, name = str(ref["kind"]), str(ref["name"])
                 # A ReplicaSet named <deployment>-<pod-template-hash> belongs to a Deployment.
-                template_hash = dict(labels).get("pod-template-hash")
+                raw_labels = meta.get("labels")
+                template_hash = raw_labels.get("pod-template-hash") if isinstance(raw_labels, dict) else None
                 if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
                     return "Deployment", name[: -len(template_hash) - 1]
                 return kind, name
@@ -279,10 +295,11 @@ class InventoryBuilder:
         if status.get("phase") in ("Succeeded", "Failed"):
             self.notices.append(f"Pod {ns}/{name} has finished ({status['phase']}) and is left out")
             return
-        self._referenced.add(ns)
+        if ns not in self._referenced:
+            self._referenced.add(ns)
         labels = _labels(meta.get("labels"), where, "metadata.labels")
         ports, host_network, _ = pod_spec_facts(obj.get("spec"), where, "spec")
-        owner = self._owner(meta, labels, where) or ("Pod", name)
+        owner = self._owner(meta, where) or ("Pod", name)
         ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, dict) and p.get("ip")]
         if not ips and status.get("podIP"):
             ips = [status["podIP"]]
@@ -303,7 +320,7 @@ class InventoryBuilder:
         pods = _int(spec.get(count_field), where, f"spec.{count_field}", 1) if count_field else 1
         if kind == "DaemonSet":
             self._daemonsets[(ns, name)] = DaemonSet(ns, name, _labels(meta.get("labels"), where, "metadata.labels"), containers, source)
-        owner = self._owner(meta, labels, where)
+        owner = self._owner(meta, where)
         if owner:
             # A ReplicaSet of a Deployment, a Job of a CronJob: the owner stands for it.
             self._owned_by[(ns, kind, name)] = owner
