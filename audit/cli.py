@@ -175,10 +175,6 @@ def _load_result(path: Path) -> Report:
     return load_report(text, str(path))
 
 
-def _report_time(report: Report) -> dt.datetime:
-    return dt.datetime.fromisoformat(report.generated_at.replace("Z", "+00:00"))
-
-
 def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], opts: "ConnectOptions") -> Inventory:
     """Manifests when paths are given, a saved inventory with --inventory, else the live cluster."""
     if paths and inventory_file:
@@ -251,7 +247,7 @@ def scan(
               print_report=output_dir is None)
         if output_dir:
             renders = _renderers(report, max_rows, pdf_variant)
-            files = write_run(output_dir, _report_time(report), {f: renders[f] for f in run_formats}, keep)
+            files = write_run(output_dir, report.generated_datetime, {f: renders[f] for f in run_formats}, keep)
             typer.echo(render_summary_line(report, [str(p) for p in files.written]), nl=False)
         if metrics_file or pushgateway:
             from audit.metrics import push_metrics, registry_for, write_metrics

@@ -246,6 +246,11 @@ class Report:
     waivers: tuple[WaiverRow, ...] = field(default=())
     trend: Trend | None = None
 
+    @property
+    def generated_datetime(self) -> dt.datetime:
+        """``generated_at`` as an aware datetime."""
+        return dt.datetime.fromisoformat(self.generated_at.replace("Z", "+00:00"))
+
     def failing(self, threshold: str) -> list[FindingRow]:
         """Unwaived findings at or above ``threshold``."""
         return [f for f in self.findings if f.status == "fail" and at_least(f.severity, threshold)]

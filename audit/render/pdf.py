@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import logging
@@ -46,7 +45,7 @@ def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | 
         digest=digest, attachment_name=ATTACHMENT_NAME,
     )
     fetcher = _no_fetch_class()()
-    when = _report_time(report)
+    when = report.generated_datetime
     attachment = Attachment(
         file_obj=io.BytesIO(result_json), name=ATTACHMENT_NAME, url_fetcher=fetcher,
         description=f"netpol-audit JSON result, SHA-256 {digest}", created=when, modified=when, relationship="Data",
@@ -59,9 +58,3 @@ def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | 
         custom_metadata=True,
     )
 
-
-def _report_time(report: Report) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(report.generated_at.replace("Z", "+00:00"))
-    except ValueError:
-        return dt.datetime.now(dt.timezone.utc)
