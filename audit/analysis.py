@@ -91,6 +91,8 @@ class SideVerdict:
     policies: tuple[str, ...]
     allowed_by: tuple[RuleRef, ...]
     governed: bool = True
+    rejected_by: tuple[tuple[RuleRef, str], ...] = ()
+    """When denied: each rule in force on this side, and why it did not match."""
 
     @property
     def allowed(self) -> bool:
@@ -106,6 +108,13 @@ class SideVerdict:
             return f"{side}: isolated by {', '.join(self.policies)}; allowed by {', '.join(map(str, self.allowed_by))}"
         return f"{side}: isolated by {', '.join(self.policies)}; no rule allows it: denied"
 
+    def explain_lines(self) -> list[str]:
+        """The explanation, then (when denied) one line per rule in force and why it did not match."""
+        lines = [self.explain()]
+        if self.isolated and not self.allowed_by:
+            lines += [f"  {ref}: {reason}" for ref, reason in self.rejected_by] or ["  (its policies have no rules in this direction)"]
+        return lines
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -117,6 +126,9 @@ class Verdict:
 
     def explain(self) -> list[str]:
         return [self.egress.explain(), self.ingress.explain()]
+
+    def explain_lines(self) -> list[str]:
+        return self.egress.explain_lines() + self.ingress.explain_lines()
 
 
 @dataclass(frozen=True)
@@ -339,7 +351,18 @@ class Analysis:
             for rule in policy.rules(direction)
             if self._peer_admits(policy, rule, other) and rule.allows_port(port, protocol, dst_ports)
         )
-        return SideVerdict(direction, bool(policies), tuple(p.key for p in policies), allowed_by)
+        rejected: tuple[tuple[RuleRef, str], ...] = ()
+        if policies and not allowed_by:
+            # Denied: say for every rule in force why it did not match, so the fix is obvious.
+            peer_word = "destination" if direction == "Egress" else "source"
+            rejected = tuple(
+                (RuleRef(policy.key, direction, rule.index),
+                 f"{peer_word} matches none of its peers ({rule.describe()})" if not self._peer_admits(policy, rule, other)
+                 else f"{port}/{protocol} is not among its ports ({rule.describe()})")
+                for policy in policies
+                for rule in policy.rules(direction)
+            )
+        return SideVerdict(direction, bool(policies), tuple(p.key for p in policies), allowed_by, rejected_by=rejected)
 
     def allowed(self, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> Verdict:
         """Whether ``src`` may open a connection to ``dst`` on ``port``/``protocol``.

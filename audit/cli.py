@@ -290,6 +290,99 @@ def report(
         raise _fail(exc) from None
 
 
+INVENTORY = typer.Option(None, "--inventory", help="Read an inventory saved by `netpol-audit collect` instead.")
+
+
+def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: "ConnectOptions"):
+    """The analysis of any input, for the commands that ask reachability questions."""
+    from audit.analysis import Analysis
+
+    cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
+    inventory = _load_inventory(paths, inventory_file, opts)
+    return Analysis(inventory, cfg.dns), inventory
+
+
+@app.command()
+def reach(
+    source: str = typer.Argument(..., help="ns/name (pod or workload), ns (every pod), dns, or an IP address."),
+    destination: str = typer.Argument(..., help="ns/name, ns, dns, or an IP address."),
+    paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
+    port: Optional[str] = typer.Option(None, "--port", "-p", help="N or N/PROTO (default: every port the destination declares)."),
+    src_selector: Optional[str] = typer.Option(None, "--src-selector", "-l", help="Narrow a namespace source by labels (key=value,key!=value)."),
+    dst_selector: Optional[str] = typer.Option(None, "--dst-selector", "-L", help="Narrow a namespace destination by labels."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),
+    inventory_file: Optional[Path] = INVENTORY,
+    kubeconfig: Optional[Path] = KUBECONFIG,
+    context: Optional[str] = CONTEXT,
+    request_timeout: float = REQUEST_TIMEOUT,
+    page_size: int = PAGE_SIZE,
+    cluster_name: Optional[str] = CLUSTER_NAME,
+) -> None:
+    """Can SOURCE connect to DESTINATION? The verdict per port, with the policies and rules that decided each side.
+
+    Exit codes: 0 every path allowed, 1 a path denied, 2 usage or input error, 3 cluster error.
+    """
+    from audit.reach import check_paths, parse_label_selector, render_paths, resolve
+
+    try:
+        analysis, inventory = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        sources = resolve(analysis, source, parse_label_selector(src_selector))
+        destinations = resolve(analysis, destination, parse_label_selector(dst_selector))
+        results = check_paths(analysis, sources, destinations, port)
+    except AuditError as exc:
+        raise _fail(exc) from None
+    extended: dict[str, int] = {}
+    for ext in inventory.extended:
+        extended[ext.kind] = extended.get(ext.kind, 0) + 1
+    typer.echo(render_paths(results, extended), nl=False)
+    if not all(r.allowed for r in results):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command()
+def verify(
+    expectations: Path = typer.Argument(..., help="YAML file of expected connections (see examples/lab-expectations.yaml)."),
+    paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML (one test case per expectation)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),
+    inventory_file: Optional[Path] = INVENTORY,
+    kubeconfig: Optional[Path] = KUBECONFIG,
+    context: Optional[str] = CONTEXT,
+    request_timeout: float = REQUEST_TIMEOUT,
+    page_size: int = PAGE_SIZE,
+    cluster_name: Optional[str] = CLUSTER_NAME,
+) -> None:
+    """Check expected connections (allowed / denied) against the policies, before deploying.
+
+    Exit codes: 0 every expectation holds, 1 one fails, 2 usage or input error, 3 cluster error.
+    """
+    import json as jsonlib
+
+    from audit.expectations import evaluate, load_expectations
+    from audit.render.junit import render_junit
+
+    try:
+        wanted = load_expectations(str(expectations))
+        analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        outcomes = evaluate(analysis, wanted)
+        if junit:
+            write_atomic(junit, render_junit(outcomes))
+    except AuditError as exc:
+        raise _fail(exc) from None
+    if format is Format.json:
+        typer.echo(jsonlib.dumps([{"name": o.expectation.name, "from": o.expectation.source, "to": o.expectation.destination,
+                                   "port": o.expectation.port, "expect": o.expectation.expect, "passed": o.passed,
+                                   "detail": o.detail} for o in outcomes], indent=2))
+    else:
+        rows = [["PASS" if o.passed else "FAIL", o.expectation.name, o.expectation.expect, o.detail] for o in outcomes]
+        typer.echo(tabulate(rows, headers=["Result", "Expectation", "Expect", "Detail"], tablefmt="simple", maxcolwidths=[None, 40, None, 80]))
+        failed = sum(1 for o in outcomes if not o.passed)
+        typer.echo(f"{len(outcomes) - failed} passed, {failed} failed")
+    if any(not o.passed for o in outcomes):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
 @app.command()
 def collect(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the inventory (JSON)."),

@@ -1,0 +1,101 @@
+"""Expected connections (allowed or denied), checked before deploying: `netpol-audit verify`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audit.analysis import Analysis
+from audit.errors import InputError
+from audit.reach import PathResult, check_paths, parse_label_selector, parse_port, resolve
+
+_FIELDS = {"name", "from", "to", "port", "expect", "fromSelector", "toSelector"}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    name: str
+    source: str
+    destination: str
+    port: str
+    expect: str  # "allowed" | "denied"
+    source_selector: str | None = None
+    destination_selector: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    expectation: Expectation
+    passed: bool
+    detail: str
+    results: tuple[PathResult, ...]
+
+
+def load_expectations(path: str) -> list[Expectation]:
+    """Read an expectations file; every problem names the file, the entry and the field."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("expectations"), list) or not raw["expectations"]:
+        raise InputError(f"{path}: expectations: required, a non-empty list")
+    out = []
+    for i, item in enumerate(raw["expectations"]):
+        where = f"{path}: expectations[{i}]"
+        if not isinstance(item, dict):
+            raise InputError(f"{where}: must be a mapping with from, to, port and expect")
+        unknown = sorted(set(item) - _FIELDS)
+        if unknown:
+            raise InputError(f"{where}.{unknown[0]}: unknown field (known: {', '.join(sorted(_FIELDS))})")
+        for field in ("from", "to", "port", "expect"):
+            if item.get(field) in (None, ""):
+                raise InputError(f"{where}.{field}: required")
+        expect = str(item["expect"]).lower()
+        if expect not in ("allowed", "denied"):
+            raise InputError(f"{where}.expect: {item['expect']!r} must be allowed or denied")
+        try:
+            parse_port(str(item["port"]))
+            parse_label_selector(_opt(item.get("fromSelector")))
+            parse_label_selector(_opt(item.get("toSelector")))
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        name = str(item.get("name") or f"{item['from']} -> {item['to']} : {item['port']} {expect}")
+        out.append(Expectation(name, str(item["from"]), str(item["to"]), str(item["port"]), expect,
+                               _opt(item.get("fromSelector")), _opt(item.get("toSelector"))))
+    return out
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def evaluate(analysis: Analysis, expectations: list[Expectation]) -> list[Outcome]:
+    """An expectation holds when every path it names (every source pod to every destination) agrees."""
+    outcomes = []
+    for exp in expectations:
+        try:
+            sources = resolve(analysis, exp.source, parse_label_selector(exp.source_selector))
+            destinations = resolve(analysis, exp.destination, parse_label_selector(exp.destination_selector))
+            results = tuple(check_paths(analysis, sources, destinations, exp.port))
+        except InputError as exc:
+            outcomes.append(Outcome(exp, False, f"cannot evaluate: {exc}", ()))
+            continue
+        want = exp.expect == "allowed"
+        wrong = [r for r in results if r.allowed != want]
+        if not wrong:
+            outcomes.append(Outcome(exp, True, f"{len(results)} path(s) {exp.expect}", results))
+            continue
+        first = wrong[0]
+        side = first.verdict.egress if (want and not first.verdict.egress.allowed) else first.verdict.ingress
+        if want:
+            detail = f"{len(wrong)} of {len(results)} path(s) denied; {first.source} -> {first.destination}: {side.explain()}"
+        else:
+            why = "; ".join(first.verdict.explain())
+            detail = f"{len(wrong)} of {len(results)} path(s) allowed; {first.source} -> {first.destination}: {why}"
+        outcomes.append(Outcome(exp, False, detail, results))
+    return outcomes

@@ -1,0 +1,139 @@
+"""Reachability questions: can this reach that, and why (or why not).
+
+Endpoints are named the way people think of them: ``ns/name`` (a pod or a workload),
+``ns`` (every pod of a namespace, optionally narrowed by a label selector), ``dns`` (the
+cluster DNS pods) or an IP address. Answers come from Analysis.allowed, with the policies
+and rules that decided each side.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from audit.analysis import Analysis, Endpoint, Verdict
+from audit.errors import InputError
+from audit.policy import PROTOCOLS
+from audit.selectors import Selector, parse_selector
+
+_SELECTOR_TERM = re.compile(r"^\s*([^=!\s]+)\s*(==|=|!=)\s*([^,\s]*)\s*$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One resolved endpoint: a pod class (with a readable name) or an address."""
+
+    label: str
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True)
+class PathResult:
+    source: str
+    destination: str
+    port: int
+    protocol: str
+    verdict: Verdict
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict.allowed
+
+
+def parse_port(value: str) -> tuple[int, str]:
+    """``8080``, ``53/UDP``: a port number and protocol (TCP by default)."""
+    number, _, protocol = str(value).partition("/")
+    protocol = (protocol or "TCP").upper()
+    if protocol not in PROTOCOLS:
+        raise InputError(f"port {value!r}: protocol must be one of {', '.join(PROTOCOLS)}")
+    try:
+        port = int(number)
+    except ValueError:
+        raise InputError(f"port {value!r}: not a port number (use e.g. 8080 or 53/UDP)") from None
+    if not 1 <= port <= 65535:
+        raise InputError(f"port {value!r}: must be between 1 and 65535")
+    return port, protocol
+
+
+def parse_label_selector(text: str | None) -> Selector | None:
+    """``app=web,tier!=db`` (equality terms, as kubectl -l takes them)."""
+    if not text:
+        return None
+    match_labels: dict[str, str] = {}
+    expressions = []
+    for term in text.split(","):
+        found = _SELECTOR_TERM.match(term)
+        if not found:
+            raise InputError(f"selector {text!r}: cannot read {term!r} (use key=value or key!=value, comma-separated)")
+        key, op, value = found.groups()
+        if op == "!=":
+            expressions.append({"key": key, "operator": "NotIn", "values": [value]})
+        else:
+            match_labels[key] = value
+    selector, errors = parse_selector({"matchLabels": match_labels, "matchExpressions": expressions}, "selector")
+    if errors:
+        raise InputError(f"selector {text!r}: {errors[0]}")
+    return selector
+
+
+def resolve(analysis: Analysis, spec: str, selector: Selector | None = None) -> list[Target]:
+    """The endpoints a name stands for; an InputError names what was not found."""
+    spec = spec.strip()
+    if spec == "dns":
+        return [Target(f"dns ({analysis.dns.namespace})", cid) for cid in analysis.dns_classes]
+    try:
+        return [Target(spec, ipaddress.ip_address(spec))]
+    except ValueError:
+        pass
+    namespace, _, name = spec.partition("/")
+    if namespace not in analysis.namespaces:
+        raise InputError(f"{spec!r}: no namespace {namespace!r} in the input")
+    if name:
+        cids = analysis.find_workload(namespace, name)
+        if not cids:
+            raise InputError(f"{spec!r}: no pod or workload named {name!r} in namespace {namespace!r}")
+    else:
+        cids = list(analysis.classes_by_ns.get(namespace, []))
+    if selector is not None:
+        cids = [c for c in cids if selector.matches(analysis.classes[c].label_map)]
+    cids = [c for c in cids if not analysis.classes[c].virtual]
+    # A named workload with one pod class keeps the name it was asked by.
+    targets = [Target(spec if name and len(cids) == 1 else analysis.classes[c].describe(), c) for c in cids]
+    if not targets:
+        raise InputError(f"{spec!r}: no pod matches{' the selector' if selector is not None else ''}")
+    return targets
+
+
+def ports_to_check(analysis: Analysis, destination: Target, port: str | None) -> list[tuple[int, str]]:
+    """The port asked for, or every container port the destination declares."""
+    if port is not None:
+        return [parse_port(port)]
+    if isinstance(destination.endpoint, int):
+        declared = sorted({(p.port, p.protocol) for p in analysis.classes[destination.endpoint].ports})
+        if declared:
+            return declared
+    raise InputError(f"{destination.label}: declares no container port; give --port")
+
+
+def check_paths(analysis: Analysis, sources: list[Target], destinations: list[Target], port: str | None) -> list[PathResult]:
+    results = []
+    for dst in destinations:
+        for number, protocol in ports_to_check(analysis, dst, port):
+            for src in sources:
+                verdict = analysis.allowed(src.endpoint, dst.endpoint, number, protocol)
+                results.append(PathResult(src.label, dst.label, number, protocol, verdict))
+    return results
+
+
+def render_paths(results: list[PathResult], extended_kinds: dict[str, int]) -> str:
+    """The explanation chain for each path, as `cilium policy trace` would give it."""
+    lines = []
+    for r in results:
+        word = "ALLOWED" if r.allowed else "DENIED"
+        lines.append(f"{r.source} -> {r.destination} : {r.port}/{r.protocol}  {word}")
+        lines.extend(f"  {step}" for step in r.verdict.explain_lines())
+    if extended_kinds:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(extended_kinds.items()))
+        lines.append(f"note: the input also has {kinds}; only NetworkPolicy v1 is evaluated in these verdicts")
+    return "\n".join(lines) + "\n"
