@@ -339,6 +339,63 @@ def reach(
         raise typer.Exit(EXIT_FINDINGS)
 
 
+class ConnFormat(str, enum.Enum):
+    txt = "txt"
+    json = "json"
+    csv = "csv"
+    dot = "dot"
+    matrix = "matrix"
+
+
+@app.command()
+def connectivity(
+    paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
+    format: ConnFormat = typer.Option(ConnFormat.txt, "--format", "-f", help="txt, json, csv, dot (Graphviz) or matrix (namespace x namespace)."),
+    output: Optional[Path] = OUTPUT,
+    namespace: Optional[list[str]] = typer.Option(None, "--namespace", "-n", help="Only connections from or to these namespaces (repeatable)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),
+    inventory_file: Optional[Path] = INVENTORY,
+    kubeconfig: Optional[Path] = KUBECONFIG,
+    context: Optional[str] = CONTEXT,
+    request_timeout: float = REQUEST_TIMEOUT,
+    page_size: int = PAGE_SIZE,
+    cluster_name: Optional[str] = CLUSTER_NAME,
+) -> None:
+    """List every allowed connection: `src => dst : connections`, workloads and outside address ranges."""
+    import csv
+    import io
+    import json as jsonlib
+
+    from audit.connectivity import connections, namespace_matrix, render_dot
+
+    try:
+        analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        conns = connections(analysis, set(namespace) if namespace else None)
+        if format is ConnFormat.txt:
+            text = "".join(f"{c}\n" for c in conns)
+        elif format is ConnFormat.json:
+            text = jsonlib.dumps([{"src": c.src, "dst": c.dst, "conn": str(c.conns)} for c in conns], indent=2) + "\n"
+        elif format is ConnFormat.csv:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(["src", "dst", "conn"])
+            writer.writerows([c.src, c.dst, str(c.conns)] for c in conns)
+            text = buffer.getvalue()
+        elif format is ConnFormat.dot:
+            text = render_dot(conns)
+        else:
+            names, counts = namespace_matrix(conns, analysis)
+            rows = [[src] + [counts.get((src, dst), "") for dst in names] for src in names]
+            text = "Connected source/destination pairs (rows: source namespace, columns: destination)\n"
+            text += tabulate(rows, headers=["from \\ to"] + names, tablefmt="simple") + "\n"
+        if output:
+            write_atomic(output, text)
+        else:
+            typer.echo(text, nl=False)
+    except AuditError as exc:
+        raise _fail(exc) from None
+
+
 @app.command()
 def verify(
     expectations: Path = typer.Argument(..., help="YAML file of expected connections (see examples/lab-expectations.yaml)."),

@@ -1,0 +1,99 @@
+"""Sets of (protocol, port) as sorted disjoint ranges, for connectivity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from audit.inventory import ContainerPort
+from audit.policy import PROTOCOLS, Rule
+
+Ranges = tuple[tuple[int, int], ...]
+FULL_RANGE: Ranges = ((1, 65535),)
+
+
+def _normalize(ranges: Iterable[tuple[int, int]]) -> Ranges:
+    out: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return tuple((lo, hi) for lo, hi in out)
+
+
+def _intersect(a: Ranges, b: Ranges) -> Ranges:
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class PortSet:
+    """Protocol -> port ranges; absent protocols have no ports."""
+
+    ranges: tuple[tuple[str, Ranges], ...] = ()
+
+    @classmethod
+    def everything(cls) -> PortSet:
+        return cls(tuple((p, FULL_RANGE) for p in sorted(PROTOCOLS)))
+
+    @classmethod
+    def of(cls, items: dict[str, Iterable[tuple[int, int]]]) -> PortSet:
+        return cls(tuple((p, r) for p, r in sorted((p, _normalize(v)) for p, v in items.items()) if r))
+
+    def as_dict(self) -> dict[str, Ranges]:
+        return dict(self.ranges)
+
+    def __or__(self, other: PortSet) -> PortSet:
+        merged: dict[str, list[tuple[int, int]]] = {}
+        for p, r in self.ranges + other.ranges:
+            merged.setdefault(p, []).extend(r)
+        return PortSet.of(merged)
+
+    def __and__(self, other: PortSet) -> PortSet:
+        mine, theirs = self.as_dict(), other.as_dict()
+        return PortSet.of({p: _intersect(mine[p], theirs[p]) for p in mine if p in theirs})
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    @property
+    def is_everything(self) -> bool:
+        return self == PortSet.everything()
+
+    def __str__(self) -> str:
+        """As connectivity analyzers print it: `All Connections`, or `TCP 80,443,UDP 53`."""
+        if self.is_everything:
+            return "All Connections"
+        if not self.ranges:
+            return "No Connections"
+        return ",".join(f"{p} " + ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in r) for p, r in self.ranges)
+
+
+ALL = PortSet.everything()
+NONE = PortSet()
+
+
+def rule_ports(rule: Rule, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+    """What a rule admits to a destination (named ports resolve against its container ports)."""
+    if not rule.ports:
+        return ALL
+    items: dict[str, list[tuple[int, int]]] = {}
+    for p in rule.ports:
+        if p.port is None:
+            items.setdefault(p.protocol, []).append((1, 65535))
+        elif isinstance(p.port, str):
+            items.setdefault(p.protocol, []).extend(
+                (cp.port, cp.port) for cp in dst_ports or () if cp.name == p.port and cp.protocol == p.protocol
+            )
+        else:
+            items.setdefault(p.protocol, []).append((p.port, p.end_port or p.port))
+    return PortSet.of(items)

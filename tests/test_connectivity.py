@@ -1,0 +1,121 @@
+"""`connectivity`: every allowed connection, with port algebra and outside address ranges."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from audit.cli import app
+from audit.connectivity import connections
+from audit.ports import ALL, PortSet
+from tests.conftest import EXAMPLES, analyse
+
+runner = CliRunner()
+
+TWO_PODS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: ns, labels: {app: a}}
+spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: ns, labels: {app: b}}
+spec: {containers: [{name: c, image: i, ports: [{containerPort: 8080, name: http}]}]}
+"""
+
+
+def lines(text: str) -> list[str]:
+    return [str(c) for c in connections(analyse(TWO_PODS + text))]
+
+
+def test_port_set_algebra_and_format():
+    tcp = PortSet.of({"TCP": [(80, 90), (85, 100), (8080, 8080)]})
+    assert str(tcp) == "TCP 80-100,8080"
+    assert str(tcp & PortSet.of({"TCP": [(95, 9000)], "UDP": [(53, 53)]})) == "TCP 95-100,8080"
+    assert str(tcp | PortSet.of({"UDP": [(53, 53)]})) == "TCP 80-100,8080,UDP 53"
+    assert str(ALL) == "All Connections" and str(PortSet()) == "No Connections"
+    assert str(ALL & PortSet.of({"SCTP": [(1, 65535)]})) == "SCTP 1-65535"
+
+
+def test_no_policy_is_all_connections_everywhere():
+    assert lines("") == [
+        "0.0.0.0-255.255.255.255 => ns/a[Pod] : All Connections",
+        "0.0.0.0-255.255.255.255 => ns/b[Pod] : All Connections",
+        "ns/a[Pod] => 0.0.0.0-255.255.255.255 : All Connections",
+        "ns/a[Pod] => ns/b[Pod] : All Connections",
+        "ns/b[Pod] => 0.0.0.0-255.255.255.255 : All Connections",
+        "ns/b[Pod] => ns/a[Pod] : All Connections",
+    ]
+
+
+def test_named_ports_ranges_and_protocols_on_ingress():
+    policy = """
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress:
+    - ports: [{port: http}, {port: 80, endPort: 90}, {port: 53, protocol: UDP}]
+"""
+    got = lines(policy)
+    assert "ns/a[Pod] => ns/b[Pod] : TCP 80-90,8080,UDP 53" in got
+    assert "0.0.0.0-255.255.255.255 => ns/b[Pod] : TCP 80-90,8080,UDP 53" in got
+    assert "ns/b[Pod] => ns/a[Pod] : All Connections" in got
+
+
+def test_egress_ip_blocks_cut_the_address_space_and_intersect_with_ingress():
+    policy = """
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: out, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: a}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]
+    - to: [{podSelector: {matchLabels: {app: b}}}]
+      ports: [{port: 8000, endPort: 9000}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: in, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress:
+    - ports: [{port: 8080}, {port: 9090}]
+"""
+    got = [line for line in lines(policy) if line.startswith("ns/a")]
+    assert got == [
+        "ns/a[Pod] => 10.0.0.0-10.0.255.255 : All Connections",
+        "ns/a[Pod] => 10.2.0.0-10.255.255.255 : All Connections",
+        "ns/a[Pod] => ns/b[Pod] : TCP 8080",
+    ]
+
+
+def test_lab_solution_has_exactly_the_two_designed_paths():
+    result = runner.invoke(app, ["connectivity", str(EXAMPLES / "lab-solution")])
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "backend/api[Pod] => database/db[Pod] : TCP 5432",
+        "frontend/web[Pod] => backend/api[Pod] : TCP 8080",
+    ]
+
+
+def test_formats_and_namespace_filter(tmp_path):
+    mixed = str(EXAMPLES / "mixed-cluster")
+    data = json.loads(runner.invoke(app, ["connectivity", mixed, "-f", "json", "-n", "payments"]).output)
+    assert data and all("payments/" in c["src"] or "payments/" in c["dst"] for c in data)
+    assert {"src", "dst", "conn"} == set(data[0])
+    csv_out = runner.invoke(app, ["connectivity", mixed, "-f", "csv"]).output.splitlines()
+    assert csv_out[0] == "src,dst,conn" and len(csv_out) > 10
+    dot = runner.invoke(app, ["connectivity", mixed, "-f", "dot"]).output
+    assert dot.startswith("digraph {") and "subgraph cluster_" in dot and "->" in dot
+    matrix = runner.invoke(app, ["connectivity", mixed, "-f", "matrix"]).output
+    assert "from \\ to" in matrix and "external" in matrix
+    out = tmp_path / "c.txt"
+    assert runner.invoke(app, ["connectivity", mixed, "-o", str(out)]).exit_code == 0 and " => " in out.read_text()
