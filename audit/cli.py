@@ -397,6 +397,40 @@ def connectivity(
 
 
 @app.command()
+def diff(
+    old: str = typer.Argument(..., help="Before: manifests (file or folder) or a connectivity JSON file."),
+    new: str = typer.Argument(..., help="After: manifests (file or folder) or a connectivity JSON file."),
+    fail_on_opened: bool = typer.Option(False, "--fail-on-opened", help="Exit 1 when the change opens or widens a connection."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),
+) -> None:
+    """Which connections a change opens (+), closes (-), widens (+~), narrows (-~) or changes (~)."""
+    from audit.connectivity import connections
+    from audit.diff import diff as connection_diff
+    from audit.diff import load_connections
+
+    def side(spec: str):
+        if spec.endswith(".json") and Path(spec).is_file():
+            try:
+                return load_connections(spec)
+            except InputError:
+                pass  # a JSON manifest, then
+        analysis, _ = _analysis([spec], None, config, _connect_options(None, None, 30.0, 500, None))
+        return connections(analysis)
+
+    try:
+        changes = connection_diff(side(old), side(new))
+    except AuditError as exc:
+        raise _fail(exc) from None
+    for change in changes:
+        typer.echo(str(change))
+    opened = sum(1 for c in changes if c.kind in ("opened", "widened", "changed"))
+    closed = sum(1 for c in changes if c.kind in ("closed", "narrowed"))
+    typer.echo(f"{opened} opened or widened, {closed} closed or narrowed", err=True)
+    if fail_on_opened and opened:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command()
 def verify(
     expectations: Path = typer.Argument(..., help="YAML file of expected connections (see examples/lab-expectations.yaml)."),
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),

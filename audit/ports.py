@@ -82,6 +82,29 @@ ALL = PortSet.everything()
 NONE = PortSet()
 
 
+def parse_port_set(text: str) -> PortSet:
+    """The inverse of str(PortSet): `All Connections`, `No Connections` or `TCP 80-90,8080,UDP 53`."""
+    text = text.strip()
+    if text == "All Connections":
+        return ALL
+    if text in ("No Connections", ""):
+        return NONE
+    items: dict[str, list[tuple[int, int]]] = {}
+    protocol = None
+    for token in text.replace(" ", ",").split(","):
+        if not token:
+            continue
+        if token in PROTOCOLS:
+            protocol = token
+            items.setdefault(protocol, [])
+            continue
+        if protocol is None:
+            raise ValueError(f"{text!r}: a port range before any protocol")
+        lo, _, hi = token.partition("-")
+        items[protocol].append((int(lo), int(hi or lo)))
+    return PortSet.of(items)
+
+
 def rule_ports(rule: Rule, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
     """What a rule admits to a destination (named ports resolve against its container ports)."""
     if not rule.ports:

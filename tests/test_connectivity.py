@@ -119,3 +119,26 @@ def test_formats_and_namespace_filter(tmp_path):
     assert "from \\ to" in matrix and "external" in matrix
     out = tmp_path / "c.txt"
     assert runner.invoke(app, ["connectivity", mixed, "-o", str(out)]).exit_code == 0 and " => " in out.read_text()
+
+
+def test_port_set_text_round_trips():
+    from audit.ports import parse_port_set
+
+    for text in ("All Connections", "No Connections", "TCP 80-90,8080,UDP 53", "SCTP 1-65535,TCP 1-65535,UDP 1-5352,5354-65535"):
+        assert str(parse_port_set(text)) == text
+
+
+def test_diff_between_manifest_sets_and_saved_connectivity(tmp_path):
+    before, after = str(EXAMPLES / "lab-before"), str(EXAMPLES / "lab-solution")
+    result = runner.invoke(app, ["diff", before, after])
+    assert result.exit_code == 0
+    out = result.output.splitlines()
+    assert "-~ backend/api[Pod] => database/db[Pod] : All Connections -> TCP 5432" in out
+    assert "- database/db[Pod] => frontend/web[Pod] : All Connections" in out
+    assert not [line for line in out if line.startswith("+ ")]
+    saved = tmp_path / "solution.json"
+    saved.write_text(runner.invoke(app, ["connectivity", after, "-f", "json"]).output)
+    opened = runner.invoke(app, ["diff", str(saved), before, "--fail-on-opened"])
+    assert opened.exit_code == 1
+    assert "+ 0.0.0.0-255.255.255.255 => database/db[Pod] : All Connections" in opened.output
+    assert runner.invoke(app, ["diff", str(saved), after]).output.strip().endswith("0 opened or widened, 0 closed or narrowed")

@@ -1,0 +1,61 @@
+"""Which connections a change opens, closes or changes: `netpol-audit diff OLD NEW`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit.connectivity import Connection
+from audit.errors import InputError
+from audit.ports import PortSet, parse_port_set
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # "opened" | "closed" | "widened" | "narrowed" | "changed"
+    src: str
+    dst: str
+    before: PortSet
+    after: PortSet
+
+    def __str__(self) -> str:
+        mark = {"opened": "+", "closed": "-", "widened": "+~", "narrowed": "-~", "changed": "~"}[self.kind]
+        if self.kind == "opened":
+            return f"{mark} {self.src} => {self.dst} : {self.after}"
+        if self.kind == "closed":
+            return f"{mark} {self.src} => {self.dst} : {self.before}"
+        return f"{mark} {self.src} => {self.dst} : {self.before} -> {self.after}"
+
+
+def load_connections(path: str) -> list[Connection]:
+    """A connectivity JSON file (`connectivity -f json`)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return [Connection(c["src"], c["dst"], parse_port_set(c["conn"])) for c in data]
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a connectivity list (write one with `netpol-audit connectivity -f json`): {exc}") from None
+
+
+def diff(before: list[Connection], after: list[Connection]) -> list[Change]:
+    old = {(c.src, c.dst): c.conns for c in before}
+    new = {(c.src, c.dst): c.conns for c in after}
+    changes = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key, PortSet()), new.get(key, PortSet())
+        if a == b:
+            continue
+        if not a:
+            kind = "opened"
+        elif not b:
+            kind = "closed"
+        elif (a & b) == a:
+            kind = "widened"
+        elif (a & b) == b:
+            kind = "narrowed"
+        else:
+            kind = "changed"
+        changes.append(Change(kind, key[0], key[1], a, b))
+    return changes
