@@ -11,9 +11,11 @@ import bisect
 import functools
 import ipaddress
 import socket
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence, Union
 
+from audit.admin import ANP, BANP, AdminPeer, AdminPolicy, ParsedAdmin, network_contains, parse_admin
 from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labels, Namespace, Workload
 from audit.policy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
 from audit.selectors import Selector, SelectorIndex
@@ -93,17 +95,35 @@ class SideVerdict:
     governed: bool = True
     rejected_by: tuple[tuple[RuleRef, str], ...] = ()
     """When denied: each rule in force on this side, and why it did not match."""
+    admin: tuple[str, str] | None = None
+    """(action, rule) of the AdminNetworkPolicy rule that matched first, if any."""
+    baseline: tuple[str, str] | None = None
+    """(action, rule) of the BaselineAdminNetworkPolicy rule that decided, when NetworkPolicy did not isolate."""
 
     @property
     def allowed(self) -> bool:
-        return not self.isolated or bool(self.allowed_by)
+        if self.admin is not None and self.admin[0] != "Pass":
+            return self.admin[0] == "Allow"
+        if self.isolated:
+            return bool(self.allowed_by)
+        return self.baseline is None or self.baseline[0] == "Allow"
 
     def explain(self) -> str:
         side = "egress of the source" if self.direction == "Egress" else "ingress of the destination"
         if not self.governed:
             return f"{side}: not governed by NetworkPolicy (hostNetwork or outside the cluster)"
+        if self.admin is not None and self.admin[0] != "Pass":
+            return f"{side}: {'allowed' if self.admin[0] == 'Allow' else 'denied'} by {self.admin[1]} (AdminNetworkPolicy, before any NetworkPolicy)"
+        passed = f"passed on by {self.admin[1]}; " if self.admin is not None else ""
+        if not self.isolated and self.baseline is not None:
+            return (f"{side}: {passed}not isolated by NetworkPolicy; {'allowed' if self.baseline[0] == 'Allow' else 'denied'} "
+                    f"by {self.baseline[1]} (BaselineAdminNetworkPolicy)")
+        if passed and self.isolated:
+            side = f"{side}: {passed.rstrip('; ')}, then"
+            return f"{side} isolated by {', '.join(self.policies)}; " + (
+                f"allowed by {', '.join(map(str, self.allowed_by))}" if self.allowed_by else "no rule allows it: denied")
         if not self.isolated:
-            return f"{side}: not isolated (no policy with {self.direction} selects it): allowed"
+            return f"{side}: {passed}not isolated (no policy with {self.direction} selects it): allowed"
         if self.allowed_by:
             return f"{side}: isolated by {', '.join(self.policies)}; allowed by {', '.join(map(str, self.allowed_by))}"
         return f"{side}: isolated by {', '.join(self.policies)}; no rule allows it: denied"
@@ -111,7 +131,8 @@ class SideVerdict:
     def explain_lines(self) -> list[str]:
         """The explanation, then (when denied) one line per rule in force and why it did not match."""
         lines = [self.explain()]
-        if self.isolated and not self.allowed_by:
+        decided_elsewhere = (self.admin is not None and self.admin[0] != "Pass") or not self.isolated
+        if not decided_elsewhere and not self.allowed_by:
             lines += [f"  {ref}: {reason}" for ref, reason in self.rejected_by] or ["  (its policies have no rules in this direction)"]
         return lines
 
@@ -186,6 +207,12 @@ class Analysis:
         self.policies_by_ns: dict[str, list[Policy]] = {}
         for policy in self.policies:
             self.policies_by_ns.setdefault(policy.namespace, []).append(policy)
+
+        self.admin_parsed: tuple[ParsedAdmin, ...] = tuple(parse_admin(e) for e in inventory.extended if e.kind in (ANP, BANP))
+        valid = [p.policy for p in self.admin_parsed if p.policy is not None]
+        self.anps: tuple[AdminPolicy, ...] = tuple(sorted((p for p in valid if p.kind == ANP), key=lambda p: (p.priority, p.name)))
+        self.banps: tuple[AdminPolicy, ...] = tuple(sorted((p for p in valid if p.kind == BANP), key=lambda p: p.name))
+        self._admin_memo: dict[int, tuple[tuple[AdminPolicy, ...], tuple[AdminPolicy, ...]]] = {}
 
         self.classes: list[PodClass] = []
         self.classes_by_ns: dict[str, list[int]] = {}
@@ -328,20 +355,78 @@ class Analysis:
                 return True
         return False
 
+    # -- AdminNetworkPolicy layers ---------------------------------------------------------
+
+    def admin_for(self, cid: int) -> tuple[tuple[AdminPolicy, ...], tuple[AdminPolicy, ...]]:
+        """The ANPs (in evaluation order) and BANPs whose subject selects class ``cid``."""
+        hit = self._admin_memo.get(cid)
+        if hit is None:
+            cls = self.classes[cid]
+            ns_labels = dict(self.namespaces[cls.namespace].labels)
+            hit = (tuple(p for p in self.anps if self._subject_has(p, ns_labels, cls)),
+                   tuple(p for p in self.banps if self._subject_has(p, ns_labels, cls)))
+            self._admin_memo[cid] = hit
+        return hit
+
+    @staticmethod
+    def _subject_has(policy: AdminPolicy, ns_labels: Mapping[str, str], cls: PodClass) -> bool:
+        if policy.subject_namespaces is not None:
+            return policy.subject_namespaces.matches(ns_labels)
+        return (policy.subject_pod_namespaces is not None and policy.subject_pod_namespaces.matches(ns_labels)
+                and policy.subject_pods is not None and policy.subject_pods.matches(cls.label_map))
+
+    def admin_peer_has(self, peer: AdminPeer, other: Endpoint) -> bool:
+        if isinstance(other, int):
+            cls = self.classes[other]
+            if not cls.governed and not cls.virtual:
+                return False
+            ns_labels = dict(self.namespaces[cls.namespace].labels)
+            if peer.namespaces is not None:
+                return peer.namespaces.matches(ns_labels)
+            if peer.pods is not None:
+                return (peer.pod_namespaces is not None and peer.pod_namespaces.matches(ns_labels)
+                        and peer.pods.matches(cls.label_map))
+            return any(network_contains(peer, ip) for ip in cls.ips)
+        return network_contains(peer, other)
+
+    def admin_decision(self, policies: tuple[AdminPolicy, ...], direction: Direction, other: Endpoint, port: int,
+                       protocol: str, dst_ports: tuple[ContainerPort, ...] | None) -> tuple[str, str] | None:
+        """(action, "Kind/name rule") of the first rule that matches, in evaluation order; None if none does."""
+        for policy in policies:
+            for rule in policy.rules(direction):
+                if any(self.admin_peer_has(peer, other) for peer in rule.peers) and protocol in (ps := rule.port_set(dst_ports)).as_dict() \
+                        and any(lo <= port <= hi for lo, hi in ps.as_dict()[protocol]):
+                    label = f"{policy.key} {direction.lower()}[{rule.index}]" + (f" ({rule.name})" if rule.name else "")
+                    return rule.action, label
+        return None
+
     def _side(self, direction: Direction, subject: Endpoint, other: Endpoint, port: int, protocol: str,
               dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
         if not isinstance(subject, int) or not self.classes[subject].governed and not self.classes[subject].virtual:
             return SideVerdict(direction, False, (), (), governed=False)
         policies = self.isolating(subject, direction)
+        anps, banps = self.admin_for(subject)
         if direction == "Egress":
-            # The egress verdict depends on the source only through the policies that isolate
+            # The egress verdict depends on the source only through the policies that select
             # it; sources in one namespace share them, so a namespace's DNS check costs one verdict.
-            key = (tuple(map(id, policies)), other, port, protocol, dst_ports)
+            key = (tuple(map(id, policies)), tuple(map(id, anps)), tuple(map(id, banps)), other, port, protocol, dst_ports)
             hit = self._egress_memo.get(key)
             if hit is None:
-                hit = self._egress_memo[key] = self._evaluate(direction, policies, other, port, protocol, dst_ports)
+                hit = self._egress_memo[key] = self._layered(direction, policies, anps, banps, other, port, protocol, dst_ports)
             return hit
-        return self._evaluate(direction, policies, other, port, protocol, dst_ports)
+        return self._layered(direction, policies, anps, banps, other, port, protocol, dst_ports)
+
+    def _layered(self, direction: Direction, policies: list[Policy], anps: tuple[AdminPolicy, ...], banps: tuple[AdminPolicy, ...],
+                 other: Endpoint, port: int, protocol: str, dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
+        """ANP first; on no match or Pass, NetworkPolicy; when that does not isolate, the BANP."""
+        admin = self.admin_decision(anps, direction, other, port, protocol, dst_ports) if anps else None
+        verdict = self._evaluate(direction, policies, other, port, protocol, dst_ports)
+        baseline = None
+        if not policies and banps and (admin is None or admin[0] == "Pass"):
+            baseline = self.admin_decision(banps, direction, other, port, protocol, dst_ports)
+        if admin is None and baseline is None:
+            return verdict
+        return dataclasses.replace(verdict, admin=admin, baseline=baseline)
 
     def _evaluate(self, direction: Direction, policies: list[Policy], other: Endpoint, port: int, protocol: str,
                   dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
@@ -421,7 +506,33 @@ class Analysis:
             reason = f"{opened[0]} allows all {word} on all ports for every pod, undoing the default-deny"
         else:
             reason = f"default-deny {word} by {', '.join(baseline)}"
-        return DirectionCoverage(pods, isolated, bool(baseline) and not opened, baseline, opened, reason)
+        default_deny = bool(baseline) and not opened
+        if not default_deny:
+            admin = self._admin_deny_all(ns, direction, banp_ok=not opened)
+            if admin is not None:
+                default_deny, baseline = True, (admin,)
+                reason = f"default-deny {word} by {admin} (cluster-wide admin policy)"
+        return DirectionCoverage(pods, isolated, default_deny, baseline, opened, reason)
+
+    def _admin_deny_all(self, ns: str, direction: Direction, banp_ok: bool) -> str | None:
+        """An ANP (or, unless NetworkPolicy opens everything, the BANP) that denies every cluster
+        peer on every port to every pod of ``ns``, present and future."""
+        ns_labels = dict(self.namespaces[ns].labels) if ns in self.namespaces else {}
+        layers = [self.anps] + ([self.banps] if banp_ok else [])
+        for policies in layers:
+            for policy in policies:
+                whole_ns = (policy.subject_namespaces is not None and policy.subject_namespaces.matches(ns_labels)) or (
+                    policy.subject_pods is not None and policy.subject_pods.empty and policy.subject_pod_namespaces is not None
+                    and policy.subject_pod_namespaces.matches(ns_labels))
+                if not whole_ns:
+                    continue
+                for rule in policy.rules(direction):
+                    everyone = not rule.ports and any(p.namespaces is not None and p.namespaces.empty for p in rule.peers)
+                    if everyone and rule.action == "Deny":
+                        return policy.key
+                    if everyone:
+                        break  # an earlier Allow or Pass of everything: this policy denies nothing wholesale
+        return None
 
     # -- lookups ------------------------------------------------------------------------
 

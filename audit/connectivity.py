@@ -68,18 +68,39 @@ def segments(analysis: Analysis) -> list[Segment]:
     return out
 
 
-def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: Endpoint, dst_ports) -> PortSet:
-    policies = analysis.isolating(subject.id, direction)
-    if not policies:
-        return ALL
-    allowed = NONE
+def _admin_layer(analysis: Analysis, policies, direction: Direction, other: Endpoint, dst_ports, scope: PortSet,
+                 allowed: PortSet) -> tuple[PortSet, PortSet, PortSet]:
+    """Walk admin rules in order over the ports still undecided: (allowed, passed, undecided)."""
+    passed = NONE
     for policy in policies:
         for rule in policy.rules(direction):
-            if analysis._peer_admits(policy, rule, other):
-                allowed = allowed | rule_ports(rule, dst_ports)
-                if allowed.is_everything:
-                    return allowed
-    return allowed
+            if not scope:
+                return allowed, passed, scope
+            if any(analysis.admin_peer_has(peer, other) for peer in rule.peers):
+                ports = rule.port_set(dst_ports) & scope
+                if rule.action == "Allow":
+                    allowed = allowed | ports
+                elif rule.action == "Pass":
+                    passed = passed | ports
+                scope = scope - ports
+    return allowed, passed, scope
+
+
+def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: Endpoint, dst_ports) -> PortSet:
+    """The ports one side allows: ANP rules first, then NetworkPolicy, else the BANP (see audit.admin)."""
+    policies = analysis.isolating(subject.id, direction)
+    anps, banps = analysis.admin_for(subject.id)
+    allowed, passed, undecided = _admin_layer(analysis, anps, direction, other, dst_ports, ALL, NONE)
+    scope = undecided | passed
+    if policies:
+        np_allowed = NONE
+        for policy in policies:
+            for rule in policy.rules(direction):
+                if analysis._peer_admits(policy, rule, other):
+                    np_allowed = np_allowed | rule_ports(rule, dst_ports)
+        return allowed | (np_allowed & scope)
+    allowed, _, undecided = _admin_layer(analysis, banps, direction, other, dst_ports, scope, allowed)
+    return allowed | undecided
 
 
 def connections(analysis: Analysis, namespaces: set[str] | None = None) -> list[Connection]:

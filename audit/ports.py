@@ -62,6 +62,25 @@ class PortSet:
         mine, theirs = self.as_dict(), other.as_dict()
         return PortSet.of({p: _intersect(mine[p], theirs[p]) for p in mine if p in theirs})
 
+    def __sub__(self, other: PortSet) -> PortSet:
+        theirs = other.as_dict()
+        out: dict[str, list[tuple[int, int]]] = {}
+        for p, ranges in self.ranges:
+            holes = theirs.get(p, ())
+            keep: list[tuple[int, int]] = []
+            for lo, hi in ranges:
+                cursor = lo
+                for a, b in holes:
+                    if b < cursor or a > hi:
+                        continue
+                    if a > cursor:
+                        keep.append((cursor, a - 1))
+                    cursor = max(cursor, b + 1)
+                if cursor <= hi:
+                    keep.append((cursor, hi))
+            out[p] = keep
+        return PortSet.of(out)
+
     def __bool__(self) -> bool:
         return bool(self.ranges)
 

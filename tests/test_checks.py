@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from audit.checks.registry import all_checks
 from tests.conftest import audit, findings
@@ -31,6 +32,9 @@ spec:
 """
 
 
+ANP_OK = {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "deny-metadata"},
+          "spec": {"priority": 10, "subject": {"namespaces": {}}, "egress": [{"action": "Deny", "to": [{"networks": ["169.254.169.254/32"]}]}]}}
+ANP_BAD = {**ANP_OK, "spec": {**ANP_OK["spec"], "priority": -1}}
 CALICO = ds("calico-node", "docker.io/calico/node:v3.29.0")
 FLANNEL = ds("kube-flannel-ds", "docker.io/flannel/flannel:v0.25.1")
 KINDNET = ds("kindnet", "docker.io/kindest/kindnetd:v20240813-c6f155d6")
@@ -71,6 +75,9 @@ CASES: dict[str, tuple[str, str, str | None]] = {
                    policies(("prod", {"podSelector": API, "ingress": [{"ports": [{"port": 80, "endPort": 8080}]}]})), "prod"),
     "NP-HYG-006": (policies(("prod", {"podSelector": API, "policyTypes": ["Ingress"], "egress": [{"ports": [{"port": 443}]}]})),
                    policies(("prod", {"podSelector": API, "policyTypes": ["Ingress", "Egress"], "egress": [{"ports": [{"port": 443}]}]})), "prod"),
+    "NP-HYG-007": (CLUSTER + "\n---\n" + yaml.safe_dump(ANP_BAD), CLUSTER + "\n---\n" + yaml.safe_dump(ANP_OK), None),
+    "NP-HYG-008": (CLUSTER + "\n---\n" + yaml.safe_dump(ANP_OK) + "\n---\n" + yaml.safe_dump({**ANP_OK, "metadata": {"name": "twin"}}),
+                   CLUSTER + "\n---\n" + yaml.safe_dump(ANP_OK), None),
     "NP-DNS-001": (policies(("prod", DENY_OUT)), policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)), "prod"),
     "NP-DNS-002": (policies(("prod", DENY_OUT), ("prod", {**DNS_ALLOW, "egress": [{**DNS_ALLOW["egress"][0], "ports": [{"port": 53, "protocol": "UDP"}]}]})),
                    policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)), "prod"),

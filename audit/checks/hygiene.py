@@ -152,3 +152,36 @@ def ignored_rules(ctx: Context) -> Iterable[Hit]:
             yield Hit(policy.namespace, "NetworkPolicy", policy.name,
                       f"spec.{direction.lower()} has rules but spec.policyTypes is {list(policy.types)}: they are ignored",
                       source=policy.source, key=direction)
+
+
+@check(
+    "NP-HYG-007",
+    "Invalid AdminNetworkPolicy or BaselineAdminNetworkPolicy",
+    "high",
+    rationale="""The API server rejects this cluster-wide policy, so it is not in force: the denies it
+    was meant to enforce across every namespace (metadata service, cross-tenant traffic) are absent.""",
+    remediation="Fix the named field; `kubectl apply --dry-run=server` shows the same error.",
+)
+def invalid_admin_policy(ctx: Context) -> Iterable[Hit]:
+    for parsed in ctx.analysis.admin_parsed:
+        if parsed.policy is None:
+            yield Hit(None, parsed.obj.kind, parsed.obj.name, "; ".join(map(str, parsed.errors)), source=parsed.obj.source)
+
+
+@check(
+    "NP-HYG-008",
+    "AdminNetworkPolicies share a priority",
+    "medium",
+    rationale="""When two AdminNetworkPolicies have the same priority their relative order is
+    undefined, so whichever rule wins a conflicting Allow/Deny may change between implementations
+    or restarts.""",
+    remediation="Give every AdminNetworkPolicy a distinct priority.",
+)
+def equal_priorities(ctx: Context) -> Iterable[Hit]:
+    by_priority: dict[int, list[str]] = {}
+    for policy in ctx.analysis.anps:
+        by_priority.setdefault(policy.priority or 0, []).append(policy.name)
+    for priority, names in sorted(by_priority.items()):
+        if len(names) > 1:
+            yield Hit(None, "AdminNetworkPolicy", ", ".join(names), f"priority {priority} is shared by {', '.join(names)}",
+                      key=str(priority))
