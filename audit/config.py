@@ -56,6 +56,8 @@ class Config:
     severity_overrides: Mapping[str, str] = field(default_factory=dict)
     waivers: tuple[Waiver, ...] = ()
     dns: DnsTarget = DnsTarget()
+    environment_label: str = "env"
+    """The namespace label that names an environment (prod, staging, ...) for cross-environment checks."""
 
     def is_excluded(self, namespace: str | None) -> bool:
         return namespace is not None and _matches_any(namespace, self.excluded_namespaces)
@@ -67,7 +69,7 @@ def _matches_any(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, pat) for pat in patterns)
 
 
-_KEYS = {"excludeNamespaces", "sensitivePorts", "severityOverrides", "waivers", "dns"}
+_KEYS = {"excludeNamespaces", "sensitivePorts", "severityOverrides", "waivers", "dns", "environmentLabel"}
 
 
 def load_config(path: str | None, known_checks: set[str] | None = None) -> Config:
@@ -126,6 +128,11 @@ def parse_config(raw: Any, path: str = "config", known_checks: set[str] | None =
         if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
             raise fail("dns.podLabels", "must be a map of strings")
         kwargs["dns"] = DnsTarget(str(value.get("namespace", "kube-system")), freeze_labels(labels))
+    if "environmentLabel" in raw:
+        value = raw["environmentLabel"]
+        if not isinstance(value, str) or not value:
+            raise fail("environmentLabel", "must be a namespace label key, e.g. env")
+        kwargs["environment_label"] = value
     return Config(**kwargs)
 
 

@@ -157,3 +157,11 @@ def test_invalid_admin_policies_and_equal_priorities_are_findings():
     assert "priority 7 is shared by a, b" in shared.message
     assert not findings(audit(cluster(*twins[:1])), "NP-HYG-008")
     assert not findings(audit(cluster(*twins[:1])), "NP-HYG-007")
+
+
+def test_admin_metadata_deny_clears_the_metadata_exposure():
+    open_report = audit(cluster())
+    assert {f.namespace for f in findings(open_report, "NP-EXP-001")} == {"prod", "staging", "other"}
+    deny = anp("cluster-deny-to-metadata", 10, {"namespaces": {}}, egress=[
+        {"action": "Deny", "to": [{"networks": ["169.254.169.254/32"]}], "ports": [{"portNumber": {"port": 80, "protocol": "TCP"}}]}])
+    assert not findings(audit(cluster(deny)), "NP-EXP-001")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable, Iterator
 
+from audit.analysis import PodClass
 from audit.checks.registry import Context, Hit, check
 from audit.config import BROAD_SELECTOR_ANNOTATION
 from audit.policy import Policy, Rule
@@ -171,6 +172,16 @@ def egress_to_metadata(ctx: Context) -> Iterable[Hit]:
                            key=f"{rule.field}.to[{j}]")
 
 
+def sensitive_ports_of(ctx: Context, cls: PodClass) -> set[int]:
+    """Data ports a pod class serves: declared container ports, or ports its ingress rules name."""
+    sensitive = set(ctx.config.sensitive_ports)
+    ports = {p.port for p in cls.ports if p.port in sensitive}
+    for policy in ctx.analysis.isolating(cls.id, "Ingress"):
+        for rule in policy.rules("Ingress"):
+            ports.update(p.port for p in rule.ports if isinstance(p.port, int) and p.end_port is None and p.port in sensitive)
+    return ports
+
+
 def _broad_peer_reasons(ctx: Context, policy: Policy, rule: Rule, own_ns: str) -> list[str]:
     """How a rule admits whole other namespaces or outside addresses (narrow pod peers are fine)."""
     if rule.all_peers:
@@ -199,15 +210,11 @@ def _broad_peer_reasons(ctx: Context, policy: Policy, rule: Rule, own_ns: str) -
     remediation="Allow the data port only from a namespaceSelector AND podSelector peer naming the client workload.",
 )
 def sensitive_port_exposure(ctx: Context) -> Iterable[Hit]:
-    sensitive = set(ctx.config.sensitive_ports)
     analysis = ctx.analysis
     for ns in ctx.audited_namespaces():
         for cls in ctx.governed_classes(ns.name):
             policies = analysis.isolating(cls.id, "Ingress")
-            ports = {p.port for p in cls.ports if p.port in sensitive}
-            for policy in policies:
-                for rule in policy.rules("Ingress"):
-                    ports.update(p.port for p in rule.ports if isinstance(p.port, int) and p.end_port is None and p.port in sensitive)
+            ports = sensitive_ports_of(ctx, cls)
             if not ports:
                 continue
             reasons: list[str] = []

@@ -15,9 +15,9 @@ from audit.inventory import Namespace, SourceRef
 from audit.policy import Policy
 from audit.severity import SEVERITIES
 
-CATEGORIES = ("cni", "coverage", "permissive", "dns", "hygiene", "config")
-_ID_RE = re.compile(r"^NP-(COV|PERM|HYG|DNS|CNI|CFG)-\d{3}$")
-_PREFIX = {"COV": "coverage", "PERM": "permissive", "HYG": "hygiene", "DNS": "dns", "CNI": "cni", "CFG": "config"}
+CATEGORIES = ("cni", "coverage", "permissive", "exposure", "dns", "hygiene", "config")
+_ID_RE = re.compile(r"^NP-(COV|PERM|EXP|HYG|DNS|CNI|CFG)-\d{3}$")
+_PREFIX = {"COV": "coverage", "PERM": "permissive", "EXP": "exposure", "HYG": "hygiene", "DNS": "dns", "CNI": "cni", "CFG": "config"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,6 @@ def check(id: str, title: str, severity: str, rationale: str, remediation: str) 
 
 def all_checks() -> list[Check]:
     """Every registered check, by id. Importing the modules registers them."""
-    from audit.checks import cni, config, coverage, dns, hygiene, permissive  # noqa: F401
+    from audit.checks import cni, config, coverage, dns, exposure, hygiene, permissive  # noqa: F401
 
     return [REGISTRY[k] for k in sorted(REGISTRY)]
