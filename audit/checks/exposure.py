@@ -7,8 +7,9 @@ from typing import Iterable
 from audit.checks.permissive import METADATA_IP, sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
 
-# Per destination, how many candidate sources are tried before the check gives up on it.
-MAX_SOURCES = 2000
+# Per destination, how many candidate sources from other environments are tried when its
+# ingress does not narrow them down (flat or admin-governed pods): a bound on the work.
+MAX_SOURCES = 200
 
 
 @check(
@@ -51,9 +52,20 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
             by_env.setdefault(env, []).append(cls.id)
     if len(by_env) < 2:
         return
-    # Candidate sources per environment, computed once: the first MAX_SOURCES classes elsewhere.
-    sources_for = {env: [cid for other, cids in sorted(by_env.items()) if other != env for cid in cids][:MAX_SOURCES]
-                   for env in by_env}
+    # Fallback candidates per environment, computed once: classes of the other environments,
+    # taken round-robin over their namespaces so a few sources cover many namespaces.
+    fallback: dict[str, list[int]] = {}
+    for env in by_env:
+        queues = [list(analysis.classes_by_ns[n]) for n in sorted(analysis.classes_by_ns)
+                  if env_of.get(n) not in (None, env)]
+        picked: list[int] = []
+        while queues and len(picked) < MAX_SOURCES:
+            queues = [q for q in queues if q]
+            for q in queues:
+                cid = q.pop(0)
+                if analysis.classes[cid].governed and not analysis.classes[cid].virtual:
+                    picked.append(cid)
+        fallback[env] = picked[:MAX_SOURCES]
     for ns in ctx.audited_namespaces():
         env = env_of.get(ns.name)
         if not env:
@@ -62,7 +74,9 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
             ports = sorted(sensitive_ports_of(ctx, cls))
             if not ports:
                 continue
-            sources = sources_for.get(env, [])
+            sources = _admitted(ctx, cls.id, env, env_of)
+            if sources is None:
+                sources = fallback.get(env, [])
             for port in ports:
                 src = next((s for s in sources if analysis.allowed(s, cls.id, port).allowed), None)
                 if src is None:
@@ -72,3 +86,22 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
                           f"port {port} (env={env}) is reachable from {source.describe()} (env={env_of[source.namespace]})",
                           objects=tuple(w.ref for w in cls.workloads), source=cls.workloads[0].source, key=f"{cls.describe()}:{port}")
                 break
+
+
+def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None]) -> list[int] | None:
+    """Sources of other environments that the destination's NetworkPolicy ingress rules name, or
+    None when they do not narrow it down (not isolated, a rule for all peers, admin policies)."""
+    analysis = ctx.analysis
+    policies = analysis.isolating(cid, "Ingress")
+    anps, banps = analysis.admin_for(cid)
+    if not policies or anps:
+        return None
+    found: set[int] = set()
+    for policy in policies:
+        for rule in policy.rules("Ingress"):
+            if rule.all_peers:
+                return None
+            for peer in rule.peers:
+                if peer.ip_block is None:
+                    found.update(analysis.peer_classes(policy.namespace, peer))
+    return sorted(c for c in found if env_of.get(analysis.classes[c].namespace) not in (None, env))
