@@ -66,6 +66,8 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
                 if analysis.classes[cid].governed and not analysis.classes[cid].virtual:
                     picked.append(cid)
         fallback[env] = picked[:MAX_SOURCES]
+    cover: dict[tuple, frozenset[str] | None] = {}
+    admitted: dict = {}
     for ns in ctx.audited_namespaces():
         env = env_of.get(ns.name)
         if not env:
@@ -74,9 +76,11 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
             ports = sorted(sensitive_ports_of(ctx, cls))
             if not ports:
                 continue
-            sources = _admitted(ctx, cls.id, env, env_of)
+            sources = _admitted(ctx, cls.id, env, env_of, admitted)
             if sources is None:
                 sources = fallback.get(env, [])
+            # Only sources whose egress could reach this namespace at all need a full verdict.
+            sources = [s for s in sources if _may_reach(ctx, s, ns.name, cover)]
             for port in ports:
                 src = next((s for s in sources if analysis.allowed(s, cls.id, port).allowed), None)
                 if src is None:
@@ -88,20 +92,69 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
                 break
 
 
-def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None]) -> list[int] | None:
-    """Sources of other environments that the destination's NetworkPolicy ingress rules name, or
-    None when they do not narrow it down (not isolated, a rule for all peers, admin policies)."""
+def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None], memo: dict) -> list[int] | None:
+    """Up to MAX_SOURCES sources of other environments that the destination's NetworkPolicy
+    ingress rules name, or None when they do not narrow it down (not isolated, a rule for all
+    peers, admin policies)."""
     analysis = ctx.analysis
     policies = analysis.isolating(cid, "Ingress")
-    anps, banps = analysis.admin_for(cid)
+    anps, _ = analysis.admin_for(cid)
     if not policies or anps:
         return None
-    found: set[int] = set()
+    picked: set[int] = set()
     for policy in policies:
         for rule in policy.rules("Ingress"):
             if rule.all_peers:
                 return None
             for peer in rule.peers:
-                if peer.ip_block is None:
-                    found.update(analysis.peer_classes(policy.namespace, peer))
-    return sorted(c for c in found if env_of.get(analysis.classes[c].namespace) not in (None, env))
+                if peer.ip_block is not None:
+                    return None  # pods are matched by IP here: no cheap narrowing, sample instead
+                if peer.namespaces is not None:  # pod-only peers name the destination's own namespace
+                    picked.update(_peer_sources(ctx, policy.namespace, peer, env, env_of, memo))
+    return sorted(picked)[:MAX_SOURCES]
+
+
+def _peer_sources(ctx: Context, policy_ns: str, peer, env: str, env_of: dict[str, str | None], memo: dict) -> list[int]:
+    """Classes of other environments a namespace-selecting peer matches (memoized per peer and env)."""
+    key = (peer, env)
+    hit = memo.get(key)
+    if hit is None:
+        analysis = ctx.analysis
+        matched = analysis.peer_classes(policy_ns, peer)
+        hit = []
+        for name in analysis.namespaces_matching(peer):
+            if env_of.get(name) in (None, env):
+                continue
+            hit.extend(c for c in analysis.classes_by_ns.get(name, ()) if c in matched)
+            if len(hit) >= MAX_SOURCES:
+                break
+        memo[key] = hit = hit[:MAX_SOURCES]
+    return hit
+
+
+def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[tuple, frozenset[str] | None]) -> bool:
+    """An upper bound from the source's egress rules: can they name any pod of ``namespace``?
+
+    Sources that share the policies isolating their egress share the bound (None: anywhere).
+    """
+    analysis = ctx.analysis
+    policies = analysis.isolating(src, "Egress")
+    anps, banps = analysis.admin_for(src)
+    key = (tuple(map(id, policies)), tuple(map(id, anps)), tuple(map(id, banps)))
+    if key not in memo:
+        covered: set[str] | None = set()
+        if not policies or anps:
+            covered = None
+        else:
+            for policy in policies:
+                for rule in policy.rules("Egress"):
+                    if rule.all_peers:
+                        covered = None
+                        break
+                    for peer in rule.peers:
+                        covered.update(analysis.classes[c].namespace for c in analysis.peer_classes(policy.namespace, peer))
+                if covered is None:
+                    break
+        memo[key] = None if covered is None else frozenset(covered)
+    bound = memo[key]
+    return bound is None or namespace in bound
