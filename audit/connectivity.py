@@ -15,8 +15,11 @@ from audit.analysis import Analysis, Endpoint, PodClass
 from audit.errors import InputError
 from audit.policy import Direction
 from audit.ports import ALL, NONE, PortSet, rule_ports
+from audit.report import ConnectionRow, ConnectivityInfo
 
 MAX_CLASSES = 4000
+REPORT_CLASSES = 300
+"""Reports list connectivity up to this many pod classes; beyond, the command does it per namespace."""
 
 
 @dataclass(frozen=True)
@@ -187,3 +190,13 @@ def render_dot(conns: list[Connection]) -> str:
         lines.append(f"\t{q(c.src)} -> {q(c.dst)} [label={q(str(c.conns))} color=\"gold2\" fontcolor=\"darkgreen\"]")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def report_connectivity(analysis: Analysis) -> ConnectivityInfo:
+    """The connectivity section of a report: listed for small clusters, pointed to for large ones."""
+    count = sum(1 for c in analysis.real_classes() if c.governed)
+    if count > REPORT_CLASSES:
+        return ConnectivityInfo(False, f"{count} pod classes: too many to list in a report; run "
+                                       "`netpol-audit connectivity -n NAMESPACE` (or -f matrix)", ())
+    rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in connections(analysis))
+    return ConnectivityInfo(True, f"{len(rows)} allowed connections between {count} pod classes and outside address ranges", rows)

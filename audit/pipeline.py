@@ -8,6 +8,7 @@ from audit.analysis import Analysis
 from audit.checks.registry import Context, all_checks
 from audit.cni import detect_cni
 from audit.config import Config
+from audit.connectivity import report_connectivity
 from audit.findings import run_checks
 from audit.inventory import Inventory
 from audit.report import Report, build_report
@@ -20,4 +21,4 @@ def run_audit(inventory: Inventory, config: Config | None = None, now: dt.dateti
     analysis = Analysis(inventory, config.dns)
     cni = detect_cni(inventory.daemonsets)
     findings = run_checks(Context(analysis, config, cni, now.date()))
-    return build_report(analysis, findings, all_checks(), cni, config, now)
+    return build_report(analysis, findings, all_checks(), cni, config, now, report_connectivity(analysis))

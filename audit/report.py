@@ -203,6 +203,23 @@ class ToolInfo:
 
 
 @dataclass(frozen=True)
+class ConnectionRow:
+    src: str
+    dst: str
+    conn: str
+
+
+@dataclass(frozen=True)
+class ConnectivityInfo:
+    """Allowed connections (as `netpol-audit connectivity` lists them), when the cluster is small
+    enough to list them in a report; otherwise why not."""
+
+    computed: bool
+    note: str
+    connections: tuple[ConnectionRow, ...]
+
+
+@dataclass(frozen=True)
 class FindingRef:
     """Enough of a finding to name it in a trend."""
 
@@ -245,6 +262,7 @@ class Report:
     controls: tuple[ControlRow, ...]
     waivers: tuple[WaiverRow, ...] = field(default=())
     trend: Trend | None = None
+    connectivity: ConnectivityInfo | None = None
 
     @property
     def generated_datetime(self) -> dt.datetime:
@@ -264,7 +282,7 @@ def location(src: SourceRef | None) -> SourceLocation | None:
 
 
 def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: list[Check], cni: CniReport,
-                 config: Config, now: dt.datetime) -> Report:
+                 config: Config, now: dt.datetime, connectivity: ConnectivityInfo | None = None) -> Report:
     """Assemble the report model from the analysis and the findings."""
     inv = analysis.inventory
     col = inv.collection
@@ -377,6 +395,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
         findings=findings,
         checks=tuple(CheckRow(c.id, c.title, c.severity, c.category, c.rationale, c.remediation, c.references) for c in checks),
         controls=tuple(controls),
+        connectivity=connectivity,
         waivers=tuple(WaiverRow(w.check, w.namespace, w.object, w.reason,
                                 w.expires.isoformat() if w.expires else None, w.expired(today)) for w in config.waivers),
     )

@@ -274,3 +274,24 @@ def test_installed_wheel_renders_reports(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (work / "r.html").read_text().startswith("<!DOCTYPE html>")
     assert pypdf.PdfReader(str(work / "r.pdf")).attachments
+
+
+def test_html_connectivity_section_lists_allowed_connections():
+    from audit.config import load_config  # noqa: F401
+    from audit.pipeline import run_audit
+    from audit.sources.manifests import load_manifests
+    from tests.conftest import NOW as FIXED
+
+    report = run_audit(load_manifests([str(EXAMPLES / "lab-solution")]), None, FIXED)
+    assert report.connectivity.computed
+    rows = Page(render_html(report)).rows["connectivity"]
+    assert rows == [["backend/api[Pod]", "database/db[Pod]", "TCP 5432"], ["frontend/web[Pod]", "backend/api[Pod]", "TCP 8080"]]
+
+
+def test_connectivity_is_pointed_to_not_listed_for_large_clusters(monkeypatch):
+    from audit import connectivity
+
+    monkeypatch.setattr(connectivity, "REPORT_CLASSES", 2)
+    report = audit((EXAMPLES / "lab-before" / "app.yaml").read_text())
+    assert not report.connectivity.computed and "netpol-audit connectivity -n" in report.connectivity.note
+    assert "too many to list" in render_html(report)
