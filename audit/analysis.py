@@ -163,10 +163,6 @@ class DirectionCoverage:
     opened_by: tuple[RuleRef, ...]
     reason: str
 
-    @property
-    def unisolated_pods(self) -> int:
-        return self.pods - self.isolated_pods
-
 
 @dataclass(frozen=True)
 class NamespaceCoverage:
@@ -338,13 +334,10 @@ class Analysis:
         """The policies that isolate class ``cid`` in ``direction`` (empty: not isolated)."""
         return self._isolating[direction][cid]
 
-    def selecting(self, cid: int) -> list[Policy]:
-        """Every valid policy whose podSelector selects the class, whatever its types."""
-        return [p for p in self.policies_by_ns.get(self.classes[cid].namespace, []) if cid in self.selected[p.key]]
-
     # -- reachability -------------------------------------------------------------------
 
-    def _peer_admits(self, policy: Policy, rule: Rule, other: Endpoint) -> bool:
+    def peer_admits(self, policy: Policy, rule: Rule, other: Endpoint) -> bool:
+        """Whether a rule of ``policy`` names ``other`` (a pod class or an address) among its peers."""
         if rule.all_peers:
             return True
         for peer in rule.peers:
@@ -434,7 +427,7 @@ class Analysis:
             RuleRef(policy.key, direction, rule.index)
             for policy in policies
             for rule in policy.rules(direction)
-            if self._peer_admits(policy, rule, other) and rule.allows_port(port, protocol, dst_ports)
+            if self.peer_admits(policy, rule, other) and rule.allows_port(port, protocol, dst_ports)
         )
         rejected: tuple[tuple[RuleRef, str], ...] = ()
         if policies and not allowed_by:
@@ -442,7 +435,7 @@ class Analysis:
             peer_word = "destination" if direction == "Egress" else "source"
             rejected = tuple(
                 (RuleRef(policy.key, direction, rule.index),
-                 f"{peer_word} matches none of its peers ({rule.describe()})" if not self._peer_admits(policy, rule, other)
+                 f"{peer_word} matches none of its peers ({rule.describe()})" if not self.peer_admits(policy, rule, other)
                  else f"{port}/{protocol} is not among its ports ({rule.describe()})")
                 for policy in policies
                 for rule in policy.rules(direction)

@@ -91,8 +91,21 @@ _RULES: tuple[tuple[str, Callable[[DaemonSet], bool], Callable[[DaemonSet], tupl
 )
 
 
-def detect_cni(daemonsets: Sequence[DaemonSet]) -> CniReport:
-    """Recognise CNI DaemonSets and decide whether NetworkPolicy is enforced."""
+# Node annotation prefixes (read when the DaemonSets are not visible) -> (CNI, enforcement).
+_NODE_HINTS: dict[str, tuple[str, Enforcement]] = {
+    "flannel.alpha.coreos.com": ("flannel", "no"),
+    "projectcalico.org": ("calico", "yes"),
+    "io.cilium": ("cilium", "yes"),
+    "network.cilium.io": ("cilium", "yes"),
+    "kube-router.io": ("kube-router", "yes"),
+    "node.antrea.io": ("antrea", "yes"),
+    "k8s.ovn.org": ("ovn-kubernetes", "yes"),
+}
+
+
+def detect_cni(daemonsets: Sequence[DaemonSet], node_hints: Sequence[str] = ()) -> CniReport:
+    """Recognise CNI DaemonSets (or, failing those, node annotations) and decide whether
+    NetworkPolicy is enforced."""
     found: list[CniComponent] = []
     for ds in daemonsets:
         for name, recognise, judge in _RULES:
@@ -100,6 +113,12 @@ def detect_cni(daemonsets: Sequence[DaemonSet]) -> CniReport:
                 enforces, evidence = judge(ds)
                 found.append(CniComponent(name, ds.namespace, ds.name, enforces, evidence))
                 break
+    if not found:
+        for hint in sorted(set(node_hints)):
+            if hint in _NODE_HINTS:
+                name, enforces = _NODE_HINTS[hint]
+                found.append(CniComponent(name, "-", "(node annotations)", enforces,
+                                          f"nodes carry {hint} annotations; the {name} DaemonSet itself was not visible"))
     verdicts = {c.enforces for c in found}
     names = ", ".join(sorted({c.name for c in found}))
     if "yes" in verdicts:

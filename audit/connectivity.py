@@ -99,7 +99,7 @@ def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: En
         np_allowed = NONE
         for policy in policies:
             for rule in policy.rules(direction):
-                if analysis._peer_admits(policy, rule, other):
+                if analysis.peer_admits(policy, rule, other):
                     np_allowed = np_allowed | rule_ports(rule, dst_ports)
         return allowed | (np_allowed & scope)
     allowed, _, undecided = _admin_layer(analysis, banps, direction, other, dst_ports, scope, allowed)

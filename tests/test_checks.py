@@ -193,3 +193,10 @@ def test_waiver_applies_until_expiry_and_severity_override():
     assert [f.severity for f in findings(report, "NP-COV-001")] == ["critical", "critical"]
     expired = audit(CLUSTER, {"waivers": [{"check": "NP-COV-001", "namespace": "staging", "reason": "old", "expires": "2025-01-01"}]})
     assert "staging" in {f.namespace for f in findings(expired, "NP-COV-001")}
+
+
+def test_cni_from_node_annotations_when_daemonsets_are_not_visible():
+    node = "\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n1, annotations: {flannel.alpha.coreos.com/backend-type: vxlan}}\n"
+    report = audit(policies(*FULL) + node)
+    assert report.cni.verdict == "not-enforced"
+    assert findings(report, "NP-CNI-001") and "node annotations" in report.cni.components[0].daemonset

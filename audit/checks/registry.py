@@ -15,7 +15,6 @@ from audit.inventory import Namespace, SourceRef
 from audit.policy import Policy
 from audit.severity import SEVERITIES
 
-CATEGORIES = ("cni", "coverage", "permissive", "exposure", "dns", "hygiene", "config")
 _ID_RE = re.compile(r"^NP-(COV|PERM|EXP|HYG|DNS|CNI|CFG)-\d{3}$")
 _PREFIX = {"COV": "coverage", "PERM": "permissive", "EXP": "exposure", "HYG": "hygiene", "DNS": "dns", "CNI": "cni", "CFG": "config"}
 

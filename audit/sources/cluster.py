@@ -48,7 +48,6 @@ class Resource:
     versions: tuple[str | None, ...]
     kind: str
     core: bool
-    namespaced: bool = True
 
     @property
     def label(self) -> str:
@@ -57,20 +56,20 @@ class Resource:
 
 # What the scanner reads; `netpol-audit rbac` grants get/list on exactly these.
 RESOURCES: tuple[Resource, ...] = (
-    Resource("namespaces", "", ("v1",), "Namespace", core=True, namespaced=False),
+    Resource("namespaces", "", ("v1",), "Namespace", core=True),
     Resource("pods", "", ("v1",), "Pod", core=True),
     Resource("networkpolicies", "networking.k8s.io", ("v1",), "NetworkPolicy", core=True),
     Resource("daemonsets", "apps", ("v1",), "DaemonSet", core=True),
-    Resource("nodes", "", ("v1",), "Node", core=False, namespaced=False),
-    Resource("adminnetworkpolicies", "policy.networking.k8s.io", (None,), "AdminNetworkPolicy", core=False, namespaced=False),
-    Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", (None,), "BaselineAdminNetworkPolicy", core=False, namespaced=False),
+    Resource("nodes", "", ("v1",), "Node", core=False),
+    Resource("adminnetworkpolicies", "policy.networking.k8s.io", (None,), "AdminNetworkPolicy", core=False),
+    Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", (None,), "BaselineAdminNetworkPolicy", core=False),
     Resource("ciliumnetworkpolicies", "cilium.io", ("v2",), "CiliumNetworkPolicy", core=False),
-    Resource("ciliumclusterwidenetworkpolicies", "cilium.io", ("v2",), "CiliumClusterwideNetworkPolicy", core=False, namespaced=False),
+    Resource("ciliumclusterwidenetworkpolicies", "cilium.io", ("v2",), "CiliumClusterwideNetworkPolicy", core=False),
     # Calico's aggregated API (v3) and its CRDs (v1) hold the same objects: read one of them.
     Resource("networkpolicies", "projectcalico.org", ("v3",), "NetworkPolicy", core=False),
-    Resource("globalnetworkpolicies", "projectcalico.org", ("v3",), "GlobalNetworkPolicy", core=False, namespaced=False),
+    Resource("globalnetworkpolicies", "projectcalico.org", ("v3",), "GlobalNetworkPolicy", core=False),
     Resource("networkpolicies", "crd.projectcalico.org", ("v1",), "NetworkPolicy", core=False),
-    Resource("globalnetworkpolicies", "crd.projectcalico.org", ("v1",), "GlobalNetworkPolicy", core=False, namespaced=False),
+    Resource("globalnetworkpolicies", "crd.projectcalico.org", ("v1",), "GlobalNetworkPolicy", core=False),
 )
 
 
