@@ -17,6 +17,7 @@ from audit.errors import InputError
 from audit.policy import PROTOCOLS
 from audit.selectors import Selector, parse_selector
 
+EVALUATED_KINDS = ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
 _SELECTOR_TERM = re.compile(r"^\s*([^=!\s]+)\s*(==|=|!=)\s*([^,\s]*)\s*$")
 
 
@@ -133,7 +134,9 @@ def render_paths(results: list[PathResult], extended_kinds: dict[str, int]) -> s
         word = "ALLOWED" if r.allowed else "DENIED"
         lines.append(f"{r.source} -> {r.destination} : {r.port}/{r.protocol}  {word}")
         lines.extend(f"  {step}" for step in r.verdict.explain_lines())
-    if extended_kinds:
-        kinds = ", ".join(f"{n} {k}" for k, n in sorted(extended_kinds.items()))
-        lines.append(f"note: the input also has {kinds}; only NetworkPolicy v1 is evaluated in these verdicts")
+    unevaluated = {k: n for k, n in extended_kinds.items() if k not in EVALUATED_KINDS}
+    if unevaluated:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(unevaluated.items()))
+        lines.append(f"note: the input also has {kinds}; these verdicts evaluate NetworkPolicy and "
+                     "AdminNetworkPolicy/BaselineAdminNetworkPolicy only")
     return "\n".join(lines) + "\n"

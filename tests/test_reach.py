@@ -115,3 +115,10 @@ def test_unresolvable_endpoint_is_a_failed_expectation_not_a_crash(tmp_path):
     path.write_text("expectations:\n  - {from: ghost/app, to: backend/api, port: 8080, expect: denied}\n")
     result = runner.invoke(app, ["verify", str(path), LAB])
     assert result.exit_code == 1 and "cannot evaluate" in result.output and "no namespace 'ghost'" in result.output
+
+
+def test_reach_notes_policy_kinds_it_does_not_evaluate(tmp_path):
+    extra = tmp_path / "cilium.yaml"
+    extra.write_text("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c, namespace: frontend}\nspec: {endpointSelector: {}}\n")
+    result = runner.invoke(app, ["reach", "frontend/web", "backend/api", "-p", "8080", LAB, str(extra)])
+    assert "1 CiliumNetworkPolicy; these verdicts evaluate NetworkPolicy and AdminNetworkPolicy" in result.output
