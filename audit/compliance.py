@@ -20,6 +20,8 @@ class Control:
         return f"{self.framework} {self.id}"
 
 
+# Coverage of namespaces; an unevaluated CNI policy makes the judgement not assessable, not passed.
+_NAMESPACE_POLICIES = ("NP-COV-001", "NP-COV-002", "NP-COV-003", "NP-CNI-004")
 _COVERAGE = ("NP-COV-001", "NP-COV-002", "NP-COV-003", "NP-COV-004", "NP-COV-005")
 _INGRESS = ("NP-COV-002", "NP-COV-004", "NP-PERM-001", "NP-PERM-002", "NP-PERM-003", "NP-PERM-004", "NP-PERM-005", "NP-PERM-006", "NP-PERM-008")
 _EGRESS = ("NP-COV-003", "NP-COV-005", "NP-PERM-001", "NP-PERM-004", "NP-PERM-005", "NP-PERM-007", "NP-EXP-001")
@@ -27,13 +29,13 @@ _SEGMENTATION = _COVERAGE + ("NP-PERM-001", "NP-PERM-002", "NP-PERM-003", "NP-PE
 
 CONTROLS: tuple[Control, ...] = (
     Control("CIS Kubernetes Benchmark", "5.3.1", "Ensure that the CNI in use supports Network Policies", ("NP-CNI-001", "NP-CNI-002", "NP-CNI-003")),
-    Control("CIS Kubernetes Benchmark", "5.3.2", "Ensure that all Namespaces have Network Policies defined", ("NP-COV-001", "NP-COV-002", "NP-COV-003")),
+    Control("CIS Kubernetes Benchmark", "5.3.2", "Ensure that all Namespaces have Network Policies defined", _NAMESPACE_POLICIES),
     Control("CIS EKS Benchmark", "4.3.1", "Ensure CNI plugin supports network policies", ("NP-CNI-001", "NP-CNI-002", "NP-CNI-003")),
-    Control("CIS EKS Benchmark", "4.3.2", "Ensure that all Namespaces have Network Policies defined", ("NP-COV-001", "NP-COV-002", "NP-COV-003")),
+    Control("CIS EKS Benchmark", "4.3.2", "Ensure that all Namespaces have Network Policies defined", _NAMESPACE_POLICIES),
     Control("CIS GKE Benchmark", "4.3.1", "Ensure that the CNI in use supports Network Policies", ("NP-CNI-001", "NP-CNI-002", "NP-CNI-003")),
-    Control("CIS GKE Benchmark", "4.3.2", "Ensure that all Namespaces have Network Policies defined", ("NP-COV-001", "NP-COV-002", "NP-COV-003")),
+    Control("CIS GKE Benchmark", "4.3.2", "Ensure that all Namespaces have Network Policies defined", _NAMESPACE_POLICIES),
     Control("CIS AKS Benchmark", "4.4.1", "Ensure latest CNI version is used / supports Network Policies", ("NP-CNI-001", "NP-CNI-002", "NP-CNI-003")),
-    Control("CIS AKS Benchmark", "4.4.2", "Ensure that all Namespaces have Network Policies defined", ("NP-COV-001", "NP-COV-002", "NP-COV-003")),
+    Control("CIS AKS Benchmark", "4.4.2", "Ensure that all Namespaces have Network Policies defined", _NAMESPACE_POLICIES),
     Control("NSA/CISA Kubernetes Hardening Guidance", "Network separation and hardening", "Use network policies to isolate resources; default-deny", _SEGMENTATION + ("NP-COV-006",)),
     Control("PCI DSS v4.0", "1.3.1", "Inbound traffic to the CDE is restricted to that which is necessary", _INGRESS),
     Control("PCI DSS v4.0", "1.3.2", "Outbound traffic from the CDE is restricted to that which is necessary", _EGRESS),
