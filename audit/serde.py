@@ -14,14 +14,25 @@ def camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@functools.cache
+def _keys(cls: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, camelCase key) per field, computed once per dataclass."""
+    return tuple((f.name, camel(f.name)) for f in dataclasses.fields(cls))
+
+
 def to_jsonable(obj: Any) -> Any:
     """Dataclasses become dicts with camelCase keys in field order; tuples become lists."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {camel(f.name): to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, _SCALARS):
+        return obj
     if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
+        return [v if isinstance(v, _SCALARS) else to_jsonable(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {key: to_jsonable(getattr(obj, attr)) for attr, key in _keys(type(obj))}
     return obj
 
 
