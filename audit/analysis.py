@@ -8,17 +8,20 @@ reachability are computed per class with set operations, never pod by pod.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import ipaddress
 import socket
-import dataclasses
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence, Union
 
 from audit.admin import ANP, BANP, AdminPeer, AdminPolicy, ParsedAdmin, network_contains, parse_admin
-from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labels, Namespace, Workload
+from audit.cilium import CCNP, CNP, NAMESPACE_KEY, CiliumPeer, CiliumPolicy, CiliumRule, cilium_labels, parse_cilium
+from audit.cilium import peer_matches as cilium_peer_matches
+from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, ExtendedPolicy, Inventory, Labels, Namespace, Workload
 from audit.policy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
-from audit.selectors import Selector, SelectorIndex
+from audit.ports import PortSet
+from audit.selectors import FieldError, Selector, SelectorIndex
 
 
 def parse_ip(raw: str) -> IPAddress | None:
@@ -99,11 +102,15 @@ class SideVerdict:
     """(action, rule) of the AdminNetworkPolicy rule that matched first, if any."""
     baseline: tuple[str, str] | None = None
     """(action, rule) of the BaselineAdminNetworkPolicy rule that decided, when NetworkPolicy did not isolate."""
+    cilium_deny: str | None = None
+    """The Cilium deny rule that matched: it wins over every NetworkPolicy and Cilium allow."""
 
     @property
     def allowed(self) -> bool:
         if self.admin is not None and self.admin[0] != "Pass":
             return self.admin[0] == "Allow"
+        if self.cilium_deny is not None:
+            return False
         if self.isolated:
             return bool(self.allowed_by)
         return self.baseline is None or self.baseline[0] == "Allow"
@@ -115,6 +122,8 @@ class SideVerdict:
         if self.admin is not None and self.admin[0] != "Pass":
             return f"{side}: {'allowed' if self.admin[0] == 'Allow' else 'denied'} by {self.admin[1]} (AdminNetworkPolicy, before any NetworkPolicy)"
         passed = f"passed on by {self.admin[1]}; " if self.admin is not None else ""
+        if self.cilium_deny is not None:
+            return f"{side}: {passed}denied by {self.cilium_deny} (Cilium deny rules win over allows)"
         if not self.isolated and self.baseline is not None:
             return (f"{side}: {passed}not isolated by NetworkPolicy; {'allowed' if self.baseline[0] == 'Allow' else 'denied'} "
                     f"by {self.baseline[1]} (BaselineAdminNetworkPolicy)")
@@ -131,7 +140,7 @@ class SideVerdict:
     def explain_lines(self) -> list[str]:
         """The explanation, then (when denied) one line per rule in force and why it did not match."""
         lines = [self.explain()]
-        decided_elsewhere = (self.admin is not None and self.admin[0] != "Pass") or not self.isolated
+        decided_elsewhere = (self.admin is not None and self.admin[0] != "Pass") or not self.isolated or self.cilium_deny is not None
         if not decided_elsewhere and not self.allowed_by:
             lines += [f"  {ref}: {reason}" for ref, reason in self.rejected_by] or ["  (its policies have no rules in this direction)"]
         return lines
@@ -182,6 +191,10 @@ Endpoint = Union[int, IPAddress]
 """A pod class id, or an IP address outside the cluster's pods."""
 
 
+def port_in(ports: PortSet, port: int, protocol: str) -> bool:
+    return any(lo <= port <= hi for lo, hi in ports.as_dict().get(protocol, ()))
+
+
 def rule_opens_everything(rule: Rule) -> bool:
     """All ports from (to) every peer, or from (to) every pod of the cluster."""
     return rule.all_ports and (rule.all_peers or any(p.all_cluster_pods for p in rule.peers))
@@ -209,6 +222,11 @@ class Analysis:
         self.anps: tuple[AdminPolicy, ...] = tuple(sorted((p for p in valid if p.kind == ANP), key=lambda p: (p.priority, p.name)))
         self.banps: tuple[AdminPolicy, ...] = tuple(sorted((p for p in valid if p.kind == BANP), key=lambda p: p.name))
         self._admin_memo: dict[int, tuple[tuple[AdminPolicy, ...], tuple[AdminPolicy, ...]]] = {}
+        self.cilium_parsed: list[tuple[ExtendedPolicy, list[CiliumPolicy], list[FieldError]]] = [
+            (e, *parse_cilium(e)) for e in inventory.extended if e.kind in (CNP, CCNP)]
+        self.cilium_policies: tuple[CiliumPolicy, ...] = tuple(p for _, ps, _ in self.cilium_parsed for p in ps)
+        self._cilium_memo: dict[int, tuple[CiliumPolicy, ...]] = {}
+        self._cilium_labels: dict[int, dict[str, str]] = {}
 
         self.classes: list[PodClass] = []
         self.classes_by_ns: dict[str, list[int]] = {}
@@ -331,8 +349,47 @@ class Analysis:
         return frozenset(cid for value, cid in entries[lo:hi] if not any(a <= value <= b for a, b in excepts))
 
     def isolating(self, cid: int, direction: Direction) -> list[Policy]:
-        """The policies that isolate class ``cid`` in ``direction`` (empty: not isolated)."""
+        """The NetworkPolicies that isolate class ``cid`` in ``direction`` (empty: none)."""
         return self._isolating[direction][cid]
+
+    def is_isolated(self, cid: int, direction: Direction) -> bool:
+        """Isolated by a NetworkPolicy or enforced by a Cilium policy in ``direction``."""
+        return bool(self._isolating[direction][cid]) or any(direction in p.enforces for p in self.cilium_for(cid))
+
+    def labels_for_cilium(self, cid: int) -> dict[str, str]:
+        hit = self._cilium_labels.get(cid)
+        if hit is None:
+            cls = self.classes[cid]
+            hit = self._cilium_labels[cid] = cilium_labels(cls.label_map, cls.namespace, dict(self.namespaces[cls.namespace].labels))
+        return hit
+
+    def cilium_for(self, cid: int) -> tuple[CiliumPolicy, ...]:
+        """The Cilium policies whose endpointSelector selects class ``cid``."""
+        if not self.cilium_policies:
+            return ()
+        hit = self._cilium_memo.get(cid)
+        if hit is None:
+            cls = self.classes[cid]
+            labels = self.labels_for_cilium(cid)
+            hit = self._cilium_memo[cid] = tuple(
+                p for p in self.cilium_policies
+                if (p.namespace is None or p.namespace == cls.namespace) and p.subject.matches(labels)
+                and (cls.governed or cls.virtual))
+        return hit
+
+    def cilium_peer_has(self, peer: CiliumPeer, other: Endpoint) -> bool:
+        if isinstance(other, int):
+            cls = self.classes[other]
+            if not cls.governed and not cls.virtual:
+                return False
+            return cilium_peer_matches(peer, self.labels_for_cilium(other), cls.namespace, None)
+        return cilium_peer_matches(peer, None, None, other)
+
+    def cilium_rule_has(self, rule: CiliumRule, other: Endpoint) -> bool:
+        """Whether a Cilium rule names ``other`` (an empty L3 part with ports means any peer)."""
+        if rule.empty:
+            return False
+        return not rule.peers or any(self.cilium_peer_has(p, other) for p in rule.peers)
 
     # -- reachability -------------------------------------------------------------------
 
@@ -399,23 +456,42 @@ class Analysis:
             return SideVerdict(direction, False, (), (), governed=False)
         policies = self.isolating(subject, direction)
         anps, banps = self.admin_for(subject)
+        cilium = self.cilium_for(subject)
         if direction == "Egress":
             # The egress verdict depends on the source only through the policies that select
             # it; sources in one namespace share them, so a namespace's DNS check costs one verdict.
-            key = (tuple(map(id, policies)), tuple(map(id, anps)), tuple(map(id, banps)), other, port, protocol, dst_ports)
+            key = (tuple(map(id, policies)), tuple(map(id, anps)), tuple(map(id, banps)), tuple(map(id, cilium)),
+                   other, port, protocol, dst_ports)
             hit = self._egress_memo.get(key)
             if hit is None:
-                hit = self._egress_memo[key] = self._layered(direction, policies, anps, banps, other, port, protocol, dst_ports)
+                hit = self._egress_memo[key] = self._layered(direction, policies, anps, banps, cilium, other, port, protocol, dst_ports)
             return hit
-        return self._layered(direction, policies, anps, banps, other, port, protocol, dst_ports)
+        return self._layered(direction, policies, anps, banps, cilium, other, port, protocol, dst_ports)
 
     def _layered(self, direction: Direction, policies: list[Policy], anps: tuple[AdminPolicy, ...], banps: tuple[AdminPolicy, ...],
-                 other: Endpoint, port: int, protocol: str, dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
-        """ANP first; on no match or Pass, NetworkPolicy; when that does not isolate, the BANP."""
+                 cilium: tuple[CiliumPolicy, ...], other: Endpoint, port: int, protocol: str,
+                 dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
+        """ANP first; on no match or Pass, NetworkPolicy and Cilium (deny rules first); when
+        neither isolates, the BANP."""
         admin = self.admin_decision(anps, direction, other, port, protocol, dst_ports) if anps else None
         verdict = self._evaluate(direction, policies, other, port, protocol, dst_ports)
+        enforced = [p for p in cilium if direction in p.enforces]
+        cilium_deny = None
+        if cilium:
+            cilium_allows: list[RuleRef] = []
+            for policy in cilium:
+                for rule in policy.rules(direction):
+                    if self.cilium_rule_has(rule, other) and port_in(rule.port_set(dst_ports), port, protocol):
+                        if rule.deny and cilium_deny is None:
+                            cilium_deny = f"{policy.key} {rule.field}"
+                        elif not rule.deny:
+                            cilium_allows.append(RuleRef(policy.key, direction, rule.index))
+            verdict = dataclasses.replace(
+                verdict, isolated=verdict.isolated or bool(enforced),
+                policies=verdict.policies + tuple(p.key for p in enforced),
+                allowed_by=verdict.allowed_by + tuple(cilium_allows), cilium_deny=cilium_deny)
         baseline = None
-        if not policies and banps and (admin is None or admin[0] == "Pass"):
+        if not verdict.isolated and banps and (admin is None or admin[0] == "Pass"):
             baseline = self.admin_decision(banps, direction, other, port, protocol, dst_ports)
         if admin is None and baseline is None:
             return verdict
@@ -477,7 +553,7 @@ class Analysis:
         """Default-deny by effect: a policy selecting every pod (present and future) isolates
         the direction, and no rule opens all ports to everyone for every pod of the namespace."""
         pods = sum(c.pods for c in governed)
-        isolated = sum(c.pods for c in governed if self._isolating[direction][c.id])
+        isolated = sum(c.pods for c in governed if self.is_isolated(c.id, direction))
         baseline = tuple(p.key for p in policies if direction in p.types and p.pod_selector.empty)
         governed_ids = {c.id for c in governed}
         opened = tuple(
@@ -500,12 +576,36 @@ class Analysis:
         else:
             reason = f"default-deny {word} by {', '.join(baseline)}"
         default_deny = bool(baseline) and not opened
+        if not default_deny and self.cilium_policies:
+            cilium_baseline = self._cilium_deny_all(ns, direction)
+            if cilium_baseline is not None:
+                default_deny, baseline = True, (cilium_baseline,)
+                reason = f"default-deny {word} by {cilium_baseline} (Cilium)"
         if not default_deny:
             admin = self._admin_deny_all(ns, direction, banp_ok=not opened)
             if admin is not None:
                 default_deny, baseline = True, (admin,)
                 reason = f"default-deny {word} by {admin} (cluster-wide admin policy)"
         return DirectionCoverage(pods, isolated, default_deny, baseline, opened, reason)
+
+    def _cilium_deny_all(self, ns: str, direction: Direction) -> str | None:
+        """A Cilium policy enforcing ``direction`` on every pod of ``ns`` (empty endpointSelector,
+        or only the namespace named) with no rule that allows every peer on every port."""
+        for policy in self.cilium_policies:
+            if policy.namespace not in (None, ns) or direction not in policy.enforces:
+                continue
+            if any(r.key != NAMESPACE_KEY for r in policy.subject.requirements):
+                continue
+            if not policy.subject.matches({NAMESPACE_KEY: ns}):
+                continue
+            opens = any(not r.deny and not r.empty and not r.ports and
+                        (not r.peers or any("all" in p.entities or "cluster" in p.entities or
+                                            (p.selector is not None and p.selector.empty and p.namespace is None)
+                                            for p in r.peers))
+                        for r in policy.rules(direction))
+            if not opens:
+                return policy.key
+        return None
 
     def _admin_deny_all(self, ns: str, direction: Direction, banp_ok: bool) -> str | None:
         """An ANP (or, unless NetworkPolicy opens everything, the BANP) that denies every cluster

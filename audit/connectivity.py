@@ -93,10 +93,21 @@ def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: En
     """The ports one side allows: ANP rules first, then NetworkPolicy, else the BANP (see audit.admin)."""
     policies = analysis.isolating(subject.id, direction)
     anps, banps = analysis.admin_for(subject.id)
+    cilium = analysis.cilium_for(subject.id)
     allowed, passed, undecided = _admin_layer(analysis, anps, direction, other, dst_ports, ALL, NONE)
     scope = undecided | passed
-    if policies:
-        np_allowed = NONE
+    denied = NONE  # Cilium deny rules win over every NetworkPolicy and Cilium allow
+    cilium_allowed = NONE
+    for policy in cilium:
+        for crule in policy.rules(direction):
+            if analysis.cilium_rule_has(crule, other):
+                if crule.deny:
+                    denied = denied | crule.port_set(dst_ports)
+                else:
+                    cilium_allowed = cilium_allowed | crule.port_set(dst_ports)
+    scope = scope - denied
+    if policies or any(direction in p.enforces for p in cilium):
+        np_allowed = cilium_allowed
         for policy in policies:
             for rule in policy.rules(direction):
                 if analysis.peer_admits(policy, rule, other):

@@ -17,7 +17,7 @@ from audit.errors import InputError
 from audit.policy import PROTOCOLS
 from audit.selectors import Selector, parse_selector
 
-EVALUATED_KINDS = ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
+EVALUATED_KINDS = ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
 _SELECTOR_TERM = re.compile(r"^\s*([^=!\s]+)\s*(==|=|!=)\s*([^,\s]*)\s*$")
 
 
@@ -138,5 +138,5 @@ def render_paths(results: list[PathResult], extended_kinds: dict[str, int]) -> s
     if unevaluated:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(unevaluated.items()))
         lines.append(f"note: the input also has {kinds}; these verdicts evaluate NetworkPolicy and "
-                     "AdminNetworkPolicy/BaselineAdminNetworkPolicy only")
+                     "AdminNetworkPolicy, BaselineAdminNetworkPolicy and Cilium policies only")
     return "\n".join(lines) + "\n"

@@ -306,7 +306,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
 
     both = 0
     for cls in analysis.real_classes():
-        if cls.governed and not config.is_excluded(cls.namespace) and analysis.isolating(cls.id, "Ingress") and analysis.isolating(cls.id, "Egress"):
+        if cls.governed and not config.is_excluded(cls.namespace) and analysis.is_isolated(cls.id, "Ingress") and analysis.is_isolated(cls.id, "Egress"):
             both += cls.pods
 
     policy_rows = []

@@ -119,6 +119,6 @@ def test_unresolvable_endpoint_is_a_failed_expectation_not_a_crash(tmp_path):
 
 def test_reach_notes_policy_kinds_it_does_not_evaluate(tmp_path):
     extra = tmp_path / "cilium.yaml"
-    extra.write_text("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c, namespace: frontend}\nspec: {endpointSelector: {}}\n")
+    extra.write_text("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: c}\nspec: {selector: all()}\n")
     result = runner.invoke(app, ["reach", "frontend/web", "backend/api", "-p", "8080", LAB, str(extra)])
-    assert "1 CiliumNetworkPolicy; these verdicts evaluate NetworkPolicy and AdminNetworkPolicy" in result.output
+    assert "1 GlobalNetworkPolicy; these verdicts evaluate NetworkPolicy and AdminNetworkPolicy, BaselineAdminNetworkPolicy and Cilium" in result.output

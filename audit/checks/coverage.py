@@ -83,7 +83,7 @@ def _unselected(ctx: Context, direction: Direction) -> Iterable[Hit]:
     word = direction.lower()
     for ns in ctx.audited_namespaces():
         classes = ctx.governed_classes(ns.name)
-        open_classes = [c for c in classes if not ctx.analysis.isolating(c.id, direction)]
+        open_classes = [c for c in classes if not ctx.analysis.is_isolated(c.id, direction)]
         if not open_classes:
             continue
         pods = sum(c.pods for c in open_classes)

@@ -14,15 +14,16 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
     target = f"{dns.namespace}/{','.join(f'{k}={v}' for k, v in dns.labels)}"
     # When the DNS pods accept every source, a pod's DNS verdict depends only on the policies
     # isolating its egress: pods that share them share the verdict.
-    dns_open = not any(analysis.isolating(d, "Ingress") for d in analysis.dns_classes)
+    dns_open = not any(analysis.is_isolated(d, "Ingress") or analysis.admin_for(d) != ((), ()) for d in analysis.dns_classes)
     verdicts: dict[object, bool] = {}
     for ns in ctx.audited_namespaces():
         blocked = []
         for cls in ctx.governed_classes(ns.name):
-            egress = analysis.isolating(cls.id, "Egress")
-            if not egress:
+            if not analysis.is_isolated(cls.id, "Egress"):
                 continue
-            key = tuple(map(id, egress)) if dns_open else cls.id
+            egress = analysis.isolating(cls.id, "Egress")
+            layers = (tuple(map(id, egress)), tuple(map(id, analysis.cilium_for(cls.id))), tuple(map(id, analysis.admin_for(cls.id)[0])))
+            key = layers if dns_open else cls.id
             ok = verdicts.get(key)
             if ok is None:
                 ok = verdicts[key] = any(analysis.allowed(cls.id, d, 53, protocol).allowed for d in analysis.dns_classes)

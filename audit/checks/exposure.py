@@ -99,7 +99,7 @@ def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None], m
     analysis = ctx.analysis
     policies = analysis.isolating(cid, "Ingress")
     anps, _ = analysis.admin_for(cid)
-    if not policies or anps:
+    if not policies or anps or analysis.cilium_for(cid):
         return None
     picked: set[int] = set()
     for policy in policies:
@@ -140,10 +140,10 @@ def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[tuple, frozens
     analysis = ctx.analysis
     policies = analysis.isolating(src, "Egress")
     anps, banps = analysis.admin_for(src)
-    key = (tuple(map(id, policies)), tuple(map(id, anps)), tuple(map(id, banps)))
+    key = (tuple(map(id, policies)), tuple(map(id, anps)), tuple(map(id, banps)), tuple(map(id, analysis.cilium_for(src))))
     if key not in memo:
         covered: set[str] | None = set()
-        if not policies or anps:
+        if not policies or anps or analysis.cilium_for(src):
             covered = None
         else:
             for policy in policies:

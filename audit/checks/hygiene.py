@@ -156,7 +156,7 @@ def ignored_rules(ctx: Context) -> Iterable[Hit]:
 
 @check(
     "NP-HYG-007",
-    "Invalid AdminNetworkPolicy or BaselineAdminNetworkPolicy",
+    "Invalid AdminNetworkPolicy, BaselineAdminNetworkPolicy or Cilium policy",
     "high",
     rationale="""The API server rejects this cluster-wide policy, so it is not in force: the denies it
     was meant to enforce across every namespace (metadata service, cross-tenant traffic) are absent.""",
@@ -166,6 +166,9 @@ def invalid_admin_policy(ctx: Context) -> Iterable[Hit]:
     for parsed in ctx.analysis.admin_parsed:
         if parsed.policy is None:
             yield Hit(None, parsed.obj.kind, parsed.obj.name, "; ".join(map(str, parsed.errors)), source=parsed.obj.source)
+    for obj, _policies, errors in ctx.analysis.cilium_parsed:
+        if errors:
+            yield Hit(obj.namespace, obj.kind, obj.name, "; ".join(map(str, errors)), source=obj.source)
 
 
 @check(

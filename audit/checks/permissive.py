@@ -218,7 +218,7 @@ def sensitive_port_exposure(ctx: Context) -> Iterable[Hit]:
             if not ports:
                 continue
             reasons: list[str] = []
-            if not policies:
+            if not analysis.is_isolated(cls.id, "Ingress"):
                 reasons.append("not isolated for ingress: every pod of every namespace can connect")
             else:
                 for policy in policies:
