@@ -18,6 +18,8 @@ from typing import Iterable, Mapping, Sequence, Union
 from audit.admin import ANP, BANP, AdminPeer, AdminPolicy, ParsedAdmin, network_contains, parse_admin
 from audit.cilium import CCNP, CNP, NAMESPACE_KEY, CiliumPeer, CiliumPolicy, CiliumRule, cilium_labels, parse_cilium
 from audit.cilium import peer_matches as cilium_peer_matches
+from audit.calico import CalicoPolicy, CalicoRule, calico_labels, parse_calico
+from audit.calico import entity_matches as calico_entity_matches
 from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, ExtendedPolicy, Inventory, Labels, Namespace, Workload
 from audit.policy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
 from audit.ports import PortSet
@@ -104,6 +106,8 @@ class SideVerdict:
     """(action, rule) of the BaselineAdminNetworkPolicy rule that decided, when NetworkPolicy did not isolate."""
     cilium_deny: str | None = None
     """The Cilium deny rule that matched: it wins over every NetworkPolicy and Cilium allow."""
+    calico: tuple[str, str] | None = None
+    """(action, rule) that decided in Calico's ordered walk (NetworkPolicy runs there at order 1000)."""
 
     @property
     def allowed(self) -> bool:
@@ -111,6 +115,8 @@ class SideVerdict:
             return self.admin[0] == "Allow"
         if self.cilium_deny is not None:
             return False
+        if self.calico is not None:
+            return self.calico[0] in ("Allow", "Pass")
         if self.isolated:
             return bool(self.allowed_by)
         return self.baseline is None or self.baseline[0] == "Allow"
@@ -124,6 +130,10 @@ class SideVerdict:
         passed = f"passed on by {self.admin[1]}; " if self.admin is not None else ""
         if self.cilium_deny is not None:
             return f"{side}: {passed}denied by {self.cilium_deny} (Cilium deny rules win over allows)"
+        if self.calico is not None:
+            word = {"Allow": "allowed by", "Deny": "denied by", "Pass": "passed by"}.get(self.calico[0], "decided by")
+            tail = " (the namespace default allows)" if self.calico[0] == "Pass" else ""
+            return f"{side}: {passed}{word} {self.calico[1]} (Calico order){tail}"
         if not self.isolated and self.baseline is not None:
             return (f"{side}: {passed}not isolated by NetworkPolicy; {'allowed' if self.baseline[0] == 'Allow' else 'denied'} "
                     f"by {self.baseline[1]} (BaselineAdminNetworkPolicy)")
@@ -140,7 +150,8 @@ class SideVerdict:
     def explain_lines(self) -> list[str]:
         """The explanation, then (when denied) one line per rule in force and why it did not match."""
         lines = [self.explain()]
-        decided_elsewhere = (self.admin is not None and self.admin[0] != "Pass") or not self.isolated or self.cilium_deny is not None
+        decided_elsewhere = ((self.admin is not None and self.admin[0] != "Pass") or not self.isolated
+                             or self.cilium_deny is not None or self.calico is not None)
         if not decided_elsewhere and not self.allowed_by:
             lines += [f"  {ref}: {reason}" for ref, reason in self.rejected_by] or ["  (its policies have no rules in this direction)"]
         return lines
@@ -191,6 +202,11 @@ Endpoint = Union[int, IPAddress]
 """A pod class id, or an IP address outside the cluster's pods."""
 
 
+def _protocol_ok(rule_protocol: str | None, protocol: str) -> bool:
+    numbers = {"6": "TCP", "17": "UDP", "132": "SCTP"}
+    return rule_protocol is None or numbers.get(rule_protocol, rule_protocol) == protocol
+
+
 def port_in(ports: PortSet, port: int, protocol: str) -> bool:
     return any(lo <= port <= hi for lo, hi in ports.as_dict().get(protocol, ()))
 
@@ -227,6 +243,10 @@ class Analysis:
         self.cilium_policies: tuple[CiliumPolicy, ...] = tuple(p for _, ps, _ in self.cilium_parsed for p in ps)
         self._cilium_memo: dict[int, tuple[CiliumPolicy, ...]] = {}
         self._cilium_labels: dict[int, dict[str, str]] = {}
+        self.calico_parsed: list[tuple[ExtendedPolicy, CalicoPolicy | None, list[FieldError]]] = [
+            (e, *parse_calico(e)) for e in inventory.extended if e.kind in ("NetworkPolicy", "GlobalNetworkPolicy")]
+        self.calico_policies: tuple[CalicoPolicy, ...] = tuple(p for _, p, _ in self.calico_parsed if p is not None)
+        self._calico_memo: dict[int, tuple[CalicoPolicy, ...]] = {}
 
         self.classes: list[PodClass] = []
         self.classes_by_ns: dict[str, list[int]] = {}
@@ -353,8 +373,45 @@ class Analysis:
         return self._isolating[direction][cid]
 
     def is_isolated(self, cid: int, direction: Direction) -> bool:
-        """Isolated by a NetworkPolicy or enforced by a Cilium policy in ``direction``."""
-        return bool(self._isolating[direction][cid]) or any(direction in p.enforces for p in self.cilium_for(cid))
+        """Isolated by a NetworkPolicy, or enforced by a Cilium or Calico policy, in ``direction``."""
+        return (bool(self._isolating[direction][cid]) or any(direction in p.enforces for p in self.cilium_for(cid))
+                or any(direction in p.types for p in self.calico_for(cid)))
+
+    def calico_view(self, other: Endpoint) -> tuple[dict[str, str] | None, str | None, dict[str, str] | None, tuple[IPAddress, ...]]:
+        """(Calico labels, namespace, namespace labels, IPs) of an endpoint, for rule matching."""
+        if isinstance(other, int):
+            cls = self.classes[other]
+            ns_labels = dict(self.namespaces[cls.namespace].labels)
+            return calico_labels(cls.label_map, cls.namespace, ns_labels), cls.namespace, ns_labels, cls.ips
+        return None, None, None, (other,)
+
+    def calico_for(self, cid: int) -> tuple[CalicoPolicy, ...]:
+        """The Calico policies that select class ``cid``."""
+        if not self.calico_policies:
+            return ()
+        hit = self._calico_memo.get(cid)
+        if hit is None:
+            cls = self.classes[cid]
+            labels, ns, ns_labels, _ = self.calico_view(cid)
+            hit = self._calico_memo[cid] = tuple(
+                p for p in self.calico_policies
+                if (cls.governed or cls.virtual) and (p.namespace is None or p.namespace == ns)
+                and (p.namespace_selector is None or p.namespace_selector(ns_labels or {})) and p.selector(labels or {}))
+        return hit
+
+    def calico_rule_has(self, policy: CalicoPolicy, rule: CalicoRule, subject: int, other: Endpoint) -> bool:
+        """Whether a Calico rule's source and destination match this connection (ports aside)."""
+        o = self.calico_view(other)
+        s = self.calico_view(subject)
+        src, dst = (o, s) if rule.direction == "Ingress" else (s, o)
+        return (calico_entity_matches(rule.source, policy, *src)
+                and calico_entity_matches(dataclasses.replace(rule.destination, ports=()), policy, *dst))
+
+    def calico_order(self, subject: int, direction: Direction, np_policies: list[Policy]) -> list[tuple[float, str, object]]:
+        """Calico's walk for one side: its policies and the NetworkPolicies (order 1000), in order."""
+        items: list[tuple[float, str, object]] = [(p.order, p.name, p) for p in self.calico_for(subject) if direction in p.types]
+        items += [(1000.0, p.key, p) for p in np_policies]
+        return sorted(items, key=lambda item: (item[0], item[1]))
 
     def labels_for_cilium(self, cid: int) -> dict[str, str]:
         hit = self._cilium_labels.get(cid)
@@ -457,18 +514,18 @@ class Analysis:
         policies = self.isolating(subject, direction)
         anps, banps = self.admin_for(subject)
         cilium = self.cilium_for(subject)
-        if direction == "Egress":
+        if direction == "Egress" and not self.calico_for(subject):
             # The egress verdict depends on the source only through the policies that select
             # it; sources in one namespace share them, so a namespace's DNS check costs one verdict.
             key = (tuple(map(id, policies)), tuple(map(id, anps)), tuple(map(id, banps)), tuple(map(id, cilium)),
-                   other, port, protocol, dst_ports)
+                   tuple(map(id, self.calico_for(subject))), other, port, protocol, dst_ports)
             hit = self._egress_memo.get(key)
             if hit is None:
-                hit = self._egress_memo[key] = self._layered(direction, policies, anps, banps, cilium, other, port, protocol, dst_ports)
+                hit = self._egress_memo[key] = self._layered(direction, subject, policies, anps, banps, cilium, other, port, protocol, dst_ports)
             return hit
-        return self._layered(direction, policies, anps, banps, cilium, other, port, protocol, dst_ports)
+        return self._layered(direction, subject, policies, anps, banps, cilium, other, port, protocol, dst_ports)
 
-    def _layered(self, direction: Direction, policies: list[Policy], anps: tuple[AdminPolicy, ...], banps: tuple[AdminPolicy, ...],
+    def _layered(self, direction: Direction, subject_id: int, policies: list[Policy], anps: tuple[AdminPolicy, ...], banps: tuple[AdminPolicy, ...],
                  cilium: tuple[CiliumPolicy, ...], other: Endpoint, port: int, protocol: str,
                  dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
         """ANP first; on no match or Pass, NetworkPolicy and Cilium (deny rules first); when
@@ -490,6 +547,23 @@ class Analysis:
                 verdict, isolated=verdict.isolated or bool(enforced),
                 policies=verdict.policies + tuple(p.key for p in enforced),
                 allowed_by=verdict.allowed_by + tuple(cilium_allows), cilium_deny=cilium_deny)
+        calico_items = self.calico_order(subject_id, direction, policies) if self.calico_policies and isinstance(subject_id, int) else []
+        if any(isinstance(item[2], CalicoPolicy) for item in calico_items):
+            decision: tuple[str, str] | None = None
+            for _order, _name, item in calico_items:
+                if isinstance(item, CalicoPolicy):
+                    for rule in item.rules(direction):
+                        if rule.action == "Log" or not self.calico_rule_has(item, rule, subject_id, other):
+                            continue
+                        if port_in(rule.port_set(dst_ports), port, protocol) and _protocol_ok(rule.protocol, protocol):
+                            decision = (rule.action, f"{item.key} {rule.field}")
+                            break
+                elif any(r.policy == item.key for r in verdict.allowed_by):  # type: ignore[attr-defined]
+                    decision = ("Allow", next(str(r) for r in verdict.allowed_by if r.policy == item.key))  # type: ignore[attr-defined]
+                if decision is not None:
+                    break
+            verdict = dataclasses.replace(verdict, isolated=True, calico=decision or ("Deny", "the end of the tier: no rule of the selecting policies matched"),
+                                          policies=verdict.policies + tuple(i[2].key for i in calico_items if isinstance(i[2], CalicoPolicy)))
         baseline = None
         if not verdict.isolated and banps and (admin is None or admin[0] == "Pass"):
             baseline = self.admin_decision(banps, direction, other, port, protocol, dst_ports)
@@ -576,6 +650,11 @@ class Analysis:
         else:
             reason = f"default-deny {word} by {', '.join(baseline)}"
         default_deny = bool(baseline) and not opened
+        if not default_deny and self.calico_policies:
+            calico_baseline = self._calico_deny_all(ns, direction)
+            if calico_baseline is not None:
+                default_deny, baseline = True, (calico_baseline,)
+                reason = f"default-deny {word} by {calico_baseline} (Calico)"
         if not default_deny and self.cilium_policies:
             cilium_baseline = self._cilium_deny_all(ns, direction)
             if cilium_baseline is not None:
@@ -587,6 +666,31 @@ class Analysis:
                 default_deny, baseline = True, (admin,)
                 reason = f"default-deny {word} by {admin} (cluster-wide admin policy)"
         return DirectionCoverage(pods, isolated, default_deny, baseline, opened, reason)
+
+    def _calico_deny_all(self, ns: str, direction: Direction) -> str | None:
+        """A Calico policy that selects any pod of ``ns`` (probed with an unlabelled pod) in
+        ``direction`` and has no Allow or Pass rule open to every peer on every port."""
+        ns_labels = dict(self.namespaces[ns].labels) if ns in self.namespaces else {}
+        probe = calico_labels({}, ns, ns_labels)
+        for policy in sorted(self.calico_policies, key=lambda p: (p.order, p.name)):
+            if direction not in policy.types or policy.namespace not in (None, ns):
+                continue
+            if policy.namespace_selector is not None and not policy.namespace_selector(ns_labels):
+                continue
+            if not policy.selector(probe):
+                continue
+            opens = False
+            for rule in policy.rules(direction):
+                rule_side = rule.source if direction == "Ingress" else rule.destination
+                peer = rule_side.selector is None and rule_side.namespace_selector is None and not rule_side.nets
+                if peer and rule.action in ("Allow", "Pass") and not rule.destination.ports and rule.protocol is None:
+                    opens = True
+                    break
+                if peer and rule.action == "Deny" and not rule.destination.ports and rule.protocol is None:
+                    break
+            if not opens:
+                return policy.key
+        return None
 
     def _cilium_deny_all(self, ns: str, direction: Direction) -> str | None:
         """A Cilium policy enforcing ``direction`` on every pod of ``ns`` (empty endpointSelector,

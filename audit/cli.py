@@ -325,16 +325,13 @@ def reach(
     from audit.reach import check_paths, parse_label_selector, render_paths, resolve
 
     try:
-        analysis, inventory = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
         sources = resolve(analysis, source, parse_label_selector(src_selector))
         destinations = resolve(analysis, destination, parse_label_selector(dst_selector))
         results = check_paths(analysis, sources, destinations, port)
     except AuditError as exc:
         raise _fail(exc) from None
-    extended: dict[str, int] = {}
-    for ext in inventory.extended:
-        extended[ext.kind] = extended.get(ext.kind, 0) + 1
-    typer.echo(render_paths(results, extended), nl=False)
+    typer.echo(render_paths(results), nl=False)
     if not all(r.allowed for r in results):
         raise typer.Exit(EXIT_FINDINGS)
 

@@ -20,8 +20,7 @@ class Control:
         return f"{self.framework} {self.id}"
 
 
-# Coverage of namespaces; an unevaluated CNI policy makes the judgement not assessable, not passed.
-_NAMESPACE_POLICIES = ("NP-COV-001", "NP-COV-002", "NP-COV-003", "NP-CNI-004")
+_NAMESPACE_POLICIES = ("NP-COV-001", "NP-COV-002", "NP-COV-003")
 _COVERAGE = ("NP-COV-001", "NP-COV-002", "NP-COV-003", "NP-COV-004", "NP-COV-005")
 _INGRESS = ("NP-COV-002", "NP-COV-004", "NP-PERM-001", "NP-PERM-002", "NP-PERM-003", "NP-PERM-004", "NP-PERM-005", "NP-PERM-006", "NP-PERM-008")
 _EGRESS = ("NP-COV-003", "NP-COV-005", "NP-PERM-001", "NP-PERM-004", "NP-PERM-005", "NP-PERM-007", "NP-EXP-001")

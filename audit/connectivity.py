@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from audit.analysis import Analysis, Endpoint, PodClass
 from audit.errors import InputError
 from audit.policy import Direction
+from audit.calico import CalicoPolicy
 from audit.ports import ALL, NONE, PortSet, rule_ports
 from audit.report import ConnectionRow, ConnectivityInfo
 
@@ -106,6 +107,27 @@ def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: En
                 else:
                     cilium_allowed = cilium_allowed | crule.port_set(dst_ports)
     scope = scope - denied
+    walk = analysis.calico_order(subject.id, direction, policies) if analysis.calico_policies else []
+    if any(isinstance(item[2], CalicoPolicy) for item in walk):
+        # Calico's ordered walk (NetworkPolicy at order 1000): the first matching rule decides
+        # each port; Pass hands the port to the namespace default (allow); the rest is denied.
+        for _order, _name, item in walk:
+            if isinstance(item, CalicoPolicy):
+                for crule in item.rules(direction):
+                    if crule.action == "Log" or not analysis.calico_rule_has(item, crule, subject.id, other):
+                        continue
+                    ports = crule.port_set(dst_ports) & scope
+                    if crule.action in ("Allow", "Pass"):
+                        allowed = allowed | ports
+                    scope = scope - ports
+            else:
+                ports = NONE
+                for rule in item.rules(direction):  # type: ignore[attr-defined]
+                    if analysis.peer_admits(item, rule, other):  # type: ignore[arg-type]
+                        ports = ports | rule_ports(rule, dst_ports)
+                allowed = allowed | (ports & scope)
+                scope = scope - ports
+        return allowed | (cilium_allowed & scope)
     if policies or any(direction in p.enforces for p in cilium):
         np_allowed = cilium_allowed
         for policy in policies:

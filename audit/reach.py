@@ -17,7 +17,6 @@ from audit.errors import InputError
 from audit.policy import PROTOCOLS
 from audit.selectors import Selector, parse_selector
 
-EVALUATED_KINDS = ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
 _SELECTOR_TERM = re.compile(r"^\s*([^=!\s]+)\s*(==|=|!=)\s*([^,\s]*)\s*$")
 
 
@@ -127,16 +126,11 @@ def check_paths(analysis: Analysis, sources: list[Target], destinations: list[Ta
     return results
 
 
-def render_paths(results: list[PathResult], extended_kinds: dict[str, int]) -> str:
+def render_paths(results: list[PathResult]) -> str:
     """The explanation chain for each path, as `cilium policy trace` would give it."""
     lines = []
     for r in results:
         word = "ALLOWED" if r.allowed else "DENIED"
         lines.append(f"{r.source} -> {r.destination} : {r.port}/{r.protocol}  {word}")
         lines.extend(f"  {step}" for step in r.verdict.explain_lines())
-    unevaluated = {k: n for k, n in extended_kinds.items() if k not in EVALUATED_KINDS}
-    if unevaluated:
-        kinds = ", ".join(f"{n} {k}" for k, n in sorted(unevaluated.items()))
-        lines.append(f"note: the input also has {kinds}; these verdicts evaluate NetworkPolicy and "
-                     "AdminNetworkPolicy, BaselineAdminNetworkPolicy and Cilium policies only")
     return "\n".join(lines) + "\n"

@@ -86,8 +86,6 @@ CASES: dict[str, tuple[str, str, str | None]] = {
                    policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)), "prod"),
     "NP-CNI-001": (policies(*FULL) + FLANNEL, policies(*FULL) + FLANNEL + CALICO, None),
     "NP-CNI-002": (policies(*FULL), policies(*FULL) + CALICO, None),
-    "NP-CNI-004": (policies(*FULL) + "\n---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: c, namespace: prod}\nspec: {selector: all()}\n",
-                   policies(*FULL) + "\n---\n" + yaml.safe_dump(ANP_OK), None),
     "NP-CNI-003": (policies(*FULL) + KINDNET, policies(*FULL) + CALICO + KINDNET, None),
 }
 

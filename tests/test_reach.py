@@ -117,8 +117,9 @@ def test_unresolvable_endpoint_is_a_failed_expectation_not_a_crash(tmp_path):
     assert result.exit_code == 1 and "cannot evaluate" in result.output and "no namespace 'ghost'" in result.output
 
 
-def test_reach_notes_policy_kinds_it_does_not_evaluate(tmp_path):
-    extra = tmp_path / "cilium.yaml"
-    extra.write_text("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: c}\nspec: {selector: all()}\n")
+def test_reach_evaluates_calico_policies_too(tmp_path):
+    extra = tmp_path / "calico.yaml"
+    extra.write_text("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: lock}\n"
+                     "spec: {order: 10, selector: app == 'api', ingress: [{action: Deny}]}\n")
     result = runner.invoke(app, ["reach", "frontend/web", "backend/api", "-p", "8080", LAB, str(extra)])
-    assert "1 GlobalNetworkPolicy; these verdicts evaluate NetworkPolicy and AdminNetworkPolicy, BaselineAdminNetworkPolicy and Cilium" in result.output
+    assert result.exit_code == 1 and "denied by Calico GlobalNetworkPolicy/lock ingress[0]" in result.output

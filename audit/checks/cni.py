@@ -53,26 +53,3 @@ def cni_conditional(ctx: Context) -> Iterable[Hit]:
     if ctx.cni.verdict == "conditional":
         yield _cni_hit(ctx, "enforcement is conditional")
 
-
-@check(
-    "NP-CNI-004",
-    "Calico policies present but not evaluated",
-    "info",
-    rationale="""Calico policies also isolate pods and allow or deny traffic. This version reads and
-    counts them but does not yet evaluate them, so coverage, exposure and reachability in the
-    namespaces they cover reflect the other policy kinds only.""",
-    remediation="Review those namespaces with the CNI's own tools (cilium policy trace, calicoctl) until they are evaluated here.",
-)
-def cni_policies_not_evaluated(ctx: Context) -> Iterable[Hit]:
-    kinds: dict[str, int] = {}
-    namespaces: set[str] = set()
-    for ext in ctx.analysis.inventory.extended:
-        if ext.kind in ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"):
-            continue
-        label = f"{ext.kind} ({ext.api_version.split('/')[0]})"
-        kinds[label] = kinds.get(label, 0) + 1
-        namespaces.add(ext.namespace or "(cluster-wide)")
-    if kinds:
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-        yield Hit(None, "Cluster", "cni-policies", f"{counts} read but not evaluated; they apply in: {', '.join(sorted(namespaces))}",
-                  objects=tuple(sorted(namespaces)))

@@ -166,7 +166,7 @@ def invalid_admin_policy(ctx: Context) -> Iterable[Hit]:
     for parsed in ctx.analysis.admin_parsed:
         if parsed.policy is None:
             yield Hit(None, parsed.obj.kind, parsed.obj.name, "; ".join(map(str, parsed.errors)), source=parsed.obj.source)
-    for obj, _policies, errors in ctx.analysis.cilium_parsed:
+    for obj, _policies, errors in ctx.analysis.cilium_parsed + ctx.analysis.calico_parsed:
         if errors:
             yield Hit(obj.namespace, obj.kind, obj.name, "; ".join(map(str, errors)), source=obj.source)
 

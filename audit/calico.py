@@ -1,0 +1,309 @@
+"""Calico NetworkPolicy and GlobalNetworkPolicy at L3/L4 (projectcalico.org/v3, crd.projectcalico.org/v1).
+
+Per side of a connection, the Calico policies that select the pod and a Kubernetes
+NetworkPolicy (which Calico runs as order 1000) are walked in order; within a policy the rules
+in order; the first rule that matches decides: Allow, Deny, or Pass (skip the rest of the tier:
+the namespace's default allow applies). Log decides nothing. When policies applied but none
+decided, the connection is denied (end of tier).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from audit.inventory import ContainerPort, ExtendedPolicy
+from audit.policy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr
+from audit.ports import ALL, PortSet
+from audit.selectors import FieldError
+
+NAMESPACE_LABEL = "projectcalico.org/namespace"
+NAMESPACE_PREFIX = "pcns."
+Labels = dict[str, str]
+Match = Callable[[Labels], bool]
+
+_TOKEN = re.compile(r"\s*(?:(\|\||&&|==|!=|\(|\)|\{|\}|,|!)|('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")|([A-Za-z0-9_./\-]+))")
+
+
+class SelectorError(ValueError):
+    """A Calico selector that Calico would reject; the message says where."""
+
+
+def calico_labels(pod_labels: Labels, namespace: str, namespace_labels: Labels) -> Labels:
+    labels = dict(pod_labels)
+    labels[NAMESPACE_LABEL] = namespace
+    labels.update({NAMESPACE_PREFIX + k: v for k, v in namespace_labels.items()})
+    return labels
+
+
+def _tokens(text: str) -> list[str]:
+    out, pos = [], 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise SelectorError(f"unexpected character {text[pos:].strip()[0]!r} at position {pos}")
+        out.append(m.group(1) or m.group(2) or m.group(3))
+        pos = m.end()
+    return out
+
+
+def compile_selector(text: Any) -> Match:
+    """Compile Calico's selector expression language:
+    all(), global(), has(k), !has(k), k == 'v', k != 'v', k in {'a','b'}, k not in {...},
+    k contains 'x', k starts with 'x', k ends with 'x', !, &&, ||, parentheses."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return lambda labels: True  # an empty selector selects everything
+    if not isinstance(text, str):
+        raise SelectorError("must be a string expression")
+    tokens = _tokens(text)
+    pos = 0
+
+    def peek(k: int = 0) -> str | None:
+        return tokens[pos + k] if pos + k < len(tokens) else None
+
+    def take(expected: str | None = None) -> str:
+        nonlocal pos
+        tok = peek()
+        if tok is None or (expected is not None and tok != expected):
+            raise SelectorError(f"expected {expected or 'more'} at token {pos + 1}" + (f", found {tok!r}" if tok else ""))
+        pos += 1
+        return tok
+
+    def value() -> str:
+        tok = take()
+        if len(tok) < 2 or tok[0] not in "'\"" or tok[-1] != tok[0]:
+            raise SelectorError(f"expected a quoted value at token {pos}, found {tok!r}")
+        return tok[1:-1]
+
+    def atom() -> Match:
+        tok = peek()
+        if tok == "(":
+            take("(")
+            inner = disjunction()
+            take(")")
+            return inner
+        if tok == "!":
+            take("!")
+            inner = atom()
+            return lambda labels: not inner(labels)
+        if tok in ("all", "global") and peek(1) == "(":
+            take()
+            take("(")
+            take(")")
+            return lambda labels: True
+        if tok == "has" and peek(1) == "(":
+            take()
+            take("(")
+            key = take()
+            take(")")
+            return lambda labels: key in labels
+        key = take()
+        op = peek()
+        if op == "==":
+            take()
+            v = value()
+            return lambda labels: labels.get(key) == v
+        if op == "!=":
+            take()
+            v = value()
+            return lambda labels: labels.get(key) != v
+        if op in ("in", "not"):
+            negate = take() == "not"
+            if negate:
+                take("in")
+            take("{")
+            values: set[str] = set()
+            while peek() != "}":
+                values.add(value())
+                if peek() not in (",", "}"):
+                    raise SelectorError(f"expected , or }} at token {pos + 1}" + (f", found {peek()!r}" if peek() else ""))
+                if peek() == ",":
+                    take(",")
+            take("}")
+            if negate:
+                return lambda labels: labels.get(key) not in values
+            return lambda labels: labels.get(key) in values
+        if op in ("contains", "starts", "ends"):
+            take()
+            if op != "contains":
+                take("with")
+            v = value()
+            test = {"contains": lambda s: v in s, "starts": lambda s: s.startswith(v), "ends": lambda s: s.endswith(v)}[op]
+            return lambda labels: key in labels and test(labels[key])
+        raise SelectorError(f"expected an operator after {key!r} at token {pos + 1}" + (f", found {op!r}" if op else ""))
+
+    def conjunction() -> Match:
+        parts = [atom()]
+        while peek() == "&&":
+            take()
+            parts.append(atom())
+        return parts[0] if len(parts) == 1 else (lambda labels: all(p(labels) for p in parts))
+
+    def disjunction() -> Match:
+        parts = [conjunction()]
+        while peek() == "||":
+            take()
+            parts.append(conjunction())
+        return parts[0] if len(parts) == 1 else (lambda labels: any(p(labels) for p in parts))
+
+    result = disjunction()
+    if pos != len(tokens):
+        raise SelectorError(f"unexpected {tokens[pos]!r} at token {pos + 1}")
+    return result
+
+
+@dataclass(frozen=True)
+class EntityRule:
+    """source or destination of a Calico rule."""
+
+    selector: Match | None = None
+    namespace_selector: Match | None = None
+    nets: tuple[IPNetwork, ...] = ()
+    not_nets: tuple[IPNetwork, ...] = ()
+    ports: tuple[tuple[int | str, int | None], ...] = ()  # (port or name, end)
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class CalicoRule:
+    direction: Direction
+    index: int
+    action: str
+    protocol: str | None
+    source: EntityRule
+    destination: EntityRule
+
+    @property
+    def field(self) -> str:
+        return f"{self.direction.lower()}[{self.index}]"
+
+    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        protocols = (self.protocol,) if self.protocol in PROTOCOLS else PROTOCOLS if self.protocol is None else ()
+        if not self.destination.ports:
+            return PortSet.of({p: [(1, 65535)] for p in protocols}) if self.protocol is not None else ALL
+        items: dict[str, list[tuple[int, int]]] = {}
+        for proto in protocols:
+            for port, end in self.destination.ports:
+                if isinstance(port, str):
+                    items.setdefault(proto, []).extend((cp.port, cp.port) for cp in dst_ports or () if cp.name == port and cp.protocol == proto)
+                else:
+                    items.setdefault(proto, []).append((port, end or port))
+        return PortSet.of(items)
+
+
+@dataclass(frozen=True)
+class CalicoPolicy:
+    kind: str
+    namespace: str | None
+    name: str
+    order: float
+    selector: Match
+    namespace_selector: Match | None
+    types: tuple[Direction, ...]
+    ingress: tuple[CalicoRule, ...]
+    egress: tuple[CalicoRule, ...]
+
+    @property
+    def key(self) -> str:
+        return f"Calico {self.kind}/{self.namespace}/{self.name}" if self.namespace else f"Calico {self.kind}/{self.name}"
+
+    def rules(self, direction: Direction) -> tuple[CalicoRule, ...]:
+        if direction not in self.types:
+            return ()
+        return self.ingress if direction == "Ingress" else self.egress
+
+
+def parse_calico(obj: ExtendedPolicy) -> tuple[CalicoPolicy | None, list[FieldError]]:
+    errors: list[FieldError] = []
+    spec = obj.spec if isinstance(obj.spec, dict) else {}
+
+    def selector(raw: Any, path: str) -> Match | None:
+        if raw is None:
+            return None
+        try:
+            return compile_selector(raw)
+        except SelectorError as exc:
+            errors.append(FieldError(path, f"invalid selector {raw!r}: {exc}"))
+            return None
+
+    order = spec.get("order")
+    if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))):
+        errors.append(FieldError("spec.order", f"{order!r} must be a number"))
+        order = None
+    subject = selector(spec.get("selector", "all()"), "spec.selector") or (lambda labels: True)
+    ns_sel = selector(spec.get("namespaceSelector"), "spec.namespaceSelector")
+    rules: dict[Direction, list[CalicoRule]] = {"Ingress": [], "Egress": []}
+    for direction in ("Ingress", "Egress"):
+        raw_rules = spec.get(direction.lower()) or []
+        if not isinstance(raw_rules, list):
+            errors.append(FieldError(f"spec.{direction.lower()}", "must be a list"))
+            continue
+        for i, raw in enumerate(raw_rules):
+            path = f"spec.{direction.lower()}[{i}]"
+            if not isinstance(raw, dict):
+                errors.append(FieldError(path, "must be an object"))
+                continue
+            action = raw.get("action")
+            if action not in ("Allow", "Deny", "Pass", "Log"):
+                errors.append(FieldError(f"{path}.action", f"{action!r} must be Allow, Deny, Pass or Log"))
+                continue
+            protocol = raw.get("protocol")
+            protocol = None if protocol is None else str(protocol).upper()
+            entities = []
+            for side in ("source", "destination"):
+                ent = raw.get(side) or {}
+                if not isinstance(ent, dict):
+                    errors.append(FieldError(f"{path}.{side}", "must be an object"))
+                    ent = {}
+                nets = tuple(n for n in (parse_cidr(x) for x in ent.get("nets") or []) if n is not None)
+                not_nets = tuple(n for n in (parse_cidr(x) for x in ent.get("notNets") or []) if n is not None)
+                ports: list[tuple[int | str, int | None]] = []
+                for p in ent.get("ports") or []:
+                    if isinstance(p, int) and not isinstance(p, bool):
+                        ports.append((p, None))
+                    elif isinstance(p, str) and re.fullmatch(r"\d+:\d+", p):
+                        lo, hi = (int(x) for x in p.split(":"))
+                        ports.append((lo, hi))
+                    elif isinstance(p, str) and p.isdigit():
+                        ports.append((int(p), None))
+                    elif isinstance(p, str):
+                        ports.append((p, None))
+                    else:
+                        errors.append(FieldError(f"{path}.{side}.ports", f"{p!r} is not a port, range or name"))
+                entities.append(EntityRule(selector(ent.get("selector"), f"{path}.{side}.selector"),
+                                           selector(ent.get("namespaceSelector"), f"{path}.{side}.namespaceSelector"),
+                                           nets, not_nets, tuple(ports), str(ent.get("selector") or ent.get("namespaceSelector") or ent.get("nets") or "any")))
+            rules[direction].append(CalicoRule(direction, i, action, protocol, entities[0], entities[1]))  # type: ignore[arg-type]
+    types_raw = spec.get("types")
+    if types_raw:
+        types = tuple(t for t in ("Ingress", "Egress") if t in types_raw)
+    else:
+        types = ("Ingress",) + (("Egress",) if rules["Egress"] else ())
+    if errors:
+        return None, errors
+    namespace = obj.namespace if obj.kind == "NetworkPolicy" else None
+    kind = "NetworkPolicy" if obj.kind == "NetworkPolicy" else "GlobalNetworkPolicy"
+    return CalicoPolicy(kind, namespace, obj.name, float(order) if order is not None else float("inf"), subject, ns_sel,
+                        types, tuple(rules["Ingress"]), tuple(rules["Egress"])), errors  # type: ignore[arg-type]
+
+
+def entity_matches(ent: EntityRule, policy: CalicoPolicy, labels: Labels | None, namespace: str | None,
+                   ns_labels: Labels | None, ips: tuple[IPAddress, ...]) -> bool:
+    """Whether a rule's source/destination names an endpoint (labels) or an address (labels None)."""
+    if ent.nets and not any(ip.version == n.version and ip in n for ip in ips for n in ent.nets):
+        return False
+    if ent.not_nets and any(ip.version == n.version and ip in n for ip in ips for n in ent.not_nets):
+        return False
+    if ent.selector is None and ent.namespace_selector is None:
+        return True
+    if labels is None:
+        return False  # selectors name endpoints, never outside addresses
+    if ent.namespace_selector is not None:
+        if not ent.namespace_selector(ns_labels or {}):
+            return False
+    elif policy.namespace is not None and namespace != policy.namespace:
+        return False  # a namespaced policy's selectors stay in its namespace
+    return ent.selector is None or ent.selector(labels)
