@@ -81,6 +81,10 @@ CASES: dict[str, tuple[str, str, str | None]] = {
     "NP-EXP-001": (policies(("prod", DENY_IN)), policies(*FULL), "prod"),
     "NP-EXP-002": (policies(("prod", {"podSelector": sel(app="db"), "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 5432}]}]})),
                    policies(("prod", {"podSelector": sel(app="db"), "ingress": [{"from": [{"namespaceSelector": sel(env="prod")}], "ports": [{"port": 5432}]}]})), "prod"),
+    "NP-HYG-009": (policies(*FULL) + "\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: l7, namespace: prod}\n"
+                   "spec: {endpointSelector: {}, egress: [{toFQDNs: [{matchName: api.stripe.com}], toPorts: [{ports: [{port: '443'}]}]}]}\n",
+                   policies(*FULL) + "\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: l4, namespace: prod}\n"
+                   "spec: {endpointSelector: {}, egress: [{toCIDR: [10.0.0.0/8], toPorts: [{ports: [{port: '443'}]}]}]}\n", "prod"),
     "NP-DNS-001": (policies(("prod", DENY_OUT)), policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)), "prod"),
     "NP-DNS-002": (policies(("prod", DENY_OUT), ("prod", {**DNS_ALLOW, "egress": [{**DNS_ALLOW["egress"][0], "ports": [{"port": 53, "protocol": "UDP"}]}]})),
                    policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)), "prod"),

@@ -188,3 +188,24 @@ def equal_priorities(ctx: Context) -> Iterable[Hit]:
         if len(names) > 1:
             yield Hit(None, "AdminNetworkPolicy", ", ".join(names), f"priority {priority} is shared by {', '.join(names)}",
                       key=str(priority))
+
+
+@check(
+    "NP-HYG-009",
+    "Layer-7 or DNS-name rules judged at layer 4 only",
+    "info",
+    rationale="""Cilium HTTP/DNS/Kafka rules filter inside a port this audit can only see as open, and
+    toFQDNs / toServices peers cannot be resolved from an inventory (they match nothing here). The
+    verdicts for these rules are therefore L3/L4 approximations, listed so they are not mistaken
+    for the whole story.""",
+    remediation="Review these rules with `cilium policy trace` or Hubble; keep L3/L4 rules tight around them.",
+)
+def layer7_rules(ctx: Context) -> Iterable[Hit]:
+    for obj, policies, _errors in ctx.analysis.cilium_parsed:
+        notes = sorted({
+            ("L7 rules allow their whole port here" if rule.l7 else "")
+            or next((f"{peer.unresolvable} peers match nothing here" for peer in rule.peers if peer.unresolvable), "")
+            for policy in policies for d in ("Ingress", "Egress") for rule in policy.rules(d)
+        } - {""})
+        if notes and not ctx.config.is_excluded(obj.namespace):
+            yield Hit(obj.namespace, obj.kind, obj.name, "; ".join(notes), source=obj.source)
