@@ -16,7 +16,7 @@ from audit.errors import InputError
 from audit.policy import Direction
 from audit.calico import CalicoPolicy
 from audit.ports import ALL, NONE, PortSet, rule_ports
-from audit.report import ConnectionRow, ConnectivityInfo
+from audit.report import BlastRadiusRow, ConnectionRow, ConnectivityInfo
 
 MAX_CLASSES = 4000
 REPORT_CLASSES = 300
@@ -231,5 +231,25 @@ def report_connectivity(analysis: Analysis) -> ConnectivityInfo:
     if count > REPORT_CLASSES:
         return ConnectivityInfo(False, f"{count} pod classes: too many to list in a report; run "
                                        "`netpol-audit connectivity -n NAMESPACE` (or -f matrix)", ())
-    rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in connections(analysis))
-    return ConnectivityInfo(True, f"{len(rows)} allowed connections between {count} pod classes and outside address ranges", rows)
+    conns = connections(analysis)
+    rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in conns)
+    return ConnectivityInfo(True, f"{len(rows)} allowed connections between {count} pod classes and outside address ranges",
+                            rows, blast_radius(conns))
+
+
+def blast_radius(conns: list[Connection]) -> tuple[BlastRadiusRow, ...]:
+    """Per source namespace: the workloads and namespaces its pods can open connections to."""
+    reach: dict[str, tuple[set[str], set[str], list[bool]]] = {}
+    for c in conns:
+        if "[" not in c.src:
+            continue  # outside sources have no namespace
+        ns = c.src.split("/", 1)[0]
+        workloads, namespaces, outside = reach.setdefault(ns, (set(), set(), [False]))
+        if "[" in c.dst:
+            workloads.add(c.dst)
+            if c.dst.split("/", 1)[0] != ns:
+                namespaces.add(c.dst.split("/", 1)[0])
+        else:
+            outside[0] = True
+    return tuple(BlastRadiusRow(ns, len(w), len(n), o[0]) for ns, (w, n, o) in
+                 sorted(reach.items(), key=lambda kv: (-len(kv[1][0]), kv[0])))

@@ -210,6 +210,16 @@ class ConnectionRow:
 
 
 @dataclass(frozen=True)
+class BlastRadiusRow:
+    """What a compromised pod of a namespace can reach: other workloads, other namespaces, outside."""
+
+    namespace: str
+    workloads: int
+    namespaces: int
+    outside: bool
+
+
+@dataclass(frozen=True)
 class ConnectivityInfo:
     """Allowed connections (as `netpol-audit connectivity` lists them), when the cluster is small
     enough to list them in a report; otherwise why not."""
@@ -217,6 +227,7 @@ class ConnectivityInfo:
     computed: bool
     note: str
     connections: tuple[ConnectionRow, ...]
+    blast_radius: tuple[BlastRadiusRow, ...] = ()
 
 
 @dataclass(frozen=True)

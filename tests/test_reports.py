@@ -285,7 +285,8 @@ def test_html_connectivity_section_lists_allowed_connections():
     report = run_audit(load_manifests([str(EXAMPLES / "lab-solution")]), None, FIXED)
     assert report.connectivity.computed
     rows = Page(render_html(report)).rows["connectivity"]
-    assert rows == [["backend/api[Pod]", "database/db[Pod]", "TCP 5432"], ["frontend/web[Pod]", "backend/api[Pod]", "TCP 8080"]]
+    assert rows[:2] == [["backend", "1", "1", "no"], ["frontend", "1", "1", "no"]]  # blast radius first
+    assert rows[2:] == [["backend/api[Pod]", "database/db[Pod]", "TCP 5432"], ["frontend/web[Pod]", "backend/api[Pod]", "TCP 8080"]]
 
 
 def test_connectivity_is_pointed_to_not_listed_for_large_clusters(monkeypatch):
@@ -295,3 +296,16 @@ def test_connectivity_is_pointed_to_not_listed_for_large_clusters(monkeypatch):
     report = audit((EXAMPLES / "lab-before" / "app.yaml").read_text())
     assert not report.connectivity.computed and "netpol-audit connectivity -n" in report.connectivity.note
     assert "too many to list" in render_html(report)
+
+
+def test_blast_radius_per_namespace():
+    from audit.pipeline import run_audit
+    from audit.sources.manifests import load_manifests
+    from tests.conftest import NOW as FIXED
+
+    before = run_audit(load_manifests([str(EXAMPLES / "lab-before")]), None, FIXED).connectivity.blast_radius
+    assert [(b.namespace, b.workloads, b.namespaces, b.outside) for b in before] == [
+        ("backend", 2, 2, True), ("database", 2, 2, True), ("frontend", 2, 2, True)]
+    after = run_audit(load_manifests([str(EXAMPLES / "lab-solution")]), None, FIXED).connectivity.blast_radius
+    assert [(b.namespace, b.workloads, b.namespaces, b.outside) for b in after] == [
+        ("backend", 1, 1, False), ("frontend", 1, 1, False)]
