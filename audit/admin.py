@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 from audit.policy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
-from audit.ports import ALL, PortSet
+from audit.ports import ALL, PortSet, resolve_ports
 from audit.selectors import FieldError, Selector, parse_selector
 
 ANP = "AdminNetworkPolicy"
@@ -49,14 +49,11 @@ class AdminPort:
     end: int | None = None
     name: str | None = None
 
-    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> dict[str, list[tuple[int, int]]]:
+    def entry(self) -> tuple[tuple[str, ...], int | str | None, int | None]:
+        """As a port entry: a name matches the destination's container port of any protocol."""
         if self.name is not None:
-            found: dict[str, list[tuple[int, int]]] = {}
-            for cp in dst_ports or ():
-                if cp.name == self.name:
-                    found.setdefault(cp.protocol, []).append((cp.port, cp.port))
-            return found
-        return {self.protocol: [(self.start or 1, self.end or self.start or 65535)]}
+            return PROTOCOLS, self.name, None
+        return (self.protocol,), self.start, self.end
 
     def __str__(self) -> str:
         if self.name is not None:
@@ -76,11 +73,7 @@ class AdminRule:
     def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
         if not self.ports:
             return ALL
-        items: dict[str, list[tuple[int, int]]] = {}
-        for port in self.ports:
-            for proto, ranges in port.ports(dst_ports).items():
-                items.setdefault(proto, []).extend(ranges)
-        return PortSet.of(items)
+        return resolve_ports((port.entry() for port in self.ports), dst_ports)
 
     def describe(self) -> str:
         word = "from" if self.direction == "Ingress" else "to"

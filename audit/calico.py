@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from audit.inventory import ContainerPort, ExtendedPolicy
 from audit.policy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr
-from audit.ports import ALL, PortSet
+from audit.ports import ALL, PortSet, resolve_ports
 from audit.selectors import FieldError
 
 NAMESPACE_LABEL = "projectcalico.org/namespace"
@@ -183,15 +183,8 @@ class CalicoRule:
     def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
         protocols = (self.protocol,) if self.protocol in PROTOCOLS else PROTOCOLS if self.protocol is None else ()
         if not self.destination.ports:
-            return PortSet.of({p: [(1, 65535)] for p in protocols}) if self.protocol is not None else ALL
-        items: dict[str, list[tuple[int, int]]] = {}
-        for proto in protocols:
-            for port, end in self.destination.ports:
-                if isinstance(port, str):
-                    items.setdefault(proto, []).extend((cp.port, cp.port) for cp in dst_ports or () if cp.name == port and cp.protocol == proto)
-                else:
-                    items.setdefault(proto, []).append((port, end or port))
-        return PortSet.of(items)
+            return resolve_ports([(protocols, None, None)], dst_ports) if self.protocol is not None else ALL
+        return resolve_ports(((protocols, port, end) for port, end in self.destination.ports), dst_ports)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from audit.inventory import ContainerPort, ExtendedPolicy
 from audit.policy import PROTOCOLS, Direction, IPAddress, IPBlock, parse_cidr
-from audit.ports import ALL, PortSet
+from audit.ports import ALL, PortSet, resolve_ports
 from audit.selectors import FieldError, Selector, parse_selector
 
 CNP = "CiliumNetworkPolicy"
@@ -67,18 +67,7 @@ class CiliumRule:
     def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
         if not self.ports:
             return ALL
-        items: dict[str, list[tuple[int, int]]] = {}
-        for protocol, port, end in self.ports:
-            protocols = PROTOCOLS if protocol == "ANY" else (protocol,)
-            for proto in protocols:
-                if port is None:
-                    items.setdefault(proto, []).append((1, 65535))
-                elif isinstance(port, str):
-                    items.setdefault(proto, []).extend(
-                        (cp.port, cp.port) for cp in dst_ports or () if cp.name == port and cp.protocol == proto)
-                else:
-                    items.setdefault(proto, []).append((port, end or port))
-        return PortSet.of(items)
+        return resolve_ports(((PROTOCOLS if proto == "ANY" else (proto,), port, end) for proto, port, end in self.ports), dst_ports)
 
 
 @dataclass(frozen=True)

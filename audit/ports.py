@@ -124,18 +124,28 @@ def parse_port_set(text: str) -> PortSet:
     return PortSet.of(items)
 
 
+PortEntry = tuple[Iterable[str], "int | str | None", "int | None"]
+"""(protocols, port number | port name | None for every port, end of a range or None)."""
+
+
+def resolve_ports(entries: Iterable[PortEntry], dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+    """Port entries of any policy kind as a PortSet; a name resolves against the destination's
+    container ports of the same protocol (a destination that is not a pod has none)."""
+    items: dict[str, list[tuple[int, int]]] = {}
+    for protocols, port, end in entries:
+        for proto in protocols:
+            if port is None:
+                items.setdefault(proto, []).append((1, 65535))
+            elif isinstance(port, str):
+                items.setdefault(proto, []).extend(
+                    (cp.port, cp.port) for cp in dst_ports or () if cp.name == port and cp.protocol == proto)
+            else:
+                items.setdefault(proto, []).append((port, end or port))
+    return PortSet.of(items)
+
+
 def rule_ports(rule: Rule, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-    """What a rule admits to a destination (named ports resolve against its container ports)."""
+    """What a NetworkPolicy rule admits to a destination."""
     if not rule.ports:
         return ALL
-    items: dict[str, list[tuple[int, int]]] = {}
-    for p in rule.ports:
-        if p.port is None:
-            items.setdefault(p.protocol, []).append((1, 65535))
-        elif isinstance(p.port, str):
-            items.setdefault(p.protocol, []).extend(
-                (cp.port, cp.port) for cp in dst_ports or () if cp.name == p.port and cp.protocol == p.protocol
-            )
-        else:
-            items.setdefault(p.protocol, []).append((p.port, p.end_port or p.port))
-    return PortSet.of(items)
+    return resolve_ports((((p.protocol,), p.port, p.end_port) for p in rule.ports), dst_ports)
