@@ -501,8 +501,7 @@ class Analysis:
         """(action, "Kind/name rule") of the first rule that matches, in evaluation order; None if none does."""
         for policy in policies:
             for rule in policy.rules(direction):
-                if any(self.admin_peer_has(peer, other) for peer in rule.peers) and protocol in (ps := rule.port_set(dst_ports)).as_dict() \
-                        and any(lo <= port <= hi for lo, hi in ps.as_dict()[protocol]):
+                if any(self.admin_peer_has(peer, other) for peer in rule.peers) and port_in(rule.port_set(dst_ports), port, protocol):
                     label = f"{policy.key} {direction.lower()}[{rule.index}]" + (f" ({rule.name})" if rule.name else "")
                     return rule.action, label
         return None
@@ -514,16 +513,27 @@ class Analysis:
         policies = self.isolating(subject, direction)
         anps, banps = self.admin_for(subject)
         cilium = self.cilium_for(subject)
-        if direction == "Egress" and not self.calico_for(subject):
-            # The egress verdict depends on the source only through the policies that select
-            # it; sources in one namespace share them, so a namespace's DNS check costs one verdict.
-            key = (tuple(map(id, policies)), tuple(map(id, anps)), tuple(map(id, banps)), tuple(map(id, cilium)),
-                   tuple(map(id, self.calico_for(subject))), other, port, protocol, dst_ports)
+        signature = self.egress_signature(subject) if direction == "Egress" else None
+        if signature is not None:
+            key = (signature, other, port, protocol, dst_ports)
             hit = self._egress_memo.get(key)
             if hit is None:
                 hit = self._egress_memo[key] = self._layered(direction, subject, policies, anps, banps, cilium, other, port, protocol, dst_ports)
             return hit
         return self._layered(direction, subject, policies, anps, banps, cilium, other, port, protocol, dst_ports)
+
+    def egress_signature(self, cid: int) -> tuple | None:
+        """What a class's egress verdicts depend on: the policies of every layer that select it.
+
+        Classes with the same signature get the same egress verdict to any destination, so
+        sources in one namespace share one verdict. None when Calico selects the class: its
+        rules may also match the source's own labels.
+        """
+        if self.calico_for(cid):
+            return None
+        anps, banps = self.admin_for(cid)
+        return (tuple(map(id, self.isolating(cid, "Egress"))), tuple(map(id, anps)), tuple(map(id, banps)),
+                tuple(map(id, self.cilium_for(cid))))
 
     def _layered(self, direction: Direction, subject_id: int, policies: list[Policy], anps: tuple[AdminPolicy, ...], banps: tuple[AdminPolicy, ...],
                  cilium: tuple[CiliumPolicy, ...], other: Endpoint, port: int, protocol: str,

@@ -21,9 +21,8 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
         for cls in ctx.governed_classes(ns.name):
             if not analysis.is_isolated(cls.id, "Egress"):
                 continue
-            egress = analysis.isolating(cls.id, "Egress")
-            layers = (tuple(map(id, egress)), tuple(map(id, analysis.cilium_for(cls.id))), tuple(map(id, analysis.admin_for(cls.id)[0])))
-            key = layers if dns_open else cls.id
+            signature = analysis.egress_signature(cls.id) if dns_open else None
+            key = signature if signature is not None else cls.id
             ok = verdicts.get(key)
             if ok is None:
                 ok = verdicts[key] = any(analysis.allowed(cls.id, d, 53, protocol).allowed for d in analysis.dns_classes)

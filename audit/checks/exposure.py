@@ -99,7 +99,7 @@ def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None], m
     analysis = ctx.analysis
     policies = analysis.isolating(cid, "Ingress")
     anps, _ = analysis.admin_for(cid)
-    if not policies or anps or analysis.cilium_for(cid):
+    if not policies or anps or analysis.cilium_for(cid) or analysis.calico_for(cid):
         return None
     picked: set[int] = set()
     for policy in policies:
@@ -135,15 +135,15 @@ def _peer_sources(ctx: Context, policy_ns: str, peer, env: str, env_of: dict[str
 def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[tuple, frozenset[str] | None]) -> bool:
     """An upper bound from the source's egress rules: can they name any pod of ``namespace``?
 
-    Sources that share the policies isolating their egress share the bound (None: anywhere).
+    Sources with the same egress signature share the bound (None: anywhere).
     """
     analysis = ctx.analysis
     policies = analysis.isolating(src, "Egress")
-    anps, banps = analysis.admin_for(src)
-    key = (tuple(map(id, policies)), tuple(map(id, anps)), tuple(map(id, banps)), tuple(map(id, analysis.cilium_for(src))))
+    key = analysis.egress_signature(src) or ("class", src)
     if key not in memo:
         covered: set[str] | None = set()
-        if not policies or anps or analysis.cilium_for(src):
+        # Only NetworkPolicy rules are read for the bound; any other layer may open more.
+        if not policies or analysis.admin_for(src)[0] or analysis.cilium_for(src) or analysis.calico_for(src):
             covered = None
         else:
             for policy in policies:
