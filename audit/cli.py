@@ -15,7 +15,7 @@ import typer
 from tabulate import tabulate
 
 from audit import __version__
-from audit.atomic import write_atomic
+from audit.atomic import write_atomic, write_atomic_chunks
 from audit.checks.registry import all_checks
 from audit.config import load_config
 from audit.errors import AuditError, InputError
@@ -359,36 +359,17 @@ def connectivity(
     cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
     """List every allowed connection: `src => dst : connections`, workloads and outside address ranges."""
-    import csv
-    import io
-    import json as jsonlib
-
-    from audit.connectivity import connections, namespace_matrix, render_dot
+    from audit.connectivity import connections
+    from audit.render.connectivity import render
 
     try:
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
-        conns = connections(analysis, set(namespace) if namespace else None)
-        if format is ConnFormat.txt:
-            text = "".join(f"{c}\n" for c in conns)
-        elif format is ConnFormat.json:
-            text = jsonlib.dumps([{"src": c.src, "dst": c.dst, "conn": str(c.conns)} for c in conns], indent=2) + "\n"
-        elif format is ConnFormat.csv:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(["src", "dst", "conn"])
-            writer.writerows([c.src, c.dst, str(c.conns)] for c in conns)
-            text = buffer.getvalue()
-        elif format is ConnFormat.dot:
-            text = render_dot(conns)
-        else:
-            names, counts = namespace_matrix(conns, analysis)
-            rows = [[src] + [counts.get((src, dst), "") for dst in names] for src in names]
-            text = "Connected source/destination pairs (rows: source namespace, columns: destination)\n"
-            text += tabulate(rows, headers=["from \\ to"] + names, tablefmt="simple") + "\n"
+        chunks = render(connections(analysis, set(namespace) if namespace else None), format.value, analysis)
         if output:
-            write_atomic(output, text)
+            write_atomic_chunks(output, chunks)
         else:
-            typer.echo(text, nl=False)
+            for chunk in chunks:
+                typer.echo(chunk, nl=False)
     except AuditError as exc:
         raise _fail(exc) from None
 
@@ -412,7 +393,7 @@ def diff(
             except InputError:
                 pass  # a JSON manifest, then
         analysis, _ = _analysis([spec], None, config, _connect_options(None, None, 30.0, 500, None))
-        return connections(analysis)
+        return list(connections(analysis))
 
     try:
         changes = connection_diff(side(old), side(new))

@@ -2,23 +2,22 @@
 
 Lines read `src => dst : connections`, workloads as `ns/name[Kind]`, outside addresses as
 `first-last` ranges cut at every ipBlock boundary the policies use, connections as
-`All Connections` or `TCP 80,443,UDP 53`. Pod classes are compared pairwise, so the work
-grows with the square of the number of classes: beyond `MAX_CLASSES`, narrow with a namespace.
+`All Connections` or `TCP 80,443,UDP 53`. Pairs of pod classes are found from the rules (see `ClassGraph`), not by
+comparing every class with every other, so the work follows the number of allowed connections.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 from audit.analysis import Analysis, Endpoint, PodClass
-from audit.errors import InputError
 from audit.policy import Direction
 from audit.calico import CalicoPolicy
 from audit.ports import ALL, NONE, PortSet, rule_ports
 from audit.report import BlastRadiusRow, ConnectionRow, ConnectivityInfo
 
-MAX_CLASSES = 4000
 REPORT_CLASSES = 300
 """Reports list connectivity up to this many pod classes; beyond, the command does it per namespace."""
 
@@ -139,90 +138,221 @@ def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: En
     return allowed | undecided
 
 
-def connections(analysis: Analysis, namespaces: set[str] | None = None) -> list[Connection]:
-    """Allowed connections, one per (source, destination), sorted."""
-    classes = [c for c in analysis.real_classes() if c.governed]
-    focus = [c for c in classes if namespaces is None or c.namespace in namespaces]
-    if len(focus) * len(classes) > MAX_CLASSES * MAX_CLASSES:
-        raise InputError(f"connectivity over {len(focus)} x {len(classes)} pod classes is too large for pairwise "
-                         f"analysis; narrow it with --namespace")
-    pairs: dict[tuple[str, str], PortSet] = {}
+class ClassGraph:
+    """Allowed connections between pod classes, found from each side's rules instead of pairwise.
 
-    def add(src: str, dst: str, conns: PortSet) -> None:
-        if conns and src != dst:
-            pairs[(src, dst)] = pairs.get((src, dst), NONE) | conns
+    A class whose only policies are NetworkPolicies and that no policy isolates in a direction is
+    *open* there. Open sources reach open destinations with every connection, a block that is
+    never enumerated. Every other pair is a candidate only if the restricted side's rule peers
+    name the other side (``Analysis.peer_classes``), and candidates get a full verdict. Classes
+    under AdminNetworkPolicy, Cilium or Calico policies name every class as a candidate.
+    """
 
-    for src in classes:
-        for dst in classes:
-            if namespaces is not None and src.namespace not in namespaces and dst.namespace not in namespaces:
-                continue
-            egress = _side(analysis, src, "Egress", dst.id, dst.ports)
-            if not egress:
-                continue
-            conns = egress & _side(analysis, dst, "Ingress", src.id, dst.ports)
-            for s in src.workloads:
-                for d in dst.workloads:
-                    add(s.ref, d.ref, conns)
-    outside = segments(analysis)
-    for cls in focus:
-        for direction in ("Egress", "Ingress"):
-            runs: list[tuple[Segment, int, PortSet]] = []  # merged adjacent segments with equal connections
-            for seg in outside:
+    def __init__(self, analysis: Analysis):
+        self.analysis = analysis
+        self.ids: list[int] = [c.id for c in analysis.real_classes() if c.governed]
+        self._members = frozenset(self.ids)
+        simple = {cid for cid in self.ids if not (any(analysis.admin_for(cid)) or analysis.cilium_for(cid) or analysis.calico_for(cid))}
+        self.open_egress = frozenset(cid for cid in simple if not analysis.isolating(cid, "Egress"))
+        self.open_ingress = frozenset(cid for cid in simple if not analysis.isolating(cid, "Ingress"))
+        self._simple = frozenset(simple)
+        self._egress_index: tuple[frozenset[int], dict[int, set[int]]] | None = None
+        self._candidates: dict[tuple, frozenset[int] | None] = {}
+        self._egress_memo: dict[tuple, PortSet] = {}
+        self._ingress_memo: dict[tuple, PortSet] = {}
+
+    def candidates(self, cid: int, direction: Direction) -> frozenset[int] | None:
+        """Classes the rules of ``cid`` can name in ``direction``; None: possibly any."""
+        if cid not in self._simple:
+            return None
+        policies = self.analysis.isolating(cid, direction)
+        if not policies:
+            return None
+        key = (direction, tuple(map(id, policies)))  # the peers depend on the policies, not on the class
+        if key in self._candidates:
+            return self._candidates[key]
+        found: set[int] | None = set()
+        for policy in policies:
+            for rule in policy.rules(direction):
+                if rule.all_peers:
+                    found = None
+                    break
+                for peer in rule.peers:
+                    found.update(self.analysis.peer_classes(policy.namespace, peer))
+            if found is None:
+                break
+        hit = self._candidates[key] = None if found is None else frozenset(found & self._members)
+        return hit
+
+    def _restricted_sources(self) -> tuple[frozenset[int], dict[int, set[int]]]:
+        """Restricted sources whose rules may name any class, and per destination those that name it."""
+        if self._egress_index is None:
+            anywhere: set[int] = set()
+            named: dict[int, set[int]] = {}
+            for cid in self.ids:
+                if cid in self.open_egress:
+                    continue
+                found = self.candidates(cid, "Egress")
+                if found is None:
+                    anywhere.add(cid)
+                else:
+                    for dst in found:
+                        named.setdefault(dst, set()).add(cid)
+            self._egress_index = (frozenset(anywhere), named)
+        return self._egress_index
+
+    def sources(self, dst: int, implicit: bool = False) -> list[tuple[int, PortSet]]:
+        """Source classes that reach ``dst``, with the connections, sorted by class id.
+
+        With ``implicit``, open sources of an open destination (all connections) are left out.
+        """
+        anywhere, named = self._restricted_sources()
+        pool_to = named.get(dst, set())
+        admitted = self.candidates(dst, "Ingress") if dst not in self.open_ingress else None
+        if admitted is None:
+            chosen = anywhere | pool_to
+            if not implicit or dst not in self.open_ingress:
+                chosen = chosen | self.open_egress
+        elif len(admitted) > len(self.open_egress) + len(anywhere) + len(pool_to):
+            chosen = {s for pool in (self.open_egress, anywhere, pool_to) for s in pool if s in admitted}
+        else:
+            chosen = {s for s in admitted if s in self.open_egress or s in anywhere or s in pool_to}
+        out = []
+        for src in sorted(chosen):
+            conns = self.reaches(src, dst)
+            if conns:
+                out.append((src, conns))
+        return out
+
+    def reaches(self, src: int, dst: int) -> PortSet:
+        """The connections class ``src`` can open to class ``dst``: both sides, every layer."""
+        if src in self.open_egress:
+            return ALL if dst in self.open_ingress else self.ingress(dst, src)
+        egress = self.egress(src, dst)
+        return egress if not egress or dst in self.open_ingress else egress & self.ingress(dst, src)
+
+    def ingress(self, dst: int, src: int) -> PortSet:
+        """What ``dst``'s ingress side allows from class ``src`` (shared by classes with the same policies and ports)."""
+        analysis = self.analysis
+        cls = analysis.classes[dst]
+        if dst not in self._simple:
+            return _side(analysis, cls, "Ingress", src, cls.ports)
+        key = (tuple(map(id, analysis.isolating(dst, "Ingress"))), cls.ports, src)
+        hit = self._ingress_memo.get(key)
+        if hit is None:
+            hit = self._ingress_memo[key] = _side(analysis, cls, "Ingress", src, cls.ports)
+        return hit
+
+    def egress(self, src: int, dst: Endpoint) -> PortSet:
+        """What ``src``'s egress side allows towards a class or an address (shared per egress signature)."""
+        analysis = self.analysis
+        dst_ports = analysis.classes[dst].ports if isinstance(dst, int) else None
+        signature = analysis.egress_signature(src)
+        if signature is None:
+            return _side(analysis, analysis.classes[src], "Egress", dst, dst_ports)
+        key = (signature, dst)
+        hit = self._egress_memo.get(key)
+        if hit is None:
+            hit = self._egress_memo[key] = _side(analysis, analysis.classes[src], "Egress", dst, dst_ports)
+        return hit
+
+    def outside(self, cid: int, direction: Direction, segs: list[Segment], memo: dict) -> list[tuple[str, PortSet]]:
+        """Outside ranges ``cid`` connects to (Egress) or from (Ingress), adjacent equal segments merged."""
+        analysis = self.analysis
+        cls = analysis.classes[cid]
+        if cid in (self.open_egress if direction == "Egress" else self.open_ingress):
+            key: tuple = ("open",)
+        elif cid in self._simple:
+            key = (tuple(map(id, analysis.isolating(cid, direction))), cls.ports if direction == "Ingress" else None)
+        else:
+            key = ("class", cid)
+        key = (direction, key)
+        hit = memo.get(key)
+        if hit is None:
+            runs: list[tuple[Segment, int, PortSet]] = []
+            for seg in segs:
                 conns = _side(analysis, cls, direction, seg.probe, cls.ports if direction == "Ingress" else None)
                 if runs and runs[-1][2] == conns and runs[-1][0].version == seg.version and runs[-1][1] + 1 == seg.first:
                     runs[-1] = (runs[-1][0], seg.last, conns)
                 else:
                     runs.append((seg, seg.last, conns))
-            for seg, last, conns in runs:
-                for w in cls.workloads:
-                    if direction == "Egress":
-                        add(w.ref, seg.text(last), conns)
-                    else:
-                        add(seg.text(last), w.ref, conns)
-    return [Connection(s, d, c) for (s, d), c in sorted(pairs.items())]
+            hit = memo[key] = [(seg.text(last), conns) for seg, last, conns in runs if conns]
+        return hit
 
 
-def namespace_matrix(conns: list[Connection], analysis: Analysis) -> tuple[list[str], dict[tuple[str, str], int]]:
+def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Iterator[Connection]:
+    """Allowed connections, one per (source, destination), sorted; produced one source at a time.
+
+    With ``namespaces``, only connections from or to those namespaces. Memory holds the
+    enumerated class pairs, not the workload lines, so a cluster's whole listing streams.
+    """
+    graph = ClassGraph(analysis)
+    classes = analysis.classes
+
+    def focus(cid: int) -> bool:
+        return namespaces is None or classes[cid].namespace in namespaces
+
+    explicit: dict[int, list[tuple[int, PortSet]]] = {}
+    for dst in graph.ids:
+        for src, conns in graph.sources(dst, implicit=True):
+            if focus(src) or focus(dst):
+                explicit.setdefault(src, []).append((dst, conns))
+    open_dsts = sorted(graph.open_ingress)
+    segs = segments(analysis)
+    memo: dict = {}
+    by_ref: dict[str, list[int]] = {}
+    for cid in graph.ids:
+        for w in classes[cid].workloads:
+            by_ref.setdefault(w.ref, []).append(cid)
+    from_outside: dict[str, dict[str, PortSet]] = {}
+    for cid in graph.ids:
+        if focus(cid):
+            for text, conns in graph.outside(cid, "Ingress", segs, memo):
+                lines = from_outside.setdefault(text, {})
+                for w in classes[cid].workloads:
+                    lines[w.ref] = lines.get(w.ref, NONE) | conns
+    refs: dict[int, list[str]] = {}
+
+    def refs_of(cid: int) -> list[str]:
+        hit = refs.get(cid)
+        if hit is None:
+            hit = refs[cid] = [w.ref for w in classes[cid].workloads]
+        return hit
+
+    for src in sorted(set(by_ref) | set(from_outside)):
+        if src in from_outside:
+            lines = from_outside[src]
+        else:
+            lines = {}
+            for cid in by_ref[src]:
+                mine = focus(cid)
+                pairs = list(explicit.get(cid, ()))
+                if cid in graph.open_egress:
+                    pairs += [(dst, ALL) for dst in open_dsts if mine or focus(dst)]
+                for dst, conns in pairs:
+                    for ref in refs_of(dst):
+                        seen = lines.get(ref)
+                        lines[ref] = conns if seen is None else seen | conns
+                if mine:
+                    for text, conns in graph.outside(cid, "Egress", segs, memo):
+                        seen = lines.get(text)
+                        lines[text] = conns if seen is None else seen | conns
+        for dst in sorted(lines):
+            if dst != src and lines[dst]:
+                yield Connection(src, dst, lines[dst])
+
+
+def namespace_matrix(conns: Iterable[Connection], analysis: Analysis) -> tuple[list[str], dict[tuple[str, str], int]]:
     """Namespaces (plus `external`) and how many source/destination pairs connect between them."""
     def ns_of(name: str) -> str:
         return name.split("/", 1)[0] if "[" in name else "external"
 
-    names = sorted({ns_of(c.src) for c in conns} | {ns_of(c.dst) for c in conns}
-                   | {c.namespace for c in analysis.real_classes() if c.governed})
     counts: dict[tuple[str, str], int] = {}
     for c in conns:
         key = (ns_of(c.src), ns_of(c.dst))
         counts[key] = counts.get(key, 0) + 1
+    names = sorted({n for key in counts for n in key} | {c.namespace for c in analysis.real_classes() if c.governed})
     return names, counts
-
-
-def render_dot(conns: list[Connection]) -> str:
-    """Graphviz: workloads grouped by namespace, outside ranges apart."""
-    nodes: dict[str, set[str]] = {}
-    external: set[str] = set()
-    for c in conns:
-        for name in (c.src, c.dst):
-            if "[" in name:
-                nodes.setdefault(name.split("/", 1)[0], set()).add(name)
-            else:
-                external.add(name)
-
-    def q(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines = ["digraph {"]
-    for i, (ns, members) in enumerate(sorted(nodes.items())):
-        lines.append(f"\tsubgraph cluster_{i} {{")
-        for name in sorted(members):
-            lines.append(f"\t\t{q(name)} [label={q(name.split('/', 1)[1])} color=\"blue\" fontcolor=\"blue\"]")
-        lines.append(f"\t\tlabel={q(ns)}")
-        lines.append("\t}")
-    for name in sorted(external):
-        lines.append(f"\t{q(name)} [label={q(name)} color=\"red2\" fontcolor=\"red2\"]")
-    for c in conns:
-        lines.append(f"\t{q(c.src)} -> {q(c.dst)} [label={q(str(c.conns))} color=\"gold2\" fontcolor=\"darkgreen\"]")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
 
 
 def report_connectivity(analysis: Analysis) -> ConnectivityInfo:
@@ -231,7 +361,7 @@ def report_connectivity(analysis: Analysis) -> ConnectivityInfo:
     if count > REPORT_CLASSES:
         return ConnectivityInfo(False, f"{count} pod classes: too many to list in a report; run "
                                        "`netpol-audit connectivity -n NAMESPACE` (or -f matrix)", ())
-    conns = connections(analysis)
+    conns = list(connections(analysis))
     rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in conns)
     return ConnectivityInfo(True, f"{len(rows)} allowed connections between {count} pod classes and outside address ranges",
                             rows, blast_radius(conns))

@@ -52,17 +52,30 @@ class PortSet:
     def as_dict(self) -> dict[str, Ranges]:
         return dict(self.ranges)
 
+    # The fast paths matter: connectivity combines millions of sets, mostly empty or everything.
     def __or__(self, other: PortSet) -> PortSet:
+        if not other.ranges or self.ranges == other.ranges or self.ranges == _FULL:
+            return self
+        if not self.ranges or other.ranges == _FULL:
+            return other
         merged: dict[str, list[tuple[int, int]]] = {}
         for p, r in self.ranges + other.ranges:
             merged.setdefault(p, []).extend(r)
         return PortSet.of(merged)
 
     def __and__(self, other: PortSet) -> PortSet:
+        if not self.ranges or self.ranges == other.ranges or other.ranges == _FULL:
+            return self
+        if not other.ranges or self.ranges == _FULL:
+            return other
         mine, theirs = self.as_dict(), other.as_dict()
         return PortSet.of({p: _intersect(mine[p], theirs[p]) for p in mine if p in theirs})
 
     def __sub__(self, other: PortSet) -> PortSet:
+        if not other.ranges or not self.ranges:
+            return self
+        if other.ranges == _FULL or self.ranges == other.ranges:
+            return NONE
         theirs = other.as_dict()
         out: dict[str, list[tuple[int, int]]] = {}
         for p, ranges in self.ranges:
@@ -86,7 +99,7 @@ class PortSet:
 
     @property
     def is_everything(self) -> bool:
-        return self == PortSet.everything()
+        return self.ranges == _FULL
 
     def __str__(self) -> str:
         """As connectivity analyzers print it: `All Connections`, or `TCP 80,443,UDP 53`."""
@@ -98,6 +111,7 @@ class PortSet:
 
 
 ALL = PortSet.everything()
+_FULL = ALL.ranges
 NONE = PortSet()
 
 

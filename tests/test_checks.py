@@ -79,6 +79,8 @@ CASES: dict[str, tuple[str, str, str | None]] = {
     "NP-HYG-008": (CLUSTER + "\n---\n" + yaml.safe_dump(ANP_OK) + "\n---\n" + yaml.safe_dump({**ANP_OK, "metadata": {"name": "twin"}}),
                    CLUSTER + "\n---\n" + yaml.safe_dump(ANP_OK), None),
     "NP-EXP-001": (policies(("prod", DENY_IN)), policies(*FULL), "prod"),
+    "NP-EXP-003": (policies(("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 8080}]}]})),
+                   policies(("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": sel(env="staging")}]}]})), "prod"),
     "NP-EXP-002": (policies(("prod", {"podSelector": sel(app="db"), "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 5432}]}]})),
                    policies(("prod", {"podSelector": sel(app="db"), "ingress": [{"from": [{"namespaceSelector": sel(env="prod")}], "ports": [{"port": 5432}]}]})), "prod"),
     "NP-HYG-009": (policies(*FULL) + "\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: l7, namespace: prod}\n"
@@ -204,3 +206,15 @@ def test_cni_from_node_annotations_when_daemonsets_are_not_visible():
     report = audit(policies(*FULL) + node)
     assert report.cni.verdict == "not-enforced"
     assert findings(report, "NP-CNI-001") and "node annotations" in report.cni.components[0].daemonset
+
+
+def test_reachable_from_everywhere_is_judged_by_reachability():
+    open_to_all = ("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 8080}]}]})
+    (hit,) = findings(audit(policies(open_to_all)), "NP-EXP-003")
+    assert hit.namespace == "prod" and "all 2 other namespaces" in hit.message and "TCP 8080" in hit.message
+    # One namespace whose egress is denied is enough: the workload is no longer reachable from *every* namespace.
+    assert not findings(audit(policies(open_to_all, ("other", DENY_OUT))), "NP-EXP-003")
+    # Not isolated at all: a coverage finding, not this one.
+    assert not findings(audit(policies(("prod", DENY_OUT))), "NP-EXP-003")
+    # An ingress rule for all peers is the same exposure.
+    assert findings(audit(policies(("prod", {"podSelector": API, "ingress": [{}]}))), "NP-EXP-003")

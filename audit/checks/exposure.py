@@ -6,6 +6,8 @@ from typing import Iterable
 
 from audit.checks.permissive import METADATA_IP, sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
+from audit.connectivity import ClassGraph
+from audit.ports import NONE
 
 # Per destination, how many candidate sources from other environments are tried when its
 # ingress does not narrow them down (flat or admin-governed pods): a bound on the work.
@@ -158,3 +160,53 @@ def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[tuple, frozens
         memo[key] = None if covered is None else frozenset(covered)
     bound = memo[key]
     return bound is None or namespace in bound
+
+
+@check(
+    "NP-EXP-003",
+    "Isolated workload reachable from every namespace",
+    "medium",
+    rationale="""An ingress policy selects these pods, so they look protected, yet a pod in every other
+    namespace can open a connection to them (both sides and every policy layer evaluated): the
+    policy admits the whole cluster. Pods no ingress policy selects are the coverage checks'
+    findings, and the DNS pods, which every namespace needs, are left out. Judged when the input
+    has at least two other namespaces with pods.""",
+    remediation="Name the namespaces (and pods) that need access in the ingress rule instead of all namespaces or all peers.",
+)
+def reachable_from_everywhere(ctx: Context) -> Iterable[Hit]:
+    analysis = ctx.analysis
+    graph = ClassGraph(analysis)
+    by_ns: dict[str, list[int]] = {}
+    for cid in graph.ids:
+        if analysis.classes[cid].pods > 0:
+            by_ns.setdefault(analysis.classes[cid].namespace, []).append(cid)
+    if len(by_ns) < 3:
+        return
+    # Namespaces with an open source are tried last: a restricted one is the likely refusal.
+    open_ns = {analysis.classes[cid].namespace for cid in graph.open_egress}
+    order = sorted(by_ns, key=lambda n: (n in open_ns, n))
+    dns = set(analysis.dns_classes)
+    admitted_ns: dict[int, frozenset[str]] = {}
+    for ns in ctx.audited_namespaces():
+        for cls in ctx.governed_classes(ns.name):
+            if cls.id in dns or not analysis.is_isolated(cls.id, "Ingress") or ns.name not in by_ns:
+                continue
+            admitted = graph.candidates(cls.id, "Ingress")
+            if admitted is not None:
+                names = admitted_ns.get(id(admitted))
+                if names is None:
+                    names = admitted_ns[id(admitted)] = frozenset(analysis.classes[c].namespace for c in admitted)
+                if len(names - {ns.name}) < len(by_ns) - 1:
+                    continue
+            ports = NONE
+            for other in order:
+                if other == ns.name:
+                    continue
+                reach = next((r for r in (graph.reaches(s, cls.id) for s in by_ns[other] if admitted is None or s in admitted) if r), NONE)
+                if not reach:
+                    break
+                ports = ports | reach
+            else:
+                yield Hit(ns.name, "Workload", cls.workloads[0].name,
+                          f"{cls.describe()} is isolated for ingress yet reachable from all {len(by_ns) - 1} other namespaces ({ports})",
+                          objects=tuple(w.ref for w in cls.workloads), source=cls.workloads[0].source, key=cls.describe())

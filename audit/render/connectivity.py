@@ -1,0 +1,87 @@
+"""`connectivity` output: txt, JSON, CSV, Graphviz dot and the namespace matrix, written as a stream."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from itertools import islice
+from typing import Iterable, Iterator
+
+from tabulate import tabulate
+
+from audit.analysis import Analysis
+from audit.connectivity import Connection, namespace_matrix
+
+FORMATS = ("txt", "json", "csv", "dot", "matrix")
+BATCH = 2000
+"""Lines joined per written chunk: few writes, little memory."""
+
+
+def render(conns: Iterable[Connection], fmt: str, analysis: Analysis) -> Iterator[str]:
+    """The text of ``fmt``, in chunks; line-oriented formats never hold the whole listing."""
+    if fmt == "txt":
+        yield from _batched(f"{c}\n" for c in conns)
+    elif fmt == "json":
+        first = True
+        for c in conns:
+            item = json.dumps({"src": c.src, "dst": c.dst, "conn": str(c.conns)}, indent=2).replace("\n", "\n  ")
+            yield ("[\n  " if first else ",\n  ") + item
+            first = False
+        yield "[]\n" if first else "\n]\n"
+    elif fmt == "csv":
+        yield "src,dst,conn\n"
+        for chunk in _chunks(conns):
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows([c.src, c.dst, str(c.conns)] for c in chunk)
+            yield buffer.getvalue()
+    elif fmt == "dot":
+        yield render_dot(list(conns))
+    elif fmt == "matrix":
+        names, counts = namespace_matrix(conns, analysis)
+        rows = [[src] + [counts.get((src, dst), "") for dst in names] for src in names]
+        yield "Connected source/destination pairs (rows: source namespace, columns: destination)\n"
+        yield tabulate(rows, headers=["from \\ to"] + names, tablefmt="simple") + "\n"
+    else:
+        raise ValueError(f"unknown connectivity format {fmt!r}")
+
+
+def _chunks(conns: Iterable[Connection]) -> Iterator[list[Connection]]:
+    it = iter(conns)
+    while chunk := list(islice(it, BATCH)):
+        yield chunk
+
+
+def _batched(lines: Iterable[str]) -> Iterator[str]:
+    it = iter(lines)
+    while chunk := "".join(islice(it, BATCH)):
+        yield chunk
+
+
+def render_dot(conns: list[Connection]) -> str:
+    """Graphviz: workloads grouped by namespace, outside ranges apart."""
+    nodes: dict[str, set[str]] = {}
+    external: set[str] = set()
+    for c in conns:
+        for name in (c.src, c.dst):
+            if "[" in name:
+                nodes.setdefault(name.split("/", 1)[0], set()).add(name)
+            else:
+                external.add(name)
+
+    def q(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = ["digraph {"]
+    for i, (ns, members) in enumerate(sorted(nodes.items())):
+        lines.append(f"\tsubgraph cluster_{i} {{")
+        for name in sorted(members):
+            lines.append(f"\t\t{q(name)} [label={q(name.split('/', 1)[1])} color=\"blue\" fontcolor=\"blue\"]")
+        lines.append(f"\t\tlabel={q(ns)}")
+        lines.append("\t}")
+    for name in sorted(external):
+        lines.append(f"\t{q(name)} [label={q(name)} color=\"red2\" fontcolor=\"red2\"]")
+    for c in conns:
+        lines.append(f"\t{q(c.src)} -> {q(c.dst)} [label={q(str(c.conns))} color=\"gold2\" fontcolor=\"darkgreen\"]")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

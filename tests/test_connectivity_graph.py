@@ -1,0 +1,112 @@
+"""The rule-driven connectivity (`ClassGraph`) equals a brute-force pairwise oracle.
+
+The oracle compares every pod class with every other and every outside segment, the way
+`connectivity` worked before it had to scale; any pair the graph's candidate sets miss, or
+any connection they invent, shows up here as a differing line.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.analysis import Analysis
+from audit.connectivity import _side, connections, segments
+from audit.ports import NONE, PortSet
+from tests import test_admin, test_calico, test_cilium, test_semantics
+from tests.conftest import EXAMPLES, analyse
+from audit.sources.manifests import load_manifests
+
+
+def pairwise(analysis: Analysis, namespaces: set[str] | None = None) -> list[str]:
+    classes = [c for c in analysis.real_classes() if c.governed]
+    pairs: dict[tuple[str, str], PortSet] = {}
+
+    def add(src: str, dst: str, conns: PortSet) -> None:
+        if conns and src != dst:
+            pairs[(src, dst)] = pairs.get((src, dst), NONE) | conns
+
+    for src in classes:
+        for dst in classes:
+            if namespaces is not None and src.namespace not in namespaces and dst.namespace not in namespaces:
+                continue
+            conns = _side(analysis, src, "Egress", dst.id, dst.ports) & _side(analysis, dst, "Ingress", src.id, dst.ports)
+            for s in src.workloads:
+                for d in dst.workloads:
+                    add(s.ref, d.ref, conns)
+    for cls in classes:
+        if namespaces is not None and cls.namespace not in namespaces:
+            continue
+        for direction in ("Egress", "Ingress"):
+            runs: list[list] = []
+            for seg in segments(analysis):
+                conns = _side(analysis, cls, direction, seg.probe, cls.ports if direction == "Ingress" else None)
+                if runs and runs[-1][2] == conns and runs[-1][0].version == seg.version and runs[-1][1] + 1 == seg.first:
+                    runs[-1][1] = seg.last
+                else:
+                    runs.append([seg, seg.last, conns])
+            for seg, last, conns in runs:
+                for w in cls.workloads:
+                    if direction == "Egress":
+                        add(w.ref, seg.text(last), conns)
+                    else:
+                        add(seg.text(last), w.ref, conns)
+    return [f"{s} => {d} : {c}" for (s, d), c in sorted(pairs.items())]
+
+
+def scenarios() -> list[tuple[str, str]]:
+    out = [(f"semantics: {c[0]}", test_semantics.policies(*c[1])) for c in test_semantics.CASES]
+    for module in (test_admin, test_cilium, test_calico):
+        out += [(f"{module.__name__.rsplit('_', 1)[1]}: {c[0]}", test_admin.cluster(*c[1])) for c in module.CASES]
+    return out
+
+
+SCENARIOS = scenarios()
+
+
+@pytest.mark.parametrize("text", [s[1] for s in SCENARIOS], ids=[s[0] for s in SCENARIOS])
+def test_graph_equals_pairwise_oracle(text):
+    analysis = analyse(text)
+    expected = pairwise(analysis)
+    assert expected, "a scenario with no connection at all would prove nothing"
+    assert [str(c) for c in connections(analysis)] == expected
+
+
+@pytest.mark.parametrize("example", ["lab-before", "lab-solution", "war-story", "flannel", "mixed-cluster"])
+def test_graph_equals_pairwise_oracle_on_examples(example):
+    analysis = Analysis(load_manifests([str(EXAMPLES / example)]))
+    assert [str(c) for c in connections(analysis)] == pairwise(analysis)
+    some = sorted(analysis.classes_by_ns)[:2]
+    assert [str(c) for c in connections(analysis, set(some))] == pairwise(analysis, set(some))
+
+
+def test_streamed_formats_equal_whole_documents(tmp_path):
+    import csv
+    import io
+    import json
+
+    from audit.render.connectivity import render
+
+    analysis = Analysis(load_manifests([str(EXAMPLES / "mixed-cluster")]))
+    conns = list(connections(analysis))
+    assert len(conns) > 10
+    as_json = "".join(render(iter(conns), "json", analysis))
+    assert as_json == json.dumps([{"src": c.src, "dst": c.dst, "conn": str(c.conns)} for c in conns], indent=2) + "\n"
+    assert "".join(render(iter([]), "json", analysis)) == "[]\n"
+    rows = list(csv.reader(io.StringIO("".join(render(iter(conns), "csv", analysis)))))
+    assert rows[0] == ["src", "dst", "conn"] and rows[1:] == [[c.src, c.dst, str(c.conns)] for c in conns]
+    assert "".join(render(iter(conns), "txt", analysis)).splitlines() == [str(c) for c in conns]
+
+
+def test_a_failing_stream_leaves_the_old_file(tmp_path):
+    from audit.atomic import write_atomic_chunks
+
+    target = tmp_path / "conns.txt"
+    target.write_text("old\n")
+
+    def chunks():
+        yield "new line\n"
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        write_atomic_chunks(target, chunks())
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["conns.txt"]
