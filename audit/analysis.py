@@ -258,8 +258,10 @@ class Analysis:
         self._ns_names = ns_names
         self._class_index = SelectorIndex([c.label_map for c in self.classes])
         self._peer_memo: dict[tuple[str | None, Peer], frozenset[int]] = {}
+        self._peer_fast: dict[tuple[str, int], frozenset[int]] = {}
         self._ns_names_memo: dict[Selector, list[str]] = {}
         self._egress_memo: dict[tuple, SideVerdict] = {}
+        self.memo: dict[tuple, object] = {}  # for derived views (connectivity), keyed by object ids that live as long as this
         self._ip_index: dict[int, list[tuple[int, int]]] | None = None
 
         self.selected: dict[str, frozenset[int]] = {}
@@ -331,9 +333,14 @@ class Analysis:
 
     def peer_classes(self, policy_namespace: str, peer: Peer) -> frozenset[int]:
         """Pod classes a peer matches (hostNetwork pods never match a pod peer)."""
+        fast = (policy_namespace, id(peer))  # peers live as long as the analysis; hashing one is slow
+        hit = self._peer_fast.get(fast)
+        if hit is not None:
+            return hit
         key = (None if peer.namespaces is not None or peer.ip_block is not None else policy_namespace, peer)
         hit = self._peer_memo.get(key)
         if hit is not None:
+            self._peer_fast[fast] = hit
             return hit
         if peer.ip_block is not None:
             found = self._classes_in_block(peer.ip_block)
@@ -347,7 +354,7 @@ class Analysis:
                 allowed_ns = {self._ns_names[i] for i in ns_ids}
                 found = frozenset(cid for cid in self._class_index.select(peer.pods) if self.classes[cid].namespace in allowed_ns)
         found = frozenset(cid for cid in found if not self.classes[cid].host_network)
-        self._peer_memo[key] = found
+        self._peer_memo[key] = self._peer_fast[fast] = found
         return found
 
     def _classes_in_block(self, block: IPBlock) -> frozenset[int]:

@@ -342,12 +342,13 @@ class ConnFormat(str, enum.Enum):
     csv = "csv"
     dot = "dot"
     matrix = "matrix"
+    blast = "blast"
 
 
 @app.command()
 def connectivity(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
-    format: ConnFormat = typer.Option(ConnFormat.txt, "--format", "-f", help="txt, json, csv, dot (Graphviz) or matrix (namespace x namespace)."),
+    format: ConnFormat = typer.Option(ConnFormat.txt, "--format", "-f", help="txt, json, csv, dot (Graphviz), matrix (namespace x namespace) or blast (blast radius per namespace)."),
     output: Optional[Path] = OUTPUT,
     namespace: Optional[list[str]] = typer.Option(None, "--namespace", "-n", help="Only connections from or to these namespaces (repeatable)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from audit.analysis import Analysis, Endpoint, PodClass
 from audit.policy import Direction
@@ -22,8 +22,9 @@ REPORT_CLASSES = 300
 """Reports list connectivity up to this many pod classes; beyond, the command does it per namespace."""
 
 
-@dataclass(frozen=True)
-class Connection:
+class Connection(NamedTuple):
+    """One allowed connection (a tuple: millions of them stream through `connectivity`)."""
+
     src: str
     dst: str
     conns: PortSet
@@ -89,11 +90,29 @@ def _admin_layer(analysis: Analysis, policies, direction: Direction, other: Endp
     return allowed, passed, scope
 
 
+def _rule_ports(analysis: Analysis, rule, dst_ports) -> PortSet:
+    """``rule_ports``, memoized on the analysis (a rule's ports resolve alike for equal container ports)."""
+    key = (id(rule), dst_ports)
+    hit = analysis.memo.get(key)
+    if hit is None:
+        hit = analysis.memo[key] = rule_ports(rule, dst_ports)
+    return hit
+
+
 def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: Endpoint, dst_ports) -> PortSet:
     """The ports one side allows: ANP rules first, then NetworkPolicy, else the BANP (see audit.admin)."""
     policies = analysis.isolating(subject.id, direction)
     anps, banps = analysis.admin_for(subject.id)
     cilium = analysis.cilium_for(subject.id)
+    if not (anps or banps or cilium or analysis.calico_policies and analysis.calico_for(subject.id)):
+        if not policies:
+            return ALL
+        allowed = NONE  # NetworkPolicy alone: the union of the rules that name the other side
+        for policy in policies:
+            for rule in policy.rules(direction):
+                if analysis.peer_admits(policy, rule, other):
+                    allowed = allowed | _rule_ports(analysis, rule, dst_ports)
+        return allowed
     allowed, passed, undecided = _admin_layer(analysis, anps, direction, other, dst_ports, ALL, NONE)
     scope = undecided | passed
     denied = NONE  # Cilium deny rules win over every NetworkPolicy and Cilium allow
@@ -123,7 +142,7 @@ def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: En
                 ports = NONE
                 for rule in item.rules(direction):  # type: ignore[attr-defined]
                     if analysis.peer_admits(item, rule, other):  # type: ignore[arg-type]
-                        ports = ports | rule_ports(rule, dst_ports)
+                        ports = ports | _rule_ports(analysis, rule, dst_ports)
                 allowed = allowed | (ports & scope)
                 scope = scope - ports
         return allowed | (cilium_allowed & scope)
@@ -132,10 +151,35 @@ def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: En
         for policy in policies:
             for rule in policy.rules(direction):
                 if analysis.peer_admits(policy, rule, other):
-                    np_allowed = np_allowed | rule_ports(rule, dst_ports)
+                    np_allowed = np_allowed | _rule_ports(analysis, rule, dst_ports)
         return allowed | (np_allowed & scope)
     allowed, _, undecided = _admin_layer(analysis, banps, direction, other, dst_ports, scope, allowed)
     return allowed | undecided
+
+
+class Candidates:
+    """The union of the class sets that a side's rule peers select, kept as the sets themselves.
+
+    Peers are memoized by the analysis and shared by many policies (every namespace's "from
+    env=prod" peer is one set); a copied union per policy set would cost memory per namespace.
+    """
+
+    __slots__ = ("sets", "members")
+
+    def __init__(self, sets: tuple[frozenset[int], ...], members: frozenset[int]):
+        self.sets = sets
+        self.members = members
+
+    def __contains__(self, cid: int) -> bool:
+        return cid in self.members and any(cid in s for s in self.sets)
+
+    def __iter__(self) -> Iterator[int]:
+        seen: set[int] = set()
+        for group in self.sets:
+            for cid in group:
+                if cid in self.members and cid not in seen:
+                    seen.add(cid)
+                    yield cid
 
 
 class ClassGraph:
@@ -157,11 +201,11 @@ class ClassGraph:
         self.open_ingress = frozenset(cid for cid in simple if not analysis.isolating(cid, "Ingress"))
         self._simple = frozenset(simple)
         self._egress_index: tuple[frozenset[int], dict[int, set[int]]] | None = None
-        self._candidates: dict[tuple, frozenset[int] | None] = {}
+        self._candidates: dict[tuple, Candidates | None] = {}
         self._egress_memo: dict[tuple, PortSet] = {}
         self._ingress_memo: dict[tuple, PortSet] = {}
 
-    def candidates(self, cid: int, direction: Direction) -> frozenset[int] | None:
+    def candidates(self, cid: int, direction: Direction) -> Candidates | None:
         """Classes the rules of ``cid`` can name in ``direction``; None: possibly any."""
         if cid not in self._simple:
             return None
@@ -171,17 +215,19 @@ class ClassGraph:
         key = (direction, tuple(map(id, policies)))  # the peers depend on the policies, not on the class
         if key in self._candidates:
             return self._candidates[key]
-        found: set[int] | None = set()
+        found: dict[int, frozenset[int]] | None = {}
         for policy in policies:
             for rule in policy.rules(direction):
                 if rule.all_peers:
                     found = None
                     break
                 for peer in rule.peers:
-                    found.update(self.analysis.peer_classes(policy.namespace, peer))
+                    classes = self.analysis.peer_classes(policy.namespace, peer)
+                    if classes:
+                        found[id(classes)] = classes
             if found is None:
                 break
-        hit = self._candidates[key] = None if found is None else frozenset(found & self._members)
+        hit = self._candidates[key] = None if found is None else Candidates(tuple(found.values()), self._members)
         return hit
 
     def _restricted_sources(self) -> tuple[frozenset[int], dict[int, set[int]]]:
@@ -213,34 +259,44 @@ class ClassGraph:
             chosen = anywhere | pool_to
             if not implicit or dst not in self.open_ingress:
                 chosen = chosen | self.open_egress
-        elif len(admitted) > len(self.open_egress) + len(anywhere) + len(pool_to):
-            chosen = {s for pool in (self.open_egress, anywhere, pool_to) for s in pool if s in admitted}
         else:
-            chosen = {s for s in admitted if s in self.open_egress or s in anywhere or s in pool_to}
+            chosen = set()
+            for group in admitted.sets:  # set intersections run in C, from the smaller side
+                for pool in (self.open_egress, anywhere, pool_to):
+                    if pool:
+                        chosen |= group & pool
         out = []
+        ingress_key = self._ingress_key(dst)
         for src in sorted(chosen):
-            conns = self.reaches(src, dst)
+            conns = self.reaches(src, dst, ingress_key)
             if conns:
                 out.append((src, conns))
         return out
 
-    def reaches(self, src: int, dst: int) -> PortSet:
+    def reaches(self, src: int, dst: int, ingress_key: tuple | None = None) -> PortSet:
         """The connections class ``src`` can open to class ``dst``: both sides, every layer."""
         if src in self.open_egress:
-            return ALL if dst in self.open_ingress else self.ingress(dst, src)
+            return ALL if dst in self.open_ingress else self.ingress(dst, src, ingress_key)
         egress = self.egress(src, dst)
-        return egress if not egress or dst in self.open_ingress else egress & self.ingress(dst, src)
+        return egress if not egress or dst in self.open_ingress else egress & self.ingress(dst, src, ingress_key)
 
-    def ingress(self, dst: int, src: int) -> PortSet:
+    def _ingress_key(self, dst: int) -> tuple | None:
+        """What ``dst``'s ingress verdicts depend on besides the source (None: the class itself)."""
+        if dst not in self._simple:
+            return None
+        return (tuple(map(id, self.analysis.isolating(dst, "Ingress"))), self.analysis.classes[dst].ports)
+
+    def ingress(self, dst: int, src: int, key: tuple | None = None) -> PortSet:
         """What ``dst``'s ingress side allows from class ``src`` (shared by classes with the same policies and ports)."""
         analysis = self.analysis
         cls = analysis.classes[dst]
-        if dst not in self._simple:
+        key = key or self._ingress_key(dst)
+        if key is None:
             return _side(analysis, cls, "Ingress", src, cls.ports)
-        key = (tuple(map(id, analysis.isolating(dst, "Ingress"))), cls.ports, src)
-        hit = self._ingress_memo.get(key)
+        full = (key, src)
+        hit = self._ingress_memo.get(full)
         if hit is None:
-            hit = self._ingress_memo[key] = _side(analysis, cls, "Ingress", src, cls.ports)
+            hit = self._ingress_memo[full] = _side(analysis, cls, "Ingress", src, cls.ports)
         return hit
 
     def egress(self, src: int, dst: Endpoint) -> PortSet:
@@ -319,6 +375,10 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
             hit = refs[cid] = [w.ref for w in classes[cid].workloads]
         return hit
 
+    # Open sources reach every open destination with all connections: one shared block of lines.
+    block = dict.fromkeys(sorted(ref for dst in open_dsts for ref in refs_of(dst)), ALL)
+    focus_block = block if namespaces is None else dict.fromkeys(
+        sorted(ref for dst in open_dsts if focus(dst) for ref in refs_of(dst)), ALL)
     for src in sorted(set(by_ref) | set(from_outside)):
         if src in from_outside:
             lines = from_outside[src]
@@ -326,10 +386,13 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
             lines = {}
             for cid in by_ref[src]:
                 mine = focus(cid)
-                pairs = list(explicit.get(cid, ()))
                 if cid in graph.open_egress:
-                    pairs += [(dst, ALL) for dst in open_dsts if mine or focus(dst)]
-                for dst, conns in pairs:
+                    if lines:
+                        for ref in block if mine else focus_block:
+                            lines[ref] = ALL
+                    else:
+                        lines = dict(block if mine else focus_block)
+                for dst, conns in explicit.get(cid, ()):
                     for ref in refs_of(dst):
                         seen = lines.get(ref)
                         lines[ref] = conns if seen is None else seen | conns
@@ -360,26 +423,38 @@ def report_connectivity(analysis: Analysis) -> ConnectivityInfo:
     count = sum(1 for c in analysis.real_classes() if c.governed)
     if count > REPORT_CLASSES:
         return ConnectivityInfo(False, f"{count} pod classes: too many to list in a report; run "
-                                       "`netpol-audit connectivity -n NAMESPACE` (or -f matrix)", ())
+                                       "`netpol-audit connectivity` (-f blast for the blast radius, -f matrix, -n NAMESPACE)", ())
     conns = list(connections(analysis))
     rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in conns)
     return ConnectivityInfo(True, f"{len(rows)} allowed connections between {count} pod classes and outside address ranges",
                             rows, blast_radius(conns))
 
 
-def blast_radius(conns: list[Connection]) -> tuple[BlastRadiusRow, ...]:
-    """Per source namespace: the workloads and namespaces its pods can open connections to."""
-    reach: dict[str, tuple[set[str], set[str], list[bool]]] = {}
+def blast_radius(conns: Iterable[Connection]) -> tuple[BlastRadiusRow, ...]:
+    """Per source namespace: the workloads and namespaces its pods can open connections to.
+
+    Reads the sorted stream of ``connections`` once, holding one source namespace at a time.
+    """
+    rows: list[BlastRadiusRow] = []
+    current: str | None = None
+    workloads: set[str] = set()
+    namespaces: set[str] = set()
+    outside = False
     for c in conns:
         if "[" not in c.src:
             continue  # outside sources have no namespace
         ns = c.src.split("/", 1)[0]
-        workloads, namespaces, outside = reach.setdefault(ns, (set(), set(), [False]))
+        if ns != current:
+            if current is not None:
+                rows.append(BlastRadiusRow(current, len(workloads), len(namespaces), outside))
+            current, workloads, namespaces, outside = ns, set(), set(), False
         if "[" in c.dst:
             workloads.add(c.dst)
-            if c.dst.split("/", 1)[0] != ns:
-                namespaces.add(c.dst.split("/", 1)[0])
+            target = c.dst.split("/", 1)[0]
+            if target != ns:
+                namespaces.add(target)
         else:
-            outside[0] = True
-    return tuple(BlastRadiusRow(ns, len(w), len(n), o[0]) for ns, (w, n, o) in
-                 sorted(reach.items(), key=lambda kv: (-len(kv[1][0]), kv[0])))
+            outside = True
+    if current is not None:
+        rows.append(BlastRadiusRow(current, len(workloads), len(namespaces), outside))
+    return tuple(sorted(rows, key=lambda r: (-r.workloads, r.namespace)))

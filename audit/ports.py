@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable
 
 from audit.inventory import ContainerPort
@@ -102,6 +103,10 @@ class PortSet:
         return self.ranges == _FULL
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
         """As connectivity analyzers print it: `All Connections`, or `TCP 80,443,UDP 53`."""
         if self.is_everything:
             return "All Connections"

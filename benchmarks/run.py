@@ -10,7 +10,9 @@ then runs each measurement in a fresh process so peak RSS belongs to that measur
 - scan: load (manifest JSON -> inventory), analysis, checks, a reachability sample (two
   allowed() verdicts per pod class), report model, JSON, HTML, PDF;
 - live: the same objects served by the API-server double in its own process: fetching the raw
-  pages only, then `collect` (the real kubernetes client, paging, parsing, reduction).
+  pages only, then `collect` (the real kubernetes client, paging, parsing, reduction);
+- connectivity: every allowed connection of the whole cluster, streamed to a file as
+  `netpol-audit connectivity -o FILE` writes it.
 
 It prints one table per size, the ratios the targets are stated in, and the fitted exponent
 of full-scan time against pod count (1.0 is linear).
@@ -172,7 +174,33 @@ def measure_live(directory: Path, page_size: int = 500) -> dict[str, Any]:
         server.join(timeout=30)
 
 
-MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_live}
+def measure_connectivity(directory: Path) -> dict[str, Any]:
+    """`netpol-audit connectivity` on the whole cluster: every line, streamed to a file."""
+    from audit.analysis import Analysis
+    from audit.atomic import write_atomic_chunks
+    from audit.connectivity import connections
+    from audit.render.connectivity import render
+    from audit.sources.manifests import load_manifests
+
+    analysis = Analysis(load_manifests([str(p) for p in files_of(directory)]))
+    lines = 0
+
+    def counted(conns):
+        nonlocal lines
+        for c in conns:
+            lines += 1
+            yield c
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "connectivity.txt"
+        start = time.perf_counter()
+        write_atomic_chunks(out, render(counted(connections(analysis)), "txt", analysis))
+        seconds = time.perf_counter() - start
+        size = out.stat().st_size
+    return {"stages": [["connectivity (all lines)", seconds, rss_mb()]], "lines": lines, "mb": size / 2**20}
+
+
+MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_live, "connectivity": measure_connectivity}
 
 
 def child(kind: str, directory: Path) -> dict[str, Any]:
@@ -186,6 +214,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="S,M,L")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "netpol-audit-bench")
     parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument("--skip-connectivity", action="store_true", help="leave out the whole-cluster connectivity listing")
     parser.add_argument("--child", choices=sorted(MEASUREMENTS))
     parser.add_argument("--dir", type=Path)
     args = parser.parse_args()
@@ -203,10 +232,11 @@ def main() -> None:
         floor = child("floor", directory)
         scan = child("scan", directory)
         live = None if args.skip_live else child("live", directory)
+        conn = None if args.skip_connectivity else child("connectivity", directory)
         print(f"\n== {size}: {scan['pods']} pods, {floor['objects']} objects, {scan['classes']} pod classes, "
               f"{scan['findings']} findings; JSON {scan['json_mb']:.1f} MB, HTML {scan['html_mb']:.1f} MB, PDF {scan['pdf_mb']:.1f} MB")
         print(f"{'stage':<26}{'seconds':>10}{'peak RSS MB':>14}")
-        for name, seconds, rss in floor["stages"] + scan["stages"] + (live["stages"] if live else []):
+        for name, seconds, rss in floor["stages"] + scan["stages"] + (live["stages"] if live else []) + (conn["stages"] if conn else []):
             print(f"{name:<26}{seconds:>10.2f}{rss:>14.0f}")
         full = sum(s for n, s, _ in scan["stages"] if n in FULL_SCAN)
         floor_s = floor["stages"][0][1]
@@ -215,6 +245,8 @@ def main() -> None:
         if live:
             raw, listing = live["stages"][0][1], live["stages"][1][1]
             print(f"ratio collect / raw fetch:      {listing / raw:.2f}x ({live['pages']} pages)")
+        if conn:
+            print(f"connectivity: {conn['lines']} lines, {conn['mb']:.0f} MB (after load and analysis; RSS includes them)")
         points.append((scan["pods"], full))
     if len(points) >= 2:
         xs = [math.log(p) for p, _ in points]

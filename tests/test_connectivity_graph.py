@@ -110,3 +110,29 @@ def test_a_failing_stream_leaves_the_old_file(tmp_path):
     with pytest.raises(RuntimeError):
         write_atomic_chunks(target, chunks())
     assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["conns.txt"]
+
+
+def test_blast_radius_from_the_stream_and_its_format():
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+    from audit.connectivity import blast_radius
+
+    # Namespaces "a" and "a-b": their sources must still form separate groups.
+    text = "".join(f"""
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: p{i}, namespace: {ns}, labels: {{app: p{i}}}}}
+spec: {{containers: [{{name: c, image: i}}]}}""" for i, ns in enumerate(["a", "a-b", "a", "b"]))
+    rows = blast_radius(connections(analyse(text)))
+    assert [(r.namespace, r.workloads, r.namespaces, r.outside) for r in rows] == [
+        ("a", 4, 2, True), ("a-b", 3, 2, True), ("b", 3, 2, True)]
+    mixed = str(EXAMPLES / "mixed-cluster")
+    out = CliRunner().invoke(app, ["connectivity", mixed, "-f", "blast"])
+    assert out.exit_code == 0 and out.output.startswith("Blast radius")
+    analysis = Analysis(load_manifests([mixed]))
+    expected = blast_radius(connections(analysis))
+    assert len(expected) > 3
+    for row in expected:
+        assert any(line.split()[:3] == [row.namespace, str(row.workloads), str(row.namespaces)] for line in out.output.splitlines())

@@ -294,7 +294,7 @@ def test_connectivity_is_pointed_to_not_listed_for_large_clusters(monkeypatch):
 
     monkeypatch.setattr(connectivity, "REPORT_CLASSES", 2)
     report = audit((EXAMPLES / "lab-before" / "app.yaml").read_text())
-    assert not report.connectivity.computed and "netpol-audit connectivity -n" in report.connectivity.note
+    assert not report.connectivity.computed and "`netpol-audit connectivity` (-f blast" in report.connectivity.note
     assert "too many to list" in render_html(report)
 
 

@@ -186,17 +186,15 @@ def reachable_from_everywhere(ctx: Context) -> Iterable[Hit]:
     open_ns = {analysis.classes[cid].namespace for cid in graph.open_egress}
     order = sorted(by_ns, key=lambda n: (n in open_ns, n))
     dns = set(analysis.dns_classes)
-    admitted_ns: dict[int, frozenset[str]] = {}
+    admitted_ns: dict[int, frozenset[str]] = {}  # per peer class set (by identity: they are memoized)
     for ns in ctx.audited_namespaces():
         for cls in ctx.governed_classes(ns.name):
             if cls.id in dns or not analysis.is_isolated(cls.id, "Ingress") or ns.name not in by_ns:
                 continue
             admitted = graph.candidates(cls.id, "Ingress")
             if admitted is not None:
-                names = admitted_ns.get(id(admitted))
-                if names is None:
-                    names = admitted_ns[id(admitted)] = frozenset(analysis.classes[c].namespace for c in admitted)
-                if len(names - {ns.name}) < len(by_ns) - 1:
+                spans = [_namespaces_of(analysis, group, admitted_ns) for group in admitted.sets]
+                if sum(map(len, spans)) < len(by_ns) - 1 or len(frozenset().union(*spans) - {ns.name}) < len(by_ns) - 1:
                     continue
             ports = NONE
             for other in order:
@@ -210,3 +208,10 @@ def reachable_from_everywhere(ctx: Context) -> Iterable[Hit]:
                 yield Hit(ns.name, "Workload", cls.workloads[0].name,
                           f"{cls.describe()} is isolated for ingress yet reachable from all {len(by_ns) - 1} other namespaces ({ports})",
                           objects=tuple(w.ref for w in cls.workloads), source=cls.workloads[0].source, key=cls.describe())
+
+
+def _namespaces_of(analysis, group: frozenset[int], memo: dict[int, frozenset[str]]) -> frozenset[str]:
+    hit = memo.get(id(group))
+    if hit is None:
+        hit = memo[id(group)] = frozenset(analysis.classes[c].namespace for c in group)
+    return hit

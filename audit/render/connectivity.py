@@ -11,9 +11,9 @@ from typing import Iterable, Iterator
 from tabulate import tabulate
 
 from audit.analysis import Analysis
-from audit.connectivity import Connection, namespace_matrix
+from audit.connectivity import Connection, blast_radius, namespace_matrix
 
-FORMATS = ("txt", "json", "csv", "dot", "matrix")
+FORMATS = ("txt", "json", "csv", "dot", "matrix", "blast")
 BATCH = 2000
 """Lines joined per written chunk: few writes, little memory."""
 
@@ -42,6 +42,10 @@ def render(conns: Iterable[Connection], fmt: str, analysis: Analysis) -> Iterato
         rows = [[src] + [counts.get((src, dst), "") for dst in names] for src in names]
         yield "Connected source/destination pairs (rows: source namespace, columns: destination)\n"
         yield tabulate(rows, headers=["from \\ to"] + names, tablefmt="simple") + "\n"
+    elif fmt == "blast":
+        rows = [[b.namespace, b.workloads, b.namespaces, "yes" if b.outside else "no"] for b in blast_radius(conns)]
+        yield "Blast radius: what a compromised pod of each namespace can reach\n"
+        yield tabulate(rows, headers=["namespace", "workloads", "other namespaces", "outside addresses"], tablefmt="simple") + "\n"
     else:
         raise ValueError(f"unknown connectivity format {fmt!r}")
 
