@@ -1,7 +1,7 @@
 """Every allowed connection between workloads, and between workloads and outside address ranges.
 
 Lines read `src => dst : connections`, workloads as `ns/name[Kind]`, outside addresses as
-`first-last` ranges cut at every ipBlock boundary the policies use, connections as
+`first-last` ranges cut at every boundary of every address block a policy names, connections as
 `All Connections` or `TCP 80,443,UDP 53`. Pairs of pod classes are found from the rules (see `ClassGraph`), not by
 comparing every class with every other, so the work follows the number of allowed connections.
 """
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable, Iterator, NamedTuple
 
 from audit.analysis import Analysis, Endpoint, PodClass
-from audit.policy import Direction
+from audit.policy import DIRECTIONS, Direction, IPNetwork
 from audit.calico import CalicoPolicy
 from audit.ports import ALL, NONE, PortSet, rule_ports
 from audit.report import BlastRadiusRow, ConnectionRow, ConnectivityInfo
@@ -41,27 +42,53 @@ class Segment:
     first: int
     last: int
 
-    @property
+    @cached_property
     def probe(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         return ipaddress.ip_address(self.first) if self.version == 4 else ipaddress.IPv6Address(self.first)
 
-    def text(self, last: int | None = None) -> str:
+    def text(self) -> str:
         make = ipaddress.IPv4Address if self.version == 4 else ipaddress.IPv6Address
-        return f"{make(self.first)}-{make(self.last if last is None else last)}"
+        return f"{make(self.first)}-{make(self.last)}"
 
 
-def segments(analysis: Analysis) -> list[Segment]:
-    """IPv4 space (and IPv6 when a policy uses it) cut at every ipBlock and except boundary."""
-    cuts: dict[int, set[int]] = {4: {0}, 6: set()}
+def _networks(analysis: Analysis) -> Iterator[IPNetwork]:
+    """Every address block a policy of any kind names (ipBlock cidr and except, ANP networks, CIDRs, nets)."""
     for policy in analysis.policies:
         for direction in policy.types:
             for rule in policy.rules(direction):
                 for peer in rule.peers:
-                    if peer.ip_block is None:
-                        continue
-                    for net in (peer.ip_block.cidr, *peer.ip_block.excepts):
-                        bound = cuts.setdefault(net.version, set())
-                        bound.update((int(net.network_address), int(net.broadcast_address) + 1))
+                    if peer.ip_block is not None:
+                        yield peer.ip_block.cidr
+                        yield from peer.ip_block.excepts
+    for admin in analysis.anps + analysis.banps:
+        for direction in DIRECTIONS:
+            for arule in admin.rules(direction):
+                for apeer in arule.peers:
+                    yield from apeer.networks
+    for cilium in analysis.cilium_policies:
+        for direction in DIRECTIONS:
+            for crule in cilium.rules(direction):
+                for cpeer in crule.peers:
+                    for block in cpeer.blocks:
+                        yield block.cidr
+                        yield from block.excepts
+    for calico in analysis.calico_policies:
+        for direction in DIRECTIONS:
+            for krule in calico.rules(direction):
+                for entity in (krule.source, krule.destination):
+                    yield from entity.nets
+                    yield from entity.not_nets
+
+
+def segments(analysis: Analysis) -> list[Segment]:
+    """IPv4 space (and IPv6 when a policy uses it) cut at every boundary of every block a policy names.
+
+    Each segment is one line of output, as np-guard's netpol-analyzer prints its disjoint IP
+    blocks: adjacent segments are not merged even when they get the same connections.
+    """
+    cuts: dict[int, set[int]] = {4: {0}, 6: set()}
+    for net in _networks(analysis):
+        cuts.setdefault(net.version, set()).update((int(net.network_address), int(net.broadcast_address) + 1))
     out = []
     for version, top in ((4, 2**32), (6, 2**128)):
         if not cuts[version]:
@@ -313,7 +340,7 @@ class ClassGraph:
         return hit
 
     def outside(self, cid: int, direction: Direction, segs: list[Segment], memo: dict) -> list[tuple[str, PortSet]]:
-        """Outside ranges ``cid`` connects to (Egress) or from (Ingress), adjacent equal segments merged."""
+        """Outside ranges ``cid`` connects to (Egress) or from (Ingress), one per segment."""
         analysis = self.analysis
         cls = analysis.classes[cid]
         if cid in (self.open_egress if direction == "Egress" else self.open_ingress):
@@ -325,14 +352,9 @@ class ClassGraph:
         key = (direction, key)
         hit = memo.get(key)
         if hit is None:
-            runs: list[tuple[Segment, int, PortSet]] = []
-            for seg in segs:
-                conns = _side(analysis, cls, direction, seg.probe, cls.ports if direction == "Ingress" else None)
-                if runs and runs[-1][2] == conns and runs[-1][0].version == seg.version and runs[-1][1] + 1 == seg.first:
-                    runs[-1] = (runs[-1][0], seg.last, conns)
-                else:
-                    runs.append((seg, seg.last, conns))
-            hit = memo[key] = [(seg.text(last), conns) for seg, last, conns in runs if conns]
+            ports = cls.ports if direction == "Ingress" else None
+            hit = memo[key] = [(seg.text(), conns) for seg in segs
+                               if (conns := _side(analysis, cls, direction, seg.probe, ports))]
         return hit
 
 

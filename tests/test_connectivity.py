@@ -142,3 +142,51 @@ def test_diff_between_manifest_sets_and_saved_connectivity(tmp_path):
     assert opened.exit_code == 1
     assert "+ 0.0.0.0-255.255.255.255 => database/db[Pod] : All Connections" in opened.output
     assert runner.invoke(app, ["diff", str(saved), after]).output.strip().endswith("0 opened or widened, 0 closed or narrowed")
+
+
+def test_outside_ranges_follow_np_guard_conventions():
+    """np-guard's netpol-analyzer cuts the address space at every block any policy names (ANP
+    networks included), prints each piece on its own line even when neighbours get the same
+    connections, and sorts lines as text."""
+    text = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: ns1}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: ns1}
+spec:
+  selector: {matchLabels: {app: x}}
+  template:
+    metadata: {labels: {app: x}}
+    spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: egress-control}
+spec:
+  priority: 10
+  subject: {namespaces: {}}
+  egress:
+    - {name: deny-resolver, action: Deny, to: [{networks: [9.9.9.9/32]}], ports: [{portNumber: {protocol: UDP, port: 53}}]}
+    - {name: partner, action: Allow, to: [{networks: [203.0.113.0/24]}]}
+    - {name: rest, action: Pass, to: [{networks: [0.0.0.0/0]}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec:
+  subject: {namespaces: {}}
+  egress:
+    - {name: no-internet, action: Deny, to: [{networks: [0.0.0.0/0]}]}
+"""
+    got = [str(c) for c in connections(analyse(text))]
+    assert got == [
+        "0.0.0.0-9.9.9.8 => ns1/app[Deployment] : All Connections",
+        "203.0.113.0-203.0.113.255 => ns1/app[Deployment] : All Connections",
+        "203.0.114.0-255.255.255.255 => ns1/app[Deployment] : All Connections",
+        "9.9.9.10-203.0.112.255 => ns1/app[Deployment] : All Connections",
+        "9.9.9.9-9.9.9.9 => ns1/app[Deployment] : All Connections",
+        "ns1/app[Deployment] => 203.0.113.0-203.0.113.255 : All Connections",
+    ]

@@ -37,19 +37,13 @@ def pairwise(analysis: Analysis, namespaces: set[str] | None = None) -> list[str
         if namespaces is not None and cls.namespace not in namespaces:
             continue
         for direction in ("Egress", "Ingress"):
-            runs: list[list] = []
             for seg in segments(analysis):
                 conns = _side(analysis, cls, direction, seg.probe, cls.ports if direction == "Ingress" else None)
-                if runs and runs[-1][2] == conns and runs[-1][0].version == seg.version and runs[-1][1] + 1 == seg.first:
-                    runs[-1][1] = seg.last
-                else:
-                    runs.append([seg, seg.last, conns])
-            for seg, last, conns in runs:
                 for w in cls.workloads:
                     if direction == "Egress":
-                        add(w.ref, seg.text(last), conns)
+                        add(w.ref, seg.text(), conns)
                     else:
-                        add(seg.text(last), w.ref, conns)
+                        add(seg.text(), w.ref, conns)
     return [f"{s} => {d} : {c}" for (s, d), c in sorted(pairs.items())]
 
 
