@@ -365,7 +365,8 @@ def connectivity(
 
     try:
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
-        chunks = render(connections(analysis, set(namespace) if namespace else None), format.value, analysis)
+        focus = set(namespace) if namespace else None
+        chunks = render(connections(analysis, focus), format.value, analysis, focus)
         if output:
             write_atomic_chunks(output, chunks)
         else:

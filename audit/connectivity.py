@@ -20,7 +20,9 @@ from audit.ports import ALL, NONE, PortSet, rule_ports
 from audit.report import BlastRadiusRow, ConnectionRow, ConnectivityInfo
 
 REPORT_CLASSES = 300
-"""Reports list connectivity up to this many pod classes; beyond, the command does it per namespace."""
+"""Reports list every connection up to this many pod classes."""
+BLAST_CLASSES = 20_000
+"""Reports carry the blast radius up to this many pod classes (it costs one pass over the class pairs)."""
 
 
 class Connection(NamedTuple):
@@ -441,42 +443,62 @@ def namespace_matrix(conns: Iterable[Connection], analysis: Analysis) -> tuple[l
 
 
 def report_connectivity(analysis: Analysis) -> ConnectivityInfo:
-    """The connectivity section of a report: listed for small clusters, pointed to for large ones."""
+    """The connectivity section of a report: connections listed for small clusters, the blast
+    radius up to ``BLAST_CLASSES`` pod classes, a pointer to the command beyond."""
     count = sum(1 for c in analysis.real_classes() if c.governed)
+    if count > BLAST_CLASSES:
+        return ConnectivityInfo(False, f"{count} pod classes: too many for a report; run `netpol-audit connectivity` "
+                                       "(-f blast for the blast radius, -f matrix, -n NAMESPACE)", ())
+    radius = blast_radius(analysis)
     if count > REPORT_CLASSES:
-        return ConnectivityInfo(False, f"{count} pod classes: too many to list in a report; run "
-                                       "`netpol-audit connectivity` (-f blast for the blast radius, -f matrix, -n NAMESPACE)", ())
-    conns = list(connections(analysis))
-    rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in conns)
+        return ConnectivityInfo(True, f"{count} pod classes: too many to list every connection in a report (run "
+                                      "`netpol-audit connectivity`); the blast radius is below", (), radius)
+    rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in connections(analysis))
     return ConnectivityInfo(True, f"{len(rows)} allowed connections between {count} pod classes and outside address ranges",
-                            rows, blast_radius(conns))
+                            rows, radius)
 
 
-def blast_radius(conns: Iterable[Connection]) -> tuple[BlastRadiusRow, ...]:
-    """Per source namespace: the workloads and namespaces its pods can open connections to.
+def blast_radius(analysis: Analysis, namespaces: set[str] | None = None) -> tuple[BlastRadiusRow, ...]:
+    """Per source namespace: how many workloads and other namespaces its pods can open
+    connections to, and whether they reach outside addresses; worst first.
 
-    Reads the sorted stream of ``connections`` once, holding one source namespace at a time.
+    Counted from class pairs (``ClassGraph``), never from the listing: what the lines of
+    ``connections`` would show, without writing them. A workload reaching only itself does
+    not count, as it has no line.
     """
-    rows: list[BlastRadiusRow] = []
-    current: str | None = None
-    workloads: set[str] = set()
-    namespaces: set[str] = set()
-    outside = False
-    for c in conns:
-        if "[" not in c.src:
-            continue  # outside sources have no namespace
-        ns = c.src.split("/", 1)[0]
-        if ns != current:
-            if current is not None:
-                rows.append(BlastRadiusRow(current, len(workloads), len(namespaces), outside))
-            current, workloads, namespaces, outside = ns, set(), set(), False
-        if "[" in c.dst:
-            workloads.add(c.dst)
-            target = c.dst.split("/", 1)[0]
-            if target != ns:
-                namespaces.add(target)
-        else:
-            outside = True
-    if current is not None:
-        rows.append(BlastRadiusRow(current, len(workloads), len(namespaces), outside))
+    graph = ClassGraph(analysis)
+    classes = analysis.classes
+    refs = {cid: frozenset(w.ref for w in classes[cid].workloads) for cid in graph.ids}
+    open_refs = frozenset().union(*(refs[d] for d in graph.open_ingress))
+    open_namespaces = {classes[d].namespace for d in graph.open_ingress}
+    reached: dict[int, set[int]] = {}
+    for dst in graph.ids:
+        for src, _conns in graph.sources(dst, implicit=True):
+            reached.setdefault(src, set()).add(dst)
+    by_ns: dict[str, list[int]] = {}
+    for cid in graph.ids:
+        if namespaces is None or classes[cid].namespace in namespaces:
+            by_ns.setdefault(classes[cid].namespace, []).append(cid)
+    segs, memo = segments(analysis), {}
+    rows = []
+    for ns, members in by_ns.items():
+        explicit: set[str] = set()
+        open_sources: set[str] = set()
+        for src in members:
+            only = next(iter(refs[src])) if len(refs[src]) == 1 else None
+            for dst in reached.get(src, ()):
+                explicit.update(r for r in refs[dst] if r != only)
+            if src in graph.open_egress:
+                open_sources |= refs[src]
+        workloads = set(explicit)
+        count = len(explicit | open_refs) if open_sources else len(explicit)
+        if len(open_sources) == 1:
+            (alone,) = open_sources  # the only open source reaches every open destination but itself
+            if alone in open_refs and alone not in explicit:
+                count -= 1
+        others = {r.split("/", 1)[0] for r in workloads} | (open_namespaces if open_sources else set())
+        others.discard(ns)
+        outside = any(graph.outside(cid, "Egress", segs, memo) for cid in members)
+        if count or outside:
+            rows.append(BlastRadiusRow(ns, count, len(others), outside))
     return tuple(sorted(rows, key=lambda r: (-r.workloads, r.namespace)))

@@ -292,10 +292,17 @@ def test_html_connectivity_section_lists_allowed_connections():
 def test_connectivity_is_pointed_to_not_listed_for_large_clusters(monkeypatch):
     from audit import connectivity
 
+    text = (EXAMPLES / "lab-before" / "app.yaml").read_text()
     monkeypatch.setattr(connectivity, "REPORT_CLASSES", 2)
-    report = audit((EXAMPLES / "lab-before" / "app.yaml").read_text())
+    report = audit(text)  # past the listing bound: the blast radius without the connections
+    assert report.connectivity.computed and not report.connectivity.connections
+    assert [b.namespace for b in report.connectivity.blast_radius] == ["backend", "database", "frontend"]
+    rows = Page(render_html(report)).rows["connectivity"]
+    assert rows == [["backend", "2", "2", "yes"], ["database", "2", "2", "yes"], ["frontend", "2", "2", "yes"]]
+    monkeypatch.setattr(connectivity, "BLAST_CLASSES", 2)
+    report = audit(text)  # past both bounds: a pointer to the command
     assert not report.connectivity.computed and "`netpol-audit connectivity` (-f blast" in report.connectivity.note
-    assert "too many to list" in render_html(report)
+    assert "too many for a report" in render_html(report)
 
 
 def test_blast_radius_per_namespace():

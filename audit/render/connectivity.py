@@ -18,8 +18,11 @@ BATCH = 2000
 """Lines joined per written chunk: few writes, little memory."""
 
 
-def render(conns: Iterable[Connection], fmt: str, analysis: Analysis) -> Iterator[str]:
-    """The text of ``fmt``, in chunks; line-oriented formats never hold the whole listing."""
+def render(conns: Iterable[Connection], fmt: str, analysis: Analysis, namespaces: set[str] | None = None) -> Iterator[str]:
+    """The text of ``fmt``, in chunks; line-oriented formats never hold the whole listing.
+
+    ``blast`` is counted from the analysis (for the ``namespaces`` given), not from ``conns``.
+    """
     if fmt == "txt":
         yield from _batched(f"{c}\n" for c in conns)
     elif fmt == "json":
@@ -43,7 +46,7 @@ def render(conns: Iterable[Connection], fmt: str, analysis: Analysis) -> Iterato
         yield "Connected source/destination pairs (rows: source namespace, columns: destination)\n"
         yield tabulate(rows, headers=["from \\ to"] + names, tablefmt="simple") + "\n"
     elif fmt == "blast":
-        rows = [[b.namespace, b.workloads, b.namespaces, "yes" if b.outside else "no"] for b in blast_radius(conns)]
+        rows = [[b.namespace, b.workloads, b.namespaces, "yes" if b.outside else "no"] for b in blast_radius(analysis, namespaces)]
         yield "Blast radius: what a compromised pod of each namespace can reach\n"
         yield tabulate(rows, headers=["namespace", "workloads", "other namespaces", "outside addresses"], tablefmt="simple") + "\n"
     else:

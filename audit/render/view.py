@@ -108,6 +108,7 @@ def view_model(report: Report, max_rows: int) -> dict[str, Any]:
         "max_severity_count": max([s.findings[sev] for sev in SEVERITIES] + [1]),
         "checks_by_id": checks,
         "connections": cap(list(report.connectivity.connections), max_rows) if report.connectivity else None,
+        "blast": cap(list(report.connectivity.blast_radius), max_rows) if report.connectivity else None,
     }
 
 
