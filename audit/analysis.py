@@ -26,16 +26,24 @@ from audit.ports import PortSet
 from audit.selectors import FieldError, Selector, SelectorIndex
 
 
-def parse_ip(raw: str) -> IPAddress | None:
-    """An IP address, or None; through inet_pton, about 20x faster than ipaddress's parser."""
+def ip_value(raw: str) -> tuple[int, int] | None:
+    """(version, integer) of an IP address, or None; through inet_pton, no address objects."""
     try:
-        return ipaddress.IPv4Address(int.from_bytes(socket.inet_pton(socket.AF_INET, raw), "big"))
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, raw), "big")
     except OSError:
         pass
     try:
-        return ipaddress.IPv6Address(int.from_bytes(socket.inet_pton(socket.AF_INET6, raw), "big"))
+        return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, raw), "big")
     except OSError:
         return None
+
+
+def parse_ip(raw: str) -> IPAddress | None:
+    """An IP address, or None; through inet_pton, about 20x faster than ipaddress's parser."""
+    parsed = ip_value(raw)
+    if parsed is None:
+        return None
+    return ipaddress.IPv4Address(parsed[1]) if parsed[0] == 4 else ipaddress.IPv6Address(parsed[1])
 
 
 @dataclass(eq=False)
@@ -363,8 +371,11 @@ class Analysis:
             index: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
             for c in self.classes:
                 if c.governed:
-                    for ip in c.ips:
-                        index[ip.version].append((int(ip), c.id))
+                    for w in c.workloads:
+                        for raw in w.ips:
+                            parsed = ip_value(raw)
+                            if parsed is not None:
+                                index[parsed[0]].append((parsed[1], c.id))
             for entries in index.values():
                 entries.sort()
             self._ip_index = index
