@@ -212,6 +212,15 @@ class InventoryBuilder:
 
     def add(self, obj: Any, source: SourceRef, where: str) -> None:
         """Add one object (a dict as the API serves it); ``where`` prefixes error messages."""
+        if type(obj) is dict and obj.get("kind") == "Pod" and obj.get("apiVersion") == "v1":
+            # Pods are most of a cluster: the checks below, done once for the common shape.
+            meta = obj.get("metadata")
+            if type(meta) is dict:
+                name, ns = meta.get("name"), meta.get("namespace") or DEFAULT_NAMESPACE
+                if type(name) is str and name and type(ns) is str:
+                    self.counts["Pod"] += 1
+                    self._add_pod(obj, meta, ns, name, source, f"{where} Pod {name}")
+                    return
         if not isinstance(obj, dict):
             raise ObjectError(f"{where}: expected a Kubernetes object (a mapping), got {type(obj).__name__}")
         kind = obj.get("kind")
