@@ -221,6 +221,14 @@ class ClassGraph:
     under AdminNetworkPolicy, Cilium or Calico policies name every class as a candidate.
     """
 
+    @classmethod
+    def of(cls, analysis: Analysis) -> ClassGraph:
+        """The analysis's graph, built once: checks, the blast radius and listings share its memos."""
+        graph = analysis.memo.get(("class-graph",))
+        if graph is None:
+            graph = analysis.memo[("class-graph",)] = cls(analysis)
+        return graph  # type: ignore[return-value]
+
     def __init__(self, analysis: Analysis):
         self.analysis = analysis
         self.ids: list[int] = [c.id for c in analysis.real_classes() if c.governed]
@@ -366,7 +374,7 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
     With ``namespaces``, only connections from or to those namespaces. Memory holds the
     enumerated class pairs, not the workload lines, so a cluster's whole listing streams.
     """
-    graph = ClassGraph(analysis)
+    graph = ClassGraph.of(analysis)
     classes = analysis.classes
 
     def focus(cid: int) -> bool:
@@ -466,7 +474,7 @@ def blast_radius(analysis: Analysis, namespaces: set[str] | None = None) -> tupl
     ``connections`` would show, without writing them. A workload reaching only itself does
     not count, as it has no line.
     """
-    graph = ClassGraph(analysis)
+    graph = ClassGraph.of(analysis)
     classes = analysis.classes
     refs = {cid: frozenset(w.ref for w in classes[cid].workloads) for cid in graph.ids}
     open_refs = frozenset().union(*(refs[d] for d in graph.open_ingress))

@@ -175,7 +175,7 @@ def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[tuple, frozens
 )
 def reachable_from_everywhere(ctx: Context) -> Iterable[Hit]:
     analysis = ctx.analysis
-    graph = ClassGraph(analysis)
+    graph = ClassGraph.of(analysis)
     by_ns: dict[str, list[int]] = {}
     for cid in graph.ids:
         if analysis.classes[cid].pods > 0:
