@@ -70,6 +70,7 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     from audit.checks.registry import Context, all_checks
     from audit.cni import detect_cni
     from audit.config import Config
+    from audit.connectivity import report_connectivity
     from audit.findings import run_checks
     from audit.render.html import render_html
     from audit.render.json_report import render_json
@@ -92,7 +93,9 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     cni = detect_cni(inventory.daemonsets)
     findings = stage("checks", lambda: run_checks(Context(analysis, config, cni, now.date())))
     stage("reachability sample", lambda: reachability_sample(analysis))
-    report = stage("report model", lambda: build_report(analysis, findings, all_checks(), cni, config, now))
+    # As `scan` builds it (audit.pipeline): the connectivity section included.
+    report = stage("report model", lambda: build_report(analysis, findings, all_checks(), cni, config, now,
+                                                        report_connectivity(analysis)))
     text = stage("JSON", lambda: render_json(report))
     html = stage("HTML", lambda: render_html(report))
     pdf = stage("PDF", lambda: render_pdf(report))

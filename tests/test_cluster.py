@@ -294,3 +294,22 @@ def test_bad_inventory_files_are_input_errors(tmp_path):
     result = scan("--inventory", str(bad))
     assert result.exit_code == 2 and "not a saved inventory" in result.output
     assert scan("--inventory", str(bad), str(Path(EXAMPLES / "lab-before"))).exit_code == 2
+
+
+def test_continue_token_is_read_off_the_page_bytes():
+    from audit.sources.cluster import _UNKNOWN, peek_continue
+
+    assert peek_continue(b'{"kind":"PodList","metadata":{"resourceVersion":"9","continue":"eyJ2IjoxfQ=="},"items":[]}') == "eyJ2IjoxfQ=="
+    assert peek_continue(b'{"kind": "PodList", "metadata": {"continue": "abc"}, "items": []}') == "abc"
+    assert peek_continue(b'{"kind":"PodList","metadata":{"resourceVersion":"9"},"items":[{"metadata":{"annotations":{"x":"\\"continue\\":\\"no\\""}}}]}') is None
+    assert peek_continue(b'{"kind":"PodList","items":[],"metadata":{"continue":"late"}}') is _UNKNOWN
+
+
+def test_a_wrong_peek_costs_a_request_not_a_page(objects, kubeconfig_file, monkeypatch):
+    from audit.sources import cluster
+
+    monkeypatch.setattr(cluster, "peek_continue", lambda body: "bm90LWEtdG9rZW4=")  # a token the server never issued
+    with ApiDouble(objects, token="test-token") as api:
+        inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url), page_size=4))
+    assert dict(inv.collection.object_counts)["Pod"] == sum(1 for o in objects if o["kind"] == "Pod")
+    assert not inv.collection.issues
