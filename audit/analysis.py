@@ -24,6 +24,7 @@ from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, ExtendedPolicy,
 from audit.policy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
 from audit.ports import PortSet
 from audit.selectors import FieldError, Selector, SelectorIndex
+from audit.gcpause import gc_paused
 
 
 def ip_value(raw: str) -> tuple[int, int] | None:
@@ -227,6 +228,7 @@ def rule_opens_everything(rule: Rule) -> bool:
 class Analysis:
     """Compiled view of an Inventory that answers selection, isolation and reachability."""
 
+    @gc_paused()
     def __init__(self, inventory: Inventory, dns: DnsTarget = DnsTarget()):
         self.inventory = inventory
         self.dns = dns

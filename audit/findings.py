@@ -7,6 +7,7 @@ from audit.checks.registry import Context, Hit, all_checks
 from audit.config import BROAD_SELECTOR_ANNOTATION
 from audit.report import FindingRow, location
 from audit.severity import rank
+from audit.gcpause import gc_paused
 
 
 def fingerprint(check: str, hit: Hit) -> str:
@@ -15,6 +16,7 @@ def fingerprint(check: str, hit: Hit) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
+@gc_paused()
 def run_checks(ctx: Context) -> tuple[FindingRow, ...]:
     """All findings, most severe first, in a stable order."""
     waivers = [w for w in ctx.config.waivers if not w.expired(ctx.today)]

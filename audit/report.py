@@ -16,6 +16,7 @@ from audit.compliance import CONTROLS
 from audit.config import Config
 from audit.inventory import SourceRef
 from audit.severity import SEVERITIES, at_least
+from audit.gcpause import gc_paused
 
 SCHEMA_VERSION = "1.0"
 
@@ -292,6 +293,7 @@ def location(src: SourceRef | None) -> SourceLocation | None:
     return SourceLocation(src.file, src.line, src.document)
 
 
+@gc_paused()
 def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: list[Check], cni: CniReport,
                  config: Config, now: dt.datetime, connectivity: ConnectivityInfo | None = None) -> Report:
     """Assemble the report model from the analysis and the findings."""

@@ -53,7 +53,7 @@ def files_of(directory: Path) -> list[Path]:
 def measure_floor(directory: Path) -> dict[str, Any]:
     import orjson
 
-    from audit.sources.objects import gc_paused
+    from audit.gcpause import gc_paused
 
     start = time.perf_counter()
     total = 0

@@ -277,7 +277,6 @@ def test_installed_wheel_renders_reports(tmp_path):
 
 
 def test_html_connectivity_section_lists_allowed_connections():
-    from audit.config import load_config  # noqa: F401
     from audit.pipeline import run_audit
     from audit.sources.manifests import load_manifests
     from tests.conftest import NOW as FIXED

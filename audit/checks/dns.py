@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from audit.analysis import port_in
 from audit.checks import fixes
 from audit.checks.registry import Context, Hit, check
+from audit.connectivity import ClassGraph
 
 
 def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
@@ -25,7 +27,12 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
             key = signature if signature is not None else cls.id
             ok = verdicts.get(key)
             if ok is None:
-                ok = verdicts[key] = any(analysis.allowed(cls.id, d, 53, protocol).allowed for d in analysis.dns_classes)
+                if signature is not None:  # only the egress side decides: the port sets shared with UDP/TCP and connectivity
+                    graph = ClassGraph.of(analysis)
+                    ok = any(port_in(graph.egress(cls.id, d), 53, protocol) for d in analysis.dns_classes)
+                else:
+                    ok = any(analysis.allowed(cls.id, d, 53, protocol).allowed for d in analysis.dns_classes)
+                verdicts[key] = ok
             if not ok:
                 blocked.append(cls)
         if not blocked:

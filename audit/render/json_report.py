@@ -11,8 +11,10 @@ import orjson
 from audit.errors import InputError
 from audit.report import SCHEMA_VERSION, Report
 from audit.serde import from_jsonable, to_jsonable
+from audit.gcpause import gc_paused
 
 
+@gc_paused()
 def render_json(report: Report) -> str:
     # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False), 5-10x faster.
     return orjson.dumps(to_jsonable(report), option=orjson.OPT_INDENT_2).decode() + "\n"

@@ -24,7 +24,8 @@ import urllib3
 
 from audit.errors import AuditError
 from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
-from audit.sources.objects import InventoryBuilder, gc_paused
+from audit.gcpause import gc_paused
+from audit.sources.objects import InventoryBuilder
 
 try:
     import orjson

@@ -12,7 +12,8 @@ import yaml
 
 from audit.errors import InputError
 from audit.inventory import Collection, Inventory, SourceRef
-from audit.sources.objects import InventoryBuilder, gc_paused
+from audit.gcpause import gc_paused
+from audit.sources.objects import InventoryBuilder
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")

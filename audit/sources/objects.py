@@ -6,11 +6,9 @@ of templates give the same inventory for the same objects.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from audit.errors import InputError
 from audit.inventory import (
@@ -58,22 +56,6 @@ CLUSTER_SCOPED_EXTENDED = {"AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "
 # Node annotation/label prefixes that reveal the CNI when its DaemonSet cannot be read.
 NODE_CNI_HINTS = ("flannel.alpha.coreos.com", "projectcalico.org", "io.cilium", "network.cilium.io",
                   "kube-router.io", "node.antrea.io", "k8s.ovn.org")
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Keep the cyclic garbage collector out of bulk parsing.
-
-    Parsing and reducing a large list allocates millions of small, acyclic objects; each
-    collection would walk all of them again, making the load superlinear.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class ObjectError(InputError):
