@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from audit.analysis import port_in
 from audit.checks.permissive import METADATA_IP, sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
 from audit.connectivity import ClassGraph
@@ -25,8 +26,9 @@ MAX_SOURCES = 200
 )
 def metadata_reachable(ctx: Context) -> Iterable[Hit]:
     analysis = ctx.analysis
+    graph = ClassGraph.of(analysis)  # an address has no ingress side: the egress port sets decide, memoized
     for ns in ctx.audited_namespaces():
-        reach = [c for c in ctx.governed_classes(ns.name) if analysis.allowed(c.id, METADATA_IP, 80).allowed]
+        reach = [c for c in ctx.governed_classes(ns.name) if port_in(graph.egress(c.id, METADATA_IP), 80, "TCP")]
         if reach:
             workloads = tuple(sorted(w.ref for c in reach for w in c.workloads))
             why = analysis.allowed(reach[0].id, METADATA_IP, 80).egress.explain()
