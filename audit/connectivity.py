@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Iterable, Iterator, NamedTuple
 
 from audit.analysis import Analysis, Endpoint, PodClass
-from audit.policy import DIRECTIONS, Direction, IPNetwork
+from audit.policy import DIRECTIONS, Direction, IPNetwork, Policy
 from audit.calico import CalicoPolicy
 from audit.ports import ALL, NONE, PortSet, rule_ports
 from audit.report import BlastRadiusRow, ConnectionRow, ConnectivityInfo
@@ -128,20 +128,23 @@ def _rule_ports(analysis: Analysis, rule, dst_ports) -> PortSet:
     return hit
 
 
+def _np_ports(analysis: Analysis, policies: list[Policy], direction: Direction, other: Endpoint, dst_ports) -> PortSet:
+    """What NetworkPolicies allow towards or from ``other``: the union of the rules that name it."""
+    allowed = NONE
+    for policy in policies:
+        for rule in policy.rules(direction):
+            if analysis.peer_admits(policy, rule, other):
+                allowed = allowed | _rule_ports(analysis, rule, dst_ports)
+    return allowed
+
+
 def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: Endpoint, dst_ports) -> PortSet:
     """The ports one side allows: ANP rules first, then NetworkPolicy, else the BANP (see audit.admin)."""
     policies = analysis.isolating(subject.id, direction)
     anps, banps = analysis.admin_for(subject.id)
     cilium = analysis.cilium_for(subject.id)
     if not (anps or banps or cilium or analysis.calico_policies and analysis.calico_for(subject.id)):
-        if not policies:
-            return ALL
-        allowed = NONE  # NetworkPolicy alone: the union of the rules that name the other side
-        for policy in policies:
-            for rule in policy.rules(direction):
-                if analysis.peer_admits(policy, rule, other):
-                    allowed = allowed | _rule_ports(analysis, rule, dst_ports)
-        return allowed
+        return _np_ports(analysis, policies, direction, other, dst_ports) if policies else ALL  # NetworkPolicy alone
     allowed, passed, undecided = _admin_layer(analysis, anps, direction, other, dst_ports, ALL, NONE)
     scope = undecided | passed
     denied = NONE  # Cilium deny rules win over every NetworkPolicy and Cilium allow
@@ -168,19 +171,12 @@ def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: En
                         allowed = allowed | ports
                     scope = scope - ports
             else:
-                ports = NONE
-                for rule in item.rules(direction):  # type: ignore[attr-defined]
-                    if analysis.peer_admits(item, rule, other):  # type: ignore[arg-type]
-                        ports = ports | _rule_ports(analysis, rule, dst_ports)
+                ports = _np_ports(analysis, [item], direction, other, dst_ports)  # type: ignore[list-item]
                 allowed = allowed | (ports & scope)
                 scope = scope - ports
         return allowed | (cilium_allowed & scope)
     if policies or any(direction in p.enforces for p in cilium):
-        np_allowed = cilium_allowed
-        for policy in policies:
-            for rule in policy.rules(direction):
-                if analysis.peer_admits(policy, rule, other):
-                    np_allowed = np_allowed | _rule_ports(analysis, rule, dst_ports)
+        np_allowed = cilium_allowed | _np_ports(analysis, policies, direction, other, dst_ports)
         return allowed | (np_allowed & scope)
     allowed, _, undecided = _admin_layer(analysis, banps, direction, other, dst_ports, scope, allowed)
     return allowed | undecided
