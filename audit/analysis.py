@@ -27,6 +27,10 @@ from audit.selectors import FieldError, Selector, SelectorIndex
 from audit.gcpause import gc_paused
 
 
+INGRESS_NAMESPACE = "ingress-controller-ns"
+"""Where the virtual ingress-controller pod lives (np-guard's placeholder namespace)."""
+
+
 def ip_value(raw: str) -> tuple[int, int] | None:
     """(version, integer) of an IP address, or None; through inet_pton, no address objects."""
     try:
@@ -262,6 +266,7 @@ class Analysis:
         self.classes_by_ns: dict[str, list[int]] = {}
         self._build_classes(inventory.workloads)
         self.dns_classes: tuple[int, ...] = self._dns_classes()
+        self.ingress_controller: int | None = self._ingress_controller() if inventory.ingresses else None
 
         ns_names = sorted(self.namespaces)
         self._ns_index = SelectorIndex([dict(self.namespaces[n].labels) for n in ns_names])
@@ -317,6 +322,15 @@ class Analysis:
             )
         ports = (ContainerPort(53, "UDP", "dns"), ContainerPort(53, "TCP", "dns-tcp"))
         return (self._add_class(self.dns.namespace, self.dns.labels, ports, False, 0, (), virtual=True),)
+
+    def _ingress_controller(self) -> int:
+        """A virtual pod that stands for the cluster's ingress controller, as np-guard models it:
+        no labels, in a namespace of its own (see audit.ingress)."""
+        if INGRESS_NAMESPACE not in self.namespaces:
+            self.namespaces[INGRESS_NAMESPACE] = Namespace(
+                INGRESS_NAMESPACE, ((NAMESPACE_NAME_LABEL, INGRESS_NAMESPACE),), declared=False
+            )
+        return self._add_class(INGRESS_NAMESPACE, (), (), False, 0, (), virtual=True)
 
     def select_in_namespace(self, ns: str, selector: Selector) -> frozenset[int]:
         """Classes of namespace ``ns`` that ``selector`` matches.

@@ -14,6 +14,8 @@ from functools import cached_property
 from typing import Iterable, Iterator, NamedTuple
 
 from audit.analysis import Analysis, Endpoint, PodClass
+from audit.ingress import SOURCE as INGRESS_SOURCE
+from audit.ingress import ingress_ports
 from audit.policy import DIRECTIONS, Direction, IPNetwork, Policy
 from audit.calico import CalicoPolicy
 from audit.ports import ALL, NONE, PortSet, rule_ports
@@ -431,6 +433,24 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
         for dst in sorted(lines):
             if dst != src and lines[dst]:
                 yield Connection(src, dst, lines[dst])
+    yield from _from_ingress_controller(analysis, focus)
+
+
+def _from_ingress_controller(analysis: Analysis, focus) -> list[Connection]:
+    """`{ingress-controller} => workload` lines (see audit.ingress); they sort after every other source."""
+    controller = analysis.ingress_controller
+    if controller is None:
+        return []
+    source = analysis.classes[controller]
+    lines: dict[str, PortSet] = {}
+    for cid, ports in ingress_ports(analysis).items():
+        if not focus(cid):
+            continue
+        cls = analysis.classes[cid]
+        conns = ports & _side(analysis, source, "Egress", cid, cls.ports) & _side(analysis, cls, "Ingress", controller, cls.ports)
+        for w in cls.workloads:
+            lines[w.ref] = lines.get(w.ref, NONE) | conns
+    return [Connection(INGRESS_SOURCE, dst, conns) for dst, conns in sorted(lines.items()) if conns]
 
 
 def namespace_matrix(conns: Iterable[Connection], analysis: Analysis) -> tuple[list[str], dict[tuple[str, str], int]]:

@@ -122,6 +122,44 @@ class ExtendedPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ServicePort:
+    """One port of a Service: what clients ask for, and where on the pods it lands."""
+
+    port: int
+    target: int | str | None = None  # targetPort: a number or a container port name; None: as port
+    name: str | None = None
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    selector: Labels | None  # None: no selector (endpoints kept by hand): not followed
+    ports: tuple[ServicePort, ...] = ()
+    source: SourceRef = SourceRef()
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A Service an Ingress or Route sends traffic to, and which of its ports."""
+
+    service: str
+    port: int | str | None = None  # a port number or name; None: every port of the service
+
+
+@dataclass(frozen=True, slots=True)
+class IngressRoute:
+    """An Ingress or an OpenShift Route: where an ingress controller sends outside traffic."""
+
+    kind: str
+    namespace: str
+    name: str
+    backends: tuple[Backend, ...]
+    source: SourceRef = SourceRef()
+
+
+@dataclass(frozen=True, slots=True)
 class CollectionIssue:
     """A resource that could not be read, and why: the report is partial."""
 
@@ -164,3 +202,5 @@ class Inventory:
     extended: tuple[ExtendedPolicy, ...] = ()
     node_hints: tuple[str, ...] = ()
     collection: Collection = field(default_factory=lambda: Collection(source="manifests"))
+    services: tuple[Service, ...] = ()
+    ingresses: tuple[IngressRoute, ...] = ()

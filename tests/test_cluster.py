@@ -252,7 +252,7 @@ def test_scanner_requests_stay_inside_its_printed_role(objects, kubeconfig_file)
     assert role == rbac_cluster_role()
     allowed = {(group, res) for rule in role["rules"] for group in rule["apiGroups"] for res in rule["resources"]}
     assert {v for rule in role["rules"] for v in rule["verbs"]} == {"get", "list"}
-    groups = {"networking.k8s.io", "apps", "policy.networking.k8s.io", "cilium.io", "crd.projectcalico.org"}
+    groups = {"networking.k8s.io", "apps", "policy.networking.k8s.io", "cilium.io", "crd.projectcalico.org", "route.openshift.io"}
     with ApiDouble(objects, token="test-token", groups=groups) as api:
         assert scan("--kubeconfig", kubeconfig_file(api.url)).exit_code == 0
         requests = list(api.requests)

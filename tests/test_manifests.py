@@ -103,6 +103,7 @@ def test_list_wrappers_and_json(tmp_path):
     items = {"apiVersion": "v1", "kind": "PodList", "items": [
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "x"}, "spec": {"containers": []}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "x"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}},
     ]}
     (tmp_path / "dump.json").write_text(json.dumps(items))
     (tmp_path / "sub").mkdir()
@@ -111,7 +112,8 @@ def test_list_wrappers_and_json(tmp_path):
     inv = load_manifests([str(tmp_path)])
     assert [w.name for w in inv.workloads] == ["a"]
     assert dict(inv.namespaces[0].labels) == {"team": "t", "kubernetes.io/metadata.name": "x"}
-    assert dict(inv.collection.skipped_kinds) == {"Service": 1}
+    assert dict(inv.collection.skipped_kinds) == {"ConfigMap": 1}
+    assert [(svc.namespace, svc.name, svc.selector) for svc in inv.services] == [("x", "s", None)]
     assert len(inv.collection.inputs) == 2
 
 

@@ -65,6 +65,10 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("networkpolicies", "networking.k8s.io", ("v1",), "NetworkPolicy", core=True),
     Resource("daemonsets", "apps", ("v1",), "DaemonSet", core=True),
     Resource("nodes", "", ("v1",), "Node", core=False),
+    # What an ingress controller sends outside traffic to (connectivity's {ingress-controller}).
+    Resource("services", "", ("v1",), "Service", core=False),
+    Resource("ingresses", "networking.k8s.io", ("v1",), "Ingress", core=False),
+    Resource("routes", "route.openshift.io", ("v1",), "Route", core=False),
     Resource("adminnetworkpolicies", "policy.networking.k8s.io", (None,), "AdminNetworkPolicy", core=False),
     Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", (None,), "BaselineAdminNetworkPolicy", core=False),
     Resource("ciliumnetworkpolicies", "cilium.io", ("v2",), "CiliumNetworkPolicy", core=False),

@@ -13,15 +13,19 @@ from typing import Any, Mapping
 from audit.errors import InputError
 from audit.inventory import (
     NAMESPACE_NAME_LABEL,
+    Backend,
     Collection,
     Container,
     ContainerPort,
     DaemonSet,
     ExtendedPolicy,
+    IngressRoute,
     Inventory,
     Labels,
     Namespace,
     PolicyObject,
+    Service,
+    ServicePort,
     SourceRef,
     Workload,
     freeze_labels,
@@ -39,6 +43,8 @@ TEMPLATE_KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "Job": (("spec", "template"), "parallelism"),
     "CronJob": (("spec", "jobTemplate", "spec", "template"), None),
 }
+
+ROUTING_KINDS = {("", "Service"), ("networking.k8s.io", "Ingress"), ("extensions", "Ingress"), ("route.openshift.io", "Route")}
 
 EXTENDED_KINDS = {
     ("policy.networking.k8s.io", "AdminNetworkPolicy"),
@@ -97,6 +103,12 @@ def _labels(value: Any, where: str, field: str) -> Labels:
         if not isinstance(val, str):
             raise _fail(where, f"{field}.{key}", f"label value {val!r} must be a string (quote it in YAML)")
     return freeze_labels(labels)
+
+
+def _optional_str(value: Any, where: str, field: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _fail(where, field, f"must be a string, got {value!r}")
+    return value
 
 
 def _int(value: Any, where: str, field: str, default: int) -> int:
@@ -191,6 +203,8 @@ class InventoryBuilder:
     _seen_pods: set[tuple[str, str]] = field(default_factory=set)
     _repeated_pods: int = 0
     _node_hints: set[str] = field(default_factory=set)
+    _services: dict[tuple[str, str], Service] = field(default_factory=dict)
+    _ingresses: dict[tuple[str, str, str], IngressRoute] = field(default_factory=dict)
 
     def add(self, obj: Any, source: SourceRef, where: str) -> None:
         """Add one object (a dict as the API serves it); ``where`` prefixes error messages."""
@@ -247,6 +261,9 @@ class InventoryBuilder:
             annotations = freeze_labels({str(k): str(v) for k, v in _mapping(meta.get("annotations"), where, "metadata.annotations").items()})
             self._policies[key] = PolicyObject(ns, name, obj.get("spec"), annotations, source)
             return
+        if (group, kind) in ROUTING_KINDS:
+            self._add_routing(obj, kind, ns, name, source, where)
+            return
         if kind == "Node":
             keys = list(_mapping(meta.get("annotations"), where, "metadata.annotations")) + list(_mapping(meta.get("labels"), where, "metadata.labels"))
             self._node_hints.update(h for h in NODE_CNI_HINTS for k in keys if isinstance(k, str) and k.startswith(h))
@@ -259,7 +276,54 @@ class InventoryBuilder:
             return True
         if kind == "NetworkPolicy":
             return group in ("", "networking.k8s.io", "extensions")
-        return kind in ("Namespace", "Pod", "Node") or kind in TEMPLATE_KINDS
+        return kind in ("Namespace", "Pod", "Node") or kind in TEMPLATE_KINDS or (group, kind) in ROUTING_KINDS
+
+    def _add_routing(self, obj: Mapping[str, Any], kind: str, ns: str, name: str, source: SourceRef, where: str) -> None:
+        """Services, Ingresses and Routes: what an ingress controller can reach (see audit.ingress)."""
+        spec = _mapping(obj.get("spec"), where, "spec")
+        if kind == "Service":
+            selector = spec.get("selector")
+            ports = []
+            for i, raw in enumerate(spec.get("ports") or []):
+                port = _mapping(raw, where, f"spec.ports[{i}]")
+                number = _int(port.get("port"), where, f"spec.ports[{i}].port", 0)
+                if not 0 < number < 65536:
+                    raise _fail(where, f"spec.ports[{i}].port", "required (1-65535)")
+                target = port.get("targetPort")
+                if target is not None and not isinstance(target, (int, str)) or isinstance(target, bool):
+                    raise _fail(where, f"spec.ports[{i}].targetPort", "must be a port number or name")
+                ports.append(ServicePort(number, target, _optional_str(port.get("name"), where, f"spec.ports[{i}].name"),
+                                         str(port.get("protocol") or "TCP")))
+            self._services[(ns, name)] = Service(ns, name, None if selector is None else _labels(selector, where, "spec.selector"),
+                                                 tuple(ports), source)
+            return
+        backends: list[Backend] = []
+        if kind == "Route":
+            target = _mapping(spec.get("port"), where, "spec.port").get("targetPort")
+            for field_name, entry in [("spec.to", spec.get("to"))] + [
+                    (f"spec.alternateBackends[{i}]", b) for i, b in enumerate(spec.get("alternateBackends") or [])]:
+                ref = _mapping(entry, where, field_name)
+                if ref.get("kind", "Service") == "Service" and ref.get("name"):
+                    backends.append(Backend(str(ref["name"]), target))
+        else:
+            entries = [("spec.defaultBackend", spec.get("defaultBackend") or spec.get("backend"))]
+            for i, rule in enumerate(spec.get("rules") or []):
+                http = _mapping(_mapping(rule, where, f"spec.rules[{i}]").get("http"), where, f"spec.rules[{i}].http")
+                entries += [(f"spec.rules[{i}].http.paths[{j}].backend", _mapping(path, where, f"spec.rules[{i}].http.paths[{j}]").get("backend"))
+                            for j, path in enumerate(http.get("paths") or [])]
+            for field_name, entry in entries:
+                if entry is None:
+                    continue
+                backend = _mapping(entry, where, field_name)
+                service = backend.get("service")
+                if service is not None:  # networking.k8s.io/v1
+                    service = _mapping(service, where, f"{field_name}.service")
+                    port = _mapping(service.get("port"), where, f"{field_name}.service.port")
+                    if service.get("name"):
+                        backends.append(Backend(str(service["name"]), port.get("name") or port.get("number")))
+                elif backend.get("serviceName"):  # the v1beta1 shape
+                    backends.append(Backend(str(backend["serviceName"]), backend.get("servicePort")))
+        self._ingresses[(kind, ns, name)] = IngressRoute(kind, ns, name, tuple(backends), source)
 
     def _owner(self, meta: Mapping[str, Any], where: str) -> tuple[str, str] | None:
         refs = meta.get("ownerReferences") or []
@@ -354,5 +418,7 @@ class InventoryBuilder:
             extended=tuple(self._extended[k] for k in sorted(self._extended)),
             node_hints=tuple(sorted(self._node_hints)),
             collection=collection_with_counts,
+            services=tuple(self._services[k] for k in sorted(self._services)),
+            ingresses=tuple(self._ingresses[k] for k in sorted(self._ingresses)),
         )
 
