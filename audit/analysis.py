@@ -20,11 +20,11 @@ from audit.cilium import CCNP, CNP, NAMESPACE_KEY, CiliumPeer, CiliumPolicy, Cil
 from audit.cilium import peer_matches as cilium_peer_matches
 from audit.calico import CalicoPolicy, CalicoRule, calico_labels, parse_calico
 from audit.calico import entity_matches as calico_entity_matches
+from audit.gcpause import gc_paused
 from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, ExtendedPolicy, Inventory, Labels, Namespace, Workload
 from audit.policy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
 from audit.ports import PortSet
 from audit.selectors import FieldError, Selector, SelectorIndex
-from audit.gcpause import gc_paused
 
 
 INGRESS_NAMESPACE = "ingress-controller-ns"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+
 from audit.checks.registry import Context, Hit, all_checks
 from audit.config import BROAD_SELECTOR_ANNOTATION
+from audit.gcpause import gc_paused
 from audit.report import FindingRow, location
 from audit.severity import rank
-from audit.gcpause import gc_paused
 
 
 def fingerprint(check: str, hit: Hit) -> str:

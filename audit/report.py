@@ -14,9 +14,9 @@ from audit.checks.registry import Check
 from audit.cni import CniReport
 from audit.compliance import CONTROLS
 from audit.config import Config
+from audit.gcpause import gc_paused
 from audit.inventory import SourceRef
 from audit.severity import SEVERITIES, at_least
-from audit.gcpause import gc_paused
 
 SCHEMA_VERSION = "1.0"
 

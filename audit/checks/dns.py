@@ -18,6 +18,7 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
     # isolating its egress: pods that share them share the verdict.
     dns_open = not any(analysis.is_isolated(d, "Ingress") or analysis.admin_for(d) != ((), ()) for d in analysis.dns_classes)
     verdicts: dict[object, bool] = {}
+    graph = ClassGraph.of(analysis)
     for ns in ctx.audited_namespaces():
         blocked = []
         for cls in ctx.governed_classes(ns.name):
@@ -28,7 +29,6 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
             ok = verdicts.get(key)
             if ok is None:
                 if signature is not None:  # only the egress side decides: the port sets shared with UDP/TCP and connectivity
-                    graph = ClassGraph.of(analysis)
                     ok = any(port_in(graph.egress(cls.id, d), 53, protocol) for d in analysis.dns_classes)
                 else:
                     ok = any(analysis.allowed(cls.id, d, 53, protocol).allowed for d in analysis.dns_classes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from audit.analysis import port_in
+from audit.analysis import Analysis, port_in
 from audit.checks.permissive import METADATA_IP, sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
 from audit.connectivity import ClassGraph
@@ -212,7 +212,7 @@ def reachable_from_everywhere(ctx: Context) -> Iterable[Hit]:
                           objects=tuple(w.ref for w in cls.workloads), source=cls.workloads[0].source, key=cls.describe())
 
 
-def _namespaces_of(analysis, group: frozenset[int], memo: dict[int, frozenset[str]]) -> frozenset[str]:
+def _namespaces_of(analysis: Analysis, group: frozenset[int], memo: dict[int, frozenset[str]]) -> frozenset[str]:
     hit = memo.get(id(group))
     if hit is None:
         hit = memo[id(group)] = frozenset(analysis.classes[c].namespace for c in group)

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 
 from audit.errors import InputError
+from audit.gcpause import gc_paused
 from audit.report import SCHEMA_VERSION, Report
 from audit.serde import from_jsonable, to_jsonable
-from audit.gcpause import gc_paused
 
 
 @gc_paused()
