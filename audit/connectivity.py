@@ -1,8 +1,9 @@
 """Every allowed connection between workloads, and between workloads and outside address ranges.
 
 Lines read `src => dst : connections`, workloads as `ns/name[Kind]`, outside addresses as
-`first-last` ranges cut at every boundary of every address block a policy names, connections as
-`All Connections` or `TCP 80,443,UDP 53`. Pairs of pod classes are found from the rules (see `ClassGraph`), not by
+`first-last` ranges cut at every boundary of every address block a policy names, connections
+as `All Connections` or `TCP 80,443,UDP 53`; the ingress controller as `{ingress-controller}`
+(see audit.ingress). Pairs of pod classes are found from the rules (see `ClassGraph`), not by
 comparing every class with every other, so the work follows the number of allowed connections.
 """
 
