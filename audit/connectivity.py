@@ -390,20 +390,20 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
     by_ref: dict[str, list[int]] = {}
     for cid in graph.ids:
         for w in classes[cid].workloads:
-            by_ref.setdefault(w.ref, []).append(cid)
+            by_ref.setdefault(w.pod_ref, []).append(cid)
     from_outside: dict[str, dict[str, PortSet]] = {}
     for cid in graph.ids:
         if focus(cid):
             for text, conns in graph.outside(cid, "Ingress", segs, memo):
                 lines = from_outside.setdefault(text, {})
                 for w in classes[cid].workloads:
-                    lines[w.ref] = lines.get(w.ref, NONE) | conns
+                    lines[w.pod_ref] = lines.get(w.pod_ref, NONE) | conns
     refs: dict[int, list[str]] = {}
 
     def refs_of(cid: int) -> list[str]:
         hit = refs.get(cid)
         if hit is None:
-            hit = refs[cid] = [w.ref for w in classes[cid].workloads]
+            hit = refs[cid] = [w.pod_ref for w in classes[cid].workloads]
         return hit
 
     # Open sources reach every open destination with all connections: one shared block of lines.
@@ -450,7 +450,7 @@ def _from_ingress_controller(analysis: Analysis, focus) -> list[Connection]:
         cls = analysis.classes[cid]
         conns = ports & _side(analysis, source, "Egress", cid, cls.ports) & _side(analysis, cls, "Ingress", controller, cls.ports)
         for w in cls.workloads:
-            lines[w.ref] = lines.get(w.ref, NONE) | conns
+            lines[w.pod_ref] = lines.get(w.pod_ref, NONE) | conns
     return [Connection(INGRESS_SOURCE, dst, conns) for dst, conns in sorted(lines.items()) if conns]
 
 
@@ -493,7 +493,7 @@ def blast_radius(analysis: Analysis, namespaces: set[str] | None = None) -> tupl
     """
     graph = ClassGraph.of(analysis)
     classes = analysis.classes
-    refs = {cid: frozenset(w.ref for w in classes[cid].workloads) for cid in graph.ids}
+    refs = {cid: frozenset(w.pod_ref for w in classes[cid].workloads) for cid in graph.ids}
     open_refs = frozenset().union(*(refs[d] for d in graph.open_ingress))
     open_namespaces = {classes[d].namespace for d in graph.open_ingress}
     reached: dict[int, set[int]] = {}

@@ -74,10 +74,20 @@ class Workload:
     pods: int = 1
     ips: tuple[str, ...] = ()
     source: SourceRef = SourceRef()
+    controller: str | None = None  # "Kind/name" of the pods' own controller where the record names its owner (a ReplicaSet's Deployment)
 
     @property
     def ref(self) -> str:
         return f"{self.namespace}/{self.name}[{self.kind}]"
+
+    @property
+    def pod_ref(self) -> str:
+        """The pods' own controller, as connectivity analyzers (np-guard) name live pods:
+        `ns/web-5d78c9869d[ReplicaSet]` where reports say `ns/web[Deployment]`."""
+        if self.controller is None:
+            return self.ref
+        kind, name = self.controller.split("/", 1)
+        return f"{self.namespace}/{name}[{kind}]"
 
 
 @dataclass(frozen=True, slots=True)

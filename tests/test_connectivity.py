@@ -190,3 +190,31 @@ spec:
         "9.9.9.9-9.9.9.9 => ns1/app[Deployment] : All Connections",
         "ns1/app[Deployment] => 203.0.113.0-203.0.113.255 : All Connections",
     ]
+
+
+def test_live_pods_are_named_by_their_own_controller_as_np_guard_does():
+    text = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-7d4b9c-x1
+  namespace: ns
+  labels: {app: web, pod-template-hash: 7d4b9c}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d4b9c, uid: u, controller: true}]
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.5}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: job-1-abcde
+  namespace: ns
+  labels: {job-name: job-1}
+  ownerReferences: [{apiVersion: batch/v1, kind: Job, name: job-1, uid: v, controller: true}]
+spec: {containers: [{name: c, image: i}]}
+"""
+    analysis = analyse(text)
+    assert [w.ref for w in analysis.inventory.workloads] == ["ns/web[Deployment]", "ns/job-1[Job]"]  # reports
+    got = [str(c) for c in connections(analysis) if "=>" in str(c) and "[" in c.src and "[" in c.dst]
+    assert got == ["ns/job-1[Job] => ns/web-7d4b9c[ReplicaSet] : All Connections",
+                   "ns/web-7d4b9c[ReplicaSet] => ns/job-1[Job] : All Connections"]

@@ -389,7 +389,10 @@ class InventoryBuilder:
         live_owners: set[tuple[str, str, str]] = set()
         for (ns, kind, name, labels, ports, host_network), (count, ips, source) in self._pod_groups.items():
             live_owners.add((ns, kind, name))
-            workloads.append(Workload(ns, kind, name, labels, ports, host_network, count, tuple(sorted(set(ips))), source))
+            # Live pods of a Deployment are owned by its ReplicaSet <name>-<pod-template-hash> (see _owner).
+            template_hash = dict(labels).get("pod-template-hash") if kind == "Deployment" else None
+            controller = f"ReplicaSet/{name}-{template_hash}" if template_hash else None
+            workloads.append(Workload(ns, kind, name, labels, ports, host_network, count, tuple(sorted(set(ips))), source, controller))
         for key, template in self._templates.items():
             if key not in live_owners:
                 workloads.append(template)
