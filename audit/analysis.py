@@ -778,10 +778,12 @@ class Analysis:
     # -- lookups ------------------------------------------------------------------------
 
     def find_workload(self, namespace: str, name: str) -> list[int]:
-        """Class ids of the pods of workload ``namespace/name`` (any kind)."""
+        """Class ids of the pods of workload ``namespace/name`` (any kind; a ReplicaSet's name as
+        connectivity prints it works too)."""
         return [
             cid for cid in self.classes_by_ns.get(namespace, [])
-            if any(w.name == name for w in self.classes[cid].workloads)
+            if any(w.name == name or w.controller is not None and w.controller.split("/", 1)[1] == name
+                   for w in self.classes[cid].workloads)
         ]
 
     def real_classes(self) -> Iterable[PodClass]:

@@ -218,3 +218,18 @@ spec: {containers: [{name: c, image: i}]}
     got = [str(c) for c in connections(analysis) if "=>" in str(c) and "[" in c.src and "[" in c.dst]
     assert got == ["ns/job-1[Job] => ns/web-7d4b9c[ReplicaSet] : All Connections",
                    "ns/web-7d4b9c[ReplicaSet] => ns/job-1[Job] : All Connections"]
+
+
+def test_a_replicaset_name_from_the_listing_works_in_reach():
+    text = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-7d4b9c-x1
+  namespace: ns
+  labels: {app: web, pod-template-hash: 7d4b9c}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d4b9c, uid: u, controller: true}]
+spec: {containers: [{name: c, image: i}]}
+"""
+    analysis = analyse(text)
+    assert analysis.find_workload("ns", "web-7d4b9c") == analysis.find_workload("ns", "web") != []
