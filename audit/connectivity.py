@@ -384,20 +384,6 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
         for src, conns in graph.sources(dst, implicit=True):
             if focus(src) or focus(dst):
                 explicit.setdefault(src, []).append((dst, conns))
-    open_dsts = sorted(graph.open_ingress)
-    segs = segments(analysis)
-    memo: dict = {}
-    by_ref: dict[str, list[int]] = {}
-    for cid in graph.ids:
-        for w in classes[cid].workloads:
-            by_ref.setdefault(w.pod_ref, []).append(cid)
-    from_outside: dict[str, dict[str, PortSet]] = {}
-    for cid in graph.ids:
-        if focus(cid):
-            for text, conns in graph.outside(cid, "Ingress", segs, memo):
-                lines = from_outside.setdefault(text, {})
-                for w in classes[cid].workloads:
-                    lines[w.pod_ref] = lines.get(w.pod_ref, NONE) | conns
     refs: dict[int, list[str]] = {}
 
     def refs_of(cid: int) -> list[str]:
@@ -406,6 +392,20 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
             hit = refs[cid] = [w.pod_ref for w in classes[cid].workloads]
         return hit
 
+    open_dsts = sorted(graph.open_ingress)
+    segs = segments(analysis)
+    memo: dict = {}
+    by_ref: dict[str, list[int]] = {}
+    for cid in graph.ids:
+        for ref in refs_of(cid):
+            by_ref.setdefault(ref, []).append(cid)
+    from_outside: dict[str, dict[str, PortSet]] = {}
+    for cid in graph.ids:
+        if focus(cid):
+            for text, conns in graph.outside(cid, "Ingress", segs, memo):
+                lines = from_outside.setdefault(text, {})
+                for ref in refs_of(cid):
+                    lines[ref] = lines.get(ref, NONE) | conns
     # Open sources reach every open destination with all connections: one shared block of lines.
     block = dict.fromkeys(sorted(ref for dst in open_dsts for ref in refs_of(dst)), ALL)
     focus_block = block if namespaces is None else dict.fromkeys(
@@ -425,12 +425,10 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
                         lines = dict(block if mine else focus_block)
                 for dst, conns in explicit.get(cid, ()):
                     for ref in refs_of(dst):
-                        seen = lines.get(ref)
-                        lines[ref] = conns if seen is None else seen | conns
+                        lines[ref] = lines.get(ref, NONE) | conns
                 if mine:
                     for text, conns in graph.outside(cid, "Egress", segs, memo):
-                        seen = lines.get(text)
-                        lines[text] = conns if seen is None else seen | conns
+                        lines[text] = lines.get(text, NONE) | conns
         for dst in sorted(lines):
             if dst != src and lines[dst]:
                 yield Connection(src, dst, lines[dst])

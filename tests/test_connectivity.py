@@ -192,8 +192,7 @@ spec:
     ]
 
 
-def test_live_pods_are_named_by_their_own_controller_as_np_guard_does():
-    text = """
+REPLICA_POD = """
 apiVersion: v1
 kind: Pod
 metadata:
@@ -203,6 +202,11 @@ metadata:
   ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d4b9c, uid: u, controller: true}]
 spec: {containers: [{name: c, image: i}]}
 status: {podIP: 10.0.0.5}
+"""
+
+
+def test_live_pods_are_named_by_their_own_controller_as_np_guard_does():
+    text = REPLICA_POD + """
 ---
 apiVersion: v1
 kind: Pod
@@ -221,15 +225,5 @@ spec: {containers: [{name: c, image: i}]}
 
 
 def test_a_replicaset_name_from_the_listing_works_in_reach():
-    text = """
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web-7d4b9c-x1
-  namespace: ns
-  labels: {app: web, pod-template-hash: 7d4b9c}
-  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d4b9c, uid: u, controller: true}]
-spec: {containers: [{name: c, image: i}]}
-"""
-    analysis = analyse(text)
+    analysis = analyse(REPLICA_POD)
     assert analysis.find_workload("ns", "web-7d4b9c") == analysis.find_workload("ns", "web") != []
