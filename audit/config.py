@@ -11,10 +11,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from audit.analysis import DnsTarget
+from audit.engine.analysis import DnsTarget
 from audit.errors import ConfigError
 from audit.inventory import freeze_labels
-from audit.severity import SEVERITIES
+from audit.report.severity import SEVERITIES
 
 DEFAULT_EXCLUDED = ("kube-system", "kube-public", "kube-node-lease")
 # PostgreSQL, MySQL, Redis, MongoDB, Elasticsearch, Kafka, RabbitMQ, memcached, etcd.

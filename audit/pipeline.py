@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from audit.analysis import Analysis
+from audit.engine.analysis import Analysis
 from audit.checks.registry import Context, all_checks
-from audit.cni import detect_cni
+from audit.engine.cni import detect_cni
 from audit.config import Config
-from audit.connectivity import report_connectivity
-from audit.findings import run_checks
+from audit.report.build import report_connectivity
+from audit.checks.runner import run_checks
 from audit.inventory import Inventory
-from audit.report import Report, build_report
+from audit.report.build import build_report
+from audit.report.model import Report
 
 
 def run_audit(inventory: Inventory, config: Config | None = None, now: dt.datetime | None = None) -> Report:

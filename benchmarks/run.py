@@ -66,16 +66,16 @@ def measure_floor(directory: Path) -> dict[str, Any]:
 def measure_scan(directory: Path) -> dict[str, Any]:
     import datetime as dt
 
-    from audit.analysis import Analysis
+    from audit.engine.analysis import Analysis
     from audit.checks.registry import Context, all_checks
-    from audit.cni import detect_cni
+    from audit.engine.cni import detect_cni
     from audit.config import Config
-    from audit.connectivity import report_connectivity
-    from audit.findings import run_checks
+    from audit.report.build import report_connectivity
+    from audit.checks.runner import run_checks
     from audit.render.html import render_html
     from audit.render.json_report import render_json
     from audit.render.pdf import render_pdf
-    from audit.report import build_report
+    from audit.report.build import build_report
     from audit.sources.manifests import load_manifests
 
     stages: list[list[Any]] = []
@@ -179,9 +179,9 @@ def measure_live(directory: Path, page_size: int = 500) -> dict[str, Any]:
 
 def measure_connectivity(directory: Path) -> dict[str, Any]:
     """`netpol-audit connectivity` on the whole cluster: every line, streamed to a file."""
-    from audit.analysis import Analysis
-    from audit.atomic import write_atomic_chunks
-    from audit.connectivity import connections
+    from audit.engine.analysis import Analysis
+    from audit.ops.atomic import write_atomic_chunks
+    from audit.engine.connectivity import connections
     from audit.render.connectivity import render
     from audit.sources.manifests import load_manifests
 

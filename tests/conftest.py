@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from audit.analysis import Analysis
+from audit.engine.analysis import Analysis
 from audit.config import Config, parse_config
 from audit.inventory import Inventory
 from audit.pipeline import run_audit
-from audit.report import Report
+from audit.report.model import Report
 from audit.sources.manifests import load_manifests
 
 ROOT = Path(__file__).resolve().parent.parent

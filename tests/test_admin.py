@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 import yaml
 
-from audit.connectivity import connections
+from audit.engine.connectivity import connections
 from tests.conftest import analyse, audit, findings
 from tests.test_semantics import CLUSTER
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.connectivity import connections
+from audit.engine.connectivity import connections
 from tests.conftest import analyse, audit, findings
 from tests.test_admin import cluster, np, verdict
 

@@ -7,8 +7,8 @@ import json
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.connectivity import connections
-from audit.ports import ALL, PortSet
+from audit.engine.connectivity import connections
+from audit.engine.ports import ALL, PortSet
 from tests.conftest import EXAMPLES, analyse
 
 runner = CliRunner()
@@ -122,7 +122,7 @@ def test_formats_and_namespace_filter(tmp_path):
 
 
 def test_port_set_text_round_trips():
-    from audit.ports import parse_port_set
+    from audit.engine.ports import parse_port_set
 
     for text in ("All Connections", "No Connections", "TCP 80-90,8080,UDP 53", "SCTP 1-65535,TCP 1-65535,UDP 1-5352,5354-65535"):
         assert str(parse_port_set(text)) == text

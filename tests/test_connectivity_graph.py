@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from audit.analysis import Analysis
-from audit.connectivity import _side, connections, segments
-from audit.ports import NONE, PortSet
+from audit.engine.analysis import Analysis
+from audit.engine.connectivity import _side, connections, segments
+from audit.engine.ports import NONE, PortSet
 from tests import test_admin, test_calico, test_cilium, test_semantics
 from tests.conftest import EXAMPLES, analyse
 from audit.sources.manifests import load_manifests
@@ -92,7 +92,7 @@ def test_streamed_formats_equal_whole_documents(tmp_path):
 
 
 def test_a_failing_stream_leaves_the_old_file(tmp_path):
-    from audit.atomic import write_atomic_chunks
+    from audit.ops.atomic import write_atomic_chunks
 
     target = tmp_path / "conns.txt"
     target.write_text("old\n")
@@ -137,7 +137,7 @@ spec: {{containers: [{{name: c, image: i}}]}}""" for i, ns in enumerate(["a", "a
 
 @pytest.mark.parametrize("text", [s[1] for s in SCENARIOS] + [SELF_ONLY], ids=[s[0] for s in SCENARIOS] + ["self-only"])
 def test_blast_radius_counts_what_the_listing_shows(text):
-    from audit.connectivity import blast_radius
+    from audit.engine.connectivity import blast_radius
 
     analysis = analyse(text)
     assert rows(blast_radius(analysis)) == blast_from_lines(list(connections(analysis)))
@@ -145,7 +145,7 @@ def test_blast_radius_counts_what_the_listing_shows(text):
 
 @pytest.mark.parametrize("example", ["lab-before", "lab-solution", "war-story", "flannel", "mixed-cluster"])
 def test_blast_radius_counts_what_the_listing_shows_on_examples(example):
-    from audit.connectivity import blast_radius
+    from audit.engine.connectivity import blast_radius
 
     analysis = Analysis(load_manifests([str(EXAMPLES / example)]))
     assert rows(blast_radius(analysis)) == blast_from_lines(list(connections(analysis)))
@@ -157,7 +157,7 @@ def test_blast_format():
     from typer.testing import CliRunner
 
     from audit.cli import app
-    from audit.connectivity import blast_radius
+    from audit.engine.connectivity import blast_radius
 
     mixed = str(EXAMPLES / "mixed-cluster")
     out = CliRunner().invoke(app, ["connectivity", mixed, "-f", "blast"])

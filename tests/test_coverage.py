@@ -119,7 +119,7 @@ def test_summary_counts_default_deny_per_direction(direction):
 
 
 def test_score_follows_its_stated_formula():
-    from audit.report import score_and_grade
+    from audit.report.model import score_and_grade
 
     none = {"critical": 0, "high": 0, "medium": 0, "low": 0}
     assert score_and_grade(3, 3, 3, none, True) == (100, "A")

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from audit import atomic, rotation
+from audit.ops import atomic
+from audit.ops import rotation
 from audit.cli import app
 from tests.conftest import EXAMPLES
 

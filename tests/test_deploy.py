@@ -10,7 +10,7 @@ import pytest
 import typer
 import yaml
 
-from audit.analysis import Analysis
+from audit.engine.analysis import Analysis
 from audit.cli import app
 from audit.sources.cluster import rbac_cluster_role
 from audit.sources.manifests import load_manifests

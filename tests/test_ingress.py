@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.connectivity import connections
+from audit.engine.connectivity import connections
 from audit.errors import InputError
 from tests.conftest import analyse, inventory
 

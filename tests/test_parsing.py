@@ -7,8 +7,8 @@ import random
 import pytest
 
 from audit.inventory import PolicyObject
-from audit.policy import parse_policy
-from audit.selectors import Requirement, Selector, SelectorIndex, parse_selector
+from audit.engine.kinds.networkpolicy import parse_policy
+from audit.engine.selectors import Requirement, Selector, SelectorIndex, parse_selector
 
 
 def parse(spec):

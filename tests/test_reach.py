@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.errors import InputError
-from audit.expectations import load_expectations
+from audit.engine.expectations import load_expectations
 from tests.conftest import EXAMPLES
 
 runner = CliRunner()

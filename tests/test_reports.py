@@ -289,7 +289,7 @@ def test_html_connectivity_section_lists_allowed_connections():
 
 
 def test_connectivity_is_pointed_to_not_listed_for_large_clusters(monkeypatch):
-    from audit import connectivity
+    from audit.report import build as connectivity
 
     text = (EXAMPLES / "lab-before" / "app.yaml").read_text()
     monkeypatch.setattr(connectivity, "REPORT_CLASSES", 2)

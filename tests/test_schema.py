@@ -13,7 +13,7 @@ def test_committed_schema_matches_the_model():
     spec = importlib.util.spec_from_file_location("make_schema", ROOT / "tools" / "make_schema.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    committed = (ROOT / "audit" / "schema" / "report.schema.json").read_text()
+    committed = (ROOT / "audit" / "report" / "schema" / "report.schema.json").read_text()
     assert committed == module.render(), "run: python tools/make_schema.py"
 
 

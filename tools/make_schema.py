@@ -1,4 +1,4 @@
-"""Generate audit/schema/report.schema.json from the report model.
+"""Generate audit/report/schema/report.schema.json from the report model.
 
 Run `python tools/make_schema.py` after changing audit/report.py; a test fails while the
 committed schema differs from what this prints.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit import report as model  # noqa: E402
-from audit.serde import camel  # noqa: E402
-from audit.severity import SEVERITIES  # noqa: E402
+from audit.report import model  # noqa: E402
+from audit.report.serde import camel  # noqa: E402
+from audit.report.severity import SEVERITIES  # noqa: E402
 
 ENUMS = {
     ("FindingRow", "severity"): list(SEVERITIES),
@@ -94,6 +94,6 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    target = Path(__file__).resolve().parent.parent / "audit" / "schema" / "report.schema.json"
+    target = Path(__file__).resolve().parent.parent / "audit" / "report" / "schema" / "report.schema.json"
     target.write_text(render(), encoding="utf-8")
     print(f"wrote {target}")

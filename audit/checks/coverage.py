@@ -6,7 +6,7 @@ from typing import Iterable
 
 from audit.checks import fixes
 from audit.checks.registry import Context, Hit, check
-from audit.policy import Direction
+from audit.engine.kinds.networkpolicy import Direction
 
 
 def _plural(n: int, word: str) -> str:

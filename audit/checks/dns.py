@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from audit.analysis import port_in
+from audit.engine.analysis import port_in
 from audit.checks import fixes
 from audit.checks.registry import Context, Hit, check
-from audit.connectivity import ClassGraph
+from audit.engine.connectivity import ClassGraph
 
 
 def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from audit.analysis import Analysis, port_in
+from audit.engine.analysis import Analysis, port_in
 from audit.checks.permissive import METADATA_IP, sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
-from audit.connectivity import ClassGraph
-from audit.ports import NONE
+from audit.engine.connectivity import ClassGraph
+from audit.engine.ports import NONE
 
 # Per destination, how many candidate sources from other environments are tried when its
 # ingress does not narrow them down (flat or admin-governed pods): a bound on the work.

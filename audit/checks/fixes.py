@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audit.analysis import DnsTarget
+from audit.engine.analysis import DnsTarget
 
 
 def default_deny(namespace: str, types: tuple[str, ...] = ("Ingress", "Egress")) -> str:

@@ -6,7 +6,7 @@ from typing import Iterable
 
 from audit.checks.permissive import rules_in_effect
 from audit.checks.registry import Context, Hit, check
-from audit.policy import Peer, Policy
+from audit.engine.kinds.networkpolicy import Peer, Policy
 
 
 @check(

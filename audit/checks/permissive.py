@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable, Iterator
 
-from audit.analysis import PodClass
+from audit.engine.analysis import PodClass
 from audit.checks.registry import Context, Hit, check
 from audit.config import BROAD_SELECTOR_ANNOTATION
-from audit.policy import Policy, Rule
+from audit.engine.kinds.networkpolicy import Policy, Rule
 
 METADATA_IP = ipaddress.ip_address("169.254.169.254")
 

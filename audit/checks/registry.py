@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from audit.analysis import Analysis, PodClass
-from audit.cni import CniReport
-from audit.compliance import references
+from audit.engine.analysis import Analysis, PodClass
+from audit.engine.cni import CniReport
+from audit.checks.compliance import references
 from audit.config import Config
 from audit.inventory import Namespace, SourceRef
-from audit.policy import Policy
-from audit.severity import SEVERITIES
+from audit.engine.kinds.networkpolicy import Policy
+from audit.report.severity import SEVERITIES
 
 _ID_RE = re.compile(r"^NP-(COV|PERM|EXP|HYG|DNS|CNI|CFG)-\d{3}$")
 _PREFIX = {"COV": "coverage", "PERM": "permissive", "EXP": "exposure", "HYG": "hygiene", "DNS": "dns", "CNI": "cni", "CFG": "config"}

@@ -10,8 +10,8 @@ from typing import Iterable, Iterator
 
 from tabulate import tabulate
 
-from audit.analysis import Analysis
-from audit.connectivity import Connection, blast_radius, namespace_matrix
+from audit.engine.analysis import Analysis
+from audit.engine.connectivity import Connection, blast_radius, namespace_matrix
 
 FORMATS = ("txt", "json", "csv", "dot", "matrix", "blast")
 BATCH = 2000

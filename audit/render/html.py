@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 from audit.render.view import environment, read_asset, view_model
-from audit.report import Report
+from audit.report.model import Report
 
 DEFAULT_MAX_ROWS = 5000
 

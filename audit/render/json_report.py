@@ -10,8 +10,8 @@ import orjson
 
 from audit.errors import InputError
 from audit.gcpause import gc_paused
-from audit.report import SCHEMA_VERSION, Report
-from audit.serde import from_jsonable, to_jsonable
+from audit.report.model import SCHEMA_VERSION, Report
+from audit.report.serde import from_jsonable, to_jsonable
 
 
 @gc_paused()
@@ -22,7 +22,7 @@ def render_json(report: Report) -> str:
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of the result, shipped inside the package."""
-    return json.loads(resources.files("audit").joinpath("schema/report.schema.json").read_text(encoding="utf-8"))
+    return json.loads(resources.files("audit.report").joinpath("schema/report.schema.json").read_text(encoding="utf-8"))
 
 
 def load_report(text: str, name: str) -> Report:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from audit.expectations import Outcome
+from audit.engine.expectations import Outcome
 
 
 def render_junit(outcomes: list[Outcome], suite: str = "netpol-audit verify") -> str:
@@ -13,7 +13,7 @@ def render_junit(outcomes: list[Outcome], suite: str = "netpol-audit verify") ->
     cases = ET.SubElement(root, "testsuite", name=suite, tests=str(len(outcomes)), failures=str(failures), errors="0")
     for outcome in outcomes:
         exp = outcome.expectation
-        case = ET.SubElement(cases, "testcase", classname="netpol-audit.expectations", name=exp.name)
+        case = ET.SubElement(cases, "testcase", classname="netpol-audit.engine.expectations", name=exp.name)
         if not outcome.passed:
             failure = ET.SubElement(case, "failure", message=f"expected {exp.expect}: {outcome.detail}")
             failure.text = "\n".join(

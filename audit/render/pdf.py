@@ -10,7 +10,7 @@ from audit.errors import OutputError
 from audit.render.html import cluster_label
 from audit.render.json_report import render_json
 from audit.render.view import environment, read_asset, view_model
-from audit.report import Report
+from audit.report.model import Report
 
 DEFAULT_MAX_ROWS = 500
 ATTACHMENT_NAME = "netpol-audit-result.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from audit.report import Report
+from audit.report.model import Report
 
 
 def render_summary_line(report: Report, reports: Sequence[str] = ()) -> str:

@@ -6,8 +6,8 @@ from itertools import groupby
 
 from tabulate import tabulate
 
-from audit.report import FindingRow, Report
-from audit.severity import SEVERITIES
+from audit.report.model import FindingRow, Report
+from audit.report.severity import SEVERITIES
 
 _COLOURS = {"critical": "1;31", "high": "31", "medium": "33", "low": "36", "info": "2", "bold": "1", "ok": "32"}
 

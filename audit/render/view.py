@@ -15,8 +15,8 @@ from typing import Any
 
 import jinja2
 
-from audit.report import CheckRow, FindingRow, NamespaceRow, PolicyRow, Report
-from audit.severity import SEVERITIES, rank
+from audit.report.model import CheckRow, FindingRow, NamespaceRow, PolicyRow, Report
+from audit.report.severity import SEVERITIES, rank
 
 SEVERITY_MEANING = {
     "critical": "Every policy is void or the cluster is wide open: act now.",

@@ -279,7 +279,7 @@ class InventoryBuilder:
         return kind in ("Namespace", "Pod", "Node") or kind in TEMPLATE_KINDS or (group, kind) in ROUTING_KINDS
 
     def _add_routing(self, obj: Mapping[str, Any], kind: str, ns: str, name: str, source: SourceRef, where: str) -> None:
-        """Services, Ingresses and Routes: what an ingress controller can reach (see audit.ingress)."""
+        """Services, Ingresses and Routes: what an ingress controller can reach (see audit.engine.ingress)."""
         spec = _mapping(obj.get("spec"), where, "spec")
         if kind == "Service":
             selector = spec.get("selector")

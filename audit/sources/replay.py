@@ -8,7 +8,7 @@ from pathlib import Path
 
 from audit.errors import InputError
 from audit.inventory import Collection, Inventory
-from audit.serde import from_jsonable, to_jsonable
+from audit.report.serde import from_jsonable, to_jsonable
 
 KIND = "NetpolAuditInventory"
 VERSION = 1

@@ -12,9 +12,9 @@ pod's ingress both allow it, every policy layer included.
 
 from __future__ import annotations
 
-from audit.analysis import Analysis, PodClass
+from audit.engine.analysis import Analysis, PodClass
 from audit.inventory import Backend, Service
-from audit.ports import NONE, PortSet
+from audit.engine.ports import NONE, PortSet
 
 SOURCE = "{ingress-controller}"
 """How connectivity names the ingress controller (np-guard's name)."""

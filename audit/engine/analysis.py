@@ -15,16 +15,16 @@ import socket
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence, Union
 
-from audit.admin import ANP, BANP, AdminPeer, AdminPolicy, ParsedAdmin, network_contains, parse_admin
-from audit.cilium import CCNP, CNP, NAMESPACE_KEY, CiliumPeer, CiliumPolicy, CiliumRule, cilium_labels, parse_cilium
-from audit.cilium import peer_matches as cilium_peer_matches
-from audit.calico import CalicoPolicy, CalicoRule, calico_labels, parse_calico
-from audit.calico import entity_matches as calico_entity_matches
+from audit.engine.kinds.admin import ANP, BANP, AdminPeer, AdminPolicy, ParsedAdmin, network_contains, parse_admin
+from audit.engine.kinds.cilium import CCNP, CNP, NAMESPACE_KEY, CiliumPeer, CiliumPolicy, CiliumRule, cilium_labels, parse_cilium
+from audit.engine.kinds.cilium import peer_matches as cilium_peer_matches
+from audit.engine.kinds.calico import CalicoPolicy, CalicoRule, calico_labels, parse_calico
+from audit.engine.kinds.calico import entity_matches as calico_entity_matches
 from audit.gcpause import gc_paused
 from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, ExtendedPolicy, Inventory, Labels, Namespace, Workload
-from audit.policy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
-from audit.ports import PortSet
-from audit.selectors import FieldError, Selector, SelectorIndex
+from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
+from audit.engine.ports import PortSet
+from audit.engine.selectors import FieldError, Selector, SelectorIndex
 
 
 INGRESS_NAMESPACE = "ingress-controller-ns"
@@ -325,7 +325,7 @@ class Analysis:
 
     def _ingress_controller(self) -> int:
         """A virtual pod that stands for the cluster's ingress controller, as np-guard models it:
-        no labels, in a namespace of its own (see audit.ingress)."""
+        no labels, in a namespace of its own (see audit.engine.ingress)."""
         if INGRESS_NAMESPACE not in self.namespaces:
             self.namespaces[INGRESS_NAMESPACE] = Namespace(
                 INGRESS_NAMESPACE, ((NAMESPACE_NAME_LABEL, INGRESS_NAMESPACE),), declared=False

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping
 
 from audit.inventory import ContainerPort, Labels, PolicyObject, SourceRef
-from audit.selectors import FieldError, Selector, parse_selector
+from audit.engine.selectors import FieldError, Selector, parse_selector
 
 Direction = Literal["Ingress", "Egress"]
 DIRECTIONS: tuple[Direction, ...] = ("Ingress", "Egress")

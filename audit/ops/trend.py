@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from audit.report import FindingRef, FindingRow, Report, Trend
-from audit.severity import SEVERITIES
+from audit.report.model import FindingRef, FindingRow, Report, Trend
+from audit.report.severity import SEVERITIES
 
 
 def _ref(f: FindingRow) -> FindingRef:

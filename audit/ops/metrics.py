@@ -5,8 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge, Info, push_to_gateway, write_to_textfile
 
 from audit.errors import OutputError
-from audit.report import Report
-from audit.severity import SEVERITIES
+from audit.report.model import Report
+from audit.report.severity import SEVERITIES
 
 
 def registry_for(report: Report, duration_seconds: float, finished_unix: float) -> CollectorRegistry:

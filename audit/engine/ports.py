@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Iterable
 
 from audit.inventory import ContainerPort
-from audit.policy import PROTOCOLS, Rule
+from audit.engine.kinds.networkpolicy import PROTOCOLS, Rule
 
 Ranges = tuple[tuple[int, int], ...]
 FULL_RANGE: Ranges = ((1, 65535),)

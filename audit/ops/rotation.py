@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from audit.atomic import write_atomic
+from audit.ops.atomic import write_atomic
 from audit.errors import InputError, OutputError
 from audit.render.json_report import load_report
-from audit.report import Report
+from audit.report.model import Report
 
 PREFIX = "netpol-audit-"
 _RUN_RE = re.compile(rf"^{re.escape(PREFIX)}(\d{{8}}T\d{{6}}Z)(?:-\d+)?\.[a-z]+$")

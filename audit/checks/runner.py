@@ -7,8 +7,9 @@ import hashlib
 from audit.checks.registry import Context, Hit, all_checks
 from audit.config import BROAD_SELECTOR_ANNOTATION
 from audit.gcpause import gc_paused
-from audit.report import FindingRow, location
-from audit.severity import rank
+from audit.report.build import location
+from audit.report.model import FindingRow
+from audit.report.severity import rank
 
 
 def fingerprint(check: str, hit: Hit) -> str:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
-from audit.policy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
-from audit.ports import ALL, PortSet, resolve_ports
-from audit.selectors import FieldError, Selector, parse_selector
+from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
+from audit.engine.ports import ALL, PortSet, resolve_ports
+from audit.engine.selectors import FieldError, Selector, parse_selector
 
 ANP = "AdminNetworkPolicy"
 BANP = "BaselineAdminNetworkPolicy"

@@ -15,7 +15,7 @@ import typer
 from tabulate import tabulate
 
 from audit import __version__
-from audit.atomic import write_atomic, write_atomic_chunks
+from audit.ops.atomic import write_atomic, write_atomic_chunks
 from audit.checks.registry import all_checks
 from audit.config import load_config
 from audit.errors import AuditError, InputError
@@ -25,10 +25,10 @@ from audit.render.json_report import render_json
 from audit.render.sarif import render_sarif
 from audit.render.summary import render_summary_line
 from audit.render.terminal import render_terminal
-from audit.report import Report
-from audit.rotation import parse_formats, prepare, previous_result, write_run
+from audit.report.model import Report
+from audit.ops.rotation import parse_formats, prepare, previous_result, write_run
 from audit.sources.manifests import load_manifests
-from audit.trend import with_trend
+from audit.ops.trend import with_trend
 
 if TYPE_CHECKING:
     from audit.sources.cluster import ConnectOptions
@@ -250,7 +250,7 @@ def scan(
             files = write_run(output_dir, report.generated_datetime, {f: renders[f] for f in run_formats}, keep)
             typer.echo(render_summary_line(report, [str(p) for p in files.written]), nl=False)
         if metrics_file or pushgateway:
-            from audit.metrics import push_metrics, registry_for, write_metrics
+            from audit.ops.metrics import push_metrics, registry_for, write_metrics
 
             registry = registry_for(report, time.monotonic() - started, time.time())
             if metrics_file:
@@ -295,7 +295,7 @@ INVENTORY = typer.Option(None, "--inventory", help="Read an inventory saved by `
 
 def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: "ConnectOptions"):
     """The analysis of any input, for the commands that ask reachability questions."""
-    from audit.analysis import Analysis
+    from audit.engine.analysis import Analysis
 
     cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
     inventory = _load_inventory(paths, inventory_file, opts)
@@ -322,7 +322,7 @@ def reach(
 
     Exit codes: 0 every path allowed, 1 a path denied, 2 usage or input error, 3 cluster error.
     """
-    from audit.reach import check_paths, parse_label_selector, render_paths, resolve
+    from audit.engine.reach import check_paths, parse_label_selector, render_paths, resolve
 
     try:
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
@@ -360,7 +360,7 @@ def connectivity(
     cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
     """List every allowed connection: `src => dst : connections`, workloads and outside address ranges."""
-    from audit.connectivity import connections
+    from audit.engine.connectivity import connections
     from audit.render.connectivity import render
 
     try:
@@ -384,9 +384,9 @@ def diff(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),
 ) -> None:
     """Which connections a change opens (+), closes (-), widens (+~), narrows (-~) or changes (~)."""
-    from audit.connectivity import connections
-    from audit.diff import diff as connection_diff
-    from audit.diff import load_connections
+    from audit.engine.connectivity import connections
+    from audit.engine.diff import diff as connection_diff
+    from audit.engine.diff import load_connections
 
     def side(spec: str):
         if spec.endswith(".json") and Path(spec).is_file():
@@ -430,7 +430,7 @@ def verify(
     """
     import json as jsonlib
 
-    from audit.expectations import evaluate, load_expectations
+    from audit.engine.expectations import evaluate, load_expectations
     from audit.render.junit import render_junit
 
     try:

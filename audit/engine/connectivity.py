@@ -3,7 +3,7 @@
 Lines read `src => dst : connections`, workloads as `ns/name[Kind]`, outside addresses as
 `first-last` ranges cut at every boundary of every address block a policy names, connections
 as `All Connections` or `TCP 80,443,UDP 53`; the ingress controller as `{ingress-controller}`
-(see audit.ingress). Pairs of pod classes are found from the rules (see `ClassGraph`), not by
+(see audit.engine.ingress). Pairs of pod classes are found from the rules (see `ClassGraph`), not by
 comparing every class with every other, so the work follows the number of allowed connections.
 """
 
@@ -14,18 +14,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Iterator, NamedTuple
 
-from audit.analysis import Analysis, Endpoint, PodClass
-from audit.ingress import SOURCE as INGRESS_SOURCE
-from audit.ingress import ingress_ports
-from audit.policy import DIRECTIONS, Direction, IPNetwork, Policy
-from audit.calico import CalicoPolicy
-from audit.ports import ALL, NONE, PortSet, rule_ports
-from audit.report import BlastRadiusRow, ConnectionRow, ConnectivityInfo
+from audit.engine.analysis import Analysis, Endpoint, PodClass
+from audit.engine.ingress import SOURCE as INGRESS_SOURCE
+from audit.engine.ingress import ingress_ports
+from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, IPNetwork, Policy
+from audit.engine.kinds.calico import CalicoPolicy
+from audit.engine.ports import ALL, NONE, PortSet, rule_ports
 
-REPORT_CLASSES = 300
-"""Reports list every connection up to this many pod classes."""
-BLAST_CLASSES = 20_000
-"""Reports carry the blast radius up to this many pod classes (it costs one pass over the class pairs)."""
 
 
 class Connection(NamedTuple):
@@ -37,6 +32,16 @@ class Connection(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.src} => {self.dst} : {self.conns}"
+
+
+@dataclass(frozen=True)
+class BlastRadius:
+    """What a compromised pod of a namespace can reach: other workloads, other namespaces, outside."""
+
+    namespace: str
+    workloads: int
+    namespaces: int
+    outside: bool
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def _np_ports(analysis: Analysis, policies: list[Policy], direction: Direction, 
 
 
 def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: Endpoint, dst_ports) -> PortSet:
-    """The ports one side allows: ANP rules first, then NetworkPolicy, else the BANP (see audit.admin)."""
+    """The ports one side allows: ANP rules first, then NetworkPolicy, else the BANP (see audit.engine.kinds.admin)."""
     policies = analysis.isolating(subject.id, direction)
     anps, banps = analysis.admin_for(subject.id)
     cilium = analysis.cilium_for(subject.id)
@@ -436,7 +441,7 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
 
 
 def _from_ingress_controller(analysis: Analysis, focus) -> list[Connection]:
-    """`{ingress-controller} => workload` lines (see audit.ingress); they sort after every other source."""
+    """`{ingress-controller} => workload` lines (see audit.engine.ingress); they sort after every other source."""
     controller = analysis.ingress_controller
     if controller is None:
         return []
@@ -465,23 +470,7 @@ def namespace_matrix(conns: Iterable[Connection], analysis: Analysis) -> tuple[l
     return names, counts
 
 
-def report_connectivity(analysis: Analysis) -> ConnectivityInfo:
-    """The connectivity section of a report: connections listed for small clusters, the blast
-    radius up to ``BLAST_CLASSES`` pod classes, a pointer to the command beyond."""
-    count = sum(1 for c in analysis.real_classes() if c.governed)
-    if count > BLAST_CLASSES:
-        return ConnectivityInfo(False, f"{count} pod classes: too many for a report; run `netpol-audit connectivity` "
-                                       "(-f blast for the blast radius, -f matrix, -n NAMESPACE)", ())
-    radius = blast_radius(analysis)
-    if count > REPORT_CLASSES:
-        return ConnectivityInfo(True, f"{count} pod classes: too many to list every connection in a report (run "
-                                      "`netpol-audit connectivity`); the blast radius is below", (), radius)
-    rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in connections(analysis))
-    return ConnectivityInfo(True, f"{len(rows)} allowed connections between {count} pod classes and outside address ranges",
-                            rows, radius)
-
-
-def blast_radius(analysis: Analysis, namespaces: set[str] | None = None) -> tuple[BlastRadiusRow, ...]:
+def blast_radius(analysis: Analysis, namespaces: set[str] | None = None) -> tuple[BlastRadius, ...]:
     """Per source namespace: how many workloads and other namespaces its pods can open
     connections to, and whether they reach outside addresses; worst first.
 
@@ -523,5 +512,5 @@ def blast_radius(analysis: Analysis, namespaces: set[str] | None = None) -> tupl
         others.discard(ns)
         outside = any(graph.outside(cid, "Egress", segs, memo) for cid in members)
         if count or outside:
-            rows.append(BlastRadiusRow(ns, count, len(others), outside))
+            rows.append(BlastRadius(ns, count, len(others), outside))
     return tuple(sorted(rows, key=lambda r: (-r.workloads, r.namespace)))

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.inventory import ContainerPort, ExtendedPolicy
-from audit.policy import PROTOCOLS, Direction, IPAddress, IPBlock, parse_cidr
-from audit.ports import ALL, PortSet, resolve_ports
-from audit.selectors import FieldError, Selector, parse_selector
+from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPBlock, parse_cidr
+from audit.engine.ports import ALL, PortSet, resolve_ports
+from audit.engine.selectors import FieldError, Selector, parse_selector
 
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit.connectivity import Connection
+from audit.engine.connectivity import Connection
 from audit.errors import InputError
-from audit.ports import PortSet, parse_port_set
+from audit.engine.ports import PortSet, parse_port_set
 
 
 @dataclass(frozen=True)

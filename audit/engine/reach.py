@@ -12,10 +12,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from audit.analysis import Analysis, Endpoint, Verdict
+from audit.engine.analysis import Analysis, Endpoint, Verdict
 from audit.errors import InputError
-from audit.policy import PROTOCOLS
-from audit.selectors import Selector, parse_selector
+from audit.engine.kinds.networkpolicy import PROTOCOLS
+from audit.engine.selectors import Selector, parse_selector
 
 _SELECTOR_TERM = re.compile(r"^\s*([^=!\s]+)\s*(==|=|!=)\s*([^,\s]*)\s*$")
 

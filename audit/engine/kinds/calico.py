@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from audit.inventory import ContainerPort, ExtendedPolicy
-from audit.policy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr
-from audit.ports import ALL, PortSet, resolve_ports
-from audit.selectors import FieldError
+from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr
+from audit.engine.ports import ALL, PortSet, resolve_ports
+from audit.engine.selectors import FieldError
 
 NAMESPACE_LABEL = "projectcalico.org/namespace"
 NAMESPACE_PREFIX = "pcns."

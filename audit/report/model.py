@@ -1,0 +1,279 @@
+"""The report model: the one structure every renderer reads (and the JSON result's shape).
+
+A leaf: it imports nothing of the engine, the checks or the sources. `audit.report.build`
+assembles it; renderers never recompute anything from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from audit.report.severity import at_least
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    file: str | None
+    line: int | None
+    document: int | None
+
+
+@dataclass(frozen=True)
+class CollectionIssueRow:
+    resource: str
+    reason: str
+    core: bool
+
+
+@dataclass(frozen=True)
+class ScanInfo:
+    source: str
+    inputs: tuple[str, ...]
+    cluster: str | None
+    context: str | None
+    server: str | None
+    server_version: str | None
+    started: str | None
+    finished: str | None
+    api_requests: int
+    complete: bool
+    issues: tuple[CollectionIssueRow, ...]
+    notices: tuple[str, ...]
+    object_counts: dict[str, int]
+    skipped_kinds: dict[str, int]
+
+
+@dataclass(frozen=True)
+class CniComponentRow:
+    name: str
+    namespace: str
+    daemonset: str
+    enforces: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class CniInfo:
+    verdict: str
+    summary: str
+    components: tuple[CniComponentRow, ...]
+
+
+SCORE_FORMULA = (
+    "score = 30 x (namespaces with default-deny ingress / audited namespaces) "
+    "+ 30 x (namespaces with default-deny egress / audited namespaces) "
+    "+ 40 x max(0, 1 - P / 10), where P = (20 x critical + 5 x high + 2 x medium + 0.5 x low unwaived findings) "
+    "/ audited namespaces; coverage counts as 0 when the CNI does not enforce NetworkPolicy. "
+    "Grade: A >= 90, B >= 80, C >= 70, D >= 60, else F."
+)
+
+
+def score_and_grade(audited: int, deny_in: int, deny_out: int, by_severity: dict[str, int], enforced: bool) -> tuple[int, str]:
+    """The posture score (0-100) and grade, as SCORE_FORMULA states them."""
+    n = max(1, audited)
+    coverage = (30 * deny_in + 30 * deny_out) / n if enforced else 0.0
+    penalty = (20 * by_severity["critical"] + 5 * by_severity["high"] + 2 * by_severity["medium"] + 0.5 * by_severity["low"]) / n
+    score = round(coverage + 40 * max(0.0, 1 - penalty / 10))
+    grade = next((g for g, floor in (("A", 90), ("B", 80), ("C", 70), ("D", 60)) if score >= floor), "F")
+    return score, grade
+
+
+@dataclass(frozen=True)
+class Summary:
+    verdict: str
+    score: int
+    grade: str
+    score_formula: str
+    namespaces: int
+    audited_namespaces: int
+    excluded_namespaces: tuple[str, ...]
+    namespaces_with_policies: int
+    default_deny_ingress: int
+    default_deny_egress: int
+    pods: int
+    pods_isolated_ingress: int
+    pods_isolated_egress: int
+    pods_isolated_both: int
+    host_network_pods: int
+    policies: int
+    invalid_policies: int
+    extended_policies: dict[str, int]
+    findings: dict[str, int]
+    waived_findings: int
+
+
+@dataclass(frozen=True)
+class NamespaceRow:
+    name: str
+    excluded: bool
+    declared: bool
+    policies: int
+    workloads: int
+    pods: int
+    host_network_pods: int
+    isolated_ingress: int
+    isolated_egress: int
+    default_deny_ingress: bool
+    default_deny_egress: bool
+    ingress_reason: str
+    egress_reason: str
+    findings: int
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    namespace: str
+    name: str
+    valid: bool
+    pod_selector: str
+    policy_types: tuple[str, ...]
+    types_explicit: bool
+    selected_pods: int
+    selected_workloads: tuple[str, ...]
+    ingress_rules: tuple[str, ...]
+    egress_rules: tuple[str, ...]
+    errors: tuple[str, ...]
+    source: SourceLocation | None
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    id: str
+    check: str
+    title: str
+    severity: str
+    category: str
+    status: str
+    namespace: str | None
+    kind: str
+    name: str
+    message: str
+    remediation: str
+    fix_yaml: str | None
+    objects: tuple[str, ...]
+    source: SourceLocation | None
+    waiver: str | None
+    references: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    id: str
+    title: str
+    severity: str
+    category: str
+    rationale: str
+    remediation: str
+    references: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ControlRow:
+    framework: str
+    id: str
+    title: str
+    status: str  # "pass" | "fail" | "not-assessable"
+    checks: tuple[str, ...]
+    failing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WaiverRow:
+    check: str
+    namespace: str
+    object: str
+    reason: str
+    expires: str | None
+    expired: bool
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class ConnectionRow:
+    src: str
+    dst: str
+    conn: str
+
+
+@dataclass(frozen=True)
+class BlastRadiusRow:
+    """What a compromised pod of a namespace can reach: other workloads, other namespaces, outside."""
+
+    namespace: str
+    workloads: int
+    namespaces: int
+    outside: bool
+
+
+@dataclass(frozen=True)
+class ConnectivityInfo:
+    """Allowed connections (as `netpol-audit connectivity` lists them), when the cluster is small
+    enough to list them in a report; otherwise why not."""
+
+    computed: bool
+    note: str
+    connections: tuple[ConnectionRow, ...]
+    blast_radius: tuple[BlastRadiusRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class FindingRef:
+    """Enough of a finding to name it in a trend."""
+
+    id: str
+    check: str
+    severity: str
+    namespace: str | None
+    kind: str
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Trend:
+    """What changed since a previous result (see audit.ops.trend)."""
+
+    previous_generated_at: str
+    new: tuple[FindingRef, ...]
+    resolved: tuple[FindingRef, ...]
+    persisting: int
+    score_delta: int
+    default_deny_ingress_delta: int
+    default_deny_egress_delta: int
+    pods_isolated_both_delta: int
+    findings_delta: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Report:
+    schema_version: str
+    tool: ToolInfo
+    generated_at: str
+    scan: ScanInfo
+    cni: CniInfo
+    summary: Summary
+    namespaces: tuple[NamespaceRow, ...]
+    policies: tuple[PolicyRow, ...]
+    findings: tuple[FindingRow, ...]
+    checks: tuple[CheckRow, ...]
+    controls: tuple[ControlRow, ...]
+    waivers: tuple[WaiverRow, ...] = field(default=())
+    trend: Trend | None = None
+    connectivity: ConnectivityInfo | None = None
+
+    @property
+    def generated_datetime(self) -> dt.datetime:
+        """``generated_at`` as an aware datetime."""
+        return dt.datetime.fromisoformat(self.generated_at.replace("Z", "+00:00"))
+
+    def failing(self, threshold: str) -> list[FindingRow]:
+        """Unwaived findings at or above ``threshold``."""
+        return [f for f in self.findings if f.status == "fail" and at_least(f.severity, threshold)]
