@@ -19,7 +19,7 @@ def run_audit(inventory: Inventory, config: Config | None = None, now: dt.dateti
     """Analyse an inventory and build the report. Pure: no I/O, deterministic given ``now``."""
     config = config or Config()
     now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    analysis = Analysis(inventory, config.dns)
     cni = detect_cni(inventory.daemonsets, inventory.node_hints)
+    analysis = Analysis(inventory, config.dns, cni)
     findings = run_checks(Context(analysis, config, cni, now.date()))
     return build_report(analysis, findings, all_checks(), cni, config, now, report_connectivity(analysis))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from audit.engine.analysis import Analysis
-from audit.engine.connectivity import _side, connections, segments
+from audit.engine.connectivity import connections, segments
 from audit.engine.ports import NONE, PortSet
 from tests import test_admin, test_calico, test_cilium, test_semantics
 from tests.conftest import EXAMPLES, analyse
@@ -29,7 +29,7 @@ def pairwise(analysis: Analysis, namespaces: set[str] | None = None) -> list[str
         for dst in classes:
             if namespaces is not None and src.namespace not in namespaces and dst.namespace not in namespaces:
                 continue
-            conns = _side(analysis, src, "Egress", dst.id, dst.ports) & _side(analysis, dst, "Ingress", src.id, dst.ports)
+            conns = analysis.side_ports(src.id, "Egress", dst.id, dst.ports) & analysis.side_ports(dst.id, "Ingress", src.id, dst.ports)
             for s in src.workloads:
                 for d in dst.workloads:
                     add(s.ref, d.ref, conns)
@@ -38,7 +38,7 @@ def pairwise(analysis: Analysis, namespaces: set[str] | None = None) -> list[str
             continue
         for direction in ("Egress", "Ingress"):
             for seg in segments(analysis):
-                conns = _side(analysis, cls, direction, seg.probe, cls.ports if direction == "Ingress" else None)
+                conns = analysis.side_ports(cls.id, direction, seg.probe, cls.ports if direction == "Ingress" else None)
                 for w in cls.workloads:
                     if direction == "Egress":
                         add(w.ref, seg.text(), conns)

@@ -16,7 +16,7 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
     target = f"{dns.namespace}/{','.join(f'{k}={v}' for k, v in dns.labels)}"
     # When the DNS pods accept every source, a pod's DNS verdict depends only on the policies
     # isolating its egress: pods that share them share the verdict.
-    dns_open = not any(analysis.is_isolated(d, "Ingress") or analysis.admin_for(d) != ((), ()) for d in analysis.dns_classes)
+    dns_open = not any(analysis.is_isolated(d, "Ingress") or analysis.stack_for(d, "Ingress") for d in analysis.dns_classes)
     verdicts: dict[object, bool] = {}
     graph = ClassGraph.of(analysis)
     for ns in ctx.audited_namespaces():

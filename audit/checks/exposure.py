@@ -102,8 +102,7 @@ def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None], m
     peers, admin policies)."""
     analysis = ctx.analysis
     policies = analysis.isolating(cid, "Ingress")
-    anps, _ = analysis.admin_for(cid)
-    if not policies or anps or analysis.cilium_for(cid) or analysis.calico_for(cid):
+    if not policies or not analysis.only_networkpolicy(cid):
         return None
     picked: set[int] = set()
     for policy in policies:
@@ -147,7 +146,7 @@ def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[tuple, frozens
     if key not in memo:
         covered: set[str] | None = set()
         # Only NetworkPolicy rules are read for the bound; any other layer may open more.
-        if not policies or analysis.admin_for(src)[0] or analysis.cilium_for(src) or analysis.calico_for(src):
+        if not policies or not analysis.only_networkpolicy(src):
             covered = None
         else:
             for policy in policies:

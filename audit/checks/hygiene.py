@@ -156,18 +156,15 @@ def ignored_rules(ctx: Context) -> Iterable[Hit]:
 
 @check(
     "NP-HYG-007",
-    "Invalid AdminNetworkPolicy, BaselineAdminNetworkPolicy or Cilium policy",
+    "Invalid AdminNetworkPolicy, ClusterNetworkPolicy, Cilium or Calico policy",
     "high",
     rationale="""The API server rejects this cluster-wide policy, so it is not in force: the denies it
     was meant to enforce across every namespace (metadata service, cross-tenant traffic) are absent.""",
     remediation="Fix the named field; `kubectl apply --dry-run=server` shows the same error.",
 )
 def invalid_admin_policy(ctx: Context) -> Iterable[Hit]:
-    for parsed in ctx.analysis.admin_parsed:
-        if parsed.policy is None:
-            yield Hit(None, parsed.obj.kind, parsed.obj.name, "; ".join(map(str, parsed.errors)), source=parsed.obj.source)
-    for obj, _policies, errors in ctx.analysis.cilium_parsed + ctx.analysis.calico_parsed:
-        if errors:
+    for compiled in ctx.analysis.kinds.values():
+        for obj, errors in compiled.invalid:
             yield Hit(obj.namespace, obj.kind, obj.name, "; ".join(map(str, errors)), source=obj.source)
 
 
@@ -175,19 +172,22 @@ def invalid_admin_policy(ctx: Context) -> Iterable[Hit]:
     "NP-HYG-008",
     "AdminNetworkPolicies share a priority",
     "medium",
-    rationale="""When two AdminNetworkPolicies have the same priority their relative order is
+    rationale="""When two policies of one admin tier have the same priority their relative order is
     undefined, so whichever rule wins a conflicting Allow/Deny may change between implementations
     or restarts.""",
-    remediation="Give every AdminNetworkPolicy a distinct priority.",
+    remediation="Give every AdminNetworkPolicy (and ClusterNetworkPolicy of a tier) a distinct priority.",
 )
 def equal_priorities(ctx: Context) -> Iterable[Hit]:
-    by_priority: dict[int, list[str]] = {}
-    for policy in ctx.analysis.anps:
-        by_priority.setdefault(policy.priority or 0, []).append(policy.name)
-    for priority, names in sorted(by_priority.items()):
-        if len(names) > 1:
-            yield Hit(None, "AdminNetworkPolicy", ", ".join(names), f"priority {priority} is shared by {', '.join(names)}",
-                      key=str(priority))
+    by_priority: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for policy in ctx.analysis.extended:
+        if policy.tier == "admin" or policy.kind == "ClusterNetworkPolicy":
+            by_priority.setdefault((policy.tier, int(policy.order[0])), []).append((policy.kind, policy.order[1]))
+    for (tier, priority), members in sorted(by_priority.items()):
+        if len(members) > 1:
+            names = [name for _, name in members]
+            kinds = sorted({kind for kind, _ in members})
+            yield Hit(None, "/".join(kinds), ", ".join(names), f"priority {priority} is shared by {', '.join(names)}"
+                      + ("" if tier == "admin" else f" ({tier} tier)"), key=f"{tier}:{priority}")
 
 
 @check(
@@ -201,7 +201,8 @@ def equal_priorities(ctx: Context) -> Iterable[Hit]:
     remediation="Review these rules with `cilium policy trace` or Hubble; keep L3/L4 rules tight around them.",
 )
 def layer7_rules(ctx: Context) -> Iterable[Hit]:
-    for obj, policies, _errors in ctx.analysis.cilium_parsed:
+    cilium = ctx.analysis.kinds.get("Cilium")
+    for obj, policies, _errors in (cilium.native if cilium else ()):
         notes = sorted({
             ("L7 rules allow their whole port here" if rule.l7 else "")
             or next((f"{peer.unresolvable} peers match nothing here" for peer in rule.peers if peer.unresolvable), "")

@@ -296,10 +296,11 @@ INVENTORY = typer.Option(None, "--inventory", help="Read an inventory saved by `
 def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: "ConnectOptions"):
     """The analysis of any input, for the commands that ask reachability questions."""
     from audit.engine.analysis import Analysis
+    from audit.engine.cni import detect_cni
 
     cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
     inventory = _load_inventory(paths, inventory_file, opts)
-    return Analysis(inventory, cfg.dns), inventory
+    return Analysis(inventory, cfg.dns, detect_cni(inventory.daemonsets, inventory.node_hints)), inventory
 
 
 @app.command()

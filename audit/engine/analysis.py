@@ -13,18 +13,18 @@ import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Iterable, Literal, Mapping, Sequence
 
-from audit.engine.kinds.admin import ANP, BANP, AdminPeer, AdminPolicy, ParsedAdmin, network_contains, parse_admin
-from audit.engine.kinds.cilium import CCNP, CNP, NAMESPACE_KEY, CiliumPeer, CiliumPolicy, CiliumRule, cilium_labels, parse_cilium
-from audit.engine.kinds.cilium import peer_matches as cilium_peer_matches
-from audit.engine.kinds.calico import CalicoPolicy, CalicoRule, calico_labels, parse_calico
-from audit.engine.kinds.calico import entity_matches as calico_entity_matches
-from audit.gcpause import gc_paused
-from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, ExtendedPolicy, Inventory, Labels, Namespace, Workload
+from audit.engine.cni import CniReport
+from audit.engine.kinds import Compiled, PolicyKind, kinds
 from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
-from audit.engine.ports import PortSet
-from audit.engine.selectors import FieldError, Selector, SelectorIndex
+from audit.engine.kinds.networkpolicy import StackPolicy as NetworkPolicyLayer
+from audit.engine.kinds.networkpolicy import rule_opens_everything
+from audit.engine.ports import ALL, NONE, PortSet
+from audit.engine.selectors import Selector, SelectorIndex
+from audit.engine.stack import TIERS, Decision, Endpoint, Outcome, StackPolicy, Tier, closes, evaluate
+from audit.gcpause import gc_paused
+from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labels, Namespace, Workload
 
 
 INGRESS_NAMESPACE = "ingress-controller-ns"
@@ -104,68 +104,48 @@ class RuleRef:
 
 @dataclass(frozen=True)
 class SideVerdict:
-    """One side of a connection: the source's egress or the destination's ingress."""
+    """One side of a connection (the source's egress or the destination's ingress), as the
+    policy stack decided it for one port (see audit.engine.stack)."""
 
     direction: Direction
+    allowed: bool
     isolated: bool
+    """Some policy of the namespace tier isolates the pod in this direction."""
     policies: tuple[str, ...]
-    allowed_by: tuple[RuleRef, ...]
+    """Those policies."""
+    allowed_by: tuple[str, ...] = ()
+    """Namespace-tier allow rules that name the peer on this port (they add up)."""
+    decided: Decision | None = None
+    """The first-matching rule that decided, unless the namespace tier's union of allows did."""
+    passed: Decision | None = None
+    """A Pass rule that sent the port on from a higher tier."""
     governed: bool = True
-    rejected_by: tuple[tuple[RuleRef, str], ...] = ()
-    """When denied: each rule in force on this side, and why it did not match."""
-    admin: tuple[str, str] | None = None
-    """(action, rule) of the AdminNetworkPolicy rule that matched first, if any."""
-    baseline: tuple[str, str] | None = None
-    """(action, rule) of the BaselineAdminNetworkPolicy rule that decided, when NetworkPolicy did not isolate."""
-    cilium_deny: str | None = None
-    """The Cilium deny rule that matched: it wins over every NetworkPolicy and Cilium allow."""
-    calico: tuple[str, str] | None = None
-    """(action, rule) that decided in Calico's ordered walk (NetworkPolicy runs there at order 1000)."""
-
-    @property
-    def allowed(self) -> bool:
-        if self.admin is not None and self.admin[0] != "Pass":
-            return self.admin[0] == "Allow"
-        if self.cilium_deny is not None:
-            return False
-        if self.calico is not None:
-            return self.calico[0] in ("Allow", "Pass")
-        if self.isolated:
-            return bool(self.allowed_by)
-        return self.baseline is None or self.baseline[0] == "Allow"
+    rejected_by: tuple[tuple[str, str], ...] = ()
+    """When the namespace tier denied by default: each rule in force there, and why it did not match."""
+    ordered: bool = False
+    """Policies with an order of their own share the namespace tier (its end denies)."""
 
     def explain(self) -> str:
         side = "egress of the source" if self.direction == "Egress" else "ingress of the destination"
         if not self.governed:
             return f"{side}: not governed by NetworkPolicy (hostNetwork or outside the cluster)"
-        if self.admin is not None and self.admin[0] != "Pass":
-            return f"{side}: {'allowed' if self.admin[0] == 'Allow' else 'denied'} by {self.admin[1]} (AdminNetworkPolicy, before any NetworkPolicy)"
-        passed = f"passed on by {self.admin[1]}; " if self.admin is not None else ""
-        if self.cilium_deny is not None:
-            return f"{side}: {passed}denied by {self.cilium_deny} (Cilium deny rules win over allows)"
-        if self.calico is not None:
-            word = {"Allow": "allowed by", "Deny": "denied by", "Pass": "passed by"}.get(self.calico[0], "decided by")
-            tail = " (the namespace default allows)" if self.calico[0] == "Pass" else ""
-            return f"{side}: {passed}{word} {self.calico[1]} (Calico order){tail}"
-        if not self.isolated and self.baseline is not None:
-            return (f"{side}: {passed}not isolated by NetworkPolicy; {'allowed' if self.baseline[0] == 'Allow' else 'denied'} "
-                    f"by {self.baseline[1]} (BaselineAdminNetworkPolicy)")
-        if passed and self.isolated:
-            side = f"{side}: {passed.rstrip('; ')}, then"
-            return f"{side} isolated by {', '.join(self.policies)}; " + (
-                f"allowed by {', '.join(map(str, self.allowed_by))}" if self.allowed_by else "no rule allows it: denied")
+        passed = f"passed on by {self.passed.rule}; " if self.passed is not None else ""
+        decided = self.decided
+        if decided is not None and (decided.action != "Allow" or decided.tier != "namespace"):
+            word = "allowed by" if decided.action == "Allow" else "denied by"
+            before = "not isolated by the namespace's policies; " if decided.tier == "baseline" else ""
+            return f"{side}: {passed}{before}{word} {decided.rule} ({decided.note})"
         if not self.isolated:
             return f"{side}: {passed}not isolated (no policy with {self.direction} selects it): allowed"
+        isolated = f"{passed.rstrip('; ')}, then isolated" if passed else "isolated"
         if self.allowed_by:
-            return f"{side}: isolated by {', '.join(self.policies)}; allowed by {', '.join(map(str, self.allowed_by))}"
-        return f"{side}: isolated by {', '.join(self.policies)}; no rule allows it: denied"
+            return f"{side}: {isolated} by {', '.join(self.policies)}; allowed by {', '.join(self.allowed_by)}"
+        return f"{side}: {isolated} by {', '.join(self.policies)}; no rule allows it: denied" + (" at the end of the tier" if self.ordered else "")
 
     def explain_lines(self) -> list[str]:
-        """The explanation, then (when denied) one line per rule in force and why it did not match."""
+        """The explanation, then (when denied by default) one line per rule in force and why it did not match."""
         lines = [self.explain()]
-        decided_elsewhere = ((self.admin is not None and self.admin[0] != "Pass") or not self.isolated
-                             or self.cilium_deny is not None or self.calico is not None)
-        if not decided_elsewhere and not self.allowed_by:
+        if self.governed and not self.allowed and self.decided is None and self.isolated:
             lines += [f"  {ref}: {reason}" for ref, reason in self.rejected_by] or ["  (its policies have no rules in this direction)"]
         return lines
 
@@ -193,7 +173,7 @@ class DirectionCoverage:
     isolated_pods: int
     default_deny: bool
     baseline: tuple[str, ...]
-    opened_by: tuple[RuleRef, ...]
+    opened_by: tuple[str, ...]
     reason: str
 
 
@@ -211,29 +191,40 @@ class NamespaceCoverage:
         return self.ingress if direction == "Ingress" else self.egress
 
 
-Endpoint = Union[int, IPAddress]
-"""A pod class id, or an IP address outside the cluster's pods."""
-
-
-def _protocol_ok(rule_protocol: str | None, protocol: str) -> bool:
-    numbers = {"6": "TCP", "17": "UDP", "132": "SCTP"}
-    return rule_protocol is None or numbers.get(rule_protocol, rule_protocol) == protocol
-
-
 def port_in(ports: PortSet, port: int, protocol: str) -> bool:
     return any(lo <= port <= hi for lo, hi in ports.as_dict().get(protocol, ()))
 
 
-def rule_opens_everything(rule: Rule) -> bool:
-    """All ports from (to) every peer, or from (to) every pod of the cluster."""
-    return rule.all_ports and (rule.all_peers or any(p.all_cluster_pods for p in rule.peers))
+_RANK = {"no": 0, "conditional": 1, "yes": 2}
+
+
+def _credit(kind: PolicyKind, cni: CniReport | None, assume_enforced: bool) -> tuple[Literal["yes", "assumed", "no"], str]:
+    """Whether a kind's policies take part, and why: only where the detected dataplane enforces it."""
+    if cni is None or not cni.components:
+        return "assumed", "the CNI was not identified: these results assume it enforces them"
+    best = max((kind.enforced_by.get(c.name, "no") for c in cni.components), key=_RANK.__getitem__)
+    names = ", ".join(sorted({c.name for c in cni.components}))
+    if best == "yes":
+        return "yes", ""
+    if best == "conditional":
+        return "assumed", f"{names} enforces them only in some versions or settings: these results assume it does"
+    if assume_enforced:
+        return "assumed", f"{names} does not enforce them; evaluated as if enforced (--assume-enforced)"
+    return "no", f"{names} does not enforce them: they are present but have no effect"
 
 
 class Analysis:
-    """Compiled view of an Inventory that answers selection, isolation and reachability."""
+    """Compiled view of an Inventory that answers selection, isolation and reachability.
+
+    ``cni`` decides which policy kinds take part: a kind the detected dataplane does not
+    enforce is listed in ``unenforced`` and left out of every answer, unless
+    ``assume_enforced`` (for planning). With no CNI report, or an unknown CNI, every kind
+    takes part and ``assumed`` names the kinds whose enforcement is assumed.
+    """
 
     @gc_paused()
-    def __init__(self, inventory: Inventory, dns: DnsTarget = DnsTarget()):
+    def __init__(self, inventory: Inventory, dns: DnsTarget = DnsTarget(), cni: CniReport | None = None,
+                 assume_enforced: bool = False):
         self.inventory = inventory
         self.dns = dns
         self.namespaces: dict[str, Namespace] = {ns.name: ns for ns in inventory.namespaces}
@@ -246,21 +237,30 @@ class Analysis:
         self.policies_by_ns: dict[str, list[Policy]] = {}
         for policy in self.policies:
             self.policies_by_ns.setdefault(policy.namespace, []).append(policy)
+        self._np_layers: dict[str, NetworkPolicyLayer] = {p.key: NetworkPolicyLayer(p) for p in self.policies}
 
-        self.admin_parsed: tuple[ParsedAdmin, ...] = tuple(parse_admin(e) for e in inventory.extended if e.kind in (ANP, BANP))
-        valid = [p.policy for p in self.admin_parsed if p.policy is not None]
-        self.anps: tuple[AdminPolicy, ...] = tuple(sorted((p for p in valid if p.kind == ANP), key=lambda p: (p.priority, p.name)))
-        self.banps: tuple[AdminPolicy, ...] = tuple(sorted((p for p in valid if p.kind == BANP), key=lambda p: p.name))
-        self._admin_memo: dict[int, tuple[tuple[AdminPolicy, ...], tuple[AdminPolicy, ...]]] = {}
-        self.cilium_parsed: list[tuple[ExtendedPolicy, list[CiliumPolicy], list[FieldError]]] = [
-            (e, *parse_cilium(e)) for e in inventory.extended if e.kind in (CNP, CCNP)]
-        self.cilium_policies: tuple[CiliumPolicy, ...] = tuple(p for _, ps, _ in self.cilium_parsed for p in ps)
-        self._cilium_memo: dict[int, tuple[CiliumPolicy, ...]] = {}
-        self._cilium_labels: dict[int, dict[str, str]] = {}
-        self.calico_parsed: list[tuple[ExtendedPolicy, CalicoPolicy | None, list[FieldError]]] = [
-            (e, *parse_calico(e)) for e in inventory.extended if e.kind in ("NetworkPolicy", "GlobalNetworkPolicy")]
-        self.calico_policies: tuple[CalicoPolicy, ...] = tuple(p for _, p, _ in self.calico_parsed if p is not None)
-        self._calico_memo: dict[int, tuple[CalicoPolicy, ...]] = {}
+        # Every other kind, compiled into stack policies; credited only where the dataplane enforces it.
+        self.kinds: dict[str, Compiled] = {}
+        self.unenforced: dict[str, str] = {}
+        """Kind name -> why its policies are left out (present but not enforced)."""
+        self.assumed: dict[str, str] = {}
+        """Kind name -> why its enforcement is assumed (unknown or version-dependent dataplane)."""
+        credited: list[StackPolicy] = []
+        for kind in kinds():
+            objs = [e for e in inventory.extended if kind.reads(e)]
+            if not objs:
+                continue
+            compiled = self.kinds[kind.name] = kind.compile(objs)
+            verdict, why = _credit(kind, cni, assume_enforced)
+            if verdict == "no":
+                self.unenforced[kind.name] = why
+                continue
+            if verdict == "assumed":
+                self.assumed[kind.name] = why
+            credited.extend(compiled.policies)
+        self.extended: tuple[StackPolicy, ...] = tuple(credited)
+        self._stack_memo: dict[tuple[int, Direction], dict[Tier, tuple[StackPolicy, ...]]] = {}
+        self._ns_labels: dict[str, dict[str, str]] = {}
 
         self.classes: list[PodClass] = []
         self.classes_by_ns: dict[str, list[int]] = {}
@@ -289,7 +289,28 @@ class Analysis:
                 for cid in chosen:
                     if self.classes[cid].governed or self.classes[cid].virtual:
                         lists[cid].append(policy)
+        self._extended_by_class: dict[int, tuple[StackPolicy, ...]] = {}
+        if self.extended:
+            for cls in self.classes:
+                if cls.governed or cls.virtual:
+                    mine = tuple(p for p in self.extended if p.selects(self, cls.id))
+                    if mine:
+                        self._extended_by_class[cls.id] = mine
         self.coverage: dict[str, NamespaceCoverage] = {ns: self._coverage(ns) for ns in ns_names}
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """A namespace's labels as a dict (empty for one the inventory does not know)."""
+        hit = self._ns_labels.get(namespace)
+        if hit is None:
+            ns = self.namespaces.get(namespace)
+            hit = self._ns_labels[namespace] = dict(ns.labels) if ns is not None else {}
+        return hit
+
+    @property
+    def all_policies(self) -> Iterable[StackPolicy]:
+        """Every policy that takes part, of every kind, NetworkPolicy first."""
+        yield from self._np_layers.values()
+        yield from self.extended
 
     # -- construction -------------------------------------------------------------------
 
@@ -406,84 +427,6 @@ class Analysis:
         """The NetworkPolicies that isolate class ``cid`` in ``direction`` (empty: none)."""
         return self._isolating[direction][cid]
 
-    def is_isolated(self, cid: int, direction: Direction) -> bool:
-        """Isolated by a NetworkPolicy, or enforced by a Cilium or Calico policy, in ``direction``."""
-        return (bool(self._isolating[direction][cid]) or any(direction in p.enforces for p in self.cilium_for(cid))
-                or any(direction in p.types for p in self.calico_for(cid)))
-
-    def calico_view(self, other: Endpoint) -> tuple[dict[str, str] | None, str | None, dict[str, str] | None, tuple[IPAddress, ...]]:
-        """(Calico labels, namespace, namespace labels, IPs) of an endpoint, for rule matching."""
-        if isinstance(other, int):
-            cls = self.classes[other]
-            ns_labels = dict(self.namespaces[cls.namespace].labels)
-            return calico_labels(cls.label_map, cls.namespace, ns_labels), cls.namespace, ns_labels, cls.ips
-        return None, None, None, (other,)
-
-    def calico_for(self, cid: int) -> tuple[CalicoPolicy, ...]:
-        """The Calico policies that select class ``cid``."""
-        if not self.calico_policies:
-            return ()
-        hit = self._calico_memo.get(cid)
-        if hit is None:
-            cls = self.classes[cid]
-            labels, ns, ns_labels, _ = self.calico_view(cid)
-            hit = self._calico_memo[cid] = tuple(
-                p for p in self.calico_policies
-                if (cls.governed or cls.virtual) and (p.namespace is None or p.namespace == ns)
-                and (p.namespace_selector is None or p.namespace_selector(ns_labels or {})) and p.selector(labels or {}))
-        return hit
-
-    def calico_rule_has(self, policy: CalicoPolicy, rule: CalicoRule, subject: int, other: Endpoint) -> bool:
-        """Whether a Calico rule's source and destination match this connection (ports aside)."""
-        o = self.calico_view(other)
-        s = self.calico_view(subject)
-        src, dst = (o, s) if rule.direction == "Ingress" else (s, o)
-        return (calico_entity_matches(rule.source, policy, *src)
-                and calico_entity_matches(dataclasses.replace(rule.destination, ports=()), policy, *dst))
-
-    def calico_order(self, subject: int, direction: Direction, np_policies: list[Policy]) -> list[tuple[float, str, object]]:
-        """Calico's walk for one side: its policies and the NetworkPolicies (order 1000), in order."""
-        items: list[tuple[float, str, object]] = [(p.order, p.name, p) for p in self.calico_for(subject) if direction in p.types]
-        items += [(1000.0, p.key, p) for p in np_policies]
-        return sorted(items, key=lambda item: (item[0], item[1]))
-
-    def labels_for_cilium(self, cid: int) -> dict[str, str]:
-        hit = self._cilium_labels.get(cid)
-        if hit is None:
-            cls = self.classes[cid]
-            hit = self._cilium_labels[cid] = cilium_labels(cls.label_map, cls.namespace, dict(self.namespaces[cls.namespace].labels))
-        return hit
-
-    def cilium_for(self, cid: int) -> tuple[CiliumPolicy, ...]:
-        """The Cilium policies whose endpointSelector selects class ``cid``."""
-        if not self.cilium_policies:
-            return ()
-        hit = self._cilium_memo.get(cid)
-        if hit is None:
-            cls = self.classes[cid]
-            labels = self.labels_for_cilium(cid)
-            hit = self._cilium_memo[cid] = tuple(
-                p for p in self.cilium_policies
-                if (p.namespace is None or p.namespace == cls.namespace) and p.subject.matches(labels)
-                and (cls.governed or cls.virtual))
-        return hit
-
-    def cilium_peer_has(self, peer: CiliumPeer, other: Endpoint) -> bool:
-        if isinstance(other, int):
-            cls = self.classes[other]
-            if not cls.governed and not cls.virtual:
-                return False
-            return cilium_peer_matches(peer, self.labels_for_cilium(other), cls.namespace, None)
-        return cilium_peer_matches(peer, None, None, other)
-
-    def cilium_rule_has(self, rule: CiliumRule, other: Endpoint) -> bool:
-        """Whether a Cilium rule names ``other`` (an empty L3 part with ports means any peer)."""
-        if rule.empty:
-            return False
-        return not rule.peers or any(self.cilium_peer_has(p, other) for p in rule.peers)
-
-    # -- reachability -------------------------------------------------------------------
-
     def peer_admits(self, policy: Policy, rule: Rule, other: Endpoint) -> bool:
         """Whether a rule of ``policy`` names ``other`` (a pod class or an address) among its peers."""
         if rule.all_peers:
@@ -496,145 +439,104 @@ class Analysis:
                 return True
         return False
 
-    # -- AdminNetworkPolicy layers ---------------------------------------------------------
+    # -- the stack ----------------------------------------------------------------------
 
-    def admin_for(self, cid: int) -> tuple[tuple[AdminPolicy, ...], tuple[AdminPolicy, ...]]:
-        """The ANPs (in evaluation order) and BANPs whose subject selects class ``cid``."""
-        hit = self._admin_memo.get(cid)
+    def stack_for(self, cid: int, direction: Direction) -> dict[Tier, tuple[StackPolicy, ...]]:
+        """The policies of every kind that act on class ``cid`` in ``direction``, per tier, in order."""
+        key = (cid, direction)
+        hit = self._stack_memo.get(key)
         if hit is None:
-            cls = self.classes[cid]
-            ns_labels = dict(self.namespaces[cls.namespace].labels)
-            hit = (tuple(p for p in self.anps if self._subject_has(p, ns_labels, cls)),
-                   tuple(p for p in self.banps if self._subject_has(p, ns_labels, cls)))
-            self._admin_memo[cid] = hit
+            found: dict[Tier, list[StackPolicy]] = {}
+            for policy in self._isolating[direction][cid]:
+                found.setdefault("namespace", []).append(self._np_layers[policy.key])
+            for ext in self._extended_by_class.get(cid, ()):
+                if ext.rules(direction) or ext.isolates(direction):
+                    found.setdefault(ext.tier, []).append(ext)
+            hit = self._stack_memo[key] = {t: tuple(sorted(ps, key=lambda p: p.order)) for t, ps in found.items()}
         return hit
 
-    @staticmethod
-    def _subject_has(policy: AdminPolicy, ns_labels: Mapping[str, str], cls: PodClass) -> bool:
-        if policy.subject_namespaces is not None:
-            return policy.subject_namespaces.matches(ns_labels)
-        return (policy.subject_pod_namespaces is not None and policy.subject_pod_namespaces.matches(ns_labels)
-                and policy.subject_pods is not None and policy.subject_pods.matches(cls.label_map))
+    def only_networkpolicy(self, cid: int) -> bool:
+        """No policy of another kind selects class ``cid``: NetworkPolicy alone decides it."""
+        return cid not in self._extended_by_class
 
-    def admin_peer_has(self, peer: AdminPeer, other: Endpoint) -> bool:
-        if isinstance(other, int):
-            cls = self.classes[other]
-            if not cls.governed and not cls.virtual:
-                return False
-            ns_labels = dict(self.namespaces[cls.namespace].labels)
-            if peer.namespaces is not None:
-                return peer.namespaces.matches(ns_labels)
-            if peer.pods is not None:
-                return (peer.pod_namespaces is not None and peer.pod_namespaces.matches(ns_labels)
-                        and peer.pods.matches(cls.label_map))
-            return any(network_contains(peer, ip) for ip in cls.ips)
-        return network_contains(peer, other)
+    def is_isolated(self, cid: int, direction: Direction) -> bool:
+        """Whether some policy of any kind isolates class ``cid`` in ``direction``: the namespace
+        tier closes for it, or an admin or baseline policy denies it every peer on every port."""
+        if self._isolating[direction][cid]:
+            return True
+        return any(closes(p, direction) for policies in self.stack_for(cid, direction).values() for p in policies)
 
-    def admin_decision(self, policies: tuple[AdminPolicy, ...], direction: Direction, other: Endpoint, port: int,
-                       protocol: str, dst_ports: tuple[ContainerPort, ...] | None) -> tuple[str, str] | None:
-        """(action, "Kind/name rule") of the first rule that matches, in evaluation order; None if none does."""
-        for policy in policies:
-            for rule in policy.rules(direction):
-                if any(self.admin_peer_has(peer, other) for peer in rule.peers) and port_in(rule.port_set(dst_ports), port, protocol):
-                    label = f"{policy.key} {direction.lower()}[{rule.index}]" + (f" ({rule.name})" if rule.name else "")
-                    return rule.action, label
-        return None
+    def egress_signature(self, cid: int) -> tuple | None:
+        """What a class's egress verdicts depend on: the policies of every tier that act on it.
+
+        Classes with the same signature get the same egress verdict to any destination, so
+        sources in one namespace share one verdict. None when a rule's match also depends on
+        the source itself (Calico rules that narrow their own side, sameLabels peers).
+        """
+        stack = self.stack_for(cid, "Egress")
+        if any(r.subject_dependent for ps in stack.values() for p in ps for r in p.rules("Egress")):
+            return None
+        return tuple(id(p) for t in TIERS for p in stack.get(t, ()))
+
+    def side_ports(self, subject: int, direction: Direction, other: Endpoint, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        """What one side allows between ``subject`` and ``other``, on every port: the stack's walk.
+
+        When NetworkPolicy alone acts on the subject the walk is the union of the rules that
+        name the peer (all of them Allow): computed directly, it is the same answer faster.
+        """
+        cls = self.classes[subject]
+        if not cls.governed and not cls.virtual:
+            return ALL
+        if subject not in self._extended_by_class:
+            policies = self._isolating[direction][subject]
+            if not policies:
+                return ALL
+            allowed = NONE
+            for policy in policies:
+                for rule in self._np_layers[policy.key].rules(direction):
+                    if self.peer_admits(policy, rule.rule, other):
+                        allowed = allowed | rule.ports(dst_ports)
+            return allowed
+        return evaluate(self, subject, direction, other, dst_ports).allowed
+
+    def outcome(self, subject: int, direction: Direction, other: Endpoint, dst_ports: tuple[ContainerPort, ...] | None) -> Outcome:
+        """The stack's full evaluation of one side (every port, with what decided it)."""
+        return evaluate(self, subject, direction, other, dst_ports)
 
     def _side(self, direction: Direction, subject: Endpoint, other: Endpoint, port: int, protocol: str,
               dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
         if not isinstance(subject, int) or not self.classes[subject].governed and not self.classes[subject].virtual:
-            return SideVerdict(direction, False, (), (), governed=False)
-        policies = self.isolating(subject, direction)
-        anps, banps = self.admin_for(subject)
-        cilium = self.cilium_for(subject)
+            return SideVerdict(direction, True, False, (), governed=False)
         signature = self.egress_signature(subject) if direction == "Egress" else None
         if signature is not None:
             key = (signature, other, port, protocol, dst_ports)
             hit = self._egress_memo.get(key)
             if hit is None:
-                hit = self._egress_memo[key] = self._layered(direction, subject, policies, anps, banps, cilium, other, port, protocol, dst_ports)
+                hit = self._egress_memo[key] = self._verdict(direction, subject, other, port, protocol, dst_ports)
             return hit
-        return self._layered(direction, subject, policies, anps, banps, cilium, other, port, protocol, dst_ports)
+        return self._verdict(direction, subject, other, port, protocol, dst_ports)
 
-    def egress_signature(self, cid: int) -> tuple | None:
-        """What a class's egress verdicts depend on: the policies of every layer that select it.
-
-        Classes with the same signature get the same egress verdict to any destination, so
-        sources in one namespace share one verdict. None when Calico selects the class: its
-        rules may also match the source's own labels.
-        """
-        if self.calico_for(cid):
-            return None
-        anps, banps = self.admin_for(cid)
-        return (tuple(map(id, self.isolating(cid, "Egress"))), tuple(map(id, anps)), tuple(map(id, banps)),
-                tuple(map(id, self.cilium_for(cid))))
-
-    def _layered(self, direction: Direction, subject_id: int, policies: list[Policy], anps: tuple[AdminPolicy, ...], banps: tuple[AdminPolicy, ...],
-                 cilium: tuple[CiliumPolicy, ...], other: Endpoint, port: int, protocol: str,
+    def _verdict(self, direction: Direction, subject: int, other: Endpoint, port: int, protocol: str,
                  dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
-        """ANP first; on no match or Pass, NetworkPolicy and Cilium (deny rules first); when
-        neither isolates, the BANP."""
-        admin = self.admin_decision(anps, direction, other, port, protocol, dst_ports) if anps else None
-        verdict = self._evaluate(direction, policies, other, port, protocol, dst_ports)
-        enforced = [p for p in cilium if direction in p.enforces]
-        cilium_deny = None
-        if cilium:
-            cilium_allows: list[RuleRef] = []
-            for policy in cilium:
-                for rule in policy.rules(direction):
-                    if self.cilium_rule_has(rule, other) and port_in(rule.port_set(dst_ports), port, protocol):
-                        if rule.deny and cilium_deny is None:
-                            cilium_deny = f"{policy.key} {rule.field}"
-                        elif not rule.deny:
-                            cilium_allows.append(RuleRef(policy.key, direction, rule.index))
-            verdict = dataclasses.replace(
-                verdict, isolated=verdict.isolated or bool(enforced),
-                policies=verdict.policies + tuple(p.key for p in enforced),
-                allowed_by=verdict.allowed_by + tuple(cilium_allows), cilium_deny=cilium_deny)
-        calico_items = self.calico_order(subject_id, direction, policies) if self.calico_policies and isinstance(subject_id, int) else []
-        if any(isinstance(item[2], CalicoPolicy) for item in calico_items):
-            decision: tuple[str, str] | None = None
-            for _order, _name, item in calico_items:
-                if isinstance(item, CalicoPolicy):
-                    for rule in item.rules(direction):
-                        if rule.action == "Log" or not self.calico_rule_has(item, rule, subject_id, other):
-                            continue
-                        if port_in(rule.port_set(dst_ports), port, protocol) and _protocol_ok(rule.protocol, protocol):
-                            decision = (rule.action, f"{item.key} {rule.field}")
-                            break
-                elif any(r.policy == item.key for r in verdict.allowed_by):  # type: ignore[attr-defined]
-                    decision = ("Allow", next(str(r) for r in verdict.allowed_by if r.policy == item.key))  # type: ignore[attr-defined]
-                if decision is not None:
-                    break
-            verdict = dataclasses.replace(verdict, isolated=True, calico=decision or ("Deny", "the end of the tier: no rule of the selecting policies matched"),
-                                          policies=verdict.policies + tuple(i[2].key for i in calico_items if isinstance(i[2], CalicoPolicy)))
-        baseline = None
-        if not verdict.isolated and banps and (admin is None or admin[0] == "Pass"):
-            baseline = self.admin_decision(banps, direction, other, port, protocol, dst_ports)
-        if admin is None and baseline is None:
-            return verdict
-        return dataclasses.replace(verdict, admin=admin, baseline=baseline)
-
-    def _evaluate(self, direction: Direction, policies: list[Policy], other: Endpoint, port: int, protocol: str,
-                  dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
+        """One port's verdict from the stack's walk, with the rules that decided it."""
+        outcome = evaluate(self, subject, direction, other, dst_ports)
+        seg = outcome.at(port, protocol)
+        namespace_tier = self.stack_for(subject, direction).get("namespace", ())
         allowed_by = tuple(
-            RuleRef(policy.key, direction, rule.index)
-            for policy in policies
-            for rule in policy.rules(direction)
-            if self.peer_admits(policy, rule, other) and rule.allows_port(port, protocol, dst_ports)
-        )
-        rejected: tuple[tuple[RuleRef, str], ...] = ()
-        if policies and not allowed_by:
-            # Denied: say for every rule in force why it did not match, so the fix is obvious.
+            rule.label for policy in namespace_tier for rule in policy.rules(direction)
+            if rule.action == "Allow" and rule.names(self, subject, other)
+            and any(lo <= port <= hi for lo, hi in rule.ports(dst_ports).as_dict().get(protocol, ())))
+        rejected: tuple[tuple[str, str], ...] = ()
+        if not seg.allowed and seg.decision is None:
+            # Denied by default: say for every rule in force why it did not match, so the fix is obvious.
             peer_word = "destination" if direction == "Egress" else "source"
             rejected = tuple(
-                (RuleRef(policy.key, direction, rule.index),
-                 f"{peer_word} matches none of its peers ({rule.describe()})" if not self.peer_admits(policy, rule, other)
+                (rule.label, f"{peer_word} matches none of its peers ({rule.describe()})" if not rule.names(self, subject, other)
                  else f"{port}/{protocol} is not among its ports ({rule.describe()})")
-                for policy in policies
-                for rule in policy.rules(direction)
-            )
-        return SideVerdict(direction, bool(policies), tuple(p.key for p in policies), allowed_by, rejected_by=rejected)
+                for policy in namespace_tier for rule in policy.rules(direction))
+        return SideVerdict(direction, seg.allowed, bool(outcome.isolated), tuple(dict.fromkeys(p.key for p in outcome.isolated)),
+                           allowed_by if seg.allowed else (), seg.decision, seg.passed, rejected_by=rejected,
+                           ordered=any(p.kind != "NetworkPolicy" for p in outcome.isolated))
 
     def allowed(self, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> Verdict:
         """Whether ``src`` may open a connection to ``dst`` on ``port``/``protocol``.
@@ -652,14 +554,22 @@ class Analysis:
     def governed_classes(self, ns: str) -> list[PodClass]:
         return [self.classes[cid] for cid in self.classes_by_ns.get(ns, []) if self.classes[cid].governed]
 
+    def policies_in(self, ns: str) -> tuple[str, ...]:
+        """Keys of the policies of every kind that select a pod of ``ns`` or all of it."""
+        keys = [p.key for p in self.policies_by_ns.get(ns, [])]
+        ids = self.classes_by_ns.get(ns, [])
+        for ext in self.extended:
+            if ext.whole_namespace(self, ns) or any(ext in self._extended_by_class.get(cid, ()) for cid in ids):
+                keys.append(ext.key)
+        return tuple(dict.fromkeys(keys))
+
     def _coverage(self, ns: str) -> NamespaceCoverage:
-        policies = self.policies_by_ns.get(ns, [])
         governed = self.governed_classes(ns)
         host = [self.classes[cid] for cid in self.classes_by_ns.get(ns, []) if self.classes[cid].host_network]
-        sides = {d: self._direction_coverage(ns, d, policies, governed) for d in DIRECTIONS}
+        sides = {d: self._direction_coverage(ns, d, governed) for d in DIRECTIONS}
         return NamespaceCoverage(
             name=ns,
-            policies=tuple(p.key for p in policies),
+            policies=self.policies_in(ns),
             workloads=sum(len(c.workloads) for c in governed) + sum(len(c.workloads) for c in host),
             pods=sum(c.pods for c in governed),
             host_network_pods=sum(c.pods for c in host),
@@ -667,113 +577,63 @@ class Analysis:
             egress=sides["Egress"],
         )
 
-    def _direction_coverage(self, ns: str, direction: Direction, policies: list[Policy], governed: list[PodClass]) -> DirectionCoverage:
-        """Default-deny by effect: a policy selecting every pod (present and future) isolates
-        the direction, and no rule opens all ports to everyone for every pod of the namespace."""
+    def _direction_coverage(self, ns: str, direction: Direction, governed: list[PodClass]) -> DirectionCoverage:
+        """Default-deny by effect, one definition for every kind: a policy that selects every pod
+        of the namespace (present and future) closes the direction, no rule reached before it
+        opens all ports to every peer, and every current pod is isolated."""
         pods = sum(c.pods for c in governed)
         isolated = sum(c.pods for c in governed if self.is_isolated(c.id, direction))
-        baseline = tuple(p.key for p in policies if direction in p.types and p.pod_selector.empty)
-        governed_ids = {c.id for c in governed}
-        opened = tuple(
-            RuleRef(p.key, direction, rule.index)
-            for p in policies
-            if p.pod_selector.empty or (governed_ids and governed_ids <= self.selected[p.key])
-            for rule in p.rules(direction)
-            if rule_opens_everything(rule)
-        )
+        governed_ids = frozenset(c.id for c in governed)
         word = "ingress" if direction == "Ingress" else "egress"
-        if not policies:
-            reason = "no NetworkPolicy in the namespace"
-        elif not baseline:
-            if pods and isolated == pods:
-                reason = f"every current pod is isolated for {word} by workload policies, but no policy with an empty podSelector isolates new pods"
-            else:
-                reason = f"no policy with an empty podSelector and {direction} in its policyTypes"
-        elif opened:
-            reason = f"{opened[0]} allows all {word} on all ports for every pod, undoing the default-deny"
-        else:
-            reason = f"default-deny {word} by {', '.join(baseline)}"
-        default_deny = bool(baseline) and not opened
-        if not default_deny and self.calico_policies:
-            calico_baseline = self._calico_deny_all(ns, direction)
-            if calico_baseline is not None:
-                default_deny, baseline = True, (calico_baseline,)
-                reason = f"default-deny {word} by {calico_baseline} (Calico)"
-        if not default_deny and self.cilium_policies:
-            cilium_baseline = self._cilium_deny_all(ns, direction)
-            if cilium_baseline is not None:
-                default_deny, baseline = True, (cilium_baseline,)
-                reason = f"default-deny {word} by {cilium_baseline} (Cilium)"
-        if not default_deny:
-            admin = self._admin_deny_all(ns, direction, banp_ok=not opened)
-            if admin is not None:
-                default_deny, baseline = True, (admin,)
-                reason = f"default-deny {word} by {admin} (cluster-wide admin policy)"
-        return DirectionCoverage(pods, isolated, default_deny, baseline, opened, reason)
-
-    def _calico_deny_all(self, ns: str, direction: Direction) -> str | None:
-        """A Calico policy that selects any pod of ``ns`` (probed with an unlabelled pod) in
-        ``direction`` and has no Allow or Pass rule open to every peer on every port."""
-        ns_labels = dict(self.namespaces[ns].labels) if ns in self.namespaces else {}
-        probe = calico_labels({}, ns, ns_labels)
-        for policy in sorted(self.calico_policies, key=lambda p: (p.order, p.name)):
-            if direction not in policy.types or policy.namespace not in (None, ns):
-                continue
-            if policy.namespace_selector is not None and not policy.namespace_selector(ns_labels):
-                continue
-            if not policy.selector(probe):
-                continue
-            opens = False
-            for rule in policy.rules(direction):
-                rule_side = rule.source if direction == "Ingress" else rule.destination
-                peer = rule_side.selector is None and rule_side.namespace_selector is None and not rule_side.nets
-                if peer and rule.action in ("Allow", "Pass") and not rule.destination.ports and rule.protocol is None:
-                    opens = True
-                    break
-                if peer and rule.action == "Deny" and not rule.destination.ports and rule.protocol is None:
-                    break
-            if not opens:
-                return policy.key
-        return None
-
-    def _cilium_deny_all(self, ns: str, direction: Direction) -> str | None:
-        """A Cilium policy enforcing ``direction`` on every pod of ``ns`` (empty endpointSelector,
-        or only the namespace named) with no rule that allows every peer on every port."""
-        for policy in self.cilium_policies:
-            if policy.namespace not in (None, ns) or direction not in policy.enforces:
-                continue
-            if any(r.key != NAMESPACE_KEY for r in policy.subject.requirements):
-                continue
-            if not policy.subject.matches({NAMESPACE_KEY: ns}):
-                continue
-            opens = any(not r.deny and not r.empty and not r.ports and
-                        (not r.peers or any("all" in p.entities or "cluster" in p.entities or
-                                            (p.selector is not None and p.selector.empty and p.namespace is None)
-                                            for p in r.peers))
-                        for r in policy.rules(direction))
-            if not opens:
-                return policy.key
-        return None
-
-    def _admin_deny_all(self, ns: str, direction: Direction, banp_ok: bool) -> str | None:
-        """An ANP (or, unless NetworkPolicy opens everything, the BANP) that denies every cluster
-        peer on every port to every pod of ``ns``, present and future."""
-        ns_labels = dict(self.namespaces[ns].labels) if ns in self.namespaces else {}
-        layers = [self.anps] + ([self.banps] if banp_ok else [])
-        for policies in layers:
-            for policy in policies:
-                whole_ns = (policy.subject_namespaces is not None and policy.subject_namespaces.matches(ns_labels)) or (
-                    policy.subject_pods is not None and policy.subject_pods.empty and policy.subject_pod_namespaces is not None
-                    and policy.subject_pod_namespaces.matches(ns_labels))
-                if not whole_ns:
+        closed_by: tuple[str, ...] = ()
+        opened: tuple[str, ...] = ()
+        for tier in TIERS:
+            # The policies that act on every pod of the namespace, in the order the walk meets them;
+            # each one's first rule for every peer on every port is what it does to "everyone".
+            candidates = sorted((p for p in self._tier_policies(ns, tier)
+                                 if p.whole_namespace(self, ns) or (governed_ids and all(p.selects(self, c) for c in governed_ids))),
+                                key=lambda p: p.order)
+            passed = False
+            for policy in candidates:
+                first = next((r for r in policy.rules(direction) if r.everyone), None)
+                if first is None:
                     continue
-                for rule in policy.rules(direction):
-                    everyone = not rule.ports and any(p.namespaces is not None and p.namespaces.empty for p in rule.peers)
-                    if everyone and rule.action == "Deny":
-                        return policy.key
-                    if everyone:
-                        break  # an earlier Allow or Pass of everything: this policy denies nothing wholesale
-        return None
+                if first.action == "Allow":
+                    opened = (first.label,)
+                elif first.action == "Pass":
+                    passed = True
+                elif policy.whole_namespace(self, ns):
+                    closed_by = (policy.key,)
+                if opened or passed or closed_by:
+                    break
+            if opened or closed_by:
+                break
+            if tier == "namespace" and not passed:
+                closing = [p.key for p in candidates if p.whole_namespace(self, ns) and p.isolates(direction)]
+                if closing:
+                    closed_by = tuple(dict.fromkeys(closing))
+                    break
+        kinds_note = {p.key: p.note for p in self.all_policies}
+        if opened:
+            reason = f"{opened[0]} allows all {word} on all ports for every pod, undoing the default-deny"
+        elif closed_by and pods and isolated < pods:
+            reason = f"{pods - isolated} of {pods} pods are not isolated for {word} although {closed_by[0]} selects the whole namespace"
+        elif closed_by:
+            notes = {kinds_note.get(k, "") for k in closed_by} - {"NetworkPolicy", ""}
+            reason = f"default-deny {word} by {', '.join(closed_by)}" + (f" ({', '.join(sorted(notes))})" if notes else "")
+        elif not self.policies_in(ns):
+            reason = "no NetworkPolicy in the namespace"
+        elif pods and isolated == pods:
+            reason = f"every current pod is isolated for {word} by workload policies, but no policy with an empty podSelector isolates new pods"
+        else:
+            reason = f"no policy with an empty podSelector and {direction} in its policyTypes"
+        default_deny = bool(closed_by) and not opened and isolated == pods
+        return DirectionCoverage(pods, isolated, default_deny, closed_by, opened, reason)
+
+    def _tier_policies(self, ns: str, tier: Tier) -> Iterable[StackPolicy]:
+        if tier == "namespace":
+            yield from (self._np_layers[p.key] for p in self.policies_by_ns.get(ns, []))
+        yield from (p for p in self.extended if p.tier == tier)
 
     # -- lookups ------------------------------------------------------------------------
 

@@ -17,9 +17,8 @@ from typing import Iterable, Iterator, NamedTuple
 from audit.engine.analysis import Analysis, Endpoint, PodClass
 from audit.engine.ingress import SOURCE as INGRESS_SOURCE
 from audit.engine.ingress import ingress_ports
-from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, IPNetwork, Policy
-from audit.engine.kinds.calico import CalicoPolicy
-from audit.engine.ports import ALL, NONE, PortSet, rule_ports
+from audit.engine.kinds.networkpolicy import Direction, IPNetwork
+from audit.engine.ports import ALL, NONE, PortSet
 
 
 
@@ -63,31 +62,8 @@ class Segment:
 
 def _networks(analysis: Analysis) -> Iterator[IPNetwork]:
     """Every address block a policy of any kind names (ipBlock cidr and except, ANP networks, CIDRs, nets)."""
-    for policy in analysis.policies:
-        for direction in policy.types:
-            for rule in policy.rules(direction):
-                for peer in rule.peers:
-                    if peer.ip_block is not None:
-                        yield peer.ip_block.cidr
-                        yield from peer.ip_block.excepts
-    for admin in analysis.anps + analysis.banps:
-        for direction in DIRECTIONS:
-            for arule in admin.rules(direction):
-                for apeer in arule.peers:
-                    yield from apeer.networks
-    for cilium in analysis.cilium_policies:
-        for direction in DIRECTIONS:
-            for crule in cilium.rules(direction):
-                for cpeer in crule.peers:
-                    for block in cpeer.blocks:
-                        yield block.cidr
-                        yield from block.excepts
-    for calico in analysis.calico_policies:
-        for direction in DIRECTIONS:
-            for krule in calico.rules(direction):
-                for entity in (krule.source, krule.destination):
-                    yield from entity.nets
-                    yield from entity.not_nets
+    for policy in analysis.all_policies:
+        yield from policy.networks()
 
 
 def segments(analysis: Analysis) -> list[Segment]:
@@ -109,85 +85,11 @@ def segments(analysis: Analysis) -> list[Segment]:
     return out
 
 
-def _admin_layer(analysis: Analysis, policies, direction: Direction, other: Endpoint, dst_ports, scope: PortSet,
-                 allowed: PortSet) -> tuple[PortSet, PortSet, PortSet]:
-    """Walk admin rules in order over the ports still undecided: (allowed, passed, undecided)."""
-    passed = NONE
-    for policy in policies:
-        for rule in policy.rules(direction):
-            if not scope:
-                return allowed, passed, scope
-            if any(analysis.admin_peer_has(peer, other) for peer in rule.peers):
-                ports = rule.port_set(dst_ports) & scope
-                if rule.action == "Allow":
-                    allowed = allowed | ports
-                elif rule.action == "Pass":
-                    passed = passed | ports
-                scope = scope - ports
-    return allowed, passed, scope
-
-
-def _rule_ports(analysis: Analysis, rule, dst_ports) -> PortSet:
-    """``rule_ports``, memoized on the analysis (a rule's ports resolve alike for equal container ports)."""
-    key = (id(rule), dst_ports)
-    hit = analysis.memo.get(key)
-    if hit is None:
-        hit = analysis.memo[key] = rule_ports(rule, dst_ports)
-    return hit
-
-
-def _np_ports(analysis: Analysis, policies: list[Policy], direction: Direction, other: Endpoint, dst_ports) -> PortSet:
-    """What NetworkPolicies allow towards or from ``other``: the union of the rules that name it."""
-    allowed = NONE
-    for policy in policies:
-        for rule in policy.rules(direction):
-            if analysis.peer_admits(policy, rule, other):
-                allowed = allowed | _rule_ports(analysis, rule, dst_ports)
-    return allowed
-
-
-def _side(analysis: Analysis, subject: PodClass, direction: Direction, other: Endpoint, dst_ports) -> PortSet:
-    """The ports one side allows: ANP rules first, then NetworkPolicy, else the BANP (see audit.engine.kinds.admin)."""
-    policies = analysis.isolating(subject.id, direction)
-    anps, banps = analysis.admin_for(subject.id)
-    cilium = analysis.cilium_for(subject.id)
-    if not (anps or banps or cilium or analysis.calico_policies and analysis.calico_for(subject.id)):
-        return _np_ports(analysis, policies, direction, other, dst_ports) if policies else ALL  # NetworkPolicy alone
-    allowed, passed, undecided = _admin_layer(analysis, anps, direction, other, dst_ports, ALL, NONE)
-    scope = undecided | passed
-    denied = NONE  # Cilium deny rules win over every NetworkPolicy and Cilium allow
-    cilium_allowed = NONE
-    for policy in cilium:
-        for crule in policy.rules(direction):
-            if analysis.cilium_rule_has(crule, other):
-                if crule.deny:
-                    denied = denied | crule.port_set(dst_ports)
-                else:
-                    cilium_allowed = cilium_allowed | crule.port_set(dst_ports)
-    scope = scope - denied
-    walk = analysis.calico_order(subject.id, direction, policies) if analysis.calico_policies else []
-    if any(isinstance(item[2], CalicoPolicy) for item in walk):
-        # Calico's ordered walk (NetworkPolicy at order 1000): the first matching rule decides
-        # each port; Pass hands the port to the namespace default (allow); the rest is denied.
-        for _order, _name, item in walk:
-            if isinstance(item, CalicoPolicy):
-                for crule in item.rules(direction):
-                    if crule.action == "Log" or not analysis.calico_rule_has(item, crule, subject.id, other):
-                        continue
-                    ports = crule.port_set(dst_ports) & scope
-                    if crule.action in ("Allow", "Pass"):
-                        allowed = allowed | ports
-                    scope = scope - ports
-            else:
-                ports = _np_ports(analysis, [item], direction, other, dst_ports)  # type: ignore[list-item]
-                allowed = allowed | (ports & scope)
-                scope = scope - ports
-        return allowed | (cilium_allowed & scope)
-    if policies or any(direction in p.enforces for p in cilium):
-        np_allowed = cilium_allowed | _np_ports(analysis, policies, direction, other, dst_ports)
-        return allowed | (np_allowed & scope)
-    allowed, _, undecided = _admin_layer(analysis, banps, direction, other, dst_ports, scope, allowed)
-    return allowed | undecided
+def _simple(analysis: Analysis, cid: int) -> bool:
+    """Only namespace-tier allow rules act on the class, naming peers whatever the class is: its
+    verdicts are the union of those rules, and its peers can be listed from the rules."""
+    return all(p.tier == "namespace" and all(r.action == "Allow" and not r.subject_dependent for r in p.rules(d))
+               for d in ("Ingress", "Egress") for ps in analysis.stack_for(cid, d).values() for p in ps)
 
 
 class Candidates:
@@ -237,9 +139,9 @@ class ClassGraph:
         self.analysis = analysis
         self.ids: list[int] = [c.id for c in analysis.real_classes() if c.governed]
         self._members = frozenset(self.ids)
-        simple = {cid for cid in self.ids if not (any(analysis.admin_for(cid)) or analysis.cilium_for(cid) or analysis.calico_for(cid))}
-        self.open_egress = frozenset(cid for cid in simple if not analysis.isolating(cid, "Egress"))
-        self.open_ingress = frozenset(cid for cid in simple if not analysis.isolating(cid, "Ingress"))
+        simple = {cid for cid in self.ids if _simple(analysis, cid)}
+        self.open_egress = frozenset(cid for cid in simple if not analysis.is_isolated(cid, "Egress"))
+        self.open_ingress = frozenset(cid for cid in simple if not analysis.is_isolated(cid, "Ingress"))
         self._simple = frozenset(simple)
         self._egress_index: tuple[frozenset[int], dict[int, set[int]]] | None = None
         self._candidates: dict[tuple, Candidates | None] = {}
@@ -250,7 +152,7 @@ class ClassGraph:
         """Classes the rules of ``cid`` can name in ``direction``; None: possibly any."""
         if cid not in self._simple:
             return None
-        policies = self.analysis.isolating(cid, direction)
+        policies = self.analysis.stack_for(cid, direction).get("namespace", ())
         if not policies:
             return None
         key = (direction, tuple(map(id, policies)))  # the peers depend on the policies, not on the class
@@ -259,11 +161,11 @@ class ClassGraph:
         found: dict[int, frozenset[int]] | None = {}
         for policy in policies:
             for rule in policy.rules(direction):
-                if rule.all_peers:
+                sets = rule.peer_sets(self.analysis)
+                if sets is None:
                     found = None
                     break
-                for peer in rule.peers:
-                    classes = self.analysis.peer_classes(policy.namespace, peer)
+                for classes in sets:
                     if classes:
                         found[id(classes)] = classes
             if found is None:
@@ -325,7 +227,7 @@ class ClassGraph:
         """What ``dst``'s ingress verdicts depend on besides the source (None: the class itself)."""
         if dst not in self._simple:
             return None
-        return (tuple(map(id, self.analysis.isolating(dst, "Ingress"))), self.analysis.classes[dst].ports)
+        return (tuple(map(id, self.analysis.stack_for(dst, "Ingress").get("namespace", ()))), self.analysis.classes[dst].ports)
 
     def ingress(self, dst: int, src: int, key: tuple | None = None) -> PortSet:
         """What ``dst``'s ingress side allows from class ``src`` (shared by classes with the same policies and ports)."""
@@ -333,11 +235,11 @@ class ClassGraph:
         cls = analysis.classes[dst]
         key = key or self._ingress_key(dst)
         if key is None:
-            return _side(analysis, cls, "Ingress", src, cls.ports)
+            return analysis.side_ports(cls.id, "Ingress", src, cls.ports)
         full = (key, src)
         hit = self._ingress_memo.get(full)
         if hit is None:
-            hit = self._ingress_memo[full] = _side(analysis, cls, "Ingress", src, cls.ports)
+            hit = self._ingress_memo[full] = analysis.side_ports(cls.id, "Ingress", src, cls.ports)
         return hit
 
     def egress(self, src: int, dst: Endpoint) -> PortSet:
@@ -346,11 +248,11 @@ class ClassGraph:
         dst_ports = analysis.classes[dst].ports if isinstance(dst, int) else None
         signature = analysis.egress_signature(src)
         if signature is None:
-            return _side(analysis, analysis.classes[src], "Egress", dst, dst_ports)
+            return analysis.side_ports(src, "Egress", dst, dst_ports)
         key = (signature, dst)
         hit = self._egress_memo.get(key)
         if hit is None:
-            hit = self._egress_memo[key] = _side(analysis, analysis.classes[src], "Egress", dst, dst_ports)
+            hit = self._egress_memo[key] = analysis.side_ports(src, "Egress", dst, dst_ports)
         return hit
 
     def outside(self, cid: int, direction: Direction, segs: list[Segment], memo: dict) -> list[tuple[str, PortSet]]:
@@ -360,7 +262,7 @@ class ClassGraph:
         if cid in (self.open_egress if direction == "Egress" else self.open_ingress):
             key: tuple = ("open",)
         elif cid in self._simple:
-            key = (tuple(map(id, analysis.isolating(cid, direction))), cls.ports if direction == "Ingress" else None)
+            key = (tuple(map(id, analysis.stack_for(cid, direction).get("namespace", ()))), cls.ports if direction == "Ingress" else None)
         else:
             key = ("class", cid)
         key = (direction, key)
@@ -368,7 +270,7 @@ class ClassGraph:
         if hit is None:
             ports = cls.ports if direction == "Ingress" else None
             hit = memo[key] = [(seg.text(), conns) for seg in segs
-                               if (conns := _side(analysis, cls, direction, seg.probe, ports))]
+                               if (conns := analysis.side_ports(cls.id, direction, seg.probe, ports))]
         return hit
 
 
@@ -451,7 +353,7 @@ def _from_ingress_controller(analysis: Analysis, focus) -> list[Connection]:
         if not focus(cid):
             continue
         cls = analysis.classes[cid]
-        conns = ports & _side(analysis, source, "Egress", cid, cls.ports) & _side(analysis, cls, "Ingress", controller, cls.ports)
+        conns = ports & analysis.side_ports(source.id, "Egress", cid, cls.ports) & analysis.side_ports(cls.id, "Ingress", controller, cls.ports)
         for w in cls.workloads:
             lines[w.pod_ref] = lines.get(w.pod_ref, NONE) | conns
     return [Connection(INGRESS_SOURCE, dst, conns) for dst, conns in sorted(lines.items()) if conns]

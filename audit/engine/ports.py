@@ -7,8 +7,8 @@ from functools import cached_property
 from typing import Iterable
 
 from audit.inventory import ContainerPort
-from audit.engine.kinds.networkpolicy import PROTOCOLS, Rule
 
+PROTOCOLS = ("TCP", "UDP", "SCTP")
 Ranges = tuple[tuple[int, int], ...]
 FULL_RANGE: Ranges = ((1, 65535),)
 
@@ -161,10 +161,3 @@ def resolve_ports(entries: Iterable[PortEntry], dst_ports: tuple[ContainerPort, 
             else:
                 items.setdefault(proto, []).append((port, end or port))
     return PortSet.of(items)
-
-
-def rule_ports(rule: Rule, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-    """What a NetworkPolicy rule admits to a destination."""
-    if not rule.ports:
-        return ALL
-    return resolve_ports((((p.protocol,), p.port, p.end_port) for p in rule.ports), dst_ports)

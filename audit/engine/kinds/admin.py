@@ -10,12 +10,17 @@ BaselineAdminNetworkPolicy's first matching rule (Allow or Deny); no match allow
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
+from audit.engine.kinds import Compiled, group_of
+from audit.engine.stack import Decision, Tier
 from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
 from audit.engine.ports import ALL, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
+
+if TYPE_CHECKING:
+    from audit.engine.analysis import Analysis, Endpoint, PodClass
 
 ANP = "AdminNetworkPolicy"
 BANP = "BaselineAdminNetworkPolicy"
@@ -31,8 +36,13 @@ class AdminPeer:
     pods: Selector | None = None
     networks: tuple[IPNetwork, ...] = ()
     nodes: Selector | None = None
+    same_labels: tuple[str, ...] = ()
+    """v1alpha1 before v0.1.5: namespaces whose values of these labels equal the subject's."""
+    not_same_labels: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        if self.same_labels or self.not_same_labels:
+            return f"namespaces[sameLabels={','.join(self.same_labels)} notSameLabels={','.join(self.not_same_labels)}]"
         if self.namespaces is not None:
             return f"namespaces[{self.namespaces}]"
         if self.pods is not None:
@@ -92,6 +102,7 @@ class AdminPolicy:
     ingress: tuple[AdminRule, ...]
     egress: tuple[AdminRule, ...]
     source: SourceRef = SourceRef()
+    tier: Tier = "admin"
 
     @property
     def key(self) -> str:
@@ -137,7 +148,8 @@ def parse_admin(obj: ExtendedPolicy) -> ParsedAdmin:
     egress = _rules(spec.get("egress"), "Egress", obj.kind, errors)
     if errors:
         return ParsedAdmin(obj, None, tuple(errors))
-    return ParsedAdmin(obj, AdminPolicy(obj.kind, obj.name, priority, sub_ns, sub_pod_ns, sub_pods, ingress, egress, obj.source), ())
+    tier: Tier = "admin" if obj.kind == ANP else "baseline"
+    return ParsedAdmin(obj, AdminPolicy(obj.kind, obj.name, priority, sub_ns, sub_pod_ns, sub_pods, ingress, egress, obj.source, tier), ())
 
 
 def _rules(raw: Any, direction: Direction, kind: str, errors: list[FieldError]) -> tuple[AdminRule, ...]:
@@ -170,6 +182,8 @@ def _rules(raw: Any, direction: Direction, kind: str, errors: list[FieldError]) 
                 errors.append(FieldError(f"{path}.ports", "must be a non-empty list when given"))
             else:
                 ports = [p for j, rp in enumerate(raw_ports) if (p := _port(rp, f"{path}.ports[{j}]", errors))]
+        if any(p.name is not None for p in ports) and any(p.networks or p.nodes is not None for p in peers):
+            errors.append(FieldError(path, "networks/nodes peer cannot be set with namedPorts since there are no namedPorts for networks/nodes"))
         if action in actions:
             rules.append(AdminRule(direction, i, str(item.get("name", "")), action, tuple(peers), tuple(ports)))
     return tuple(rules)
@@ -187,7 +201,14 @@ def _peer(raw: Any, path: str, direction: Direction, errors: list[FieldError]) -
     key = present[0]
     value = raw[key]
     if key == "namespaces":
-        # v1alpha1 before v0.1.6 nested it as namespaces.namespaceSelector; both are read.
+        # v1alpha1 before v0.1.5 nested it as namespaces.namespaceSelector, or sameLabels /
+        # notSameLabels (exactly one of the three); both shapes are read.
+        if isinstance(value, dict) and {"sameLabels", "notSameLabels"} & set(value):
+            same = _label_keys(value.get("sameLabels"), f"{path}.namespaces.sameLabels", errors)
+            not_same = _label_keys(value.get("notSameLabels"), f"{path}.namespaces.notSameLabels", errors)
+            if len([k for k in ("namespaceSelector", "sameLabels", "notSameLabels") if k in value]) != 1:
+                errors.append(FieldError(f"{path}.namespaces", "exactly one of namespaceSelector, sameLabels or notSameLabels is allowed"))
+            return AdminPeer(namespaces=Selector(), same_labels=same, not_same_labels=not_same)
         if isinstance(value, dict) and "namespaceSelector" in value:
             value = value["namespaceSelector"]
         sel, errs = parse_selector(value or {}, f"{path}.namespaces")
@@ -218,19 +239,19 @@ def _peer(raw: Any, path: str, direction: Direction, errors: list[FieldError]) -
 
 
 def _port(raw: Any, path: str, errors: list[FieldError]) -> AdminPort | None:
-    if not isinstance(raw, dict) or len(raw) != 1:
-        errors.append(FieldError(path, "exactly one of portNumber, portName or portRange is required"))
+    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in ("portNumber", "namedPort", "portRange"):
+        errors.append(FieldError(path, "exactly one of portNumber, namedPort or portRange is required"))
         return None
-    if "portName" in raw:
-        name = raw["portName"]
+    if "namedPort" in raw:
+        name = raw["namedPort"]
         if not isinstance(name, str) or port_name_error(name):
-            errors.append(FieldError(f"{path}.portName", f"{name!r} is not a valid port name"))
+            errors.append(FieldError(f"{path}.namedPort", f"{name!r} is not a valid port name"))
             return None
         return AdminPort(name=name)
-    key = "portNumber" if "portNumber" in raw else "portRange" if "portRange" in raw else None
-    value = raw.get(key) if key else None
+    key = next(iter(raw))
+    value = raw[key]
     if not isinstance(value, dict):
-        errors.append(FieldError(path, "exactly one of portNumber, portName or portRange is required"))
+        errors.append(FieldError(f"{path}.{key}", "must be an object"))
         return None
     protocol = value.get("protocol") or "TCP"
     if protocol not in PROTOCOLS:
@@ -243,12 +264,144 @@ def _port(raw: Any, path: str, errors: list[FieldError]) -> AdminPort | None:
             return None
         return AdminPort(protocol, port, port)
     start, end = value.get("start"), value.get("end")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535 for v in (start, end)) or end < start:
-        errors.append(FieldError(f"{path}.portRange", f"start {start!r} and end {end!r} must be ports with start <= end"))
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535 for v in (start, end)) or end <= start:
+        errors.append(FieldError(f"{path}.portRange", f"start {start!r} and end {end!r} must be ports with start < end"))
         return None
     return AdminPort(protocol, start, end)
 
 
 def network_contains(peer: AdminPeer, ip: IPAddress) -> bool:
     return any(ip.version == net.version and ip in net for net in peer.networks)
+
+
+def _label_keys(raw: Any, path: str, errors: list[FieldError]) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(k, str) and k for k in raw):
+        errors.append(FieldError(path, "must be a list of label keys"))
+        return ()
+    return tuple(raw)
+
+
+def subject_selects(policy: AdminPolicy, ns_labels: dict[str, str], pod_labels: dict[str, str]) -> bool:
+    """Whether the policy's subject (namespaces, or namespaces AND pods) selects a pod."""
+    if policy.subject_namespaces is not None:
+        return policy.subject_namespaces.matches(ns_labels)
+    return (policy.subject_pod_namespaces is not None and policy.subject_pod_namespaces.matches(ns_labels)
+            and policy.subject_pods is not None and policy.subject_pods.matches(pod_labels))
+
+
+def peer_has(analysis: Analysis, peer: AdminPeer, subject: int, other: Endpoint) -> bool:
+    """Whether a from/to entry names ``other``: a pod class (never a hostNetwork one) or an address."""
+    if not isinstance(other, int):
+        return network_contains(peer, other)
+    cls = analysis.classes[other]
+    if not cls.governed and not cls.virtual:
+        return False
+    ns_labels = analysis.namespace_labels(cls.namespace)
+    if peer.same_labels or peer.not_same_labels:
+        mine = analysis.namespace_labels(analysis.classes[subject].namespace)
+        return (all(k in mine and ns_labels.get(k) == mine[k] for k in peer.same_labels)
+                and all(ns_labels.get(k) != mine.get(k) for k in peer.not_same_labels))
+    if peer.namespaces is not None:
+        return peer.namespaces.matches(ns_labels)
+    if peer.pods is not None:
+        return (peer.pod_namespaces is not None and peer.pod_namespaces.matches(ns_labels)
+                and peer.pods.matches(cls.label_map))
+    return any(network_contains(peer, ip) for ip in cls.ips)
+
+
+_NOTES = {"admin": "{kind}, before any NetworkPolicy", "baseline": "{kind}"}
+
+
+class AdminStackRule:
+    """An admin or baseline rule in the stack: the first one that names the peer decides."""
+
+    __slots__ = ("rule", "action", "label", "everyone", "subject_dependent", "_ports")
+
+    def __init__(self, policy: AdminPolicy, rule: AdminRule):
+        self.rule = rule
+        self.action = "Allow" if rule.action in ("Allow", "Accept") else rule.action
+        self.label = f"{policy.key} {rule.direction.lower()}[{rule.index}]" + (f" ({rule.name})" if rule.name else "")
+        self.everyone = not rule.ports and any(
+            (p.namespaces is not None and p.namespaces.empty and not p.same_labels and not p.not_same_labels)
+            or (p.pods is not None and p.pods.empty and p.pod_namespaces is not None and p.pod_namespaces.empty)
+            for p in rule.peers)
+        self.subject_dependent = any(p.same_labels or p.not_same_labels for p in rule.peers)
+        self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
+
+    def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
+        return any(peer_has(analysis, peer, subject, other) for peer in self.rule.peers)
+
+    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        hit = self._ports.get(dst_ports)
+        if hit is None:
+            hit = self._ports[dst_ports] = self.rule.port_set(dst_ports)
+        return hit
+
+    def peer_sets(self, analysis: Analysis) -> None:
+        return None
+
+    def describe(self) -> str:
+        return self.rule.describe()
+
+
+class AdminStackPolicy:
+    """An AdminNetworkPolicy, BaselineAdminNetworkPolicy or ClusterNetworkPolicy in its tier."""
+
+    __slots__ = ("policy", "kind", "key", "tier", "order", "note", "source", "_rules")
+
+    def __init__(self, policy: AdminPolicy):
+        self.policy = policy
+        self.kind = policy.kind
+        self.key = policy.key
+        self.tier = policy.tier
+        self.order = (float(policy.priority or 0), policy.name)
+        self.note = _NOTES[policy.tier].format(kind=policy.kind if policy.kind != "ClusterNetworkPolicy"
+                                               else f"ClusterNetworkPolicy, {policy.tier.capitalize()} tier")
+        self.source = policy.source
+        self._rules = {d: tuple(AdminStackRule(policy, r) for r in policy.rules(d)) for d in ("Ingress", "Egress")}
+
+    def rules(self, direction: Direction) -> tuple[AdminStackRule, ...]:
+        return self._rules[direction]
+
+    def isolates(self, direction: Direction) -> bool:
+        return False  # an admin tier never closes: what it does not decide goes on
+
+    def selects(self, analysis: Analysis, cid: int) -> bool:
+        cls = analysis.classes[cid]
+        return subject_selects(self.policy, analysis.namespace_labels(cls.namespace), cls.label_map)
+
+    def whole_namespace(self, analysis: Analysis, namespace: str) -> bool:
+        p = self.policy
+        labels = analysis.namespace_labels(namespace)
+        if p.subject_namespaces is not None:
+            return p.subject_namespaces.matches(labels)
+        return (p.subject_pods is not None and p.subject_pods.empty and p.subject_pod_namespaces is not None
+                and p.subject_pod_namespaces.matches(labels))
+
+    def networks(self) -> Iterator[IPNetwork]:
+        for direction in ("Ingress", "Egress"):
+            for rule in self.policy.rules(direction):  # type: ignore[arg-type]
+                for peer in rule.peers:
+                    yield from peer.networks
+
+
+class _AdminKind:
+    name = "AdminNetworkPolicy / BaselineAdminNetworkPolicy"
+    # Sources in the README's enforcement matrix.
+    enforced_by = {"ovn-kubernetes": "yes", "antrea": "yes", "kube-network-policies": "conditional",
+                   "calico": "conditional", "kube-ovn": "conditional"}
+
+    def reads(self, obj: ExtendedPolicy) -> bool:
+        return obj.kind in (ANP, BANP) and group_of(obj) == "policy.networking.k8s.io"
+
+    def compile(self, objects: Sequence[ExtendedPolicy]) -> Compiled:
+        parsed = tuple(parse_admin(o) for o in objects)
+        valid = [p.policy for p in parsed if p.policy is not None]
+        return Compiled(tuple(AdminStackPolicy(p) for p in valid),
+                        tuple((p.obj, p.errors) for p in parsed if p.policy is None), tuple(valid))
+
+
+KIND = _AdminKind()
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from audit.inventory import ContainerPort, ExtendedPolicy
+from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr
 from audit.engine.ports import ALL, PortSet, resolve_ports
+from audit.engine.kinds import Compiled, group_of
 from audit.engine.selectors import FieldError
+
+if TYPE_CHECKING:
+    from audit.engine.analysis import Analysis, Endpoint
 
 NAMESPACE_LABEL = "projectcalico.org/namespace"
 NAMESPACE_PREFIX = "pcns."
@@ -198,6 +202,8 @@ class CalicoPolicy:
     types: tuple[Direction, ...]
     ingress: tuple[CalicoRule, ...]
     egress: tuple[CalicoRule, ...]
+    selector_text: str = "all()"
+    source: SourceRef = SourceRef()
 
     @property
     def key(self) -> str:
@@ -243,16 +249,15 @@ def parse_calico(obj: ExtendedPolicy) -> tuple[CalicoPolicy | None, list[FieldEr
             if action not in ("Allow", "Deny", "Pass", "Log"):
                 errors.append(FieldError(f"{path}.action", f"{action!r} must be Allow, Deny, Pass or Log"))
                 continue
-            protocol = raw.get("protocol")
-            protocol = None if protocol is None else str(protocol).upper()
+            protocol = _protocol(raw.get("protocol"), f"{path}.protocol", errors)
             entities = []
             for side in ("source", "destination"):
                 ent = raw.get(side) or {}
                 if not isinstance(ent, dict):
                     errors.append(FieldError(f"{path}.{side}", "must be an object"))
                     ent = {}
-                nets = tuple(n for n in (parse_cidr(x) for x in ent.get("nets") or []) if n is not None)
-                not_nets = tuple(n for n in (parse_cidr(x) for x in ent.get("notNets") or []) if n is not None)
+                nets = _nets(ent.get("nets"), f"{path}.{side}.nets", errors)
+                not_nets = _nets(ent.get("notNets"), f"{path}.{side}.notNets", errors)
                 ports: list[tuple[int | str, int | None]] = []
                 for p in ent.get("ports") or []:
                     if isinstance(p, int) and not isinstance(p, bool):
@@ -271,6 +276,10 @@ def parse_calico(obj: ExtendedPolicy) -> tuple[CalicoPolicy | None, list[FieldEr
                                            nets, not_nets, tuple(ports), str(ent.get("selector") or ent.get("namespaceSelector") or ent.get("nets") or "any")))
             rules[direction].append(CalicoRule(direction, i, action, protocol, entities[0], entities[1]))  # type: ignore[arg-type]
     types_raw = spec.get("types")
+    if types_raw is not None and (not isinstance(types_raw, list) or not all(t in ("Ingress", "Egress") for t in types_raw)
+                                  or len(set(types_raw)) != len(types_raw)):
+        errors.append(FieldError("spec.types", f"{types_raw!r} must be a list of Ingress and Egress"))
+        types_raw = None
     if types_raw:
         types = tuple(t for t in ("Ingress", "Egress") if t in types_raw)
     else:
@@ -279,8 +288,10 @@ def parse_calico(obj: ExtendedPolicy) -> tuple[CalicoPolicy | None, list[FieldEr
         return None, errors
     namespace = obj.namespace if obj.kind == "NetworkPolicy" else None
     kind = "NetworkPolicy" if obj.kind == "NetworkPolicy" else "GlobalNetworkPolicy"
+    raw_selector = spec.get("selector")
     return CalicoPolicy(kind, namespace, obj.name, float(order) if order is not None else float("inf"), subject, ns_sel,
-                        types, tuple(rules["Ingress"]), tuple(rules["Egress"])), errors  # type: ignore[arg-type]
+                        types, tuple(rules["Ingress"]), tuple(rules["Egress"]),  # type: ignore[arg-type]
+                        raw_selector.strip() if isinstance(raw_selector, str) else "all()", obj.source), errors
 
 
 def entity_matches(ent: EntityRule, policy: CalicoPolicy, labels: Labels | None, namespace: str | None,
@@ -300,3 +311,157 @@ def entity_matches(ent: EntityRule, policy: CalicoPolicy, labels: Labels | None,
     elif policy.namespace is not None and namespace != policy.namespace:
         return False  # a namespaced policy's selectors stay in its namespace
     return ent.selector is None or ent.selector(labels)
+
+
+_PROTOCOL_NUMBERS = {"6": "TCP", "17": "UDP", "132": "SCTP", "1": "ICMP", "58": "ICMPv6", "136": "UDPLite"}
+_PROTOCOL_NAMES = {"TCP": "TCP", "UDP": "UDP", "SCTP": "SCTP", "ICMP": "ICMP", "ICMPV6": "ICMPv6", "UDPLITE": "UDPLite"}
+
+
+def _protocol(raw: Any, path: str, errors: list[FieldError]) -> str | None:
+    """Calico's protocol: a name (TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite) or a number 1-255;
+    numbers of the protocols a port can name become their names."""
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 255:
+        return _PROTOCOL_NUMBERS.get(str(raw), str(raw))
+    if isinstance(raw, str):
+        if raw.isdigit() and 1 <= int(raw) <= 255:
+            return _PROTOCOL_NUMBERS.get(str(int(raw)), str(int(raw)))
+        if raw.upper() in _PROTOCOL_NAMES:
+            return _PROTOCOL_NAMES[raw.upper()]
+    errors.append(FieldError(path, f"{raw!r} is not a protocol name (TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite) or number 1-255"))
+    return None
+
+
+def _nets(raw: Any, path: str, errors: list[FieldError]) -> tuple[IPNetwork, ...]:
+    """CIDRs, or bare addresses (Calico reads `192.0.2.10` as /32); anything else is an error."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        errors.append(FieldError(path, "must be a list of CIDRs"))
+        return ()
+    out = []
+    for k, item in enumerate(raw):
+        text = item if isinstance(item, str) else None
+        if text is not None and "/" not in text:
+            text = f"{text}/{128 if ':' in text else 32}"
+        net = parse_cidr(text)
+        if net is None:
+            errors.append(FieldError(f"{path}[{k}]", f"{item!r} is not a valid CIDR or address"))
+        else:
+            out.append(net)
+    return tuple(out)
+
+
+def endpoint_view(analysis: Analysis, other: Endpoint) -> tuple[Labels | None, str | None, Labels | None, tuple[IPAddress, ...]]:
+    """(Calico labels, namespace, namespace labels, IPs) of an endpoint, for rule matching."""
+    if not isinstance(other, int):
+        return None, None, None, (other,)
+    memo: dict[int, tuple[Labels | None, str | None, Labels | None, tuple[IPAddress, ...]]] = analysis.memo.setdefault(("calico-view",), {})  # type: ignore[assignment]
+    hit = memo.get(other)
+    if hit is None:
+        cls = analysis.classes[other]
+        ns_labels = analysis.namespace_labels(cls.namespace)
+        hit = memo[other] = (calico_labels(cls.label_map, cls.namespace, ns_labels), cls.namespace, ns_labels, cls.ips)
+    return hit
+
+
+def _everyone(rule: CalicoRule) -> bool:
+    peer, own = (rule.source, rule.destination) if rule.direction == "Ingress" else (rule.destination, rule.source)
+    open_peer = peer.selector is None and peer.namespace_selector is None and not peer.nets and not peer.not_nets
+    own_all = own.selector is None and own.namespace_selector is None and not own.nets and not own.not_nets
+    return open_peer and own_all and not rule.destination.ports and not rule.source.ports and rule.protocol is None
+
+
+class CalicoStackRule:
+    __slots__ = ("policy", "rule", "action", "label", "everyone", "_ports")
+    subject_dependent = True  # a rule's own side (destination of an ingress rule) may narrow the subject
+
+    def __init__(self, policy: CalicoPolicy, rule: CalicoRule):
+        self.policy = policy
+        self.rule = rule
+        self.action = rule.action
+        self.label = f"{policy.key} {rule.field}"
+        self.everyone = _everyone(rule)
+        self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
+
+    def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
+        o = endpoint_view(analysis, other)
+        s = endpoint_view(analysis, subject)
+        src, dst = (o, s) if self.rule.direction == "Ingress" else (s, o)
+        rule = self.rule
+        return (entity_matches(rule.source, self.policy, *src)
+                and entity_matches(EntityRule(rule.destination.selector, rule.destination.namespace_selector,
+                                              rule.destination.nets, rule.destination.not_nets), self.policy, *dst))
+
+    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        hit = self._ports.get(dst_ports)
+        if hit is None:
+            hit = self._ports[dst_ports] = self.rule.port_set(dst_ports)
+        return hit
+
+    def peer_sets(self, analysis: Analysis) -> None:
+        return None
+
+    def describe(self) -> str:
+        return f"{self.rule.action} from {self.rule.source.text} to {self.rule.destination.text}"
+
+
+class CalicoStackPolicy:
+    """A Calico policy in the namespace tier at its order (NetworkPolicy sits at 1000)."""
+
+    __slots__ = ("policy", "key", "order", "source", "_rules")
+    kind = "Calico"
+    tier = "namespace"
+    note = "Calico order"
+
+    def __init__(self, policy: CalicoPolicy):
+        self.policy = policy
+        self.key = policy.key
+        self.order = (policy.order, policy.key)
+        self.source = policy.source
+        self._rules = {d: tuple(CalicoStackRule(policy, r) for r in policy.rules(d) if r.action != "Log")
+                       for d in ("Ingress", "Egress")}
+
+    def rules(self, direction: Direction) -> tuple[CalicoStackRule, ...]:
+        return self._rules[direction]
+
+    def isolates(self, direction: Direction) -> bool:
+        return direction in self.policy.types
+
+    def selects(self, analysis: Analysis, cid: int) -> bool:
+        labels, ns, ns_labels, _ = endpoint_view(analysis, cid)
+        p = self.policy
+        return ((p.namespace is None or p.namespace == ns) and (p.namespace_selector is None or p.namespace_selector(ns_labels or {}))
+                and p.selector(labels or {}))
+
+    def whole_namespace(self, analysis: Analysis, namespace: str) -> bool:
+        """Only a selector that is all() (or empty) selects every pod, present and future: an
+        expression is never judged on a made-up pod."""
+        p = self.policy
+        if p.namespace not in (None, namespace) or p.selector_text not in ("", "all()"):
+            return False
+        return p.namespace_selector is None or p.namespace_selector(analysis.namespace_labels(namespace))
+
+    def networks(self) -> Iterator[IPNetwork]:
+        for direction in ("Ingress", "Egress"):
+            for rule in self.policy.rules(direction):  # type: ignore[arg-type]
+                for entity in (rule.source, rule.destination):
+                    yield from entity.nets
+                    yield from entity.not_nets
+
+
+class _CalicoKind:
+    name = "Calico"
+    enforced_by = {"calico": "yes", "canal": "yes"}
+
+    def reads(self, obj: ExtendedPolicy) -> bool:
+        return obj.kind in ("NetworkPolicy", "GlobalNetworkPolicy") and group_of(obj) in ("projectcalico.org", "crd.projectcalico.org")
+
+    def compile(self, objects: Sequence[ExtendedPolicy]) -> Compiled:
+        parsed = [(o, *parse_calico(o)) for o in objects]
+        valid = [p for _, p, _ in parsed if p is not None]
+        return Compiled(tuple(CalicoStackPolicy(p) for p in valid), tuple((o, tuple(e)) for o, p, e in parsed if e), tuple(parsed))
+
+
+KIND = _CalicoKind()

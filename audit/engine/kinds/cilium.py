@@ -10,12 +10,16 @@ match nothing (the explanation says so).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from audit.inventory import ContainerPort, ExtendedPolicy
-from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPBlock, parse_cidr
+from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
+from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPBlock, IPNetwork, parse_cidr
 from audit.engine.ports import ALL, PortSet, resolve_ports
+from audit.engine.kinds import Compiled, group_of
 from audit.engine.selectors import FieldError, Selector, parse_selector
+
+if TYPE_CHECKING:
+    from audit.engine.analysis import Analysis, Endpoint
 
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
@@ -224,3 +228,119 @@ def peer_matches(peer: CiliumPeer, other_labels: dict[str, str] | None, other_na
     if peer.blocks:
         return other_ip is not None and any(b.contains(other_ip) for b in peer.blocks)
     return False
+
+
+def endpoint_labels(analysis: Analysis, cid: int) -> dict[str, str]:
+    """Cilium's labels of a pod class, computed once per analysis."""
+    memo: dict[int, dict[str, str]] = analysis.memo.setdefault(("cilium-labels",), {})  # type: ignore[assignment]
+    hit = memo.get(cid)
+    if hit is None:
+        cls = analysis.classes[cid]
+        hit = memo[cid] = cilium_labels(cls.label_map, cls.namespace, analysis.namespace_labels(cls.namespace))
+    return hit
+
+
+def _everyone(rule: CiliumRule) -> bool:
+    return not rule.empty and not rule.ports and (not rule.peers or any(
+        "all" in p.entities or "cluster" in p.entities or (p.selector is not None and p.selector.empty and p.namespace is None)
+        for p in rule.peers))
+
+
+class CiliumStackRule:
+    __slots__ = ("rule", "action", "label", "everyone", "_ports")
+    subject_dependent = False
+
+    def __init__(self, policy: CiliumPolicy, rule: CiliumRule):
+        self.rule = rule
+        self.action = "Deny" if rule.deny else "Allow"
+        self.label = f"{policy.key} {rule.field}"
+        self.everyone = _everyone(rule)
+        self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
+
+    def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
+        """An empty L3 part with ports means any peer; `{}` names none (Cilium's default-deny idiom)."""
+        rule = self.rule
+        if rule.empty:
+            return False
+        if not rule.peers:
+            return True
+        if isinstance(other, int):
+            cls = analysis.classes[other]
+            if not cls.governed and not cls.virtual:
+                return False
+            labels = endpoint_labels(analysis, other)
+            return any(peer_matches(p, labels, cls.namespace, None) for p in rule.peers)
+        return any(peer_matches(p, None, None, other) for p in rule.peers)
+
+    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        hit = self._ports.get(dst_ports)
+        if hit is None:
+            hit = self._ports[dst_ports] = self.rule.port_set(dst_ports)
+        return hit
+
+    def peer_sets(self, analysis: Analysis) -> None:
+        return None
+
+    def describe(self) -> str:
+        return f"{'deny ' if self.rule.deny else ''}{'any peer' if not self.rule.peers else ' OR '.join(map(str, self.rule.peers))}"
+
+
+class CiliumStackPolicy:
+    """One half of a Cilium policy in the namespace tier: its deny rules first (they win over
+    every allow, NetworkPolicy's included), its allow rules beside NetworkPolicy's."""
+
+    __slots__ = ("policy", "key", "order", "note", "source", "deny", "_rules")
+    kind = "Cilium"
+    tier = "namespace"
+
+    def __init__(self, policy: CiliumPolicy, deny: bool, source: SourceRef):
+        self.policy = policy
+        self.key = policy.key
+        self.deny = deny
+        self.order = (float("-inf") if deny else 1000.0, policy.key)
+        self.note = "Cilium deny rules win over allows" if deny else policy.kind
+        self.source = source
+        self._rules = {d: tuple(CiliumStackRule(policy, r) for r in policy.rules(d) if r.deny == deny) for d in ("Ingress", "Egress")}
+
+    def rules(self, direction: Direction) -> tuple[CiliumStackRule, ...]:
+        return self._rules[direction]
+
+    def isolates(self, direction: Direction) -> bool:
+        return direction in self.policy.enforces
+
+    def selects(self, analysis: Analysis, cid: int) -> bool:
+        p = self.policy
+        return (p.namespace is None or p.namespace == analysis.classes[cid].namespace) and p.subject.matches(endpoint_labels(analysis, cid))
+
+    def whole_namespace(self, analysis: Analysis, namespace: str) -> bool:
+        """An endpointSelector that names only the namespace (its name or labels) selects all of it."""
+        p = self.policy
+        if p.namespace not in (None, namespace):
+            return False
+        if any(r.key != NAMESPACE_KEY and not r.key.startswith(NAMESPACE_LABEL_PREFIX) for r in p.subject.requirements):
+            return False
+        return p.subject.matches(cilium_labels({}, namespace, analysis.namespace_labels(namespace)))
+
+    def networks(self) -> Iterator[IPNetwork]:
+        for direction in ("Ingress", "Egress"):
+            for rule in self.policy.rules(direction):  # type: ignore[arg-type]
+                for peer in rule.peers:
+                    for block in peer.blocks:
+                        yield block.cidr
+                        yield from block.excepts
+
+
+class _CiliumKind:
+    name = "Cilium"
+    enforced_by = {"cilium": "yes"}
+
+    def reads(self, obj: ExtendedPolicy) -> bool:
+        return obj.kind in (CNP, CCNP) and group_of(obj) == "cilium.io"
+
+    def compile(self, objects: Sequence[ExtendedPolicy]) -> Compiled:
+        parsed = [(o, *parse_cilium(o)) for o in objects]
+        stack = tuple(CiliumStackPolicy(p, deny, o.source) for o, ps, _ in parsed for p in ps for deny in (True, False))
+        return Compiled(stack, tuple((o, tuple(e)) for o, _, e in parsed if e), tuple(parsed))
+
+
+KIND = _CiliumKind()

@@ -10,14 +10,17 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from audit.inventory import ContainerPort, Labels, PolicyObject, SourceRef
+from audit.engine.ports import ALL, PROTOCOLS, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
+
+if TYPE_CHECKING:
+    from audit.engine.analysis import Analysis
 
 Direction = Literal["Ingress", "Egress"]
 DIRECTIONS: tuple[Direction, ...] = ("Ingress", "Egress")
-PROTOCOLS = ("TCP", "UDP", "SCTP")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -406,3 +409,84 @@ def _parse_port(raw: Any, path: str, errors: list[FieldError]) -> PortRule | Non
             errors.append(FieldError(f"{path}.endPort", f"{end_port} must be greater than or equal to port {port}"))
             return None
     return PortRule(protocol, port, end_port)
+
+
+def rule_ports(rule: Rule, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+    """What a NetworkPolicy rule admits to a destination."""
+    if not rule.ports:
+        return ALL
+    return resolve_ports((((p.protocol,), p.port, p.end_port) for p in rule.ports), dst_ports)
+
+
+def rule_opens_everything(rule: Rule) -> bool:
+    """All ports from (to) every peer, or from (to) every pod of the cluster."""
+    return rule.all_ports and (rule.all_peers or any(p.all_cluster_pods for p in rule.peers))
+
+
+class StackRule:
+    """A NetworkPolicy rule in the stack: an Allow of its ports to the peers it names."""
+
+    __slots__ = ("policy", "rule", "label", "everyone", "_ports")
+    action = "Allow"
+    subject_dependent = False
+
+    def __init__(self, policy: Policy, rule: Rule):
+        self.policy = policy
+        self.rule = rule
+        self.label = f"{policy.key} {rule.direction.lower()}[{rule.index}]"
+        self.everyone = rule_opens_everything(rule)
+        self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
+
+    def names(self, analysis: Analysis, subject: int, other: Any) -> bool:
+        return analysis.peer_admits(self.policy, self.rule, other)
+
+    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        hit = self._ports.get(dst_ports)
+        if hit is None:
+            hit = self._ports[dst_ports] = rule_ports(self.rule, dst_ports)
+        return hit
+
+    def peer_sets(self, analysis: Analysis) -> tuple[frozenset[int], ...] | None:
+        """The class sets its peers select (None: every peer), for connectivity's candidates."""
+        if self.rule.all_peers:
+            return None
+        return tuple(analysis.peer_classes(self.policy.namespace, peer) for peer in self.rule.peers)
+
+    def describe(self) -> str:
+        return self.rule.describe()
+
+
+class StackPolicy:
+    """A NetworkPolicy in the namespace tier, at Calico's order 1000 for it."""
+
+    __slots__ = ("policy", "key", "order", "source", "_rules")
+    kind = "NetworkPolicy"
+    tier = "namespace"
+    note = "NetworkPolicy"
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.key = policy.key
+        self.order = (1000.0, policy.key)
+        self.source = policy.source
+        self._rules = {d: tuple(StackRule(policy, r) for r in policy.rules(d)) for d in DIRECTIONS}
+
+    def rules(self, direction: Direction) -> tuple[StackRule, ...]:
+        return self._rules[direction]
+
+    def isolates(self, direction: Direction) -> bool:
+        return direction in self.policy.types
+
+    def selects(self, analysis: Analysis, cid: int) -> bool:
+        return cid in analysis.selected[self.key]
+
+    def whole_namespace(self, analysis: Analysis, namespace: str) -> bool:
+        return namespace == self.policy.namespace and self.policy.pod_selector.empty
+
+    def networks(self) -> Iterable[IPNetwork]:
+        for direction in self.policy.types:
+            for rule in self.policy.rules(direction):
+                for peer in rule.peers:
+                    if peer.ip_block is not None:
+                        yield peer.ip_block.cidr
+                        yield from peer.ip_block.excepts
