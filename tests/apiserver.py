@@ -28,6 +28,7 @@ COLLECTIONS = {
     ("apps", "v1", "daemonsets"): ("DaemonSet", True),
     ("policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies"): ("AdminNetworkPolicy", False),
     ("policy.networking.k8s.io", "v1alpha1", "baselineadminnetworkpolicies"): ("BaselineAdminNetworkPolicy", False),
+    ("policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies"): ("ClusterNetworkPolicy", False),
     ("cilium.io", "v2", "ciliumnetworkpolicies"): ("CiliumNetworkPolicy", True),
     ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies"): ("CiliumClusterwideNetworkPolicy", False),
     ("crd.projectcalico.org", "v1", "networkpolicies"): ("NetworkPolicy", True),
@@ -63,7 +64,9 @@ class ApiDouble:
 
     def __init__(self, objects: list[dict[str, Any]], groups: set[str] | None = None, faults: Faults | None = None,
                  token: str | None = None, tls: tuple[str, str] | None = None, version: str = "v1.31.2",
-                 page_size_cap: int | None = None):
+                 page_size_cap: int | None = None, versions: dict[str, list[str]] | None = None):
+        # versions: group -> the versions it serves, preferred first (default: every version of
+        # COLLECTIONS for the group, in its order); a collection at a version not served is 404.
         self.faults = faults or Faults()
         self.token = token
         self.version = version
@@ -73,10 +76,11 @@ class ApiDouble:
         self._lock = threading.Lock()
         self._generation = 1
         self.groups = groups if groups is not None else {"networking.k8s.io", "apps"}
+        self.versions = versions or {}
         self.items: dict[str, list[dict]] = {}
         for key, (kind, _ns) in COLLECTIONS.items():
             group, version_, resource = key
-            if group and group not in self.groups:
+            if group and group not in self.groups or group in self.versions and version_ not in self.versions[group]:
                 continue
             self.items[collection_path(group, version_, resource)] = [
                 o for o in objects if o.get("kind") == kind and _group_of(o) == group
@@ -150,6 +154,10 @@ class ApiDouble:
                     return self._send(200, {"major": "1", "minor": "31", "gitVersion": double.version})
                 if path == "/apis":
                     return self._send(200, double._discovery())
+                if path.count("/") == 3 and path.startswith("/apis/") and path not in double.faults.forbidden:
+                    listing = double._resources(*path.split("/")[2:4])
+                    if listing is not None:
+                        return self._send(200, listing)
                 if path in double.faults.forbidden:
                     resource = path.rsplit("/", 1)[-1]
                     return self._status(403, "Forbidden",
@@ -175,10 +183,22 @@ class ApiDouble:
                 if start + limit < len(items):
                     meta["continue"] = base64.b64encode(f"{double._generation}:{start + limit}".encode()).decode()
                 kind = COLLECTIONS_BY_PATH[path]
+                # As a real server does, items of a list carry neither kind nor apiVersion.
+                page = [{k: v for k, v in item.items() if k not in ("kind", "apiVersion")} for item in page]
                 body = json.dumps({"kind": f"{kind}List", "apiVersion": "v1", "metadata": meta, "items": page}).encode()
                 self._send(200, body)
 
         return Handler
+
+    def _resources(self, group: str, version: str) -> dict[str, Any] | None:
+        """The APIResourceList of one group version (None: not served)."""
+        served = [(r, kind, ns) for (g, v, r), (kind, ns) in COLLECTIONS.items()
+                  if g == group and v == version and collection_path(g, v, r) in self.items]
+        if not served:
+            return None
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}", "resources": [
+            {"name": r, "singularName": "", "namespaced": ns, "kind": kind, "verbs": ["get", "list", "watch"]}
+            for r, kind, ns in served]}
 
     def _discovery(self) -> dict[str, Any]:
         versions: dict[str, list[str]] = {}
@@ -187,6 +207,9 @@ class ApiDouble:
                 versions.setdefault(group, [])
                 if version not in versions[group]:
                     versions[group].append(version)
+        for group, listed in self.versions.items():
+            if group in versions:
+                versions[group] = list(listed)
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
             {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
              "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}}

@@ -38,6 +38,14 @@ ANP_BAD = {**ANP_OK, "spec": {**ANP_OK["spec"], "priority": -1}}
 CALICO = ds("calico-node", "docker.io/calico/node:v3.29.0")
 FLANNEL = ds("kube-flannel-ds", "docker.io/flannel/flannel:v0.25.1")
 KINDNET = ds("kindnet", "docker.io/kindest/kindnetd:v20240813-c6f155d6")
+CILIUM = ds("cilium", "quay.io/cilium/cilium:v1.16.0")
+CILIUM_LEFTOVER = """
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: old-deny, namespace: prod}
+spec: {endpointSelector: {}, ingress: [{}]}
+"""
 
 # check id -> (positive input, negative input, namespace or object the positive names)
 CASES: dict[str, tuple[str, str, str | None]] = {
@@ -93,6 +101,10 @@ CASES: dict[str, tuple[str, str, str | None]] = {
     "NP-CNI-001": (policies(*FULL) + FLANNEL, policies(*FULL) + FLANNEL + CALICO, None),
     "NP-CNI-002": (policies(*FULL), policies(*FULL) + CALICO, None),
     "NP-CNI-003": (policies(*FULL) + KINDNET, policies(*FULL) + CALICO + KINDNET, None),
+    # A Cilium policy on a Calico cluster is a leftover; on a Cilium cluster it is a control.
+    "NP-CNI-004": (policies(*FULL) + CALICO + CILIUM_LEFTOVER, policies(*FULL) + CILIUM + CILIUM_LEFTOVER, None),
+    # Unknown CNI: the Cilium policy's enforcement is assumed, and said so; with Cilium it is not assumed.
+    "NP-CNI-005": (policies(*FULL) + CILIUM_LEFTOVER, policies(*FULL) + CILIUM + CILIUM_LEFTOVER, None),
 }
 
 CONFIG_CASES = {

@@ -53,3 +53,41 @@ def cni_conditional(ctx: Context) -> Iterable[Hit]:
     if ctx.cni.verdict == "conditional":
         yield _cni_hit(ctx, "enforcement is conditional")
 
+
+
+def _keys(ctx: Context, kind: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p.key for p in ctx.analysis.kinds[kind].policies))
+
+
+@check(
+    "NP-CNI-004",
+    "Policies of a kind the CNI does not enforce",
+    "high",
+    rationale="""A CiliumNetworkPolicy on a Calico cluster, a Calico policy on Cilium, or an
+    AdminNetworkPolicy where the CNI does not implement the network-policy-api: the API server
+    stores them, the dataplane never reads them. They look like controls and are not; this audit
+    gives them no credit (coverage, reachability and connectivity leave them out).""",
+    remediation="Rewrite them as a kind the CNI enforces (NetworkPolicy, or the CNI's own), or remove the leftovers; `--assume-enforced` evaluates them for planning.",
+)
+def kind_not_enforced(ctx: Context) -> Iterable[Hit]:
+    for kind, why in sorted(ctx.analysis.unenforced.items()):
+        keys = _keys(ctx, kind)
+        if keys:
+            yield Hit(None, kind, kind, f"{len(keys)} {kind} policies are present but not enforced ({', '.join(keys[:5])}"
+                      f"{', ...' if len(keys) > 5 else ''}): {why}", objects=keys, key=kind)
+
+
+@check(
+    "NP-CNI-005",
+    "Results assume the CNI enforces a policy kind",
+    "info",
+    rationale="""When the CNI is not identified, or enforces a kind only in some versions or
+    settings, the results count that kind's policies as enforced. Said here so a reader knows
+    which verdicts rest on that assumption.""",
+    remediation="Scan the live cluster (or include the CNI DaemonSet) so enforcement can be judged, and confirm with a connectivity test.",
+)
+def kind_assumed(ctx: Context) -> Iterable[Hit]:
+    for kind, why in sorted(ctx.analysis.assumed.items()):
+        keys = _keys(ctx, kind)
+        if keys:
+            yield Hit(None, kind, kind, f"{len(keys)} {kind} policies counted as enforced: {why}", objects=keys, key=kind)

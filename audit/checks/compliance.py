@@ -24,7 +24,7 @@ _NAMESPACE_POLICIES = ("NP-COV-001", "NP-COV-002", "NP-COV-003")
 _COVERAGE = ("NP-COV-001", "NP-COV-002", "NP-COV-003", "NP-COV-004", "NP-COV-005")
 _INGRESS = ("NP-COV-002", "NP-COV-004", "NP-PERM-001", "NP-PERM-002", "NP-PERM-003", "NP-PERM-004", "NP-PERM-005", "NP-PERM-006", "NP-PERM-008")
 _EGRESS = ("NP-COV-003", "NP-COV-005", "NP-PERM-001", "NP-PERM-004", "NP-PERM-005", "NP-PERM-007", "NP-EXP-001")
-_SEGMENTATION = _COVERAGE + ("NP-PERM-001", "NP-PERM-002", "NP-PERM-003", "NP-PERM-006", "NP-PERM-008", "NP-EXP-002", "NP-EXP-003", "NP-CNI-001", "NP-HYG-005", "NP-HYG-007")
+_SEGMENTATION = _COVERAGE + ("NP-PERM-001", "NP-PERM-002", "NP-PERM-003", "NP-PERM-006", "NP-PERM-008", "NP-EXP-002", "NP-EXP-003", "NP-CNI-001", "NP-CNI-004", "NP-HYG-005", "NP-HYG-007")
 
 CONTROLS: tuple[Control, ...] = (
     Control("CIS Kubernetes Benchmark", "5.3.1", "Ensure that the CNI in use supports Network Policies", ("NP-CNI-001", "NP-CNI-002", "NP-CNI-003")),
@@ -38,7 +38,7 @@ CONTROLS: tuple[Control, ...] = (
     Control("NSA/CISA Kubernetes Hardening Guidance", "Network separation and hardening", "Use network policies to isolate resources; default-deny", _SEGMENTATION + ("NP-COV-006",)),
     Control("PCI DSS v4.0", "1.3.1", "Inbound traffic to the CDE is restricted to that which is necessary", _INGRESS),
     Control("PCI DSS v4.0", "1.3.2", "Outbound traffic from the CDE is restricted to that which is necessary", _EGRESS),
-    Control("PCI DSS v4.0", "11.4.5", "Segmentation controls are verified as effective", ("NP-CNI-001", "NP-CNI-003", "NP-HYG-005", "NP-HYG-001", "NP-HYG-006", "NP-HYG-007", "NP-HYG-008")),
+    Control("PCI DSS v4.0", "11.4.5", "Segmentation controls are verified as effective", ("NP-CNI-001", "NP-CNI-003", "NP-CNI-004", "NP-CNI-005", "NP-HYG-005", "NP-HYG-001", "NP-HYG-006", "NP-HYG-007", "NP-HYG-008")),
     Control("SOC 2", "CC6.1", "Logical access security over protected information assets", _SEGMENTATION),
     Control("SOC 2", "CC6.6", "Logical access security measures against threats from outside system boundaries", ("NP-PERM-004", "NP-PERM-007", "NP-PERM-001")),
     Control("ISO/IEC 27001:2022", "A.8.22", "Segregation of networks", _SEGMENTATION),

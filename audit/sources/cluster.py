@@ -45,7 +45,7 @@ class ClusterError(AuditError):
 
 @dataclass(frozen=True)
 class Resource:
-    """A resource the scanner lists. ``versions`` are tried in order (None: the preferred one)."""
+    """A resource the scanner lists, at the first of its known ``versions`` that serves it."""
 
     name: str
     group: str
@@ -69,8 +69,11 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("services", "", ("v1",), "Service", core=False),
     Resource("ingresses", "networking.k8s.io", ("v1",), "Ingress", core=False),
     Resource("routes", "route.openshift.io", ("v1",), "Route", core=False),
-    Resource("adminnetworkpolicies", "policy.networking.k8s.io", (None,), "AdminNetworkPolicy", core=False),
-    Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", (None,), "BaselineAdminNetworkPolicy", core=False),
+    # network-policy-api: a group may serve v1alpha1 (ANP/BANP) and v1alpha2 (ClusterNetworkPolicy)
+    # at once, and its preferred version need not have every resource: each is found by name.
+    Resource("adminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "AdminNetworkPolicy", core=False),
+    Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "BaselineAdminNetworkPolicy", core=False),
+    Resource("clusternetworkpolicies", "policy.networking.k8s.io", ("v1alpha2",), "ClusterNetworkPolicy", core=False),
     Resource("ciliumnetworkpolicies", "cilium.io", ("v2",), "CiliumNetworkPolicy", core=False),
     Resource("ciliumclusterwidenetworkpolicies", "cilium.io", ("v2",), "CiliumClusterwideNetworkPolicy", core=False),
     # Calico's aggregated API (v3) and its CRDs (v1) hold the same objects: read one of them.
@@ -306,6 +309,7 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
         raise ClusterError(f"the API server at {conn.server} rejected the credentials (401 Unauthorized): the token is invalid or expired")
     server_version = _loads(version_resp.body).get("gitVersion") if version_resp.status == 200 else None
     served = _served_versions(lister)
+    resources: dict[tuple[str, str], frozenset[str] | None] = {}
 
     builder = InventoryBuilder()
     issues: list[CollectionIssue] = []
@@ -314,12 +318,12 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
         for res in RESOURCES:
             if res.group == "crd.projectcalico.org" and calico_v3:
                 continue
-            version = _pick_version(res, served)
+            version, problem = _pick_version(res, served, lambda group, v: _group_resources(lister, group, v, resources))
             if version is None:
-                if res.group and served is not None:
+                if problem is None:
                     lister.notices.append(f"{res.label}: not installed")
-                elif res.group:
-                    issues.append(CollectionIssue(res.label, "API discovery failed: whether it exists is unknown", core=res.core))
+                else:
+                    issues.append(CollectionIssue(res.label, problem, core=res.core))
                 continue
             prefix = f"/api/{version}" if not res.group else f"/apis/{res.group}/{version}"
             path = f"{prefix}/{res.name}"
@@ -371,20 +375,57 @@ def _detail(message: str) -> str:
     return f" ({detail})" if detail else ""
 
 
-def _pick_version(res: Resource, served: dict[str, tuple[list[str], str | None]] | None) -> str | None:
-    if not res.group:
-        return res.versions[0]
+def _group_resources(lister: Lister, group: str, version: str,
+                     memo: dict[tuple[str, str], frozenset[str] | None]) -> frozenset[str] | None:
+    """Resource names that ``group/version`` serves (its discovery document); None when unreadable."""
+    key = (group, version)
+    if key not in memo:
+        try:
+            resp = lister.get(f"/apis/{group}/{version}")
+        except _GiveUp:
+            resp = None
+        names = None
+        if resp is not None and resp.status == 200:
+            body = _loads(resp.body)
+            listed = body.get("resources") if isinstance(body, dict) else None
+            if isinstance(listed, list):
+                names = frozenset(r["name"] for r in listed if isinstance(r, dict) and isinstance(r.get("name"), str))
+        memo[key] = names
+    return memo[key]
+
+
+def _pick_version(res: Resource, served: dict[str, tuple[list[str], str | None]] | None,
+                  resources_of: Callable[[str, str], frozenset[str] | None]) -> tuple[str | None, str | None]:
+    """(version to list, None) or (None, why not): None as the reason means "not installed".
+
+    A core group is listed at its one version. Another group is looked up by resource: the
+    first known version whose discovery lists the resource; a group that serves it only at
+    versions this tool does not read, or whose discovery cannot be read, is a collection issue.
+    """
+    if not res.group or res.core:
+        return res.versions[0], None  # listed whatever discovery says: a failure there is the list's own issue
     if served is None:
-        return None if not res.core else res.versions[0]
+        return None, "API discovery failed: whether it exists is unknown"
     if res.group not in served:
-        return None
+        return None, None
     versions, preferred = served[res.group]
+    unreadable = []
     for wanted in res.versions:
-        if wanted is None:
-            return preferred or (versions[0] if versions else None)
-        if wanted in versions:
-            return wanted
-    return None
+        if wanted not in versions:
+            continue
+        names = resources_of(res.group, wanted)
+        if names is None:
+            unreadable.append(wanted)
+        elif res.name in names:
+            return wanted, None
+    if unreadable:
+        return None, f"discovery of {', '.join(f'{res.group}/{v}' for v in unreadable)} failed: whether it serves {res.name} is unknown"
+    others = [v for v in ([preferred] if preferred else []) + versions if v and v not in res.versions]
+    elsewhere = [v for v in dict.fromkeys(others) if (names := resources_of(res.group, v)) is not None and res.name in names]
+    if elsewhere:
+        return None, (f"served only at {', '.join(f'{res.group}/{v}' for v in elsewhere)}, a version this netpol-audit "
+                      f"does not read (it reads {', '.join(res.versions)}): its policies were not read")
+    return None, None
 
 
 def _now() -> str:

@@ -49,6 +49,7 @@ ROUTING_KINDS = {("", "Service"), ("networking.k8s.io", "Ingress"), ("extensions
 EXTENDED_KINDS = {
     ("policy.networking.k8s.io", "AdminNetworkPolicy"),
     ("policy.networking.k8s.io", "BaselineAdminNetworkPolicy"),
+    ("policy.networking.k8s.io", "ClusterNetworkPolicy"),
     ("cilium.io", "CiliumNetworkPolicy"),
     ("cilium.io", "CiliumClusterwideNetworkPolicy"),
     ("projectcalico.org", "NetworkPolicy"),
@@ -57,7 +58,8 @@ EXTENDED_KINDS = {
     ("crd.projectcalico.org", "GlobalNetworkPolicy"),
 }
 
-CLUSTER_SCOPED_EXTENDED = {"AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "CiliumClusterwideNetworkPolicy", "GlobalNetworkPolicy"}
+CLUSTER_SCOPED_EXTENDED = {"AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy", "CiliumClusterwideNetworkPolicy",
+                           "GlobalNetworkPolicy"}
 
 # Node annotation/label prefixes that reveal the CNI when its DaemonSet cannot be read.
 NODE_CNI_HINTS = ("flannel.alpha.coreos.com", "projectcalico.org", "io.cilium", "network.cilium.io",
