@@ -315,3 +315,64 @@ def test_a_wrong_peek_costs_a_request_not_a_page(objects, kubeconfig_file, monke
         inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url), page_size=4))
     assert dict(inv.collection.object_counts)["Pod"] == sum(1 for o in objects if o["kind"] == "Pod")
     assert not inv.collection.issues
+
+
+NPAPI = "policy.networking.k8s.io"
+ANP_V1A1 = {"apiVersion": f"{NPAPI}/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "deny-metadata"},
+            "spec": {"priority": 10, "subject": {"namespaces": {}}, "egress": [
+                {"action": "Deny", "to": [{"networks": ["169.254.169.254/32"]}]}]}}
+CNP_V1A2 = {"apiVersion": f"{NPAPI}/v1alpha2", "kind": "ClusterNetworkPolicy", "metadata": {"name": "baseline-deny"},
+            "spec": {"tier": "Baseline", "priority": 0, "subject": {"namespaces": {}}, "ingress": [
+                {"action": "Deny", "from": [{"namespaces": {}}]}]}}
+
+
+def _live_inventory(objects: list[dict], **double) -> tuple:
+    from audit.sources.cluster import ConnectOptions, collect
+    with ApiDouble(objects, token="t", **double) as api:
+        from tests.apiserver import kubeconfig as make_kubeconfig
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+            fh.write(make_kubeconfig(api.url, token="t"))
+        inv = collect(ConnectOptions(kubeconfig=fh.name))
+        return inv, list(api.requests)
+
+
+def test_live_scan_reads_anp_v1alpha1_and_cluster_network_policy_v1alpha2_side_by_side():
+    groups = {"networking.k8s.io", "apps", NPAPI}
+    # The group's preferred version is v1alpha2, which has no adminnetworkpolicies: each
+    # resource must be found at the version that serves it.
+    inv, requests = _live_inventory(cluster_objects() + [ANP_V1A1, CNP_V1A2], groups=groups,
+                                    versions={NPAPI: ["v1alpha2", "v1alpha1"]})
+    kinds = sorted((e.kind, e.api_version) for e in inv.extended)
+    assert kinds == [("AdminNetworkPolicy", f"{NPAPI}/v1alpha1"), ("ClusterNetworkPolicy", f"{NPAPI}/v1alpha2")]
+    assert inv.collection.complete and not inv.collection.issues
+    paths = {r.path for r in requests}
+    assert f"/apis/{NPAPI}/v1alpha1/adminnetworkpolicies" in paths and f"/apis/{NPAPI}/v1alpha2/clusternetworkpolicies" in paths
+    assert f"/apis/{NPAPI}/v1alpha2/adminnetworkpolicies" not in paths  # never asked where discovery says it is not
+
+
+def test_a_group_serving_only_unknown_versions_is_a_collection_issue_not_absence():
+    later = {**CNP_V1A2, "apiVersion": f"{NPAPI}/v1beta9"}
+    from tests import apiserver
+    key = (NPAPI, "v1beta9", "clusternetworkpolicies")
+    apiserver.COLLECTIONS[key] = ("ClusterNetworkPolicy", False)
+    apiserver.COLLECTIONS_BY_PATH[apiserver.collection_path(*key)] = "ClusterNetworkPolicy"
+    try:
+        inv, _ = _live_inventory(cluster_objects() + [later], groups={"networking.k8s.io", "apps", NPAPI},
+                                 versions={NPAPI: ["v1beta9"]})
+    finally:
+        del apiserver.COLLECTIONS[key]
+        del apiserver.COLLECTIONS_BY_PATH[apiserver.collection_path(*key)]
+    issue = next(i for i in inv.collection.issues if i.resource == f"clusternetworkpolicies.{NPAPI}")
+    assert "v1beta9" in issue.reason and "not read" in issue.reason
+    assert not inv.collection.complete
+    assert f"adminnetworkpolicies.{NPAPI}: not installed" in inv.collection.notices  # that one really is absent
+
+
+def test_unreadable_discovery_of_a_version_is_a_collection_issue():
+    faults = Faults(forbidden={f"/apis/{NPAPI}/v1alpha1"})
+    inv, _ = _live_inventory(cluster_objects() + [ANP_V1A1], groups={"networking.k8s.io", "apps", NPAPI}, faults=faults,
+                             versions={NPAPI: ["v1alpha1"]})
+    issue = next(i for i in inv.collection.issues if i.resource == f"adminnetworkpolicies.{NPAPI}")
+    assert "discovery" in issue.reason and "unknown" in issue.reason
+    assert not inv.collection.complete

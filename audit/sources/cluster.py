@@ -52,6 +52,13 @@ class Resource:
     versions: tuple[str | None, ...]
     kind: str
     core: bool
+    policy: bool = False
+    """A policy kind: once discovery shows it, failing to read it leaves every verdict in doubt
+    (a missed Allow can hide an exposure), so the scan is incomplete."""
+
+    @property
+    def essential(self) -> bool:
+        return self.core or self.policy
 
     @property
     def label(self) -> str:
@@ -71,16 +78,16 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("routes", "route.openshift.io", ("v1",), "Route", core=False),
     # network-policy-api: a group may serve v1alpha1 (ANP/BANP) and v1alpha2 (ClusterNetworkPolicy)
     # at once, and its preferred version need not have every resource: each is found by name.
-    Resource("adminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "AdminNetworkPolicy", core=False),
-    Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "BaselineAdminNetworkPolicy", core=False),
-    Resource("clusternetworkpolicies", "policy.networking.k8s.io", ("v1alpha2",), "ClusterNetworkPolicy", core=False),
-    Resource("ciliumnetworkpolicies", "cilium.io", ("v2",), "CiliumNetworkPolicy", core=False),
-    Resource("ciliumclusterwidenetworkpolicies", "cilium.io", ("v2",), "CiliumClusterwideNetworkPolicy", core=False),
+    Resource("adminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "AdminNetworkPolicy", core=False, policy=True),
+    Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "BaselineAdminNetworkPolicy", core=False, policy=True),
+    Resource("clusternetworkpolicies", "policy.networking.k8s.io", ("v1alpha2",), "ClusterNetworkPolicy", core=False, policy=True),
+    Resource("ciliumnetworkpolicies", "cilium.io", ("v2",), "CiliumNetworkPolicy", core=False, policy=True),
+    Resource("ciliumclusterwidenetworkpolicies", "cilium.io", ("v2",), "CiliumClusterwideNetworkPolicy", core=False, policy=True),
     # Calico's aggregated API (v3) and its CRDs (v1) hold the same objects: read one of them.
-    Resource("networkpolicies", "projectcalico.org", ("v3",), "NetworkPolicy", core=False),
-    Resource("globalnetworkpolicies", "projectcalico.org", ("v3",), "GlobalNetworkPolicy", core=False),
-    Resource("networkpolicies", "crd.projectcalico.org", ("v1",), "NetworkPolicy", core=False),
-    Resource("globalnetworkpolicies", "crd.projectcalico.org", ("v1",), "GlobalNetworkPolicy", core=False),
+    Resource("networkpolicies", "projectcalico.org", ("v3",), "NetworkPolicy", core=False, policy=True),
+    Resource("globalnetworkpolicies", "projectcalico.org", ("v3",), "GlobalNetworkPolicy", core=False, policy=True),
+    Resource("networkpolicies", "crd.projectcalico.org", ("v1",), "NetworkPolicy", core=False, policy=True),
+    Resource("globalnetworkpolicies", "crd.projectcalico.org", ("v1",), "GlobalNetworkPolicy", core=False, policy=True),
 )
 
 
@@ -323,7 +330,7 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
                 if problem is None:
                     lister.notices.append(f"{res.label}: not installed")
                 else:
-                    issues.append(CollectionIssue(res.label, problem, core=res.core))
+                    issues.append(CollectionIssue(res.label, problem, core=res.essential))
                 continue
             prefix = f"/api/{version}" if not res.group else f"/apis/{res.group}/{version}"
             path = f"{prefix}/{res.name}"
@@ -339,13 +346,13 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
             except _HttpError as exc:
                 if exc.status == 401:
                     raise ClusterError(f"the API server at {conn.server} rejected the credentials (401 Unauthorized)") from None
-                if exc.status == 404 and not res.core:
+                if exc.status == 404 and not res.essential:
                     lister.notices.append(f"{res.label}: not installed")
                     continue
                 reason = "forbidden (403): the scanner's role does not allow list" if exc.status == 403 else str(exc)
-                issues.append(CollectionIssue(res.label, f"{reason}{'' if exc.status != 403 else _detail(str(exc))}", core=res.core))
+                issues.append(CollectionIssue(res.label, f"{reason}{'' if exc.status != 403 else _detail(str(exc))}", core=res.essential))
             except _GiveUp as exc:
-                issues.append(CollectionIssue(res.label, str(exc), core=res.core))
+                issues.append(CollectionIssue(res.label, str(exc), core=res.essential))
     collection = Collection(
         source="cluster", inputs=(conn.server,), cluster=conn.cluster, context=conn.context, server=conn.server,
         server_version=server_version, started=started, finished=_now(), issues=tuple(issues),
