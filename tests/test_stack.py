@@ -390,3 +390,110 @@ def test_several_queries_on_one_analysis_do_not_leak_through_memos():
 def test_scenarios_are_real_documents():
     for _name, text in SCENARIOS:
         assert all(isinstance(d, dict) for d in yaml.safe_load_all(text) if d is not None)
+
+
+def test_a_metadata_egress_rule_overridden_by_an_admin_deny_is_no_exposure():
+    egress_all = np("prod", "out-anywhere", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]})
+    deny = anp("cluster-deny-to-metadata", 10, {"namespaces": {}}, egress=[
+        {"action": "Deny", "to": [{"networks": ["169.254.169.254/32"]}], "ports": [{"portNumber": {"port": 80, "protocol": "TCP"}}]}])
+    (open_hit,) = findings(audit(cluster(egress_all)), "NP-PERM-007")
+    assert open_hit.namespace == "prod"
+    report = audit(cluster(egress_all, deny))
+    assert not findings(report, "NP-PERM-007")
+    (kept,) = findings(report, "NP-PERM-007", status="waived")
+    assert "overridden by a higher tier: AdminNetworkPolicy/cluster-deny-to-metadata egress[0]" in kept.waiver
+    # A deny for some pods only is no override: the others still reach it.
+    partial = anp("deny-web", 10, {"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "web"}}}}, egress=[
+        {"action": "Deny", "to": [{"networks": ["169.254.169.254/32"]}]}])
+    assert findings(audit(cluster(egress_all, partial)), "NP-PERM-007")
+
+
+# -- invariants over generated stacks of every kind ------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from audit.engine.connectivity import connections  # noqa: E402
+
+
+def _pool() -> list[dict]:
+    seen: dict[str, dict] = {}
+    for module_cases in (test_admin.CASES, test_cilium.CASES, test_calico.CASES, CNP_CASES, MIXED_CASES):
+        for case in module_cases:
+            for obj in case[1]:
+                seen.setdefault(yaml.safe_dump(obj, sort_keys=True), obj)
+    # Names collide across cases (every BANP is "default"): keep one object per kind and name.
+    unique: dict[tuple, dict] = {}
+    for obj in seen.values():
+        unique.setdefault((obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]), obj)
+    return list(unique.values())
+
+
+POOL = _pool()
+STACKS = st.lists(st.sampled_from(POOL), min_size=1, max_size=5, unique_by=lambda o: (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]))
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _isolated(a: Analysis) -> dict[tuple[int, str], bool]:
+    return {(c.id, d): a.is_isolated(c.id, d) for c in a.real_classes() if c.governed for d in ("Ingress", "Egress")}
+
+
+@PROPERTY
+@given(STACKS)
+def test_default_deny_means_every_pod_is_isolated(objs):
+    a = analysis_of(cluster(*objs), cni=False)
+    for ns, cov in a.coverage.items():
+        for d in ("Ingress", "Egress"):
+            side = cov.direction(d)
+            if side.default_deny:
+                assert side.isolated_pods == side.pods
+                assert all(a.is_isolated(c.id, d) for c in a.governed_classes(ns))
+            assert not (side.default_deny and side.opened_by)
+
+
+@PROPERTY
+@given(STACKS, st.sampled_from(["prod", "staging", "other"]), st.sampled_from(["Ingress", "Egress"]))
+def test_adding_a_selecting_policy_never_reduces_isolation(objs, ns, direction):
+    before = _isolated(analysis_of(cluster(*objs), cni=False))
+    deny = np(ns, "zz-added-deny", {"podSelector": {}, "policyTypes": [direction]})
+    a = analysis_of(cluster(*objs, deny), cni=False)
+    after = _isolated(a)
+    assert all(after[k] for k, v in before.items() if v)
+    assert all(a.is_isolated(c.id, direction) for c in a.governed_classes(ns))
+    assert a.coverage[ns].direction(direction).isolated_pods == a.coverage[ns].direction(direction).pods
+
+
+@PROPERTY
+@given(STACKS)
+def test_results_do_not_depend_on_document_order(objs):
+    forward = analysis_of(cluster(*objs), cni=False)
+    backward = analysis_of(cluster(*reversed(objs)), cni=False)
+    assert [str(c) for c in connections(forward)] == [str(c) for c in connections(backward)]
+    assert {n: (c.ingress.default_deny, c.egress.default_deny, c.ingress.isolated_pods, c.egress.isolated_pods)
+            for n, c in forward.coverage.items()} == {n: (c.ingress.default_deny, c.egress.default_deny, c.ingress.isolated_pods,
+                                                          c.egress.isolated_pods) for n, c in backward.coverage.items()}
+
+
+@PROPERTY
+@given(STACKS)
+def test_an_allow_added_to_an_isolating_networkpolicy_never_removes_a_connection(objs):
+    base = np("prod", "zz-isolate", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"ports": [{"port": 1}]}]})
+    wider = np("prod", "zz-isolate", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"ports": [{"port": 1}]},
+                                                                                                 {"from": [{"namespaceSelector": {}}]}]})
+
+    def pairs(a: Analysis) -> dict[tuple[str, str], object]:
+        return {(c.src, c.dst): c.conns for c in connections(a)}
+
+    before = pairs(analysis_of(cluster(*objs, base), cni=False))
+    after = pairs(analysis_of(cluster(*objs, wider), cni=False))
+    for key, conns in before.items():
+        assert key in after and (conns - after[key]).ranges == (), key  # type: ignore[operator,attr-defined]
+
+
+@PROPERTY
+@given(STACKS)
+def test_no_policy_finding_only_where_no_kind_selects_a_pod(objs):
+    report = audit(cluster(*objs))
+    a = analysis_of(cluster(*objs))
+    for f in findings(report, "NP-COV-001"):
+        assert not a.policies_in(f.namespace)

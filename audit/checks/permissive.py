@@ -26,10 +26,11 @@ def is_dns_only(rule: Rule) -> bool:
     return bool(rule.ports) and all(p.port in (53, "dns", "dns-tcp") and p.end_port is None for p in rule.ports)
 
 
-def _hit(policy: Policy, rule: Rule | None, message: str, accepted: str | None = None, key: str = "") -> Hit:
+def _hit(policy: Policy, rule: Rule | None, message: str, accepted: str | None = None, key: str = "",
+         overridden: str | None = None) -> Hit:
     where = f"{rule.field}: " if rule is not None else ""
     return Hit(policy.namespace, "NetworkPolicy", policy.name, where + message, source=policy.source,
-               key=key or (rule.field if rule else ""), accepted=accepted)
+               key=key or (rule.field if rule else ""), accepted=accepted, overridden=overridden)
 
 
 def _side_words(rule: Rule) -> tuple[str, str]:
@@ -163,13 +164,28 @@ def egress_to_metadata(ctx: Context) -> Iterable[Hit]:
     for policy, rule in rules_in_effect(ctx):
         if rule.direction != "Egress" or not rule.allows_port(80, "TCP", None):
             continue
+        overridden = _admin_denies_metadata(ctx, policy)
         if rule.all_peers:
-            yield _hit(policy, rule, f"allows egress to any address on port 80, including {METADATA_IP}")
+            yield _hit(policy, rule, f"allows egress to any address on port 80, including {METADATA_IP}", overridden=overridden)
             continue
         for j, peer in enumerate(rule.peers):
             if peer.ip_block is not None and peer.ip_block.contains(METADATA_IP):
                 yield _hit(policy, rule, f"to[{j}] ipBlock {peer.ip_block} contains {METADATA_IP} (cloud metadata)",
-                           key=f"{rule.field}.to[{j}]")
+                           key=f"{rule.field}.to[{j}]", overridden=overridden)
+
+
+def _admin_denies_metadata(ctx: Context, policy: Policy) -> str | None:
+    """The admin-tier rule that denies every pod ``policy`` selects the metadata service on
+    80/TCP (the NetworkPolicy rule then allows nothing there), or None."""
+    analysis = ctx.analysis
+    chosen = [cid for cid in analysis.selected[policy.key] if analysis.classes[cid].governed]
+    rules = set()
+    for cid in chosen:
+        decided = analysis.allowed(cid, METADATA_IP, 80, "TCP").egress.decided
+        if decided is None or decided.tier != "admin" or decided.action != "Deny":
+            return None
+        rules.add(decided.rule)
+    return ", ".join(sorted(rules)) + " denies it for every pod the policy selects" if rules else None
 
 
 def sensitive_ports_of(ctx: Context, cls: PodClass) -> set[int]:

@@ -32,6 +32,9 @@ class Hit:
     fix_yaml: str | None = None
     key: str = ""
     accepted: str | None = None  # reason from the broad-selector annotation
+    overridden: str | None = None
+    """A higher tier decides what the flagged rule would allow, for every pod it selects: the
+    finding is kept (status waived, with this as the reason) but is no exposure."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ def run_checks(ctx: Context) -> tuple[FindingRow, ...]:
                 reason = waiver.describe()
             elif hit.accepted:
                 reason = f"annotation {BROAD_SELECTOR_ANNOTATION}: {hit.accepted}"
+            elif hit.overridden:
+                reason = f"overridden by a higher tier: {hit.overridden}"
             findings.append(FindingRow(
                 id=fingerprint(check.id, hit), check=check.id, title=check.title, severity=severity,
                 category=check.category, status="waived" if reason else "fail",
