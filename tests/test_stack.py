@@ -497,3 +497,24 @@ def test_no_policy_finding_only_where_no_kind_selects_a_pod(objs):
     a = analysis_of(cluster(*objs))
     for f in findings(report, "NP-COV-001"):
         assert not a.policies_in(f.namespace)
+
+
+def test_each_port_names_the_pass_rule_that_sent_it_on():
+    text = cluster(anp("pass", 10, PROD, ingress=[
+        {"name": "web", "action": "Pass", "from": STAGING_PEER, "ports": [{"portNumber": {"port": 80, "protocol": "TCP"}}]},
+        {"name": "tls", "action": "Pass", "from": STAGING_PEER, "ports": [{"portNumber": {"port": 443, "protocol": "TCP"}}]}]),
+        np("prod", "deny", {"podSelector": {}, "policyTypes": ["Ingress"]}))
+    a = analysis_of(text, cni=False)
+    web, api = endpoint(a, "staging/web"), endpoint(a, "prod/api")
+    assert a.allowed(web, api, 443).ingress.passed.rule == "AdminNetworkPolicy/pass ingress[1] (tls)"
+    assert a.allowed(web, api, 80).ingress.passed.rule == "AdminNetworkPolicy/pass ingress[0] (web)"
+    assert a.allowed(web, api, 8080).ingress.passed is None
+
+
+def test_isolation_is_reported_even_when_a_higher_tier_decided_every_port():
+    text = cluster(anp("allow-all", 1, PROD, ingress=[{"action": "Allow", "from": [ALL_NS]}]),
+                   np("prod", "deny", {"podSelector": {}, "policyTypes": ["Ingress"]}))
+    a = analysis_of(text, cni=False)
+    v = a.allowed(endpoint(a, "other/x"), endpoint(a, "prod/api"), 8080)
+    assert v.allowed and v.ingress.isolated and v.ingress.policies == ("prod/deny",)
+    assert v.ingress.decided.rule == "AdminNetworkPolicy/allow-all ingress[0]" and v.ingress.decided.tier == "admin"

@@ -1,198 +1,36 @@
-"""The pure analysis engine: selection, isolation, coverage and reachability. No I/O.
+"""The pure analysis engine: an Inventory compiled for selection, isolation and reachability. No I/O.
 
-Pods are grouped into equivalence classes (namespace + labels + named ports + hostNetwork):
-every NetworkPolicy verdict is the same for all pods of a class, so selection and
-reachability are computed per class with set operations, never pod by pod.
+Pods are grouped into equivalence classes (``audit.engine.classes``): every verdict is the same
+for all pods of a class, so selection and reachability are computed per class with set
+operations, never pod by pod. Every policy kind takes its place in one stack
+(``audit.engine.stack``); verdicts for one port (``audit.engine.verdict``) and coverage
+(``audit.engine.coverage``) are read from it.
 """
 
 from __future__ import annotations
 
 import bisect
-import dataclasses
-import functools
-import ipaddress
-import socket
-from dataclasses import dataclass
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import Iterable, Literal, Sequence
 
+from audit.engine.classes import DnsTarget, PodClass, ip_value, parse_ip
 from audit.engine.cni import CniReport
+from audit.engine.coverage import DirectionCoverage, NamespaceCoverage, governed_classes, namespace_coverage, policies_in
 from audit.engine.kinds import Compiled, PolicyKind, kinds
-from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, IPAddress, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
+from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
 from audit.engine.kinds.networkpolicy import StackPolicy as NetworkPolicyLayer
-from audit.engine.kinds.networkpolicy import rule_opens_everything
 from audit.engine.ports import ALL, NONE, PortSet
 from audit.engine.selectors import Selector, SelectorIndex
-from audit.engine.stack import TIERS, Decision, Endpoint, Outcome, StackPolicy, Tier, closes, evaluate
+from audit.engine.stack import TIERS, Endpoint, Outcome, StackPolicy, Tier, closes, evaluate
+from audit.engine.verdict import SideVerdict, Verdict, port_in, side_verdict
 from audit.gcpause import gc_paused
 from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labels, Namespace, Workload
+
+__all__ = ["Analysis", "DirectionCoverage", "DnsTarget", "Endpoint", "NamespaceCoverage", "PodClass", "SideVerdict", "Verdict",
+           "ip_value", "parse_ip", "port_in"]
 
 
 INGRESS_NAMESPACE = "ingress-controller-ns"
 """Where the virtual ingress-controller pod lives (np-guard's placeholder namespace)."""
-
-
-def ip_value(raw: str) -> tuple[int, int] | None:
-    """(version, integer) of an IP address, or None; through inet_pton, no address objects."""
-    try:
-        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, raw), "big")
-    except OSError:
-        pass
-    try:
-        return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, raw), "big")
-    except OSError:
-        return None
-
-
-def parse_ip(raw: str) -> IPAddress | None:
-    """An IP address, or None; through inet_pton, about 20x faster than ipaddress's parser."""
-    parsed = ip_value(raw)
-    if parsed is None:
-        return None
-    return ipaddress.IPv4Address(parsed[1]) if parsed[0] == 4 else ipaddress.IPv6Address(parsed[1])
-
-
-@dataclass(eq=False)
-class PodClass:
-    """Pods that every NetworkPolicy treats alike."""
-
-    id: int
-    namespace: str
-    labels: Labels
-    label_map: Mapping[str, str]
-    ports: tuple[ContainerPort, ...]
-    host_network: bool
-    pods: int
-    workloads: tuple[Workload, ...]
-    virtual: bool = False
-
-    @functools.cached_property
-    def ips(self) -> tuple[IPAddress, ...]:
-        """The pods' IPs (live clusters), parsed on first use: only ipBlock peers need them."""
-        parsed = (parse_ip(raw) for w in self.workloads for raw in w.ips)
-        return tuple(ip for ip in parsed if ip is not None)
-
-    @property
-    def governed(self) -> bool:
-        """Real pods that NetworkPolicy can govern (hostNetwork pods share the node's network)."""
-        return not self.host_network and not self.virtual
-
-    def describe(self) -> str:
-        names = ", ".join(w.ref for w in self.workloads[:3])
-        more = f" (+{len(self.workloads) - 3} more)" if len(self.workloads) > 3 else ""
-        return names + more
-
-
-@dataclass(frozen=True)
-class DnsTarget:
-    """Where the cluster DNS pods live, for the DNS check and the virtual DNS class."""
-
-    namespace: str = "kube-system"
-    labels: Labels = (("k8s-app", "kube-dns"),)
-
-
-@dataclass(frozen=True, slots=True)
-class RuleRef:
-    """A rule of a policy, as an explanation names it."""
-
-    policy: str
-    direction: Direction
-    index: int
-
-    def __str__(self) -> str:
-        return f"{self.policy} {self.direction.lower()}[{self.index}]"
-
-
-@dataclass(frozen=True)
-class SideVerdict:
-    """One side of a connection (the source's egress or the destination's ingress), as the
-    policy stack decided it for one port (see audit.engine.stack)."""
-
-    direction: Direction
-    allowed: bool
-    isolated: bool
-    """Some policy of the namespace tier isolates the pod in this direction."""
-    policies: tuple[str, ...]
-    """Those policies."""
-    allowed_by: tuple[str, ...] = ()
-    """Namespace-tier allow rules that name the peer on this port (they add up)."""
-    decided: Decision | None = None
-    """The first-matching rule that decided, unless the namespace tier's union of allows did."""
-    passed: Decision | None = None
-    """A Pass rule that sent the port on from a higher tier."""
-    governed: bool = True
-    rejected_by: tuple[tuple[str, str], ...] = ()
-    """When the namespace tier denied by default: each rule in force there, and why it did not match."""
-    ordered: bool = False
-    """Policies with an order of their own share the namespace tier (its end denies)."""
-
-    def explain(self) -> str:
-        side = "egress of the source" if self.direction == "Egress" else "ingress of the destination"
-        if not self.governed:
-            return f"{side}: not governed by NetworkPolicy (hostNetwork or outside the cluster)"
-        passed = f"passed on by {self.passed.rule}; " if self.passed is not None else ""
-        decided = self.decided
-        if decided is not None and (decided.action != "Allow" or decided.tier != "namespace"):
-            word = "allowed by" if decided.action == "Allow" else "denied by"
-            before = "not isolated by the namespace's policies; " if decided.tier == "baseline" else ""
-            return f"{side}: {passed}{before}{word} {decided.rule} ({decided.note})"
-        if not self.isolated:
-            return f"{side}: {passed}not isolated (no policy with {self.direction} selects it): allowed"
-        isolated = f"{passed.rstrip('; ')}, then isolated" if passed else "isolated"
-        if self.allowed_by:
-            return f"{side}: {isolated} by {', '.join(self.policies)}; allowed by {', '.join(self.allowed_by)}"
-        return f"{side}: {isolated} by {', '.join(self.policies)}; no rule allows it: denied" + (" at the end of the tier" if self.ordered else "")
-
-    def explain_lines(self) -> list[str]:
-        """The explanation, then (when denied by default) one line per rule in force and why it did not match."""
-        lines = [self.explain()]
-        if self.governed and not self.allowed and self.decided is None and self.isolated:
-            lines += [f"  {ref}: {reason}" for ref, reason in self.rejected_by] or ["  (its policies have no rules in this direction)"]
-        return lines
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Whether a connection is allowed, and the rules on each side that decided it."""
-
-    allowed: bool
-    egress: SideVerdict
-    ingress: SideVerdict
-
-    def explain(self) -> list[str]:
-        return [self.egress.explain(), self.ingress.explain()]
-
-    def explain_lines(self) -> list[str]:
-        return self.egress.explain_lines() + self.ingress.explain_lines()
-
-
-@dataclass(frozen=True)
-class DirectionCoverage:
-    """Coverage of one namespace in one direction, judged by effect."""
-
-    pods: int
-    isolated_pods: int
-    default_deny: bool
-    baseline: tuple[str, ...]
-    opened_by: tuple[str, ...]
-    reason: str
-
-
-@dataclass(frozen=True)
-class NamespaceCoverage:
-    name: str
-    policies: tuple[str, ...]
-    workloads: int
-    pods: int
-    host_network_pods: int
-    ingress: DirectionCoverage
-    egress: DirectionCoverage
-
-    def direction(self, direction: Direction) -> DirectionCoverage:
-        return self.ingress if direction == "Ingress" else self.egress
-
-
-def port_in(ports: PortSet, port: int, protocol: str) -> bool:
-    return any(lo <= port <= hi for lo, hi in ports.as_dict().get(protocol, ()))
 
 
 _RANK = {"no": 0, "conditional": 1, "yes": 2}
@@ -296,7 +134,7 @@ class Analysis:
                     mine = tuple(p for p in self.extended if p.selects(self, cls.id))
                     if mine:
                         self._extended_by_class[cls.id] = mine
-        self.coverage: dict[str, NamespaceCoverage] = {ns: self._coverage(ns) for ns in ns_names}
+        self.coverage: dict[str, NamespaceCoverage] = {ns: namespace_coverage(self, ns) for ns in ns_names}
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         """A namespace's labels as a dict (empty for one the inventory does not know)."""
@@ -505,38 +343,7 @@ class Analysis:
 
     def _side(self, direction: Direction, subject: Endpoint, other: Endpoint, port: int, protocol: str,
               dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
-        if not isinstance(subject, int) or not self.classes[subject].governed and not self.classes[subject].virtual:
-            return SideVerdict(direction, True, False, (), governed=False)
-        signature = self.egress_signature(subject) if direction == "Egress" else None
-        if signature is not None:
-            key = (signature, other, port, protocol, dst_ports)
-            hit = self._egress_memo.get(key)
-            if hit is None:
-                hit = self._egress_memo[key] = self._verdict(direction, subject, other, port, protocol, dst_ports)
-            return hit
-        return self._verdict(direction, subject, other, port, protocol, dst_ports)
-
-    def _verdict(self, direction: Direction, subject: int, other: Endpoint, port: int, protocol: str,
-                 dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
-        """One port's verdict from the stack's walk, with the rules that decided it."""
-        outcome = evaluate(self, subject, direction, other, dst_ports)
-        seg = outcome.at(port, protocol)
-        namespace_tier = self.stack_for(subject, direction).get("namespace", ())
-        allowed_by = tuple(
-            rule.label for policy in namespace_tier for rule in policy.rules(direction)
-            if rule.action == "Allow" and rule.names(self, subject, other)
-            and any(lo <= port <= hi for lo, hi in rule.ports(dst_ports).as_dict().get(protocol, ())))
-        rejected: tuple[tuple[str, str], ...] = ()
-        if not seg.allowed and seg.decision is None:
-            # Denied by default: say for every rule in force why it did not match, so the fix is obvious.
-            peer_word = "destination" if direction == "Egress" else "source"
-            rejected = tuple(
-                (rule.label, f"{peer_word} matches none of its peers ({rule.describe()})" if not rule.names(self, subject, other)
-                 else f"{port}/{protocol} is not among its ports ({rule.describe()})")
-                for policy in namespace_tier for rule in policy.rules(direction))
-        return SideVerdict(direction, seg.allowed, bool(outcome.isolated), tuple(dict.fromkeys(p.key for p in outcome.isolated)),
-                           allowed_by if seg.allowed else (), seg.decision, seg.passed, rejected_by=rejected,
-                           ordered=any(p.kind != "NetworkPolicy" for p in outcome.isolated))
+        return side_verdict(self, direction, subject, other, port, protocol, dst_ports)
 
     def allowed(self, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> Verdict:
         """Whether ``src`` may open a connection to ``dst`` on ``port``/``protocol``.
@@ -551,89 +358,14 @@ class Analysis:
 
     # -- coverage -----------------------------------------------------------------------
 
+    # -- coverage (see audit.engine.coverage) ----------------------------------------------
+
     def governed_classes(self, ns: str) -> list[PodClass]:
-        return [self.classes[cid] for cid in self.classes_by_ns.get(ns, []) if self.classes[cid].governed]
+        return governed_classes(self, ns)
 
     def policies_in(self, ns: str) -> tuple[str, ...]:
         """Keys of the policies of every kind that select a pod of ``ns`` or all of it."""
-        keys = [p.key for p in self.policies_by_ns.get(ns, [])]
-        ids = self.classes_by_ns.get(ns, [])
-        for ext in self.extended:
-            if ext.whole_namespace(self, ns) or any(ext in self._extended_by_class.get(cid, ()) for cid in ids):
-                keys.append(ext.key)
-        return tuple(dict.fromkeys(keys))
-
-    def _coverage(self, ns: str) -> NamespaceCoverage:
-        governed = self.governed_classes(ns)
-        host = [self.classes[cid] for cid in self.classes_by_ns.get(ns, []) if self.classes[cid].host_network]
-        sides = {d: self._direction_coverage(ns, d, governed) for d in DIRECTIONS}
-        return NamespaceCoverage(
-            name=ns,
-            policies=self.policies_in(ns),
-            workloads=sum(len(c.workloads) for c in governed) + sum(len(c.workloads) for c in host),
-            pods=sum(c.pods for c in governed),
-            host_network_pods=sum(c.pods for c in host),
-            ingress=sides["Ingress"],
-            egress=sides["Egress"],
-        )
-
-    def _direction_coverage(self, ns: str, direction: Direction, governed: list[PodClass]) -> DirectionCoverage:
-        """Default-deny by effect, one definition for every kind: a policy that selects every pod
-        of the namespace (present and future) closes the direction, no rule reached before it
-        opens all ports to every peer, and every current pod is isolated."""
-        pods = sum(c.pods for c in governed)
-        isolated = sum(c.pods for c in governed if self.is_isolated(c.id, direction))
-        governed_ids = frozenset(c.id for c in governed)
-        word = "ingress" if direction == "Ingress" else "egress"
-        closed_by: tuple[str, ...] = ()
-        opened: tuple[str, ...] = ()
-        for tier in TIERS:
-            # The policies that act on every pod of the namespace, in the order the walk meets them;
-            # each one's first rule for every peer on every port is what it does to "everyone".
-            candidates = sorted((p for p in self._tier_policies(ns, tier)
-                                 if p.whole_namespace(self, ns) or (governed_ids and all(p.selects(self, c) for c in governed_ids))),
-                                key=lambda p: p.order)
-            passed = False
-            for policy in candidates:
-                first = next((r for r in policy.rules(direction) if r.everyone), None)
-                if first is None:
-                    continue
-                if first.action == "Allow":
-                    opened = (first.label,)
-                elif first.action == "Pass":
-                    passed = True
-                elif policy.whole_namespace(self, ns):
-                    closed_by = (policy.key,)
-                if opened or passed or closed_by:
-                    break
-            if opened or closed_by:
-                break
-            if tier == "namespace" and not passed:
-                closing = [p.key for p in candidates if p.whole_namespace(self, ns) and p.isolates(direction)]
-                if closing:
-                    closed_by = tuple(dict.fromkeys(closing))
-                    break
-        kinds_note = {p.key: p.note for p in self.all_policies}
-        if opened:
-            reason = f"{opened[0]} allows all {word} on all ports for every pod, undoing the default-deny"
-        elif closed_by and pods and isolated < pods:
-            reason = f"{pods - isolated} of {pods} pods are not isolated for {word} although {closed_by[0]} selects the whole namespace"
-        elif closed_by:
-            notes = {kinds_note.get(k, "") for k in closed_by} - {"NetworkPolicy", ""}
-            reason = f"default-deny {word} by {', '.join(closed_by)}" + (f" ({', '.join(sorted(notes))})" if notes else "")
-        elif not self.policies_in(ns):
-            reason = "no NetworkPolicy in the namespace"
-        elif pods and isolated == pods:
-            reason = f"every current pod is isolated for {word} by workload policies, but no policy with an empty podSelector isolates new pods"
-        else:
-            reason = f"no policy with an empty podSelector and {direction} in its policyTypes"
-        default_deny = bool(closed_by) and not opened and isolated == pods
-        return DirectionCoverage(pods, isolated, default_deny, closed_by, opened, reason)
-
-    def _tier_policies(self, ns: str, tier: Tier) -> Iterable[StackPolicy]:
-        if tier == "namespace":
-            yield from (self._np_layers[p.key] for p in self.policies_by_ns.get(ns, []))
-        yield from (p for p in self.extended if p.tier == tier)
+        return policies_in(self, ns)
 
     # -- lookups ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Iterator, NamedTuple
 
-from audit.engine.analysis import Analysis, Endpoint, PodClass
+from audit.engine.analysis import Analysis, Endpoint
 from audit.engine.ingress import SOURCE as INGRESS_SOURCE
 from audit.engine.ingress import ingress_ports
 from audit.engine.kinds.networkpolicy import Direction, IPNetwork

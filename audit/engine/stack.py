@@ -149,7 +149,7 @@ def evaluate(analysis: Analysis, subject: int, direction: Direction, other: Endp
     passed_by: dict[PortSet, Decision] = {}
     for tier in TIERS:
         policies = tiers.get(tier, ())
-        if not policies or not scope:
+        if not policies:
             continue
         passed = NONE
         for policy in policies:
@@ -166,24 +166,30 @@ def evaluate(analysis: Analysis, subject: int, direction: Direction, other: Endp
                     passed = passed | ports
                     passed_by[ports] = decision
                 else:
-                    segments.append(Segment(ports, rule.action == "Allow", decision, _passed(passed_by, ports)))
+                    segments += _split(ports, rule.action == "Allow", decision, passed_by)
                 scope = scope - ports
         if tier == "namespace":
             isolated = tuple(p for p in policies if p.isolates(direction))
             if isolated and scope:
-                segments.append(Segment(scope, False, None, _passed(passed_by, scope)))
+                segments += _split(scope, False, None, passed_by)
                 scope = NONE
         scope = scope | passed
     if scope:
-        segments.append(Segment(scope, True, None, _passed(passed_by, scope)))
+        segments += _split(scope, True, None, passed_by)
     return Outcome(tuple(s for s in segments if s.ports), isolated)
 
 
-def _passed(passed_by: dict[PortSet, Decision], ports: PortSet) -> Decision | None:
-    for passed, decision in passed_by.items():
-        if passed & ports:
-            return decision
-    return None
+def _split(ports: PortSet, allowed: bool, decision: Decision | None, passed_by: dict[PortSet, Decision]) -> list[Segment]:
+    """Segments for ``ports`` decided alike, one per Pass rule that sent some of them on."""
+    out = []
+    for passed, by in passed_by.items():
+        part = ports & passed
+        if part:
+            out.append(Segment(part, allowed, decision, by))
+            ports = ports - passed
+    if ports:
+        out.append(Segment(ports, allowed, decision, None))
+    return out
 
 
 def closes(policy: StackPolicy, direction: Direction) -> bool:

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 from audit.engine.kinds import Compiled, group_of
-from audit.engine.stack import Decision, Tier
+from audit.engine.stack import Tier
 from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
 from audit.engine.ports import ALL, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
 
 if TYPE_CHECKING:
-    from audit.engine.analysis import Analysis, Endpoint, PodClass
+    from audit.engine.analysis import Analysis, Endpoint
 
 ANP = "AdminNetworkPolicy"
 BANP = "BaselineAdminNetworkPolicy"
