@@ -7,8 +7,9 @@ that a 150k-pod cluster stays small in memory.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 Labels = tuple[tuple[str, str], ...]
 """Labels as a sorted tuple of (key, value) pairs: hashable and ordered."""

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from audit.engine.analysis import Analysis
 from audit.checks.registry import Context, all_checks
-from audit.engine.cni import detect_cni
-from audit.config import Config
-from audit.report.build import report_connectivity
 from audit.checks.runner import run_checks
+from audit.config import Config
+from audit.engine.analysis import Analysis
+from audit.engine.cni import detect_cni
 from audit.inventory import Inventory
-from audit.report.build import build_report
+from audit.report.build import build_report, report_connectivity
 from audit.report.model import Report
 
 
 def run_audit(inventory: Inventory, config: Config | None = None, now: dt.datetime | None = None) -> Report:
     """Analyse an inventory and build the report. Pure: no I/O, deterministic given ``now``."""
     config = config or Config()
-    now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     cni = detect_cni(inventory.daemonsets, inventory.node_hints)
     analysis = Analysis(inventory, config.dns, cni)
     findings = run_checks(Context(analysis, config, cni, now.date()))

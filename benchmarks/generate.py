@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SIZES = {
     "S": {"namespaces": 60, "pods": 1_000, "policies": 180},
@@ -66,7 +67,7 @@ def generate(size: str, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
             {"name": "calico-node", "image": "docker.io/calico/node:v3.29.1"}]}}}})
     for i in range(2):
         out["Pod"].append(_pod("coredns-5d78c9869d", f"coredns-5d78c9869d-{i}", "kube-system", {"k8s-app": "kube-dns"},
-                               [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")], "10.0.0.%d" % (i + 2)))
+                               [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")], f"10.0.0.{i + 2}"))
     out["Namespace"].append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta("monitoring")})
     out["Pod"].append(_pod("prometheus", "prometheus-0", "monitoring", {"app": "prometheus"}, [("web", 9090, "TCP")], "10.0.0.9"))
     namespaces = shape["namespaces"]
@@ -120,7 +121,7 @@ def _policies(ns: str, env: str, apps, rng: random.Random, n: int) -> list[dict[
         _np("default-deny-all", ns, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
         _np("allow-dns", ns, {"podSelector": {}, "policyTypes": ["Egress"], "egress": [_dns_rule()]}),
     ]
-    app, _tier, ports = apps[0]
+    app, _tier, _ports = apps[0]
     target, _t2, target_ports = apps[-1]
     if kind == 1:  # the war story
         policies.append(_np("allow-from-web", ns, {"podSelector": {"matchLabels": {}}, "ingress": [

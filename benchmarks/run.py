@@ -66,16 +66,15 @@ def measure_floor(directory: Path) -> dict[str, Any]:
 def measure_scan(directory: Path) -> dict[str, Any]:
     import datetime as dt
 
-    from audit.engine.analysis import Analysis
     from audit.checks.registry import Context, all_checks
-    from audit.engine.cni import detect_cni
-    from audit.config import Config
-    from audit.report.build import report_connectivity
     from audit.checks.runner import run_checks
+    from audit.config import Config
+    from audit.engine.analysis import Analysis
+    from audit.engine.cni import detect_cni
     from audit.render.html import render_html
     from audit.render.json_report import render_json
     from audit.render.pdf import render_pdf
-    from audit.report.build import build_report
+    from audit.report.build import build_report, report_connectivity
     from audit.sources.manifests import load_manifests
 
     stages: list[list[Any]] = []
@@ -87,7 +86,7 @@ def measure_scan(directory: Path) -> dict[str, Any]:
         return result
 
     config = Config()
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     inventory = stage("load", lambda: load_manifests([str(p) for p in files_of(directory)]))
     analysis = stage("analysis", lambda: Analysis(inventory, config.dns))
     cni = detect_cni(inventory.daemonsets)
@@ -164,8 +163,9 @@ def measure_live(directory: Path, page_size: int = 500) -> dict[str, Any]:
                 "users": [{"name": "u", "user": {"token": "t"}}],
                 "contexts": [{"name": "bench", "context": {"cluster": "c", "user": "u"}}],
             }))
-        from audit.sources import cluster  # noqa: F401 - import time is not listing time
         import kubernetes.client  # noqa: F401
+
+        from audit.sources import cluster  # noqa: F401 - import time is not listing time
 
         start = time.perf_counter()
         inventory = collect(ConnectOptions(kubeconfig=fh.name, page_size=page_size))
@@ -180,8 +180,8 @@ def measure_live(directory: Path, page_size: int = 500) -> dict[str, Any]:
 def measure_connectivity(directory: Path) -> dict[str, Any]:
     """`netpol-audit connectivity` on the whole cluster: every line, streamed to a file."""
     from audit.engine.analysis import Analysis
-    from audit.ops.atomic import write_atomic_chunks
     from audit.engine.connectivity import connections
+    from audit.ops.atomic import write_atomic_chunks
     from audit.render.connectivity import render
     from audit.sources.manifests import load_manifests
 

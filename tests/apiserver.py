@@ -80,7 +80,7 @@ class ApiDouble:
         self.items: dict[str, list[dict]] = {}
         for key, (kind, _ns) in COLLECTIONS.items():
             group, version_, resource = key
-            if group and group not in self.groups or group in self.versions and version_ not in self.versions[group]:
+            if (group and group not in self.groups) or (group in self.versions and version_ not in self.versions[group]):
                 continue
             self.items[collection_path(group, version_, resource)] = [
                 o for o in objects if o.get("kind") == kind and _group_of(o) == group
@@ -133,7 +133,7 @@ class ApiDouble:
                 self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                   "message": message, "reason": reason, "code": code}, headers)
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 path, query = parts.path, parse_qs(parts.query)
                 with double._lock:
@@ -173,7 +173,7 @@ class ApiDouble:
                     limit = min(limit, double.page_size_cap)
                 start = 0
                 if "continue" in query:
-                    generation, offset = base64.b64decode(query["continue"][0]).decode().split(":")
+                    _generation, offset = base64.b64decode(query["continue"][0]).decode().split(":")
                     if path in double.faults.gone_after_first_page:
                         double.faults.gone_after_first_page.discard(path)
                         return self._status(410, "Expired", "The provided continue parameter is too old to display a consistent list result.")

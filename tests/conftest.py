@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.engine.analysis import Analysis
 from audit.config import Config, parse_config
+from audit.engine.analysis import Analysis
 from audit.inventory import Inventory
 from audit.pipeline import run_audit
 from audit.report.model import Report
@@ -18,7 +18,7 @@ from audit.sources.manifests import load_manifests
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def inventory(text: str) -> Inventory:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from audit.engine.kinds.calico import SelectorError, compile_selector
 from audit.engine.connectivity import connections
+from audit.engine.kinds.calico import SelectorError, compile_selector
 from tests.conftest import analyse, audit, findings
 from tests.test_admin import cluster, np, verdict
 

@@ -329,8 +329,9 @@ CNP_V1A2 = {"apiVersion": f"{NPAPI}/v1alpha2", "kind": "ClusterNetworkPolicy", "
 def _live_inventory(objects: list[dict], **double) -> tuple:
     from audit.sources.cluster import ConnectOptions, collect
     with ApiDouble(objects, token="t", **double) as api:
-        from tests.apiserver import kubeconfig as make_kubeconfig
         import tempfile
+
+        from tests.apiserver import kubeconfig as make_kubeconfig
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
             fh.write(make_kubeconfig(api.url, token="t"))
         inv = collect(ConnectOptions(kubeconfig=fh.name))

@@ -12,9 +12,9 @@ import pytest
 from audit.engine.analysis import Analysis
 from audit.engine.connectivity import connections, segments
 from audit.engine.ports import NONE, PortSet
+from audit.sources.manifests import load_manifests
 from tests import test_admin, test_calico, test_cilium, test_semantics
 from tests.conftest import EXAMPLES, analyse
-from audit.sources.manifests import load_manifests
 
 
 def pairwise(analysis: Analysis, namespaces: set[str] | None = None) -> list[str]:

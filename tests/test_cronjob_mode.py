@@ -10,9 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from audit.ops import atomic
-from audit.ops import rotation
 from audit.cli import app
+from audit.ops import atomic, rotation
 from tests.conftest import EXAMPLES
 
 runner = CliRunner()
@@ -141,7 +140,7 @@ def test_pushgateway_receives_the_metrics(tmp_path):
         def log_message(self, *a):
             pass
 
-        def do_PUT(self):  # noqa: N802
+        def do_PUT(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((self.path, body.decode()))
             self.send_response(200)

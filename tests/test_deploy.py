@@ -10,8 +10,8 @@ import pytest
 import typer
 import yaml
 
-from audit.engine.analysis import Analysis
 from audit.cli import app
+from audit.engine.analysis import Analysis
 from audit.sources.cluster import rbac_cluster_role
 from audit.sources.manifests import load_manifests
 from tests.conftest import ROOT, audit
@@ -34,7 +34,7 @@ def cronjob():
 @pytest.mark.parametrize("version", ["1.30.0", "1.33.0"])
 def test_every_manifest_validates_against_the_kubernetes_schema(version):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    for name, doc in manifests():
+    for _name, doc in manifests():
         kubernetes_validate.validate(doc, version, strict=True)  # raises on any error, naming the field
 
 

@@ -173,7 +173,7 @@ def test_malformed_input_names_file_document_and_field(tmp_path, text, expected)
 def test_missing_path_and_empty_folder(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         load_manifests([str(tmp_path / "nope")])
-    with pytest.raises(InputError, match="no .yaml"):
+    with pytest.raises(InputError, match=r"no \.yaml"):
         load_manifests([str(tmp_path)])
 
 

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from audit.inventory import PolicyObject
 from audit.engine.kinds.networkpolicy import parse_policy
 from audit.engine.selectors import Requirement, Selector, SelectorIndex, parse_selector
+from audit.inventory import PolicyObject
 
 
 def parse(spec):

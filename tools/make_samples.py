@@ -22,7 +22,7 @@ from audit.render.pdf import render_pdf  # noqa: E402
 from audit.render.terminal import render_terminal  # noqa: E402
 from audit.sources.manifests import load_manifests  # noqa: E402
 
-NOW = dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 SAMPLES = {
     "lab-before": None,
     "lab-solution": None,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit.report import model  # noqa: E402
-from audit.report.serde import camel  # noqa: E402
-from audit.report.severity import SEVERITIES  # noqa: E402
+from audit.report import model
+from audit.report.serde import camel
+from audit.report.severity import SEVERITIES
 
 ENUMS = {
     ("FindingRow", "severity"): list(SEVERITIES),

@@ -105,8 +105,8 @@ def _points(tree: ast.Module) -> list[tuple[ast.AST, str, int]]:
             out.append((node, f"const:{node.value}->{not node.value}", line))
         elif isinstance(node, ast.Constant) and type(node.value) is int and not isinstance(parents.get(node), ast.Subscript):
             out.append((node, f"int:{node.value}->{node.value + 1}", line))
-        elif isinstance(node, ast.Return) and isinstance(node.value, (ast.Compare, ast.BoolOp, ast.Call)) and \
-                not isinstance(node.value, ast.Call) or isinstance(node, ast.Return) and isinstance(node.value, ast.Name):
+        elif (isinstance(node, ast.Return) and isinstance(node.value, (ast.Compare, ast.BoolOp, ast.Call)) and \
+                not isinstance(node.value, ast.Call)) or (isinstance(node, ast.Return) and isinstance(node.value, ast.Name)):
             out.append((node, "return-not", line))
     return out
 
@@ -137,8 +137,8 @@ def _apply(tree: ast.Module, index: int) -> tuple[ast.Module, str, int]:
     return ast.fix_missing_locations(tree), kind, line
 
 
-def mutants(path: str) -> list[Mutant]:
-    tree = ast.parse((ROOT / path).read_text())
+def mutants(path: str, root: Path = ROOT) -> list[Mutant]:
+    tree = ast.parse((root / path).read_text())
     return [Mutant(path, i, line, kind) for i, (_node, kind, line) in enumerate(_points(tree))]
 
 
@@ -155,7 +155,8 @@ def _workspace() -> Path:
 
 
 def _run(workspace: Path, mutant: Mutant) -> tuple[Mutant, str, float]:
-    source = (ROOT / mutant.path).read_text()
+    # The workspace is a snapshot taken at the start: editing the tree meanwhile changes nothing here.
+    source = (workspace / mutant.path).read_text()
     tree, _kind, _line = _apply(ast.parse(source), mutant.index)
     target = workspace / mutant.path
     started = time.monotonic()
@@ -180,14 +181,14 @@ def main() -> int:
     parser.add_argument("--json", help="write every mutant's result here")
     parser.add_argument("--list", action="store_true", help="only list the mutants")
     args = parser.parse_args()
-    todo = [m for p in args.paths for m in mutants(p)]
+    workspaces = [] if args.list else [_workspace() for _ in range(args.jobs)]
+    todo = [m for p in args.paths for m in mutants(p, workspaces[0] if workspaces else ROOT)]
     if args.list:
         for m in todo:
             print(m.key)
         print(f"{len(todo)} mutants")
         return 0
     equivalent = {line.split("#", 1)[0].strip() for line in EQUIVALENT.read_text().splitlines()} - {""} if EQUIVALENT.exists() else set()
-    workspaces = [_workspace() for _ in range(args.jobs)]
     results: list[tuple[Mutant, str, float]] = []
     try:
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:

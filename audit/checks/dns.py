@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from audit.engine.analysis import port_in
 from audit.checks import fixes
 from audit.checks.registry import Context, Hit, check
+from audit.engine.analysis import port_in
 from audit.engine.connectivity import ClassGraph
 
 

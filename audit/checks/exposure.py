@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from audit.engine.analysis import Analysis, port_in
 from audit.checks.permissive import METADATA_IP, sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
+from audit.engine.analysis import Analysis, port_in
 from audit.engine.connectivity import ClassGraph
 from audit.engine.ports import NONE
 

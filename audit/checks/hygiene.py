@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from audit.checks.permissive import rules_in_effect
 from audit.checks.registry import Context, Hit, check

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from audit.engine.analysis import PodClass
 from audit.checks.registry import Context, Hit, check
 from audit.config import BROAD_SELECTOR_ANNOTATION
+from audit.engine.analysis import PodClass
 from audit.engine.kinds.networkpolicy import Policy, Rule
 
 METADATA_IP = ipaddress.ip_address("169.254.169.254")

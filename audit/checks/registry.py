@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
-from audit.engine.analysis import Analysis, PodClass
-from audit.engine.cni import CniReport
 from audit.checks.compliance import references
 from audit.config import Config
-from audit.inventory import Namespace, SourceRef
+from audit.engine.analysis import Analysis, PodClass
+from audit.engine.cni import CniReport
 from audit.engine.kinds.networkpolicy import Policy
+from audit.inventory import Namespace, SourceRef
 from audit.report.severity import SEVERITIES
 
 _ID_RE = re.compile(r"^NP-(COV|PERM|EXP|HYG|DNS|CNI|CFG)-\d{3}$")

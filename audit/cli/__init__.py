@@ -8,27 +8,28 @@ import enum
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from tabulate import tabulate
 
 from audit import __version__
-from audit.ops.atomic import write_atomic, write_atomic_chunks
 from audit.checks.registry import all_checks
 from audit.config import load_config
 from audit.errors import AuditError, InputError
 from audit.inventory import Inventory
+from audit.ops.atomic import write_atomic, write_atomic_chunks
+from audit.ops.rotation import parse_formats, prepare, previous_result, write_run
+from audit.ops.trend import with_trend
 from audit.pipeline import run_audit
 from audit.render.json_report import render_json
 from audit.render.sarif import render_sarif
 from audit.render.summary import render_summary_line
 from audit.render.terminal import render_terminal
 from audit.report.model import Report
-from audit.ops.rotation import parse_formats, prepare, previous_result, write_run
 from audit.sources.manifests import load_manifests
-from audit.ops.trend import with_trend
 
 if TYPE_CHECKING:
     from audit.sources.cluster import ConnectOptions
@@ -88,8 +89,8 @@ def parse_now(value: str | None) -> dt.datetime | None:
     except ValueError:
         raise InputError(f"--now: {value!r} is not an ISO 8601 time (e.g. 2026-01-31T00:00:00Z)") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
 
 
 def _use_colour(no_color: bool) -> bool:
@@ -159,7 +160,7 @@ CLUSTER_NAME = typer.Option(None, "--cluster-name", help="Name to show for the c
 
 
 def _connect_options(kubeconfig: Optional[Path], context: Optional[str], request_timeout: float, page_size: int,
-                     cluster_name: Optional[str]) -> "ConnectOptions":
+                     cluster_name: Optional[str]) -> ConnectOptions:
     from audit.sources.cluster import ConnectOptions
 
     return ConnectOptions(str(kubeconfig) if kubeconfig else None, context, request_timeout, page_size, cluster_name)
@@ -175,7 +176,7 @@ def _load_result(path: Path) -> Report:
     return load_report(text, str(path))
 
 
-def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], opts: "ConnectOptions") -> Inventory:
+def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], opts: ConnectOptions) -> Inventory:
     """Manifests when paths are given, a saved inventory with --inventory, else the live cluster."""
     if paths and inventory_file:
         raise InputError("give manifest paths or --inventory, not both")
@@ -293,7 +294,7 @@ def report(
 INVENTORY = typer.Option(None, "--inventory", help="Read an inventory saved by `netpol-audit collect` instead.")
 
 
-def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: "ConnectOptions"):
+def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: ConnectOptions):
     """The analysis of any input, for the commands that ask reachability questions."""
     from audit.engine.analysis import Analysis
     from audit.engine.cni import detect_cni

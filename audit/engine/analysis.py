@@ -10,7 +10,8 @@ operations, never pod by pod. Every policy kind takes its place in one stack
 from __future__ import annotations
 
 import bisect
-from typing import Iterable, Literal, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Literal
 
 from audit.engine.classes import DnsTarget, PodClass, ip_value, parse_ip
 from audit.engine.cni import CniReport
@@ -374,7 +375,7 @@ class Analysis:
         connectivity prints it works too)."""
         return [
             cid for cid in self.classes_by_ns.get(namespace, [])
-            if any(w.name == name or w.controller is not None and w.controller.split("/", 1)[1] == name
+            if any(w.name == name or (w.controller is not None and w.controller.split("/", 1)[1] == name)
                    for w in self.classes[cid].workloads)
         ]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from audit.engine.kinds.networkpolicy import IPAddress
 from audit.inventory import ContainerPort, Labels, Workload

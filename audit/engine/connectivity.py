@@ -10,16 +10,16 @@ comparing every class with every other, so the work follows the number of allowe
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 from audit.engine.analysis import Analysis, Endpoint
 from audit.engine.ingress import SOURCE as INGRESS_SOURCE
 from audit.engine.ingress import ingress_ports
 from audit.engine.kinds.networkpolicy import Direction, IPNetwork
 from audit.engine.ports import ALL, NONE, PortSet
-
 
 
 class Connection(NamedTuple):
@@ -99,7 +99,7 @@ class Candidates:
     env=prod" peer is one set); a copied union per policy set would cost memory per namespace.
     """
 
-    __slots__ = ("sets", "members")
+    __slots__ = ("members", "sets")
 
     def __init__(self, sets: tuple[frozenset[int], ...], members: frozenset[int]):
         self.sets = sets

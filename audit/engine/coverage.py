@@ -7,8 +7,9 @@ ports to every peer, and every current pod is isolated.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from audit.engine.classes import PodClass
 from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit.engine.connectivity import Connection
-from audit.errors import InputError
 from audit.engine.ports import PortSet, parse_port_set
+from audit.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 
 from audit.engine.analysis import Analysis
-from audit.errors import InputError
 from audit.engine.reach import PathResult, check_paths, parse_label_selector, parse_port, resolve
+from audit.errors import InputError
 
 _FIELDS = {"name", "from", "to", "port", "expect", "fromSelector", "toSelector"}
 

@@ -13,8 +13,8 @@ pod's ingress both allow it, every policy layer included.
 from __future__ import annotations
 
 from audit.engine.analysis import Analysis, PodClass
-from audit.inventory import Backend, Service
 from audit.engine.ports import NONE, PortSet
+from audit.inventory import Backend, Service
 
 SOURCE = "{ingress-controller}"
 """How connectivity names the ingress controller (np-guard's name)."""

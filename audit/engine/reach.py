@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 
 from audit.engine.analysis import Analysis, Endpoint, Verdict
-from audit.errors import InputError
 from audit.engine.kinds.networkpolicy import PROTOCOLS
 from audit.engine.selectors import Selector, parse_selector
+from audit.errors import InputError
 
 _SELECTOR_TERM = re.compile(r"^\s*([^=!\s]+)\s*(==|=|!=)\s*([^,\s]*)\s*$")
 

@@ -22,8 +22,9 @@ allowed set and ``reach`` the decision that covers one port, from the same evalu
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Literal, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Literal, Protocol, Union
 
 from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPNetwork
 from audit.engine.ports import ALL, NONE, PortSet
@@ -87,7 +88,7 @@ class StackPolicy(Protocol):
         """Whether it selects every pod of ``namespace``, present and future (judged from the
         selector itself, never from the pods that happen to exist)."""
 
-    def networks(self) -> Iterator[IPNetwork]:
+    def networks(self) -> Iterable[IPNetwork]:
         """Every address block its rules name (connectivity cuts outside ranges at them)."""
 
 

@@ -84,7 +84,7 @@ def port_in(ports: PortSet, port: int, protocol: str) -> bool:
 def side_verdict(analysis: Analysis, direction: Direction, subject: Endpoint, other: Endpoint, port: int, protocol: str,
                  dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
     """One side of a connection for one port, from the stack's walk (egress verdicts shared per signature)."""
-    if not isinstance(subject, int) or not analysis.classes[subject].governed and not analysis.classes[subject].virtual:
+    if not isinstance(subject, int) or (not analysis.classes[subject].governed and not analysis.classes[subject].virtual):
         return SideVerdict(direction, True, False, (), governed=False)
     signature = analysis.egress_signature(subject) if direction == "Egress" else None
     if signature is not None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from audit.ops.atomic import write_atomic
 from audit.errors import InputError, OutputError
+from audit.ops.atomic import write_atomic
 from audit.render.json_report import load_report
 from audit.report.model import Report
 
@@ -61,7 +61,7 @@ def write_run(directory: Path, stamp: dt.datetime, renders: dict[str, Callable[[
     Every file is written atomically; latest.* changes only once every timestamped file of
     this run is complete, so a failure (disk full) never leaves a half-written report.
     """
-    base = f"{PREFIX}{stamp.astimezone(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    base = f"{PREFIX}{stamp.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}"
     name, n = base, 1
     while any((directory / f"{name}.{ext}").exists() for ext in renders):
         n += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+
 from audit.report.model import FindingRef, FindingRow, Report, Trend
 from audit.report.severity import SEVERITIES
 

@@ -25,7 +25,7 @@ def _no_fetch_class():
 
         attempts: list[str] = []
 
-        def fetch(self, url, headers=None):  # noqa: ANN001 - WeasyPrint's signature
+        def fetch(self, url, headers=None):
             NoFetch.attempts.append(url)
             raise ValueError(f"netpol-audit renders PDFs offline and refused to fetch {url}")
 

@@ -18,9 +18,26 @@ from audit.engine.connectivity import blast_radius, connections
 from audit.gcpause import gc_paused
 from audit.inventory import SourceRef
 from audit.report.model import (
-    SCHEMA_VERSION, SCORE_FORMULA, BlastRadiusRow, CheckRow, CniComponentRow, CniInfo, CollectionIssueRow,
-    ConnectionRow, ConnectivityInfo, ControlRow, FindingRow, NamespaceRow, PolicyRow, Report, ScanInfo,
-    SourceLocation, Summary, ToolInfo, WaiverRow, score_and_grade,
+    SCHEMA_VERSION,
+    SCORE_FORMULA,
+    BlastRadiusRow,
+    CheckRow,
+    CniComponentRow,
+    CniInfo,
+    CollectionIssueRow,
+    ConnectionRow,
+    ConnectivityInfo,
+    ControlRow,
+    FindingRow,
+    NamespaceRow,
+    PolicyRow,
+    Report,
+    ScanInfo,
+    SourceLocation,
+    Summary,
+    ToolInfo,
+    WaiverRow,
+    score_and_grade,
 )
 from audit.report.severity import SEVERITIES
 

@@ -15,16 +15,17 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import urllib3
 
 from audit.errors import AuditError
-from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
 from audit.gcpause import gc_paused
+from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
 from audit.sources.objects import InventoryBuilder
 
 try:
@@ -278,7 +279,7 @@ class _HttpError(Exception):
 def _status_message(body: bytes) -> str:
     try:
         message = _loads(body).get("message")
-    except Exception:  # noqa: BLE001 - any unparsable body just has no message
+    except Exception:
         return ""
     return f": {message}" if message else ""
 
@@ -436,7 +437,7 @@ def _pick_version(res: Resource, served: dict[str, tuple[list[str], str | None]]
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def rbac_cluster_role(name: str = "netpol-audit") -> dict[str, Any]:

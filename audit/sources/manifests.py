@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, TextIO
+from typing import Any, TextIO
 
 import orjson
 import yaml
 
 from audit.errors import InputError
-from audit.inventory import Collection, Inventory, SourceRef
 from audit.gcpause import gc_paused
+from audit.inventory import Collection, Inventory, SourceRef
 from audit.sources.objects import InventoryBuilder
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

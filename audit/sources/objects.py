@@ -7,8 +7,9 @@ of templates give the same inventory for the same objects.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from audit.errors import InputError
 from audit.inventory import (
@@ -292,7 +293,7 @@ class InventoryBuilder:
                 if not 0 < number < 65536:
                     raise _fail(where, f"spec.ports[{i}].port", "required (1-65535)")
                 target = port.get("targetPort")
-                if target is not None and not isinstance(target, (int, str)) or isinstance(target, bool):
+                if (target is not None and not isinstance(target, (int, str))) or isinstance(target, bool):
                     raise _fail(where, f"spec.ports[{i}].targetPort", "must be a port number or name")
                 ports.append(ServicePort(number, target, _optional_str(port.get("name"), where, f"spec.ports[{i}].name"),
                                          str(port.get("protocol") or "TCP")))

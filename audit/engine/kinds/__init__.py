@@ -8,8 +8,9 @@ is one new module plus a line in ``KINDS``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from audit.engine.selectors import FieldError
 from audit.inventory import ExtendedPolicy

@@ -9,22 +9,22 @@ BaselineAdminNetworkPolicy's first matching rule (Allow or Deny); no match allow
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Any
 
-from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 from audit.engine.kinds import Compiled, group_of
-from audit.engine.stack import Tier
 from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
 from audit.engine.ports import ALL, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
+from audit.engine.stack import Action, Tier
+from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 
 if TYPE_CHECKING:
     from audit.engine.analysis import Analysis, Endpoint
 
 ANP = "AdminNetworkPolicy"
 BANP = "BaselineAdminNetworkPolicy"
-Action = Literal["Allow", "Deny", "Pass"]
 
 
 @dataclass(frozen=True)
@@ -317,11 +317,11 @@ _NOTES = {"admin": "{kind}, before any NetworkPolicy", "baseline": "{kind}"}
 class AdminStackRule:
     """An admin or baseline rule in the stack: the first one that names the peer decides."""
 
-    __slots__ = ("rule", "action", "label", "everyone", "subject_dependent", "_ports")
+    __slots__ = ("_ports", "action", "everyone", "label", "rule", "subject_dependent")
 
     def __init__(self, policy: AdminPolicy, rule: AdminRule):
         self.rule = rule
-        self.action = "Allow" if rule.action in ("Allow", "Accept") else rule.action
+        self.action: Action = rule.action
         self.label = f"{policy.key} {rule.direction.lower()}[{rule.index}]" + (f" ({rule.name})" if rule.name else "")
         self.everyone = not rule.ports and any(
             (p.namespaces is not None and p.namespaces.empty and not p.same_labels and not p.not_same_labels)
@@ -349,7 +349,7 @@ class AdminStackRule:
 class AdminStackPolicy:
     """An AdminNetworkPolicy, BaselineAdminNetworkPolicy or ClusterNetworkPolicy in its tier."""
 
-    __slots__ = ("policy", "kind", "key", "tier", "order", "note", "source", "_rules")
+    __slots__ = ("_rules", "key", "kind", "note", "order", "policy", "source", "tier")
 
     def __init__(self, policy: AdminPolicy):
         self.policy = policy
@@ -380,7 +380,7 @@ class AdminStackPolicy:
         return (p.subject_pods is not None and p.subject_pods.empty and p.subject_pod_namespaces is not None
                 and p.subject_pod_namespaces.matches(labels))
 
-    def networks(self) -> Iterator[IPNetwork]:
+    def networks(self) -> Iterable[IPNetwork]:
         for direction in ("Ingress", "Egress"):
             for rule in self.policy.rules(direction):  # type: ignore[arg-type]
                 for peer in rule.peers:

@@ -10,17 +10,19 @@ decided, the connection is denied (end of tier).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
+from audit.engine.kinds import Compiled, group_of
 from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr
 from audit.engine.ports import ALL, PortSet, resolve_ports
-from audit.engine.kinds import Compiled, group_of
 from audit.engine.selectors import FieldError
+from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 
 if TYPE_CHECKING:
     from audit.engine.analysis import Analysis, Endpoint
+    from audit.engine.stack import Action, Tier
 
 NAMESPACE_LABEL = "projectcalico.org/namespace"
 NAMESPACE_PREFIX = "pcns."
@@ -374,13 +376,13 @@ def _everyone(rule: CalicoRule) -> bool:
 
 
 class CalicoStackRule:
-    __slots__ = ("policy", "rule", "action", "label", "everyone", "_ports")
+    __slots__ = ("_ports", "action", "everyone", "label", "policy", "rule")
     subject_dependent = True  # a rule's own side (destination of an ingress rule) may narrow the subject
 
     def __init__(self, policy: CalicoPolicy, rule: CalicoRule):
         self.policy = policy
         self.rule = rule
-        self.action = rule.action
+        self.action: Action = rule.action  # type: ignore[assignment]  # Log rules are left out at compile
         self.label = f"{policy.key} {rule.field}"
         self.everyone = _everyone(rule)
         self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
@@ -410,9 +412,9 @@ class CalicoStackRule:
 class CalicoStackPolicy:
     """A Calico policy in the namespace tier at its order (NetworkPolicy sits at 1000)."""
 
-    __slots__ = ("policy", "key", "order", "source", "_rules")
+    __slots__ = ("_rules", "key", "order", "policy", "source")
     kind = "Calico"
-    tier = "namespace"
+    tier: Tier = "namespace"
     note = "Calico order"
 
     def __init__(self, policy: CalicoPolicy):
@@ -443,7 +445,7 @@ class CalicoStackPolicy:
             return False
         return p.namespace_selector is None or p.namespace_selector(analysis.namespace_labels(namespace))
 
-    def networks(self) -> Iterator[IPNetwork]:
+    def networks(self) -> Iterable[IPNetwork]:
         for direction in ("Ingress", "Egress"):
             for rule in self.policy.rules(direction):  # type: ignore[arg-type]
                 for entity in (rule.source, rule.destination):

@@ -9,17 +9,19 @@ match nothing (the explanation says so).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
+from audit.engine.kinds import Compiled, group_of
 from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPBlock, IPNetwork, parse_cidr
 from audit.engine.ports import ALL, PortSet, resolve_ports
-from audit.engine.kinds import Compiled, group_of
 from audit.engine.selectors import FieldError, Selector, parse_selector
+from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 
 if TYPE_CHECKING:
     from audit.engine.analysis import Analysis, Endpoint
+    from audit.engine.stack import Action, Tier
 
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
@@ -247,12 +249,12 @@ def _everyone(rule: CiliumRule) -> bool:
 
 
 class CiliumStackRule:
-    __slots__ = ("rule", "action", "label", "everyone", "_ports")
+    __slots__ = ("_ports", "action", "everyone", "label", "rule")
     subject_dependent = False
 
     def __init__(self, policy: CiliumPolicy, rule: CiliumRule):
         self.rule = rule
-        self.action = "Deny" if rule.deny else "Allow"
+        self.action: Action = "Deny" if rule.deny else "Allow"
         self.label = f"{policy.key} {rule.field}"
         self.everyone = _everyone(rule)
         self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
@@ -289,9 +291,9 @@ class CiliumStackPolicy:
     """One half of a Cilium policy in the namespace tier: its deny rules first (they win over
     every allow, NetworkPolicy's included), its allow rules beside NetworkPolicy's."""
 
-    __slots__ = ("policy", "key", "order", "note", "source", "deny", "_rules")
+    __slots__ = ("_rules", "deny", "key", "note", "order", "policy", "source")
     kind = "Cilium"
-    tier = "namespace"
+    tier: Tier = "namespace"
 
     def __init__(self, policy: CiliumPolicy, deny: bool, source: SourceRef):
         self.policy = policy
@@ -321,7 +323,7 @@ class CiliumStackPolicy:
             return False
         return p.subject.matches(cilium_labels({}, namespace, analysis.namespace_labels(namespace)))
 
-    def networks(self) -> Iterator[IPNetwork]:
+    def networks(self) -> Iterable[IPNetwork]:
         for direction in ("Ingress", "Egress"):
             for rule in self.policy.rules(direction):  # type: ignore[arg-type]
                 for peer in rule.peers:

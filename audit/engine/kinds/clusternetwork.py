@@ -11,7 +11,8 @@ nothing; ``nodes`` peers match no pod (node addresses are not in the inventory).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from audit.engine.kinds import Compiled, group_of
 from audit.engine.kinds.admin import AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminStackPolicy, _peer

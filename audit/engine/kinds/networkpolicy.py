@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
-from audit.inventory import ContainerPort, Labels, PolicyObject, SourceRef
 from audit.engine.ports import ALL, PROTOCOLS, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
+from audit.inventory import ContainerPort, Labels, PolicyObject, SourceRef
 
 if TYPE_CHECKING:
     from audit.engine.analysis import Analysis
+    from audit.engine.stack import Action, Endpoint, Tier
 
 Direction = Literal["Ingress", "Egress"]
 DIRECTIONS: tuple[Direction, ...] = ("Ingress", "Egress")
@@ -426,8 +428,8 @@ def rule_opens_everything(rule: Rule) -> bool:
 class StackRule:
     """A NetworkPolicy rule in the stack: an Allow of its ports to the peers it names."""
 
-    __slots__ = ("policy", "rule", "label", "everyone", "_ports")
-    action = "Allow"
+    __slots__ = ("_ports", "everyone", "label", "policy", "rule")
+    action: Action = "Allow"
     subject_dependent = False
 
     def __init__(self, policy: Policy, rule: Rule):
@@ -437,7 +439,7 @@ class StackRule:
         self.everyone = rule_opens_everything(rule)
         self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
 
-    def names(self, analysis: Analysis, subject: int, other: Any) -> bool:
+    def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
         return analysis.peer_admits(self.policy, self.rule, other)
 
     def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
@@ -459,9 +461,9 @@ class StackRule:
 class StackPolicy:
     """A NetworkPolicy in the namespace tier, at Calico's order 1000 for it."""
 
-    __slots__ = ("policy", "key", "order", "source", "_rules")
+    __slots__ = ("_rules", "key", "order", "policy", "source")
     kind = "NetworkPolicy"
-    tier = "namespace"
+    tier: Tier = "namespace"
     note = "NetworkPolicy"
 
     def __init__(self, policy: Policy):
