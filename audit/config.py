@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,7 @@ def parse_config(raw: Any, path: str = "config", known_checks: set[str] | None =
     return Config(**kwargs)
 
 
-def _waiver(item: Any, fld: str, fail, known_checks: set[str] | None) -> Waiver:
+def _waiver(item: Any, fld: str, fail: Callable[[str, str], ConfigError], known_checks: set[str] | None) -> Waiver:
     if not isinstance(item, Mapping):
         raise fail(fld, "must be a mapping with check, reason and optionally namespace, object, expires")
     unknown = set(item) - {"check", "reason", "namespace", "object", "expires"}

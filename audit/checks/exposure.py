@@ -8,6 +8,7 @@ from audit.checks.permissive import METADATA_IP, sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
 from audit.engine.analysis import Analysis, port_in
 from audit.engine.connectivity import ClassGraph
+from audit.engine.kinds.networkpolicy import Peer
 from audit.engine.ports import NONE
 
 # Per destination, how many candidate sources from other environments are tried when its
@@ -70,8 +71,8 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
                 if analysis.classes[cid].governed and not analysis.classes[cid].virtual:
                     picked.append(cid)
         fallback[env] = picked[:MAX_SOURCES]
-    cover: dict[tuple, frozenset[str] | None] = {}
-    admitted: dict = {}
+    cover: dict[object, frozenset[str] | None] = {}
+    admitted: dict[object, list[int]] = {}
     for ns in ctx.audited_namespaces():
         env = env_of.get(ns.name)
         if not env:
@@ -96,7 +97,7 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
                 break
 
 
-def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None], memo: dict) -> list[int] | None:
+def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None], memo: dict[object, list[int]]) -> list[int] | None:
     """Up to MAX_SOURCES sources of other environments that the destination's NetworkPolicy
     ingress rules name, or None when they do not narrow it down (not isolated, a rule for all
     peers, admin policies)."""
@@ -117,7 +118,7 @@ def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None], m
     return sorted(picked)[:MAX_SOURCES]
 
 
-def _peer_sources(ctx: Context, policy_ns: str, peer, env: str, env_of: dict[str, str | None], memo: dict) -> list[int]:
+def _peer_sources(ctx: Context, policy_ns: str, peer: Peer, env: str, env_of: dict[str, str | None], memo: dict[object, list[int]]) -> list[int]:
     """Classes of other environments a namespace-selecting peer matches (memoized per peer and env)."""
     key = (peer, env)
     hit = memo.get(key)
@@ -135,7 +136,7 @@ def _peer_sources(ctx: Context, policy_ns: str, peer, env: str, env_of: dict[str
     return hit
 
 
-def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[tuple, frozenset[str] | None]) -> bool:
+def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[object, frozenset[str] | None]) -> bool:
     """An upper bound from the source's egress rules: can they name any pod of ``namespace``?
 
     Sources with the same egress signature share the bound (None: anywhere).
@@ -144,21 +145,19 @@ def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[tuple, frozens
     policies = analysis.isolating(src, "Egress")
     key = analysis.egress_signature(src) or ("class", src)
     if key not in memo:
-        covered: set[str] | None = set()
+        covered: set[str] = set()
         # Only NetworkPolicy rules are read for the bound; any other layer may open more.
-        if not policies or not analysis.only_networkpolicy(src):
-            covered = None
-        else:
-            for policy in policies:
-                for rule in policy.rules("Egress"):
-                    if rule.all_peers:
-                        covered = None
-                        break
-                    for peer in rule.peers:
-                        covered.update(analysis.classes[c].namespace for c in analysis.peer_classes(policy.namespace, peer))
-                if covered is None:
+        anywhere = not policies or not analysis.only_networkpolicy(src)
+        for policy in [] if anywhere else policies:
+            for rule in policy.rules("Egress"):
+                if rule.all_peers:
+                    anywhere = True
                     break
-        memo[key] = None if covered is None else frozenset(covered)
+                for peer in rule.peers:
+                    covered.update(analysis.classes[c].namespace for c in analysis.peer_classes(policy.namespace, peer))
+            if anywhere:
+                break
+        memo[key] = None if anywhere else frozenset(covered)
     bound = memo[key]
     return bound is None or namespace in bound
 

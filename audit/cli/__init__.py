@@ -32,6 +32,8 @@ from audit.report.model import Report
 from audit.sources.manifests import load_manifests
 
 if TYPE_CHECKING:
+    from audit.engine.analysis import Analysis
+    from audit.engine.connectivity import Connection
     from audit.sources.cluster import ConnectOptions
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -294,9 +296,9 @@ def report(
 INVENTORY = typer.Option(None, "--inventory", help="Read an inventory saved by `netpol-audit collect` instead.")
 
 
-def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: ConnectOptions):
+def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: ConnectOptions) -> tuple[Analysis, Inventory]:
     """The analysis of any input, for the commands that ask reachability questions."""
-    from audit.engine.analysis import Analysis
+    from audit.engine.analysis import Analysis  # imported late: start-up stays fast
     from audit.engine.cni import detect_cni
 
     cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
@@ -390,7 +392,7 @@ def diff(
     from audit.engine.diff import diff as connection_diff
     from audit.engine.diff import load_connections
 
-    def side(spec: str):
+    def side(spec: str) -> list[Connection]:
         if spec.endswith(".json") and Path(spec).is_file():
             try:
                 return load_connections(spec)

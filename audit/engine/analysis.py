@@ -114,8 +114,8 @@ class Analysis:
         self._peer_memo: dict[tuple[str | None, Peer], frozenset[int]] = {}
         self._peer_fast: dict[tuple[str, int], frozenset[int]] = {}
         self._ns_names_memo: dict[Selector, list[str]] = {}
-        self._egress_memo: dict[tuple, SideVerdict] = {}
-        self.memo: dict[tuple, object] = {}  # for derived views (connectivity), keyed by object ids that live as long as this
+        self._egress_memo: dict[tuple[object, ...], SideVerdict] = {}
+        self.memo: dict[tuple[object, ...], object] = {}  # for derived views (connectivity), keyed by object ids that live as long as this
         self._ip_index: dict[int, list[tuple[int, int]]] | None = None
 
         self.selected: dict[str, frozenset[int]] = {}
@@ -154,7 +154,7 @@ class Analysis:
     # -- construction -------------------------------------------------------------------
 
     def _build_classes(self, workloads: Sequence[Workload]) -> None:
-        groups: dict[tuple, list[Workload]] = {}
+        groups: dict[tuple[str, Labels, tuple[ContainerPort, ...], bool], list[Workload]] = {}
         for w in workloads:
             groups.setdefault((w.namespace, w.labels, w.ports, w.host_network), []).append(w)
         for (ns, labels, ports, host_network), members in sorted(groups.items(), key=lambda kv: kv[0][:2]):
@@ -305,7 +305,7 @@ class Analysis:
             return True
         return any(closes(p, direction) for policies in self.stack_for(cid, direction).values() for p in policies)
 
-    def egress_signature(self, cid: int) -> tuple | None:
+    def egress_signature(self, cid: int) -> tuple[int, ...] | None:
         """What a class's egress verdicts depend on: the policies of every tier that act on it.
 
         Classes with the same signature get the same egress verdict to any destination, so

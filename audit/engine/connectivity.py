@@ -10,7 +10,7 @@ comparing every class with every other, so the work follows the number of allowe
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -92,6 +92,10 @@ def _simple(analysis: Analysis, cid: int) -> bool:
                for d in ("Ingress", "Egress") for ps in analysis.stack_for(cid, d).values() for p in ps)
 
 
+OutsideMemo = dict[tuple[object, ...], list[tuple[str, PortSet]]]
+"""Outside lines per side's key, shared by classes whose policies treat addresses alike."""
+
+
 class Candidates:
     """The union of the class sets that a side's rule peers select, kept as the sets themselves.
 
@@ -144,9 +148,9 @@ class ClassGraph:
         self.open_ingress = frozenset(cid for cid in simple if not analysis.is_isolated(cid, "Ingress"))
         self._simple = frozenset(simple)
         self._egress_index: tuple[frozenset[int], dict[int, set[int]]] | None = None
-        self._candidates: dict[tuple, Candidates | None] = {}
-        self._egress_memo: dict[tuple, PortSet] = {}
-        self._ingress_memo: dict[tuple, PortSet] = {}
+        self._candidates: dict[tuple[object, ...], Candidates | None] = {}
+        self._egress_memo: dict[tuple[object, ...], PortSet] = {}
+        self._ingress_memo: dict[tuple[object, ...], PortSet] = {}
 
     def candidates(self, cid: int, direction: Direction) -> Candidates | None:
         """Classes the rules of ``cid`` can name in ``direction``; None: possibly any."""
@@ -158,19 +162,20 @@ class ClassGraph:
         key = (direction, tuple(map(id, policies)))  # the peers depend on the policies, not on the class
         if key in self._candidates:
             return self._candidates[key]
-        found: dict[int, frozenset[int]] | None = {}
+        found: dict[int, frozenset[int]] = {}
+        anyone = False
         for policy in policies:
             for rule in policy.rules(direction):
                 sets = rule.peer_sets(self.analysis)
                 if sets is None:
-                    found = None
+                    anyone = True
                     break
                 for classes in sets:
                     if classes:
                         found[id(classes)] = classes
-            if found is None:
+            if anyone:
                 break
-        hit = self._candidates[key] = None if found is None else Candidates(tuple(found.values()), self._members)
+        hit = self._candidates[key] = None if anyone else Candidates(tuple(found.values()), self._members)
         return hit
 
     def _restricted_sources(self) -> tuple[frozenset[int], dict[int, set[int]]]:
@@ -198,6 +203,7 @@ class ClassGraph:
         anywhere, named = self._restricted_sources()
         pool_to = named.get(dst, set())
         admitted = self.candidates(dst, "Ingress") if dst not in self.open_ingress else None
+        chosen: set[int] | frozenset[int]
         if admitted is None:
             chosen = anywhere | pool_to
             if not implicit or dst not in self.open_ingress:
@@ -216,20 +222,20 @@ class ClassGraph:
                 out.append((src, conns))
         return out
 
-    def reaches(self, src: int, dst: int, ingress_key: tuple | None = None) -> PortSet:
+    def reaches(self, src: int, dst: int, ingress_key: tuple[object, ...] | None = None) -> PortSet:
         """The connections class ``src`` can open to class ``dst``: both sides, every layer."""
         if src in self.open_egress:
             return ALL if dst in self.open_ingress else self.ingress(dst, src, ingress_key)
         egress = self.egress(src, dst)
         return egress if not egress or dst in self.open_ingress else egress & self.ingress(dst, src, ingress_key)
 
-    def _ingress_key(self, dst: int) -> tuple | None:
+    def _ingress_key(self, dst: int) -> tuple[object, ...] | None:
         """What ``dst``'s ingress verdicts depend on besides the source (None: the class itself)."""
         if dst not in self._simple:
             return None
         return (tuple(map(id, self.analysis.stack_for(dst, "Ingress").get("namespace", ()))), self.analysis.classes[dst].ports)
 
-    def ingress(self, dst: int, src: int, key: tuple | None = None) -> PortSet:
+    def ingress(self, dst: int, src: int, key: tuple[object, ...] | None = None) -> PortSet:
         """What ``dst``'s ingress side allows from class ``src`` (shared by classes with the same policies and ports)."""
         analysis = self.analysis
         cls = analysis.classes[dst]
@@ -255,12 +261,12 @@ class ClassGraph:
             hit = self._egress_memo[key] = analysis.side_ports(src, "Egress", dst, dst_ports)
         return hit
 
-    def outside(self, cid: int, direction: Direction, segs: list[Segment], memo: dict) -> list[tuple[str, PortSet]]:
+    def outside(self, cid: int, direction: Direction, segs: list[Segment], memo: OutsideMemo) -> list[tuple[str, PortSet]]:
         """Outside ranges ``cid`` connects to (Egress) or from (Ingress), one per segment."""
         analysis = self.analysis
         cls = analysis.classes[cid]
         if cid in (self.open_egress if direction == "Egress" else self.open_ingress):
-            key: tuple = ("open",)
+            key: tuple[object, ...] = ("open",)
         elif cid in self._simple:
             key = (tuple(map(id, analysis.stack_for(cid, direction).get("namespace", ()))), cls.ports if direction == "Ingress" else None)
         else:
@@ -301,7 +307,7 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
 
     open_dsts = sorted(graph.open_ingress)
     segs = segments(analysis)
-    memo: dict = {}
+    memo: OutsideMemo = {}
     by_ref: dict[str, list[int]] = {}
     for cid in graph.ids:
         for ref in refs_of(cid):
@@ -317,12 +323,12 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
     block = dict.fromkeys(sorted(ref for dst in open_dsts for ref in refs_of(dst)), ALL)
     focus_block = block if namespaces is None else dict.fromkeys(
         sorted(ref for dst in open_dsts if focus(dst) for ref in refs_of(dst)), ALL)
-    for src in sorted(set(by_ref) | set(from_outside)):
-        if src in from_outside:
-            lines = from_outside[src]
+    for name in sorted(set(by_ref) | set(from_outside)):
+        if name in from_outside:
+            lines = from_outside[name]
         else:
             lines = {}
-            for cid in by_ref[src]:
+            for cid in by_ref[name]:
                 mine = focus(cid)
                 if cid in graph.open_egress:
                     if lines:
@@ -336,13 +342,13 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
                 if mine:
                     for text, conns in graph.outside(cid, "Egress", segs, memo):
                         lines[text] = lines.get(text, NONE) | conns
-        for dst in sorted(lines):
-            if dst != src and lines[dst]:
-                yield Connection(src, dst, lines[dst])
+        for target in sorted(lines):
+            if target != name and lines[target]:
+                yield Connection(name, target, lines[target])
     yield from _from_ingress_controller(analysis, focus)
 
 
-def _from_ingress_controller(analysis: Analysis, focus) -> list[Connection]:
+def _from_ingress_controller(analysis: Analysis, focus: Callable[[int], bool]) -> list[Connection]:
     """`{ingress-controller} => workload` lines (see audit.engine.ingress); they sort after every other source."""
     controller = analysis.ingress_controller
     if controller is None:
@@ -393,7 +399,8 @@ def blast_radius(analysis: Analysis, namespaces: set[str] | None = None) -> tupl
     for cid in graph.ids:
         if namespaces is None or classes[cid].namespace in namespaces:
             by_ns.setdefault(classes[cid].namespace, []).append(cid)
-    segs, memo = segments(analysis), {}
+    segs = segments(analysis)
+    memo: OutsideMemo = {}
     rows = []
     for ns, members in by_ns.items():
         explicit: set[str] = set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -47,7 +47,7 @@ class PortSet:
         return cls(tuple((p, FULL_RANGE) for p in sorted(PROTOCOLS)))
 
     @classmethod
-    def of(cls, items: dict[str, Iterable[tuple[int, int]]]) -> PortSet:
+    def of(cls, items: Mapping[str, Iterable[tuple[int, int]]]) -> PortSet:
         return cls(tuple((p, r) for p, r in sorted((p, _normalize(v)) for p, v in items.items()) if r))
 
     def as_dict(self) -> dict[str, Ranges]:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from audit.engine.analysis import Analysis, Endpoint, Verdict
-from audit.engine.kinds.networkpolicy import PROTOCOLS
+from audit.engine.ports import PROTOCOLS
 from audit.engine.selectors import Selector, parse_selector
 from audit.errors import InputError
 

@@ -130,10 +130,10 @@ def parse_selector(raw: Any, path: str) -> tuple[Selector, list[FieldError]]:
 
 
 # Clusters repeat a few selectors in thousands of policies: valid ones are parsed once.
-_VALID: dict[tuple, Selector] = {}
+_VALID: dict[tuple[tuple[str, str], ...], Selector] = {}
 
 
-def _memo_key(raw: Any) -> tuple | None:
+def _memo_key(raw: Any) -> tuple[tuple[str, str], ...] | None:
     """A hashable key for the common matchLabels-only selector; None for anything else."""
     if not isinstance(raw, dict) or set(raw) - {"matchLabels"}:
         return None
@@ -197,7 +197,7 @@ def _parse_expression(expr: Any, path: str) -> tuple[Requirement | None, list[Fi
     for j, value in enumerate(values):
         if problem := label_value_error(value):
             errors.append(FieldError(f"{path}.values[{j}]", problem))
-    if errors:
+    if errors or not isinstance(key, str) or not isinstance(op, str):
         return None, errors
     return Requirement(key, op, tuple(sorted(set(values)))), errors
 

@@ -42,7 +42,7 @@ def render(conns: Iterable[Connection], fmt: str, analysis: Analysis, namespaces
         yield render_dot(list(conns))
     elif fmt == "matrix":
         names, counts = namespace_matrix(conns, analysis)
-        rows = [[src] + [counts.get((src, dst), "") for dst in names] for src in names]
+        rows: list[list[object]] = [[src, *(counts.get((src, dst), "") for dst in names)] for src in names]
         yield "Connected source/destination pairs (rows: source namespace, columns: destination)\n"
         yield tabulate(rows, headers=["from \\ to"] + names, tablefmt="simple") + "\n"
     elif fmt == "blast":

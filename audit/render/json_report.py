@@ -22,7 +22,8 @@ def render_json(report: Report) -> str:
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of the result, shipped inside the package."""
-    return json.loads(resources.files("audit.report").joinpath("schema/report.schema.json").read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(resources.files("audit.report").joinpath("schema/report.schema.json").read_text(encoding="utf-8"))
+    return loaded
 
 
 def load_report(text: str, name: str) -> Report:
@@ -35,6 +36,7 @@ def load_report(text: str, name: str) -> Report:
     if not isinstance(version, str) or version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise InputError(f"{name}: schemaVersion {version!r} is not supported (this version reads {SCHEMA_VERSION})")
     try:
-        return from_jsonable(Report, data)
+        report: Report = from_jsonable(Report, data)
+        return report
     except (TypeError, KeyError, AttributeError) as exc:
         raise InputError(f"{name}: not a netpol-audit result: {exc}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from typing import Any
 
 from audit.errors import OutputError
 from audit.render.html import cluster_label
@@ -17,15 +18,15 @@ ATTACHMENT_NAME = "netpol-audit-result.json"
 PDF_VARIANTS = ("pdf/a-3b", "pdf/a-3u")
 
 
-def _no_fetch_class():
+def _no_fetch_class() -> Any:
     from weasyprint import URLFetcher
 
-    class NoFetch(URLFetcher):
+    class NoFetch(URLFetcher):  # type: ignore[misc]  # weasyprint ships no type information
         """Refuses every URL: the report is rendered from its own HTML and nothing else."""
 
         attempts: list[str] = []
 
-        def fetch(self, url, headers=None):
+        def fetch(self, url: str, headers: Any = None) -> Any:
             NoFetch.attempts.append(url)
             raise ValueError(f"netpol-audit renders PDFs offline and refused to fetch {url}")
 
@@ -53,8 +54,9 @@ def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | 
     # WeasyPrint warns about CSS it ignores; the report is ours, so keep its log quiet.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     document = HTML(string=html, url_fetcher=fetcher, base_url=None)
-    return document.write_pdf(
+    pdf: bytes = document.write_pdf(
         attachments=[attachment], pdf_variant=variant, pdf_identifier=digest[:32].encode(),
         custom_metadata=True,
     )
+    return pdf
 

@@ -103,8 +103,8 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
         out.append(s("No findings." if scan.complete else "No findings in what could be read.", "ok"))
     for severity, group in groupby(fails, key=lambda f: f.severity):
         out.append(s(severity.upper(), severity))
-        for check, items in groupby(group, key=lambda f: f.check):
-            items = list(items)
+        for check, grouped in groupby(group, key=lambda f: f.check):
+            items = list(grouped)
             out.append(f"  {check} {items[0].title} ({len(items)})")
             for f in items[:max_objects]:
                 loc = f"  [{f.source.file}:{f.source.line}]" if f.source and f.source.file else ""

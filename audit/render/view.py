@@ -62,7 +62,7 @@ def pct(part: int, total: int) -> int:
     return round(100 * part / total) if total else 0
 
 
-def namespace_order(row: NamespaceRow) -> tuple:
+def namespace_order(row: NamespaceRow) -> tuple[object, ...]:
     """Worst first: what a reader must see when the table is capped."""
     return (row.excluded, row.default_deny_ingress and row.default_deny_egress, -row.findings, row.name)
 

@@ -56,7 +56,7 @@ def from_jsonable(tp: Any, data: Any) -> Any:
         args = typing.get_args(tp)
         value_type = args[1] if args else Any
         return {k: from_jsonable(value_type, v) for k, v in data.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         kwargs = {}
         for f in dataclasses.fields(tp):

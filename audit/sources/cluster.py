@@ -432,7 +432,7 @@ def _pick_version(res: Resource, served: dict[str, tuple[list[str], str | None]]
     elsewhere = [v for v in dict.fromkeys(others) if (names := resources_of(res.group, v)) is not None and res.name in names]
     if elsewhere:
         return None, (f"served only at {', '.join(f'{res.group}/{v}' for v in elsewhere)}, a version this netpol-audit "
-                      f"does not read (it reads {', '.join(res.versions)}): its policies were not read")
+                      f"does not read (it reads {', '.join(v for v in res.versions if v)}): its policies were not read")
     return None, None
 
 

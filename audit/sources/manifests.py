@@ -105,7 +105,7 @@ def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> No
     display = "<stdin>" if name == "-" else name
     text = _read(name, stdin)
     is_json = name.endswith(".json") or (isinstance(text, str) and name == "-" and text.lstrip().startswith("{"))
-    docs = _json_documents(text, display) if is_json else _yaml_documents(text, display)
+    docs = _json_documents(text, display) if is_json else _yaml_documents(text if isinstance(text, str) else text.decode(), display)
     for number, line, data, item_lines in docs:
         if data is None:
             continue

@@ -83,7 +83,7 @@ def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:
     return value
 
 
-_LABELS: dict[tuple, Labels] = {}
+_LABELS: dict[tuple[tuple[Any, Any], ...], Labels] = {}
 
 
 def _labels(value: Any, where: str, field: str) -> Labels:
@@ -100,11 +100,11 @@ def _labels(value: Any, where: str, field: str) -> Labels:
             hit = _LABELS[key] = tuple(sorted(key))
             return hit
     labels = _mapping(value, where, field)
-    for key, val in labels.items():
-        if not isinstance(key, str):
-            raise _fail(where, f"{field}", f"label key {key!r} must be a string")
+    for name, val in labels.items():
+        if not isinstance(name, str):
+            raise _fail(where, f"{field}", f"label key {name!r} must be a string")
         if not isinstance(val, str):
-            raise _fail(where, f"{field}.{key}", f"label value {val!r} must be a string (quote it in YAML)")
+            raise _fail(where, f"{field}.{name}", f"label value {val!r} must be a string (quote it in YAML)")
     return freeze_labels(labels)
 
 
@@ -193,10 +193,10 @@ class InventoryBuilder:
     """
 
     notices: list[str] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
-    skipped: Counter = field(default_factory=Counter)
+    counts: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
     _namespaces: dict[str, Namespace] = field(default_factory=dict)
-    _pod_groups: dict[tuple, list] = field(default_factory=dict)
+    _pod_groups: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
     _templates: dict[tuple[str, str, str], Workload] = field(default_factory=dict)
     _owned_by: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     _policies: dict[tuple[str, str], PolicyObject] = field(default_factory=dict)

@@ -9,13 +9,13 @@ BaselineAdminNetworkPolicy's first matching rule (Allow or Deny); no match allow
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from audit.engine.kinds import Compiled, group_of
-from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
-from audit.engine.ports import ALL, PortSet, resolve_ports
+from audit.engine.kinds import Compiled, Enforcement, group_of
+from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
+from audit.engine.ports import ALL, PROTOCOLS, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
 from audit.engine.stack import Action, Tier
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
@@ -175,17 +175,17 @@ def _rules(raw: Any, direction: Direction, kind: str, errors: list[FieldError]) 
             errors.append(FieldError(f"{path}.{peer_field}", "required, a non-empty list of peers"))
             raw_peers = []
         peers = [p for j, rp in enumerate(raw_peers) if (p := _peer(rp, f"{path}.{peer_field}[{j}]", direction, errors))]
-        ports = []
+        ports: list[AdminPort] = []
         raw_ports = item.get("ports")
         if raw_ports is not None:
             if not isinstance(raw_ports, list) or not raw_ports:
                 errors.append(FieldError(f"{path}.ports", "must be a non-empty list when given"))
             else:
-                ports = [p for j, rp in enumerate(raw_ports) if (p := _port(rp, f"{path}.ports[{j}]", errors))]
+                ports = [port for j, rp in enumerate(raw_ports) if (port := _port(rp, f"{path}.ports[{j}]", errors))]
         if any(p.name is not None for p in ports) and any(p.networks or p.nodes is not None for p in peers):
             errors.append(FieldError(path, "networks/nodes peer cannot be set with namedPorts since there are no namedPorts for networks/nodes"))
         if action in actions:
-            rules.append(AdminRule(direction, i, str(item.get("name", "")), action, tuple(peers), tuple(ports)))
+            rules.append(AdminRule(direction, i, str(item.get("name", "")), action, tuple(peers), tuple(ports)))  # type: ignore[arg-type]  # checked: one of actions
     return tuple(rules)
 
 
@@ -264,7 +264,8 @@ def _port(raw: Any, path: str, errors: list[FieldError]) -> AdminPort | None:
             return None
         return AdminPort(protocol, port, port)
     start, end = value.get("start"), value.get("end")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535 for v in (start, end)) or end <= start:
+    if not (isinstance(start, int) and isinstance(end, int) and not isinstance(start, bool) and not isinstance(end, bool)
+            and 1 <= start < end <= 65535):
         errors.append(FieldError(f"{path}.portRange", f"start {start!r} and end {end!r} must be ports with start < end"))
         return None
     return AdminPort(protocol, start, end)
@@ -283,7 +284,7 @@ def _label_keys(raw: Any, path: str, errors: list[FieldError]) -> tuple[str, ...
     return tuple(raw)
 
 
-def subject_selects(policy: AdminPolicy, ns_labels: dict[str, str], pod_labels: dict[str, str]) -> bool:
+def subject_selects(policy: AdminPolicy, ns_labels: Mapping[str, str], pod_labels: Mapping[str, str]) -> bool:
     """Whether the policy's subject (namespaces, or namespaces AND pods) selects a pod."""
     if policy.subject_namespaces is not None:
         return policy.subject_namespaces.matches(ns_labels)
@@ -382,7 +383,7 @@ class AdminStackPolicy:
 
     def networks(self) -> Iterable[IPNetwork]:
         for direction in ("Ingress", "Egress"):
-            for rule in self.policy.rules(direction):  # type: ignore[arg-type]
+            for rule in self.policy.rules(direction):
                 for peer in rule.peers:
                     yield from peer.networks
 
@@ -390,7 +391,7 @@ class AdminStackPolicy:
 class _AdminKind:
     name = "AdminNetworkPolicy / BaselineAdminNetworkPolicy"
     # Sources in the README's enforcement matrix.
-    enforced_by = {"ovn-kubernetes": "yes", "antrea": "yes", "kube-network-policies": "conditional",
+    enforced_by: dict[str, Enforcement] = {"ovn-kubernetes": "yes", "antrea": "yes", "kube-network-policies": "conditional",
                    "calico": "conditional", "kube-ovn": "conditional"}
 
     def reads(self, obj: ExtendedPolicy) -> bool:

@@ -10,13 +10,13 @@ decided, the connection is denied (end of tier).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from audit.engine.kinds import Compiled, group_of
-from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPNetwork, parse_cidr
-from audit.engine.ports import ALL, PortSet, resolve_ports
+from audit.engine.kinds import Compiled, Enforcement, group_of
+from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPNetwork, parse_cidr
+from audit.engine.ports import ALL, PROTOCOLS, PortSet, resolve_ports
 from audit.engine.selectors import FieldError
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 
@@ -36,7 +36,7 @@ class SelectorError(ValueError):
     """A Calico selector that Calico would reject; the message says where."""
 
 
-def calico_labels(pod_labels: Labels, namespace: str, namespace_labels: Labels) -> Labels:
+def calico_labels(pod_labels: Mapping[str, str], namespace: str, namespace_labels: Mapping[str, str]) -> Labels:
     labels = dict(pod_labels)
     labels[NAMESPACE_LABEL] = namespace
     labels.update({NAMESPACE_PREFIX + k: v for k, v in namespace_labels.items()})
@@ -137,7 +137,9 @@ def compile_selector(text: Any) -> Match:
             if op != "contains":
                 take("with")
             v = value()
-            test = {"contains": lambda s: v in s, "starts": lambda s: s.startswith(v), "ends": lambda s: s.endswith(v)}[op]
+            tests: dict[str, Callable[[str], bool]] = {"contains": lambda s: v in s, "starts": lambda s: s.startswith(v),
+                                                      "ends": lambda s: s.endswith(v)}
+            test = tests[op]
             return lambda labels: key in labels and test(labels[key])
         raise SelectorError(f"expected an operator after {key!r} at token {pos + 1}" + (f", found {op!r}" if op else ""))
 
@@ -276,7 +278,7 @@ def parse_calico(obj: ExtendedPolicy) -> tuple[CalicoPolicy | None, list[FieldEr
                 entities.append(EntityRule(selector(ent.get("selector"), f"{path}.{side}.selector"),
                                            selector(ent.get("namespaceSelector"), f"{path}.{side}.namespaceSelector"),
                                            nets, not_nets, tuple(ports), str(ent.get("selector") or ent.get("namespaceSelector") or ent.get("nets") or "any")))
-            rules[direction].append(CalicoRule(direction, i, action, protocol, entities[0], entities[1]))  # type: ignore[arg-type]
+            rules[direction].append(CalicoRule(direction, i, action, protocol, entities[0], entities[1]))
     types_raw = spec.get("types")
     if types_raw is not None and (not isinstance(types_raw, list) or not all(t in ("Ingress", "Egress") for t in types_raw)
                                   or len(set(types_raw)) != len(types_raw)):
@@ -447,7 +449,7 @@ class CalicoStackPolicy:
 
     def networks(self) -> Iterable[IPNetwork]:
         for direction in ("Ingress", "Egress"):
-            for rule in self.policy.rules(direction):  # type: ignore[arg-type]
+            for rule in self.policy.rules(direction):
                 for entity in (rule.source, rule.destination):
                     yield from entity.nets
                     yield from entity.not_nets
@@ -455,7 +457,7 @@ class CalicoStackPolicy:
 
 class _CalicoKind:
     name = "Calico"
-    enforced_by = {"calico": "yes", "canal": "yes"}
+    enforced_by: dict[str, Enforcement] = {"calico": "yes", "canal": "yes"}
 
     def reads(self, obj: ExtendedPolicy) -> bool:
         return obj.kind in ("NetworkPolicy", "GlobalNetworkPolicy") and group_of(obj) in ("projectcalico.org", "crd.projectcalico.org")

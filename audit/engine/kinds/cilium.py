@@ -9,13 +9,13 @@ match nothing (the explanation says so).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from audit.engine.kinds import Compiled, group_of
-from audit.engine.kinds.networkpolicy import PROTOCOLS, Direction, IPAddress, IPBlock, IPNetwork, parse_cidr
-from audit.engine.ports import ALL, PortSet, resolve_ports
+from audit.engine.kinds import Compiled, Enforcement, group_of
+from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPBlock, IPNetwork, parse_cidr
+from audit.engine.ports import ALL, PROTOCOLS, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 
@@ -30,7 +30,7 @@ NAMESPACE_LABEL_PREFIX = "io.cilium.k8s.namespace.labels."
 _WORLD = {"world", "world-ipv4", "world-ipv6"}
 
 
-def cilium_labels(pod_labels: dict[str, str], namespace: str, namespace_labels: dict[str, str]) -> dict[str, str]:
+def cilium_labels(pod_labels: Mapping[str, str], namespace: str, namespace_labels: Mapping[str, str]) -> dict[str, str]:
     """The labels Cilium gives an endpoint: the pod's, its namespace name, its namespace's labels."""
     labels = dict(pod_labels)
     labels[NAMESPACE_KEY] = namespace
@@ -146,7 +146,8 @@ def parse_cilium(obj: ExtendedPolicy) -> tuple[list[CiliumPolicy], list[FieldErr
                     rule = _rule(raw, direction, i, deny, obj.namespace if obj.kind == CNP else None, f"{path}.{field}[{i}]", errors)
                     if rule is not None:
                         rules[direction].append(rule)
-        default_deny = part.get("enableDefaultDeny") if isinstance(part.get("enableDefaultDeny"), dict) else {}
+        raw_default = part.get("enableDefaultDeny")
+        default_deny: dict[str, Any] = raw_default if isinstance(raw_default, dict) else {}
         enforces = tuple(d for d in ("Ingress", "Egress") if has[d] and default_deny.get(d.lower(), True) is not False)
         name = obj.name if len(parts) == 1 else f"{obj.name}[{n}]"
         out.append(CiliumPolicy(obj.kind, obj.namespace if obj.kind == CNP else None, name, subject,
@@ -325,7 +326,7 @@ class CiliumStackPolicy:
 
     def networks(self) -> Iterable[IPNetwork]:
         for direction in ("Ingress", "Egress"):
-            for rule in self.policy.rules(direction):  # type: ignore[arg-type]
+            for rule in self.policy.rules(direction):
                 for peer in rule.peers:
                     for block in peer.blocks:
                         yield block.cidr
@@ -334,7 +335,7 @@ class CiliumStackPolicy:
 
 class _CiliumKind:
     name = "Cilium"
-    enforced_by = {"cilium": "yes"}
+    enforced_by: dict[str, Enforcement] = {"cilium": "yes"}
 
     def reads(self, obj: ExtendedPolicy) -> bool:
         return obj.kind in (CNP, CCNP) and group_of(obj) == "cilium.io"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from audit.engine.kinds import Compiled, group_of
+from audit.engine.kinds import Compiled, Enforcement, group_of
 from audit.engine.kinds.admin import AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminStackPolicy, _peer
 from audit.engine.kinds.networkpolicy import Direction, port_name_error
 from audit.engine.selectors import FieldError, parse_selector
@@ -165,7 +165,7 @@ def _protocols(raw: Any, path: str, errors: list[FieldError]) -> list[AdminPort]
 class _ClusterNetworkKind:
     name = "ClusterNetworkPolicy"
     # Sources in the README's enforcement matrix.
-    enforced_by = {"kube-network-policies": "conditional"}
+    enforced_by: dict[str, Enforcement] = {"kube-network-policies": "conditional"}
 
     def reads(self, obj: ExtendedPolicy) -> bool:
         return obj.kind == CNP and group_of(obj) == "policy.networking.k8s.io"

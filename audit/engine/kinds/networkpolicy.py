@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -226,7 +226,7 @@ def parse_policy(obj: PolicyObject) -> ParsedPolicy:
                 types.append(value)
     else:
         # The API server's default: Ingress always, Egress when there are egress rules.
-        types = ["Ingress"] + (["Egress"] if egress else [])
+        types = ["Ingress", "Egress"] if egress else ["Ingress"]
 
     if errors:
         return ParsedPolicy(obj, None, tuple(errors))
@@ -277,7 +277,7 @@ def _parse_rules(raw: Any, direction: Direction, errors: list[FieldError]) -> li
     return rules
 
 
-def _parse_list(raw: Any, path: str, parse_one, errors: list[FieldError]) -> list:
+def _parse_list(raw: Any, path: str, parse_one: Callable[[Any, str, list[FieldError]], Any], errors: list[FieldError]) -> list[Any]:
     if raw is None:
         return []
     if not isinstance(raw, list):
