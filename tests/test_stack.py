@@ -8,6 +8,7 @@ one another on every scenario of every truth table.
 from __future__ import annotations
 
 import ipaddress
+import os
 
 import pytest
 import yaml
@@ -431,7 +432,9 @@ def _pool() -> list[dict]:
 
 POOL = _pool()
 STACKS = st.lists(st.sampled_from(POOL), min_size=1, max_size=5, unique_by=lambda o: (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]))
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Bounded for CI's budget; mutation runs (tools/mutate.py) use fewer examples.
+PROPERTY = settings(max_examples=int(os.environ.get("NETPOL_PROPERTY_EXAMPLES", "60")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 def _isolated(a: Analysis) -> dict[tuple[int, str], bool]:
