@@ -14,11 +14,12 @@ from audit.report.build import build_report, report_connectivity
 from audit.report.model import Report
 
 
-def run_audit(inventory: Inventory, config: Config | None = None, now: dt.datetime | None = None) -> Report:
+def run_audit(inventory: Inventory, config: Config | None = None, now: dt.datetime | None = None,
+              assume_enforced: bool = False) -> Report:
     """Analyse an inventory and build the report. Pure: no I/O, deterministic given ``now``."""
     config = config or Config()
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     cni = detect_cni(inventory.daemonsets, inventory.node_hints)
-    analysis = Analysis(inventory, config.dns, cni)
+    analysis = Analysis(inventory, config.dns, cni, assume_enforced)
     findings = run_checks(Context(analysis, config, cni, now.date()))
     return build_report(analysis, findings, all_checks(), cni, config, now, report_connectivity(analysis))

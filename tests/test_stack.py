@@ -521,3 +521,18 @@ def test_isolation_is_reported_even_when_a_higher_tier_decided_every_port():
     v = a.allowed(endpoint(a, "other/x"), endpoint(a, "prod/api"), 8080)
     assert v.allowed and v.ingress.isolated and v.ingress.policies == ("prod/deny",)
     assert v.ingress.decided.rule == "AdminNetworkPolicy/allow-all ingress[0]" and v.ingress.decided.tier == "admin"
+
+
+def test_assume_enforced_flag_reaches_every_answer(tmp_path):
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+    path = tmp_path / "cluster.yaml"
+    path.write_text(cluster(DENY_STAGING_CILIUM, CALICO_NODE))
+    runner = CliRunner()
+    plain = runner.invoke(app, ["reach", "staging/web", "prod/api", "-p", "8080", str(path)])
+    planned = runner.invoke(app, ["reach", "staging/web", "prod/api", "-p", "8080", "--assume-enforced", str(path)])
+    assert "ALLOWED" in plain.output.upper() and "DENIED" in planned.output.upper(), (plain.output, planned.output)
+    lines = runner.invoke(app, ["connectivity", str(path)]).output
+    assert "staging/web[Pod] => prod/api[Pod] : All Connections" in lines
+    assert "staging/web[Pod] => prod/api[Pod]" not in runner.invoke(app, ["connectivity", "--assume-enforced", str(path)]).output

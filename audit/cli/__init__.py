@@ -158,6 +158,8 @@ KUBECONFIG = typer.Option(None, "--kubeconfig", help="Kubeconfig file (default: 
 CONTEXT = typer.Option(None, "--context", help="Kubeconfig context to use (default: the current one).")
 REQUEST_TIMEOUT = typer.Option(30.0, "--request-timeout", min=1.0, help="Seconds to wait for each API request.")
 PAGE_SIZE = typer.Option(500, "--page-size", min=1, max=10000, help="Objects per list page (limit/continue paging).")
+DNS_CONFIG = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location).")
+ASSUME_ENFORCED = typer.Option(False, "--assume-enforced", help="Evaluate policy kinds the detected CNI does not enforce as if it did (planning a migration); reports say so.")
 CLUSTER_NAME = typer.Option(None, "--cluster-name", help="Name to show for the cluster in reports (default: the kubeconfig cluster name).")
 
 
@@ -216,6 +218,7 @@ def scan(
     metrics_file: Optional[Path] = typer.Option(None, "--metrics-file", help="Write Prometheus metrics (text exposition format) to this file."),
     pushgateway: Optional[str] = typer.Option(None, "--pushgateway", help="Push the metrics to this Prometheus Pushgateway URL."),
     inventory_file: Optional[Path] = typer.Option(None, "--inventory", help="Analyse an inventory saved by `netpol-audit collect`."),
+    assume_enforced: bool = ASSUME_ENFORCED,
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Exit 0/1 even when a core resource could not be read (the report still says INCOMPLETE)."),
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
@@ -240,7 +243,7 @@ def scan(
             prepare(output_dir)
         previous = _load_result(baseline) if baseline else None
         inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
-        report = run_audit(inventory, cfg, stamp)
+        report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced)
         if output_dir and not baseline:
             previous, problem = previous_result(output_dir)
             if problem:
@@ -296,14 +299,15 @@ def report(
 INVENTORY = typer.Option(None, "--inventory", help="Read an inventory saved by `netpol-audit collect` instead.")
 
 
-def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: ConnectOptions) -> tuple[Analysis, Inventory]:
+def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: ConnectOptions,
+              assume_enforced: bool = False) -> tuple[Analysis, Inventory]:
     """The analysis of any input, for the commands that ask reachability questions."""
     from audit.engine.analysis import Analysis  # imported late: start-up stays fast
     from audit.engine.cni import detect_cni
 
     cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
     inventory = _load_inventory(paths, inventory_file, opts)
-    return Analysis(inventory, cfg.dns, detect_cni(inventory.daemonsets, inventory.node_hints)), inventory
+    return Analysis(inventory, cfg.dns, detect_cni(inventory.daemonsets, inventory.node_hints), assume_enforced), inventory
 
 
 @app.command()
@@ -314,7 +318,8 @@ def reach(
     port: Optional[str] = typer.Option(None, "--port", "-p", help="N or N/PROTO (default: every port the destination declares)."),
     src_selector: Optional[str] = typer.Option(None, "--src-selector", "-l", help="Narrow a namespace source by labels (key=value,key!=value)."),
     dst_selector: Optional[str] = typer.Option(None, "--dst-selector", "-L", help="Narrow a namespace destination by labels."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),
+    config: Optional[Path] = DNS_CONFIG,
+    assume_enforced: bool = ASSUME_ENFORCED,
     inventory_file: Optional[Path] = INVENTORY,
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
@@ -329,7 +334,8 @@ def reach(
     from audit.engine.reach import check_paths, parse_label_selector, render_paths, resolve
 
     try:
-        analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
+                                assume_enforced)
         sources = resolve(analysis, source, parse_label_selector(src_selector))
         destinations = resolve(analysis, destination, parse_label_selector(dst_selector))
         results = check_paths(analysis, sources, destinations, port)
@@ -355,7 +361,8 @@ def connectivity(
     format: ConnFormat = typer.Option(ConnFormat.txt, "--format", "-f", help="txt, json, csv, dot (Graphviz), matrix (namespace x namespace) or blast (blast radius per namespace)."),
     output: Optional[Path] = OUTPUT,
     namespace: Optional[list[str]] = typer.Option(None, "--namespace", "-n", help="Only connections from or to these namespaces (repeatable)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),
+    config: Optional[Path] = DNS_CONFIG,
+    assume_enforced: bool = ASSUME_ENFORCED,
     inventory_file: Optional[Path] = INVENTORY,
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
@@ -368,7 +375,8 @@ def connectivity(
     from audit.render.connectivity import render
 
     try:
-        analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
+                                assume_enforced)
         focus = set(namespace) if namespace else None
         chunks = render(connections(analysis, focus), format.value, analysis, focus)
         if output:
@@ -385,7 +393,8 @@ def diff(
     old: str = typer.Argument(..., help="Before: manifests (file or folder) or a connectivity JSON file."),
     new: str = typer.Argument(..., help="After: manifests (file or folder) or a connectivity JSON file."),
     fail_on_opened: bool = typer.Option(False, "--fail-on-opened", help="Exit 1 when the change opens or widens a connection."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),
+    config: Optional[Path] = DNS_CONFIG,
+    assume_enforced: bool = ASSUME_ENFORCED,
 ) -> None:
     """Which connections a change opens (+), closes (-), widens (+~), narrows (-~) or changes (~)."""
     from audit.engine.connectivity import connections
@@ -398,7 +407,7 @@ def diff(
                 return load_connections(spec)
             except InputError:
                 pass  # a JSON manifest, then
-        analysis, _ = _analysis([spec], None, config, _connect_options(None, None, 30.0, 500, None))
+        analysis, _ = _analysis([spec], None, config, _connect_options(None, None, 30.0, 500, None), assume_enforced)
         return list(connections(analysis))
 
     try:
@@ -420,7 +429,8 @@ def verify(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML (one test case per expectation)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location)."),
+    config: Optional[Path] = DNS_CONFIG,
+    assume_enforced: bool = ASSUME_ENFORCED,
     inventory_file: Optional[Path] = INVENTORY,
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
@@ -439,7 +449,8 @@ def verify(
 
     try:
         wanted = load_expectations(str(expectations))
-        analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
+                                assume_enforced)
         outcomes = evaluate(analysis, wanted)
         if junit:
             write_atomic(junit, render_junit(outcomes))
