@@ -82,7 +82,7 @@ def check(id: str, title: str, severity: str, rationale: str, remediation: str) 
     """Register a check. Metadata is validated here, so a bad declaration fails at import."""
 
     def register(fn: CheckFn) -> CheckFn:
-        match = _ID_RE.match(id)
+        match = _ID_RE.fullmatch(id)
         if not match:
             raise ValueError(f"check id {id!r} must look like NP-COV-001")
         if id in REGISTRY:

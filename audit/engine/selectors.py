@@ -31,9 +31,9 @@ def label_key_error(key: Any) -> str | None:
     prefix, _, name = key.rpartition("/")
     if "/" in key and not prefix:
         return f"label key {key!r}: prefix part must be non-empty"
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN_RE.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN_RE.fullmatch(prefix)):
         return f"label key {key!r}: prefix must be a DNS-1123 subdomain"
-    if not name or len(name) > 63 or not _NAME_RE.match(name):
+    if not name or len(name) > 63 or not _NAME_RE.fullmatch(name):
         return (
             f"label key {key!r}: name part must be 63 characters or less, beginning and ending "
             "with an alphanumeric character, with '-', '_' or '.' between"
@@ -47,7 +47,7 @@ def label_value_error(value: Any) -> str | None:
         return f"label value {value!r} must be a string"
     if value == "":
         return None
-    if len(value) > 63 or not _NAME_RE.match(value):
+    if len(value) > 63 or not _NAME_RE.fullmatch(value):
         return (
             f"label value {value!r} must be 63 characters or less, beginning and ending with "
             "an alphanumeric character, with '-', '_' or '.' between"
@@ -134,11 +134,18 @@ _VALID: dict[tuple[tuple[str, str], ...], Selector] = {}
 
 
 def _memo_key(raw: Any) -> tuple[tuple[str, str], ...] | None:
-    """A hashable key for the common matchLabels-only selector; None for anything else."""
-    if not isinstance(raw, dict) or set(raw) - {"matchLabels"}:
+    """A hashable key for the common matchLabels-only selector; None for anything else.
+
+    The key is the whole input: a selector's validity and meaning depend on its labels alone,
+    so a cached answer never depends on what was parsed before. Anything but a map of strings
+    (a falsy ``false``, ``[]``, ``0`` or ``""`` included) gets no key and is validated afresh.
+    """
+    if type(raw) is not dict or set(raw) - {"matchLabels"}:
         return None
-    labels = raw.get("matchLabels") or {}
-    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+    labels = raw.get("matchLabels", {})
+    if labels is None:
+        labels = {}  # null is absent, as the API's decoding reads it
+    if type(labels) is not dict or not all(type(k) is str and type(v) is str for k, v in labels.items()):
         return None
     return tuple(sorted(labels.items()))
 

@@ -368,7 +368,7 @@ def port_name_error(value: str) -> str | None:
     """Why ``value`` is not a valid IANA service name (what a named port must be), or None."""
     if len(value) > 15:
         return f"{value!r} must be no more than 15 characters"
-    if not _PORT_NAME_RE.match(value):
+    if not _PORT_NAME_RE.fullmatch(value):
         return f"{value!r} must contain only lower-case alphanumerics and '-', starting and ending with an alphanumeric"
     if "--" in value:
         return f"{value!r} must not contain consecutive hyphens"
