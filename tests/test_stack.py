@@ -536,3 +536,13 @@ def test_assume_enforced_flag_reaches_every_answer(tmp_path):
     lines = runner.invoke(app, ["connectivity", str(path)]).output
     assert "staging/web[Pod] => prod/api[Pod] : All Connections" in lines
     assert "staging/web[Pod] => prod/api[Pod]" not in runner.invoke(app, ["connectivity", "--assume-enforced", str(path)]).output
+
+
+def test_peers_the_audit_cannot_evaluate_are_listed():
+    nodes = anp("to-nodes", 10, PROD, egress=[{"action": "Allow", "to": [{"nodes": {}}]}])
+    fqdn = cnp("fqdn", "Admin", 2, PROD, egress=[{"action": "Accept", "to": [{"domainNames": ["example.com"]}]}])
+    report = audit(cluster(nodes, fqdn))
+    hits = {(f.kind, f.name): f.message for f in findings(report, "NP-HYG-009")}
+    assert "nodes peers match nothing here" in hits[("AdminNetworkPolicy", "to-nodes")]
+    assert "domainNames peers match nothing here" in hits[("ClusterNetworkPolicy", "fqdn")]
+    assert not findings(audit(cluster(anp("plain", 10, PROD, egress=[{"action": "Allow", "to": [ALL_NS]}]))), "NP-HYG-009")

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from audit.checks.permissive import rules_in_effect
 from audit.checks.registry import Context, Hit, check
+from audit.engine.kinds import admin, clusternetwork
 from audit.engine.kinds.networkpolicy import Peer, Policy
 
 
@@ -192,15 +193,24 @@ def equal_priorities(ctx: Context) -> Iterable[Hit]:
 
 @check(
     "NP-HYG-009",
-    "Layer-7 or DNS-name rules judged at layer 4 only",
+    "Rules judged at layer 4 only, or not evaluated",
     "info",
     rationale="""Cilium HTTP/DNS/Kafka rules filter inside a port this audit can only see as open, and
-    toFQDNs / toServices peers cannot be resolved from an inventory (they match nothing here). The
-    verdicts for these rules are therefore L3/L4 approximations, listed so they are not mistaken
-    for the whole story.""",
+    toFQDNs / toServices peers, AdminNetworkPolicy `nodes` peers and ClusterNetworkPolicy
+    `domainNames` peers cannot be resolved from an inventory (they match nothing here). The
+    verdicts for these rules are therefore approximations, listed so they are not mistaken for
+    the whole story.""",
     remediation="Review these rules with `cilium policy trace` or Hubble; keep L3/L4 rules tight around them.",
 )
 def layer7_rules(ctx: Context) -> Iterable[Hit]:
+    for compiled in (ctx.analysis.kinds.get(admin.KIND.name), ctx.analysis.kinds.get(clusternetwork.KIND.name)):
+        for policy in compiled.native if compiled else ():
+            missing = sorted({peer.unresolvable for d in ("Ingress", "Egress") for rule in policy.rules(d) for peer in rule.peers
+                              if peer.unresolvable})
+            if missing:
+                yield Hit(None, policy.kind, policy.name, "; ".join(f"{m} peers match nothing here (node addresses and DNS names "
+                                                                    "are not in the inventory)" if m in ("nodes", "domainNames") else m
+                                                                    for m in missing), source=policy.source)
     cilium = ctx.analysis.kinds.get("Cilium")
     for obj, policies, _errors in (cilium.native if cilium else ()):
         notes = sorted({

@@ -39,8 +39,12 @@ class AdminPeer:
     same_labels: tuple[str, ...] = ()
     """v1alpha1 before v0.1.5: namespaces whose values of these labels equal the subject's."""
     not_same_labels: tuple[str, ...] = ()
+    unresolvable: str | None = None
+    """A peer this audit cannot evaluate from an inventory (nodes, domainNames): it matches nothing."""
 
     def __str__(self) -> str:
+        if self.unresolvable:
+            return f"{self.unresolvable} (not evaluated)"
         if self.same_labels or self.not_same_labels:
             return f"namespaces[sameLabels={','.join(self.same_labels)} notSameLabels={','.join(self.not_same_labels)}]"
         if self.namespaces is not None:
@@ -235,7 +239,7 @@ def _peer(raw: Any, path: str, direction: Direction, errors: list[FieldError]) -
         return AdminPeer(networks=tuple(nets))
     sel, errs = parse_selector(value or {}, f"{path}.nodes")
     errors.extend(errs)
-    return AdminPeer(nodes=sel)
+    return AdminPeer(nodes=sel, unresolvable="nodes")
 
 
 def _port(raw: Any, path: str, errors: list[FieldError]) -> AdminPort | None:

@@ -99,7 +99,7 @@ def _rules(raw: Any, direction: Direction, errors: list[FieldError]) -> tuple[Ad
                     errors.append(FieldError(f"{ppath}.domainNames", "must be a non-empty list"))
                 elif action != "Accept":
                     errors.append(FieldError(f"{ppath}.domainNames", "only Accept rules may name domainNames"))
-                peers.append(AdminPeer(networks=()))  # a name cannot be resolved here: it matches nothing
+                peers.append(AdminPeer(unresolvable="domainNames"))  # a name cannot be resolved here: it matches nothing
                 continue
             if isinstance(rp, dict) and "pods" in rp and isinstance(rp["pods"], dict) and "podSelector" not in rp["pods"]:
                 errors.append(FieldError(f"{ppath}.pods.podSelector", "required"))
