@@ -16,6 +16,7 @@ from audit.engine.analysis import DnsTarget
 from audit.errors import ConfigError
 from audit.inventory import freeze_labels
 from audit.report.severity import SEVERITIES
+from audit.sources.yaml_loader import KubeLoader
 
 DEFAULT_EXCLUDED = ("kube-system", "kube-public", "kube-node-lease")
 # PostgreSQL, MySQL, Redis, MongoDB, Elasticsearch, Kafka, RabbitMQ, memcached, etcd.
@@ -78,7 +79,7 @@ def load_config(path: str | None, known_checks: set[str] | None = None) -> Confi
     if path is None:
         return Config()
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=KubeLoader)  # a safe loader: dates stay text
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

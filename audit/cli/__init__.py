@@ -398,13 +398,15 @@ def diff(
 ) -> None:
     """Which connections a change opens (+), closes (-), widens (+~), narrows (-~) or changes (~)."""
     from audit.engine.connectivity import connections
+    from audit.engine.diff import MalformedConnections, load_connections
     from audit.engine.diff import diff as connection_diff
-    from audit.engine.diff import load_connections
 
     def side(spec: str) -> list[Connection]:
         if spec.endswith(".json") and Path(spec).is_file():
             try:
                 return load_connections(spec)
+            except MalformedConnections as exc:
+                raise _fail(exc) from None
             except InputError:
                 pass  # a JSON manifest, then
         analysis, _ = _analysis([spec], None, config, _connect_options(None, None, 30.0, 500, None), assume_enforced)

@@ -28,11 +28,23 @@ class Change:
         return f"{mark} {self.src} => {self.dst} : {self.before} -> {self.after}"
 
 
+class MalformedConnections(InputError):
+    """A connectivity list whose entries have the wrong shape (not some other JSON document)."""
+
+
 def load_connections(path: str) -> list[Connection]:
     """A connectivity JSON file (`connectivity -f json`)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return [Connection(c["src"], c["dst"], parse_port_set(c["conn"])) for c in data]
+        if not isinstance(data, list):
+            raise InputError(f"{path}: not a connectivity list (a JSON array of src, dst, conn; write one with `netpol-audit connectivity -f json`)")
+        out = []
+        for i, c in enumerate(data):
+            if not isinstance(c, dict) or not all(isinstance(c.get(k), str) for k in ("src", "dst", "conn")):
+                error = MalformedConnections if isinstance(c, dict) and {"src", "dst"} & set(c) else InputError
+                raise error(f"{path}: item {i}: src, dst and conn must be strings (as `netpol-audit connectivity -f json` writes them)")
+            out.append(Connection(c["src"], c["dst"], parse_port_set(c["conn"])))
+        return out
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError) as exc:

@@ -154,7 +154,7 @@ def _parse_selector(raw: Any, path: str) -> tuple[Selector, list[FieldError]]:
     errors: list[FieldError] = []
     if not isinstance(raw, dict):
         return EVERYTHING, [FieldError(path, "must be a label selector object")]
-    unknown = sorted(set(raw) - {"matchLabels", "matchExpressions"})
+    unknown = sorted(set(raw) - {"matchLabels", "matchExpressions"}, key=str)
     for key in unknown:
         errors.append(FieldError(f"{path}.{key}", "unknown field in a label selector"))
     reqs: list[Requirement] = []

@@ -148,6 +148,11 @@ def connect(opts: ConnectOptions) -> Connection:
             config.load_kube_config(config_file=path, context=opts.context, client_configuration=cfg, persist_config=False)
     except ConfigException as exc:
         raise ClusterError(f"cannot load cluster configuration: {exc}") from None
+    except (TypeError, AttributeError, KeyError) as exc:
+        # The client's loaders assume a well-formed file: a wrong type anywhere surfaces here.
+        where = opts.kubeconfig or os.environ.get("KUBECONFIG") or "the kubeconfig"
+        raise ClusterError(f"{where}: not a valid kubeconfig ({type(exc).__name__}: {str(exc)[:160]}): "
+                           "clusters, contexts and users must be lists of named entries") from None
     except (OSError, ValueError) as exc:
         raise ClusterError(f"cannot load cluster configuration: {exc}") from None
     cfg.retries = 0  # retries are ours: bounded, with backoff, honouring Retry-After

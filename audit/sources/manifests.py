@@ -15,11 +15,9 @@ from audit.errors import InputError
 from audit.gcpause import gc_paused
 from audit.inventory import Collection, Inventory, SourceRef
 from audit.sources.objects import InventoryBuilder
+from audit.sources.yaml_loader import MAX_EXPANDED_NODES, KubeLoader, alias_bomb, excerpt
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-
-
 def expand_paths(paths: Sequence[str]) -> list[str]:
     """Files in the order given; folders recursively, sorted; ``-`` is stdin."""
     files: list[str] = []
@@ -42,7 +40,7 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
 
 def _yaml_documents(text: str, name: str) -> Iterator[tuple[int, int, Any, list[int]]]:
     """Yield (document number, line, object, line of each List item) from a YAML stream."""
-    loader = _Loader(text)
+    loader = KubeLoader(text)
     number = 0
     try:
         while loader.check_node():
@@ -50,13 +48,20 @@ def _yaml_documents(text: str, name: str) -> Iterator[tuple[int, int, Any, list[
             number += 1
             if node is None:
                 continue
-            data = loader.construct_document(node)
+            if alias_bomb(node):
+                raise InputError(f"{name}: document {number} (line {node.start_mark.line + 1}): YAML aliases expand to more than "
+                                 f"{MAX_EXPANDED_NODES:,} nodes: refused")
+            try:
+                data = loader.construct_document(node)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise InputError(f"{name}: document {number}: invalid value: {excerpt(str(exc))}") from None
             yield number, node.start_mark.line + 1, data, _item_lines(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{name}: document {number + 1}{where}: invalid YAML: {problem}") from None
+        current = number if isinstance(exc, yaml.constructor.ConstructorError) else number + 1
+        raise InputError(f"{name}: document {current}{where}: invalid YAML: {excerpt(problem)}") from None
     finally:
         loader.dispose()
 

@@ -114,12 +114,36 @@ def _optional_str(value: Any, where: str, field: str) -> str | None:
     return value
 
 
-def _int(value: Any, where: str, field: str, default: int) -> int:
+def _int(value: Any, where: str, field: str, default: int, low: int = -(2**31), high: int = 2**31 - 1) -> int:
+    """An int32 as the API's schema has it (replicas, ports), within ``low``..``high``."""
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(where, field, f"must be an integer, got {value!r}")
+        raise _fail(where, field, f"must be an integer, got {_short(value)}")
+    if not low <= value <= high:
+        raise _fail(where, field, f"{value} is out of range ({low} to {high})")
     return value
+
+
+def _bool(value: Any, where: str, field: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _fail(where, field, f"must be true or false, got {_short(value)} (a quoted \"false\" is a string)")
+    return value
+
+
+def _list(value: Any, where: str, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail(where, field, f"must be a list, got {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def api_group(api_version: str | None) -> str:
@@ -140,6 +164,7 @@ def _dig(obj: Mapping[str, Any], path: tuple[str, ...], where: str) -> Any:
 
 
 _PORTS: dict[tuple[int, str, str | None], ContainerPort] = {}
+_PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 
 def _container_port(number: int, protocol: str, name: str | None) -> ContainerPort:
@@ -164,21 +189,28 @@ def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = Fa
         for i, c in enumerate(raw_list):
             if not isinstance(c, dict):
                 raise _fail(where, f"{field}.{group}[{i}]", "must be an object")
-            for j, p in enumerate(c.get("ports") or ()):
-                number = p.get("containerPort") if isinstance(p, dict) else None
-                name = p.get("name") if isinstance(p, dict) else None
-                if type(number) is not int or number <= 0 or not (name is None or isinstance(name, str)):
+            raw_ports = c.get("ports")
+            for j, p in enumerate(raw_ports if type(raw_ports) is list else _list(raw_ports, where, f"{field}.{group}[{i}].ports")):
+                number = p.get("containerPort") if type(p) is dict else None
+                name = p.get("name") if type(p) is dict else None
+                protocol = p.get("protocol", "TCP") if type(p) is dict else None
+                if type(number) is not int or not 0 < number < 65536 or not (name is None or type(name) is str) or protocol not in _PROTOCOLS:
                     ppath = f"{field}.{group}[{i}].ports[{j}]"
                     p = _mapping(p, where, ppath)
-                    if not _int(p.get("containerPort"), where, f"{ppath}.containerPort", 0):
-                        raise _fail(where, f"{ppath}.containerPort", "required (a positive integer)")
-                    raise _fail(where, f"{ppath}.name", "must be a string")
-                ports.append(_container_port(number, p.get("protocol") or "TCP", name))
+                    if p.get("containerPort") is None:
+                        raise _fail(where, f"{ppath}.containerPort", "required (1-65535)")
+                    _int(p.get("containerPort"), where, f"{ppath}.containerPort", 0, 1, 65535)
+                    if p.get("protocol", "TCP") not in _PROTOCOLS:
+                        raise _fail(where, f"{ppath}.protocol", f"{_short(p.get('protocol'))}: supported values: TCP, UDP, SCTP")
+                    raise _fail(where, f"{ppath}.name", f"must be a string, got {_short(name)}")
+                ports.append(_container_port(number, protocol, name))
             if with_containers:
                 # Only what CNI detection needs: never env, which may hold secrets.
-                args = tuple(str(a) for a in (c.get("command") or []) + (c.get("args") or []))
-                containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), args))
-    host_network = bool(spec.get("hostNetwork", False))
+                words = _list(c.get("command"), where, f"{field}.{group}[{i}].command") + _list(c.get("args"), where, f"{field}.{group}[{i}].args")
+                if not all(type(w) is str for w in words):
+                    raise _fail(where, f"{field}.{group}[{i}].command", "command and args must be lists of strings")
+                containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), tuple(words)))
+    host_network = _bool(spec.get("hostNetwork"), where, f"{field}.hostNetwork")
     if len(ports) > 1:
         ports = sorted(set(ports), key=lambda p: (p.port, p.protocol, p.name or ""))
     return tuple(ports), host_network, tuple(containers)
@@ -225,6 +257,8 @@ class InventoryBuilder:
         kind = obj.get("kind")
         if not kind or not isinstance(kind, str):
             raise _fail(where, "kind", "required")
+        if not isinstance(obj.get("apiVersion"), str) or not obj["apiVersion"]:
+            raise _fail(where, "apiVersion", f"required (a string such as v1 or apps/v1), got {_short(obj.get('apiVersion'))}")
         group = api_group(obj.get("apiVersion"))
         if not self._handles(group, kind):
             # Kinds the audit does not read (Service, Kustomization, ...) are counted, not validated.
@@ -287,7 +321,7 @@ class InventoryBuilder:
         if kind == "Service":
             selector = spec.get("selector")
             ports = []
-            for i, raw in enumerate(spec.get("ports") or []):
+            for i, raw in enumerate(_list(spec.get("ports"), where, "spec.ports")):
                 port = _mapping(raw, where, f"spec.ports[{i}]")
                 number = _int(port.get("port"), where, f"spec.ports[{i}].port", 0)
                 if not 0 < number < 65536:
@@ -358,9 +392,11 @@ class InventoryBuilder:
         labels = _labels(meta.get("labels"), where, "metadata.labels")
         ports, host_network, _ = pod_spec_facts(obj.get("spec"), where, "spec")
         owner = self._owner(meta, where) or ("Pod", name)
-        ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, dict) and p.get("ip")]
+        ips = [p.get("ip") for p in _list(status.get("podIPs"), where, "status.podIPs") if isinstance(p, dict) and p.get("ip")]
         if not ips and status.get("podIP"):
             ips = [status["podIP"]]
+        if not all(type(ip) is str for ip in ips):
+            raise _fail(where, "status.podIPs", "addresses must be strings")
         # Pods of one owner that differ in labels or ports (a rollout in progress) are kept apart.
         key = (ns, owner[0], owner[1], labels, ports, host_network)
         group = self._pod_groups.setdefault(key, [0, [], source])
@@ -375,7 +411,7 @@ class InventoryBuilder:
         labels = _labels(tmeta.get("labels"), where, ".".join(path) + ".metadata.labels")
         ports, host_network, containers = pod_spec_facts(template.get("spec"), where, ".".join(path) + ".spec", kind == "DaemonSet")
         spec = _mapping(obj.get("spec"), where, "spec")
-        pods = _int(spec.get(count_field), where, f"spec.{count_field}", 1) if count_field else 1
+        pods = _int(spec.get(count_field), where, f"spec.{count_field}", 1, 0) if count_field else 1
         if kind == "DaemonSet":
             self._daemonsets[(ns, name)] = DaemonSet(ns, name, _labels(meta.get("labels"), where, "metadata.labels"), containers, source)
         owner = self._owner(meta, where)

@@ -33,7 +33,7 @@ def parse_cluster_network_policy(obj: ExtendedPolicy) -> tuple[AdminPolicy | Non
     spec = obj.spec if isinstance(obj.spec, dict) else {}
     if not isinstance(obj.spec, dict):
         errors.append(FieldError("spec", "required, an object"))
-    for key in sorted(set(spec) - _SPEC_FIELDS):
+    for key in sorted(set(spec) - _SPEC_FIELDS, key=str):
         errors.append(FieldError(f"spec.{key}", "unknown field"))
     tier = spec.get("tier")
     if tier not in ("Admin", "Baseline"):
@@ -79,7 +79,7 @@ def _rules(raw: Any, direction: Direction, errors: list[FieldError]) -> tuple[Ad
         if not isinstance(item, dict):
             errors.append(FieldError(path, "must be an object"))
             continue
-        for key in sorted(set(item) - _RULE_FIELDS[direction]):
+        for key in sorted(set(item) - _RULE_FIELDS[direction], key=str):
             errors.append(FieldError(f"{path}.{key}", "unknown field" + (" (v1alpha2 matches ports under protocols)" if key == "ports" else "")))
         action = item.get("action")
         if action not in ("Accept", "Deny", "Pass"):
