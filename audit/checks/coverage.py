@@ -50,7 +50,7 @@ def _default_deny(ctx: Context, direction: Direction) -> Iterable[Hit]:
             continue
         fix = fixes.default_deny(ns.name, (direction,))
         if direction == "Egress":
-            fix += "---\n" + fixes.allow_dns(ns.name, ctx.config.dns)
+            fix = fixes.dump(fixes.default_deny_policy(ns.name, (direction,)), fixes.allow_dns_policy(ns.name, ctx.config.dns))
         yield Hit(ns.name, "Namespace", ns.name, side.reason, objects=tuple(map(str, side.opened_by)), fix_yaml=fix)
 
 

@@ -25,6 +25,7 @@ from audit.ops.rotation import parse_formats, prepare, previous_result, write_ru
 from audit.ops.trend import with_trend
 from audit.pipeline import run_audit
 from audit.render.json_report import render_json
+from audit.render.safe import terminal_safe
 from audit.render.sarif import render_sarif
 from audit.render.summary import render_summary_line
 from audit.render.terminal import render_terminal
@@ -69,9 +70,15 @@ RENDERERS: dict[Format, Callable[[Report], str]] = {
 }
 
 
+def _echo(text: str, err: bool = False, nl: bool = True, trusted: bool = False) -> None:
+    """Print ``text`` with every control character from the input escaped (see audit.render.safe);
+    ``trusted`` text (the terminal report, already made safe, with its colours) is printed as is."""
+    typer.echo(text if trusted else terminal_safe(text), err=err, nl=nl)
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"netpol-audit {__version__}")
+        _echo(f"netpol-audit {__version__}")
         raise typer.Exit()
 
 
@@ -100,7 +107,7 @@ def _use_colour(no_color: bool) -> bool:
 
 
 def _fail(exc: AuditError) -> typer.Exit:
-    typer.echo(f"netpol-audit: error: {exc}", err=True)
+    _echo(f"netpol-audit: error: {exc}", err=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -150,7 +157,7 @@ def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool
     if output:
         write_atomic(output, text)
     else:
-        typer.echo(text, nl=False)
+        _echo(text, nl=False, trusted=format is Format.text)
 
 
 # Options shared by every command that reads a live cluster, declared once.
@@ -247,14 +254,14 @@ def scan(
         if output_dir and not baseline:
             previous, problem = previous_result(output_dir)
             if problem:
-                typer.echo(f"netpol-audit: warning: {problem}", err=True)
+                _echo(f"netpol-audit: warning: {problem}", err=True)
         report = with_trend(report, previous)
         _emit(report, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
               print_report=output_dir is None)
         if output_dir:
             renders = _renderers(report, max_rows, pdf_variant)
             files = write_run(output_dir, report.generated_datetime, {f: renders[f] for f in run_formats}, keep)
-            typer.echo(render_summary_line(report, [str(p) for p in files.written]), nl=False)
+            _echo(render_summary_line(report, [str(p) for p in files.written]), nl=False)
         if metrics_file or pushgateway:
             from audit.ops.metrics import push_metrics, registry_for, write_metrics
 
@@ -266,10 +273,10 @@ def scan(
     except AuditError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
-        typer.echo("netpol-audit: interrupted; nothing was written", err=True)
+        _echo("netpol-audit: interrupted; nothing was written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if not report.scan.complete and not allow_partial:
-        typer.echo("netpol-audit: the scan is INCOMPLETE (see the collection issues); exit 4", err=True)
+        _echo("netpol-audit: the scan is INCOMPLETE (see the collection issues); exit 4", err=True)
         raise typer.Exit(EXIT_INCOMPLETE)
     if fail_on is not FailOn.none and report.failing(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
@@ -341,7 +348,7 @@ def reach(
         results = check_paths(analysis, sources, destinations, port)
     except AuditError as exc:
         raise _fail(exc) from None
-    typer.echo(render_paths(results), nl=False)
+    _echo(render_paths(results), nl=False)
     if not all(r.allowed for r in results):
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -383,7 +390,7 @@ def connectivity(
             write_atomic_chunks(output, chunks)
         else:
             for chunk in chunks:
-                typer.echo(chunk, nl=False)
+                _echo(chunk, nl=False)
     except AuditError as exc:
         raise _fail(exc) from None
 
@@ -417,10 +424,10 @@ def diff(
     except AuditError as exc:
         raise _fail(exc) from None
     for change in changes:
-        typer.echo(str(change))
+        _echo(str(change))
     opened = sum(1 for c in changes if c.kind in ("opened", "widened", "changed"))
     closed = sum(1 for c in changes if c.kind in ("closed", "narrowed"))
-    typer.echo(f"{opened} opened or widened, {closed} closed or narrowed", err=True)
+    _echo(f"{opened} opened or widened, {closed} closed or narrowed", err=True)
     if fail_on_opened and opened:
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -459,14 +466,14 @@ def verify(
     except AuditError as exc:
         raise _fail(exc) from None
     if format is Format.json:
-        typer.echo(jsonlib.dumps([{"name": o.expectation.name, "from": o.expectation.source, "to": o.expectation.destination,
+        _echo(jsonlib.dumps([{"name": o.expectation.name, "from": o.expectation.source, "to": o.expectation.destination,
                                    "port": o.expectation.port, "expect": o.expectation.expect, "passed": o.passed,
                                    "detail": o.detail} for o in outcomes], indent=2))
     else:
         rows = [["PASS" if o.passed else "FAIL", o.expectation.name, o.expectation.expect, o.detail] for o in outcomes]
-        typer.echo(tabulate(rows, headers=["Result", "Expectation", "Expect", "Detail"], tablefmt="simple", maxcolwidths=[None, 40, None, 80]))
+        _echo(tabulate(rows, headers=["Result", "Expectation", "Expect", "Detail"], tablefmt="simple", maxcolwidths=[None, 40, None, 80]))
         failed = sum(1 for o in outcomes if not o.passed)
-        typer.echo(f"{len(outcomes) - failed} passed, {failed} failed")
+        _echo(f"{len(outcomes) - failed} passed, {failed} failed")
     if any(not o.passed for o in outcomes):
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -494,13 +501,13 @@ def collect(
     except AuditError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
-        typer.echo("netpol-audit: interrupted; nothing was written", err=True)
+        _echo("netpol-audit: interrupted; nothing was written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     col = inventory.collection
     counts = ", ".join(f"{k} {v}" for k, v in col.object_counts)
-    typer.echo(f"wrote {output}: {counts} ({col.api_requests} API requests)", err=True)
+    _echo(f"wrote {output}: {counts} ({col.api_requests} API requests)", err=True)
     for issue in col.issues:
-        typer.echo(f"netpol-audit: could not read {issue.resource}: {issue.reason}", err=True)
+        _echo(f"netpol-audit: could not read {issue.resource}: {issue.reason}", err=True)
     if not col.complete:
         raise typer.Exit(EXIT_INCOMPLETE)
 
@@ -514,7 +521,7 @@ def rbac(
 
     from audit.sources.cluster import rbac_cluster_role
 
-    typer.echo(yaml.safe_dump(rbac_cluster_role(name), sort_keys=False), nl=False)
+    _echo(yaml.safe_dump(rbac_cluster_role(name), sort_keys=False), nl=False)
 
 
 @app.command("checks")
@@ -525,11 +532,11 @@ def list_checks(
     checks = all_checks()
     if format is Format.text:
         rows = [[c.id, c.severity, c.category, c.title, "; ".join(c.references[:3]) + (" ..." if len(c.references) > 3 else "")] for c in checks]
-        typer.echo(tabulate(rows, headers=["Id", "Severity", "Category", "Title", "References"], tablefmt="simple"))
+        _echo(tabulate(rows, headers=["Id", "Severity", "Category", "Title", "References"], tablefmt="simple"))
         return
     import json
 
-    typer.echo(json.dumps([
+    _echo(json.dumps([
         {"id": c.id, "title": c.title, "severity": c.severity, "category": c.category,
          "rationale": c.rationale, "remediation": c.remediation, "references": list(c.references)}
         for c in checks

@@ -18,6 +18,12 @@ BATCH = 2000
 """Lines joined per written chunk: few writes, little memory."""
 
 
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: one starting with =, +, -, @, tab or CR would be read
+    as a formula (OWASP's CSV injection), so it gets a leading apostrophe."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def render(conns: Iterable[Connection], fmt: str, analysis: Analysis, namespaces: set[str] | None = None) -> Iterator[str]:
     """The text of ``fmt``, in chunks; line-oriented formats never hold the whole listing.
 
@@ -36,7 +42,7 @@ def render(conns: Iterable[Connection], fmt: str, analysis: Analysis, namespaces
         yield "src,dst,conn\n"
         for chunk in _chunks(conns):
             buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="\n").writerows([c.src, c.dst, str(c.conns)] for c in chunk)
+            csv.writer(buffer, lineterminator="\n").writerows([csv_cell(c.src), csv_cell(c.dst), str(c.conns)] for c in chunk)
             yield buffer.getvalue()
     elif fmt == "dot":
         yield render_dot(list(conns))

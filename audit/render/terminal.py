@@ -6,6 +6,7 @@ from itertools import groupby
 
 from tabulate import tabulate
 
+from audit.render.safe import sanitized
 from audit.report.model import FindingRow, Report
 from audit.report.severity import SEVERITIES
 
@@ -50,7 +51,9 @@ def _trend_lines(report: Report, s: _Style, limit: int) -> list[str]:
 
 
 def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, max_objects: int = 10) -> str:
-    """Plain text for a terminal; ANSI colour only when ``colour`` is set."""
+    """Plain text for a terminal; ANSI colour only when ``colour`` is set. Every string of the
+    report is made terminal-safe first, so the only escape sequences are the colours."""
+    report = sanitized(report)
     s = _Style(colour)
     out: list[str] = []
     scan, summ = report.scan, report.summary

@@ -318,12 +318,19 @@ def _parse_peer(raw: Any, path: str, errors: list[FieldError]) -> Peer | None:
     return Peer(pods=pods, namespaces=namespaces)
 
 
+_PREFIX_RE = re.compile(r"[0-9]{1,3}")
+
+
 def parse_cidr(value: Any) -> IPNetwork | None:
-    """Parse CIDR notation as Go's net.ParseCIDR does (a prefix is required; host bits allowed)."""
-    if not isinstance(value, str) or "/" not in value:
+    """Parse CIDR notation as Go's net.ParseCIDR does: ADDRESS/BITS with BITS a decimal prefix
+    length (no netmask or hostmask form), no IPv6 zone, no surrounding space; host bits allowed."""
+    if not isinstance(value, str) or value.count("/") != 1:
+        return None
+    address, bits = value.split("/")
+    if not _PREFIX_RE.fullmatch(bits) or "%" in address or address != address.strip() or not address:
         return None
     try:
-        return ipaddress.ip_network(value.strip(), strict=False)
+        return ipaddress.ip_network(value, strict=False)
     except ValueError:
         return None
 
