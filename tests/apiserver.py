@@ -49,6 +49,7 @@ class Faults:
     fail_once: dict[str, int] = field(default_factory=dict)  # path -> status returned once (500, 429)
     slow: dict[str, float] = field(default_factory=dict)  # path -> seconds to wait before answering
     unauthorized: bool = False
+    hostile: dict[str, str] = field(default_factory=dict)  # path -> a misbehaviour of HOSTILE
 
 
 @dataclass
@@ -57,6 +58,11 @@ class Recorded:
     path: str
     query: dict[str, list[str]]
     authorization: str | None
+
+
+HOSTILE = ("empty-200", "status-200", "continue-loop", "continue-loop-empty", "empty-pages-new-token", "items-wrong-types",
+           "items-dict", "page-is-list", "metadata-string", "invalid-json", "truncated-json", "html-200",
+           "duplicate-continue-json", "slow-drip")
 
 
 class ApiDouble:
@@ -164,7 +170,59 @@ class ApiDouble:
                                         f'{resource} is forbidden: User "system:serviceaccount:audit:netpol-audit" cannot list resource "{resource}" at the cluster scope')
                 if path not in double.items:
                     return self._status(404, "NotFound", "the server could not find the requested resource")
+                if path in double.faults.hostile:
+                    return self._hostile(double.faults.hostile[path], path, query)
                 return self._list(path, query)
+
+            def _hostile(self, scenario: str, path: str, query: dict[str, list[str]]) -> None:
+                """What a broken, compromised or confused server (or a proxy before it) sends."""
+                items = [{k: v for k, v in item.items() if k not in ("kind", "apiVersion")} for item in double.items[path]]
+                kind = COLLECTIONS_BY_PATH[path] + "List"
+                n = sum(1 for r in double.requests if r.path == path)
+
+                def page(items: list[Any], token: str | None = None) -> dict[str, Any]:
+                    meta: dict[str, Any] = {"resourceVersion": "1"}
+                    if token:
+                        meta["continue"] = token
+                    return {"kind": kind, "apiVersion": "v1", "metadata": meta, "items": items}
+
+                bodies: dict[str, Any] = {
+                    "empty-200": {},
+                    "status-200": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "etcd timeout", "code": 500},
+                    "continue-loop": page(items, "loop-token"),
+                    "continue-loop-empty": page([], "loop-token"),
+                    "empty-pages-new-token": page([], f"token-{n}"),
+                    "items-wrong-types": page([5, "x", None]),
+                    "items-dict": {"kind": kind, "metadata": {}, "items": {"a": {}}},
+                    "page-is-list": items,
+                    "metadata-string": {"kind": kind, "metadata": "oops", "items": items},
+                }
+                if scenario in bodies:
+                    return self._send(200, bodies[scenario])
+                raw = {
+                    "invalid-json": b"{not json at all",
+                    "truncated-json": json.dumps(page(items)).encode()[:40],
+                    "html-200": b"<html><body>Please sign in via SSO</body></html>",
+                    "duplicate-continue-json": b'{"kind":"PodList","apiVersion":"v1","items":' + json.dumps(items).encode()
+                                               + b',"metadata":{"continue":"again"}}',
+                }
+                if scenario in raw:
+                    return self._send(200, raw[scenario])
+                if scenario == "slow-drip":  # a byte at a time: each read is quick, the response never ends in time
+                    body = json.dumps(page(items)).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    try:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return None
+                raise AssertionError(f"unknown hostile scenario {scenario}")
 
             def _list(self, path: str, query: dict[str, list[str]]) -> None:
                 items = double.items[path]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.sources.cluster import RESOURCES, ConnectOptions, collect, rbac_cluster_role
 from audit.sources.objects import TEMPLATE_KINDS
-from tests.apiserver import ApiDouble, Faults, kubeconfig
+from tests.apiserver import HOSTILE, ApiDouble, Faults, kubeconfig
 from tests.conftest import EXAMPLES
 
 runner = CliRunner()
@@ -377,3 +377,22 @@ def test_unreadable_discovery_of_a_version_is_a_collection_issue():
     issue = next(i for i in inv.collection.issues if i.resource == f"adminnetworkpolicies.{NPAPI}")
     assert "discovery" in issue.reason and "unknown" in issue.reason
     assert not inv.collection.complete
+
+
+@pytest.mark.parametrize("scenario", HOSTILE)
+@pytest.mark.parametrize("path", ["/api/v1/pods", "/apis/networking.k8s.io/v1/networkpolicies"])
+def test_a_hostile_list_is_a_collection_issue_never_a_pass(objects, kubeconfig_file, tmp_path, scenario, path):
+    """Malformed, looping and drip-fed lists end INCOMPLETE (exit 4) within the deadline; no traceback, no score."""
+    import time as clock
+    with ApiDouble(objects, token="test-token", faults=Faults(hostile={path: scenario})) as api:
+        started = clock.monotonic()
+        out = tmp_path / "result.json"
+        result = scan("--kubeconfig", kubeconfig_file(api.url), "--request-timeout", "1", "-f", "json", "-o", str(out))
+        took = clock.monotonic() - started
+    assert result.exit_code == 4, result.output
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(result.exception, SystemExit)
+    data = json.loads(out.read_text())
+    assert data["scan"]["complete"] is False and data["summary"]["verdict"] == "incomplete"
+    issue = next(i for i in data["scan"]["issues"] if path.rsplit("/", 1)[1] in i["resource"])
+    assert issue["core"] and issue["reason"]
+    assert took < 60

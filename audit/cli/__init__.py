@@ -163,7 +163,7 @@ def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool
 # Options shared by every command that reads a live cluster, declared once.
 KUBECONFIG = typer.Option(None, "--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config; in a pod: its ServiceAccount).")
 CONTEXT = typer.Option(None, "--context", help="Kubeconfig context to use (default: the current one).")
-REQUEST_TIMEOUT = typer.Option(30.0, "--request-timeout", min=1.0, help="Seconds to wait for each API request.")
+REQUEST_TIMEOUT = typer.Option(30.0, "--request-timeout", min=1.0, help="Seconds one API request may take in all (connect, headers, body); the whole collection stops after 30 minutes.")
 PAGE_SIZE = typer.Option(500, "--page-size", min=1, max=10000, help="Objects per list page (limit/continue paging).")
 DNS_CONFIG = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location).")
 ASSUME_ENFORCED = typer.Option(False, "--assume-enforced", help="Evaluate policy kinds the detected CNI does not enforce as if it did (planning a migration); reports say so.")

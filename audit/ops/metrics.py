@@ -20,7 +20,11 @@ def registry_for(report: Report, duration_seconds: float, finished_unix: float) 
     last = Gauge("netpol_audit_last_success_timestamp_seconds", "When the last complete scan finished (Unix time).", registry=reg)
     if report.scan.complete:
         last.set(finished_unix)
-    Gauge("netpol_audit_score", "Posture score, 0-100 (formula in the report).", registry=reg).set(report.summary.score)
+    score = Gauge("netpol_audit_score", "Posture score, 0-100 (formula in the report); absent when the scan was incomplete.", registry=reg)
+    if report.summary.score is not None:
+        score.set(report.summary.score)
+    else:
+        reg.unregister(score)
     cov = Gauge("netpol_audit_namespace_default_deny", "1 when the namespace has default-deny in the direction (by effect).",
                 ["namespace", "direction"], registry=reg)
     ratio = Gauge("netpol_audit_namespace_pods_isolated_ratio", "Share of the namespace's pods isolated in the direction.",

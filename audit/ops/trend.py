@@ -22,7 +22,7 @@ def compare(previous: Report, current: Report) -> Trend:
         new=tuple(_ref(after[i]) for i in after if i not in before),
         resolved=tuple(_ref(before[i]) for i in before if i not in after),
         persisting=sum(1 for i in after if i in before),
-        score_delta=c.score - p.score,
+        score_delta=(c.score or 0) - (p.score or 0) if c.score is not None and p.score is not None else 0,
         default_deny_ingress_delta=c.default_deny_ingress - p.default_deny_ingress,
         default_deny_egress_delta=c.default_deny_egress - p.default_deny_egress,
         pods_isolated_both_delta=c.pods_isolated_both - p.pods_isolated_both,

@@ -63,7 +63,8 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
         source = ", ".join(scan.inputs[:3]) + (" ..." if len(scan.inputs) > 3 else "")
     out.append(s(f"netpol-audit {report.tool.version}", "bold") + f"  {scan.source}: {source}  at {report.generated_at}")
     verdict_style = {"fail": "critical", "warn": "medium", "pass": "ok", "incomplete": "critical"}[summ.verdict]
-    out.append("Verdict: " + s(summ.verdict.upper(), verdict_style) + f"   Score: {summ.score}/100 (grade {summ.grade})")
+    scored = f"   Score: {summ.score}/100 (grade {summ.grade})" if summ.score is not None else "   Score: none (the scan is incomplete)"
+    out.append("Verdict: " + s(summ.verdict.upper(), verdict_style) + scored)
     if not scan.complete:
         out.append(s("INCOMPLETE SCAN: some resources could not be read; this is not an all-clear.", "critical"))
         for issue in scan.issues:

@@ -145,10 +145,14 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
             status = "pass"
         controls.append(ControlRow(control.framework, control.id, control.title, status, control.checks, tuple(failing)))
 
+    score: int | None
+    grade: str | None
     score, grade = score_and_grade(
         len(audited), sum(1 for r in audited if r.default_deny_ingress), sum(1 for r in audited if r.default_deny_egress),
         by_severity, cni.verdict != "not-enforced",
     )
+    if not col.complete:
+        score = grade = None
     today = now.date()
     return Report(
         schema_version=SCHEMA_VERSION,

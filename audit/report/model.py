@@ -84,8 +84,9 @@ def score_and_grade(audited: int, deny_in: int, deny_out: int, by_severity: dict
 @dataclass(frozen=True)
 class Summary:
     verdict: str
-    score: int
-    grade: str
+    score: int | None
+    """None when the scan is incomplete: a score of what could be read would read as a posture."""
+    grade: str | None
     score_formula: str
     namespaces: int
     audited_namespaces: int

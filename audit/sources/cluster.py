@@ -102,6 +102,8 @@ class ConnectOptions:
     max_attempts: int = 5
     backoff_base: float = 0.5
     backoff_cap: float = 20.0
+    deadline: float = 1800.0
+    """Seconds the whole collection may take; past it every list still to read is a collection issue."""
 
 
 @dataclass
@@ -176,11 +178,14 @@ class Lister:
     sleep: Callable[[float], None] = time.sleep
     requests: int = 0
     notices: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
     def get(self, path: str, query: list[tuple[str, Any]] | None = None) -> Response:
         api = self.conn.api
         last_problem = ""
         for attempt in range(self.opts.max_attempts):
+            if time.monotonic() - self.started > self.opts.deadline:
+                raise _GiveUp(f"the collection's deadline of {self.opts.deadline:g}s has passed" + (f" ({last_problem})" if last_problem else ""))
             method, url, headers, _, _ = api.param_serialize(
                 "GET", path, query_params=query or [], header_params={"Accept": "application/json"},
                 auth_settings=["BearerToken"],
@@ -188,9 +193,9 @@ class Lister:
             self.requests += 1
             try:
                 raw = api.call_api(method, url, header_params=headers, _request_timeout=self.opts.request_timeout)
-                resp = Response(raw.status, raw.read(), raw.headers)
-            except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ReadTimeoutError) as exc:
-                last_problem = f"timed out after {self.opts.request_timeout:g}s ({type(exc).__name__})"
+                resp = Response(raw.status, _read_body(raw.response, time.monotonic() + self.opts.request_timeout), raw.headers)
+            except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ReadTimeoutError, _Deadline) as exc:
+                last_problem = f"timed out after {self.opts.request_timeout:g}s ({type(exc).__name__.lstrip('_')})"
             except urllib3.exceptions.HTTPError as exc:
                 reason = getattr(exc, "reason", None) or exc
                 if attempt == 0 and path == "/version":
@@ -202,12 +207,15 @@ class Lister:
                 last_problem = f"HTTP {resp.status}{_status_message(resp.body)}"
                 retry_after = _retry_after(resp.headers)
                 if retry_after is not None and attempt + 1 < self.opts.max_attempts:
-                    self.sleep(min(retry_after, self.opts.backoff_cap))
+                    self.sleep(min(retry_after, self.opts.backoff_cap, self._left()))
                     continue
             if attempt + 1 < self.opts.max_attempts:
                 delay = min(self.opts.backoff_cap, self.opts.backoff_base * 2 ** attempt)
-                self.sleep(delay * (0.5 + random.random() / 2))
+                self.sleep(min(delay * (0.5 + random.random() / 2), self._left()))
         raise _GiveUp(f"{last_problem}; gave up after {self.opts.max_attempts} attempts")
+
+    def _left(self) -> float:
+        return max(0.0, self.opts.deadline - (time.monotonic() - self.started))
 
     def _page(self, path: str, token: str | None) -> Response:
         query: list[tuple[str, Any]] = [("limit", self.opts.page_size)]
@@ -219,10 +227,15 @@ class Lister:
         """Yield every item of a collection, page by page (restarting once on 410 Gone).
 
         The next page is fetched in the background while the caller reduces this one, so the
-        server's time and ours overlap instead of adding up.
+        server's time and ours overlap instead of adding up. Every page must be a List (a
+        mapping with an ``items`` list of objects); a continue token seen twice, a run of empty
+        pages or more pages than MAX_PAGES end the list as a collection issue, never an endless
+        loop or a silently empty answer.
         """
         token: str | None = None
         restarted = False
+        seen_tokens: set[str] = set()
+        pages = empty_run = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netpol-audit-fetch") as pool:
             pending = pool.submit(self._page, path, None)
             while True:
@@ -230,31 +243,96 @@ class Lister:
                 if resp.status == 410 and token and not restarted:
                     restarted = True
                     token = None
+                    seen_tokens.clear()  # a fresh list may hand out the same tokens again
                     self.notices.append(f"{path}: the continue token expired (410 Gone); the list was restarted from the beginning")
                     pending = pool.submit(self._page, path, None)
                     continue
                 if resp.status != 200:
                     raise _HttpError(resp.status, _status_message(resp.body))
+                pages += 1
+                if pages > MAX_PAGES:
+                    raise _GiveUp(f"more than {MAX_PAGES} pages: the server keeps paging; the list was abandoned")
                 # Ask for the next page before parsing this one when the token can be read off
                 # the bytes: parsing then overlaps the server's work too.
                 token = peek_continue(resp.body)
-                if token:
+                if token and token not in seen_tokens:
                     pending = pool.submit(self._page, path, token)
-                page = _loads(resp.body)
-                parsed = (page.get("metadata") or {}).get("continue")
+                page = _list_page(resp.body)
+                parsed = page["metadata"].get("continue")
+                if parsed is not None and not isinstance(parsed, str):
+                    raise _GiveUp("a malformed list page (metadata.continue is not a string)")
                 if token is _UNKNOWN or parsed != token:
                     if token:  # the peek was wrong: drop its page, ask for the right one
                         pending.cancel() or pending.exception()
                     token = parsed
                     if token:
                         pending = pool.submit(self._page, path, token)
-                yield from page.get("items") or []
+                items = page["items"]
+                empty_run = 0 if items else empty_run + 1
+                if token and token in seen_tokens:
+                    raise _GiveUp("the server repeated a continue token: the list would never end; it was abandoned")
+                if token and empty_run > MAX_EMPTY_PAGES:
+                    raise _GiveUp(f"{empty_run} empty pages in a row with a continue token: the list was abandoned")
+                if token:
+                    seen_tokens.add(token)
+                yield from items
                 if not token:
                     return
 
 
 _UNKNOWN = ""
 _CONTINUE = re.compile(rb'"continue"\s*:\s*"([^"\\]*)"')
+MAX_PAGES = 100_000
+"""Pages of one list at the most (at 500 a page: 50 million objects)."""
+MAX_EMPTY_PAGES = 50
+"""Empty pages in a row that still carry a continue token before the list is abandoned."""
+
+
+class _Deadline(Exception):
+    """A response that did not arrive in full within the request's time (a drip-fed body)."""
+
+
+def _read_body(response: Any, deadline: float) -> bytes:
+    """The whole body, or _Deadline when it takes longer than the request may: the socket
+    timeout bounds one read, this bounds the request."""
+    chunks: list[bytes] = []
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise _Deadline("the response body did not arrive in time")
+            chunk = response.read1(1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except _Deadline:
+        response.close()
+        raise
+    finally:
+        response.release_conn()
+
+
+def _list_page(body: bytes) -> dict[str, Any]:
+    """A List page checked for shape: a mapping whose ``items`` is a list of objects."""
+    try:
+        page = _loads(body)
+    except ValueError:
+        snippet = body[:60].decode("utf-8", "replace")
+        raise _GiveUp(f"the server answered 200 with something that is not JSON ({snippet!r}...)") from None
+    if not isinstance(page, dict):
+        raise _GiveUp(f"the server answered 200 with a JSON {type(page).__name__}, not a List")
+    if page.get("kind") == "Status":
+        raise _GiveUp(f"the server answered 200 with a Status, not a List{_status_message(body)}")
+    items = page.get("items")
+    if not isinstance(items, list):
+        raise _GiveUp("the server answered 200 with a List that has no items list" if items is None
+                      else f"the server answered 200 with items that are a {type(items).__name__}, not a list")
+    if not all(isinstance(item, dict) for item in items):
+        raise _GiveUp("the server answered 200 with items that are not objects")
+    meta = page.get("metadata", {})
+    if not isinstance(meta, dict):
+        raise _GiveUp("the server answered 200 with a List whose metadata is not an object")
+    page["metadata"] = meta
+    return page
 
 
 def peek_continue(body: bytes) -> str | None:
@@ -281,12 +359,24 @@ class _HttpError(Exception):
         self.status = status
 
 
+def _version_of(body: bytes) -> str | None:
+    try:
+        data = _loads(body)
+    except ValueError:
+        return None
+    version = data.get("gitVersion") if isinstance(data, dict) else None
+    return version if isinstance(version, str) else None
+
+
 def _status_message(body: bytes) -> str:
     try:
-        message = _loads(body).get("message")
-    except Exception:
+        data = _loads(body)
+    except ValueError:
         return ""
-    return f": {message}" if message else ""
+    message = data.get("message") if isinstance(data, dict) else None
+    if not isinstance(message, str) or not message:
+        return ""
+    return f": {message[:300]}"
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -305,10 +395,20 @@ def _served_versions(lister: Lister) -> dict[str, tuple[list[str], str | None]] 
         return None
     if resp.status != 200:
         return None
-    groups = {}
-    for g in _loads(resp.body).get("groups") or []:
-        versions = [v.get("version") for v in g.get("versions") or []]
-        groups[g.get("name")] = (versions, (g.get("preferredVersion") or {}).get("version"))
+    try:
+        body = _loads(resp.body)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("groups"), list):
+        return None
+    groups: dict[str, tuple[list[str], str | None]] = {}
+    for g in body["groups"]:
+        if not isinstance(g, dict) or not isinstance(g.get("name"), str):
+            continue
+        versions = [str(v["version"]) for v in g.get("versions") or [] if isinstance(v, dict) and isinstance(v.get("version"), str)]
+        preferred = g.get("preferredVersion")
+        chosen = preferred.get("version") if isinstance(preferred, dict) else None
+        groups[g["name"]] = (versions, chosen if isinstance(chosen, str) else None)
     return groups
 
 
@@ -317,10 +417,14 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
     conn = conn or connect(opts)
     lister = Lister(conn, opts, sleep=sleep)
     started = _now()
-    version_resp = lister.get("/version")
+    try:
+        version_resp = lister.get("/version")
+    except _GiveUp as exc:
+        version_resp = Response(0, b"", {})
+        lister.notices.append(f"/version could not be read ({exc}): the server version is unknown")
     if version_resp.status == 401:
         raise ClusterError(f"the API server at {conn.server} rejected the credentials (401 Unauthorized): the token is invalid or expired")
-    server_version = _loads(version_resp.body).get("gitVersion") if version_resp.status == 200 else None
+    server_version = _version_of(version_resp.body) if version_resp.status == 200 else None
     served = _served_versions(lister)
     resources: dict[tuple[str, str], frozenset[str] | None] = {}
 
