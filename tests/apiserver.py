@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import ssl
 import threading
 import time
@@ -208,6 +209,12 @@ class ApiDouble:
                 }
                 if scenario in raw:
                     return self._send(200, raw[scenario])
+                if scenario == "vanish":  # the server goes away after the first page
+                    if "continue" not in query:
+                        return self._list(path, query)
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return None
                 if scenario == "slow-drip":  # a byte at a time: each read is quick, the response never ends in time
                     body = json.dumps(page(items)).encode()
                     self.send_response(200)

@@ -20,7 +20,7 @@ from audit.checks.registry import all_checks
 from audit.config import load_config
 from audit.errors import AuditError, InputError
 from audit.inventory import Inventory
-from audit.ops.atomic import write_atomic, write_atomic_chunks
+from audit.ops.atomic import write_atomic, write_atomic_chunks, written
 from audit.ops.rotation import parse_formats, prepare, previous_result, write_run
 from audit.ops.trend import with_trend
 from audit.pipeline import run_audit
@@ -74,6 +74,13 @@ def _echo(text: str, err: bool = False, nl: bool = True, trusted: bool = False) 
     """Print ``text`` with every control character from the input escaped (see audit.render.safe);
     ``trusted`` text (the terminal report, already made safe, with its colours) is printed as is."""
     typer.echo(text if trusted else terminal_safe(text), err=err, nl=nl)
+
+
+def _interrupted() -> None:
+    """Ctrl-C: say exactly what was written before it (every write is whole or absent)."""
+    done = written()
+    _echo("netpol-audit: interrupted; " + (f"already written in full: {', '.join(done)}; nothing else" if done else "nothing was written"),
+          err=True)
 
 
 def _version(value: bool) -> None:
@@ -249,6 +256,9 @@ def scan(
         if output_dir:
             prepare(output_dir)
         previous = _load_result(baseline) if baseline else None
+        if previous is not None and not previous.scan.complete:
+            _echo(f"netpol-audit: warning: the baseline {baseline} is an incomplete scan; it is not used for the trend", err=True)
+            previous = None
         inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
         report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced)
         if output_dir and not baseline:
@@ -260,12 +270,15 @@ def scan(
               print_report=output_dir is None)
         if output_dir:
             renders = _renderers(report, max_rows, pdf_variant)
-            files = write_run(output_dir, report.generated_datetime, {f: renders[f] for f in run_formats}, keep)
+            # Only a complete scan becomes latest.* (and so the next run's baseline).
+            files = write_run(output_dir, report.generated_datetime, {f: renders[f] for f in run_formats}, keep,
+                              publish=report.scan.complete)
             _echo(render_summary_line(report, [str(p) for p in files.written]), nl=False)
         if metrics_file or pushgateway:
             from audit.ops.metrics import push_metrics, registry_for, write_metrics
 
-            registry = registry_for(report, time.monotonic() - started, time.time())
+            last_success = previous.generated_datetime.timestamp() if previous is not None and previous.scan.complete else None
+            registry = registry_for(report, time.monotonic() - started, time.time(), last_success)
             if metrics_file:
                 write_metrics(str(metrics_file), registry)
             if pushgateway:
@@ -273,7 +286,7 @@ def scan(
     except AuditError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
-        _echo("netpol-audit: interrupted; nothing was written", err=True)
+        _interrupted()
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if not report.scan.complete and not allow_partial:
         _echo("netpol-audit: the scan is INCOMPLETE (see the collection issues); exit 4", err=True)
@@ -501,7 +514,7 @@ def collect(
     except AuditError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
-        _echo("netpol-audit: interrupted; nothing was written", err=True)
+        _interrupted()
         raise typer.Exit(EXIT_INTERRUPTED) from None
     col = inventory.collection
     counts = ", ".join(f"{k} {v}" for k, v in col.object_counts)

@@ -18,6 +18,13 @@ from pathlib import Path
 
 from audit.errors import OutputError
 
+_WRITTEN: list[str] = []
+
+
+def written() -> tuple[str, ...]:
+    """Every output this process has written in full (for an interrupted run to say so)."""
+    return tuple(_WRITTEN)
+
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` to ``path`` (see the module docstring for what happens to each kind of path)."""
@@ -64,6 +71,7 @@ def write_atomic_chunks(path: str | os.PathLike[str], chunks: Iterable[str | byt
             os.fsync(handle.fileno())
         os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else 0o644)
         os.replace(tmp, target)
+        _WRITTEN.append(str(path))
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -80,5 +88,6 @@ def _write_through(target: Path, chunks: Iterable[str | bytes], shown: str) -> N
         with open(target, "ab") as handle:
             for chunk in chunks:
                 handle.write(_bytes(chunk))
+        _WRITTEN.append(shown)
     except OSError as exc:
         raise OutputError(f"{shown}: cannot write: {exc.strerror}") from None

@@ -9,8 +9,14 @@ from audit.report.model import Report
 from audit.report.severity import SEVERITIES
 
 
-def registry_for(report: Report, duration_seconds: float, finished_unix: float) -> CollectorRegistry:
-    """A fresh registry holding the result's gauges (labels are bounded: namespaces, checks, severities)."""
+def registry_for(report: Report, duration_seconds: float, finished_unix: float,
+                 previous_success_unix: float | None = None) -> CollectorRegistry:
+    """A fresh registry holding the result's gauges (labels are bounded: namespaces, checks, severities).
+
+    An incomplete scan exposes only what is true of it: that it was incomplete, how long it took,
+    and when the last complete scan finished (``previous_success_unix``). Coverage, findings
+    and score of a half-read cluster would read as a posture, so they are left out.
+    """
     reg = CollectorRegistry()
     Info("netpol_audit", "The scanner that produced these metrics.", registry=reg).info(
         {"version": report.tool.version, "schema": report.schema_version, "source": report.scan.source}
@@ -20,6 +26,12 @@ def registry_for(report: Report, duration_seconds: float, finished_unix: float) 
     last = Gauge("netpol_audit_last_success_timestamp_seconds", "When the last complete scan finished (Unix time).", registry=reg)
     if report.scan.complete:
         last.set(finished_unix)
+    elif previous_success_unix is not None:
+        last.set(previous_success_unix)
+    else:
+        reg.unregister(last)
+    if not report.scan.complete:
+        return reg
     score = Gauge("netpol_audit_score", "Posture score, 0-100 (formula in the report); absent when the scan was incomplete.", registry=reg)
     if report.summary.score is not None:
         score.set(report.summary.score)

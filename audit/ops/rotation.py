@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,16 +51,23 @@ def previous_result(directory: Path) -> tuple[Report | None, str | None]:
     if not path.exists():
         return None, None
     try:
-        return load_report(path.read_text(encoding="utf-8"), str(path)), None
+        previous = load_report(path.read_text(encoding="utf-8"), str(path))
     except (OSError, InputError) as exc:
         return None, f"the previous result {path} could not be read for the trend: {exc}"
+    if not previous.scan.complete:
+        return None, f"the previous result {path} is an incomplete scan; it is not used for the trend"
+    return previous, None
 
 
-def write_run(directory: Path, stamp: dt.datetime, renders: dict[str, Callable[[], str | bytes]], keep: int) -> RunFiles:
-    """Write each format to a timestamped file, then refresh latest.*, then prune old runs.
+def write_run(directory: Path, stamp: dt.datetime, renders: dict[str, Callable[[], str | bytes]], keep: int,
+              publish: bool = True) -> RunFiles:
+    """Write each format to a timestamped file, then (``publish``) switch latest.*, then prune.
 
-    Every file is written atomically; latest.* changes only once every timestamped file of
-    this run is complete, so a failure (disk full) never leaves a half-written report.
+    Every file is written atomically. A run whose files cannot all be written leaves none of
+    them behind (it is no run). latest.* are then switched to the new run's files by hard
+    links: no data is written any more, so a full disk cannot leave latest.json from the new
+    run beside latest.pdf from the old one. (Where hard links are not supported, each latest.*
+    is copied atomically instead.) An incomplete scan is written but not published.
     """
     base = f"{PREFIX}{stamp.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}"
     name, n = base, 1
@@ -67,27 +75,57 @@ def write_run(directory: Path, stamp: dt.datetime, renders: dict[str, Callable[[
         n += 1
         name = f"{base}-{n}"
     contents = {ext: render() for ext, render in renders.items()}
-    written = []
-    for ext, content in contents.items():
-        path = directory / f"{name}.{ext}"
-        write_atomic(path, content)
-        written.append(path)
-    latest = []
-    for ext, content in contents.items():
-        path = directory / f"latest.{ext}"
-        write_atomic(path, content)
-        latest.append(path)
+    written: list[Path] = []
+    try:
+        for ext, content in contents.items():
+            path = directory / f"{name}.{ext}"
+            write_atomic(path, content)
+            written.append(path)
+    except BaseException:
+        for path in written:  # half a run is no run
+            path.unlink(missing_ok=True)
+        raise
+    latest: list[Path] = []
+    if publish:
+        for ext, content in contents.items():
+            path = directory / f"latest.{ext}"
+            _link_or_copy(directory / f"{name}.{ext}", path, content)
+            latest.append(path)
     return RunFiles(tuple(written), tuple(latest), prune(directory, keep))
 
 
-def prune(directory: Path, keep: int) -> tuple[Path, ...]:
-    """Delete the files of all but the newest ``keep`` runs."""
+def _link_or_copy(source: Path, target: Path, content: str | bytes) -> None:
+    """Point ``target`` at ``source``'s data (a hard link renamed into place), or copy it."""
+    tmp = target.with_name(f".{target.name}.link.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        write_atomic(target, content)
+
+
+STALE_TMP_SECONDS = 3600
+"""Temporary files older than this are what a killed run left behind: pruning removes them."""
+
+
+def prune(directory: Path, keep: int, now: float | None = None) -> tuple[Path, ...]:
+    """Delete the files of all but the newest ``keep`` runs, and stale temporary files."""
     runs: dict[str, list[Path]] = {}
+    removed = []
+    now = time.time() if now is None else now
     for path in directory.iterdir():
         match = _RUN_RE.match(path.name)
         if match:
             runs.setdefault(path.name.rsplit(".", 1)[0], []).append(path)
-    removed = []
+        elif path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
+            try:
+                if now - path.stat().st_mtime > STALE_TMP_SECONDS:
+                    path.unlink()
+                    removed.append(path)
+            except OSError:
+                continue
     for run in sorted(runs, reverse=True)[keep:]:
         for path in runs[run]:
             try:

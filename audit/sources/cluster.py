@@ -23,7 +23,7 @@ from typing import Any
 
 import urllib3
 
-from audit.errors import AuditError
+from audit.errors import AuditError, InputError
 from audit.gcpause import gc_paused
 from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
 from audit.sources.objects import InventoryBuilder
@@ -153,7 +153,7 @@ def connect(opts: ConnectOptions) -> Connection:
     except (TypeError, AttributeError, KeyError) as exc:
         # The client's loaders assume a well-formed file: a wrong type anywhere surfaces here.
         where = opts.kubeconfig or os.environ.get("KUBECONFIG") or "the kubeconfig"
-        raise ClusterError(f"{where}: not a valid kubeconfig ({type(exc).__name__}: {str(exc)[:160]}): "
+        raise InputError(f"{where}: not a valid kubeconfig ({type(exc).__name__}: {str(exc)[:160]}): "
                            "clusters, contexts and users must be lists of named entries") from None
     except (OSError, ValueError) as exc:
         raise ClusterError(f"cannot load cluster configuration: {exc}") from None
