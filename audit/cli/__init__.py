@@ -25,7 +25,7 @@ from audit.ops.rotation import parse_formats, prepare, previous_result, write_ru
 from audit.ops.trend import with_trend
 from audit.pipeline import run_audit
 from audit.render.json_report import render_json
-from audit.render.safe import terminal_safe
+from audit.render.safe import json_terminal_safe, terminal_safe
 from audit.render.sarif import render_sarif
 from audit.render.summary import render_summary_line
 from audit.render.terminal import render_terminal
@@ -70,10 +70,12 @@ RENDERERS: dict[Format, Callable[[Report], str]] = {
 }
 
 
-def _echo(text: str, err: bool = False, nl: bool = True, trusted: bool = False) -> None:
-    """Print ``text`` with every control character from the input escaped (see audit.render.safe);
-    ``trusted`` text (the terminal report, already made safe, with its colours) is printed as is."""
-    typer.echo(text if trusted else terminal_safe(text), err=err, nl=nl)
+def _echo(text: str, err: bool = False, nl: bool = True, kind: str = "text") -> None:
+    """Print ``text`` with every control character from the input escaped (see audit.render.safe):
+    ``json`` stays the same JSON (characters escaped as \\uXXXX); ``trusted`` text (the terminal
+    report, already made safe, with its colours) is printed as is."""
+    safe = text if kind == "trusted" else json_terminal_safe(text) if kind == "json" else terminal_safe(text)
+    typer.echo(safe, err=err, nl=nl)
 
 
 def _interrupted() -> None:
@@ -164,7 +166,7 @@ def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool
     if output:
         write_atomic(output, text)
     else:
-        _echo(text, nl=False, trusted=format is Format.text)
+        _echo(text, nl=False, kind="trusted" if format is Format.text else "json" if format in (Format.json, Format.sarif) else "text")
 
 
 # Options shared by every command that reads a live cluster, declared once.
@@ -273,7 +275,7 @@ def scan(
             # Only a complete scan becomes latest.* (and so the next run's baseline).
             files = write_run(output_dir, report.generated_datetime, {f: renders[f] for f in run_formats}, keep,
                               publish=report.scan.complete)
-            _echo(render_summary_line(report, [str(p) for p in files.written]), nl=False)
+            _echo(render_summary_line(report, [str(p) for p in files.written]), nl=False, kind="json")
         if metrics_file or pushgateway:
             from audit.ops.metrics import push_metrics, registry_for, write_metrics
 
@@ -403,7 +405,7 @@ def connectivity(
             write_atomic_chunks(output, chunks)
         else:
             for chunk in chunks:
-                _echo(chunk, nl=False)
+                _echo(chunk, nl=False, kind="json" if format.value == "json" else "text")
     except AuditError as exc:
         raise _fail(exc) from None
 
@@ -479,7 +481,7 @@ def verify(
     except AuditError as exc:
         raise _fail(exc) from None
     if format is Format.json:
-        _echo(jsonlib.dumps([{"name": o.expectation.name, "from": o.expectation.source, "to": o.expectation.destination,
+        _echo(kind="json", text=jsonlib.dumps([{"name": o.expectation.name, "from": o.expectation.source, "to": o.expectation.destination,
                                    "port": o.expectation.port, "expect": o.expectation.expect, "passed": o.passed,
                                    "detail": o.detail} for o in outcomes], indent=2))
     else:
@@ -549,7 +551,7 @@ def list_checks(
         return
     import json
 
-    _echo(json.dumps([
+    _echo(kind="json", text=json.dumps([
         {"id": c.id, "title": c.title, "severity": c.severity, "category": c.category,
          "rationale": c.rationale, "remediation": c.remediation, "references": list(c.references)}
         for c in checks

@@ -27,6 +27,16 @@ def terminal_safe(text: str) -> str:
     return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
 
 
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_terminal_safe(text: str) -> str:
+    """JSON text made terminal-safe and still the same JSON: encoders escape C0 controls
+    themselves, but write DEL, C1 controls and bidirectional marks raw; those can only stand
+    inside strings, where a ``\\uXXXX`` escape means the same character."""
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text) if _UNSAFE_IN_JSON.search(text) else text
+
+
 def sanitized(value: T) -> T:
     """A copy of a report-model value with every string made terminal-safe, for renderers that
     add escape sequences of their own."""

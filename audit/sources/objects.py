@@ -141,6 +141,11 @@ def _list(value: Any, where: str, field: str) -> list[Any]:
     return value
 
 
+def _name(name: str) -> str:
+    """An object's name as an error message shows it (a hostile one is cut)."""
+    return name if len(name) <= 80 else name[:80] + f"... ({len(name)} characters)"
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:80] + "..."
@@ -250,7 +255,7 @@ class InventoryBuilder:
                 name, ns = meta.get("name"), meta.get("namespace") or DEFAULT_NAMESPACE
                 if type(name) is str and name and type(ns) is str:
                     self.counts["Pod"] += 1
-                    self._add_pod(obj, meta, ns, name, source, f"{where} Pod {name}")
+                    self._add_pod(obj, meta, ns, name, source, f"{where} Pod {_name(name)}")
                     return
         if not isinstance(obj, dict):
             raise ObjectError(f"{where}: expected a Kubernetes object (a mapping), got {type(obj).__name__}")
@@ -268,7 +273,7 @@ class InventoryBuilder:
         name = meta.get("name")
         if not name or not isinstance(name, str):
             raise _fail(where, "metadata.name", "required (a non-empty string)")
-        where = f"{where} {kind} {name!s}"
+        where = f"{where} {kind} {_name(name)}"
         self.counts[kind] += 1
         ns = meta.get("namespace") or DEFAULT_NAMESPACE
         if not isinstance(ns, str):
