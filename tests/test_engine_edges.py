@@ -254,3 +254,397 @@ def test_admin_default_deny(objs, expected):
 def test_egress_default_deny_is_judged_on_its_own():
     ok, row = prod_cov(np("prod", "d", {"podSelector": {}, "policyTypes": ["Egress"]}), direction="Egress")
     assert ok and not row.default_deny_ingress and row.isolated_egress == row.pods and row.isolated_ingress == 0
+
+
+# -- written against surviving mutants (tools/mutate.py): each names the rule it holds ------
+
+import ipaddress  # noqa: E402
+
+from audit.engine.classes import parse_ip  # noqa: E402
+from audit.engine.connectivity import connections, namespace_matrix  # noqa: E402
+from audit.engine.kinds.admin import parse_admin  # noqa: E402
+from audit.engine.kinds.clusternetwork import parse_cluster_network_policy  # noqa: E402
+from audit.engine.kinds.networkpolicy import PortRule  # noqa: E402
+from audit.engine.ports import resolve_ports  # noqa: E402
+from audit.inventory import ContainerPort, ExtendedPolicy  # noqa: E402
+from tests.conftest import findings  # noqa: E402
+from tests.test_stack import CALICO_NODE, daemonset  # noqa: E402
+
+
+def pod(ns: str, name: str, labels: dict | None = None, ip: str | None = None, ports: list | None = None, host: bool = False) -> dict:
+    spec: dict = {"containers": [{"name": "c", "image": "i", **({"ports": ports} if ports else {})}]}
+    if host:
+        spec["hostNetwork"] = True
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels or {}}, "spec": spec}
+    if ip:
+        doc["status"] = {"phase": "Running", "podIP": ip}
+    return doc
+
+
+def docs(*objs: dict) -> str:
+    import yaml
+    return "\n---\n".join(yaml.safe_dump(o) for o in objs)
+
+
+def ns_doc(name: str, labels: dict | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
+
+
+def test_port_set_edges():
+    a = PortSet.of({"TCP": [(1, 10), (20, 30)]})
+    assert a - NONE == a and NONE - a == NONE
+    assert str(PortSet.of({"TCP": [(5, 10)]}) - PortSet.of({"TCP": [(1, 5)]})) == "TCP 6-10"  # a hole ending at the cursor
+    assert str(PortSet.of({"TCP": [(5, 10)]}) - PortSet.of({"TCP": [(10, 20)]})) == "TCP 5-9"
+    assert str(resolve_ports([(("UDP",), None, None)], None)) == "UDP 1-65535"  # a protocol with no port: all of them
+
+
+def test_port_rule_matching():
+    http = (ContainerPort(8080, "TCP", "http"),)
+    assert PortRule("TCP", 80).matches(80, "TCP", None) and not PortRule("TCP", 80).matches(80, "UDP", None)
+    assert PortRule("UDP").matches(53, "UDP", None) and not PortRule("UDP").matches(53, "TCP", None)
+    assert PortRule("TCP", "http").matches(8080, "TCP", http) and not PortRule("TCP", "http").matches(8081, "TCP", http)
+    assert not PortRule("TCP", "http").matches(8080, "TCP", (ContainerPort(8080, "TCP", "web"),))
+    assert not PortRule("TCP", "http").matches(8080, "TCP", None)
+    assert not PortRule("UDP", "http").matches(8080, "UDP", http)  # the name is TCP's
+    ranged = PortRule("TCP", 80, 90)
+    assert ranged.matches(80, "TCP", None) and ranged.matches(90, "TCP", None) and not ranged.matches(91, "TCP", None)
+    assert not ranged.matches(79, "TCP", None)
+
+
+@pytest.mark.parametrize("spec,ok", [
+    ({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}, True),
+    ({"podSelector": {}, "policyTypes": ["Ingress", "Egress", "Ingress"]}, False),  # more than two
+    ({"podSelector": {}, "ingress": [{"ports": [{"port": True}]}]}, False),
+    ({"podSelector": {}, "ingress": [{"ports": [{"port": "a" * 15}]}]}, True),
+    ({"podSelector": {}, "ingress": [{"ports": [{"port": "a" * 16}]}]}, False),
+])
+def test_networkpolicy_validation_edges(spec, ok):
+    p = parsed(spec)
+    assert (p.policy is not None) is ok, p.errors
+
+
+def test_the_same_selector_invalid_twice_is_invalid_twice():
+    for _ in range(2):
+        _sel, errors = parse_selector({"matchLabels": {"k": "bad value"}}, "s")
+        assert errors
+    for raw in (5, "x", [], {"matchLabels": []}, {"matchLabels": False}, {"matchLabels": {"k": 1}}):
+        assert parse_selector(raw, "s")[1], raw
+
+
+def anp_doc(spec: dict, kind: str = "AdminNetworkPolicy") -> ExtendedPolicy:
+    return ExtendedPolicy(kind, "policy.networking.k8s.io/v1alpha1", None, "p", spec)
+
+
+DENY_ALL_IN = [{"action": "Deny", "from": [{"namespaces": {}}]}]
+
+
+@pytest.mark.parametrize("spec,ok", [
+    ({"priority": 0, "subject": {"namespaces": {}}}, True),
+    ({"priority": 1000, "subject": {"namespaces": {}}}, True),
+    ({"priority": -1, "subject": {"namespaces": {}}}, False),
+    ({"priority": 1001, "subject": {"namespaces": {}}}, False),
+    ({"priority": 1, "subject": {}}, False),
+    ({"priority": 1, "subject": "x"}, False),
+    ({"priority": 1, "subject": {"namespaces": {}, "pods": {"podSelector": {}}}}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": DENY_ALL_IN * 100}, True),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": DENY_ALL_IN * 101}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": "x"}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": []}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": "x"}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}], "ports": []}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}], "ports": "x"}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}],
+                                                              "ports": [{"portNumber": {"port": 1, "protocol": "TCP"}}, {"portNumber": {"port": 65535, "protocol": "UDP"}}]}]}, True),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}], "ports": [{"portNumber": {"port": 0}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}], "ports": [{"portNumber": {"port": 65536}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}], "ports": [{"portNumber": {"port": True}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}],
+                                                              "ports": [{"portRange": {"start": 1, "end": 65535}}]}]}, True),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}],
+                                                              "ports": [{"portRange": {"start": 0, "end": 10}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}],
+                                                              "ports": [{"portRange": {"start": 10, "end": 65536}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}],
+                                                              "ports": [{"portRange": {"start": 10, "end": 10}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}],
+                                                              "ports": [{"portRange": {"start": True, "end": 10}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}], "ports": [{"namedPort": 5}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}], "ports": [{"namedPort": "Bad_Name"}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}], "ports": [{"portName": "http"}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "egress": [{"action": "Deny", "to": [{"networks": ["10.0.0.0/8"]}], "ports": [{"namedPort": "http"}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "egress": [{"action": "Deny", "to": [{"nodes": {}}], "ports": [{"namedPort": "http"}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "egress": [{"action": "Deny", "to": [{"namespaces": {}}], "ports": [{"namedPort": "http"}]}]}, True),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {"sameLabels": ["env"]}}]}]}, True),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {"sameLabels": "env"}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {"sameLabels": [""]}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {"sameLabels": ["a"], "notSameLabels": ["b"]}}]}]}, False),
+    ({"priority": 1, "subject": {"pods": {"podSelector": {"matchLabels": {"a": "x y"}}}}}, False),
+    ({"priority": 1, "subject": {"pods": {"namespaceSelector": {"matchLabels": {"a": "x y"}}, "podSelector": {}}}}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"pods": {"namespaceSelector": {"matchLabels": {"a": "x y"}}}}]}]}, False),
+    ({"priority": 1, "subject": {"namespaces": {}}, "egress": [{"action": "Deny", "to": [{"nodes": {"matchLabels": {"a": "x y"}}}]}]}, False),
+])
+def test_admin_validation_edges(spec, ok):
+    parsed_admin = parse_admin(anp_doc(spec))
+    assert (parsed_admin.policy is not None) is ok, parsed_admin.errors
+
+
+def cnp_spec(**rule) -> dict:
+    return {"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}, **rule}
+
+
+IN_ALL = {"action": "Deny", "from": [{"namespaces": {}}]}
+
+
+@pytest.mark.parametrize("spec,ok", [
+    ({"tier": "Admin", "priority": 0, "subject": {"namespaces": {}}}, True),
+    ({"tier": "Admin", "priority": 1000, "subject": {"namespaces": {}}}, True),
+    ({"tier": "Admin", "priority": -1, "subject": {"namespaces": {}}}, False),
+    (cnp_spec(ingress=[IN_ALL] * 25), True),
+    (cnp_spec(ingress="x"), False),
+    (cnp_spec(ingress=[{**IN_ALL, "name": "n" * 100}]), True),
+    (cnp_spec(ingress=[{**IN_ALL, "name": "n" * 101}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "name": 5}]), False),
+    (cnp_spec(ingress=[{"action": "Deny", "from": [{"namespaces": {}}] * 25}]), True),
+    (cnp_spec(ingress=[{"action": "Deny", "from": [{"namespaces": {}}] * 26}]), False),
+    (cnp_spec(ingress=[{"action": "Deny", "from": "x"}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"number": 1}}}] * 25}]), True),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"number": 1}}}] * 26}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": []}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": "x"}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"number": 65535}}}]}]), True),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"number": 65536}}}]}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"range": {"start": 1, "end": 65535}}}}]}]), True),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"range": {"start": 1, "end": 65536}}}}]}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"range": {"start": True, "end": 5}}}}]}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"number": 1}}, "udp": {}}]}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": ["tcp"]}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"destinationNamedPort": 5}]}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"number": 1}, "x": 1}}]}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": "x"}]}]), False),
+    (cnp_spec(ingress=[{**IN_ALL, "protocols": [{"tcp": {"destinationPort": {"number": 1, "range": {"start": 1, "end": 2}}}}]}]), False),
+    (cnp_spec(egress=[{"action": "Accept", "to": [{"domainNames": []}]}]), False),
+    (cnp_spec(egress=[{"action": "Accept", "to": [{"domainNames": "x"}]}]), False),
+    (cnp_spec(egress=[{"action": "Accept", "to": [{"namespaces": {}}], "protocols": [{"destinationNamedPort": "http"}]}]), True),
+    (cnp_spec(egress=[{"action": "Accept", "to": [{"networks": ["10.0.0.0/8"]}], "protocols": [{"destinationNamedPort": "http"}]}]), False),
+    (cnp_spec(egress=[{"action": "Accept", "to": [{"domainNames": ["a.io"]}], "protocols": [{"destinationNamedPort": "http"}]}]), False),
+    ({"tier": "Admin", "priority": 1, "subject": {"namespaces": {"matchLabels": {"a": "x y"}}}}, False),
+    ({"tier": "Admin", "priority": 1, "subject": {"pods": {"namespaceSelector": {"matchLabels": {"a": "x y"}}, "podSelector": {}}}}, False),
+    ({"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}, "ports": []}, False),
+])
+def test_cluster_network_policy_validation_edges(spec, ok):
+    policy, errors = parse_cluster_network_policy(ExtendedPolicy("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "p", spec))
+    assert (policy is not None) is ok, errors
+
+
+def test_unknown_cnp_field_ports_says_protocols():
+    _policy, errors = parse_cluster_network_policy(ExtendedPolicy("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "p",
+                                                                  cnp_spec(ingress=[{**IN_ALL, "ports": []}])))
+    assert any("under protocols" in e.message for e in errors)
+    _policy, errors = parse_cluster_network_policy(ExtendedPolicy("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "p",
+                                                                  cnp_spec(ingress=[{**IN_ALL, "extra": 1}])))
+    assert errors and not any("under protocols" in e.message for e in errors)
+
+
+def test_same_and_not_same_labels_peers():
+    """v1alpha1 before v0.1.5: peers in namespaces with the same (or a different) value of a label than the subject's."""
+    text = docs(ns_doc("a1", {"tenant": "a"}), ns_doc("a2", {"tenant": "a"}), ns_doc("b1", {"tenant": "b"}), ns_doc("n1"),
+                pod("a1", "x"), pod("a2", "y"), pod("b1", "z"), pod("n1", "w"),
+                {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "tenancy"},
+                 "spec": {"priority": 1, "subject": {"namespaces": {}}, "ingress": [
+                     {"action": "Allow", "from": [{"namespaces": {"sameLabels": ["tenant"]}}]},
+                     {"action": "Deny", "from": [{"namespaces": {"notSameLabels": ["tenant"]}}]}]}})
+    a = analysis_of(text, cni=False)
+    x, y, z, w = (endpoint(a, r) for r in ("a1/x", "a2/y", "b1/z", "n1/w"))
+    assert a.allowed(y, x, 80).ingress.decided.action == "Allow"  # same tenant
+    assert not a.allowed(z, x, 80).allowed  # other tenant: denied
+    assert not a.allowed(w, x, 80).allowed  # no tenant label vs tenant=a: not the same, denied
+    assert a.allowed(x, w, 80).ingress.decided.action == "Deny"  # a subject without the label: nobody is "same"
+    assert a.egress_signature(x) is not None  # ingress rules only: egress shared
+    egress = {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "out"},
+              "spec": {"priority": 2, "subject": {"namespaces": {}}, "egress": [{"action": "Deny", "to": [{"namespaces": {"notSameLabels": ["tenant"]}}]}]}}
+    a = analysis_of(text + "\n---\n" + docs(egress), cni=False)
+    x, y, z = (endpoint(a, r) for r in ("a1/x", "a2/y", "b1/z"))
+    assert a.egress_signature(x) is None  # the peer depends on the source's namespace
+    assert a.allowed(x, y, 80).allowed and not a.allowed(x, z, 80).allowed and not a.allowed(z, x, 80).allowed and a.allowed(z, z, 80).allowed
+
+
+def test_admin_pod_peers_match_only_pods_they_name():
+    base = docs(ns_doc("p", {"env": "prod"}), ns_doc("s", {"env": "staging"}), pod("p", "api", {"app": "api"}),
+                pod("s", "web", {"app": "web"}), pod("s", "job", {"app": "job"}), pod("s", "node-agent", {"app": "web"}, host=True))
+    deny = {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "no-web"},
+            "spec": {"priority": 1, "subject": {"namespaces": {"matchLabels": {"env": "prod"}}}, "ingress": [
+                {"action": "Deny", "from": [{"pods": {"namespaceSelector": {"matchLabels": {"env": "staging"}}, "podSelector": {"matchLabels": {"app": "web"}}}}]},
+                {"action": "Deny", "from": [{"namespaces": {"matchLabels": {"env": "nope"}}}]}]}}
+    a = analysis_of(base + "\n---\n" + docs(deny), cni=False)
+    api = endpoint(a, "p/api")
+    assert not a.allowed(endpoint(a, "s/web"), api, 80).allowed
+    assert a.allowed(endpoint(a, "s/job"), api, 80).allowed
+    host = a.find_workload("s", "node-agent")
+    assert host and a.allowed(host[0], api, 80).allowed  # hostNetwork pods are never a pod peer
+    v = a.allowed(host[0], api, 80)
+    assert not v.egress.governed and not v.egress.isolated and "not governed" in v.egress.explain()
+
+
+def test_ip_addresses_of_pods_meet_network_peers():
+    text = docs(ns_doc("p"), ns_doc("q"), pod("p", "api", {"app": "api"}, ip="10.1.2.3"), pod("q", "v6", {"app": "v6"}, ip="fd00::5"),
+                pod("q", "web", {"app": "web"}, ip="10.9.9.9"),
+                {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "no-ten"},
+                 "spec": {"priority": 1, "subject": {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "q"}}},
+                          "egress": [{"action": "Deny", "to": [{"networks": ["10.1.0.0/16", "fd00::/64"]}]}]}})
+    a = analysis_of(text, cni=False)
+    web, api, v6 = endpoint(a, "q/web"), endpoint(a, "p/api"), endpoint(a, "q/v6")
+    assert not a.allowed(web, api, 80).allowed  # the pod's IP is in the denied network
+    assert not a.allowed(web, v6, 80).allowed  # IPv6 too
+    assert a.allowed(api, web, 80).allowed
+    assert parse_ip("10.1.2.3") == ipaddress.IPv4Address("10.1.2.3") and parse_ip("fd00::5") == ipaddress.IPv6Address("fd00::5")
+    assert parse_ip("nope") is None
+
+
+@pytest.mark.parametrize("ip,inside", [("10.0.0.127", True), ("10.0.0.128", False), ("10.0.0.255", False), ("10.0.1.0", False), ("10.0.0.0", True)])
+def test_ipblock_except_boundaries_on_pod_ips(ip, inside):
+    text = docs(ns_doc("p"), ns_doc("q"), pod("p", "api", {"app": "api"}), pod("q", "web", {"app": "web"}, ip=ip),
+                np("p", "from-block", {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/24", "except": ["10.0.0.128/25"]}}]}]}))
+    a = analysis_of(text, cni=False)
+    assert a.allowed(endpoint(a, "q/web"), endpoint(a, "p/api"), 80).allowed is inside
+
+
+def test_pod_only_peers_stay_in_their_own_policy_namespace():
+    """Two namespaces with the same `from: podSelector app=web`: each admits only its own web pods."""
+    rule = {"podSelector": {"matchLabels": {"app": "api"}}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]}
+    text = docs(ns_doc("a"), ns_doc("b"), pod("a", "web", {"app": "web"}), pod("a", "api", {"app": "api"}),
+                pod("b", "web", {"app": "web"}), pod("b", "api", {"app": "api"}), np("a", "p", rule), np("b", "p", rule))
+    for order in ((("a", "a"), ("b", "a")), (("b", "a"), ("a", "a"))):
+        a = analysis_of(text, cni=False)
+        for src_ns, dst_ns in order:
+            expected = src_ns == dst_ns
+            assert a.allowed(endpoint(a, f"{src_ns}/web"), endpoint(a, f"{dst_ns}/api"), 80).allowed is expected, (src_ns, dst_ns)
+
+
+def test_named_ports_from_outside_resolve_per_destination():
+    text = docs(ns_doc("p"), pod("p", "a", {"tier": "x", "app": "a"}, ports=[{"containerPort": 8080, "name": "http"}]),
+                pod("p", "b", {"tier": "x", "app": "b"}, ports=[{"containerPort": 9090, "name": "http"}]),
+                np("p", "http-from-anywhere", {"podSelector": {"matchLabels": {"tier": "x"}}, "ingress": [
+                    {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": "http"}]}]}))
+    lines = {str(c) for c in connections(analysis_of(text, cni=False))}
+    assert "0.0.0.0-255.255.255.255 => p/a[Pod] : TCP 8080" in lines and "0.0.0.0-255.255.255.255 => p/b[Pod] : TCP 9090" in lines
+
+
+def test_classes_that_share_namespace_policies_but_not_other_kinds_are_kept_apart():
+    admin_ingress = {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "guard-api"},
+                     "spec": {"priority": 1, "subject": {"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}},
+                              "ingress": [{"action": "Deny", "from": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "s"}}}]}],
+                              "egress": [{"action": "Deny", "to": [{"networks": ["192.0.2.0/24"]}]}]}}
+    text = docs(ns_doc("p"), ns_doc("s"), pod("p", "api", {"app": "api"}), pod("p", "db", {"app": "db"}), pod("s", "web", {"app": "web"}),
+                np("p", "same", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "ingress": [{}], "egress": [{}]}), admin_ingress)
+    lines = {str(c) for c in connections(analysis_of(text, cni=False))}
+    assert "s/web[Pod] => p/db[Pod] : All Connections" in lines
+    assert not any(line.startswith("s/web[Pod] => p/api[Pod]") for line in lines)
+    assert any(line.startswith("p/db[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
+    assert not any(line.startswith("p/api[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
+
+
+def test_calico_classes_with_different_own_side_rules_are_kept_apart():
+    text = docs(ns_doc("p"), pod("p", "web", {"app": "web"}), pod("p", "api", {"app": "api"}), pod("p", "db", {"app": "db"}),
+                gnp("egress", 10, {"selector": "all()", "types": ["Egress"], "egress": [
+                    {"action": "Allow", "source": {"selector": "app == 'web'"}, "destination": {"selector": "app == 'db'"}}]}))
+    lines = {str(c) for c in connections(analysis_of(text, cni=False))}
+    assert "p/web[Pod] => p/db[Pod] : All Connections" in lines
+    assert not any(line.startswith("p/api[Pod] => p/db") for line in lines)
+
+
+def test_an_admin_policy_on_every_namespace_governs_the_ingress_controller_too():
+    from tests.test_ingress import SHOP
+
+    deny = {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "no-shop"},
+            "spec": {"priority": 1, "subject": {"namespaces": {}}, "egress": [
+                {"action": "Deny", "to": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}}]}]}}
+    before = [str(c) for c in connections(analysis_of(SHOP, cni=False)) if c.src == "{ingress-controller}"]
+    after = [str(c) for c in connections(analysis_of(SHOP + "\n---\n" + docs(deny), cni=False)) if c.src == "{ingress-controller}"]
+    assert any("shop/" in line for line in before) and not any("shop/" in line for line in after)
+
+
+def test_namespace_matrix_counts_pairs():
+    text = docs(ns_doc("p"), ns_doc("q"), pod("p", "a"), pod("p", "b"), pod("q", "c"))
+    a = analysis_of(text, cni=False)
+    names, counts = namespace_matrix(list(connections(a)), a)
+    assert names == ["external", "p", "q"]
+    assert counts[("p", "p")] == 2 and counts[("p", "q")] == 2 and counts[("q", "p")] == 2 and counts[("external", "q")] == 1
+
+
+def test_real_dns_pods_are_the_dns_target():
+    egress_to = lambda labels: np("app", "dns", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{  # noqa: E731
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": labels}}],
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]})
+    base = docs(ns_doc("app"), ns_doc("kube-system"), pod("app", "web", {"app": "web"}),
+                pod("kube-system", "coredns", {"k8s-app": "kube-dns"}), pod("kube-system", "metrics", {"k8s-app": "metrics"}))
+    assert not findings(audit(base + "\n---\n" + docs(egress_to({"k8s-app": "kube-dns"}))), "NP-DNS-001")
+    assert findings(audit(base + "\n---\n" + docs(egress_to({"k8s-app": "metrics"}))), "NP-DNS-001")
+
+
+def test_the_assumed_dns_pod_serves_53_by_name():
+    text = docs(ns_doc("app"), pod("app", "web", {"app": "web"}), np("app", "dns-by-name", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+        "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "ports": [{"port": "dns", "protocol": "UDP"}, {"port": "dns-tcp", "protocol": "TCP"}]}]}))
+    report = audit(text)
+    assert not findings(report, "NP-DNS-001") and not findings(report, "NP-DNS-002")
+
+
+def test_a_namespace_with_only_an_invalid_policy_says_so():
+    text = docs(ns_doc("p"), pod("p", "a"), np("p", "broken", {"podSelector": {"matchLabels": {"a": "x y"}}}))
+    (hit,) = [f for f in findings(audit(text), "NP-COV-001") if f.namespace == "p"]
+    assert "present but invalid: broken" in hit.message
+
+
+def test_host_network_workloads_count_as_workloads():
+    text = docs(ns_doc("p"), pod("p", "a"), pod("p", "agent", host=True))
+    row = next(n for n in audit(text).namespaces if n.name == "p")
+    assert row.workloads == 2 and row.pods == 1 and row.host_network_pods == 1
+
+
+def test_coverage_reasons_name_what_decided():
+    ok, row = prod_cov(banp(PROD, ingress=[{"action": "Deny", "from": [ALL_NS]}]))
+    assert ok and row.ingress_reason.startswith("default-deny ingress by BaselineAdminNetworkPolicy/default")
+    ok, row = prod_cov(anp("first", 1, PROD, ingress=[{"action": "Deny", "from": [ALL_NS]}]),
+                       np("prod", "deny", {"podSelector": {}, "policyTypes": ["Ingress"]}))
+    assert ok and row.ingress_reason.startswith("default-deny ingress by AdminNetworkPolicy/first")  # the admin tier decides first
+    only_labelled = docs(ns_doc("w"), pod("w", "a", {"app": "x"}), pod("w", "b", {"app": "x"}),
+                         np("w", "workload", {"podSelector": {"matchLabels": {"app": "x"}}, "policyTypes": ["Ingress"]}))
+    row = next(n for n in audit(only_labelled).namespaces if n.name == "w")
+    assert not row.default_deny_ingress and "new pods" in row.ingress_reason and row.isolated_ingress == row.pods == 2
+    empty = docs(ns_doc("e"), np("e", "workload", {"podSelector": {"matchLabels": {"app": "x"}}, "policyTypes": ["Ingress"]}))
+    row = next(n for n in audit(empty).namespaces if n.name == "e")
+    assert not row.default_deny_ingress and "empty podSelector" in row.ingress_reason
+    subject_pods = docs(ns_doc("w", {"env": "w"}), pod("w", "a", {"app": "x"}),
+                        anp("pods", 1, {"pods": {"namespaceSelector": {"matchLabels": {"env": "w"}}, "podSelector": {"matchLabels": {"app": "x"}}}},
+                            ingress=[{"action": "Deny", "from": [ALL_NS]}]))
+    row = next(n for n in audit(subject_pods).namespaces if n.name == "w")
+    assert not row.default_deny_ingress and row.isolated_ingress == 1  # its current pod, not new ones
+
+
+def test_a_whole_namespace_policy_counts_in_an_empty_namespace():
+    text = docs(ns_doc("e", {"env": "x"}), ns_doc("p"), pod("p", "a"),
+                {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "deny"},
+                 "spec": {"endpointSelector": {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "e"}}, "ingress": [{}]}})
+    assert "e" not in {f.namespace for f in findings(audit(text), "NP-COV-001")}
+
+
+def test_credit_takes_the_best_of_several_cni_components():
+    deny = anp("deny", 10, PROD, ingress=[{"action": "Deny", "from": [ALL_NS]}])
+    flannel = daemonset("kube-flannel-ds", "docker.io/flannel/flannel:v0.25.1")
+    ovn = daemonset("ovnkube-node", "ovn-kubernetes/ovn-daemonset:v1")
+    knp = daemonset("kube-network-policies", "registry.k8s.io/networking/kube-network-policies:v0.9")
+    assert analysis_of(cluster(deny, flannel, knp)).assumed  # no, then conditional: conditional
+    assert not analysis_of(cluster(deny, CALICO_NODE, ovn)).assumed  # conditional, then yes: yes
+    assert not analysis_of(cluster(deny, ovn, CALICO_NODE)).assumed and not analysis_of(cluster(deny, ovn, CALICO_NODE)).unenforced
+
+
+def test_cilium_host_policies_and_cidr_sets():
+    host_only = {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "host"},
+                 "spec": {"nodeSelector": {}, "ingressDeny": [{"fromEntities": ["all"]}]}}
+    a = analysis_of(cluster(host_only), cni=False)
+    assert a.allowed(endpoint(a, "other/x"), endpoint(a, "prod/api"), 80).allowed  # it selects nodes, not pods
+    bad_set = ciliumnp("prod", "bad", {"endpointSelector": {}, "egress": [{"toCIDRSet": [{"cidr": "10.0.0.0/8", "except": ["nope"]}]}]})
+    assert findings(audit(cluster(bad_set)), "NP-HYG-007")
+    l7 = ciliumnp("prod", "l7", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "80"}], "rules": {"http": [{"method": "GET"}]}}]}]})
+    (hit,) = findings(audit(cluster(l7)), "NP-HYG-009")
+    assert "L7 rules" in hit.message

@@ -43,7 +43,8 @@ ENGINE = [
 TESTS = [
     "tests/test_semantics.py", "tests/test_admin.py", "tests/test_cilium.py", "tests/test_calico.py", "tests/test_coverage.py",
     "tests/test_parsing.py", "tests/test_engine_edges.py", "tests/test_reach.py", "tests/test_connectivity.py",
-    "tests/test_checks.py", "tests/test_connectivity_graph.py", "tests/test_stack.py",
+    "tests/test_ingress.py", "tests/test_netpol_analyzer.py", "tests/test_checks.py", "tests/test_examples.py",
+    "tests/test_connectivity_graph.py", "tests/test_stack.py",
 ]
 EQUIVALENT = ROOT / "tools" / "mutants-equivalent.txt"
 TIMEOUT = 180
