@@ -325,3 +325,29 @@ def test_an_incomplete_scan_is_written_but_never_becomes_the_record(tmp_path):
 
 def test_inventory_helper_is_importable():
     assert inventory("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n").namespaces
+
+
+@pytest.mark.parametrize("url", ["notaurl", "http://[::1", "ftp://x", "http://exa mple", "http://host:99999"])
+def test_a_bad_pushgateway_url_fails_before_the_scan(tmp_path, url):
+    out = tmp_path / "r.json"
+    one_line_error(run("scan", str(EXAMPLES / "lab-solution"), "--pushgateway", url, "--json", str(out)), "--pushgateway")
+    assert not out.exists()  # it failed before anything was written
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "{bad"], ["report", "[]"], ["diff", "{bad", "{bad"], ["verify", "{bad", "{bad"], ["reach", "a", "b", "{bad"],
+    ["connectivity", "{bad"], ["scan", "{bad"], ["scan", "-c", "{bad", "{lab}"], ["collect", "--kubeconfig", "{bad", "-o", "{out}"],
+])
+def test_every_command_turns_malformed_input_into_one_line(tmp_path, monkeypatch, args):
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: [Pod\n  - : :\n\t{{{")
+    filled = [a.replace("{bad", str(bad)).replace("{lab}", str(EXAMPLES / "lab-solution")).replace("{out}", str(tmp_path / "o.json"))
+              for a in args]
+    if args[0] == "report" and args[1] == "[]":
+        bad.write_text("[]")
+        filled[1] = str(bad)
+    result = run(*filled)
+    assert result.exit_code == 2, (filled, result.output)
+    one_line_error(result)

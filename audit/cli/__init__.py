@@ -254,6 +254,10 @@ def scan(
         if exclude_namespace:
             cfg = dataclasses.replace(cfg, excluded_namespaces=cfg.excluded_namespaces + tuple(exclude_namespace))
         stamp = parse_now(now)
+        if pushgateway:
+            from audit.ops.metrics import check_pushgateway_url
+
+            check_pushgateway_url(pushgateway)
         run_formats = parse_formats(formats) if output_dir else ()
         if output_dir:
             prepare(output_dir)

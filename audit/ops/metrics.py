@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from http.client import HTTPException
+
 from prometheus_client import CollectorRegistry, Gauge, Info, push_to_gateway, write_to_textfile
 
-from audit.errors import OutputError
+from audit.errors import InputError, OutputError
 from audit.report.model import Report
 from audit.report.severity import SEVERITIES
 
@@ -72,8 +74,31 @@ def write_metrics(path: str, registry: CollectorRegistry) -> None:
         raise OutputError(f"{path}: cannot write metrics: {exc.strerror or exc}") from None
 
 
+def check_pushgateway_url(url: str) -> str:
+    """The URL, if a Pushgateway can be reached at it at all (checked before the scan, so a typo
+    fails at once and never after the reports are written)."""
+    from urllib.parse import urlsplit
+
+    problem = None
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in url):
+        problem = "contains spaces or control characters"
+    else:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problem = "must be an http:// or https:// URL with a host"
+    if problem:
+        raise InputError(f"--pushgateway {url!r}: {problem}")
+    return url
+
+
 def push_metrics(url: str, registry: CollectorRegistry, job: str = "netpol-audit", timeout: float = 30) -> None:
+    check_pushgateway_url(url)
     try:
         push_to_gateway(url, job=job, registry=registry, timeout=timeout)
-    except OSError as exc:
+    except (OSError, ValueError, HTTPException) as exc:
         raise OutputError(f"pushgateway {url}: {exc}") from None

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 
 from audit.errors import AuditError, InputError
 from audit.gcpause import gc_paused
@@ -150,6 +151,11 @@ def connect(opts: ConnectOptions) -> Connection:
             config.load_kube_config(config_file=path, context=opts.context, client_configuration=cfg, persist_config=False)
     except ConfigException as exc:
         raise ClusterError(f"cannot load cluster configuration: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = opts.kubeconfig or os.environ.get("KUBECONFIG") or "the kubeconfig"
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise InputError(f"{where}{at}: the kubeconfig is not valid YAML: {str(getattr(exc, 'problem', '') or exc)[:160]}") from None
     except (TypeError, AttributeError, KeyError) as exc:
         # The client's loaders assume a well-formed file: a wrong type anywhere surfaces here.
         where = opts.kubeconfig or os.environ.get("KUBECONFIG") or "the kubeconfig"
