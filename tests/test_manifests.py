@@ -7,6 +7,7 @@ import json
 import textwrap
 
 import pytest
+import yaml
 
 from audit.errors import InputError
 from audit.sources.manifests import load_manifests
@@ -154,7 +155,6 @@ spec: {endpointSelector: {}}
 
 @pytest.mark.parametrize("text,expected", [
     ("kind: Pod\nmetadata: {name: a\n", "document 1 (line 3, column 1): invalid YAML"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n- just\n- a list\n", "document 2 (line 5): expected a Kubernetes object"),
     ("apiVersion: v1\nmetadata: {name: a}\n", "document 1 (line 1): kind: required"),
     ("apiVersion: v1\nkind: Pod\nmetadata: {namespace: x}\n", "metadata.name: required"),
     ("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {version: 1.0}}\n", "Pod a: metadata.labels.version: label value 1.0 must be a string"),
@@ -181,3 +181,29 @@ def test_invalid_json_names_position(tmp_path):
     (tmp_path / "x.json").write_text(textwrap.dedent('{"kind": "Pod",\n "metadata": }'))
     with pytest.raises(InputError, match=r"x.json: document 1 \(line 2, column 14\): invalid JSON"):
         load_manifests([str(tmp_path / "x.json")])
+
+
+def test_documents_that_are_not_objects_are_skipped_with_a_notice(tmp_path):
+    """A values file, a package.json, a YAML list: not Kubernetes objects; the folder scan goes on."""
+    (tmp_path / "pods.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x}\nspec: {containers: [{name: c, image: i}]}\n"
+                                        "---\n- just\n- a list\n")
+    (tmp_path / "package.json").write_text('{"name": "app", "version": "1.0.0"}')
+    (tmp_path / "values.yaml").write_text("replicaCount: 3\n")
+    inv = load_manifests([str(tmp_path)])
+    assert [w.name for w in inv.workloads] == ["a"]
+    notices = [n for n in inv.collection.notices if "not a Kubernetes object" in n]
+    assert len(notices) == 3 and any("package.json" in n for n in notices) and any("pods.yaml: document 2" in n for n in notices)
+
+
+def test_raw_api_lists_give_their_items_a_kind(tmp_path):
+    """`kubectl get --raw /api/v1/pods` and client dumps: items without kind and apiVersion."""
+    (tmp_path / "pods.json").write_text(json.dumps({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [
+        {"metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}]}))
+    (tmp_path / "deployments.yaml").write_text(yaml.safe_dump({"kind": "DeploymentList", "apiVersion": "apps/v1", "items": [
+        {"metadata": {"name": "api", "namespace": "shop"}, "spec": {"replicas": 2, "template": {
+            "metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}]}))
+    (tmp_path / "policies.yaml").write_text(yaml.safe_dump({"kind": "NetworkPolicyList", "apiVersion": "networking.k8s.io/v1", "items": [
+        {"metadata": {"name": "deny", "namespace": "shop"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}]}))
+    inv = load_manifests([str(tmp_path)])
+    assert sorted((w.kind, w.name, w.pods) for w in inv.workloads) == [("Deployment", "api", 2), ("Pod", "web", 1)]
+    assert [p.name for p in inv.policies] == ["deny"]

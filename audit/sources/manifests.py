@@ -115,13 +115,35 @@ def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> No
         if data is None:
             continue
         where = f"{display}: document {number} (line {line})"
+        if not _is_object(data):
+            # A values file, a package.json, a tool's output: not for the API server, so not for us.
+            builder.notices.append(f"{where}: not a Kubernetes object (no apiVersion and kind); skipped")
+            continue
         items = _list_items(data, where)
         if items is None:
             builder.add(data, SourceRef(display, number, line), where)
             continue
+        item_kind, item_version = _item_type(data)
         for i, item in enumerate(items):
             item_line = item_lines[i] if i < len(item_lines) else line
+            if item_kind and type(item) is dict and ("kind" not in item or "apiVersion" not in item):
+                # As the API server lists them (`kubectl get --raw`, client dumps): the List names the type.
+                item = {"kind": item_kind, "apiVersion": item_version, **item}
             builder.add(item, SourceRef(display, number, item_line), f"{where} items[{i}] (line {item_line})")
+
+
+def _is_object(data: Any) -> bool:
+    """Whether a document is meant as a Kubernetes object: a mapping with apiVersion or kind."""
+    return isinstance(data, Mapping) and ("kind" in data or "apiVersion" in data)
+
+
+def _item_type(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(kind, apiVersion) of a typed List's items: a PodList holds v1 Pods, a DeploymentList apps/v1
+    Deployments; a plain List says nothing about its items."""
+    kind, version = data.get("kind"), data.get("apiVersion")
+    if not isinstance(kind, str) or kind == "List" or not kind.endswith("List"):
+        return None, None
+    return kind[: -len("List")], version if isinstance(version, str) and version else "v1"
 
 
 def _list_items(data: Any, where: str) -> list[Any] | None:
