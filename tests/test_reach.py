@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.engine.expectations import load_expectations
 from audit.errors import InputError
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, analyse
 
 runner = CliRunner()
 LAB = str(EXAMPLES / "lab-solution")
@@ -123,3 +123,49 @@ def test_reach_evaluates_calico_policies_too(tmp_path):
                      "spec: {order: 10, selector: app == 'api', ingress: [{action: Deny}]}\n")
     result = runner.invoke(app, ["reach", "frontend/web", "backend/api", "-p", "8080", LAB, str(extra)])
     assert result.exit_code == 1 and "denied by Calico GlobalNetworkPolicy/lock ingress[0]" in result.output
+
+
+NAMED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: i}]}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: db}}
+  template: {metadata: {labels: {app: db}}, spec: {containers: [{name: c, image: i, ports: [{containerPort: 5432}]}]}}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: shop}
+spec:
+  schedule: "@daily"
+  jobTemplate: {spec: {template: {metadata: {labels: {app: report}}, spec: {containers: [{name: c, image: i}]}}}}
+"""
+
+
+@pytest.mark.parametrize("name,workload", [
+    ("shop/web-7d4b9c8f6d-x2x7k", "web"), ("shop/db-2", "db"), ("shop/web[Deployment]", "web"), ("shop/db[StatefulSet]", "db"),
+    ("shop/report-29012345-abcde", "report"), ("shop/web", "web"),
+])
+def test_names_as_users_type_them(name, workload):
+    from audit.engine.reach import resolve
+    a = analyse(NAMED)
+    (target,) = resolve(a, name)
+    assert workload in {w.name for w in a.classes[target.endpoint].workloads}
+
+
+def test_an_unknown_name_suggests_close_matches():
+    from audit.engine.reach import resolve
+    with pytest.raises(InputError, match=r"did you mean shop/web\?"):
+        resolve(analyse(NAMED), "shop/wbe")
+    with pytest.raises(InputError) as raised:
+        resolve(analyse(NAMED), "shop/zzzzzz")
+    assert "did you mean" not in str(raised.value)

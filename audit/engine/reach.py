@@ -8,6 +8,7 @@ and rules that decided each side.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -77,6 +78,26 @@ def parse_label_selector(text: str | None) -> Selector | None:
     return selector
 
 
+_WORKLOAD_KIND = re.compile(r"\[[A-Za-z]+\]$")
+# What controllers append to a pod's name: a ReplicaSet's pod-template-hash and a random suffix
+# (Deployments), a random suffix (ReplicaSets, DaemonSets, Jobs), a scheduled time and a suffix
+# (CronJobs' Jobs), an ordinal (StatefulSets).
+_POD_SUFFIXES = (re.compile(r"-[a-z0-9]{5,10}-[a-z0-9]{5}$"), re.compile(r"-[0-9]{8,10}-[a-z0-9]{5}$"),
+                 re.compile(r"-[a-z0-9]{5}$"), re.compile(r"-[0-9]+$"))
+
+
+def _by_pod_name(analysis: Analysis, namespace: str, name: str) -> list[int]:
+    """The pods of the workload whose controller named the pod ``name`` (pods are kept per
+    workload, not by name: a pod name is read back to its owner)."""
+    for suffix in _POD_SUFFIXES:
+        owner = suffix.sub("", name)
+        if owner != name:
+            found = analysis.find_workload(namespace, owner)
+            if found:
+                return found
+    return []
+
+
 def resolve(analysis: Analysis, spec: str, selector: Selector | None = None) -> list[Target]:
     """The endpoints a name stands for; an InputError names what was not found."""
     spec = spec.strip()
@@ -90,9 +111,14 @@ def resolve(analysis: Analysis, spec: str, selector: Selector | None = None) -> 
     if namespace not in analysis.namespaces:
         raise InputError(f"{spec!r}: no namespace {namespace!r} in the input")
     if name:
-        cids = analysis.find_workload(namespace, name)
+        name = _WORKLOAD_KIND.sub("", name)  # `web[Deployment]`, as connectivity prints it
+        cids = analysis.find_workload(namespace, name) or _by_pod_name(analysis, namespace, name)
         if not cids:
-            raise InputError(f"{spec!r}: no pod or workload named {name!r} in namespace {namespace!r}")
+            known = sorted({ref.split("/", 1)[1].split("[")[0] for cid in analysis.classes_by_ns.get(namespace, [])
+                            for w in analysis.classes[cid].workloads for ref in (w.ref, w.pod_ref)})
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"; did you mean {', '.join(f'{namespace}/{c}' for c in close)}?" if close else ""
+            raise InputError(f"{spec!r}: no pod or workload named {name!r} in namespace {namespace!r}{hint}")
     else:
         cids = list(analysis.classes_by_ns.get(namespace, []))
     if selector is not None:
