@@ -60,10 +60,16 @@ class Mutant:
     index: int
     line: int
     description: str
+    text: str = ""
+    """The source line, stripped: equivalent mutants are listed by it, so edits elsewhere keep them."""
 
     @property
     def key(self) -> str:
         return f"{self.path}:{self.line}:{self.description}"
+
+    @property
+    def stable_key(self) -> str:
+        return f"{self.path} | {self.description} | {self.text}"
 
 
 def _skip(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
@@ -140,8 +146,20 @@ def _apply(tree: ast.Module, index: int) -> tuple[ast.Module, str, int]:
 
 
 def mutants(path: str, root: Path = ROOT) -> list[Mutant]:
-    tree = ast.parse((root / path).read_text())
-    return [Mutant(path, i, line, kind) for i, (_node, kind, line) in enumerate(_points(tree))]
+    source = (root / path).read_text()
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    return [Mutant(path, i, line, kind, lines[line - 1].strip() if 0 < line <= len(lines) else "")
+            for i, (_node, kind, line) in enumerate(_points(tree))]
+
+
+def load_equivalent() -> set[str]:
+    """Stable keys (path | mutation | source line) of mutants that cannot change a result; each
+    line of the file carries its reason after a #."""
+    if not EQUIVALENT.exists():
+        return set()
+    return {line.split("  #", 1)[0].strip() for line in EQUIVALENT.read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
 
 
 def _workspace() -> Path:
@@ -183,7 +201,11 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--json", help="write every mutant's result here")
     parser.add_argument("--list", action="store_true", help="only list the mutants")
+    parser.add_argument("--score", metavar="JSON", help="score a saved run (--json) against the equivalents list, without running")
+    parser.add_argument("--commit", help="with --score: the commit the run was made at (its source lines name the mutants)")
     args = parser.parse_args()
+    if args.score:
+        return _score_saved(Path(args.score), args.commit)
     workspaces = [] if args.list else [_workspace() for _ in range(args.jobs)]
     todo = [m for p in args.paths for m in mutants(p, workspaces[0] if workspaces else ROOT)]
     if args.list:
@@ -191,7 +213,7 @@ def main() -> int:
             print(m.key)
         print(f"{len(todo)} mutants")
         return 0
-    equivalent = {line.split("#", 1)[0].strip() for line in EQUIVALENT.read_text().splitlines()} - {""} if EQUIVALENT.exists() else set()
+    equivalent = load_equivalent()
     results: list[tuple[Mutant, str, float]] = []
     try:
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
@@ -212,23 +234,44 @@ def main() -> int:
     finally:
         for ws in workspaces:
             shutil.rmtree(ws, ignore_errors=True)
+    _summarise(results, equivalent, args.json)
+    return 0
+
+
+def _summarise(results: list[tuple[Mutant, str, float]], equivalent: set[str], json_path: str | None) -> None:
     results.sort(key=lambda r: (r[0].path, r[0].index))
-    survived = [m for m, s, _ in results if s == "survived" and m.key not in equivalent]
-    listed = sum(1 for m, s, _ in results if s == "survived" and m.key in equivalent)
+    survived = [m for m, s, _ in results if s == "survived" and m.stable_key not in equivalent]
+    listed = sum(1 for m, s, _ in results if s == "survived" and m.stable_key in equivalent)
     killed = sum(1 for _, s, _ in results if s == "killed")
     counted = len(results) - listed
     print(f"\n{killed} killed, {len(survived)} survived, {listed} equivalent (listed) of {len(results)} mutants: "
           f"score {100 * killed / max(counted, 1):.1f}%")
     by_path: dict[str, list[int]] = {}
     for m, s, _ in results:
-        if m.key not in equivalent or s == "killed":
+        if m.stable_key not in equivalent or s == "killed":
             by_path.setdefault(m.path, [0, 0])[0 if s == "killed" else 1] += 1
     for path, (k, sv) in sorted(by_path.items()):
         print(f"  {path}: {k} killed, {sv} survived ({100 * k / max(k + sv, 1):.0f}%)")
     for m in survived:
-        print(f"  survived: {m.key}")
-    if args.json:
-        Path(args.json).write_text(json.dumps([{**asdict(m), "status": s, "seconds": round(t, 1)} for m, s, t in results], indent=1))
+        print(f"  survived: {m.stable_key}   (line {m.line})")
+    if json_path:
+        Path(json_path).write_text(json.dumps([{**asdict(m), "status": s, "seconds": round(t, 1)} for m, s, t in results], indent=1))
+
+
+def _score_saved(path: Path, commit: str | None) -> int:
+    saved = json.loads(path.read_text())
+    sources: dict[str, list[str]] = {}
+    for item in saved:
+        if item["path"] not in sources:
+            text = (subprocess.run(["git", "show", f"{commit}:{item['path']}"], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+                    if commit else (ROOT / item["path"]).read_text())
+            sources[item["path"]] = text.splitlines()
+    equivalent = load_equivalent()
+    results = []
+    for item in saved:
+        line = sources[item["path"]][item["line"] - 1].strip() if item["line"] else ""
+        results.append((Mutant(item["path"], item["index"], item["line"], item["description"], line), item["status"], item["seconds"]))
+    _summarise(results, equivalent, None)
     return 0
 
 
