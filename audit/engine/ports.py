@@ -161,3 +161,22 @@ def resolve_ports(entries: Iterable[PortEntry], dst_ports: tuple[ContainerPort, 
             else:
                 items.setdefault(proto, []).append((port, end or port))
     return PortSet.of(items)
+
+
+class MemoPorts:
+    """A rule's port set for each destination's container ports, computed once (rules are
+    asked millions of times in a connectivity listing, always for a few distinct port lists)."""
+
+    __slots__ = ("_ports",)
+
+    def __init__(self) -> None:
+        self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
+
+    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        hit = self._ports.get(dst_ports)
+        if hit is None:
+            hit = self._ports[dst_ports] = self.port_set(dst_ports)
+        return hit
+
+    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        raise NotImplementedError

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit.engine.kinds import Compiled, Enforcement, group_of
 from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
-from audit.engine.ports import ALL, PROTOCOLS, PortSet, resolve_ports
+from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
 from audit.engine.stack import Action, Tier
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
@@ -135,25 +135,35 @@ def parse_admin(obj: ExtendedPolicy) -> ParsedAdmin:
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 1000:
             errors.append(FieldError("spec.priority", f"{priority!r} must be an integer from 0 to 1000"))
             priority = None
-    subject = spec.get("subject")
-    sub_ns = sub_pod_ns = sub_pods = None
-    if not isinstance(subject, dict) or len([k for k in ("namespaces", "pods") if k in subject]) != 1:
-        errors.append(FieldError("spec.subject", "exactly one of namespaces or pods is required"))
-    elif "namespaces" in subject:
-        sub_ns, errs = parse_selector(subject["namespaces"] or {}, "spec.subject.namespaces")
-        errors += errs
-    else:
-        pods = subject["pods"] if isinstance(subject["pods"], dict) else {}
-        sub_pod_ns, errs = parse_selector(pods.get("namespaceSelector") or {}, "spec.subject.pods.namespaceSelector")
-        errors += errs
-        sub_pods, errs = parse_selector(pods.get("podSelector") or {}, "spec.subject.pods.podSelector")
-        errors += errs
+    sub_ns, sub_pod_ns, sub_pods = parse_subject(spec.get("subject"), errors)
     ingress = _rules(spec.get("ingress"), "Ingress", obj.kind, errors)
     egress = _rules(spec.get("egress"), "Egress", obj.kind, errors)
     if errors:
         return ParsedAdmin(obj, None, tuple(errors))
     tier: Tier = "admin" if obj.kind == ANP else "baseline"
     return ParsedAdmin(obj, AdminPolicy(obj.kind, obj.name, priority, sub_ns, sub_pod_ns, sub_pods, ingress, egress, obj.source, tier), ())
+
+
+def parse_subject(subject: Any, errors: list[FieldError], strict: bool = False
+                  ) -> tuple[Selector | None, Selector | None, Selector | None]:
+    """(namespaces, pods' namespaces, pods) of a subject: exactly one of ``namespaces`` or ``pods``.
+    ``strict`` (ClusterNetworkPolicy): no other field, and ``pods`` needs its ``podSelector``."""
+    if (not isinstance(subject, dict) or len([k for k in ("namespaces", "pods") if k in subject]) != 1
+            or (strict and len(subject) != 1)):
+        errors.append(FieldError("spec.subject", "exactly one of namespaces or pods is required"))
+        return None, None, None
+    if "namespaces" in subject:
+        sub_ns, errs = parse_selector(subject["namespaces"] or {}, "spec.subject.namespaces")
+        errors += errs
+        return sub_ns, None, None
+    pods = subject["pods"] if isinstance(subject["pods"], dict) else {}
+    sub_pod_ns, errs = parse_selector(pods.get("namespaceSelector") or {}, "spec.subject.pods.namespaceSelector")
+    errors += errs
+    if strict and "podSelector" not in pods:
+        errors.append(FieldError("spec.subject.pods.podSelector", "required"))
+    sub_pods, errs = parse_selector(pods.get("podSelector") or {}, "spec.subject.pods.podSelector")
+    errors += errs
+    return None, sub_pod_ns, sub_pods
 
 
 def _rules(raw: Any, direction: Direction, kind: str, errors: list[FieldError]) -> tuple[AdminRule, ...]:
@@ -319,10 +329,10 @@ def peer_has(analysis: Analysis, peer: AdminPeer, subject: int, other: Endpoint)
 _NOTES = {"admin": "{kind}, before any NetworkPolicy", "baseline": "{kind}"}
 
 
-class AdminStackRule:
+class AdminStackRule(MemoPorts):
     """An admin or baseline rule in the stack: the first one that names the peer decides."""
 
-    __slots__ = ("_ports", "action", "everyone", "label", "rule", "subject_dependent")
+    __slots__ = ("action", "everyone", "label", "rule", "subject_dependent")
 
     def __init__(self, policy: AdminPolicy, rule: AdminRule):
         self.rule = rule
@@ -333,16 +343,13 @@ class AdminStackRule:
             or (p.pods is not None and p.pods.empty and p.pod_namespaces is not None and p.pod_namespaces.empty)
             for p in rule.peers)
         self.subject_dependent = any(p.same_labels or p.not_same_labels for p in rule.peers)
-        self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
+        super().__init__()
 
     def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
         return any(peer_has(analysis, peer, subject, other) for peer in self.rule.peers)
 
-    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        hit = self._ports.get(dst_ports)
-        if hit is None:
-            hit = self._ports[dst_ports] = self.rule.port_set(dst_ports)
-        return hit
+    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        return self.rule.port_set(dst_ports)
 
     def peer_sets(self, analysis: Analysis) -> None:
         return None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit.engine.kinds import Compiled, Enforcement, group_of
 from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPNetwork, parse_cidr
-from audit.engine.ports import ALL, PROTOCOLS, PortSet, resolve_ports
+from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, resolve_ports
 from audit.engine.selectors import FieldError
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 
@@ -377,8 +377,8 @@ def _everyone(rule: CalicoRule) -> bool:
     return open_peer and own_all and not rule.destination.ports and not rule.source.ports and rule.protocol is None
 
 
-class CalicoStackRule:
-    __slots__ = ("_ports", "action", "everyone", "label", "policy", "rule")
+class CalicoStackRule(MemoPorts):
+    __slots__ = ("action", "everyone", "label", "policy", "rule")
     subject_dependent = True  # a rule's own side (destination of an ingress rule) may narrow the subject
 
     def __init__(self, policy: CalicoPolicy, rule: CalicoRule):
@@ -387,7 +387,7 @@ class CalicoStackRule:
         self.action: Action = rule.action  # type: ignore[assignment]  # Log rules are left out at compile
         self.label = f"{policy.key} {rule.field}"
         self.everyone = _everyone(rule)
-        self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
+        super().__init__()
 
     def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
         o = endpoint_view(analysis, other)
@@ -398,11 +398,8 @@ class CalicoStackRule:
                 and entity_matches(EntityRule(rule.destination.selector, rule.destination.namespace_selector,
                                               rule.destination.nets, rule.destination.not_nets), self.policy, *dst))
 
-    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        hit = self._ports.get(dst_ports)
-        if hit is None:
-            hit = self._ports[dst_ports] = self.rule.port_set(dst_ports)
-        return hit
+    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        return self.rule.port_set(dst_ports)
 
     def peer_sets(self, analysis: Analysis) -> None:
         return None

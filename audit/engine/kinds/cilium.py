@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit.engine.kinds import Compiled, Enforcement, group_of
 from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPBlock, IPNetwork, parse_cidr
-from audit.engine.ports import ALL, PROTOCOLS, PortSet, resolve_ports
+from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
 
@@ -249,8 +249,8 @@ def _everyone(rule: CiliumRule) -> bool:
         for p in rule.peers))
 
 
-class CiliumStackRule:
-    __slots__ = ("_ports", "action", "everyone", "label", "rule")
+class CiliumStackRule(MemoPorts):
+    __slots__ = ("action", "everyone", "label", "rule")
     subject_dependent = False
 
     def __init__(self, policy: CiliumPolicy, rule: CiliumRule):
@@ -258,7 +258,7 @@ class CiliumStackRule:
         self.action: Action = "Deny" if rule.deny else "Allow"
         self.label = f"{policy.key} {rule.field}"
         self.everyone = _everyone(rule)
-        self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
+        super().__init__()
 
     def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
         """An empty L3 part with ports means any peer; `{}` names none (Cilium's default-deny idiom)."""
@@ -275,11 +275,8 @@ class CiliumStackRule:
             return any(peer_matches(p, labels, cls.namespace, None) for p in rule.peers)
         return any(peer_matches(p, None, None, other) for p in rule.peers)
 
-    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        hit = self._ports.get(dst_ports)
-        if hit is None:
-            hit = self._ports[dst_ports] = self.rule.port_set(dst_ports)
-        return hit
+    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        return self.rule.port_set(dst_ports)
 
     def peer_sets(self, analysis: Analysis) -> None:
         return None

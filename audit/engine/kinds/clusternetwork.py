@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from audit.engine.kinds import Compiled, Enforcement, group_of
-from audit.engine.kinds.admin import AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminStackPolicy, _peer
+from audit.engine.kinds.admin import AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminStackPolicy, _peer, parse_subject
 from audit.engine.kinds.networkpolicy import Direction, port_name_error
-from audit.engine.selectors import FieldError, parse_selector
+from audit.engine.selectors import FieldError
 from audit.engine.stack import Tier
 from audit.inventory import ExtendedPolicy
 
@@ -42,21 +42,7 @@ def parse_cluster_network_policy(obj: ExtendedPolicy) -> tuple[AdminPolicy | Non
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 1000:
         errors.append(FieldError("spec.priority", f"{priority!r} must be an integer from 0 to 1000"))
         priority = None
-    subject = spec.get("subject")
-    sub_ns = sub_pod_ns = sub_pods = None
-    if not isinstance(subject, dict) or len([k for k in subject if k in ("namespaces", "pods")]) != 1 or len(subject) != 1:
-        errors.append(FieldError("spec.subject", "exactly one of namespaces or pods is required"))
-    elif "namespaces" in subject:
-        sub_ns, errs = parse_selector(subject["namespaces"] or {}, "spec.subject.namespaces")
-        errors += errs
-    else:
-        pods = subject["pods"] if isinstance(subject["pods"], dict) else {}
-        sub_pod_ns, errs = parse_selector(pods.get("namespaceSelector") or {}, "spec.subject.pods.namespaceSelector")
-        errors += errs
-        if "podSelector" not in pods:
-            errors.append(FieldError("spec.subject.pods.podSelector", "required"))
-        sub_pods, errs = parse_selector(pods.get("podSelector") or {}, "spec.subject.pods.podSelector")
-        errors += errs
+    sub_ns, sub_pod_ns, sub_pods = parse_subject(spec.get("subject"), errors, strict=True)
     ingress = _rules(spec.get("ingress"), "Ingress", errors)
     egress = _rules(spec.get("egress"), "Egress", errors)
     if errors:

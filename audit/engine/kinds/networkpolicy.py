@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from audit.engine.ports import ALL, PROTOCOLS, PortSet, resolve_ports
+from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
 from audit.inventory import ContainerPort, Labels, PolicyObject, SourceRef
 
@@ -432,10 +432,10 @@ def rule_opens_everything(rule: Rule) -> bool:
     return rule.all_ports and (rule.all_peers or any(p.all_cluster_pods for p in rule.peers))
 
 
-class StackRule:
+class StackRule(MemoPorts):
     """A NetworkPolicy rule in the stack: an Allow of its ports to the peers it names."""
 
-    __slots__ = ("_ports", "everyone", "label", "policy", "rule")
+    __slots__ = ("everyone", "label", "policy", "rule")
     action: Action = "Allow"
     subject_dependent = False
 
@@ -444,16 +444,13 @@ class StackRule:
         self.rule = rule
         self.label = f"{policy.key} {rule.direction.lower()}[{rule.index}]"
         self.everyone = rule_opens_everything(rule)
-        self._ports: dict[tuple[ContainerPort, ...] | None, PortSet] = {}
+        super().__init__()
 
     def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
         return analysis.peer_admits(self.policy, self.rule, other)
 
-    def ports(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        hit = self._ports.get(dst_ports)
-        if hit is None:
-            hit = self._ports[dst_ports] = rule_ports(self.rule, dst_ports)
-        return hit
+    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+        return rule_ports(self.rule, dst_ports)
 
     def peer_sets(self, analysis: Analysis) -> tuple[frozenset[int], ...] | None:
         """The class sets its peers select (None: every peer), for connectivity's candidates."""
