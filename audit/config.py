@@ -126,10 +126,16 @@ def parse_config(raw: Any, path: str = "config", known_checks: set[str] | None =
         value = raw["dns"] or {}
         if not isinstance(value, Mapping):
             raise fail("dns", "must be a mapping with namespace and podLabels")
+        unknown = sorted(set(value) - {"namespace", "podLabels", "service"}, key=str)
+        if unknown:
+            raise fail(f"dns.{unknown[0]}", "unknown field (namespace, service, podLabels)")
         labels = value.get("podLabels", {"k8s-app": "kube-dns"})
-        if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
+        if not isinstance(labels, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
             raise fail("dns.podLabels", "must be a map of strings")
-        kwargs["dns"] = DnsTarget(str(value.get("namespace", "kube-system")), freeze_labels(labels))
+        namespace, service = value.get("namespace", "kube-system"), value.get("service", "kube-dns")
+        if not isinstance(namespace, str) or not namespace or not isinstance(service, str) or not service:
+            raise fail("dns", "namespace and service must be names")
+        kwargs["dns"] = DnsTarget(namespace, freeze_labels(labels), service)
     if "environmentLabel" in raw:
         value = raw["environmentLabel"]
         if not isinstance(value, str) or not value:

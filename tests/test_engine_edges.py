@@ -7,12 +7,13 @@ or constant of the engine is wrong, and says which rule in its name.
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from audit.engine.kinds.networkpolicy import ParsedPolicy, parse_policy
 from audit.engine.ports import ALL, NONE, PortSet, parse_port_set
 from audit.engine.selectors import parse_selector
 from audit.inventory import PolicyObject
-from tests.conftest import audit
+from tests.conftest import audit, inventory
 from tests.test_admin import PROD, STAGING_PEER, anp, banp, cluster, np
 from tests.test_stack import ALL_NS, analysis_of, ciliumnp, cnp, endpoint, gnp
 
@@ -648,3 +649,63 @@ def test_cilium_host_policies_and_cidr_sets():
     l7 = ciliumnp("prod", "l7", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "80"}], "rules": {"http": [{"method": "GET"}]}}]}]})
     (hit,) = findings(audit(cluster(l7)), "NP-HYG-009")
     assert "L7 rules" in hit.message
+
+
+def coredns_helm(selector_labels: dict, pod_labels: dict) -> str:
+    """CoreDNS installed by its Helm chart: the kube-dns Service kept, pods labelled its own way."""
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+           "spec": {"selector": selector_labels, "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}}
+    return docs(ns_doc("app"), ns_doc("kube-system"), pod("app", "web", {"app": "web"}),
+                pod("kube-system", "coredns-abc", pod_labels, ports=[{"containerPort": 53, "protocol": "UDP", "name": "dns"}]), svc)
+
+
+def dns_allow_to(labels: dict) -> dict:
+    return np("app", "dns", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": labels}}],
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]})
+
+
+HELM = {"app.kubernetes.io/name": "coredns", "app.kubernetes.io/instance": "coredns"}
+
+
+def test_dns_pods_are_the_ones_the_kube_dns_service_selects():
+    cluster_text = coredns_helm(HELM, {**HELM, "pod-template-hash": "abc"})
+    right = audit(cluster_text + "\n---\n" + docs(dns_allow_to({"app.kubernetes.io/name": "coredns"})))
+    assert not findings(right, "NP-DNS-001")  # the allow names the real pods
+    wrong = audit(cluster_text + "\n---\n" + docs(dns_allow_to({"k8s-app": "kube-dns"})))
+    (hit,) = findings(wrong, "NP-DNS-001")  # the conventional label names nothing here: DNS is broken
+    assert "kube-system/kube-dns Service" in hit.message
+    fix = next(iter(yaml.safe_load_all(hit.fix_yaml)))
+    assert fix["spec"]["egress"][0]["to"][0]["podSelector"]["matchLabels"] == HELM  # the fix names the real pods
+    assert any("Service selects" in n for n in right.scan.notices)
+
+
+def test_without_a_service_the_labels_then_an_assumed_pod():
+    text = docs(ns_doc("app"), pod("app", "web", {"app": "web"}), dns_allow_to({"k8s-app": "kube-dns"}))
+    report = audit(text)
+    assert not findings(report, "NP-DNS-001")
+    assert any("assumed pod" in n for n in report.scan.notices)
+    a = analysis_of(text, cni=False)
+    (dns,) = a.dns_classes
+    assert a.classes[dns].virtual
+
+
+def test_a_service_that_selects_no_pod_falls_back_to_the_labels():
+    text = coredns_helm({"app": "nothing"}, {"k8s-app": "kube-dns"})
+    a = analysis_of(text, cni=False)
+    (dns,) = a.dns_classes
+    assert not a.classes[dns].virtual and "labelled" in a.dns_note
+
+
+def test_dns_location_is_configurable():
+    from audit.config import parse_config
+    text = docs(ns_doc("app"), ns_doc("dns"), pod("app", "web"), pod("dns", "resolver", {"role": "dns"}),
+                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "resolver", "namespace": "dns"}, "spec": {"selector": {"role": "dns"}}})
+    cfg = parse_config({"dns": {"namespace": "dns", "service": "resolver"}})
+    a = analysis_of(text, cni=False)
+    assert a.classes[a.dns_classes[0]].virtual  # the default location has nothing
+    from audit.engine.analysis import Analysis
+    b = Analysis(inventory(text), cfg.dns)
+    assert not b.classes[b.dns_classes[0]].virtual and b.dns_target.labels == (("role", "dns"),)
+    with pytest.raises(Exception, match=r"dns\.serviceName"):
+        parse_config({"dns": {"serviceName": "x"}})

@@ -33,7 +33,7 @@ def namespace_without_policy(ctx: Context) -> Iterable[Hit]:
             ns.name, "Namespace", ns.name,
             f"no NetworkPolicy{note}: {_plural(cov.pods, 'pod')} accept and send any traffic",
             source=ns.source if ns.declared else None,
-            fix_yaml=fixes.baseline(ns.name, ctx.config.dns),
+            fix_yaml=fixes.baseline(ns.name, ctx.analysis.dns_target),
         )
 
 
@@ -50,7 +50,7 @@ def _default_deny(ctx: Context, direction: Direction) -> Iterable[Hit]:
             continue
         fix = fixes.default_deny(ns.name, (direction,))
         if direction == "Egress":
-            fix = fixes.dump(fixes.default_deny_policy(ns.name, (direction,)), fixes.allow_dns_policy(ns.name, ctx.config.dns))
+            fix = fixes.dump(fixes.default_deny_policy(ns.name, (direction,)), fixes.allow_dns_policy(ns.name, ctx.analysis.dns_target))
         yield Hit(ns.name, "Namespace", ns.name, side.reason, objects=tuple(map(str, side.opened_by)), fix_yaml=fix)
 
 

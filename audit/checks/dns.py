@@ -12,8 +12,8 @@ from audit.engine.connectivity import ClassGraph
 
 def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
     analysis = ctx.analysis
-    dns = ctx.config.dns
-    target = f"{dns.namespace}/{','.join(f'{k}={v}' for k, v in dns.labels)}"
+    dns = analysis.dns_target
+    target = analysis.dns_note if not analysis.dns_note.startswith("no DNS pods") else f"{dns.describe()}, assumed"
     # When the DNS pods accept every source, a pod's DNS verdict depends only on the policies
     # isolating its egress: pods that share them share the verdict.
     dns_open = not any(analysis.is_isolated(d, "Ingress") or analysis.stack_for(d, "Ingress") for d in analysis.dns_classes)

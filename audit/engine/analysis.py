@@ -103,6 +103,10 @@ class Analysis:
 
         self.classes: list[PodClass] = []
         self.classes_by_ns: dict[str, list[int]] = {}
+        self.dns_target: DnsTarget = dns
+        """Where the DNS pods were found (the Service's selector when it selects them)."""
+        self.dns_note = ""
+        """How the DNS pods were found, for the report."""
         self._build_classes(inventory.workloads)
         self.dns_classes: tuple[int, ...] = self._dns_classes()
         self.ingress_controller: int | None = self._ingress_controller() if inventory.ingresses else None
@@ -168,20 +172,29 @@ class Analysis:
         return cid
 
     def _dns_classes(self) -> tuple[int, ...]:
-        """Real DNS pods when the input has them; otherwise a virtual one where DNS usually is."""
-        wanted = dict(self.dns.labels)
-        real = [
-            cid for cid in self.classes_by_ns.get(self.dns.namespace, [])
-            if all(self.classes[cid].label_map.get(k) == v for k, v in wanted.items())
-        ]
-        if real:
-            return tuple(real)
+        """The cluster DNS pods: those the DNS Service selects, else those with the DNS labels,
+        else a virtual one where DNS usually is. ``dns_target`` and ``dns_note`` say which."""
+        dns = self.dns
+        service = next((s for s in self.inventory.services if s.namespace == dns.namespace and s.name == dns.service
+                        and s.selector), None)
+        candidates = ([dict(service.selector or ())] if service else []) + [dict(dns.labels)]
+        for wanted in candidates:
+            real = [cid for cid in self.classes_by_ns.get(dns.namespace, [])
+                    if not self.classes[cid].host_network and all(self.classes[cid].label_map.get(k) == v for k, v in wanted.items())]
+            if real:
+                self.dns_target = DnsTarget(dns.namespace, tuple(sorted(wanted.items())), dns.service)
+                self.dns_note = (f"the pods the {dns.namespace}/{dns.service} Service selects" if service and wanted == candidates[0]
+                                 else f"the pods labelled {self.dns_target.describe()}")
+                return tuple(real)
+        self.dns_target = DnsTarget(dns.namespace, tuple(sorted(candidates[0].items())), dns.service)
+        self.dns_note = (f"no DNS pods in the input (no {dns.namespace}/{dns.service} Service selecting pods, no pod labelled "
+                         f"{dns.describe()}): DNS is judged against an assumed pod {self.dns_target.describe()}")
         if self.dns.namespace not in self.namespaces:
             self.namespaces[self.dns.namespace] = Namespace(
                 self.dns.namespace, ((NAMESPACE_NAME_LABEL, self.dns.namespace),), declared=False
             )
         ports = (ContainerPort(53, "UDP", "dns"), ContainerPort(53, "TCP", "dns-tcp"))
-        return (self._add_class(self.dns.namespace, self.dns.labels, ports, False, 0, (), virtual=True),)
+        return (self._add_class(self.dns.namespace, self.dns_target.labels, ports, False, 0, (), virtual=True),)
 
     def _ingress_controller(self) -> int:
         """A virtual pod that stands for the cluster's ingress controller, as np-guard models it:

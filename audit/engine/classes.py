@@ -65,7 +65,13 @@ class PodClass:
 
 @dataclass(frozen=True)
 class DnsTarget:
-    """Where the cluster DNS pods live, for the DNS check and the virtual DNS class."""
+    """Where the cluster DNS pods are: the pods the ``service`` selects in ``namespace`` (CoreDNS
+    keeps the kube-dns Service name; its Helm chart labels pods differently), else pods with
+    ``labels``, else a virtual pod with them (said so in the report)."""
 
     namespace: str = "kube-system"
     labels: Labels = (("k8s-app", "kube-dns"),)
+    service: str = "kube-dns"
+
+    def describe(self) -> str:
+        return f"{self.namespace}/{','.join(f'{k}={v}' for k, v in self.labels)}"

@@ -163,7 +163,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
             server_version=col.server_version, started=col.started, finished=col.finished,
             api_requests=col.api_requests, complete=col.complete,
             issues=tuple(CollectionIssueRow(i.resource, i.reason, i.core) for i in col.issues),
-            notices=col.notices, object_counts=dict(col.object_counts), skipped_kinds=dict(col.skipped_kinds),
+            notices=col.notices + (f"DNS: {analysis.dns_note}",), object_counts=dict(col.object_counts), skipped_kinds=dict(col.skipped_kinds),
         ),
         cni=CniInfo(cni.verdict, cni.summary, tuple(
             CniComponentRow(c.name, c.namespace, c.daemonset, c.enforces, c.evidence) for c in cni.components)),
