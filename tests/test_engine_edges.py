@@ -262,6 +262,7 @@ def test_egress_default_deny_is_judged_on_its_own():
 import ipaddress  # noqa: E402
 
 from audit.engine.classes import parse_ip  # noqa: E402
+from audit.engine.cni import detect_cni  # noqa: E402
 from audit.engine.connectivity import connections, namespace_matrix  # noqa: E402
 from audit.engine.kinds.admin import parse_admin  # noqa: E402
 from audit.engine.kinds.clusternetwork import parse_cluster_network_policy  # noqa: E402
@@ -514,7 +515,8 @@ def test_pod_only_peers_stay_in_their_own_policy_namespace():
     rule = {"podSelector": {"matchLabels": {"app": "api"}}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]}
     text = docs(ns_doc("a"), ns_doc("b"), pod("a", "web", {"app": "web"}), pod("a", "api", {"app": "api"}),
                 pod("b", "web", {"app": "web"}), pod("b", "api", {"app": "api"}), np("a", "p", rule), np("b", "p", rule))
-    for order in ((("a", "a"), ("b", "a")), (("b", "a"), ("a", "a"))):
+    pairs = [("a", "a"), ("b", "a"), ("b", "b"), ("a", "b")]
+    for order in (pairs, pairs[::-1]):
         a = analysis_of(text, cni=False)
         for src_ns, dst_ns in order:
             expected = src_ns == dst_ns
@@ -540,6 +542,16 @@ def test_classes_that_share_namespace_policies_but_not_other_kinds_are_kept_apar
     lines = {str(c) for c in connections(analysis_of(text, cni=False))}
     assert "s/web[Pod] => p/db[Pod] : All Connections" in lines
     assert not any(line.startswith("s/web[Pod] => p/api[Pod]") for line in lines)
+    # Two classes under admin policies of their own and the same NetworkPolicy share nothing.
+    admin_db = {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "db-port"},
+                "spec": {"priority": 2, "subject": {"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "db"}}}},
+                         "ingress": [{"action": "Allow", "from": [{"namespaces": {}}], "ports": [{"portNumber": {"port": 1, "protocol": "TCP"}}]}]}}
+    for order in ((admin_ingress, admin_db), (admin_db, admin_ingress)):
+        both = docs(ns_doc("p"), ns_doc("s"), pod("p", "api", {"app": "api"}), pod("p", "db", {"app": "db"}), pod("s", "web", {"app": "web"}),
+                    np("p", "same", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "ingress": [{}], "egress": [{}]}), *order)
+        lines = {str(c) for c in connections(analysis_of(both, cni=False))}
+        assert "s/web[Pod] => p/db[Pod] : All Connections" in lines
+        assert not any(line.startswith("s/web[Pod] => p/api[Pod]") for line in lines)
     assert any(line.startswith("p/db[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
     assert not any(line.startswith("p/api[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
 
@@ -614,7 +626,7 @@ def test_coverage_reasons_name_what_decided():
     assert not row.default_deny_ingress and "new pods" in row.ingress_reason and row.isolated_ingress == row.pods == 2
     empty = docs(ns_doc("e"), np("e", "workload", {"podSelector": {"matchLabels": {"app": "x"}}, "policyTypes": ["Ingress"]}))
     row = next(n for n in audit(empty).namespaces if n.name == "e")
-    assert not row.default_deny_ingress and "empty podSelector" in row.ingress_reason
+    assert not row.default_deny_ingress and row.ingress_reason.startswith("no policy with an empty podSelector")
     subject_pods = docs(ns_doc("w", {"env": "w"}), pod("w", "a", {"app": "x"}),
                         anp("pods", 1, {"pods": {"namespaceSelector": {"matchLabels": {"env": "w"}}, "podSelector": {"matchLabels": {"app": "x"}}}},
                             ingress=[{"action": "Deny", "from": [ALL_NS]}]))
@@ -709,3 +721,34 @@ def test_dns_location_is_configurable():
     assert not b.classes[b.dns_classes[0]].virtual and b.dns_target.labels == (("role", "dns"),)
     with pytest.raises(Exception, match=r"dns\.serviceName"):
         parse_config({"dns": {"serviceName": "x"}})
+
+
+def test_the_default_credits_only_what_the_cni_enforces():
+    from audit.engine.analysis import Analysis
+    inv = inventory(cluster(ciliumnp("prod", "d", {"endpointSelector": {}, "ingress": [{}]}), CALICO_NODE))
+    a = Analysis(inv, cni=detect_cni(inv.daemonsets, inv.node_hints))  # no assume_enforced given
+    assert a.unenforced and not a.extended
+
+
+def test_ipv6_pods_meet_ipv6_ip_blocks():
+    text = docs(ns_doc("p"), ns_doc("q"), pod("p", "api", {"app": "api"}), pod("q", "v6", {"app": "v6"}, ip="fd00::5"),
+                pod("q", "v4", {"app": "v4"}, ip="10.0.0.5"),
+                np("p", "from-v6", {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "fd00::/64"}}]}]}))
+    a = analysis_of(text, cni=False)
+    api = endpoint(a, "p/api")
+    assert a.allowed(endpoint(a, "q/v6"), api, 80).allowed and not a.allowed(endpoint(a, "q/v4"), api, 80).allowed
+
+
+def test_an_admin_allow_into_a_data_port_is_a_cross_environment_exposure():
+    """NetworkPolicy admits only the database's own namespace; an admin-tier Allow opens it to
+    staging: the exposure check must follow the stack, not the NetworkPolicy peers alone."""
+    text = docs(ns_doc("prod", {"env": "prod"}), ns_doc("staging", {"env": "staging"}),
+                pod("prod", "db", {"app": "db"}, ports=[{"containerPort": 5432}]), pod("prod", "api", {"app": "api"}),
+                pod("staging", "web", {"app": "web"}),
+                np("prod", "db-from-api", {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [
+                    {"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 5432}]}]}))
+    assert not [f for f in findings(audit(text), "NP-EXP-002") if f.namespace == "prod"]
+    opened = text + "\n---\n" + docs(anp("staging-to-db", 5, {"pods": {"namespaceSelector": {"matchLabels": {"env": "prod"}},
+                                                                      "podSelector": {"matchLabels": {"app": "db"}}}},
+                                           ingress=[{"action": "Allow", "from": [{"namespaces": {"matchLabels": {"env": "staging"}}}]}]))
+    assert [f for f in findings(audit(opened), "NP-EXP-002") if f.namespace == "prod"]
