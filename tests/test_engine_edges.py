@@ -752,3 +752,39 @@ def test_an_admin_allow_into_a_data_port_is_a_cross_environment_exposure():
                                                                       "podSelector": {"matchLabels": {"app": "db"}}}},
                                            ingress=[{"action": "Allow", "from": [{"namespaces": {"matchLabels": {"env": "staging"}}}]}]))
     assert [f for f in findings(audit(opened), "NP-EXP-002") if f.namespace == "prod"]
+
+
+def statefulset_pods(ns: str, name: str, n: int, labels: dict) -> list[dict]:
+    """A StatefulSet's pods as the API serves them: each with its own per-pod labels."""
+    return [{"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": f"{name}-{i}", "namespace": ns,
+        "labels": {**labels, "statefulset.kubernetes.io/pod-name": f"{name}-{i}", "apps.kubernetes.io/pod-index": str(i),
+                   "controller-revision-hash": f"{name}-7d9f"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name, "controller": True, "uid": "u"}]},
+        "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 5432}]}]},
+        "status": {"phase": "Running", "podIP": f"10.0.0.{10 + i}"}} for i in range(n)]
+
+
+def test_a_statefulset_is_one_workload_with_one_finding_per_check():
+    text = docs(ns_doc("db"), *statefulset_pods("db", "pg", 3, {"app": "pg"}))
+    report = audit(text)
+    ids = [f.id for f in report.findings]
+    assert len(ids) == len(set(ids))  # fingerprints are unique
+    row = next(n for n in report.namespaces if n.name == "db")
+    assert row.workloads == 1 and row.pods == 3
+    for f in report.findings:
+        assert f.objects.count("db/pg[StatefulSet]") <= 1
+
+
+def test_a_policy_naming_one_statefulset_pod_is_still_evaluated_per_pod():
+    only_pg0 = np("db", "pg-0-from-app", {"podSelector": {"matchLabels": {"statefulset.kubernetes.io/pod-name": "pg-0"}},
+                                          "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "app"}}}]}]})
+    text = docs(ns_doc("db"), ns_doc("app"), ns_doc("other"), pod("app", "web"), pod("other", "x"), *statefulset_pods("db", "pg", 3, {"app": "pg"}), only_pg0)
+    a = analysis_of(text, cni=False)
+    pg = a.find_workload("db", "pg")
+    assert len(pg) == 3
+    x = endpoint(a, "other/x")
+    verdicts = sorted(a.allowed(x, cid, 5432).allowed for cid in pg)
+    assert verdicts == [False, True, True]  # pg-0 is isolated, its siblings are not
+    report = audit(text)
+    assert len({f.id for f in report.findings}) == len(report.findings)

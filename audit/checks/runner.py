@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 from audit.checks.registry import Context, Hit, all_checks
@@ -22,7 +23,7 @@ def fingerprint(check: str, hit: Hit) -> str:
 def run_checks(ctx: Context) -> tuple[FindingRow, ...]:
     """All findings, most severe first, in a stable order."""
     waivers = [w for w in ctx.config.waivers if not w.expired(ctx.today)]
-    findings = []
+    findings: dict[str, FindingRow] = {}
     for check in all_checks():
         severity = ctx.config.severity_overrides.get(check.id, check.severity)
         for hit in check.run(ctx):
@@ -34,12 +35,18 @@ def run_checks(ctx: Context) -> tuple[FindingRow, ...]:
                 reason = f"annotation {BROAD_SELECTOR_ANNOTATION}: {hit.accepted}"
             elif hit.overridden:
                 reason = f"overridden by a higher tier: {hit.overridden}"
-            findings.append(FindingRow(
-                id=fingerprint(check.id, hit), check=check.id, title=check.title, severity=severity,
+            finding_id = fingerprint(check.id, hit)
+            same = findings.get(finding_id)
+            if same is not None:
+                # The same problem on the same object, seen from another pod class of it (a
+                # StatefulSet's pods differ in their per-pod labels): one finding per workload.
+                findings[finding_id] = dataclasses.replace(same, objects=tuple(dict.fromkeys(same.objects + hit.objects)))
+                continue
+            findings[finding_id] = FindingRow(
+                id=finding_id, check=check.id, title=check.title, severity=severity,
                 category=check.category, status="waived" if reason else "fail",
                 namespace=hit.namespace, kind=hit.kind, name=hit.name, message=hit.message,
-                remediation=check.remediation, fix_yaml=hit.fix_yaml, objects=hit.objects,
+                remediation=check.remediation, fix_yaml=hit.fix_yaml, objects=tuple(dict.fromkeys(hit.objects)),
                 source=location(hit.source), waiver=reason, references=check.references,
-            ))
-    findings.sort(key=lambda f: (rank(f.severity), f.check, f.namespace or "", f.name, f.id))
-    return tuple(findings)
+            )
+    return tuple(sorted(findings.values(), key=lambda f: (rank(f.severity), f.check, f.namespace or "", f.name, f.id)))

@@ -64,7 +64,7 @@ def namespace_coverage(analysis: Analysis, ns: str) -> NamespaceCoverage:
     return NamespaceCoverage(
         name=ns,
         policies=policies_in(analysis, ns),
-        workloads=sum(len(c.workloads) for c in governed) + sum(len(c.workloads) for c in host),
+        workloads=len({w.ref for c in governed + host for w in c.workloads}),  # a StatefulSet's pods differ in labels: one workload
         pods=sum(c.pods for c in governed),
         host_network_pods=sum(c.pods for c in host),
         ingress=sides["Ingress"],

@@ -112,7 +112,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
             namespace=p.namespace, name=p.name, valid=True, pod_selector=str(p.pod_selector),
             policy_types=p.types, types_explicit=p.types_explicit,
             selected_pods=sum(c.pods for c in chosen if c.governed),
-            selected_workloads=tuple(sorted(w.ref for c in chosen for w in c.workloads)),
+            selected_workloads=tuple(sorted({w.ref for c in chosen for w in c.workloads})),
             ingress_rules=tuple(r.describe() for r in p.rules("Ingress")),
             egress_rules=tuple(r.describe() for r in p.rules("Egress")),
             errors=(), source=location(p.source),
