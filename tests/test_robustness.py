@@ -351,3 +351,19 @@ def test_every_command_turns_malformed_input_into_one_line(tmp_path, monkeypatch
     result = run(*filled)
     assert result.exit_code == 2, (filled, result.output)
     one_line_error(result)
+
+
+def test_a_replayed_inventory_and_a_saved_result_are_decoded_with_validation(tmp_path):
+    from audit.sources.manifests import load_manifests
+    from audit.sources.replay import dump_inventory
+
+    saved = json.loads(dump_inventory(load_manifests([str(EXAMPLES / "lab-solution")])))
+    saved["inventory"]["workloads"][0]["pods"] = "three"
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps(saved))
+    one_line_error(run("scan", "--inventory", str(path)), "inventory.workloads[0].pods", "must be an integer")
+    result = json.loads(run("scan", str(EXAMPLES / "lab-solution"), "-f", "json").output)
+    result["summary"]["findings"] = ["not", "a", "map"]
+    bad = tmp_path / "result.json"
+    bad.write_text(json.dumps(result))
+    one_line_error(run("report", str(bad), "--html", str(tmp_path / "r.html")), "summary.findings", "must be an object")

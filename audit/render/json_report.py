@@ -11,7 +11,7 @@ import orjson
 from audit.errors import InputError
 from audit.gcpause import gc_paused
 from audit.report.model import SCHEMA_VERSION, Report
-from audit.report.serde import from_jsonable, to_jsonable
+from audit.report.serde import DecodeError, from_jsonable, to_jsonable
 
 
 @gc_paused()
@@ -38,5 +38,5 @@ def load_report(text: str, name: str) -> Report:
     try:
         report: Report = from_jsonable(Report, data)
         return report
-    except (TypeError, KeyError, AttributeError) as exc:
+    except DecodeError as exc:
         raise InputError(f"{name}: not a netpol-audit result: {exc}") from None

@@ -41,27 +41,74 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def from_jsonable(tp: Any, data: Any) -> Any:
-    """Rebuild a value of type ``tp`` from what ``to_jsonable`` produced."""
+class DecodeError(ValueError):
+    """A JSON value that does not fit the model; the message names the field by its path."""
+
+
+def from_jsonable(tp: Any, data: Any, path: str = "") -> Any:
+    """Rebuild a value of type ``tp`` from what ``to_jsonable`` produced, checking every type
+    on the way: a saved result or inventory edited by hand gets a ``DecodeError`` naming the
+    field, never a crash deep in the analysis."""
     origin = typing.get_origin(tp)
+    where = path or "the document"
     if origin in (typing.Union, types.UnionType):
-        if data is None:
+        if data is None and type(None) in typing.get_args(tp):
             return None
         options = [a for a in typing.get_args(tp) if a is not type(None)]
-        return from_jsonable(options[0], data)
+        errors = []
+        for option in options:
+            try:
+                return from_jsonable(option, data, path)
+            except DecodeError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if tp is Any or tp is object:
+        return data
+    if origin is typing.Literal:
+        if data not in typing.get_args(tp):
+            raise DecodeError(f"{where}: {data!r} is not one of {', '.join(map(repr, typing.get_args(tp)))}")
+        return data
     if origin is tuple:
-        (item, *_rest) = typing.get_args(tp)
-        return tuple(from_jsonable(item, v) for v in data)
+        if not isinstance(data, list):
+            raise DecodeError(f"{where}: must be a list")
+        args = typing.get_args(tp)
+        if (len(args) == 2 and args[1] is Ellipsis) or len(args) == 1:
+            return tuple(from_jsonable(args[0], v, f"{path}[{i}]") for i, v in enumerate(data))
+        if len(data) != len(args):
+            raise DecodeError(f"{where}: must be a list of {len(args)} items")
+        return tuple(from_jsonable(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, data, strict=True)))
     if origin in (dict, typing.Mapping) or tp is dict:
+        if not isinstance(data, dict):
+            raise DecodeError(f"{where}: must be an object")
         args = typing.get_args(tp)
         value_type = args[1] if args else Any
-        return {k: from_jsonable(value_type, v) for k, v in data.items()}
+        return {k: from_jsonable(value_type, v, f"{path}.{k}") for k, v in data.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise DecodeError(f"{where}: must be an object")
         hints = _hints(tp)
         kwargs = {}
         for f in dataclasses.fields(tp):
             key = camel(f.name)
             if key in data:
-                kwargs[f.name] = from_jsonable(hints[f.name], data[key])
+                kwargs[f.name] = from_jsonable(hints[f.name], data[key], f"{path}.{key}" if path else key)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise DecodeError(f"{path + '.' if path else ''}{key}: required")
         return tp(**kwargs)
+    if tp is bool:
+        if not isinstance(data, bool):
+            raise DecodeError(f"{where}: must be true or false")
+        return data
+    if tp is int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise DecodeError(f"{where}: must be an integer")
+        return data
+    if tp is float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise DecodeError(f"{where}: must be a number")
+        return float(data)
+    if tp is str:
+        if not isinstance(data, str):
+            raise DecodeError(f"{where}: must be a string")
+        return data
     return data

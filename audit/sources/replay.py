@@ -8,7 +8,7 @@ from pathlib import Path
 
 from audit.errors import InputError
 from audit.inventory import Collection, Inventory
-from audit.report.serde import from_jsonable, to_jsonable
+from audit.report.serde import DecodeError, from_jsonable, to_jsonable
 
 KIND = "NetpolAuditInventory"
 VERSION = 1
@@ -32,8 +32,8 @@ def load_inventory(path: str) -> Inventory:
     if data.get("version") != VERSION:
         raise InputError(f"{path}: inventory version {data.get('version')!r} is not supported (this version reads {VERSION})")
     try:
-        inv: Inventory = from_jsonable(Inventory, data["inventory"])
-    except (KeyError, TypeError, AttributeError) as exc:
+        inv: Inventory = from_jsonable(Inventory, data.get("inventory"), "inventory")
+    except DecodeError as exc:
         raise InputError(f"{path}: malformed inventory: {exc}") from None
     original = inv.collection
     replayed: Collection = dataclasses.replace(
