@@ -788,3 +788,13 @@ def test_a_policy_naming_one_statefulset_pod_is_still_evaluated_per_pod():
     assert verdicts == [False, True, True]  # pg-0 is isolated, its siblings are not
     report = audit(text)
     assert len({f.id for f in report.findings}) == len(report.findings)
+
+
+@pytest.mark.parametrize("ports,ok", [
+    ([{"port": "80"}], True), ([{"port": 65535}], True), ([{"port": "70000"}], False), ([{"port": -5}], False),
+    ([{"port": "http"}], True), ([{"port": "Bad_Name"}], False), ([{"port": "80", "endPort": 90}], True),
+    ([{"port": "80", "endPort": 70}], False), ([{"port": "80", "endPort": 70000}], False), ([{"port": True}], False),
+])
+def test_cilium_ports_are_range_checked(ports, ok):
+    policy = ciliumnp("prod", "p", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": ports}]}]})
+    assert bool(findings(audit(cluster(policy)), "NP-HYG-007")) is not ok

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audit.engine.kinds import Compiled, Enforcement, group_of
-from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPBlock, IPNetwork, parse_cidr
+from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPBlock, IPNetwork, parse_cidr, port_name_error
 from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
@@ -205,12 +205,25 @@ def _rule(raw: Any, direction: Direction, index: int, deny: bool, namespace: str
             port: int | str | None
             if port_raw in (None, "", "0", 0):
                 port = None
+            elif isinstance(port_raw, bool) or not isinstance(port_raw, (int, str)):
+                errors.append(FieldError(f"{path}.toPorts", f"port {port_raw!r} must be a number or a name"))
+                continue
             elif str(port_raw).isdigit():
                 port = int(port_raw)
+                if not 1 <= port <= 65535:
+                    errors.append(FieldError(f"{path}.toPorts", f"port {port_raw!r} must be between 1 and 65535"))
+                    continue
+            elif port_name_error(str(port_raw)):
+                errors.append(FieldError(f"{path}.toPorts", f"port {port_raw!r} is not a port number or a valid port name"))
+                continue
             else:
                 port = str(port_raw)
             end = (p or {}).get("endPort")
-            ports.append((protocol, port, int(end) if isinstance(end, int) else None))
+            if end is not None and (isinstance(end, bool) or not isinstance(end, int) or not isinstance(port, int)
+                                    or not port <= end <= 65535):
+                errors.append(FieldError(f"{path}.toPorts", f"endPort {end!r} must be a port number from port to 65535"))
+                continue
+            ports.append((protocol, port, end))
     empty = not peers and not ports
     return CiliumRule(direction, index, deny, tuple(peers), tuple(ports), empty, l7)
 
