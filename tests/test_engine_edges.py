@@ -552,6 +552,8 @@ def test_classes_that_share_namespace_policies_but_not_other_kinds_are_kept_apar
         lines = {str(c) for c in connections(analysis_of(both, cni=False))}
         assert "s/web[Pod] => p/db[Pod] : All Connections" in lines
         assert not any(line.startswith("s/web[Pod] => p/api[Pod]") for line in lines)
+        assert any(line.startswith("p/db[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
+        assert not any(line.startswith("p/api[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
     assert any(line.startswith("p/db[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
     assert not any(line.startswith("p/api[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
 
@@ -798,3 +800,130 @@ def test_a_policy_naming_one_statefulset_pod_is_still_evaluated_per_pod():
 def test_cilium_ports_are_range_checked(ports, ok):
     policy = ciliumnp("prod", "p", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": ports}]}]})
     assert bool(findings(audit(cluster(policy)), "NP-HYG-007")) is not ok
+
+
+
+# -- Calico and Cilium branches, each with a case that fails when the branch is wrong --------
+
+def calico_allows(rule: dict, src: str, dst: str, port: int = 80, proto: str = "TCP", direction: str = "Ingress") -> bool:
+    spec = {"selector": "all()", "types": [direction], direction.lower(): [rule]}
+    a = analysis_of(cluster(gnp("p", 10, spec)), cni=False)
+    return a.allowed(endpoint(a, src), endpoint(a, dst), port, proto).allowed
+
+
+def test_calico_rule_matching_branches():
+    assert not calico_allows({"action": "Allow", "destination": {"notNets": ["10.0.0.0/8"]}}, "prod/web", "10.1.2.3", direction="Egress")
+    assert calico_allows({"action": "Allow", "destination": {"notNets": ["10.0.0.0/8"]}}, "prod/web", "8.8.8.8", direction="Egress")
+    assert calico_allows({"action": "Allow", "destination": {"nets": ["192.0.2.10"]}}, "prod/web", "192.0.2.10", direction="Egress")
+    assert not calico_allows({"action": "Allow", "destination": {"nets": ["192.0.2.10"]}}, "prod/web", "192.0.2.11", direction="Egress")
+    assert not calico_allows({"action": "Allow", "destination": {"selector": "app == 'db'"}}, "prod/web", "8.8.8.8", direction="Egress")
+    assert calico_allows({"action": "Allow", "protocol": "TCP"}, "other/x", "prod/api", 8080, "TCP")
+    assert not calico_allows({"action": "Allow", "protocol": "TCP"}, "other/x", "prod/api", 53, "UDP")
+    assert calico_allows({"action": "Allow", "protocol": 6, "destination": {"ports": [8080]}}, "other/x", "prod/api", 8080)
+
+
+def test_calico_selector_narrows_the_subject():
+    a = analysis_of(cluster(gnp("web-only", 10, {"selector": "app == 'web'", "types": ["Ingress"]})), cni=False)
+    assert not a.allowed(endpoint(a, "other/x"), endpoint(a, "prod/web"), 80).allowed
+    assert a.allowed(endpoint(a, "other/x"), endpoint(a, "prod/api"), 80).allowed
+
+
+@pytest.mark.parametrize("text,labels,matches", [
+    ("has(app)", {"app": "x"}, True), ("has(app)", {}, False), ("!has(app)", {}, True), ("all()", {}, True),
+    ("has == 'x'", {"has": "x"}, True), ("k == ''", {"k": ""}, True), ("k == ''", {"k": "a"}, False),
+    ("a == 'x' && (b == 'y' || c == 'z')", {"a": "x", "c": "z"}, True),
+])
+def test_calico_selector_grammar_edges(text, labels, matches):
+    from audit.engine.kinds.calico import compile_selector
+    assert compile_selector(text)(labels) is matches
+
+
+@pytest.mark.parametrize("spec,ok", [
+    ({"selector": "all()", "order": True}, False), ({"selector": "all()", "order": 10.5}, True),
+    ({"selector": "all()", "types": ["Ingress", "Sideways"]}, False), ({"selector": "all()", "types": "Ingress"}, False),
+    ({"selector": "all()", "types": ["Ingress", "Ingress"]}, False),
+    ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": 1}]}, True), ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": 255}]}, True),
+    ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": 0}]}, False), ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": 256}]}, False),
+    ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": "1"}]}, True), ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": "255"}]}, True),
+    ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": "0"}]}, False), ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": "256"}]}, False),
+    ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": True}]}, False), ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": "gre"}]}, False),
+])
+def test_calico_validation_edges(spec, ok):
+    from audit.engine.kinds.calico import parse_calico
+    policy, errors = parse_calico(ExtendedPolicy("GlobalNetworkPolicy", "projectcalico.org/v3", None, "p", spec))
+    assert (policy is not None and not errors) is ok, errors
+
+
+@pytest.mark.parametrize("rule,default_deny", [
+    ({"action": "Allow", "source": {"selector": "app == 'web'"}}, True),  # some sources: still default-deny
+    ({"action": "Allow", "destination": {"selector": "app == 'api'"}}, True),  # some of its own pods only
+    ({"action": "Allow"}, False),
+])
+def test_calico_opening_rules_are_judged_whole(rule, default_deny):
+    assert prod_cov(gnp("d", 10, {"selector": "all()", "types": ["Ingress"], "ingress": [rule]}))[0] is default_deny
+
+
+def test_a_calico_policy_of_another_namespace_or_selector_covers_no_empty_namespace():
+    for policy in (calico_np("staging", "d", {"selector": "all()", "types": ["Ingress"]}),
+                   gnp("d", 10, {"selector": "app == 'x'", "types": ["Ingress"]})):
+        report = audit(cluster(policy) + "\n---\n" + docs(ns_doc("empty")))
+        assert not next(n for n in report.namespaces if n.name == "empty").default_deny_ingress
+
+
+def cilium_allowed(spec: dict, src: str, dst: str, port: int = 80, extra: tuple = ()) -> bool:
+    a = analysis_of(cluster(ciliumnp("prod", "c", spec), *extra), cni=False)
+    return a.allowed(endpoint(a, src), endpoint(a, dst), port).allowed
+
+
+def test_cilium_entities():
+    assert cilium_allowed({"endpointSelector": {}, "ingress": [{"fromEntities": ["all"]}]}, "other/x", "prod/api")
+    assert cilium_allowed({"endpointSelector": {}, "egress": [{"toEntities": ["world"]}]}, "prod/web", "8.8.8.8")
+    assert not cilium_allowed({"endpointSelector": {}, "egress": [{"toEntities": ["cluster"]}]}, "prod/web", "8.8.8.8")
+    assert cilium_allowed({"endpointSelector": {}, "egress": [{"toEntities": ["cluster"]}]}, "prod/web", "other/x")
+    assert not cilium_allowed({"endpointSelector": {}, "egress": [{"toEntities": ["world"]}]}, "prod/web", "other/x")
+
+
+def test_cilium_endpoints_never_name_host_network_pods():
+    host = pod("prod", "agent", {"app": "web"}, host=True)
+    a = analysis_of(cluster(ciliumnp("prod", "c", {"endpointSelector": {"matchLabels": {"app": "api"}},
+                                                   "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "web"}}]}]})) + "\n---\n" + docs(host), cni=False)
+    api = endpoint(a, "prod/api")
+    (agent,) = a.find_workload("prod", "agent")
+    assert a.allowed(endpoint(a, "prod/web"), api, 80).allowed and not a.allowed(agent, api, 80).allowed
+
+
+def test_cilium_specs_with_a_node_selector_select_no_pod():
+    host = {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "host"},
+            "spec": {"specs": [{"nodeSelector": {}, "ingressDeny": [{"fromEntities": ["all"]}]}]}}
+    a = analysis_of(cluster(host), cni=False)
+    assert a.allowed(endpoint(a, "other/x"), endpoint(a, "prod/api"), 80).allowed
+
+
+def test_cilium_namespace_label_selectors_cover_the_namespace():
+    ccnp = {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "by-label"},
+            "spec": {"endpointSelector": {"matchLabels": {"k8s:io.cilium.k8s.namespace.labels.env": "prod"}}, "ingress": [{}]}}
+    assert prod_cov(ccnp)[0]
+    web_only = docs(ns_doc("w"), pod("w", "a", {"app": "x"}),
+                    ciliumnp("w", "d", {"endpointSelector": {"matchLabels": {"app": "x"}}, "ingress": [{}]}))
+    row = next(n for n in audit(web_only).namespaces if n.name == "w")
+    assert not row.default_deny_ingress and row.isolated_ingress == 1  # its pod today, not new ones
+
+
+def test_cilium_port_one_is_one_port():
+    assert cilium_allowed({"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "1"}]}]}]}, "other/x", "prod/api", 1)
+    assert not cilium_allowed({"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "1"}]}]}]}, "other/x", "prod/api", 2)
+    bad = ciliumnp("prod", "bad", {"endpointSelector": {"matchExpressions": ["x"]}})
+    assert findings(audit(cluster(bad)), "NP-HYG-007")
+
+
+@pytest.mark.parametrize("value,ok", [("10.0.0.0/8", True), ("10.0.0.0/255.0.0.0", False), ("fe80::1%eth0/64", False),
+                                      (" 10.0.0.0/8", False), ("/8", False), ("10.0.0.0/", False)])
+def test_parse_cidr_as_go_reads_it(value, ok):
+    from audit.engine.kinds.networkpolicy import parse_cidr
+    assert (parse_cidr(value) is not None) is ok
+
+
+def test_an_admin_port_entry_has_exactly_one_field():
+    spec = {"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}],
+            "ports": [{"portNumber": {"port": 80, "protocol": "TCP"}, "portRange": {"start": 1, "end": 2}}]}]}
+    assert parse_admin(anp_doc(spec)).policy is None
