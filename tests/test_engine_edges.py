@@ -910,8 +910,13 @@ def test_cilium_namespace_label_selectors_cover_the_namespace():
 
 
 def test_cilium_port_one_is_one_port():
-    assert cilium_allowed({"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "1"}]}]}]}, "other/x", "prod/api", 1)
-    assert not cilium_allowed({"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "1"}]}]}]}, "other/x", "prod/api", 2)
+    for one in ("1", 1):
+        assert cilium_allowed({"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": one}]}]}]}, "other/x", "prod/api", 1)
+        assert not cilium_allowed({"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": one}]}]}]}, "other/x", "prod/api", 2)
+    ranged = {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "80", "endPort": 90}]}]}]}
+    assert cilium_allowed(ranged, "other/x", "prod/api", 85) and not cilium_allowed(ranged, "other/x", "prod/api", 91)
+    for spec in ({"ingress": [{}]}, {"endpointSelector": {}, "nodeSelector": {}, "ingress": [{}]}):
+        assert findings(audit(cluster(ciliumnp("prod", "x", spec))), "NP-HYG-007")  # exactly one selector
     bad = ciliumnp("prod", "bad", {"endpointSelector": {"matchExpressions": ["x"]}})
     assert findings(audit(cluster(bad)), "NP-HYG-007")
 
@@ -927,3 +932,10 @@ def test_an_admin_port_entry_has_exactly_one_field():
     spec = {"priority": 1, "subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}],
             "ports": [{"portNumber": {"port": 80, "protocol": "TCP"}, "portRange": {"start": 1, "end": 2}}]}]}
     assert parse_admin(anp_doc(spec)).policy is None
+
+
+def test_the_ingress_controller_has_no_blast_radius_row_of_its_own():
+    from audit.engine.connectivity import blast_radius
+    from tests.test_ingress import SHOP
+    rows = blast_radius(analysis_of(SHOP, cni=False))
+    assert rows and "ingress-controller-ns" not in {r.namespace for r in rows}

@@ -115,7 +115,7 @@ def parse_cilium(obj: ExtendedPolicy) -> tuple[list[CiliumPolicy], list[FieldErr
     errors: list[FieldError] = []
     spec = obj.spec if isinstance(obj.spec, dict) else {}
     parts: list[tuple[str, Any]] = []
-    if isinstance(spec.get("endpointSelector"), dict) or "ingress" in spec or "egress" in spec:
+    if set(spec) - {"specs", "description"}:
         parts.append(("spec", spec))
     if isinstance(spec.get("specs"), list):
         parts += [(f"spec.specs[{i}]", s) for i, s in enumerate(spec["specs"])]
@@ -126,7 +126,11 @@ def parse_cilium(obj: ExtendedPolicy) -> tuple[list[CiliumPolicy], list[FieldErr
         if not isinstance(part, dict):
             errors.append(FieldError(path, "must be an object"))
             continue
-        if "nodeSelector" in part and "endpointSelector" not in part:
+        # Cilium's schema: every rule names exactly one of endpointSelector and nodeSelector.
+        if ("endpointSelector" in part) == ("nodeSelector" in part):
+            errors.append(FieldError(path, "exactly one of endpointSelector or nodeSelector is required"))
+            continue
+        if "nodeSelector" in part:
             continue  # host policies select nodes, not pods
         subject, errs = parse_selector(_strip(part.get("endpointSelector") or {}), f"{path}.endpointSelector")
         errors += errs
