@@ -9,7 +9,7 @@ BaselineAdminNetworkPolicy's first matching rule (Allow or Deny); no match allow
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -166,21 +166,28 @@ def parse_subject(subject: Any, errors: list[FieldError], strict: bool = False
     return None, sub_pod_ns, sub_pods
 
 
-def _rules(raw: Any, direction: Direction, kind: str, errors: list[FieldError]) -> tuple[AdminRule, ...]:
+def rule_items(raw: Any, direction: Direction, limit: int, errors: list[FieldError]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """The (index, field path, object) of each rule of `spec.ingress`/`spec.egress`, shared by
+    every admin-tier kind; a list longer than `limit` or an item that is not an object is an error."""
     base = f"spec.{direction.lower()}"
     if raw is None:
-        return ()
-    if not isinstance(raw, list) or len(raw) > 100:
-        errors.append(FieldError(base, "must be a list of at most 100 rules"))
-        return ()
-    actions = ("Allow", "Deny", "Pass") if kind == ANP else ("Allow", "Deny")
-    peer_field = "from" if direction == "Ingress" else "to"
-    rules = []
+        return
+    if not isinstance(raw, list) or len(raw) > limit:
+        errors.append(FieldError(base, f"must be a list of at most {limit} rules"))
+        return
     for i, item in enumerate(raw):
         path = f"{base}[{i}]"
         if not isinstance(item, dict):
             errors.append(FieldError(path, "must be an object"))
             continue
+        yield i, path, item
+
+
+def _rules(raw: Any, direction: Direction, kind: str, errors: list[FieldError]) -> tuple[AdminRule, ...]:
+    actions = ("Allow", "Deny", "Pass") if kind == ANP else ("Allow", "Deny")
+    peer_field = "from" if direction == "Ingress" else "to"
+    rules = []
+    for i, path, item in rule_items(raw, direction, 100, errors):
         action = item.get("action")
         if action not in actions:
             errors.append(FieldError(f"{path}.action", f"{action!r} must be one of {', '.join(actions)}"))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from audit.engine.kinds import Compiled, Enforcement, group_of
-from audit.engine.kinds.admin import AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminStackPolicy, _peer, parse_subject
+from audit.engine.kinds.admin import AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminStackPolicy, _peer, parse_subject, rule_items
 from audit.engine.kinds.networkpolicy import Direction, port_name_error
 from audit.engine.selectors import FieldError
 from audit.engine.stack import Tier
@@ -52,19 +52,9 @@ def parse_cluster_network_policy(obj: ExtendedPolicy) -> tuple[AdminPolicy | Non
 
 
 def _rules(raw: Any, direction: Direction, errors: list[FieldError]) -> tuple[AdminRule, ...]:
-    base = f"spec.{direction.lower()}"
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or len(raw) > 25:
-        errors.append(FieldError(base, "must be a list of at most 25 rules"))
-        return ()
     peer_field = "from" if direction == "Ingress" else "to"
     out = []
-    for i, item in enumerate(raw):
-        path = f"{base}[{i}]"
-        if not isinstance(item, dict):
-            errors.append(FieldError(path, "must be an object"))
-            continue
+    for i, path, item in rule_items(raw, direction, 25, errors):
         for key in sorted(set(item) - _RULE_FIELDS[direction], key=str):
             errors.append(FieldError(f"{path}.{key}", "unknown field" + (" (v1alpha2 matches ports under protocols)" if key == "ports" else "")))
         action = item.get("action")
