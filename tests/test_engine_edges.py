@@ -796,6 +796,9 @@ def test_a_policy_naming_one_statefulset_pod_is_still_evaluated_per_pod():
     ([{"port": "80"}], True), ([{"port": 65535}], True), ([{"port": "70000"}], False), ([{"port": -5}], False),
     ([{"port": "http"}], True), ([{"port": "Bad_Name"}], False), ([{"port": "80", "endPort": 90}], True),
     ([{"port": "80", "endPort": 70}], False), ([{"port": "80", "endPort": 70000}], False), ([{"port": True}], False),
+    ([{"port": 65536}], False), ([{"port": "65536"}], False), ([{"port": 1}], True),
+    ([{"port": "80", "endPort": 80}], True), ([{"port": "80", "endPort": 65535}], True), ([{"port": "80", "endPort": 65536}], False),
+    ([{"port": 65535, "endPort": 65535}], True),
 ])
 def test_cilium_ports_are_range_checked(ports, ok):
     policy = ciliumnp("prod", "p", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": ports}]}]})
