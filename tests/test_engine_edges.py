@@ -694,6 +694,15 @@ def test_dns_pods_are_the_ones_the_kube_dns_service_selects():
     assert any("Service selects" in n for n in right.scan.notices)
 
 
+def test_only_the_named_service_in_the_dns_namespace_names_the_dns_pods():
+    other = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a-metrics", "namespace": "kube-system"},
+             "spec": {"selector": {"app": "metrics"}}}
+    text = docs(other, pod("kube-system", "metrics-abc", {"app": "metrics"})) + "\n---\n" + coredns_helm(HELM, HELM)
+    a = analysis_of(text, cni=False)
+    (dns,) = a.dns_classes
+    assert a.classes[dns].label_map == HELM  # not the pods of the Service listed first
+
+
 def test_without_a_service_the_labels_then_an_assumed_pod():
     text = docs(ns_doc("app"), pod("app", "web", {"app": "web"}), dns_allow_to({"k8s-app": "kube-dns"}))
     report = audit(text)
