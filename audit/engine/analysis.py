@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from typing import Literal
 
 from audit.engine.classes import DnsTarget, PodClass, ip_value, parse_ip
@@ -154,6 +155,11 @@ class Analysis:
         """Every policy that takes part, of every kind, NetworkPolicy first."""
         yield from self._np_layers.values()
         yield from self.extended
+
+    @cached_property
+    def policy_notes(self) -> dict[str, str]:
+        """Each policy's note (what kind and tier it is) by key; built once, read per namespace."""
+        return {p.key: p.note for p in self.all_policies}
 
     # -- construction -------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ def _direction_coverage(analysis: Analysis, ns: str, direction: Direction, gover
             if closing:
                 closed_by = tuple(dict.fromkeys(closing))
                 break
-    kinds_note = {p.key: p.note for p in analysis.all_policies}
+    kinds_note = analysis.policy_notes
     if opened:
         reason = f"{opened[0]} allows all {word} on all ports for every pod, undoing the default-deny"
     elif closed_by and pods and isolated < pods:
