@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.engine.connectivity import connections
+from audit.engine.connectivity import connections, is_external
 from audit.engine.ports import ALL, PortSet
 from tests.conftest import EXAMPLES, analyse
 
@@ -41,11 +41,11 @@ def test_port_set_algebra_and_format():
 
 def test_no_policy_is_all_connections_everywhere():
     assert lines("") == [
-        "0.0.0.0-255.255.255.255 => ns/a[Pod] : All Connections",
-        "0.0.0.0-255.255.255.255 => ns/b[Pod] : All Connections",
-        "ns/a[Pod] => 0.0.0.0-255.255.255.255 : All Connections",
+        "0.0.0.0-255.255.255.255[External] => ns/a[Pod] : All Connections",
+        "0.0.0.0-255.255.255.255[External] => ns/b[Pod] : All Connections",
+        "ns/a[Pod] => 0.0.0.0-255.255.255.255[External] : All Connections",
         "ns/a[Pod] => ns/b[Pod] : All Connections",
-        "ns/b[Pod] => 0.0.0.0-255.255.255.255 : All Connections",
+        "ns/b[Pod] => 0.0.0.0-255.255.255.255[External] : All Connections",
         "ns/b[Pod] => ns/a[Pod] : All Connections",
     ]
 
@@ -63,7 +63,7 @@ spec:
 """
     got = lines(policy)
     assert "ns/a[Pod] => ns/b[Pod] : TCP 80-90,8080,UDP 53" in got
-    assert "0.0.0.0-255.255.255.255 => ns/b[Pod] : TCP 80-90,8080,UDP 53" in got
+    assert "0.0.0.0-255.255.255.255[External] => ns/b[Pod] : TCP 80-90,8080,UDP 53" in got
     assert "ns/b[Pod] => ns/a[Pod] : All Connections" in got
 
 
@@ -91,8 +91,8 @@ spec:
 """
     got = [line for line in lines(policy) if line.startswith("ns/a")]
     assert got == [
-        "ns/a[Pod] => 10.0.0.0-10.0.255.255 : All Connections",
-        "ns/a[Pod] => 10.2.0.0-10.255.255.255 : All Connections",
+        "ns/a[Pod] => 10.0.0.0-10.0.255.255[External] : All Connections",
+        "ns/a[Pod] => 10.2.0.0-10.255.255.255[External] : All Connections",
         "ns/a[Pod] => ns/b[Pod] : TCP 8080",
     ]
 
@@ -140,8 +140,32 @@ def test_diff_between_manifest_sets_and_saved_connectivity(tmp_path):
     saved.write_text(runner.invoke(app, ["connectivity", after, "-f", "json"]).output)
     opened = runner.invoke(app, ["diff", str(saved), before, "--fail-on-opened"])
     assert opened.exit_code == 1
-    assert "+ 0.0.0.0-255.255.255.255 => database/db[Pod] : All Connections" in opened.output
+    assert "+ 0.0.0.0-255.255.255.255[External] => database/db[Pod] : All Connections" in opened.output
     assert runner.invoke(app, ["diff", str(saved), after]).output.strip().endswith("0 opened or widened, 0 closed or narrowed")
+
+
+def test_external_suffix_the_bare_option_and_old_saved_files(tmp_path):
+    """Outside ranges carry netpol-analyzer's `[External]` in every format; `--bare-ranges` gives the
+    older form; a file saved in the older form still diffs as equal to today's listing."""
+    before = str(EXAMPLES / "lab-before")
+    txt = runner.invoke(app, ["connectivity", before]).output.splitlines()
+    assert "0.0.0.0-255.255.255.255[External] => database/db[Pod] : All Connections" in txt
+    csv_out = runner.invoke(app, ["connectivity", before, "-f", "csv"]).output.splitlines()
+    assert "0.0.0.0-255.255.255.255[External],database/db[Pod],All Connections" in csv_out
+    items = json.loads(runner.invoke(app, ["connectivity", before, "-f", "json"]).output)
+    assert {"src": "database/db[Pod]", "dst": "0.0.0.0-255.255.255.255[External]", "conn": "All Connections"} in items
+    bare = runner.invoke(app, ["connectivity", before, "--bare-ranges"]).output.splitlines()
+    assert "0.0.0.0-255.255.255.255 => database/db[Pod] : All Connections" in bare
+    assert not [line for line in bare if "[External]" in line] and len(bare) == len(txt)
+    old = tmp_path / "old.json"
+    old.write_text(runner.invoke(app, ["connectivity", before, "-f", "json", "--bare-ranges"]).output)
+    assert "[External]" not in old.read_text()
+    same = runner.invoke(app, ["diff", str(old), before])
+    assert same.exit_code == 0 and same.output.strip().endswith("0 opened or widened, 0 closed or narrowed")
+    dot = runner.invoke(app, ["connectivity", before, "-f", "dot"]).output
+    assert '\t"0.0.0.0-255.255.255.255[External]" [label="0.0.0.0-255.255.255.255[External]" color="red2"' in dot
+    matrix = runner.invoke(app, ["connectivity", before, "-f", "matrix"]).output
+    assert "external" in matrix and "0.0.0.0" not in matrix
 
 
 def test_outside_ranges_follow_np_guard_conventions():
@@ -183,12 +207,12 @@ spec:
 """
     got = [str(c) for c in connections(analyse(text))]
     assert got == [
-        "0.0.0.0-9.9.9.8 => ns1/app[Deployment] : All Connections",
-        "203.0.113.0-203.0.113.255 => ns1/app[Deployment] : All Connections",
-        "203.0.114.0-255.255.255.255 => ns1/app[Deployment] : All Connections",
-        "9.9.9.10-203.0.112.255 => ns1/app[Deployment] : All Connections",
-        "9.9.9.9-9.9.9.9 => ns1/app[Deployment] : All Connections",
-        "ns1/app[Deployment] => 203.0.113.0-203.0.113.255 : All Connections",
+        "0.0.0.0-9.9.9.8[External] => ns1/app[Deployment] : All Connections",
+        "203.0.113.0-203.0.113.255[External] => ns1/app[Deployment] : All Connections",
+        "203.0.114.0-255.255.255.255[External] => ns1/app[Deployment] : All Connections",
+        "9.9.9.10-203.0.112.255[External] => ns1/app[Deployment] : All Connections",
+        "9.9.9.9-9.9.9.9[External] => ns1/app[Deployment] : All Connections",
+        "ns1/app[Deployment] => 203.0.113.0-203.0.113.255[External] : All Connections",
     ]
 
 
@@ -219,7 +243,7 @@ spec: {containers: [{name: c, image: i}]}
 """
     analysis = analyse(text)
     assert [w.ref for w in analysis.inventory.workloads] == ["ns/web[Deployment]", "ns/job-1[Job]"]  # reports
-    got = [str(c) for c in connections(analysis) if "=>" in str(c) and "[" in c.src and "[" in c.dst]
+    got = [str(c) for c in connections(analysis) if "=>" in str(c) and not is_external(c.src) and not is_external(c.dst)]
     assert got == ["ns/job-1[Job] => ns/web-7d4b9c[ReplicaSet] : All Connections",
                    "ns/web-7d4b9c[ReplicaSet] => ns/job-1[Job] : All Connections"]
 

@@ -110,11 +110,11 @@ def blast_from_lines(lines: list) -> list[tuple]:
     """The blast radius read off the listing: the definition the class-level count must meet."""
     reach: dict[str, tuple[set, set, list]] = {}
     for c in lines:
-        if "[" not in c.src:
+        if "[" not in c.src or c.src.endswith("[External]"):
             continue
         ns = c.src.split("/", 1)[0]
         workloads, namespaces, outside = reach.setdefault(ns, (set(), set(), [False]))
-        if "[" in c.dst:
+        if "[" in c.dst and not c.dst.endswith("[External]"):
             workloads.add(c.dst)
             if c.dst.split("/", 1)[0] != ns:
                 namespaces.add(c.dst.split("/", 1)[0])

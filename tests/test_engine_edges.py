@@ -529,7 +529,7 @@ def test_named_ports_from_outside_resolve_per_destination():
                 np("p", "http-from-anywhere", {"podSelector": {"matchLabels": {"tier": "x"}}, "ingress": [
                     {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": "http"}]}]}))
     lines = {str(c) for c in connections(analysis_of(text, cni=False))}
-    assert "0.0.0.0-255.255.255.255 => p/a[Pod] : TCP 8080" in lines and "0.0.0.0-255.255.255.255 => p/b[Pod] : TCP 9090" in lines
+    assert "0.0.0.0-255.255.255.255[External] => p/a[Pod] : TCP 8080" in lines and "0.0.0.0-255.255.255.255[External] => p/b[Pod] : TCP 9090" in lines
 
 
 def test_classes_that_share_namespace_policies_but_not_other_kinds_are_kept_apart():
@@ -552,10 +552,10 @@ def test_classes_that_share_namespace_policies_but_not_other_kinds_are_kept_apar
         lines = {str(c) for c in connections(analysis_of(both, cni=False))}
         assert "s/web[Pod] => p/db[Pod] : All Connections" in lines
         assert not any(line.startswith("s/web[Pod] => p/api[Pod]") for line in lines)
-        assert any(line.startswith("p/db[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
-        assert not any(line.startswith("p/api[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
-    assert any(line.startswith("p/db[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
-    assert not any(line.startswith("p/api[Pod] => 192.0.2.0-192.0.2.255") for line in lines)
+        assert any(line.startswith("p/db[Pod] => 192.0.2.0-192.0.2.255[External]") for line in lines)
+        assert not any(line.startswith("p/api[Pod] => 192.0.2.0-192.0.2.255[External]") for line in lines)
+    assert any(line.startswith("p/db[Pod] => 192.0.2.0-192.0.2.255[External]") for line in lines)
+    assert not any(line.startswith("p/api[Pod] => 192.0.2.0-192.0.2.255[External]") for line in lines)
 
 
 def test_calico_classes_with_different_own_side_rules_are_kept_apart():

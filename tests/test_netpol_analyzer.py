@@ -54,7 +54,7 @@ def full_mesh(except_pairs: dict[tuple[str, str], str | None]) -> list[str]:
     """netpol-analyzer's listing: every house to every other and to and from 0.0.0.0/0, with the
     given pairs changed (None: no line)."""
     out = []
-    everything = "0.0.0.0-255.255.255.255"
+    everything = "0.0.0.0-255.255.255.255[External]"
     for h in HOUSES:
         if except_pairs.get(("outside", h), "All Connections"):
             out.append(f"{everything} => {ref(h)} : {except_pairs.get(('outside', h), 'All Connections')}")

@@ -387,6 +387,7 @@ def connectivity(
     format: ConnFormat = typer.Option(ConnFormat.txt, "--format", "-f", help="txt, json, csv, dot (Graphviz), matrix (namespace x namespace) or blast (blast radius per namespace)."),
     output: Optional[Path] = OUTPUT,
     namespace: Optional[list[str]] = typer.Option(None, "--namespace", "-n", help="Only connections from or to these namespaces (repeatable)."),
+    bare_ranges: bool = typer.Option(False, "--bare-ranges", help="Outside ranges as `first-last`, without netpol-analyzer's `[External]` suffix."),
     config: Optional[Path] = DNS_CONFIG,
     assume_enforced: bool = ASSUME_ENFORCED,
     inventory_file: Optional[Path] = INVENTORY,
@@ -397,14 +398,15 @@ def connectivity(
     cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
     """List every allowed connection: `src => dst : connections`, workloads and outside address ranges."""
-    from audit.engine.connectivity import connections
+    from audit.engine.connectivity import bare, connections
     from audit.render.connectivity import render
 
     try:
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
                                 assume_enforced)
         focus = set(namespace) if namespace else None
-        chunks = render(connections(analysis, focus), format.value, analysis, focus)
+        conns = connections(analysis, focus)
+        chunks = render(map(bare, conns) if bare_ranges else conns, format.value, analysis, focus)
         if output:
             write_atomic_chunks(output, chunks)
         else:

@@ -1,7 +1,8 @@
 """Every allowed connection between workloads, and between workloads and outside address ranges.
 
 Lines read `src => dst : connections`, workloads as `ns/name[Kind]`, outside addresses as
-`first-last` ranges cut at every boundary of every address block a policy names, connections
+`first-last[External]` ranges (netpol-analyzer's form) cut at every boundary of every address
+block a policy names, connections
 as `All Connections` or `TCP 80,443,UDP 53`; the ingress controller as `{ingress-controller}`
 (see audit.engine.ingress). Pairs of pod classes are found from the rules (see `ClassGraph`), not by
 comparing every class with every other, so the work follows the number of allowed connections.
@@ -21,6 +22,9 @@ from audit.engine.ingress import ingress_ports
 from audit.engine.kinds.networkpolicy import Direction, IPNetwork
 from audit.engine.ports import ALL, NONE, PortSet
 
+EXTERNAL = "[External]"
+"""The suffix netpol-analyzer puts on outside address ranges; `--bare-ranges` drops it."""
+
 
 class Connection(NamedTuple):
     """One allowed connection (a tuple: millions of them stream through `connectivity`)."""
@@ -31,6 +35,23 @@ class Connection(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.src} => {self.dst} : {self.conns}"
+
+
+def is_external(name: str) -> bool:
+    """Whether a connection end is an outside address range (not a workload or the ingress controller)."""
+    return name.endswith(EXTERNAL)
+
+
+def bare(conn: Connection) -> Connection:
+    """``conn`` with outside ranges in the older bare `first-last` form."""
+    return Connection(conn.src.removesuffix(EXTERNAL), conn.dst.removesuffix(EXTERNAL), conn.conns)
+
+
+def with_suffix(name: str) -> str:
+    """A saved end in the bare form (`10.0.0.0-10.255.255.255`) in today's `[External]` form."""
+    if name.endswith(EXTERNAL) or "[" in name or name.startswith("{") or "-" not in name:
+        return name
+    return name + EXTERNAL
 
 
 @dataclass(frozen=True)
@@ -57,7 +78,7 @@ class Segment:
 
     def text(self) -> str:
         make = ipaddress.IPv4Address if self.version == 4 else ipaddress.IPv6Address
-        return f"{make(self.first)}-{make(self.last)}"
+        return f"{make(self.first)}-{make(self.last)}{EXTERNAL}"
 
 
 def _networks(analysis: Analysis) -> Iterator[IPNetwork]:
@@ -368,7 +389,7 @@ def _from_ingress_controller(analysis: Analysis, focus: Callable[[int], bool]) -
 def namespace_matrix(conns: Iterable[Connection], analysis: Analysis) -> tuple[list[str], dict[tuple[str, str], int]]:
     """Namespaces (plus `external`) and how many source/destination pairs connect between them."""
     def ns_of(name: str) -> str:
-        return name.split("/", 1)[0] if "[" in name else "external"
+        return "external" if is_external(name) or "[" not in name else name.split("/", 1)[0]
 
     counts: dict[tuple[str, str], int] = {}
     for c in conns:

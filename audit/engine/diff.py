@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit.engine.connectivity import Connection
+from audit.engine.connectivity import Connection, with_suffix
 from audit.engine.ports import PortSet, parse_port_set
 from audit.errors import InputError
 
@@ -43,7 +43,8 @@ def load_connections(path: str) -> list[Connection]:
             if not isinstance(c, dict) or not all(isinstance(c.get(k), str) for k in ("src", "dst", "conn")):
                 error = MalformedConnections if isinstance(c, dict) and {"src", "dst"} & set(c) else InputError
                 raise error(f"{path}: item {i}: src, dst and conn must be strings (as `netpol-audit connectivity -f json` writes them)")
-            out.append(Connection(c["src"], c["dst"], parse_port_set(c["conn"])))
+            # Files written before outside ranges carried `[External]` still compare with today's.
+            out.append(Connection(with_suffix(c["src"]), with_suffix(c["dst"]), parse_port_set(c["conn"])))
         return out
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None

@@ -11,7 +11,7 @@ from itertools import islice
 from tabulate import tabulate
 
 from audit.engine.analysis import Analysis
-from audit.engine.connectivity import Connection, blast_radius, namespace_matrix
+from audit.engine.connectivity import Connection, blast_radius, is_external, namespace_matrix
 
 FORMATS = ("txt", "json", "csv", "dot", "matrix", "blast")
 BATCH = 2000
@@ -77,7 +77,7 @@ def render_dot(conns: list[Connection]) -> str:
     external: set[str] = set()
     for c in conns:
         for name in (c.src, c.dst):
-            if "[" in name:
+            if not is_external(name) and "[" in name:
                 nodes.setdefault(name.split("/", 1)[0], set()).add(name)
             else:
                 external.add(name)
