@@ -251,3 +251,25 @@ spec: {containers: [{name: c, image: i}]}
 def test_a_replicaset_name_from_the_listing_works_in_reach():
     analysis = analyse(REPLICA_POD)
     assert analysis.find_workload("ns", "web-7d4b9c") == analysis.find_workload("ns", "web") != []
+
+
+def test_owner_without_kind_groups_by_owner_name_and_a_node_mirror_pod_is_itself():
+    """netpol-analyzer's naming: a controller reference without `kind` names the workload after the
+    owner, as `[Pod]`; a Node owns static (mirror) pods, which stay their own workload; a reference
+    that is not the controller names nothing."""
+    def pod(name: str, labels: str, owner: str) -> str:
+        return f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: default, labels: {labels}, ownerReferences: [{owner}]}}
+spec: {{containers: [{{name: c, image: i}}]}}
+"""
+    text = (pod("pod-1", "{app: a, tier: agent}", "{name: internal-security, controller: true}")
+            + pod("pod-2", "{app: b, tier: analyzer}", "{name: internal-security, controller: true}")
+            + pod("etcd-node1", "{component: etcd}", "{apiVersion: v1, kind: Node, name: node1, controller: true, uid: n}")
+            + pod("helper", "{app: h}", "{apiVersion: apps/v1, kind: ReplicaSet, name: other, controller: false, uid: o}"))
+    analysis = analyse(text)
+    refs = sorted({c.src for c in connections(analysis) if not is_external(c.src)})
+    assert refs == ["default/etcd-node1[Pod]", "default/helper[Pod]", "default/internal-security[Pod]"]
+    # The two label variants stay two pod classes: a policy may tell them apart.
+    assert sorted(len(c.workloads) for c in analysis.real_classes() if c.namespace == "default") == [1, 1, 1, 1]

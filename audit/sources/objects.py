@@ -372,8 +372,12 @@ class InventoryBuilder:
         if not isinstance(refs, list):
             raise _fail(where, "metadata.ownerReferences", "must be a list")
         for ref in refs:
-            if isinstance(ref, dict) and ref.get("controller") and ref.get("kind") and ref.get("name"):
-                kind, name = str(ref["kind"]), str(ref["name"])
+            if isinstance(ref, dict) and ref.get("controller") is True and ref.get("name"):
+                # As netpol-analyzer names them: an owner without `kind` groups its pods under the
+                # owner's name as `[Pod]`; a Node's mirror pod is its own workload.
+                kind, name = str(ref.get("kind") or "Pod"), str(ref["name"])
+                if kind == "Node":
+                    return None
                 # A ReplicaSet named <deployment>-<pod-template-hash> belongs to a Deployment.
                 raw_labels = meta.get("labels")
                 template_hash = raw_labels.get("pod-template-hash") if isinstance(raw_labels, dict) else None
