@@ -172,11 +172,16 @@ class IngressRoute:
 
 @dataclass(frozen=True, slots=True)
 class CollectionIssue:
-    """A resource that could not be read, and why: the report is partial."""
+    """A resource that could not be read, and why: the report is partial.
+
+    ``invalid``: an object the source holds but that is not valid (a wrong field type, a value the
+    API server rejects); it was left out and the rest analysed.
+    """
 
     resource: str
     reason: str
     core: bool = True
+    invalid: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,11 @@ class Collection:
     @property
     def complete(self) -> bool:
         return not any(issue.core for issue in self.issues)
+
+    @property
+    def invalid_objects(self) -> tuple[CollectionIssue, ...]:
+        """The objects left out because they are invalid."""
+        return tuple(issue for issue in self.issues if issue.invalid)
 
 
 @dataclass(frozen=True)

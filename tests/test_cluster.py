@@ -148,6 +148,23 @@ def test_forbidden_pods_make_the_scan_incomplete(objects, kubeconfig_file, tmp_p
     assert {c["status"] for c in data["controls"]} <= {"fail", "not-assessable"}
 
 
+def test_a_live_object_the_audit_cannot_read_is_left_out_and_the_scan_incomplete(objects, kubeconfig_file, tmp_path):
+    """A served object whose field the audit rejects is a collection issue naming it (exit 4, as for
+    any unread resource): never dropped silently, never the end of the run."""
+    with ApiDouble(objects, token="test-token") as api:
+        scan("--kubeconfig", kubeconfig_file(api.url), "--json", str(tmp_path / "clean.json"))
+    bad = next(o for o in objects if o["kind"] == "Pod" and not o["metadata"]["namespace"].startswith("kube-"))
+    bad["spec"]["containers"][0]["ports"] = [{"containerPort": 70000}]
+    with ApiDouble(objects, token="test-token") as api:
+        result = scan("--kubeconfig", kubeconfig_file(api.url), "--json", str(tmp_path / "r.json"))
+    clean = json.loads((tmp_path / "clean.json").read_text())
+    assert result.exit_code == 4, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    [issue] = data["scan"]["issues"]
+    assert issue["invalid"] is True and issue["resource"] == f"Pod {bad['metadata']['namespace']}/{bad['metadata']['name']}"
+    assert "containerPort" in issue["reason"] and data["summary"]["pods"] == clean["summary"]["pods"] - 1
+
+
 def test_absent_optional_groups_are_not_installed(objects, kubeconfig_file):
     with ApiDouble(objects, token="test-token", groups={"networking.k8s.io", "apps"}) as api:
         inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url)))

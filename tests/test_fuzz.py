@@ -80,9 +80,19 @@ def check_run(result: Any) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
     if result.exit_code == 2:
-        lines = [line for line in result.output.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("netpol-audit: error: "), result.output[-2000:]
-        assert len(lines[0]) < 1000
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert lines and all(len(line) < 1000 for line in lines), result.stderr[-2000:]
+        summary = [line for line in lines if line.endswith("invalid object(s) left out (see above); exit 2")]
+        left_out = [line for line in lines if line.endswith("left out; the run goes on)")]
+        others = [line for line in lines if line not in summary and line not in left_out]
+        # Invalid objects that are not policies: one error line each, the run went on, a summary;
+        # anything else ends the command with one error line (after the left-out ones, if any).
+        assert all(line.startswith("netpol-audit: error: ") for line in left_out + others), result.stderr[-2000:]
+        assert len(others) + len(summary) == 1, result.stderr[-2000:]
+        if summary:
+            assert summary == [f"netpol-audit: {len(left_out)} invalid object(s) left out (see above); exit 2"]
+        if not left_out:
+            assert not result.stdout.strip()
 
 
 @FUZZ
@@ -93,8 +103,13 @@ def test_mutated_manifests_never_crash_scan(tmp_path_factory, docs):
     result = runner.invoke(app, ["scan", str(path), "-f", "json", "--now", "2026-11-26T00:00:00Z"])
     check_run(result)
     if result.exit_code in (0, 1):
-        data = json.loads(result.output)
+        data = json.loads(result.stdout)
         assert data["scan"]["complete"] is True
+    elif result.exit_code == 2 and result.stdout.strip():
+        data = json.loads(result.stdout)  # the whole report, with what was left out
+        left_out = [i for i in data["scan"]["issues"] if i["invalid"]]
+        assert left_out and data["scan"]["complete"] is False and data["summary"]["score"] is None
+        assert len(left_out) == result.stderr.count("left out; the run goes on")
 
 
 @FUZZ

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
 from audit.engine.connectivity import connections
-from audit.errors import InputError
 from tests.conftest import analyse, inventory
 
 
@@ -138,5 +137,7 @@ spec: {to: {kind: Service, name: s3}, port: {targetPort: 8443}, alternateBackend
 
 
 def test_a_malformed_service_names_the_field():
-    with pytest.raises(InputError, match=r"Service s.*spec\.ports\[0\]\.port"):
-        inventory("apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: a}\nspec: {ports: [{name: x}]}\n")
+    inv = inventory("apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: a}\nspec: {ports: [{name: x}]}\n")
+    [issue] = inv.collection.invalid_objects
+    assert issue.resource == "Service a/s" and re.search(r"Service s.*spec\.ports\[0\]\.port", issue.reason)
+    assert not inv.services

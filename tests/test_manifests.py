@@ -157,9 +157,6 @@ spec: {endpointSelector: {}}
     ("kind: Pod\nmetadata: {name: a\n", "document 1 (line 3, column 1): invalid YAML"),
     ("apiVersion: v1\nmetadata: {name: a}\n", "document 1 (line 1): kind: required"),
     ("apiVersion: v1\nkind: Pod\nmetadata: {namespace: x}\n", "metadata.name: required"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {version: 1.0}}\n", "Pod a: metadata.labels.version: label value 1.0 must be a string"),
-    ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec: {replicas: two, template: {}}\n", "Deployment a: spec.replicas: must be an integer"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, ports: [{containerPort: http}]}]}\n", "spec.containers[0].ports[0].containerPort: must be an integer"),
     ("apiVersion: v1\nkind: List\nitems: {a: 1}\n", "items: must be a list"),
 ])
 def test_malformed_input_names_file_document_and_field(tmp_path, text, expected):
@@ -168,6 +165,25 @@ def test_malformed_input_names_file_document_and_field(tmp_path, text, expected)
     with pytest.raises(InputError) as err:
         load_manifests([str(path)])
     assert str(err.value).startswith(str(path)) and expected in str(err.value)
+
+
+@pytest.mark.parametrize("text,resource,expected", [
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {version: 1.0}}\n", "Pod default/a",
+     "Pod a: metadata.labels.version: label value 1.0 must be a string"),
+    ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec: {replicas: two, template: {}}\n", "Deployment default/a",
+     "Deployment a: spec.replicas: must be an integer"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, ports: [{containerPort: http}]}]}\n", "Pod default/a",
+     "spec.containers[0].ports[0].containerPort: must be an integer"),
+    ("apiVersion: v1\nkind: Namespace\nmetadata: {name: n, labels: {a: [1]}}\n", "Namespace n", "metadata.labels.a"),
+])
+def test_an_invalid_object_that_is_not_a_policy_is_left_out_naming_file_document_and_field(tmp_path, text, resource, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: fine, namespace: other}\nspec: {containers: [{name: c, image: i}]}\n")
+    inv = load_manifests([str(path)])
+    [issue] = inv.collection.invalid_objects
+    assert issue.resource == resource and issue.reason.startswith(str(path)) and expected in issue.reason
+    assert issue.core and not inv.collection.complete
+    assert [w.name for w in inv.workloads] == ["fine"]
 
 
 def test_missing_path_and_empty_folder(tmp_path):

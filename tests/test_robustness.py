@@ -40,20 +40,63 @@ def one_line_error(result, *needles: str) -> str:
 
 
 @pytest.mark.parametrize("name,field", [
-    ("tb-01-container-ports-int.yaml", "spec.containers[0].ports"),
-    ("tb-02-container-port-protocol-list.yaml", "spec.containers[0].ports[0].protocol"),
-    ("tb-03-daemonset-command-string.yaml", "spec.template.spec.containers[0].command"),
-    ("tb-04-pod-status-podips-int.yaml", "status.podIPs"),
-    ("tb-05-service-ports-int.yaml", "spec.ports"),
-    ("tb-07-replicas-2pow70.yaml", "spec.replicas"),
     ("tb-08-apiversion-int.yaml", "apiVersion"),
     ("tb-10-float-tag.yaml", "document 1"),
-    ("wrong-01-negative-replicas.yaml", "spec.replicas"),
-    ("wrong-02-hostnetwork-string-false.yaml", "spec.hostNetwork"),
     ("wrong-03-duplicate-podselector-key.yaml", "duplicate key podSelector"),
 ])
-def test_bad_manifests_are_one_line_errors_naming_file_document_and_field(name, field):
+def test_bad_documents_are_one_line_errors_naming_file_document_and_field(name, field):
+    """A document that cannot be read as an object (malformed YAML, a type the kind cannot be told
+    from) stops the run: nothing can be said of what it was meant to be."""
     one_line_error(run("scan", str(HERE / name)), name, field)
+
+
+VALID_NEIGHBOUR = """
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: fine}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: fine}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: i}]}
+"""
+
+
+@pytest.mark.parametrize("name,field,resource", [
+    ("tb-01-container-ports-int.yaml", "spec.containers[0].ports", "Pod x/a"),
+    ("tb-02-container-port-protocol-list.yaml", "spec.containers[0].ports[0].protocol", "Pod x/a"),
+    ("tb-03-daemonset-command-string.yaml", "spec.template.spec.containers[0].command", "DaemonSet x/a"),
+    ("tb-04-pod-status-podips-int.yaml", "status.podIPs", "Pod x/a"),
+    ("tb-05-service-ports-int.yaml", "spec.ports", "Service x/a"),
+    ("tb-07-replicas-2pow70.yaml", "spec.replicas", "Deployment x/a"),
+    ("wrong-01-negative-replicas.yaml", "spec.replicas", "Deployment x/a"),
+    ("wrong-02-hostnetwork-string-false.yaml", "spec.hostNetwork", "Pod x/web"),
+])
+def test_an_invalid_object_that_is_not_a_policy_is_left_out_and_the_run_goes_on(tmp_path, name, field, resource):
+    """Reported on one stderr line naming file, document and field; left out; every other object
+    analysed and every report written; the scan says which object is missing; exit 2."""
+    path = tmp_path / name
+    path.write_text((HERE / name).read_text() + VALID_NEIGHBOUR)
+    out = tmp_path / "r.json"
+    result = run("scan", str(path), "--json", str(out), "-f", "json")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("netpol-audit: error: ")]
+    assert len(errors) == 1 and name in errors[0] and field in errors[0] and f"{resource} left out" in errors[0], result.stderr
+    assert "Traceback" not in result.output and "INCOMPLETE" not in result.stderr
+    saved = json.loads(out.read_text())
+    assert json.loads(result.stdout) == saved
+    assert saved["scan"]["complete"] is False and saved["summary"]["score"] is None
+    [issue] = saved["scan"]["issues"]
+    assert issue["resource"] == resource and issue["invalid"] is True and field in issue["reason"]
+    assert "fine" in [ns["name"] for ns in saved["namespaces"]]
+    # The other commands read the same inputs the same way.
+    conn = run("connectivity", str(path))
+    assert conn.exit_code == 2 and "fine/web[Deployment] => " in conn.stdout and f"{resource} left out" in conn.stderr
 
 
 @pytest.mark.parametrize("name", ["hang-01-alias-bomb-in-label-value.yaml", "hang-02-alias-bomb-in-replicas.yaml",
@@ -67,8 +110,9 @@ def test_alias_bombs_are_refused_at_once(name):
 def test_a_long_value_is_quoted_in_an_error_only_in_part(tmp_path):
     path = tmp_path / "long.yaml"
     path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: i}]}\nstatus: {podIPs: " + "x" * 50_000 + "}\n")
-    line = one_line_error(run("scan", str(path)), "status.podIPs")
-    assert len(line) < 500
+    result = run("scan", str(path))
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("netpol-audit: error: ")]
+    assert result.exit_code == 2 and "status.podIPs" in line and len(line) < 500
 
 
 def test_an_unquoted_invalid_date_is_text_as_the_api_reads_it():

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import os
 import sys
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from tabulate import tabulate
@@ -196,12 +198,25 @@ def _load_result(path: Path) -> Report:
     return load_report(text, str(path))
 
 
+_LEFT_OUT: ContextVar[int] = ContextVar("left_out", default=0)
+"""How many invalid manifest objects the running command left out (set by `_inputs_checked`)."""
+
+
 def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], opts: ConnectOptions) -> Inventory:
-    """Manifests when paths are given, a saved inventory with --inventory, else the live cluster."""
+    """Manifests when paths are given, a saved inventory with --inventory, else the live cluster.
+
+    An invalid object that is not a policy is left out: one error line each on stderr, the run
+    goes on, and the command ends with exit 2 (see `_inputs_checked`).
+    """
     if paths and inventory_file:
         raise InputError("give manifest paths or --inventory, not both")
     if paths:
-        return load_manifests(paths, sys.stdin)
+        inventory = load_manifests(paths, sys.stdin)
+        left_out = inventory.collection.invalid_objects
+        for issue in left_out:
+            _echo(f"netpol-audit: error: {issue.reason} ({issue.resource} left out; the run goes on)", err=True)
+        _LEFT_OUT.set(_LEFT_OUT.get() + len(left_out))
+        return inventory
     if inventory_file:
         from audit.sources.replay import load_inventory
 
@@ -211,7 +226,32 @@ def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], 
     return collect(opts)
 
 
+def _left_out() -> int:
+    return _LEFT_OUT.get()
+
+
+def _inputs_checked(command: Callable[..., None]) -> Callable[..., None]:
+    """A command that read invalid manifest objects ends with exit 2 (input error) once its work is
+    done, instead of 0, 1 (findings, a denied path) or 4 (incomplete); other codes stand."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        token = _LEFT_OUT.set(0)
+        try:
+            try:
+                command(*args, **kwargs)
+            except typer.Exit as exc:
+                if exc.exit_code not in (EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE) or not _left_out():
+                    raise
+            if _left_out():
+                _echo(f"netpol-audit: {_left_out()} invalid object(s) left out (see above); exit 2", err=True)
+                raise typer.Exit(EXIT_USAGE)
+        finally:
+            _LEFT_OUT.reset(token)
+    return run
+
+
 @app.command()
+@_inputs_checked
 def scan(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders (recursive); '-' reads stdin. None: the live cluster."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (YAML)."),
@@ -294,7 +334,7 @@ def scan(
     except KeyboardInterrupt:
         _interrupted()
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    if not report.scan.complete and not allow_partial:
+    if not report.scan.complete and not allow_partial and not _left_out():
         _echo("netpol-audit: the scan is INCOMPLETE (see the collection issues); exit 4", err=True)
         raise typer.Exit(EXIT_INCOMPLETE)
     if fail_on is not FailOn.none and report.failing(fail_on.value):
@@ -337,6 +377,7 @@ def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config
 
 
 @app.command()
+@_inputs_checked
 def reach(
     source: str = typer.Argument(..., help="ns/name (pod or workload), ns (every pod), dns, or an IP address."),
     destination: str = typer.Argument(..., help="ns/name, ns, dns, or an IP address."),
@@ -382,6 +423,7 @@ class ConnFormat(str, enum.Enum):
 
 
 @app.command()
+@_inputs_checked
 def connectivity(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
     format: ConnFormat = typer.Option(ConnFormat.txt, "--format", "-f", help="txt, json, csv, dot (Graphviz), matrix (namespace x namespace) or blast (blast radius per namespace)."),
@@ -417,6 +459,7 @@ def connectivity(
 
 
 @app.command()
+@_inputs_checked
 def diff(
     old: str = typer.Argument(..., help="Before: manifests (file or folder) or a connectivity JSON file."),
     new: str = typer.Argument(..., help="After: manifests (file or folder) or a connectivity JSON file."),
@@ -454,6 +497,7 @@ def diff(
 
 
 @app.command()
+@_inputs_checked
 def verify(
     expectations: Path = typer.Argument(..., help="YAML file of expected connections (see examples/lab-expectations.yaml)."),
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
@@ -500,6 +544,7 @@ def verify(
 
 
 @app.command()
+@_inputs_checked
 def collect(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the inventory (JSON)."),
     kubeconfig: Optional[Path] = KUBECONFIG,

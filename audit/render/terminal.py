@@ -66,7 +66,7 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
     scored = f"   Score: {summ.score}/100 (grade {summ.grade})" if summ.score is not None else "   Score: none (the scan is incomplete)"
     out.append("Verdict: " + s(summ.verdict.upper(), verdict_style) + scored)
     if not scan.complete:
-        out.append(s("INCOMPLETE SCAN: some resources could not be read; this is not an all-clear.", "critical"))
+        out.append(s("INCOMPLETE SCAN: some resources could not be read or were invalid and left out; this is not an all-clear.", "critical"))
         for issue in scan.issues:
             out.append(f"  - {issue.resource}: {issue.reason}")
     if report.cni.verdict == "not-enforced":

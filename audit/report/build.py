@@ -162,7 +162,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
             source=col.source, inputs=col.inputs, cluster=col.cluster, context=col.context, server=col.server,
             server_version=col.server_version, started=col.started, finished=col.finished,
             api_requests=col.api_requests, complete=col.complete,
-            issues=tuple(CollectionIssueRow(i.resource, i.reason, i.core) for i in col.issues),
+            issues=tuple(CollectionIssueRow(i.resource, i.reason, i.core, i.invalid) for i in col.issues),
             notices=col.notices + (f"DNS: {analysis.dns_note}",), object_counts=dict(col.object_counts), skipped_kinds=dict(col.skipped_kinds),
         ),
         cni=CniInfo(cni.verdict, cni.summary, tuple(

@@ -26,6 +26,7 @@ class CollectionIssueRow:
     resource: str
     reason: str
     core: bool
+    invalid: bool = False  # an invalid object that was left out (not a resource that could not be read)
 
 
 @dataclass(frozen=True)

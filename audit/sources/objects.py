@@ -16,6 +16,7 @@ from audit.inventory import (
     NAMESPACE_NAME_LABEL,
     Backend,
     Collection,
+    CollectionIssue,
     Container,
     ContainerPort,
     DaemonSet,
@@ -230,6 +231,7 @@ class InventoryBuilder:
     """
 
     notices: list[str] = field(default_factory=list)
+    invalid: list[CollectionIssue] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     _namespaces: dict[str, Namespace] = field(default_factory=dict)
@@ -255,7 +257,10 @@ class InventoryBuilder:
                 name, ns = meta.get("name"), meta.get("namespace") or DEFAULT_NAMESPACE
                 if type(name) is str and name and type(ns) is str:
                     self.counts["Pod"] += 1
-                    self._add_pod(obj, meta, ns, name, source, f"{where} Pod {_name(name)}")
+                    try:
+                        self._add_pod(obj, meta, ns, name, source, f"{where} Pod {_name(name)}")
+                    except ObjectError as exc:
+                        self._leave_out("Pod", ns, name, exc)
                     return
         if not isinstance(obj, dict):
             raise ObjectError(f"{where}: expected a Kubernetes object (a mapping), got {type(obj).__name__}")
@@ -278,10 +283,22 @@ class InventoryBuilder:
         ns = meta.get("namespace") or DEFAULT_NAMESPACE
         if not isinstance(ns, str):
             raise _fail(where, "metadata.namespace", "must be a string")
-        if kind == "Pod":  # by far the most common object: first
-            self._add_pod(obj, meta, ns, name, source, where)
+        if (group, kind) in EXTENDED_KINDS or kind == "NetworkPolicy":
+            self._add_policy(obj, meta, group, kind, ns, name, source, where)
             return
+        # Any other kind is context (pods, namespaces, workloads, routes): an invalid one is left
+        # out and reported, and the rest is still analysed; an invalid policy is a finding instead.
+        try:
+            self._add_context(obj, meta, kind, ns, name, source, where)
+        except ObjectError as exc:
+            self._leave_out(kind, ns, name, exc)
 
+    def _leave_out(self, kind: str, ns: str, name: str, exc: ObjectError) -> None:
+        scope = "" if kind in ("Namespace", "Node") else f"{_name(ns)}/"
+        self.invalid.append(CollectionIssue(f"{kind} {scope}{_name(name)}", str(exc), core=True, invalid=True))
+
+    def _add_policy(self, obj: Mapping[str, Any], meta: Mapping[str, Any], group: str, kind: str, ns: str, name: str,
+                    source: SourceRef, where: str) -> None:
         if (group, kind) in EXTENDED_KINDS:
             scope = None if kind in CLUSTER_SCOPED_EXTENDED else ns
             if scope:
@@ -290,18 +307,23 @@ class InventoryBuilder:
                 kind, str(obj.get("apiVersion")), scope, name, obj.get("spec"), source
             )
             return
+        self._referenced.add(ns)
+        key = (ns, name)
+        if key in self._policies:
+            self.notices.append(f"NetworkPolicy {ns}/{name} appears twice; the later one ({source.describe()}) is used")
+        annotations = freeze_labels({str(k): str(v) for k, v in _mapping(meta.get("annotations"), where, "metadata.annotations").items()})
+        self._policies[key] = PolicyObject(ns, name, obj.get("spec"), annotations, source)
+
+    def _add_context(self, obj: Mapping[str, Any], meta: Mapping[str, Any], kind: str, ns: str, name: str,
+                     source: SourceRef, where: str) -> None:
+        if kind == "Pod":  # by far the most common object: first
+            self._add_pod(obj, meta, ns, name, source, where)
+            return
+        group = api_group(obj.get("apiVersion"))
         if kind == "Namespace":
             labels = dict(_labels(meta.get("labels"), where, "metadata.labels"))
             labels.setdefault(NAMESPACE_NAME_LABEL, name)
             self._namespaces[name] = Namespace(name, freeze_labels(labels), True, source)
-            return
-        if kind == "NetworkPolicy" and group in ("", "networking.k8s.io", "extensions"):
-            self._referenced.add(ns)
-            key = (ns, name)
-            if key in self._policies:
-                self.notices.append(f"NetworkPolicy {ns}/{name} appears twice; the later one ({source.describe()}) is used")
-            annotations = freeze_labels({str(k): str(v) for k, v in _mapping(meta.get("annotations"), where, "metadata.annotations").items()})
-            self._policies[key] = PolicyObject(ns, name, obj.get("spec"), annotations, source)
             return
         if (group, kind) in ROUTING_KINDS:
             self._add_routing(obj, kind, ns, name, source, where)
@@ -457,6 +479,7 @@ class InventoryBuilder:
             **{
                 **collection.__dict__,
                 "notices": tuple(collection.notices) + tuple(self.notices),
+                "issues": tuple(collection.issues) + tuple(self.invalid),
                 "object_counts": tuple(sorted(self.counts.items())),
                 "skipped_kinds": tuple(sorted(self.skipped.items())),
             }
