@@ -223,3 +223,21 @@ def test_raw_api_lists_give_their_items_a_kind(tmp_path):
     inv = load_manifests([str(tmp_path)])
     assert sorted((w.kind, w.name, w.pods) for w in inv.workloads) == [("Deployment", "api", 2), ("Pod", "web", 1)]
     assert [p.name for p in inv.policies] == ["deny"]
+
+
+def test_an_empty_mapping_where_a_list_belongs_reads_as_none(tmp_path):
+    """netpol-analyzer's published pod lists write `"ports": {}`: it can only mean no ports, so the
+    pod is read (not left out); a non-empty mapping there is still an error."""
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "cog-agents-d54st", "namespace": "default", "labels": {"app": "skydive"},
+                        "ownerReferences": [{"apiVersion": "extensions/v1beta1", "kind": "DaemonSet", "name": "cog-agents",
+                                             "uid": "u", "controller": True}]},
+           "spec": {"containers": [{"ports": {}}]}}
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "PodList", "items": [pod]}))
+    inv = load_manifests([str(path)])
+    assert inv.collection.complete and [(w.kind, w.name, w.ports) for w in inv.workloads] == [("DaemonSet", "cog-agents", ())]
+    pod["spec"]["containers"][0]["ports"] = {"a": 1}
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "PodList", "items": [pod]}))
+    [issue] = load_manifests([str(path)]).collection.invalid_objects
+    assert "spec.containers[0].ports: must be a list" in issue.reason

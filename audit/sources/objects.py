@@ -135,7 +135,9 @@ def _bool(value: Any, where: str, field: str) -> bool:
 
 
 def _list(value: Any, where: str, field: str) -> list[Any]:
-    if value is None:
+    # An empty mapping where a list belongs (`ports: {}`, in netpol-analyzer's published pod
+    # lists) can only mean "none": read as empty, like an absent field.
+    if value is None or (type(value) is dict and not value):
         return []
     if not isinstance(value, list):
         raise _fail(where, field, f"must be a list, got {_short(value)}")
