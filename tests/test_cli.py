@@ -126,7 +126,7 @@ def test_checks_lists_the_catalogue():
     data = json.loads(run("checks", "-f", "json").output)
     assert all(c["references"] or c["category"] in ("config", "hygiene", "dns") for c in data)
     cov = next(c for c in data if c["id"] == "NP-COV-001")
-    assert "CIS Kubernetes Benchmark 5.3.2" in cov["references"]
+    assert "CIS Kubernetes Benchmark v1.9.0 5.3.2" in cov["references"]
 
 
 def test_python_dash_m_and_version():

@@ -100,7 +100,7 @@ spec:
 def test_lab_solution_has_exactly_the_two_designed_paths():
     result = runner.invoke(app, ["connectivity", str(EXAMPLES / "lab-solution")])
     assert result.exit_code == 0
-    assert result.output.splitlines() == [
+    assert result.stdout.splitlines() == [
         "backend/api[Pod] => database/db[Pod] : TCP 5432",
         "frontend/web[Pod] => backend/api[Pod] : TCP 8080",
     ]
@@ -108,14 +108,14 @@ def test_lab_solution_has_exactly_the_two_designed_paths():
 
 def test_formats_and_namespace_filter(tmp_path):
     mixed = str(EXAMPLES / "mixed-cluster")
-    data = json.loads(runner.invoke(app, ["connectivity", mixed, "-f", "json", "-n", "payments"]).output)
+    data = json.loads(runner.invoke(app, ["connectivity", mixed, "-f", "json", "-n", "payments"]).stdout)
     assert data and all("payments/" in c["src"] or "payments/" in c["dst"] for c in data)
     assert {"src", "dst", "conn"} == set(data[0])
-    csv_out = runner.invoke(app, ["connectivity", mixed, "-f", "csv"]).output.splitlines()
+    csv_out = runner.invoke(app, ["connectivity", mixed, "-f", "csv"]).stdout.splitlines()
     assert csv_out[0] == "src,dst,conn" and len(csv_out) > 10
-    dot = runner.invoke(app, ["connectivity", mixed, "-f", "dot"]).output
+    dot = runner.invoke(app, ["connectivity", mixed, "-f", "dot"]).stdout
     assert dot.startswith("digraph {") and "subgraph cluster_" in dot and "->" in dot
-    matrix = runner.invoke(app, ["connectivity", mixed, "-f", "matrix"]).output
+    matrix = runner.invoke(app, ["connectivity", mixed, "-f", "matrix"]).stdout
     assert "from \\ to" in matrix and "external" in matrix
     out = tmp_path / "c.txt"
     assert runner.invoke(app, ["connectivity", mixed, "-o", str(out)]).exit_code == 0 and " => " in out.read_text()
@@ -132,39 +132,39 @@ def test_diff_between_manifest_sets_and_saved_connectivity(tmp_path):
     before, after = str(EXAMPLES / "lab-before"), str(EXAMPLES / "lab-solution")
     result = runner.invoke(app, ["diff", before, after])
     assert result.exit_code == 0
-    out = result.output.splitlines()
+    out = result.stdout.splitlines()
     assert "-~ backend/api[Pod] => database/db[Pod] : All Connections -> TCP 5432" in out
     assert "- database/db[Pod] => frontend/web[Pod] : All Connections" in out
     assert not [line for line in out if line.startswith("+ ")]
     saved = tmp_path / "solution.json"
-    saved.write_text(runner.invoke(app, ["connectivity", after, "-f", "json"]).output)
+    saved.write_text(runner.invoke(app, ["connectivity", after, "-f", "json"]).stdout)
     opened = runner.invoke(app, ["diff", str(saved), before, "--fail-on-opened"])
     assert opened.exit_code == 1
-    assert "+ 0.0.0.0-255.255.255.255[External] => database/db[Pod] : All Connections" in opened.output
-    assert runner.invoke(app, ["diff", str(saved), after]).output.strip().endswith("0 opened or widened, 0 closed or narrowed")
+    assert "+ 0.0.0.0-255.255.255.255[External] => database/db[Pod] : All Connections" in opened.stdout
+    assert runner.invoke(app, ["diff", str(saved), after]).stderr.strip().endswith("0 opened or widened, 0 closed or narrowed")
 
 
 def test_external_suffix_the_bare_option_and_old_saved_files(tmp_path):
     """Outside ranges carry netpol-analyzer's `[External]` in every format; `--bare-ranges` gives the
     older form; a file saved in the older form still diffs as equal to today's listing."""
     before = str(EXAMPLES / "lab-before")
-    txt = runner.invoke(app, ["connectivity", before]).output.splitlines()
+    txt = runner.invoke(app, ["connectivity", before]).stdout.splitlines()
     assert "0.0.0.0-255.255.255.255[External] => database/db[Pod] : All Connections" in txt
-    csv_out = runner.invoke(app, ["connectivity", before, "-f", "csv"]).output.splitlines()
+    csv_out = runner.invoke(app, ["connectivity", before, "-f", "csv"]).stdout.splitlines()
     assert "0.0.0.0-255.255.255.255[External],database/db[Pod],All Connections" in csv_out
-    items = json.loads(runner.invoke(app, ["connectivity", before, "-f", "json"]).output)
+    items = json.loads(runner.invoke(app, ["connectivity", before, "-f", "json"]).stdout)
     assert {"src": "database/db[Pod]", "dst": "0.0.0.0-255.255.255.255[External]", "conn": "All Connections"} in items
-    bare = runner.invoke(app, ["connectivity", before, "--bare-ranges"]).output.splitlines()
+    bare = runner.invoke(app, ["connectivity", before, "--bare-ranges"]).stdout.splitlines()
     assert "0.0.0.0-255.255.255.255 => database/db[Pod] : All Connections" in bare
     assert not [line for line in bare if "[External]" in line] and len(bare) == len(txt)
     old = tmp_path / "old.json"
-    old.write_text(runner.invoke(app, ["connectivity", before, "-f", "json", "--bare-ranges"]).output)
+    old.write_text(runner.invoke(app, ["connectivity", before, "-f", "json", "--bare-ranges"]).stdout)
     assert "[External]" not in old.read_text()
     same = runner.invoke(app, ["diff", str(old), before])
-    assert same.exit_code == 0 and same.output.strip().endswith("0 opened or widened, 0 closed or narrowed")
-    dot = runner.invoke(app, ["connectivity", before, "-f", "dot"]).output
+    assert same.exit_code == 0 and same.stderr.strip().endswith("0 opened or widened, 0 closed or narrowed")
+    dot = runner.invoke(app, ["connectivity", before, "-f", "dot"]).stdout
     assert '\t"0.0.0.0-255.255.255.255[External]" [label="0.0.0.0-255.255.255.255[External]" color="red2"' in dot
-    matrix = runner.invoke(app, ["connectivity", before, "-f", "matrix"]).output
+    matrix = runner.invoke(app, ["connectivity", before, "-f", "matrix"]).stdout
     assert "external" in matrix and "0.0.0.0" not in matrix
 
 

@@ -90,7 +90,7 @@ def test_removing_a_policy_fails_the_expectation_it_served(tmp_path):
     assert result.exit_code == 1
     import json
 
-    outcomes = {o["name"]: o for o in json.loads(result.output)}
+    outcomes = {o["name"]: o for o in json.loads(result.stdout)}
     failed = outcomes["Frontend can reach the backend API on 8080"]
     assert not failed["passed"] and "ingress of the destination: isolated by backend/default-deny-all" in failed["detail"]
     assert sum(1 for o in outcomes.values() if not o["passed"]) == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from audit.checks.compliance import STATUSES
 from audit.report import model
 from audit.report.serde import camel
 from audit.report.severity import SEVERITIES
@@ -25,7 +26,8 @@ ENUMS = {
     ("FindingRow", "status"): ["fail", "waived"],
     ("FindingRow", "category"): ["cni", "coverage", "permissive", "exposure", "dns", "hygiene", "config"],
     ("CheckRow", "category"): ["cni", "coverage", "permissive", "exposure", "dns", "hygiene", "config"],
-    ("ControlRow", "status"): ["pass", "fail", "not-assessable"],
+    ("ControlRow", "status"): list(STATUSES),
+    ("ControlRow", "kind"): ["segmentation", "cni", "manual"],
     ("Summary", "verdict"): ["pass", "warn", "fail", "incomplete"],
     ("CniInfo", "verdict"): ["enforced", "conditional", "not-enforced", "unknown"],
     ("CniComponentRow", "enforces"): ["yes", "no", "conditional"],

@@ -25,7 +25,9 @@ def _plural(n: int, word: str) -> str:
 def namespace_without_policy(ctx: Context) -> Iterable[Hit]:
     for ns in ctx.audited_namespaces():
         cov = ctx.analysis.coverage[ns.name]
-        if cov.policies or only_host_network(ctx, ns.name):
+        # Judged by policies, whatever the pods: an empty or hostNetwork-only namespace is unprotected
+        # for the next pod scheduled there (one rule for every namespace; see the README's method).
+        if cov.policies:
             continue
         invalid = [p.obj.name for p in ctx.analysis.invalid_by_ns.get(ns.name, ())]
         note = f" ({_plural(len(invalid), 'policy')} present but invalid: {', '.join(invalid)})" if invalid else ""
@@ -37,16 +39,10 @@ def namespace_without_policy(ctx: Context) -> Iterable[Hit]:
         )
 
 
-def only_host_network(ctx: Context, namespace: str) -> bool:
-    """A namespace whose pods all use hostNetwork: NetworkPolicy could govern nothing there."""
-    cov = ctx.analysis.coverage[namespace]
-    return cov.pods == 0 and cov.host_network_pods > 0
-
-
 def _default_deny(ctx: Context, direction: Direction) -> Iterable[Hit]:
     for ns in ctx.audited_namespaces():
         side = ctx.analysis.coverage[ns.name].direction(direction)
-        if side.default_deny or only_host_network(ctx, ns.name):
+        if side.default_deny:
             continue
         fix = fixes.default_deny(ns.name, (direction,))
         if direction == "Egress":

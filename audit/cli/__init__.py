@@ -376,6 +376,16 @@ def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config
     return Analysis(inventory, cfg.dns, detect_cni(inventory.daemonsets, inventory.node_hints), assume_enforced), inventory
 
 
+def _say_enforcement(analysis: Analysis, label: str = "") -> None:
+    """At the top of every answer (stderr, so data on stdout stays parseable): whether the network
+    enforces what the policies declare."""
+    from audit.engine.cni import enforcement_note
+
+    note = enforcement_note(analysis.cni, analysis.assume_enforced)
+    if note:
+        _echo(f"{label}{note}", err=True)
+
+
 @app.command()
 @_inputs_checked
 def reach(
@@ -403,6 +413,7 @@ def reach(
     try:
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
                                 assume_enforced)
+        _say_enforcement(analysis)
         sources = resolve(analysis, source, parse_label_selector(src_selector))
         destinations = resolve(analysis, destination, parse_label_selector(dst_selector))
         results = check_paths(analysis, sources, destinations, port)
@@ -446,6 +457,7 @@ def connectivity(
     try:
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
                                 assume_enforced)
+        _say_enforcement(analysis)
         focus = set(namespace) if namespace else None
         conns = connections(analysis, focus)
         chunks = render(map(bare, conns) if bare_ranges else conns, format.value, analysis, focus)
@@ -481,6 +493,7 @@ def diff(
             except InputError:
                 pass  # a JSON manifest, then
         analysis, _ = _analysis([spec], None, config, _connect_options(None, None, 30.0, 500, None), assume_enforced)
+        _say_enforcement(analysis, f"{spec}: ")
         return list(connections(analysis))
 
     try:
@@ -525,6 +538,7 @@ def verify(
         wanted = load_expectations(str(expectations))
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
                                 assume_enforced)
+        _say_enforcement(analysis)
         outcomes = evaluate(analysis, wanted)
         if junit:
             write_atomic(junit, render_junit(outcomes))
@@ -539,7 +553,12 @@ def verify(
         _echo(tabulate(rows, headers=["Result", "Expectation", "Expect", "Detail"], tablefmt="simple", maxcolwidths=[None, 40, None, 80]))
         failed = sum(1 for o in outcomes if not o.passed)
         _echo(f"{len(outcomes) - failed} passed, {failed} failed")
-    if any(not o.passed for o in outcomes):
+    unenforced = analysis.cni is not None and analysis.cni.verdict == "not-enforced" and not assume_enforced
+    if unenforced:
+        # The expectations may hold on paper; on this network no expected denial does.
+        _echo("netpol-audit: verify fails: the CNI does not enforce NetworkPolicy, so no expected denial holds on this network "
+              "(--assume-enforced checks the policies as declared)", err=True)
+    if unenforced or any(not o.passed for o in outcomes):
         raise typer.Exit(EXIT_FINDINGS)
 
 

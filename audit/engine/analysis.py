@@ -67,6 +67,8 @@ class Analysis:
                  assume_enforced: bool = False):
         self.inventory = inventory
         self.dns = dns
+        self.cni = cni
+        self.assume_enforced = assume_enforced
         self.namespaces: dict[str, Namespace] = {ns.name: ns for ns in inventory.namespaces}
         self.parsed: tuple[ParsedPolicy, ...] = tuple(parse_policy(p) for p in inventory.policies)
         self.policies: tuple[Policy, ...] = tuple(p.policy for p in self.parsed if p.policy is not None)

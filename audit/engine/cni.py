@@ -130,3 +130,17 @@ def detect_cni(daemonsets: Sequence[DaemonSet], node_hints: Sequence[str] = ()) 
     if "no" in verdicts:
         return CniReport("not-enforced", tuple(found), f"{names} does not enforce NetworkPolicy: every policy is silently ignored")
     return CniReport("unknown", (), "no known CNI DaemonSet in the input: whether policies are enforced is unknown")
+
+
+def enforcement_note(cni: CniReport | None, assumed: bool = False) -> str | None:
+    """The line an answer starts with when the network may not do what the policies declare
+    (None when the CNI enforces NetworkPolicy, or when no CNI report was made)."""
+    if cni is None or cni.verdict == "enforced":
+        return None
+    if cni.verdict == "not-enforced":
+        tail = ("; evaluated as if it did (--assume-enforced)" if assumed
+                else ": what follows is what the policies declare; the network does not enforce it, every connection is open")
+        return f"NOTE: {cni.summary}{tail}"
+    if cni.verdict == "conditional":
+        return f"NOTE: {cni.summary}: what follows is what the policies declare, assuming the network enforces them"
+    return "NOTE: no known CNI in the input, so whether the network enforces NetworkPolicy is unknown: what follows is what the policies declare"

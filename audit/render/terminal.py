@@ -83,6 +83,9 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
                + (f"; other kinds: {', '.join(f'{k} {v}' for k, v in summ.extended_policies.items())}" if summ.extended_policies else ""))
     counts = ", ".join(s(f"{sev} {summ.findings[sev]}", sev) if summ.findings[sev] else f"{sev} 0" for sev in SEVERITIES)
     out.append(f"Findings:            {counts}" + (f" ({summ.waived_findings} waived)" if summ.waived_findings else ""))
+    tally = {st: sum(1 for c in report.controls if c.status == st) for st in ("pass", "fail", "not-assessable", "manual")}
+    out.append(f"Controls:            pass {tally['pass']}, fail {tally['fail']}, not assessable {tally['not-assessable']}, "
+               f"manual {tally['manual']} (criteria in the JSON, HTML and PDF)")
     if report.trend is not None:
         out.extend(_trend_lines(report, s, max_objects))
     out.append("")

@@ -97,7 +97,7 @@ def view_model(report: Report, max_rows: int) -> dict[str, Any]:
         "excluded": [n.name for n in namespaces if n.excluded],
         "policies": cap(policies, max_rows),
         "controls": report.controls,
-        "control_counts": {st: sum(1 for c in report.controls if c.status == st) for st in ("pass", "fail", "not-assessable")},
+        "control_counts": {st: sum(1 for c in report.controls if c.status == st) for st in ("pass", "fail", "not-assessable", "manual")},
         "coverage": {
             "ingress": pct(s.default_deny_ingress, s.audited_namespaces),
             "egress": pct(s.default_deny_egress, s.audited_namespaces),

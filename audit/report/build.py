@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from audit import __version__
-from audit.checks.compliance import CONTROLS
+from audit.checks.compliance import CONTROLS, assess
 from audit.checks.registry import Check
 from audit.config import Config
 from audit.engine.analysis import Analysis
@@ -133,17 +133,13 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
     for ext in inv.extended:
         extended[ext.kind] = extended.get(ext.kind, 0) + 1
 
+    failing_checks = frozenset(f.check for f in fails if f.severity != "info")
+    undecided = frozenset(f.check for f in fails if f.severity == "info")
     controls = []
     for control in CONTROLS:
-        failing = sorted({f.check for f in fails if f.check in control.checks and f.severity != "info"})
-        unknown = any(f.check in control.checks and f.severity == "info" for f in fails)
-        if failing:
-            status = "fail"
-        elif unknown or not col.complete:
-            status = "not-assessable"
-        else:
-            status = "pass"
-        controls.append(ControlRow(control.framework, control.id, control.title, status, control.checks, tuple(failing)))
+        verdict_of = assess(control, failing_checks, undecided, col.complete, cni.verdict)
+        controls.append(ControlRow(control.framework, control.id, control.title, verdict_of.status, control.checks,
+                                   verdict_of.evidence, control.kind, control.criteria, verdict_of.reason))
 
     score: int | None
     grade: str | None

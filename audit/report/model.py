@@ -177,9 +177,12 @@ class ControlRow:
     framework: str
     id: str
     title: str
-    status: str  # "pass" | "fail" | "not-assessable"
+    status: str  # "pass" | "fail" | "not-assessable" | "manual"
     checks: tuple[str, ...]
-    failing: tuple[str, ...]
+    failing: tuple[str, ...]  # the checks the verdict rests on (failing, or undecided when not assessable)
+    kind: str = "segmentation"  # "segmentation" (needs an enforcing CNI) | "cni" | "manual"
+    criteria: str = ""  # the rule the verdict follows, in words
+    reason: str = ""  # why this verdict, in words
 
 
 @dataclass(frozen=True)
