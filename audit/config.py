@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import functools
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +62,9 @@ class Config:
     dns: DnsTarget = DnsTarget()
     environment_label: str = "env"
     """The namespace label that names an environment (prod, staging, ...) for cross-environment checks."""
+    path: str | None = None
+    """The file this configuration was read from (None: the built-in defaults)."""
+    sha256: str | None = None
 
     def is_excluded(self, namespace: str | None) -> bool:
         return namespace is not None and _matches_any(namespace, self.excluded_namespaces)
@@ -79,12 +84,17 @@ def load_config(path: str | None, known_checks: set[str] | None = None) -> Confi
     if path is None:
         return Config()
     try:
-        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=KubeLoader)  # a safe loader: dates stay text
+        data = Path(path).read_bytes()
+        raw = yaml.load(data.decode("utf-8"), Loader=KubeLoader)  # a safe loader: dates stay text
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}".splitlines()[0]) from None
-    return parse_config(raw or {}, path, known_checks)
+    config = parse_config(raw or {}, path, known_checks)
+    # The report names the file and its digest: a verdict can be tied to the settings behind it.
+    return dataclasses.replace(config, path=path, sha256=hashlib.sha256(data).hexdigest())
 
 
 def parse_config(raw: Any, path: str = "config", known_checks: set[str] | None = None) -> Config:

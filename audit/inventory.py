@@ -201,6 +201,8 @@ class Collection:
     object_counts: tuple[tuple[str, int], ...] = ()
     skipped_kinds: tuple[tuple[str, int], ...] = ()
     api_requests: int = 0
+    input_digests: tuple[tuple[str, str, int], ...] = ()
+    """(file, SHA-256, bytes) of every manifest file read."""
 
     @property
     def complete(self) -> bool:

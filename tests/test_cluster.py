@@ -92,6 +92,9 @@ def comparable(report_json: str) -> dict:
     data = json.loads(report_json)
     for key in ("scan", "generatedAt"):
         data.pop(key)
+    # Where the inventory came from (files and their digests, completeness in the source's words).
+    data["evidence"].pop("inputFiles")
+    data["evidence"].pop("completeness")
     for row in data["policies"]:
         row["source"] = None
     for f in data["findings"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -315,3 +316,45 @@ def test_blast_radius_per_namespace():
     after = run_audit(load_manifests([str(EXAMPLES / "lab-solution")]), None, FIXED).connectivity.blast_radius
     assert [(b.namespace, b.workloads, b.namespaces, b.outside) for b in after] == [
         ("backend", 1, 1, False), ("frontend", 1, 1, False)]
+
+
+def test_scope_configuration_and_inputs_are_part_of_the_evidence(tmp_path):
+    """An auditor can tie the verdicts to exact inputs and settings: the config file and its
+    digest, every override, exclusion and waiver in force, every input file with its digest,
+    the check catalogue's digest; the cluster name given is used; completeness is worded for files."""
+    config = EXAMPLES / "config.yaml"
+    folder = EXAMPLES / "mixed-cluster"
+    pdf, html, out = tmp_path / "r.pdf", tmp_path / "r.html", tmp_path / "r.json"
+    result = runner.invoke(app, ["scan", str(folder), "-c", str(config), "--cluster-name", "prod-eu-1", "--json", str(out),
+                                 "--html", str(html), "--pdf", str(pdf), "--now", "2026-12-01T00:00:00Z"])
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(out.read_text())
+    ev = data["evidence"]
+    assert ev["config"]["path"] == str(config) and ev["config"]["sha256"] == hashlib.sha256(config.read_bytes()).hexdigest()
+    assert ev["config"]["severityOverrides"] == {"NP-COV-005": "medium"} and ev["config"]["waivers"] == 2
+    files = sorted(folder.glob("*.yaml"))
+    assert [(f["path"], f["sha256"], f["size"]) for f in ev["inputFiles"]] == [
+        (str(p), hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size) for p in files]
+    assert len(ev["catalogueSha256"]) == 64 and ev["checks"] == len(data["checks"])
+    assert ev["completeness"].startswith("Complete: every input file") and "cluster" not in ev["completeness"]
+    assert data["scan"]["cluster"] == "prod-eu-1"
+    overridden = [f for f in data["findings"] if f["check"] == "NP-COV-005"]
+    assert overridden and all(f["severity"] == "medium" and f["defaultSeverity"] == "low" for f in overridden)
+    assert all(f["defaultSeverity"] is None for f in data["findings"] if f["check"] != "NP-COV-005")
+    page = html.read_text()
+    assert "prod-eu-1" in page and ev["config"]["sha256"] in page and ev["inputFiles"][0]["sha256"] in page
+    assert "the check&#39;s own: low" in page or "the check's own: low" in page
+    text = "".join("".join(p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages).split())
+    for needle in ("prod-eu-1", "NP-COV-005settomedium", str(config).replace(" ", ""), ev["inputFiles"][0]["sha256"][:32],
+                   ev["catalogueSha256"][:32], "Complete:everyinputfile"):
+        assert needle in text, needle
+
+
+def test_the_catalogue_digest_changes_with_the_catalogue():
+    from audit.checks.registry import all_checks
+    from audit.report.build import catalogue_digest
+
+    checks = all_checks()
+    assert catalogue_digest(checks) == catalogue_digest(list(reversed(checks)))
+    changed = [dataclasses.replace(checks[0], severity="info" if checks[0].severity != "info" else "low"), *checks[1:]]
+    assert catalogue_digest(changed) != catalogue_digest(checks)

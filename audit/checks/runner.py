@@ -48,5 +48,6 @@ def run_checks(ctx: Context) -> tuple[FindingRow, ...]:
                 namespace=hit.namespace, kind=hit.kind, name=hit.name, message=hit.message,
                 remediation=check.remediation, fix_yaml=hit.fix_yaml, objects=tuple(dict.fromkeys(hit.objects)),
                 source=location(hit.source), waiver=reason, references=check.references,
+                default_severity=check.severity if severity != check.severity else None,
             )
     return tuple(sorted(findings.values(), key=lambda f: (rank(f.severity), f.check, f.namespace or "", f.name, f.id)))

@@ -202,6 +202,13 @@ _LEFT_OUT: ContextVar[int] = ContextVar("left_out", default=0)
 """How many invalid manifest objects the running command left out (set by `_inputs_checked`)."""
 
 
+def _named(inventory: Inventory, cluster_name: str | None) -> Inventory:
+    """``--cluster-name`` is honoured for manifests and replayed inventories too."""
+    if not cluster_name:
+        return inventory
+    return dataclasses.replace(inventory, collection=dataclasses.replace(inventory.collection, cluster=cluster_name))
+
+
 def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], opts: ConnectOptions) -> Inventory:
     """Manifests when paths are given, a saved inventory with --inventory, else the live cluster.
 
@@ -216,11 +223,11 @@ def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], 
         for issue in left_out:
             _echo(f"netpol-audit: error: {issue.reason} ({issue.resource} left out; the run goes on)", err=True)
         _LEFT_OUT.set(_LEFT_OUT.get() + len(left_out))
-        return inventory
+        return _named(inventory, opts.cluster_name)
     if inventory_file:
         from audit.sources.replay import load_inventory
 
-        return load_inventory(str(inventory_file))
+        return _named(load_inventory(str(inventory_file)), opts.cluster_name)
     from audit.sources.cluster import collect
 
     return collect(opts)

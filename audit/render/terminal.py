@@ -61,6 +61,8 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
         source = " ".join(x for x in (scan.cluster or scan.context, f"({scan.server}, {scan.server_version or 'version unknown'})") if x)
     else:
         source = ", ".join(scan.inputs[:3]) + (" ..." if len(scan.inputs) > 3 else "")
+        if scan.cluster:
+            source = f"{scan.cluster} ({source})"
     out.append(s(f"netpol-audit {report.tool.version}", "bold") + f"  {scan.source}: {source}  at {report.generated_at}")
     verdict_style = {"fail": "critical", "warn": "medium", "pass": "ok", "incomplete": "critical"}[summ.verdict]
     scored = f"   Score: {summ.score}/100 (grade {summ.grade})" if summ.score is not None else "   Score: none (the scan is incomplete)"
@@ -83,6 +85,11 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
                + (f"; other kinds: {', '.join(f'{k} {v}' for k, v in summ.extended_policies.items())}" if summ.extended_policies else ""))
     counts = ", ".join(s(f"{sev} {summ.findings[sev]}", sev) if summ.findings[sev] else f"{sev} 0" for sev in SEVERITIES)
     out.append(f"Findings:            {counts}" + (f" ({summ.waived_findings} waived)" if summ.waived_findings else ""))
+    if report.evidence is not None:
+        cfg = report.evidence.config
+        used = f"{cfg.path} (sha256 {cfg.sha256[:12]}...)" if cfg.path and cfg.sha256 else "built-in defaults"
+        overrides = ", ".join(f"{k}={v}" for k, v in cfg.severity_overrides.items()) or "none"
+        out.append(f"Config:              {used}; overrides: {overrides}; waivers: {cfg.waivers}")
     tally = {st: sum(1 for c in report.controls if c.status == st) for st in ("pass", "fail", "not-assessable", "manual")}
     out.append(f"Controls:            pass {tally['pass']}, fail {tally['fail']}, not assessable {tally['not-assessable']}, "
                f"manual {tally['manual']} (criteria in the JSON, HTML and PDF)")

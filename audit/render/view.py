@@ -48,6 +48,7 @@ class CheckGroup:
     check: CheckRow
     severity: str
     findings: Capped
+    default_severity: str | None = None  # the check's own severity, when the configuration overrode it
 
 
 def anchor(kind: str, value: str | None) -> str:
@@ -80,7 +81,7 @@ def view_model(report: Report, max_rows: int) -> dict[str, Any]:
     # however many checks fire (each check still shows a few).
     per_check = max(5, max_rows // max(1, len(by_check)))
     for check_id, items in sorted(by_check.items(), key=lambda kv: (rank(kv[1][0].severity), kv[0])):
-        groups.append(CheckGroup(checks[check_id], items[0].severity, cap(items, per_check)))
+        groups.append(CheckGroup(checks[check_id], items[0].severity, cap(items, per_check), items[0].default_severity))
     namespaces = sorted(report.namespaces, key=namespace_order)
     policies: list[PolicyRow] = sorted(report.policies, key=lambda p: (p.valid, p.namespace, p.name))
     s = report.summary

@@ -7,6 +7,8 @@ stays a leaf that imports nothing of the engine.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 
 from audit import __version__
 from audit.checks.compliance import CONTROLS, assess
@@ -25,10 +27,13 @@ from audit.report.model import (
     CniComponentRow,
     CniInfo,
     CollectionIssueRow,
+    ConfigInfo,
     ConnectionRow,
     ConnectivityInfo,
     ControlRow,
+    Evidence,
     FindingRow,
+    InputFile,
     NamespaceRow,
     PolicyRow,
     Report,
@@ -188,4 +193,42 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
         connectivity=connectivity,
         waivers=tuple(WaiverRow(w.check, w.namespace, w.object, w.reason,
                                 w.expires.isoformat() if w.expires else None, w.expired(today)) for w in config.waivers),
+        evidence=_evidence(analysis, checks, config),
+    )
+
+
+def completeness(source: str, complete: bool, inputs: int, issues: int) -> str:
+    """How complete the scan was, in the words of its source: files read, or cluster resources read."""
+    if source == "manifests":
+        if complete:
+            return f"Complete: every input file ({inputs}) was read and every object in it was valid"
+        return f"INCOMPLETE: {issues} object(s) were invalid and left out; the rest of the {inputs} file(s) was read"
+    what = "the saved inventory was replayed; when it was collected, " if source == "inventory" else ""
+    if complete:
+        return f"Complete: {what}every core cluster resource (namespaces, pods, NetworkPolicies, DaemonSets, policy kinds served) was read"
+    return f"INCOMPLETE: {what}{issues} cluster resource(s) or object(s) could not be read"
+
+
+def catalogue_digest(checks: list[Check]) -> str:
+    """SHA-256 of the check catalogue (ids, severities, titles, categories): names the rules in force."""
+    rows = sorted((c.id, c.severity, c.title, c.category) for c in checks)
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def _evidence(analysis: Analysis, checks: list[Check], config: Config) -> Evidence:
+    col = analysis.inventory.collection
+    dns = config.dns
+    return Evidence(
+        completeness=completeness(col.source, col.complete, len(col.inputs), sum(1 for i in col.issues if i.core)),
+        config=ConfigInfo(
+            path=config.path, sha256=config.sha256, excluded_namespaces=config.excluded_namespaces,
+            sensitive_ports=config.sensitive_ports, severity_overrides=dict(sorted(config.severity_overrides.items())),
+            waivers=len(config.waivers), environment_label=config.environment_label,
+            dns=f"Service {dns.namespace}/{dns.service}, else pods labelled "
+                + ",".join(f"{k}={v}" for k, v in dns.labels),
+            assume_enforced=analysis.assume_enforced,
+        ),
+        input_files=tuple(InputFile(path, digest, size) for path, digest, size in col.input_digests),
+        catalogue_sha256=catalogue_digest(checks),
+        checks=len(checks),
     )

@@ -159,6 +159,7 @@ class FindingRow:
     source: SourceLocation | None
     waiver: str | None
     references: tuple[str, ...]
+    default_severity: str | None = None  # the check's own severity when the configuration overrode it
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,41 @@ class Trend:
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """A manifest file the scan read, with its digest: the evidence can be tied to exact inputs."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ConfigInfo:
+    """The configuration in force: every setting that can change a verdict or the score."""
+
+    path: str | None  # None: the built-in defaults
+    sha256: str | None
+    excluded_namespaces: tuple[str, ...]
+    sensitive_ports: tuple[int, ...]
+    severity_overrides: dict[str, str]
+    waivers: int
+    environment_label: str
+    dns: str
+    assume_enforced: bool
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the report rests on: scope, configuration, inputs, the check catalogue."""
+
+    completeness: str  # worded for the source: files read, or cluster resources read
+    config: ConfigInfo
+    input_files: tuple[InputFile, ...]
+    catalogue_sha256: str
+    checks: int
+
+
+@dataclass(frozen=True)
 class Report:
     schema_version: str
     tool: ToolInfo
@@ -273,6 +309,7 @@ class Report:
     waivers: tuple[WaiverRow, ...] = field(default=())
     trend: Trend | None = None
     connectivity: ConnectivityInfo | None = None
+    evidence: Evidence | None = None  # None only in results written before it existed
 
     @property
     def generated_datetime(self) -> dt.datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -99,16 +100,20 @@ def load_manifests(paths: Sequence[str], stdin: TextIO | None = None) -> Invento
     """Read manifests into an Inventory; malformed input raises InputError naming file and document."""
     builder = InventoryBuilder()
     files = expand_paths(paths)
+    digests = []
     with gc_paused():
         for name in files:
-            _load_file(builder, name, stdin)
-    return builder.build(Collection(source="manifests", inputs=tuple("<stdin>" if f == "-" else f for f in files)))
+            digests.append(_load_file(builder, name, stdin))
+    return builder.build(Collection(source="manifests", inputs=tuple("<stdin>" if f == "-" else f for f in files),
+                                    input_digests=tuple(digests)))
 
 
-def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> None:
-    """Add every object of one file (or stdin) to the builder."""
+def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> tuple[str, str, int]:
+    """Add every object of one file (or stdin) to the builder; the file's (name, SHA-256, size)."""
     display = "<stdin>" if name == "-" else name
     text = _read(name, stdin)
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    digest = (display, hashlib.sha256(raw).hexdigest(), len(raw))
     is_json = name.endswith(".json") or (isinstance(text, str) and name == "-" and text.lstrip().startswith("{"))
     docs = _json_documents(text, display) if is_json else _yaml_documents(text if isinstance(text, str) else text.decode(), display)
     for number, line, data, item_lines in docs:
@@ -130,6 +135,7 @@ def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> No
                 # As the API server lists them (`kubectl get --raw`, client dumps): the List names the type.
                 item = {"kind": item_kind, "apiVersion": item_version, **item}
             builder.add(item, SourceRef(display, number, item_line), f"{where} items[{i}] (line {item_line})")
+    return digest
 
 
 def _is_object(data: Any) -> bool:
