@@ -358,3 +358,46 @@ def test_the_catalogue_digest_changes_with_the_catalogue():
     assert catalogue_digest(checks) == catalogue_digest(list(reversed(checks)))
     changed = [dataclasses.replace(checks[0], severity="info" if checks[0].severity != "info" else "low"), *checks[1:]]
     assert catalogue_digest(changed) != catalogue_digest(checks)
+
+
+def test_terminal_puts_the_worst_namespaces_first_in_80_columns():
+    from audit.render.terminal import render_terminal
+
+    docs = []
+    for i in range(60):
+        ns = f"team-{i:02d}"
+        docs.append(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n")
+        docs.append(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: {ns}, labels: {{app: p}}}}\nspec: {{containers: [{{name: c, image: i}}]}}\n")
+        docs.append(f"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: deny, namespace: {ns}}}\n"
+                    "spec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n")
+    # Alphabetically last, and the only namespace without any policy: the worst one.
+    docs.append("apiVersion: v1\nkind: Namespace\nmetadata: {name: zz-a-very-long-namespace-name-that-goes-on}\n")
+    docs.append("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: zz-a-very-long-namespace-name-that-goes-on}\n"
+                "spec: {containers: [{name: c, image: i}]}\n")
+    text = render_terminal(audit("---\n".join(docs)), max_rows=50)
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Namespace "))
+    table = lines[start:start + 52]
+    assert table[2].startswith("zz-a-very-long-namespac~") and "NONE" in table[2] and "high" in table[2]
+    assert all(len(line) <= 80 for line in lines[start - 1:start + 53]), max(lines[start - 1:start + 53], key=len)
+    assert lines[start + 52].startswith("... 11 more namespaces, none worse than those above")
+
+
+def test_findings_share_one_budget_small_checks_whole():
+    from audit.render.view import share
+
+    assert share([3, 1000, 200], 500) == [3, 297, 200]
+    assert share([3, 4], 500) == [3, 4]
+    assert share([100, 100, 100], 30) == [10, 10, 10]
+    assert share([100, 100, 100, 100, 100, 100, 100], 10) == [5] * 7  # each check still shows a few
+
+
+def test_html_puts_findings_and_namespaces_before_the_connection_listing():
+    page = render_html(audit((EXAMPLES / "mixed-cluster" / "20-frontend.yaml").read_text()))
+    order = [page.index(f'<section id="{sid}">') for sid in ("summary", "findings", "namespaces", "controls", "connectivity")]
+    assert order == sorted(order)
+    small = render_html(audit("\n---\n".join(p.read_text() for p in sorted((EXAMPLES / "lab-solution").glob("*.yaml")))))
+    assert "<details open><summary><strong>Allowed connections (2)" in small
+    many = "\n---\n".join(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: n}}\nspec: {{containers: [{{name: c, image: i}}]}}"
+                          for i in range(8))
+    assert "<details><summary><strong>Allowed connections (72)" in render_html(audit(many))

@@ -44,7 +44,8 @@ def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | 
     digest = hashlib.sha256(result_json).hexdigest()
     printed = map_strings(report, printable)  # bounded strings: layout stays linear; the JSON keeps them whole
     html = environment().get_template("report-pdf.html.j2").render(
-        **view_model(printed, max_rows), css=read_asset("report-pdf.css"), cluster_label=cluster_label(printed),
+        # Findings first: policy inventory, blast radius and connections get a tenth of the rows.
+        **view_model(printed, max_rows, max(25, max_rows // 10)), css=read_asset("report-pdf.css"), cluster_label=cluster_label(printed),
         digest=digest, attachment_name=ATTACHMENT_NAME,
     )
     fetcher = _no_fetch_class()()

@@ -7,6 +7,7 @@ from itertools import groupby
 from tabulate import tabulate
 
 from audit.render.safe import sanitized
+from audit.render.view import worst_first
 from audit.report.model import FindingRow, Report
 from audit.report.severity import SEVERITIES
 
@@ -23,6 +24,27 @@ class _Style:
 
 def _pct(part: int, total: int) -> str:
     return f"{part}/{total} ({100 * part / total:.0f}%)" if total else "0/0 (-)"
+
+
+NAME_WIDTH = 24
+"""Namespace names are cut to this width so the table fits 80 columns."""
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def _deny(ingress: bool, egress: bool) -> str:
+    return {(True, True): "in+out", (True, False): "in", (False, True): "out"}.get((ingress, egress), "NONE")
+
+
+def _worst_severity(report: Report) -> dict[str, str]:
+    """Each namespace's most severe unwaived finding."""
+    worst: dict[str, str] = {}
+    for f in report.findings:  # most severe first
+        if f.status == "fail" and f.namespace and f.namespace not in worst:
+            worst[f.namespace] = f.severity
+    return worst
 
 
 def _object(f: FindingRow) -> str:
@@ -97,17 +119,20 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
         out.extend(_trend_lines(report, s, max_objects))
     out.append("")
 
-    rows = [
-        [r.name, r.policies, r.pods, _pct(r.isolated_ingress, r.pods), _pct(r.isolated_egress, r.pods),
-         "yes" if r.default_deny_ingress else "NO", "yes" if r.default_deny_egress else "NO", r.findings]
-        for r in report.namespaces if not r.excluded
-    ]
-    if rows:
-        shown = rows[:max_rows]
-        out.append(tabulate(shown, headers=["Namespace", "Policies", "Pods", "Ingress isolated", "Egress isolated",
-                                            "Deny in", "Deny out", "Findings"], tablefmt="simple"))
-        if len(rows) > max_rows:
-            out.append(f"... {len(rows) - max_rows} more namespaces (see the JSON result)")
+    audited = [r for r in report.namespaces if not r.excluded]
+    if audited:
+        order = worst_first(report)
+        audited.sort(key=lambda r: order[r.name])
+        worst = _worst_severity(report)
+        rows = [[_fit(r.name, NAME_WIDTH), r.policies, r.pods, f"{r.isolated_ingress}/{r.pods}", f"{r.isolated_egress}/{r.pods}",
+                 _deny(r.default_deny_ingress, r.default_deny_egress), f"{r.findings} {worst.get(r.name, '')}".rstrip()]
+                for r in audited[:max_rows]]
+        out.append("Namespaces, worst first (Iso: pods isolated; Deny: default-deny ingress/egress):")
+        out.append(tabulate(rows, headers=["Namespace", "Pol", "Pods", "Iso in", "Iso out", "Deny", "Findings"],
+                            tablefmt="simple", disable_numparse=True))
+        if len(audited) > max_rows:
+            out.append(f"... {len(audited) - max_rows} more namespaces, none worse than those above")
+            out.append("    (all of them: the HTML report, or the JSON result with -f json)")
     if summ.excluded_namespaces:
         out.append(f"Excluded: {', '.join(summ.excluded_namespaces)}")
     out.append("")

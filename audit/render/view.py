@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from audit.report.model import CheckRow, FindingRow, NamespaceRow, PolicyRow, Report
+from audit.report.model import CheckRow, FindingRow, PolicyRow, Report
 from audit.report.severity import SEVERITIES, rank
 
 SEVERITY_MEANING = {
@@ -63,13 +63,41 @@ def pct(part: int, total: int) -> int:
     return round(100 * part / total) if total else 0
 
 
-def namespace_order(row: NamespaceRow) -> tuple[object, ...]:
-    """Worst first: what a reader must see when the table is capped."""
-    return (row.excluded, row.default_deny_ingress and row.default_deny_egress, -row.findings, row.name)
+def worst_first(report: Report) -> dict[str, int]:
+    """Namespace -> its place, worst first: by unwaived findings weighted as the score weighs them
+    (critical 20, high 5, medium 2, low 0.5), then missing default-deny, then more pods, then name."""
+    weight = {"critical": 20.0, "high": 5.0, "medium": 2.0, "low": 0.5, "info": 0.0}
+    penalty: dict[str, float] = {}
+    for f in report.findings:
+        if f.status == "fail" and f.namespace:
+            penalty[f.namespace] = penalty.get(f.namespace, 0.0) + weight[f.severity]
+    ranked = sorted(report.namespaces, key=lambda r: (-penalty.get(r.name, 0.0), r.default_deny_ingress + r.default_deny_egress,
+                                                       -r.pods, r.name))
+    return {r.name: i for i, r in enumerate(ranked)}
 
 
-def view_model(report: Report, max_rows: int) -> dict[str, Any]:
-    """Everything the templates need, computed once."""
+def share(counts: list[int], budget: int, floor: int = 5) -> list[int]:
+    """Rows per table when tables share one ``budget``: small tables are shown whole, the largest
+    share what is left equally (the highest cap that fits), and each shows at least ``floor``."""
+    if sum(counts) <= budget:
+        return list(counts)
+    low, high = floor, max(counts)
+    while low < high:  # the highest cap k with sum(min(c, k)) <= budget
+        mid = (low + high + 1) // 2
+        if sum(min(c, mid) for c in counts) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return [min(c, max(low, floor)) for c in counts]
+
+
+def view_model(report: Report, max_rows: int, inventory_rows: int | None = None) -> dict[str, Any]:
+    """Everything the templates need, computed once.
+
+    ``max_rows`` is the findings' budget (and the namespace table's); ``inventory_rows`` caps the
+    long, less urgent tables (policies, blast radius, connections), so that findings stay complete
+    first (the PDF gives them less room than the HTML)."""
+    inventory_rows = max_rows if inventory_rows is None else inventory_rows
     checks = {c.id: c for c in report.checks}
     fails = [f for f in report.findings if f.status == "fail"]
     waived = [f for f in report.findings if f.status == "waived"]
@@ -78,11 +106,12 @@ def view_model(report: Report, max_rows: int) -> dict[str, Any]:
     for f in fails:
         by_check.setdefault(f.check, []).append(f)
     # One budget for the whole findings section, shared by its checks, so rows stay bounded
-    # however many checks fire (each check still shows a few).
-    per_check = max(5, max_rows // max(1, len(by_check)))
-    for check_id, items in sorted(by_check.items(), key=lambda kv: (rank(kv[1][0].severity), kv[0])):
-        groups.append(CheckGroup(checks[check_id], items[0].severity, cap(items, per_check), items[0].default_severity))
-    namespaces = sorted(report.namespaces, key=namespace_order)
+    # however many checks fire; a check with few findings shows them all.
+    ordered = sorted(by_check.items(), key=lambda kv: (rank(kv[1][0].severity), kv[0]))
+    for (check_id, items), limit in zip(ordered, share([len(items) for _, items in ordered], max_rows)):
+        groups.append(CheckGroup(checks[check_id], items[0].severity, cap(items, limit), items[0].default_severity))
+    order = worst_first(report)
+    namespaces = sorted(report.namespaces, key=lambda row: (row.excluded, order[row.name]))
     policies: list[PolicyRow] = sorted(report.policies, key=lambda p: (p.valid, p.namespace, p.name))
     s = report.summary
     return {
@@ -96,7 +125,7 @@ def view_model(report: Report, max_rows: int) -> dict[str, Any]:
         "waived": cap(waived, max_rows),
         "namespaces": cap([n for n in namespaces if not n.excluded], max_rows),
         "excluded": [n.name for n in namespaces if n.excluded],
-        "policies": cap(policies, max_rows),
+        "policies": cap(policies, inventory_rows),
         "controls": report.controls,
         "control_counts": {st: sum(1 for c in report.controls if c.status == st) for st in ("pass", "fail", "not-assessable", "manual")},
         "coverage": {
@@ -108,8 +137,8 @@ def view_model(report: Report, max_rows: int) -> dict[str, Any]:
         },
         "max_severity_count": max([s.findings[sev] for sev in SEVERITIES] + [1]),
         "checks_by_id": checks,
-        "connections": cap(list(report.connectivity.connections), max_rows) if report.connectivity else None,
-        "blast": cap(list(report.connectivity.blast_radius), max_rows) if report.connectivity else None,
+        "connections": cap(list(report.connectivity.connections), inventory_rows) if report.connectivity else None,
+        "blast": cap(list(report.connectivity.blast_radius), inventory_rows) if report.connectivity else None,
     }
 
 
