@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.checks.permissive import METADATA_IP, sensitive_ports_of
+from audit.checks import fixes
+from audit.checks.fixes import METADATA_IP
+from audit.checks.permissive import sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
-from audit.engine.analysis import Analysis, port_in
+from audit.engine.analysis import Analysis, PodClass, port_in
 from audit.engine.connectivity import ClassGraph
 from audit.engine.kinds.networkpolicy import Peer
 from audit.engine.ports import NONE
@@ -34,7 +36,26 @@ def metadata_reachable(ctx: Context) -> Iterable[Hit]:
             workloads = tuple(sorted(w.ref for c in reach for w in c.workloads))
             why = analysis.allowed(reach[0].id, METADATA_IP, 80).egress.explain()
             yield Hit(ns.name, "Namespace", ns.name,
-                      f"{len(workloads)} workload(s) can connect to {METADATA_IP}:80 ({why})", objects=workloads)
+                      f"{len(workloads)} workload(s) can connect to {METADATA_IP}:80 ({why})", objects=workloads,
+                      fix_yaml=_metadata_fix(ctx, ns.name, reach))
+
+
+def _metadata_fix(ctx: Context, namespace: str, reach: list[PodClass]) -> str | None:
+    """What closes the metadata path and nothing else: the egress policies that allow it, narrowed;
+    and, where no pod of the namespace is egress-isolated yet, isolation that denies only it. A
+    namespace that mixes isolated and open pods gets no generated fix for the open ones: a
+    policy broad enough for them would open the isolated ones (NetworkPolicy allows add up)."""
+    analysis = ctx.analysis
+    docs = []
+    allowing = {p.key: p for c in reach for p in analysis.isolating(c.id, "Egress")}
+    for key in sorted(allowing):
+        doc = fixes.without_metadata(analysis, allowing[key])
+        if doc:
+            docs.append(doc)
+    isolated_any = any(analysis.isolating(c.id, "Egress") for c in ctx.governed_classes(namespace))
+    if any(not analysis.isolating(c.id, "Egress") for c in reach) and not isolated_any:
+        docs.append(fixes.allow_all_but_metadata_policy(namespace))
+    return fixes.dump(*docs) if docs else None
 
 
 @check(

@@ -7,11 +7,17 @@ name stays one scalar.
 
 from __future__ import annotations
 
+import copy
+import ipaddress
 from typing import Any
 
 import yaml
 
-from audit.engine.analysis import DnsTarget
+from audit.engine.analysis import Analysis, DnsTarget
+from audit.engine.kinds.networkpolicy import Policy
+
+METADATA_IP = ipaddress.ip_address("169.254.169.254")
+METADATA_CIDR = f"{METADATA_IP}/32"
 
 
 def dump(*docs: dict[str, Any]) -> str:
@@ -48,3 +54,88 @@ def allow_dns(namespace: str, dns: DnsTarget) -> str:
 def baseline(namespace: str, dns: DnsTarget) -> str:
     """Default-deny in both directions plus the DNS allow it needs."""
     return dump(default_deny_policy(namespace), allow_dns_policy(namespace, dns))
+
+
+def policy_doc(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": namespace},
+            "spec": spec}
+
+
+def _raw_spec(analysis: Analysis, policy: Policy) -> dict[str, Any] | None:
+    for obj in analysis.inventory.policies:
+        if obj.namespace == policy.namespace and obj.name == policy.name:
+            return copy.deepcopy(obj.spec) if isinstance(obj.spec, dict) else None
+    return None
+
+
+def without_metadata(analysis: Analysis, policy: Policy) -> dict[str, Any] | None:
+    """``policy`` as written, with the cloud metadata address taken out of every egress rule that
+    allows it on port 80: added to the ``except`` of each ipBlock that contains it, and a rule
+    open to every peer rewritten as every pod plus every address but that one. Nothing else
+    changes, so the fix closes exactly the metadata path. None when nothing needs narrowing."""
+    spec = _raw_spec(analysis, policy)
+    if spec is None or not isinstance(spec.get("egress"), list):
+        return None
+    changed = False
+    for rule in policy.rules("Egress"):
+        if not rule.allows_port(80, "TCP", None):
+            continue
+        raw = spec["egress"][rule.index]
+        if rule.all_peers:
+            raw["to"] = [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}},
+                         {"ipBlock": {"cidr": "::/0"}}]
+            changed = True
+            continue
+        for j, peer in enumerate(rule.peers):
+            if peer.ip_block is not None and peer.ip_block.contains(METADATA_IP):
+                block = raw["to"][j]["ipBlock"]
+                block["except"] = list(block.get("except") or []) + [METADATA_CIDR]
+                changed = True
+    return policy_doc(policy.namespace, policy.name, _canonical(spec)) if changed else None
+
+
+_SPEC_ORDER = ("podSelector", "policyTypes", "ingress", "egress")
+
+
+def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec in one key order whatever the source wrote (a live object, a dump, a file): the
+    same policy gives the same fix text."""
+    def sort(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: sort(value[k]) for k in sorted(value, key=str)}
+        if isinstance(value, list):
+            return [sort(v) for v in value]
+        return value
+
+    ordered = sorted(spec, key=lambda k: (_SPEC_ORDER.index(k) if k in _SPEC_ORDER else len(_SPEC_ORDER), str(k)))
+    return {k: sort(spec[k]) for k in ordered}
+
+
+def allow_all_but_metadata_policy(namespace: str) -> dict[str, Any]:
+    """Egress isolation that takes away only the cloud metadata address: every pod and every other
+    address stays reachable. For a namespace where no pod is egress-isolated yet."""
+    return policy_doc(namespace, "deny-cloud-metadata", {
+        "podSelector": {}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}},
+                           {"ipBlock": {"cidr": "::/0"}}]}]})
+
+
+def kyverno_new_namespaces(excluded: tuple[str, ...], dns: DnsTarget) -> dict[str, Any]:
+    """A Kyverno ClusterPolicy that gives every new namespace (not excluded) default-deny in both
+    directions and the DNS allow, kept in sync (deleting them brings them back)."""
+    def rule(name: str, policy: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name,
+                "match": {"any": [{"resources": {"kinds": ["Namespace"]}}]},
+                **({"exclude": {"any": [{"resources": {"names": list(excluded)}}]}} if excluded else {}),
+                "generate": {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                             "name": policy["metadata"]["name"], "namespace": "{{request.object.metadata.name}}",
+                             "synchronize": True, "data": {"spec": policy["spec"]}}}
+
+    return {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+            "metadata": {"name": "netpol-audit-default-deny",
+                         "annotations": {"policies.kyverno.io/title": "Default-deny and DNS for new namespaces",
+                                         "policies.kyverno.io/category": "Network segmentation",
+                                         "policies.kyverno.io/subject": "Namespace, NetworkPolicy"}},
+            "spec": {"generateExisting": False, "rules": [
+                rule("default-deny", default_deny_policy("NAMESPACE")),
+                rule("allow-dns", allow_dns_policy("NAMESPACE", dns))]}}

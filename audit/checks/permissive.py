@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
+import dataclasses
 from collections.abc import Iterable, Iterator
 
+from audit.checks import fixes
+from audit.checks.fixes import METADATA_IP
 from audit.checks.registry import Context, Hit, check
 from audit.config import BROAD_SELECTOR_ANNOTATION
 from audit.engine.analysis import PodClass
 from audit.engine.kinds.networkpolicy import Policy, Rule
-
-METADATA_IP = ipaddress.ip_address("169.254.169.254")
 
 
 def rules_in_effect(ctx: Context) -> Iterator[tuple[Policy, Rule]]:
@@ -161,17 +161,26 @@ def or_where_and_meant(ctx: Context) -> Iterable[Hit]:
     remediation="Add 169.254.169.254/32 (or 169.254.0.0/16) to the ipBlock's except list, or block it cluster-wide with an AdminNetworkPolicy.",
 )
 def egress_to_metadata(ctx: Context) -> Iterable[Hit]:
+    narrowed: dict[str, str | None] = {}
+
+    def fix(policy: Policy) -> str | None:
+        if policy.key not in narrowed:
+            doc = fixes.without_metadata(ctx.analysis, policy)
+            narrowed[policy.key] = fixes.dump(doc) if doc else None
+        return narrowed[policy.key]
+
     for policy, rule in rules_in_effect(ctx):
         if rule.direction != "Egress" or not rule.allows_port(80, "TCP", None):
             continue
         overridden = _admin_denies_metadata(ctx, policy)
         if rule.all_peers:
-            yield _hit(policy, rule, f"allows egress to any address on port 80, including {METADATA_IP}", overridden=overridden)
+            yield dataclasses.replace(_hit(policy, rule, f"allows egress to any address on port 80, including {METADATA_IP}",
+                                           overridden=overridden), fix_yaml=fix(policy))
             continue
         for j, peer in enumerate(rule.peers):
             if peer.ip_block is not None and peer.ip_block.contains(METADATA_IP):
-                yield _hit(policy, rule, f"to[{j}] ipBlock {peer.ip_block} contains {METADATA_IP} (cloud metadata)",
-                           key=f"{rule.field}.to[{j}]", overridden=overridden)
+                yield dataclasses.replace(_hit(policy, rule, f"to[{j}] ipBlock {peer.ip_block} contains {METADATA_IP} (cloud metadata)",
+                                               key=f"{rule.field}.to[{j}]", overridden=overridden), fix_yaml=fix(policy))
 
 
 def _admin_denies_metadata(ctx: Context, policy: Policy) -> str | None:

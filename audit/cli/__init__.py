@@ -20,7 +20,7 @@ from tabulate import tabulate
 from audit import __version__
 from audit.checks.registry import all_checks
 from audit.config import load_config
-from audit.errors import AuditError, InputError
+from audit.errors import AuditError, InputError, OutputError
 from audit.inventory import Inventory
 from audit.ops.atomic import write_atomic, write_atomic_chunks, written
 from audit.ops.rotation import parse_formats, prepare, previous_result, write_run
@@ -567,6 +567,78 @@ def verify(
               "(--assume-enforced checks the policies as declared)", err=True)
     if unenforced or any(not o.passed for o in outcomes):
         raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command()
+@_inputs_checked
+def fix(
+    paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the bundle here, one file per namespace (default: print it)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (YAML)."),
+    exclude_namespace: Optional[list[str]] = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable)."),
+    inventory_file: Optional[Path] = INVENTORY,
+    kubeconfig: Optional[Path] = KUBECONFIG,
+    context: Optional[str] = CONTEXT,
+    request_timeout: float = REQUEST_TIMEOUT,
+    page_size: int = PAGE_SIZE,
+    cluster_name: Optional[str] = CLUSTER_NAME,
+) -> None:
+    """Every fix the audit offers as one reviewed bundle, verified by the engine before you apply it.
+
+    The summary (stderr) says which findings the bundle resolves once applied, and whether it
+    opens any connection (it must not). Exit codes: 0 written, 1 the bundle would open a
+    connection, 2 usage or input error, 3 cluster error.
+    """
+    from audit.checks.bundle import apply, bundle
+    from audit.engine.analysis import Analysis
+    from audit.engine.cni import detect_cni
+    from audit.engine.diff import widened
+    from audit.engine.ports import parse_port_set
+
+    try:
+        cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
+        if exclude_namespace:
+            cfg = dataclasses.replace(cfg, excluded_namespaces=cfg.excluded_namespaces + tuple(exclude_namespace))
+        inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        stamp = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        before = run_audit(inventory, cfg, stamp)
+        draft = bundle(before.findings, cfg.excluded_namespaces, cfg.dns)
+        fixed = apply(inventory, draft)
+        after = run_audit(fixed, cfg, stamp)
+        remaining = {f.id for f in after.findings if f.status == "fail"}
+        offered = [f for f in before.findings if f.status == "fail" and f.fix_yaml]
+        verified = frozenset(f.id for f in offered if f.id not in remaining)
+        files = bundle(before.findings, cfg.excluded_namespaces, cfg.dns, verified)
+        cni = detect_cni(inventory.daemonsets, inventory.node_hints)
+        now_analysis = Analysis(inventory, cfg.dns, cni)
+        # Restoring DNS (53 to the cluster DNS pods) is what the DNS fixes are for; anything else opened is a defect.
+        dns_refs = {w.pod_ref for cid in now_analysis.dns_classes for w in now_analysis.classes[cid].workloads}
+        dns_ports = parse_port_set("TCP 53,UDP 53")
+        changes = widened(now_analysis, Analysis(fixed, cfg.dns, cni))
+        restored = [c for c in changes if c.dst in dns_refs and not c.conns - dns_ports]
+        opened = [c for c in changes if c not in restored]
+        if out:
+            out.mkdir(parents=True, exist_ok=True)
+            for file in files:
+                write_atomic(out / file.name, file.text)
+                _echo(f"wrote {out / file.name}: {len(file.documents)} document(s)", err=True)
+        else:
+            _echo("\n---\n".join(file.text.rstrip("\n") for file in files))
+    except OSError as exc:
+        raise _fail(OutputError(f"{out}: cannot write the bundle: {exc.strerror}")) from None
+    except AuditError as exc:
+        raise _fail(exc) from None
+    unfixed = sorted({f.check for f in before.findings if f.status == "fail" and not f.fix_yaml})
+    _echo(f"netpol-audit fix: applied to the inputs, the bundle resolves {len(verified)} of {len(offered)} findings that have a "
+          f"fix ({len(before.failing('info'))} unwaived in all; no generated fix for {', '.join(unfixed) or 'none'})", err=True)
+    for c in restored[:20]:
+        _echo(f"netpol-audit fix: restores DNS: {c}", err=True)
+    if opened:
+        for c in opened[:20]:
+            _echo(f"netpol-audit fix: the bundle would open {c}", err=True)
+        raise typer.Exit(EXIT_FINDINGS)
+    _echo("netpol-audit fix: verified by the engine: the bundle opens no connection"
+          + (" other than DNS to the cluster DNS pods" if restored else ""), err=True)
 
 
 @app.command()

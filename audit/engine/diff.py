@@ -6,9 +6,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit.engine.connectivity import Connection, with_suffix
+from audit.engine.analysis import Analysis
+from audit.engine.connectivity import EXTERNAL, Connection, connections, is_external, segments, with_suffix
+from audit.engine.kinds.networkpolicy import Direction
 from audit.engine.ports import PortSet, parse_port_set
 from audit.errors import InputError
+from audit.inventory import ContainerPort
 
 
 @dataclass(frozen=True)
@@ -72,3 +75,27 @@ def diff(before: list[Connection], after: list[Connection]) -> list[Change]:
             kind = "changed"
         changes.append(Change(kind, key[0], key[1], a, b))
     return changes
+
+
+def widened(before: Analysis, after: Analysis) -> list[Connection]:
+    """Every connection ``after`` allows that ``before`` did not (same workloads, other policies),
+    with only the ports it adds.
+
+    Workload pairs are compared line by line; outside addresses at the first address of every
+    range either side's policies cut out, for every pod class in both directions, so a change in
+    how the address space is cut never reads as an opening. Empty: the change opens nothing."""
+    out = [Connection(c.src, c.dst, c.after - c.before) for c in diff(list(connections(before)), list(connections(after)))
+           if c.kind in ("opened", "widened", "changed") and not is_external(c.src) and not is_external(c.dst)]
+    probes = sorted({s.probe for s in segments(before) + segments(after)}, key=lambda ip: (ip.version, int(ip)))
+    for cls in before.real_classes():
+        if not cls.governed:
+            continue
+        ref = cls.workloads[0].pod_ref if cls.workloads else f"class {cls.id}"
+        for ip in probes:
+            sides: tuple[tuple[Direction, tuple[ContainerPort, ...] | None], ...] = (("Egress", None), ("Ingress", cls.ports))
+            for direction, ports in sides:
+                extra = after.side_ports(cls.id, direction, ip, ports) - before.side_ports(cls.id, direction, ip, ports)
+                if extra:
+                    outside = f"{ip}{EXTERNAL}"
+                    out.append(Connection(ref, outside, extra) if direction == "Egress" else Connection(outside, ref, extra))
+    return out

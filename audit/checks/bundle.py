@@ -1,0 +1,107 @@
+"""One reviewed bundle of every fix a report offers: `netpol-audit fix`.
+
+Pure: findings in, files (name and text) out. Each namespace gets one file holding the
+documents its findings' fixes name, deduplicated, with a comment listing the findings it
+resolves; a Kyverno ClusterPolicy generates the default-deny and DNS policies for every new
+namespace, as the domain text recommends. `apply` puts the bundle's NetworkPolicies into an
+inventory so the engine can judge the result before anyone applies it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from audit.checks import fixes
+from audit.engine.classes import DnsTarget
+from audit.inventory import Inventory, PolicyObject, SourceRef
+from audit.report.model import FindingRow
+
+KYVERNO_FILE = "90-kyverno-new-namespaces.yaml"
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    name: str
+    text: str
+    documents: tuple[dict[str, Any], ...]
+    resolves: tuple[str, ...]  # finding ids
+
+
+def _comment(text: str) -> str:
+    """Text for a YAML comment line: anything that could end the comment (a newline from a name) is a space."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _file_name(index: int, namespace: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", namespace.lower()).strip("-")[:50] or "namespace"
+    return f"{index:02d}-{slug}-{hashlib.sha256(namespace.encode()).hexdigest()[:6]}.yaml"
+
+
+def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
+    meta = doc.get("metadata") or {}
+    return str(doc.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
+
+
+def _egress_denied(doc: dict[str, Any]) -> bool:
+    spec = doc.get("spec") or {}
+    return doc.get("kind") == "NetworkPolicy" and spec.get("podSelector") == {} and "Egress" in (spec.get("policyTypes") or []) \
+        and not spec.get("egress")
+
+
+def bundle(findings: tuple[FindingRow, ...], excluded: tuple[str, ...], dns: DnsTarget,
+           verified: frozenset[str] | None = None) -> list[BundleFile]:
+    """The bundle for the unwaived findings that have a fix, one file per namespace, then Kyverno.
+
+    With ``verified`` (the finding ids the engine saw disappear once the bundle was applied), a
+    file's comment claims only those; the others are listed as offered but not resolved."""
+    by_ns: dict[str, dict[tuple[str, str, str], dict[str, Any]]] = {}
+    resolves: dict[str, list[FindingRow]] = {}
+    for f in findings:
+        if f.status != "fail" or not f.fix_yaml:
+            continue
+        for doc in yaml.safe_load_all(f.fix_yaml):
+            if isinstance(doc, dict):
+                ns = str((doc.get("metadata") or {}).get("namespace") or f.namespace or "")
+                by_ns.setdefault(ns, {}).setdefault(_key(doc), doc)
+                if f not in resolves.setdefault(ns, []):
+                    resolves[ns].append(f)
+    files = []
+    for i, ns in enumerate(sorted(by_ns), start=10):
+        docs = list(by_ns[ns].values())
+        if any(_egress_denied(d) for d in docs):
+            # Default-deny egress already takes the metadata service away; the isolation that
+            # denies only it would open every other destination again (allows add up).
+            docs = [d for d in docs if _key(d)[2] != "deny-cloud-metadata"]
+        head = [f"# netpol-audit fix bundle: namespace {_comment(ns)}", "# Review, then: kubectl apply -f THIS-FILE",
+                "# Resolves:"]
+        line = "#   {0.check} {1}: {2}"
+        done = [f for f in resolves[ns] if verified is None or f.id in verified]
+        head += [line.format(f, _comment(f.name), _comment(f.message)[:160]) for f in done] or ["#   (none verified)"]
+        left = [f for f in resolves[ns] if f not in done]
+        if left:
+            head.append("# Offered, but the finding stays after the whole bundle is applied (fix it by hand):")
+            head += [line.format(f, _comment(f.name), _comment(f.message)[:160]) for f in left]
+        files.append(BundleFile(_file_name(i, ns), "\n".join(head) + "\n" + fixes.dump(*docs), tuple(docs),
+                                tuple(f.id for f in resolves[ns])))
+    kyverno = fixes.kyverno_new_namespaces(excluded, dns)
+    head = ["# netpol-audit fix bundle: every namespace created from now on gets default-deny and the DNS allow",
+            "# (Kyverno generate rules; the namespaces excluded from the audit are excluded here too)."]
+    files.append(BundleFile(KYVERNO_FILE, "\n".join(head) + "\n" + fixes.dump(kyverno), (kyverno,), ()))
+    return files
+
+
+def apply(inventory: Inventory, files: list[BundleFile]) -> Inventory:
+    """``inventory`` as it would be with the bundle's NetworkPolicies applied (same name: replaced)."""
+    policies = {(p.namespace, p.name): p for p in inventory.policies}
+    for file in files:
+        for doc in file.documents:
+            kind, ns, name = _key(doc)
+            if kind == "NetworkPolicy":
+                policies[(ns, name)] = PolicyObject(ns, name, doc.get("spec"), (), SourceRef(file.name, 1, 1))
+    return dataclasses.replace(inventory, policies=tuple(policies[k] for k in sorted(policies)))

@@ -1,0 +1,179 @@
+"""`netpol-audit fix`: one bundle that, applied, removes the findings it claims and opens nothing.
+
+The oracle applies the bundle the way a user would (the files next to the manifests) and reads
+the CLI's own JSON and connectivity outputs: it does not reuse the bundle's verification.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from audit.cli import app
+from audit.engine.ports import PortSet, parse_port_set
+from tests.conftest import EXAMPLES
+
+runner = CliRunner()
+NOW = ["--now", "2026-12-01T00:00:00Z"]
+CASES = [("lab-before", []), ("mixed-cluster", ["-c", str(EXAMPLES / "config.yaml")]), ("war-story", []), ("flannel", [])]
+
+
+def scan(folder: Path, extra: list[str]) -> dict:
+    result = runner.invoke(app, ["scan", str(folder), "-f", "json", *NOW, *extra])
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def claimed(bundle: Path) -> set[tuple[str, str]]:
+    """(check, object) pairs the files' comments say they resolve."""
+    out = set()
+    for path in bundle.glob("*.yaml"):
+        section = None
+        for line in path.read_text().splitlines():
+            if line.startswith("# Resolves:"):
+                section = "resolves"
+            elif line.startswith("# Offered"):
+                section = "offered"
+            elif section == "resolves" and (m := re.match(r"#   (NP-[A-Z]+-\d+) (\S+): ", line)):
+                out.add((m.group(1), m.group(2)))
+    return out
+
+
+@pytest.mark.parametrize("name,extra", CASES, ids=[c[0] for c in CASES])
+def test_the_bundle_removes_what_it_claims_and_opens_nothing(tmp_path, name, extra):
+    bundle = tmp_path / "fixes"
+    made = runner.invoke(app, ["fix", str(EXAMPLES / name), "--out", str(bundle), *extra])
+    assert made.exit_code == 0, made.output
+    files = sorted(bundle.glob("*.yaml"))
+    docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+    assert {d["kind"] for d in docs} <= {"NetworkPolicy", "ClusterPolicy"}
+    applied = tmp_path / "applied"
+    shutil.copytree(EXAMPLES / name, applied)
+    for f in files:
+        shutil.copy(f, applied / f"zz-{f.name}")
+    before, after = scan(EXAMPLES / name, extra), scan(applied, extra)
+    still = {(f["check"], f["name"]) for f in after["findings"] if f["status"] == "fail"}
+    was = {(f["check"], f["name"]) for f in before["findings"] if f["status"] == "fail"}
+    claims = claimed(bundle)
+    assert claims <= was and not claims & still, claims & still
+    # Coverage, DNS and metadata findings with a fix are gone, unless the file says it could not.
+    for check in ("NP-COV-001", "NP-COV-002", "NP-COV-004", "NP-DNS-001", "NP-EXP-001", "NP-PERM-007"):
+        offered = {(f["check"], f["name"]) for f in before["findings"] if f["check"] == check and f["status"] == "fail" and f["fixYaml"]}
+        assert offered <= claims, (check, offered - claims)
+    # Nothing opens except DNS to the cluster DNS pods (what the DNS fixes are for).
+    diff = runner.invoke(app, ["diff", str(EXAMPLES / name), str(applied)])
+    opened = [line for line in diff.stdout.splitlines() if line.startswith(("+ ", "+~ ", "~ ")) and "[External]" not in line]
+    assert all("kube-system/" in line and line.endswith(("UDP 53", "TCP 53,UDP 53")) for line in opened), opened
+    # Outside ranges are cut anew when policies name new blocks: every range of the new listing
+    # may carry no more than each old range it overlaps.
+    old_lines, new_lines = listing(EXAMPLES / name, extra), listing(applied, extra)
+    for (src, dst), conns in new_lines.items():
+        for (osrc, odst), oconns in old_lines.items():
+            if overlaps((src, dst), (osrc, odst)):
+                assert not conns - oconns, ((src, dst, str(conns)), (osrc, odst, str(oconns)))
+
+
+def span(end: str) -> tuple[int, int] | str:
+    if not end.endswith("[External]"):
+        return end
+    first, last = end.removesuffix("[External]").split("-")
+    return int(ipaddress.ip_address(first)), int(ipaddress.ip_address(last))
+
+
+def overlaps(new: tuple[str, str], old: tuple[str, str]) -> bool:
+    for a, b in zip(map(span, new), map(span, old)):
+        if isinstance(a, str) or isinstance(b, str):
+            if a != b:
+                return False
+        elif a[1] < b[0] or b[1] < a[0]:
+            return False
+    return any(isinstance(span(e), tuple) for e in new)
+
+
+def listing(folder: Path, extra: list[str]) -> dict[tuple[str, str], PortSet]:
+    config = [a for a in extra if a != "-c"]
+    args = ["connectivity", str(folder), "-f", "json"] + (["--config", config[0]] if config else [])
+    return {(c["src"], c["dst"]): parse_port_set(c["conn"]) for c in json.loads(runner.invoke(app, args).stdout)}
+
+
+def test_metadata_fixes_close_only_the_metadata_path(tmp_path):
+    manifests = tmp_path / "app"
+    manifests.mkdir()
+    (manifests / "a.yaml").write_text("""
+apiVersion: v1
+kind: Namespace
+metadata: {name: web}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: web, labels: {app: api}}
+spec: {containers: [{name: c, image: i, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: internet-egress, namespace: web}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}]
+    ports: [{port: 80}, {port: 443}]
+  - ports: [{port: 53, protocol: UDP}]
+""")
+    before = scan(manifests, [])
+    assert {"NP-EXP-001", "NP-PERM-007"} <= {f["check"] for f in before["findings"]}
+    bundle = tmp_path / "fixes"
+    assert runner.invoke(app, ["fix", str(manifests), "--out", str(bundle)]).exit_code == 0
+    [doc] = [d for f in bundle.glob("1*.yaml") for d in yaml.safe_load_all(f.read_text())
+             if d and d["metadata"]["name"] == "internet-egress"]
+    assert doc["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "169.254.169.254/32"]}}]
+    assert doc["spec"]["egress"][1] == {"ports": [{"port": 53, "protocol": "UDP"}]}  # the rest as written
+    applied = tmp_path / "applied"
+    shutil.copytree(manifests, applied)
+    for f in bundle.glob("*.yaml"):
+        shutil.copy(f, applied / f"zz-{f.name}")
+    after = scan(applied, [])
+    assert not {"NP-EXP-001", "NP-PERM-007"} & {f["check"] for f in after["findings"]}
+    reach = runner.invoke(app, ["reach", "web/api", "169.254.169.254", str(applied), "-p", "80"])
+    assert reach.exit_code == 1 and "DENIED" in reach.stdout.upper()
+    still = runner.invoke(app, ["reach", "web/api", "93.184.216.34", str(applied), "-p", "443"])
+    assert still.exit_code == 0, still.stdout
+
+
+def test_a_flat_namespace_gets_isolation_that_denies_only_metadata():
+    result = runner.invoke(app, ["scan", str(EXAMPLES / "lab-before"), "-f", "json", *NOW])
+    data = json.loads(result.stdout)
+    [hit] = [f for f in data["findings"] if f["check"] == "NP-EXP-001" and f["namespace"] == "frontend"]
+    [doc] = list(yaml.safe_load_all(hit["fixYaml"]))
+    assert doc["metadata"]["name"] == "deny-cloud-metadata" and doc["spec"]["podSelector"] == {}
+    assert {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}} in doc["spec"]["egress"][0]["to"]
+
+
+def test_the_kyverno_policy_covers_new_namespaces_and_skips_the_excluded(tmp_path):
+    bundle = tmp_path / "fixes"
+    assert runner.invoke(app, ["fix", str(EXAMPLES / "lab-before"), "--out", str(bundle), "-x", "legacy-*"]).exit_code == 0
+    [policy] = yaml.safe_load_all((bundle / "90-kyverno-new-namespaces.yaml").read_text())
+    assert policy["kind"] == "ClusterPolicy" and policy["apiVersion"] == "kyverno.io/v1"
+    rules = {r["name"]: r for r in policy["spec"]["rules"]}
+    assert set(rules) == {"default-deny", "allow-dns"}
+    for rule in rules.values():
+        assert rule["match"]["any"][0]["resources"]["kinds"] == ["Namespace"]
+        assert "legacy-*" in rule["exclude"]["any"][0]["resources"]["names"] and "kube-system" in rule["exclude"]["any"][0]["resources"]["names"]
+        assert rule["generate"]["namespace"] == "{{request.object.metadata.name}}" and rule["generate"]["synchronize"] is True
+    assert rules["default-deny"]["generate"]["data"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+def test_a_hostile_name_cannot_leave_its_comment_or_add_a_document(tmp_path):
+    hostile = Path(__file__).parent / "robustness" / "hostile-03-fixyaml-injection.yaml"
+    result = runner.invoke(app, ["fix", str(hostile)])
+    assert result.exit_code == 0, result.output
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert {d["kind"] for d in docs} <= {"NetworkPolicy", "ClusterPolicy"}
+    assert all(line.startswith("#") or not line.startswith(("kind: ClusterRoleBinding",)) for line in result.stdout.splitlines())
