@@ -177,3 +177,15 @@ def test_a_hostile_name_cannot_leave_its_comment_or_add_a_document(tmp_path):
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     assert {d["kind"] for d in docs} <= {"NetworkPolicy", "ClusterPolicy"}
     assert all(line.startswith("#") or not line.startswith(("kind: ClusterRoleBinding",)) for line in result.stdout.splitlines())
+
+
+def test_diff_and_verify_show_the_bundle_before_it_is_applied(tmp_path):
+    bundle = tmp_path / "fixes"
+    assert runner.invoke(app, ["fix", str(EXAMPLES / "lab-before"), "--out", str(bundle)]).exit_code == 0
+    change = runner.invoke(app, ["diff", str(EXAMPLES / "lab-before"), "--apply", str(bundle), "--fail-on-opened"])
+    assert change.exit_code == 0 and "0 opened or widened, 12 closed or narrowed" in change.stderr
+    assert "- frontend/web[Pod] => database/db[Pod] : All Connections" in change.stdout
+    # The lab's expectations of denial hold with the bundle; its allows need rules of their own.
+    verified = runner.invoke(app, ["verify", str(EXAMPLES / "lab-expectations.yaml"), str(EXAMPLES / "lab-before"), str(bundle)])
+    assert "PASS      Frontend cannot reach the database" in verified.stdout
+    assert runner.invoke(app, ["diff", str(EXAMPLES / "lab-before")]).exit_code == 2

@@ -481,7 +481,8 @@ def connectivity(
 @_inputs_checked
 def diff(
     old: str = typer.Argument(..., help="Before: manifests (file or folder) or a connectivity JSON file."),
-    new: str = typer.Argument(..., help="After: manifests (file or folder) or a connectivity JSON file."),
+    new: Optional[str] = typer.Argument(None, help="After: manifests (file or folder) or a connectivity JSON file (default with --apply: OLD)."),
+    apply: Optional[list[str]] = typer.Option(None, "--apply", help="Add these manifests to the after side (a `fix` bundle, a change to review); repeatable."),
     fail_on_opened: bool = typer.Option(False, "--fail-on-opened", help="Exit 1 when the change opens or widens a connection."),
     config: Optional[Path] = DNS_CONFIG,
     assume_enforced: bool = ASSUME_ENFORCED,
@@ -491,20 +492,22 @@ def diff(
     from audit.engine.diff import MalformedConnections, load_connections
     from audit.engine.diff import diff as connection_diff
 
-    def side(spec: str) -> list[Connection]:
-        if spec.endswith(".json") and Path(spec).is_file():
+    def side(spec: str, added: list[str]) -> list[Connection]:
+        if spec.endswith(".json") and Path(spec).is_file() and not added:
             try:
                 return load_connections(spec)
             except MalformedConnections as exc:
                 raise _fail(exc) from None
             except InputError:
                 pass  # a JSON manifest, then
-        analysis, _ = _analysis([spec], None, config, _connect_options(None, None, 30.0, 500, None), assume_enforced)
+        analysis, _ = _analysis([spec, *added], None, config, _connect_options(None, None, 30.0, 500, None), assume_enforced)
         _say_enforcement(analysis, f"{spec}: ")
         return list(connections(analysis))
 
+    if new is None and not apply:
+        raise _fail(InputError("diff needs NEW, or --apply with the manifests to add to OLD"))
     try:
-        changes = connection_diff(side(old), side(new))
+        changes = connection_diff(side(old, []), side(new or old, list(apply or [])))
     except AuditError as exc:
         raise _fail(exc) from None
     for change in changes:
