@@ -189,3 +189,64 @@ def test_diff_and_verify_show_the_bundle_before_it_is_applied(tmp_path):
     verified = runner.invoke(app, ["verify", str(EXAMPLES / "lab-expectations.yaml"), str(EXAMPLES / "lab-before"), str(bundle)])
     assert "PASS      Frontend cannot reach the database" in verified.stdout
     assert runner.invoke(app, ["diff", str(EXAMPLES / "lab-before")]).exit_code == 2
+
+
+def test_cross_environment_fix_takes_away_only_the_sensitive_ports(tmp_path):
+    manifests = tmp_path / "envs"
+    manifests.mkdir()
+    (manifests / "a.yaml").write_text("""
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod, labels: {env: prod}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: staging, labels: {env: staging}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: tools}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: prod, labels: {app: db}}
+spec: {containers: [{name: c, image: i, ports: [{containerPort: 5432}, {containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: app, namespace: staging, labels: {app: app}}
+spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: admin, namespace: tools, labels: {app: admin}}
+spec: {containers: [{name: c, image: i}]}
+""")
+    before = scan(manifests, [])
+    assert [f["namespace"] for f in before["findings"] if f["check"] == "NP-EXP-002"] == ["prod"]
+    bundle = tmp_path / "fixes"
+    made = runner.invoke(app, ["fix", str(manifests), "--out", str(bundle)])
+    assert made.exit_code == 0 and "opens no connection" in made.stderr, made.stderr
+    applied = tmp_path / "applied"
+    shutil.copytree(manifests, applied)
+    for f in bundle.glob("*.yaml"):
+        shutil.copy(f, applied / f"zz-{f.name}")
+    assert "NP-EXP-002" not in {f["check"] for f in scan(applied, [])["findings"] if f["status"] == "fail"}
+    # With default-deny for prod in the bundle, the narrow isolation is left out (it would undo it).
+    names = {d["metadata"]["name"] for f in bundle.glob("*prod*.yaml") for d in yaml.safe_load_all(f.read_text()) if d}
+    assert "default-deny-all" in names and "deny-sensitive-ports-from-other-environments" not in names
+    # The finding's own fix, alone: only the sensitive ports from other environments close.
+    [hit] = [f for f in before["findings"] if f["check"] == "NP-EXP-002"]
+    alone = tmp_path / "alone"
+    shutil.copytree(manifests, alone)
+    (alone / "zz-fix.yaml").write_text(hit["fixYaml"])
+    assert "&id" not in hit["fixYaml"]  # plain YAML, no anchors
+    assert "NP-EXP-002" not in {f["check"] for f in scan(alone, [])["findings"] if f["status"] == "fail"}
+
+    def reach(src: str, port: str) -> int:
+        return runner.invoke(app, ["reach", src, "prod/db", str(alone), "-p", port]).exit_code
+
+    assert reach("staging/app", "5432") == 1  # the cross-environment path is closed
+    assert reach("staging/app", "8080") == 0  # other ports of other environments stay open
+    assert reach("tools/admin", "5432") == 0  # a namespace without the label is not another environment
+    assert runner.invoke(app, ["reach", "10.1.2.3", "prod/db", str(alone), "-p", "5432"]).exit_code == 0

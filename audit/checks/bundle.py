@@ -48,10 +48,11 @@ def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
     return str(doc.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
 
 
-def _egress_denied(doc: dict[str, Any]) -> bool:
+def _denies(doc: dict[str, Any], direction: str) -> bool:
+    """A default-deny of ``direction``: every pod selected, that type, no rule."""
     spec = doc.get("spec") or {}
-    return doc.get("kind") == "NetworkPolicy" and spec.get("podSelector") == {} and "Egress" in (spec.get("policyTypes") or []) \
-        and not spec.get("egress")
+    return doc.get("kind") == "NetworkPolicy" and spec.get("podSelector") == {} and direction in (spec.get("policyTypes") or []) \
+        and not spec.get(direction.lower())
 
 
 def bundle(findings: tuple[FindingRow, ...], excluded: tuple[str, ...], dns: DnsTarget,
@@ -74,10 +75,11 @@ def bundle(findings: tuple[FindingRow, ...], excluded: tuple[str, ...], dns: Dns
     files = []
     for i, ns in enumerate(sorted(by_ns), start=10):
         docs = list(by_ns[ns].values())
-        if any(_egress_denied(d) for d in docs):
-            # Default-deny egress already takes the metadata service away; the isolation that
-            # denies only it would open every other destination again (allows add up).
-            docs = [d for d in docs if _key(d)[2] != "deny-cloud-metadata"]
+        for direction, name in fixes.NARROW_ISOLATION.items():
+            if any(_denies(d, direction) for d in docs):
+                # The default-deny already closes what the narrow isolation closes; beside it, the
+                # narrow one would open everything else again (allows add up).
+                docs = [d for d in docs if _key(d)[2] != name]
         head = [f"# netpol-audit fix bundle: namespace {_comment(ns)}", "# Review, then: kubectl apply -f THIS-FILE",
                 "# Resolves:"]
         line = "#   {0.check} {1}: {2}"

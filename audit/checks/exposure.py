@@ -98,6 +98,7 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
         env = env_of.get(ns.name)
         if not env:
             continue
+        fix = _environment_fix(ctx, ns.name, env, tuple(e for e in by_env if e != env))
         for cls in ctx.governed_classes(ns.name):
             ports = sorted(sensitive_ports_of(ctx, cls))
             if not ports:
@@ -114,8 +115,18 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
                 source = analysis.classes[src]
                 yield Hit(ns.name, "Workload", cls.workloads[0].name,
                           f"port {port} (env={env}) is reachable from {source.describe()} (env={env_of[source.namespace]})",
-                          objects=tuple(w.ref for w in cls.workloads), source=cls.workloads[0].source, key=f"{cls.describe()}:{port}")
+                          objects=tuple(w.ref for w in cls.workloads), source=cls.workloads[0].source, key=f"{cls.describe()}:{port}",
+                          fix_yaml=fix)
                 break
+
+
+def _environment_fix(ctx: Context, namespace: str, env: str, others: tuple[str, ...]) -> str | None:
+    """For a namespace where no pod is ingress-isolated: isolation that takes away only the
+    sensitive ports from other environments. Where some pods are isolated already, a policy for
+    all of them would open the isolated ones (allows add up): no generated fix."""
+    if not others or any(ctx.analysis.isolating(c.id, "Ingress") for c in ctx.governed_classes(namespace)):
+        return None
+    return fixes.dump(fixes.other_environments_policy(namespace, ctx.config.environment_label, others, ctx.config.sensitive_ports))
 
 
 def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None], memo: dict[object, list[int]]) -> list[int] | None:

@@ -19,6 +19,10 @@ from audit.engine.kinds.networkpolicy import Policy
 METADATA_IP = ipaddress.ip_address("169.254.169.254")
 METADATA_CIDR = f"{METADATA_IP}/32"
 
+NARROW_ISOLATION = {"Egress": "deny-cloud-metadata", "Ingress": "deny-sensitive-ports-from-other-environments"}
+"""Fixes that isolate a direction while allowing nearly everything: next to a default-deny of that
+direction they would undo it (allows add up), so a bundle with both keeps only the default-deny."""
+
 
 def dump(*docs: dict[str, Any]) -> str:
     """YAML documents, separated by ``---``."""
@@ -114,7 +118,7 @@ def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
 def allow_all_but_metadata_policy(namespace: str) -> dict[str, Any]:
     """Egress isolation that takes away only the cloud metadata address: every pod and every other
     address stays reachable. For a namespace where no pod is egress-isolated yet."""
-    return policy_doc(namespace, "deny-cloud-metadata", {
+    return policy_doc(namespace, NARROW_ISOLATION["Egress"], {
         "podSelector": {}, "policyTypes": ["Egress"],
         "egress": [{"to": [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}},
                            {"ipBlock": {"cidr": "::/0"}}]}]})
@@ -139,3 +143,29 @@ def kyverno_new_namespaces(excluded: tuple[str, ...], dns: DnsTarget) -> dict[st
             "spec": {"generateExisting": False, "rules": [
                 rule("default-deny", default_deny_policy("NAMESPACE")),
                 rule("allow-dns", allow_dns_policy("NAMESPACE", dns))]}}
+
+
+def _ports_except(excluded: tuple[int, ...]) -> list[dict[str, Any]]:
+    """NetworkPolicy ports for every TCP port but ``excluded`` (as ranges), and all of UDP and SCTP."""
+    out: list[dict[str, Any]] = []
+    start = 1
+    for port in sorted(set(excluded)) + [65536]:
+        if start <= port - 1:
+            out.append({"protocol": "TCP", "port": start, **({"endPort": port - 1} if port - 1 > start else {})})
+        start = port + 1
+    return out + [{"protocol": "UDP", "port": 1, "endPort": 65535}, {"protocol": "SCTP", "port": 1, "endPort": 65535}]
+
+
+def other_environments_policy(namespace: str, label: str, others: tuple[str, ...], sensitive: tuple[int, ...]) -> dict[str, Any]:
+    """Ingress isolation for a namespace where no pod is ingress-isolated yet, that takes away only
+    the sensitive ports from the namespaces of other environments: everything else (other
+    environments on other ports, namespaces without the label, outside addresses) stays allowed."""
+    values = sorted(others)
+    return policy_doc(namespace, NARROW_ISOLATION["Ingress"], {
+        "podSelector": {}, "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": [{"namespaceSelector": {"matchExpressions": [{"key": label, "operator": "NotIn", "values": list(values)}]}},
+                      {"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]},
+            {"from": [{"namespaceSelector": {"matchExpressions": [{"key": label, "operator": "In", "values": list(values)}]}}],
+             "ports": _ports_except(sensitive)},
+        ]})
