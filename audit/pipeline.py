@@ -22,4 +22,4 @@ def run_audit(inventory: Inventory, config: Config | None = None, now: dt.dateti
     cni = detect_cni(inventory.daemonsets, inventory.node_hints)
     analysis = Analysis(inventory, config.dns, cni, assume_enforced)
     findings = run_checks(Context(analysis, config, cni, now.date()))
-    return build_report(analysis, findings, all_checks(), cni, config, now, report_connectivity(analysis))
+    return build_report(analysis, findings, all_checks(), cni, config, now, report_connectivity(analysis, config.sensitive_ports))

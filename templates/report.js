@@ -52,4 +52,14 @@
       }
     });
   });
+  // A link into the folded connection listing (a map cell) opens it first.
+  function openTarget() {
+    var target = location.hash && document.getElementById(location.hash.slice(1));
+    for (var node = target; node; node = node.parentElement) {
+      if (node.tagName === "DETAILS") { node.open = true; }
+    }
+    if (target) { target.scrollIntoView(); }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
 }());

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -401,3 +402,35 @@ def test_html_puts_findings_and_namespaces_before_the_connection_listing():
     many = "\n---\n".join(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: n}}\nspec: {{containers: [{{name: c, image: i}}]}}"
                           for i in range(8))
     assert "<details><summary><strong>Allowed connections (72)" in render_html(audit(many))
+
+
+def test_the_segmentation_map_is_the_connection_listing_by_namespace(tmp_path):
+    """Every cell follows from the listing (read here from `connectivity -f json`): a cell where
+    some connection runs, red where one is open on every port; outside addresses in `internet`."""
+    folder = EXAMPLES / "mixed-cluster"
+    data = json.loads(runner.invoke(app, ["scan", str(folder), "-f", "json", "--now", "2026-12-01T00:00:00Z"]).stdout)
+    seg = data["connectivity"]["map"]
+    cells = {(c["src"], c["dst"]): c for c in seg["cells"]}
+    listing = json.loads(runner.invoke(app, ["connectivity", str(folder), "-f", "json"]).stdout)
+    expected: dict[tuple[str, str], bool] = {}
+    for c in listing:
+        if "[" not in c["src"] or c["src"].endswith("[External]"):
+            continue
+        dst = "internet" if c["dst"].endswith("[External]") else c["dst"].split("/")[0]
+        key = (c["src"].split("/")[0], dst)
+        expected[key] = expected.get(key, False) or c["conn"] == "All Connections"
+    assert {k: v["level"] == "all" for k, v in cells.items() if k[1] != "sensitive"} == expected
+    # The sensitive column: redis serves 6379 in data; staging reaches it (NP-EXP-002's finding).
+    assert ("staging", "sensitive") in cells and ("data", "sensitive") not in cells
+    page = tmp_path / "r.html"
+    runner.invoke(app, ["scan", str(folder), "--html", str(page)])
+    html = page.read_text()
+    links = re.findall(r'<a href="#(pair-[^"]+)">', html)
+    assert links and all(f'id="{target}"' in html for target in links)
+
+
+def test_few_namespaces_are_drawn_as_a_graph_many_as_a_matrix():
+    few = render_html(audit("\n---\n".join(p.read_text() for p in sorted((EXAMPLES / "lab-solution").glob("*.yaml")))))
+    assert "segmentation map: who can reach whom" in few and "<line " in few
+    many = render_html(audit("\n---\n".join(p.read_text() for p in sorted((EXAMPLES / "mixed-cluster").glob("*.yaml")))))
+    assert "segmentation matrix: rows can reach columns" in many

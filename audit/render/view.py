@@ -7,6 +7,7 @@ report already holds, so a 10,000-namespace result still renders in bounded time
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -15,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from audit.report.model import CheckRow, FindingRow, PolicyRow, Report
+from audit.report.model import CheckRow, ConnectionRow, FindingRow, PolicyRow, Report, SegmentationMap
 from audit.report.severity import SEVERITIES, rank
 
 SEVERITY_MEANING = {
@@ -91,6 +92,63 @@ def share(counts: list[int], budget: int, floor: int = 5) -> list[int]:
     return [min(c, max(low, floor)) for c in counts]
 
 
+GRAPH_NAMESPACES = 8
+"""Up to this many namespaces the segmentation map is drawn as a graph; beyond, as a matrix."""
+
+MAP_COLUMNS = ("internet", "sensitive")
+
+
+def pair_anchor(src_ns: str, dst: str) -> str:
+    return anchor("pair", f"{src_ns} > {dst}")
+
+
+def _end_ns(end: str) -> str:
+    """The map column of a connection end: its namespace, or `internet` for outside ranges."""
+    return "internet" if end.endswith("[External]") or "[" not in end else end.split("/", 1)[0]
+
+
+def map_view(seg: SegmentationMap | None, rows: list[ConnectionRow]) -> dict[str, Any] | None:
+    """What the SVG map needs: cells by (row, column), where each cell links, and, for few
+    namespaces, a circular graph layout."""
+    if seg is None:
+        return None
+    cells = {(c.src, c.dst): c for c in seg.cells}
+    targets: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        if "[" in row.src and not row.src.endswith("[External]"):
+            targets.setdefault((_end_ns(row.src), _end_ns(row.dst)), i)
+    n = len(seg.namespaces)
+    nodes: dict[str, tuple[float, float]] = {}
+    if 0 < n <= GRAPH_NAMESPACES:
+        for i, ns in enumerate(seg.namespaces):
+            angle = 2 * math.pi * i / n - math.pi / 2
+            nodes[ns] = (round(260 + 170 * math.cos(angle), 1), round(220 + 170 * math.sin(angle), 1))
+        nodes["internet"] = (520.0, 40.0)
+    edges = [(c, *_offset(nodes[c.src], nodes[c.dst])) for c in seg.cells
+             if nodes and c.src in nodes and c.dst in nodes and c.src != c.dst]
+    return {"map": seg, "cells": cells, "columns": list(seg.namespaces) + list(MAP_COLUMNS),
+            "linked": {key for key in targets}, "nodes": nodes, "edges": edges, "graph": bool(nodes)}
+
+
+def _offset(a: tuple[float, float], b: tuple[float, float], by: float = 4.0) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The line a -> b moved a little to its right, so that b -> a is drawn beside it, not on it."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    length = math.hypot(dx, dy) or 1.0
+    nx, ny = -dy / length * by, dx / length * by
+    return (round(a[0] + nx, 1), round(a[1] + ny, 1)), (round(b[0] + nx, 1), round(b[1] + ny, 1))
+
+
+def connection_anchors(rows: list[ConnectionRow]) -> list[str | None]:
+    """The anchor on the first connection row of each (namespace, namespace) pair: a map cell links to it."""
+    seen: set[tuple[str, str]] = set()
+    out: list[str | None] = []
+    for row in rows:
+        key = (_end_ns(row.src), _end_ns(row.dst))
+        out.append(None if key in seen or key[0] == "internet" else pair_anchor(*key))
+        seen.add(key)
+    return out
+
+
 def view_model(report: Report, max_rows: int, inventory_rows: int | None = None) -> dict[str, Any]:
     """Everything the templates need, computed once.
 
@@ -138,6 +196,8 @@ def view_model(report: Report, max_rows: int, inventory_rows: int | None = None)
         "max_severity_count": max([s.findings[sev] for sev in SEVERITIES] + [1]),
         "checks_by_id": checks,
         "connections": cap(list(report.connectivity.connections), inventory_rows) if report.connectivity else None,
+        "connection_anchors": connection_anchors(list(report.connectivity.connections)[:inventory_rows]) if report.connectivity else [],
+        "segmap": map_view(report.connectivity.map, list(report.connectivity.connections)[:inventory_rows]) if report.connectivity else None,
         "blast": cap(list(report.connectivity.blast_radius), inventory_rows) if report.connectivity else None,
     }
 

@@ -16,7 +16,8 @@ from audit.checks.registry import Check
 from audit.config import Config
 from audit.engine.analysis import Analysis
 from audit.engine.cni import CniReport
-from audit.engine.connectivity import blast_radius, connections
+from audit.engine.connectivity import Connection, blast_radius, connections, is_external
+from audit.engine.ports import NONE, PortSet
 from audit.gcpause import gc_paused
 from audit.inventory import SourceRef
 from audit.report.model import (
@@ -34,10 +35,12 @@ from audit.report.model import (
     Evidence,
     FindingRow,
     InputFile,
+    MapCell,
     NamespaceRow,
     PolicyRow,
     Report,
     ScanInfo,
+    SegmentationMap,
     SourceLocation,
     Summary,
     ToolInfo,
@@ -49,6 +52,8 @@ from audit.report.severity import SEVERITIES
 REPORT_CLASSES = 300
 """Reports list every connection up to this many pod classes."""
 BLAST_CLASSES = 20_000
+MAP_CLASSES = 2_000
+"""Up to this many pod classes the connections are enumerated (not all listed) to draw the map."""
 """Reports carry the blast radius up to this many pod classes (it costs one pass over the class pairs)."""
 
 
@@ -59,20 +64,74 @@ def location(src: SourceRef | None) -> SourceLocation | None:
     return SourceLocation(src.file, src.line, src.document)
 
 
-def report_connectivity(analysis: Analysis) -> ConnectivityInfo:
+def report_connectivity(analysis: Analysis, sensitive_ports: tuple[int, ...] = ()) -> ConnectivityInfo:
     """The connectivity section of a report: connections listed for small clusters, the blast
-    radius up to ``BLAST_CLASSES`` pod classes, a pointer to the command beyond."""
+    radius up to ``BLAST_CLASSES`` pod classes, a pointer to the command beyond; the segmentation
+    map while the connections can be listed."""
     count = sum(1 for c in analysis.real_classes() if c.governed)
     if count > BLAST_CLASSES:
         return ConnectivityInfo(False, f"{count} pod classes: too many for a report; run `netpol-audit connectivity` "
                                        "(-f blast for the blast radius, -f matrix, -n NAMESPACE)", ())
     radius = tuple(BlastRadiusRow(r.namespace, r.workloads, r.namespaces, r.outside) for r in blast_radius(analysis))
-    if count > REPORT_CLASSES:
+    if count > MAP_CLASSES:
         return ConnectivityInfo(True, f"{count} pod classes: too many to list every connection in a report (run "
                                       "`netpol-audit connectivity`); the blast radius is below", (), radius)
-    rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in connections(analysis))
+    conns = list(connections(analysis))
+    seg_map = segmentation_map(analysis, conns, sensitive_ports)
+    if count > REPORT_CLASSES:
+        return ConnectivityInfo(True, f"{count} pod classes: too many to list every connection in a report (run "
+                                      "`netpol-audit connectivity`); the map and the blast radius are below", (), radius, seg_map)
+    rows = tuple(ConnectionRow(c.src, c.dst, str(c.conns)) for c in conns)
     return ConnectivityInfo(True, f"{len(rows)} allowed connections between {count} pod classes and outside address ranges",
-                            rows, radius)
+                            rows, radius, seg_map)
+
+
+MAP_NAMESPACES = 40
+"""Rows and columns of the segmentation map; beyond it the most connected namespaces are drawn."""
+
+
+def segmentation_map(analysis: Analysis, conns: list[Connection], sensitive_ports: tuple[int, ...]) -> SegmentationMap:
+    """Namespace x namespace, how open each pair is (every port, some, none), with outside
+    addresses and other namespaces' sensitive ports as columns of their own."""
+    sensitive_of: dict[str, PortSet] = {}  # workload ref -> the sensitive ports its pods declare
+    wanted = set(sensitive_ports)
+    for cls in analysis.real_classes():
+        ports = [p for p in cls.ports if p.port in wanted]
+        if ports:
+            for w in cls.workloads:
+                sensitive_of[w.pod_ref] = sensitive_of.get(w.pod_ref, NONE) | PortSet.of({p.protocol: [(p.port, p.port)] for p in ports})
+    everything: dict[tuple[str, str], bool] = {}
+    pairs: dict[tuple[str, str], int] = {}
+
+    def add(src: str, dst: str, all_ports: bool) -> None:
+        everything[(src, dst)] = everything.get((src, dst), False) or all_ports
+        pairs[(src, dst)] = pairs.get((src, dst), 0) + 1
+
+    for c in conns:
+        if is_external(c.src) or "[" not in c.src:
+            continue  # from outside or the ingress controller: rows are namespaces
+        src_ns = c.src.split("/", 1)[0]
+        if is_external(c.dst):
+            add(src_ns, "internet", c.conns.is_everything)
+            continue
+        dst_ns = c.dst.split("/", 1)[0]
+        add(src_ns, dst_ns, c.conns.is_everything)
+        exposed = sensitive_of.get(c.dst)
+        if exposed is not None and dst_ns != src_ns and c.conns & exposed:
+            add(src_ns, "sensitive", False)
+    degree: dict[str, int] = {}
+    for (src, dst), n in pairs.items():
+        for ns in (src, dst):
+            if ns not in ("internet", "sensitive"):
+                degree[ns] = degree.get(ns, 0) + n
+    every = sorted({c.namespace for c in analysis.real_classes() if c.governed} | set(degree))
+    shown = sorted(every, key=lambda ns: (-degree.get(ns, 0), ns))[:MAP_NAMESPACES]
+    keep = set(shown) | {"internet", "sensitive"}
+    return SegmentationMap(
+        tuple(sorted(shown)),
+        tuple(MapCell(src, dst, "all" if everything[(src, dst)] else "some", n)
+              for (src, dst), n in sorted(pairs.items()) if src in keep and dst in keep),
+        len(every))
 
 
 @gc_paused()

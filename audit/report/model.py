@@ -220,6 +220,26 @@ class BlastRadiusRow:
 
 
 @dataclass(frozen=True)
+class MapCell:
+    """How open one source namespace is towards one column: a namespace, `internet` (outside
+    addresses) or `sensitive` (a sensitive port a workload of another namespace serves)."""
+
+    src: str
+    dst: str
+    level: str  # "all" (every port) | "some"
+    pairs: int  # workload (or range) pairs behind it
+
+
+@dataclass(frozen=True)
+class SegmentationMap:
+    """Who can reach whom, namespace by namespace: the picture of the segmentation."""
+
+    namespaces: tuple[str, ...]  # rows and columns, most connected first
+    cells: tuple[MapCell, ...]  # only the open ones
+    total_namespaces: int  # before the map was cut to its size
+
+
+@dataclass(frozen=True)
 class ConnectivityInfo:
     """Allowed connections (as `netpol-audit connectivity` lists them), when the cluster is small
     enough to list them in a report; otherwise why not."""
@@ -228,6 +248,7 @@ class ConnectivityInfo:
     note: str
     connections: tuple[ConnectionRow, ...]
     blast_radius: tuple[BlastRadiusRow, ...] = ()
+    map: SegmentationMap | None = None
 
 
 @dataclass(frozen=True)
