@@ -64,7 +64,7 @@ def test_the_bundle_removes_what_it_claims_and_opens_nothing(tmp_path, name, ext
     claims = claimed(bundle)
     assert claims <= was and not claims & still, claims & still
     # Coverage, DNS and metadata findings with a fix are gone, unless the file says it could not.
-    for check in ("NP-COV-001", "NP-COV-002", "NP-COV-004", "NP-DNS-001", "NP-EXP-001", "NP-PERM-007"):
+    for check in ("NP-COV-001", "NP-COV-002", "NP-COV-004", "NP-DNS-001", "NP-EXP-001", "NP-EXP-002", "NP-PERM-002", "NP-PERM-007"):
         offered = {(f["check"], f["name"]) for f in before["findings"] if f["check"] == check and f["status"] == "fail" and f["fixYaml"]}
         assert offered <= claims, (check, offered - claims)
     # Nothing opens except DNS to the cluster DNS pods (what the DNS fixes are for).
@@ -250,3 +250,39 @@ spec: {containers: [{name: c, image: i}]}
     assert reach("staging/app", "8080") == 0  # other ports of other environments stay open
     assert reach("tools/admin", "5432") == 0  # a namespace without the label is not another environment
     assert runner.invoke(app, ["reach", "10.1.2.3", "prod/db", str(alone), "-p", "5432"]).exit_code == 0
+
+
+def test_an_empty_pod_selector_is_narrowed_to_the_workloads_serving_its_ports(tmp_path):
+    manifests = tmp_path / "shop"
+    manifests.mkdir()
+    pods = "".join(f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: shop, labels: {{app: {name}, pod-template-hash: {i}abc}}}}
+spec: {{containers: [{{name: c, image: i, ports: [{{containerPort: {port}}}]}}]}}
+""" for i, (name, port) in enumerate([("api", 8080), ("api2", 8080), ("db", 5432)]))
+    (manifests / "a.yaml").write_text(pods + """---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-in, namespace: shop}
+spec:
+  podSelector: {}
+  ingress: [{from: [{namespaceSelector: {}}], ports: [{port: 8080}]}]
+""")
+    before = scan(manifests, [])
+    [hit] = [f for f in before["findings"] if f["check"] == "NP-PERM-002"]
+    # api and api2 share no label but pod-template-hash (per pod): no selector names exactly them.
+    assert hit["fixYaml"] is None
+    (manifests / "a.yaml").write_text((manifests / "a.yaml").read_text().replace("app: api2", "app: api, tier: two"))
+    [hit] = [f for f in scan(manifests, [])["findings"] if f["check"] == "NP-PERM-002"]
+    narrow, isolation = yaml.safe_load_all(hit["fixYaml"])
+    assert narrow["spec"]["podSelector"] == {"matchLabels": {"app": "api"}}
+    assert isolation["metadata"]["name"] == "web-in-isolation" and isolation["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    applied = tmp_path / "applied"
+    shutil.copytree(manifests, applied)
+    (applied / "zz.yaml").write_text(hit["fixYaml"])
+    assert "NP-PERM-002" not in {f["check"] for f in scan(applied, [])["findings"]}
+    change = runner.invoke(app, ["diff", str(manifests), str(applied), "--fail-on-opened"])
+    assert change.exit_code == 0 and "- other/" not in change.stdout
+    # Only closes: the db no longer accepts 8080 (which it never served) from every namespace.
+    assert [line for line in change.stdout.splitlines() if line.startswith("- ") and line.endswith("=> shop/db[Pod] : TCP 8080")]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from audit.engine.analysis import Analysis, DnsTarget
 from audit.engine.kinds.networkpolicy import Policy
+from audit.engine.selectors import parse_selector
 
 METADATA_IP = ipaddress.ip_address("169.254.169.254")
 METADATA_CIDR = f"{METADATA_IP}/32"
@@ -169,3 +171,46 @@ def other_environments_policy(namespace: str, label: str, others: tuple[str, ...
             {"from": [{"namespaceSelector": {"matchExpressions": [{"key": label, "operator": "In", "values": list(values)}]}}],
              "ports": _ports_except(sensitive)},
         ]})
+
+
+PER_POD_LABELS = ("pod-template-hash", "controller-revision-hash", "pod-template-generation",
+                  "statefulset.kubernetes.io/pod-name", "apps.kubernetes.io/pod-index")
+"""Labels a controller stamps on each pod: never a selector for a workload."""
+
+
+def narrowed_selector(analysis: Analysis, policy: Policy, dns_only: Callable[[Any], bool]) -> list[dict[str, Any]] | None:
+    """For a policy with ``podSelector: {}`` whose allows are ingress rules: the policy narrowed to
+    the intended workloads (those serving the ports its rules name; without ports, the workload
+    the policy is named after), selected by the labels they all share when those select exactly
+    them; and beside it the isolation the others had from it (same types, no ingress rule, its
+    DNS-only egress rules kept), so narrowing opens nothing. None when the intended workloads
+    cannot be told apart that way."""
+    rules = list(policy.rules("Ingress"))
+    egress = list(policy.rules("Egress"))
+    if not rules or any(not dns_only(r) for r in egress):
+        return None
+    members = [analysis.classes[c] for c in analysis.classes_by_ns.get(policy.namespace, ()) if not analysis.classes[c].virtual]
+    if all(r.ports for r in rules):
+        serving = [c for c in members if any(r.allows_port(p.port, p.protocol, c.ports) for r in rules for p in c.ports)]
+    else:
+        # No ports to go by: a chart names the policy after its workload (the war story's case).
+        serving = [c for c in members if any(w.name == policy.name for w in c.workloads)]
+    if not serving or len(serving) == len(members):
+        return None
+    common = {k: v for k, v in serving[0].label_map.items() if k not in PER_POD_LABELS}
+    for cls in serving[1:]:
+        common = {k: v for k, v in common.items() if cls.label_map.get(k) == v}
+    if not common:
+        return None
+    selector, errors = parse_selector({"matchLabels": common}, "spec.podSelector")
+    if errors or analysis.select_in_namespace(policy.namespace, selector) != frozenset(c.id for c in serving):
+        return None
+    spec = _raw_spec(analysis, policy)
+    if spec is None:
+        return None
+    narrow = dict(spec, podSelector={"matchLabels": dict(sorted(common.items()))})
+    isolation: dict[str, Any] = {"podSelector": {}, "policyTypes": list(policy.types)}
+    if "Egress" in policy.types and isinstance(spec.get("egress"), list):
+        isolation["egress"] = spec["egress"]
+    return [policy_doc(policy.namespace, policy.name, _canonical(narrow)),
+            policy_doc(policy.namespace, f"{policy.name}-isolation"[:253], _canonical(isolation))]

@@ -74,8 +74,11 @@ def empty_pod_selector(ctx: Context) -> Iterable[Hit]:
             continue
         missing = " (podSelector is missing, which the API reads as {})" if policy.pod_selector_missing else ""
         what = "; ".join(r.describe() for r in rules[:3])
-        yield _hit(policy, None, f"podSelector is empty{missing}: these rules apply to every pod in {policy.namespace}: {what}",
-                   accepted=policy.annotation(BROAD_SELECTOR_ANNOTATION), key="spec.podSelector")
+        narrowed = fixes.narrowed_selector(ctx.analysis, policy, is_dns_only)
+        yield dataclasses.replace(
+            _hit(policy, None, f"podSelector is empty{missing}: these rules apply to every pod in {policy.namespace}: {what}",
+                 accepted=policy.annotation(BROAD_SELECTOR_ANNOTATION), key="spec.podSelector"),
+            fix_yaml=fixes.dump(*narrowed) if narrowed else None)
 
 
 @check(
