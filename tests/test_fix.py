@@ -46,6 +46,25 @@ def claimed(bundle: Path) -> set[tuple[str, str]]:
     return out
 
 
+def folder(tmp_path: Path, name: str, text: str) -> Path:
+    """A manifests folder holding ``text`` as one file."""
+    path = tmp_path / name
+    path.mkdir()
+    (path / "a.yaml").write_text(text)
+    return path
+
+
+def with_files(tmp_path: Path, manifests: Path, files: list[Path], name: str = "applied", fix: str | None = None) -> Path:
+    """A copy of ``manifests`` with ``files`` (or one ``fix`` text) beside them: applied as a user would."""
+    out = tmp_path / name
+    shutil.copytree(manifests, out)
+    for f in files:
+        shutil.copy(f, out / f"zz-{f.name}")
+    if fix is not None:
+        (out / "zz-fix.yaml").write_text(fix)
+    return out
+
+
 @pytest.mark.parametrize("name,extra", CASES, ids=[c[0] for c in CASES])
 def test_the_bundle_removes_what_it_claims_and_opens_nothing(tmp_path, name, extra):
     bundle = tmp_path / "fixes"
@@ -54,10 +73,7 @@ def test_the_bundle_removes_what_it_claims_and_opens_nothing(tmp_path, name, ext
     files = sorted(bundle.glob("*.yaml"))
     docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
     assert {d["kind"] for d in docs} <= {"NetworkPolicy", "ClusterPolicy"}
-    applied = tmp_path / "applied"
-    shutil.copytree(EXAMPLES / name, applied)
-    for f in files:
-        shutil.copy(f, applied / f"zz-{f.name}")
+    applied = with_files(tmp_path, EXAMPLES / name, files)
     before, after = scan(EXAMPLES / name, extra), scan(applied, extra)
     still = {(f["check"], f["name"]) for f in after["findings"] if f["status"] == "fail"}
     was = {(f["check"], f["name"]) for f in before["findings"] if f["status"] == "fail"}
@@ -104,9 +120,7 @@ def listing(folder: Path, extra: list[str]) -> dict[tuple[str, str], PortSet]:
 
 
 def test_metadata_fixes_close_only_the_metadata_path(tmp_path):
-    manifests = tmp_path / "app"
-    manifests.mkdir()
-    (manifests / "a.yaml").write_text("""
+    manifests = folder(tmp_path, "app", """
 apiVersion: v1
 kind: Namespace
 metadata: {name: web}
@@ -135,10 +149,7 @@ spec:
              if d and d["metadata"]["name"] == "internet-egress"]
     assert doc["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "169.254.169.254/32"]}}]
     assert doc["spec"]["egress"][1] == {"ports": [{"port": 53, "protocol": "UDP"}]}  # the rest as written
-    applied = tmp_path / "applied"
-    shutil.copytree(manifests, applied)
-    for f in bundle.glob("*.yaml"):
-        shutil.copy(f, applied / f"zz-{f.name}")
+    applied = with_files(tmp_path, manifests, sorted(bundle.glob("*.yaml")))
     after = scan(applied, [])
     assert not {"NP-EXP-001", "NP-PERM-007"} & {f["check"] for f in after["findings"]}
     reach = runner.invoke(app, ["reach", "web/api", "169.254.169.254", str(applied), "-p", "80"])
@@ -192,9 +203,7 @@ def test_diff_and_verify_show_the_bundle_before_it_is_applied(tmp_path):
 
 
 def test_cross_environment_fix_takes_away_only_the_sensitive_ports(tmp_path):
-    manifests = tmp_path / "envs"
-    manifests.mkdir()
-    (manifests / "a.yaml").write_text("""
+    manifests = folder(tmp_path, "envs", """
 apiVersion: v1
 kind: Namespace
 metadata: {name: prod, labels: {env: prod}}
@@ -227,19 +236,14 @@ spec: {containers: [{name: c, image: i}]}
     bundle = tmp_path / "fixes"
     made = runner.invoke(app, ["fix", str(manifests), "--out", str(bundle)])
     assert made.exit_code == 0 and "opens no connection" in made.stderr, made.stderr
-    applied = tmp_path / "applied"
-    shutil.copytree(manifests, applied)
-    for f in bundle.glob("*.yaml"):
-        shutil.copy(f, applied / f"zz-{f.name}")
+    applied = with_files(tmp_path, manifests, sorted(bundle.glob("*.yaml")))
     assert "NP-EXP-002" not in {f["check"] for f in scan(applied, [])["findings"] if f["status"] == "fail"}
     # With default-deny for prod in the bundle, the narrow isolation is left out (it would undo it).
     names = {d["metadata"]["name"] for f in bundle.glob("*prod*.yaml") for d in yaml.safe_load_all(f.read_text()) if d}
     assert "default-deny-all" in names and "deny-sensitive-ports-from-other-environments" not in names
     # The finding's own fix, alone: only the sensitive ports from other environments close.
     [hit] = [f for f in before["findings"] if f["check"] == "NP-EXP-002"]
-    alone = tmp_path / "alone"
-    shutil.copytree(manifests, alone)
-    (alone / "zz-fix.yaml").write_text(hit["fixYaml"])
+    alone = with_files(tmp_path, manifests, [], "alone", hit["fixYaml"])
     assert "&id" not in hit["fixYaml"]  # plain YAML, no anchors
     assert "NP-EXP-002" not in {f["check"] for f in scan(alone, [])["findings"] if f["status"] == "fail"}
 
@@ -253,15 +257,13 @@ spec: {containers: [{name: c, image: i}]}
 
 
 def test_an_empty_pod_selector_is_narrowed_to_the_workloads_serving_its_ports(tmp_path):
-    manifests = tmp_path / "shop"
-    manifests.mkdir()
     pods = "".join(f"""---
 apiVersion: v1
 kind: Pod
 metadata: {{name: {name}, namespace: shop, labels: {{app: {name}, pod-template-hash: {i}abc}}}}
 spec: {{containers: [{{name: c, image: i, ports: [{{containerPort: {port}}}]}}]}}
 """ for i, (name, port) in enumerate([("api", 8080), ("api2", 8080), ("db", 5432)]))
-    (manifests / "a.yaml").write_text(pods + """---
+    manifests = folder(tmp_path, "shop", pods + """---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: web-in, namespace: shop}
@@ -278,9 +280,7 @@ spec:
     narrow, isolation = yaml.safe_load_all(hit["fixYaml"])
     assert narrow["spec"]["podSelector"] == {"matchLabels": {"app": "api"}}
     assert isolation["metadata"]["name"] == "web-in-isolation" and isolation["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
-    applied = tmp_path / "applied"
-    shutil.copytree(manifests, applied)
-    (applied / "zz.yaml").write_text(hit["fixYaml"])
+    applied = with_files(tmp_path, manifests, [], fix=hit["fixYaml"])
     assert "NP-PERM-002" not in {f["check"] for f in scan(applied, [])["findings"]}
     change = runner.invoke(app, ["diff", str(manifests), str(applied), "--fail-on-opened"])
     assert change.exit_code == 0 and "- other/" not in change.stdout

@@ -19,7 +19,7 @@ from tabulate import tabulate
 
 from audit import __version__
 from audit.checks.registry import all_checks
-from audit.config import load_config
+from audit.config import Config, load_config
 from audit.errors import AuditError, InputError, OutputError
 from audit.inventory import Inventory
 from audit.ops.atomic import write_atomic, write_atomic_chunks, written
@@ -202,6 +202,14 @@ _LEFT_OUT: ContextVar[int] = ContextVar("left_out", default=0)
 """How many invalid manifest objects the running command left out (set by `_inputs_checked`)."""
 
 
+def _config(config: Optional[Path], exclude_namespace: Optional[list[str]]) -> Config:
+    """The configuration file (or the defaults), with `-x` exclusions added."""
+    cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
+    if exclude_namespace:
+        cfg = dataclasses.replace(cfg, excluded_namespaces=cfg.excluded_namespaces + tuple(exclude_namespace))
+    return cfg
+
+
 def _named(inventory: Inventory, cluster_name: str | None) -> Inventory:
     """``--cluster-name`` is honoured for manifests and replayed inventories too."""
     if not cluster_name:
@@ -296,10 +304,7 @@ def scan(
     """
     started = time.monotonic()
     try:
-        known = {c.id for c in all_checks()}
-        cfg = load_config(str(config) if config else None, known)
-        if exclude_namespace:
-            cfg = dataclasses.replace(cfg, excluded_namespaces=cfg.excluded_namespaces + tuple(exclude_namespace))
+        cfg = _config(config, exclude_namespace)
         stamp = parse_now(now)
         if pushgateway:
             from audit.ops.metrics import check_pushgateway_url
@@ -599,9 +604,7 @@ def fix(
     from audit.engine.ports import parse_port_set
 
     try:
-        cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
-        if exclude_namespace:
-            cfg = dataclasses.replace(cfg, excluded_namespaces=cfg.excluded_namespaces + tuple(exclude_namespace))
+        cfg = _config(config, exclude_namespace)
         inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
         stamp = dt.datetime.now(dt.UTC).replace(microsecond=0)
         before = run_audit(inventory, cfg, stamp)
