@@ -286,3 +286,57 @@ spec:
     assert change.exit_code == 0 and "- other/" not in change.stdout
     # Only closes: the db no longer accepts 8080 (which it never served) from every namespace.
     assert [line for line in change.stdout.splitlines() if line.startswith("- ") and line.endswith("=> shop/db[Pod] : TCP 8080")]
+
+
+def test_a_sensitive_port_open_to_every_namespace_is_kept_for_its_named_clients(tmp_path):
+    manifests = folder(tmp_path, "data", """
+apiVersion: v1
+kind: Namespace
+metadata: {name: data}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: app}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pg, namespace: data, labels: {app: pg}}
+spec: {containers: [{name: c, image: i, ports: [{containerPort: 5432}, {containerPort: 9187}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: app, labels: {app: api}}
+spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api-egress, namespace: app}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: data}}, podSelector: {matchLabels: {app: pg}}}]
+    ports: [{port: 5432}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: job, namespace: other, labels: {app: job}}
+spec: {containers: [{name: c, image: i}]}
+""")
+    [hit] = [f for f in scan(manifests, [])["findings"] if f["check"] == "NP-PERM-008"]
+    assert hit["fixYaml"].startswith("# Closes 5432 to every other namespace but the clients")
+    applied = with_files(tmp_path, manifests, [], fix=hit["fixYaml"])
+    assert "NP-PERM-008" not in {f["check"] for f in scan(applied, [])["findings"] if f["status"] == "fail"}
+
+    def reach(src: str, port: str) -> int:
+        return runner.invoke(app, ["reach", src, "data/pg", str(applied), "-p", port]).exit_code
+
+    assert reach("app/api", "5432") == 0  # the client its egress policy names
+    assert reach("other/job", "5432") == 1  # any other namespace: closed
+    assert reach("other/job", "9187") == 0  # other ports: as before
+    change = runner.invoke(app, ["diff", str(manifests), str(applied), "--fail-on-opened"])
+    assert change.exit_code == 0, change.stdout

@@ -75,11 +75,11 @@ def bundle(findings: tuple[FindingRow, ...], excluded: tuple[str, ...], dns: Dns
     files = []
     for i, ns in enumerate(sorted(by_ns), start=10):
         docs = list(by_ns[ns].values())
-        for direction, name in fixes.NARROW_ISOLATION.items():
+        for direction in ("Ingress", "Egress"):
             if any(_denies(d, direction) for d in docs):
                 # The default-deny already closes what the narrow isolation closes; beside it, the
                 # narrow one would open everything else again (allows add up).
-                docs = [d for d in docs if _key(d)[2] != name]
+                docs = [d for d in docs if ((d.get("metadata") or {}).get("annotations") or {}).get(fixes.NARROW_ISOLATION) != direction]
         head = [f"# netpol-audit fix bundle: namespace {_comment(ns)}", "# Review, then: kubectl apply -f THIS-FILE",
                 "# Resolves:"]
         line = "#   {0.check} {1}: {2}"

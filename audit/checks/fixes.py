@@ -21,9 +21,16 @@ from audit.engine.selectors import parse_selector
 METADATA_IP = ipaddress.ip_address("169.254.169.254")
 METADATA_CIDR = f"{METADATA_IP}/32"
 
-NARROW_ISOLATION = {"Egress": "deny-cloud-metadata", "Ingress": "deny-sensitive-ports-from-other-environments"}
-"""Fixes that isolate a direction while allowing nearly everything: next to a default-deny of that
-direction they would undo it (allows add up), so a bundle with both keeps only the default-deny."""
+NARROW_ISOLATION = "netpol-audit.io/narrow-isolation"
+"""Annotation (value: the direction) on fixes that isolate a direction while allowing nearly
+everything: next to a default-deny of that direction they would undo it (allows add up), so a
+bundle with both keeps only the default-deny."""
+
+
+def narrow(doc: dict[str, Any], direction: str) -> dict[str, Any]:
+    """``doc`` marked as a narrow isolation of ``direction`` (see NARROW_ISOLATION)."""
+    doc["metadata"]["annotations"] = {NARROW_ISOLATION: direction}
+    return doc
 
 
 def dump(*docs: dict[str, Any]) -> str:
@@ -120,10 +127,10 @@ def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
 def allow_all_but_metadata_policy(namespace: str) -> dict[str, Any]:
     """Egress isolation that takes away only the cloud metadata address: every pod and every other
     address stays reachable. For a namespace where no pod is egress-isolated yet."""
-    return policy_doc(namespace, NARROW_ISOLATION["Egress"], {
+    return narrow(policy_doc(namespace, "deny-cloud-metadata", {
         "podSelector": {}, "policyTypes": ["Egress"],
         "egress": [{"to": [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}},
-                           {"ipBlock": {"cidr": "::/0"}}]}]})
+                           {"ipBlock": {"cidr": "::/0"}}]}]}), "Egress")
 
 
 def kyverno_new_namespaces(excluded: tuple[str, ...], dns: DnsTarget) -> dict[str, Any]:
@@ -163,14 +170,14 @@ def other_environments_policy(namespace: str, label: str, others: tuple[str, ...
     the sensitive ports from the namespaces of other environments: everything else (other
     environments on other ports, namespaces without the label, outside addresses) stays allowed."""
     values = sorted(others)
-    return policy_doc(namespace, NARROW_ISOLATION["Ingress"], {
+    return narrow(policy_doc(namespace, "deny-sensitive-ports-from-other-environments", {
         "podSelector": {}, "policyTypes": ["Ingress"],
         "ingress": [
             {"from": [{"namespaceSelector": {"matchExpressions": [{"key": label, "operator": "NotIn", "values": list(values)}]}},
                       {"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]},
             {"from": [{"namespaceSelector": {"matchExpressions": [{"key": label, "operator": "In", "values": list(values)}]}}],
              "ports": _ports_except(sensitive)},
-        ]})
+        ]}), "Ingress")
 
 
 PER_POD_LABELS = ("pod-template-hash", "controller-revision-hash", "pod-template-generation",
@@ -214,3 +221,29 @@ def narrowed_selector(analysis: Analysis, policy: Policy, dns_only: Callable[[An
         isolation["egress"] = spec["egress"]
     return [policy_doc(policy.namespace, policy.name, _canonical(narrow)),
             policy_doc(policy.namespace, f"{policy.name}-isolation"[:253], _canonical(isolation))]
+
+
+def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ...], clients: list[int]) -> dict[str, Any] | None:
+    """For a workload not isolated for ingress that serves sensitive ports: ingress isolation that
+    keeps every other port open to everyone, and the sensitive ports open only to its own
+    namespace and to ``clients`` (workloads of other namespaces whose egress policies name it).
+    None when no label set selects exactly this workload."""
+    cls = analysis.classes[cls_id]
+    labels = {k: v for k, v in cls.label_map.items() if k not in PER_POD_LABELS}
+    if not labels:
+        return None
+    selector, errors = parse_selector({"matchLabels": labels}, "spec.podSelector")
+    if errors or analysis.select_in_namespace(cls.namespace, selector) != frozenset({cls_id}):
+        return None
+    sources: list[dict[str, Any]] = [{"podSelector": {}}]
+    for cid in clients:
+        client = analysis.classes[cid]
+        client_labels = {k: v for k, v in client.label_map.items() if k not in PER_POD_LABELS}
+        sources.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": client.namespace}},
+                        "podSelector": {"matchLabels": dict(sorted(client_labels.items()))}})
+    name = f"{cls.workloads[0].name if cls.workloads else 'workload'}-sensitive-ports"[:253]
+    unique = sorted({p for p in ports})
+    return narrow(policy_doc(cls.namespace, name, {
+        "podSelector": {"matchLabels": dict(sorted(labels.items()))}, "policyTypes": ["Ingress"],
+        "ingress": [{"ports": _ports_except(tuple(unique))},
+                    {"from": sources, "ports": [{"protocol": "TCP", "port": p} for p in unique]}]}), "Ingress")

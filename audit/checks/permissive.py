@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 from audit.checks import fixes
 from audit.checks.fixes import METADATA_IP
@@ -255,6 +256,35 @@ def sensitive_port_exposure(ctx: Context) -> Iterable[Hit]:
                             reasons += [f"{policy.name} {r}" for r in _broad_peer_reasons(ctx, policy, rule, ns.name)]
             if reasons:
                 workloads = tuple(w.ref for w in cls.workloads)
+                fix = None
+                if not analysis.is_isolated(cls.id, "Ingress"):
+                    doc = fixes.sensitive_ports_policy(analysis, cls.id, tuple(sorted(ports)), _named_clients(ctx, cls.id, ports))
+                    fix = (f"# Closes {', '.join(map(str, sorted(ports)))} to every other namespace"
+                           + (" but the clients whose egress policies name it" if len(doc["spec"]["ingress"][1]["from"]) > 1 else "")
+                           + ": add each client workload (a namespaceSelector AND podSelector peer) before applying.\n"
+                           + fixes.dump(doc)) if doc else None
                 yield Hit(ns.name, "Workload", cls.workloads[0].name,
                           f"port{'s' if len(ports) > 1 else ''} {', '.join(map(str, sorted(ports)))}: {'; '.join(reasons)}",
-                          objects=workloads, source=cls.workloads[0].source, key=cls.describe())
+                          objects=workloads, source=cls.workloads[0].source, key=cls.describe(), fix_yaml=fix)
+
+
+def _named_clients(ctx: Context, cid: int, ports: set[int]) -> list[int]:
+    """Workloads of other namespaces whose own egress policies name this destination on one of
+    ``ports`` by a pod-selecting peer: the clients someone meant to connect."""
+    analysis = ctx.analysis
+    index = cast("dict[int, list[tuple[int, Rule]]] | None", analysis.memo.get(("named-clients",)))
+    if index is None:
+        # Once per run: destination -> (source, rule) for every pod-selecting egress peer.
+        built: dict[int, list[tuple[int, Rule]]] = {}
+        for policy in analysis.policies:
+            sources = [s for s in analysis.selected[policy.key] if analysis.classes[s].governed]
+            for rule in policy.rules("Egress"):
+                for peer in rule.peers:
+                    if peer.pods is not None and not peer.pods.empty:
+                        for target in analysis.peer_classes(policy.namespace, peer):
+                            built.setdefault(target, []).extend((src, rule) for src in sources)
+        index = analysis.memo[("named-clients",)] = built
+    dst = analysis.classes[cid]
+    found = {src for src, rule in index.get(cid, ())
+             if analysis.classes[src].namespace != dst.namespace and any(rule.allows_port(p, "TCP", dst.ports) for p in ports)}
+    return sorted(found)
