@@ -340,3 +340,25 @@ spec: {containers: [{name: c, image: i}]}
     assert reach("other/job", "9187") == 0  # other ports: as before
     change = runner.invoke(app, ["diff", str(manifests), str(applied), "--fail-on-opened"])
     assert change.exit_code == 0, change.stdout
+
+
+def test_a_before_and_after_picture_comes_with_the_bundle_and_with_diff(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    svg = "{http://www.w3.org/2000/svg}"
+    bundle = tmp_path / "fixes"
+    assert runner.invoke(app, ["fix", str(EXAMPLES / "mixed-cluster"), "--out", str(bundle)]).exit_code == 0
+
+    def open_cells(path: Path) -> list[int]:
+        root = ET.parse(path).getroot()
+        return [sum(1 for r in g.iter(f"{svg}rect") if r.get("fill") != "#f2f4f7") for g in root.findall(f"{svg}g")]
+
+    before, after = open_cells(bundle / "segmentation-before-after.svg")
+    assert before > after > 0  # the bundle closes paths; DNS and the intended ones stay
+    picture = tmp_path / "d.svg"
+    result = runner.invoke(app, ["diff", str(EXAMPLES / "lab-before"), str(EXAMPLES / "lab-solution"), "--map", str(picture)])
+    assert result.exit_code == 0 and len(open_cells(picture)) == 2
+    saved = tmp_path / "c.json"
+    saved.write_text(runner.invoke(app, ["connectivity", str(EXAMPLES / "lab-before"), "-f", "json"]).stdout)
+    refused = runner.invoke(app, ["diff", str(saved), str(EXAMPLES / "lab-solution"), "--map", str(tmp_path / "x.svg")])
+    assert refused.exit_code == 2 and "--map draws manifests" in refused.stderr

@@ -488,6 +488,7 @@ def diff(
     old: str = typer.Argument(..., help="Before: manifests (file or folder) or a connectivity JSON file."),
     new: Optional[str] = typer.Argument(None, help="After: manifests (file or folder) or a connectivity JSON file (default with --apply: OLD)."),
     apply: Optional[list[str]] = typer.Option(None, "--apply", help="Add these manifests to the after side (a `fix` bundle, a change to review); repeatable."),
+    map_file: Optional[Path] = typer.Option(None, "--map", help="Also write the segmentation map before and after, side by side, as one SVG file."),
     fail_on_opened: bool = typer.Option(False, "--fail-on-opened", help="Exit 1 when the change opens or widens a connection."),
     config: Optional[Path] = DNS_CONFIG,
     assume_enforced: bool = ASSUME_ENFORCED,
@@ -496,6 +497,8 @@ def diff(
     from audit.engine.connectivity import connections
     from audit.engine.diff import MalformedConnections, load_connections
     from audit.engine.diff import diff as connection_diff
+
+    analyses: list[Analysis] = []
 
     def side(spec: str, added: list[str]) -> list[Connection]:
         if spec.endswith(".json") and Path(spec).is_file() and not added:
@@ -507,12 +510,22 @@ def diff(
                 pass  # a JSON manifest, then
         analysis, _ = _analysis([spec, *added], None, config, _connect_options(None, None, 30.0, 500, None), assume_enforced)
         _say_enforcement(analysis, f"{spec}: ")
+        analyses.append(analysis)
         return list(connections(analysis))
 
     if new is None and not apply:
         raise _fail(InputError("diff needs NEW, or --apply with the manifests to add to OLD"))
     try:
         changes = connection_diff(side(old, []), side(new or old, list(apply or [])))
+        if map_file:
+            if len(analyses) != 2:
+                raise InputError("--map draws manifests: give manifests (not saved connectivity JSON) on both sides")
+            from audit.render.segmap import render_map_pair
+            from audit.report.build import map_pair
+
+            sensitive = load_config(str(config) if config else None).sensitive_ports
+            after_title = f"{new or old}" + (f" + {', '.join(apply or [])}" if apply else "")
+            write_atomic(map_file, render_map_pair(*map_pair(analyses[0], analyses[1], sensitive), old, after_title))
     except AuditError as exc:
         raise _fail(exc) from None
     for change in changes:
@@ -620,14 +633,22 @@ def fix(
         # Restoring DNS (53 to the cluster DNS pods) is what the DNS fixes are for; anything else opened is a defect.
         dns_refs = {w.pod_ref for cid in now_analysis.dns_classes for w in now_analysis.classes[cid].workloads}
         dns_ports = parse_port_set("TCP 53,UDP 53")
-        changes = widened(now_analysis, Analysis(fixed, cfg.dns, cni))
+        after_analysis = Analysis(fixed, cfg.dns, cni)
+        changes = widened(now_analysis, after_analysis)
         restored = [c for c in changes if c.dst in dns_refs and not c.conns - dns_ports]
         opened = [c for c in changes if c not in restored]
         if out:
+            from audit.render.segmap import render_map_pair
+            from audit.report.build import map_pair
+
             out.mkdir(parents=True, exist_ok=True)
             for file in files:
                 write_atomic(out / file.name, file.text)
                 _echo(f"wrote {out / file.name}: {len(file.documents)} document(s)", err=True)
+            # kubectl apply -f DIR reads only .yaml, .yml and .json: the picture can sit beside the bundle.
+            picture = out / "segmentation-before-after.svg"
+            write_atomic(picture, render_map_pair(*map_pair(now_analysis, after_analysis, cfg.sensitive_ports), "now", "with this bundle"))
+            _echo(f"wrote {picture}", err=True)
         else:
             _echo("\n---\n".join(file.text.rstrip("\n") for file in files))
     except OSError as exc:

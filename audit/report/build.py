@@ -90,9 +90,11 @@ MAP_NAMESPACES = 40
 """Rows and columns of the segmentation map; beyond it the most connected namespaces are drawn."""
 
 
-def segmentation_map(analysis: Analysis, conns: list[Connection], sensitive_ports: tuple[int, ...]) -> SegmentationMap:
+def segmentation_map(analysis: Analysis, conns: list[Connection], sensitive_ports: tuple[int, ...],
+                     order: tuple[str, ...] | None = None) -> SegmentationMap:
     """Namespace x namespace, how open each pair is (every port, some, none), with outside
-    addresses and other namespaces' sensitive ports as columns of their own."""
+    addresses and other namespaces' sensitive ports as columns of their own. ``order``: draw
+    these namespaces (a before/after pair shares one layout)."""
     sensitive_of: dict[str, PortSet] = {}  # workload ref -> the sensitive ports its pods declare
     wanted = set(sensitive_ports)
     for cls in analysis.real_classes():
@@ -125,7 +127,7 @@ def segmentation_map(analysis: Analysis, conns: list[Connection], sensitive_port
             if ns not in ("internet", "sensitive"):
                 degree[ns] = degree.get(ns, 0) + n
     every = sorted({c.namespace for c in analysis.real_classes() if c.governed} | set(degree))
-    shown = sorted(every, key=lambda ns: (-degree.get(ns, 0), ns))[:MAP_NAMESPACES]
+    shown = list(order) if order is not None else sorted(every, key=lambda ns: (-degree.get(ns, 0), ns))[:MAP_NAMESPACES]
     keep = set(shown) | {"internet", "sensitive"}
     return SegmentationMap(
         tuple(sorted(shown)),
@@ -291,3 +293,12 @@ def _evidence(analysis: Analysis, checks: list[Check], config: Config) -> Eviden
         catalogue_sha256=catalogue_digest(checks),
         checks=len(checks),
     )
+
+
+def map_pair(before: Analysis, after: Analysis, sensitive_ports: tuple[int, ...]) -> tuple[SegmentationMap, SegmentationMap]:
+    """The maps of two states of a cluster on one layout: the namespaces of both, most connected first."""
+    listed = [list(connections(before)), list(connections(after))]
+    first, second = (segmentation_map(a, c, sensitive_ports) for a, c in zip((before, after), listed))
+    order = tuple(sorted(dict.fromkeys(first.namespaces + second.namespaces)))[:MAP_NAMESPACES]
+    return (segmentation_map(before, listed[0], sensitive_ports, order),
+            segmentation_map(after, listed[1], sensitive_ports, order))
