@@ -95,7 +95,7 @@ def comparable(report_json: str) -> dict:
     # Where the inventory came from (files and their digests, completeness in the source's words).
     data["evidence"].pop("inputFiles")
     data["evidence"].pop("completeness")
-    for row in data["policies"]:
+    for row in data["policies"] + data["namespaces"]:
         row["source"] = None
     for f in data["findings"]:
         f["source"] = None

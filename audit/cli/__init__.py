@@ -66,10 +66,6 @@ class FailOn(str, enum.Enum):
     none = "none"
 
 
-RENDERERS: dict[Format, Callable[[Report], str]] = {
-    Format.json: render_json,
-    Format.sarif: render_sarif,
-}
 
 
 def _echo(text: str, err: bool = False, nl: bool = True, kind: str = "text") -> None:
@@ -131,10 +127,13 @@ MAX_ROWS = typer.Option(None, "--max-rows", min=1, help="Rows per table in HTML/
 PDF_VARIANT = typer.Option(None, "--pdf-variant", help="PDF variant: pdf/a-3b or pdf/a-3u (archival, with the JSON attached).")
 FORMAT = typer.Option(Format.text, "--format", "-f", help="What to print (or write with -o).")
 OUTPUT = typer.Option(None, "--output", "-o", help="Write the --format output to this file instead of stdout.")
+SARIF_ROOT = typer.Option(None, "--sarif-root", help="SARIF file paths are relative to this folder (default: the current directory), under the SRCROOT base.")
+STDIN_NAME = typer.Option("stdin.yaml", "--stdin-name", help="The file name SARIF gives to manifests read from stdin (-).")
 NO_COLOR = typer.Option(False, "--no-color", help="No ANSI colour (also off when NO_COLOR is set or stdout is not a terminal).")
 
 
-def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[str]) -> dict[str, Callable[[], str | bytes]]:
+def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[str], sarif_root: Optional[Path] = None,
+               stdin_name: str = "stdin.yaml") -> dict[str, Callable[[], str | bytes]]:
     """File format -> a function rendering it; HTML and PDF are imported only when used."""
 
     def html() -> str:
@@ -148,14 +147,15 @@ def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[st
         return render_pdf(report, max_rows or DEFAULT_MAX_ROWS, pdf_variant)
 
     return {"json": lambda: render_json(report), "html": html, "pdf": pdf,
-            "sarif": lambda: render_sarif(report), "txt": lambda: render_terminal(report)}
+            "sarif": lambda: render_sarif(report, sarif_root, stdin_name), "txt": lambda: render_terminal(report)}
 
 
 def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool, json_file: Optional[Path],
           sarif_file: Optional[Path], html_file: Optional[Path], pdf_file: Optional[Path], max_rows: Optional[int],
-          pdf_variant: Optional[str], print_report: bool = True) -> None:
+          pdf_variant: Optional[str], print_report: bool = True, sarif_root: Optional[Path] = None,
+          stdin_name: str = "stdin.yaml") -> None:
     """Write every requested file (each atomically), then print or write the --format output."""
-    render = _renderers(report, max_rows, pdf_variant)
+    render = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name)
     for path, kind in ((json_file, "json"), (sarif_file, "sarif"), (html_file, "html"), (pdf_file, "pdf")):
         if path:
             write_atomic(path, render[kind]())
@@ -164,7 +164,7 @@ def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool
     if format is Format.text:
         text = render_terminal(report, colour=output is None and _use_colour(no_color))
     else:
-        text = RENDERERS[format](report)
+        text = str(render[format.value]())
     if output:
         write_atomic(output, text)
     else:
@@ -282,6 +282,8 @@ def scan(
     exclude_namespace: Optional[list[str]] = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable)."),
     now: Optional[str] = typer.Option(None, "--now", help="Report time (ISO 8601), for reproducible output."),
     no_color: bool = NO_COLOR,
+    sarif_root: Optional[Path] = SARIF_ROOT,
+    stdin_name: str = STDIN_NAME,
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="CronJob mode: write timestamped reports and latest.* here, prune old runs, print one JSON summary line."),
     formats: str = typer.Option("json,html,pdf", "--formats", help="Formats written to --output-dir (json, html, pdf, sarif, txt)."),
     keep: int = typer.Option(30, "--keep", min=1, help="Runs kept in --output-dir; older ones are pruned."),
@@ -325,9 +327,9 @@ def scan(
                 _echo(f"netpol-audit: warning: {problem}", err=True)
         report = with_trend(report, previous)
         _emit(report, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
-              print_report=output_dir is None)
+              print_report=output_dir is None, sarif_root=sarif_root, stdin_name=stdin_name)
         if output_dir:
-            renders = _renderers(report, max_rows, pdf_variant)
+            renders = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name)
             # Only a complete scan becomes latest.* (and so the next run's baseline).
             files = write_run(output_dir, report.generated_datetime, {f: renders[f] for f in run_formats}, keep,
                               publish=report.scan.complete)
@@ -365,11 +367,14 @@ def report(
     max_rows: Optional[int] = MAX_ROWS,
     pdf_variant: Optional[str] = PDF_VARIANT,
     no_color: bool = NO_COLOR,
+    sarif_root: Optional[Path] = SARIF_ROOT,
+    stdin_name: str = STDIN_NAME,
 ) -> None:
     """Render a saved JSON result (terminal, HTML, PDF, SARIF) without scanning again."""
     try:
         saved = _load_result(result)
-        _emit(saved, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant)
+        _emit(saved, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
+              sarif_root=sarif_root, stdin_name=stdin_name)
     except AuditError as exc:
         raise _fail(exc) from None
 

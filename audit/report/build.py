@@ -156,7 +156,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
             isolated_ingress=cov.ingress.isolated_pods, isolated_egress=cov.egress.isolated_pods,
             default_deny_ingress=cov.ingress.default_deny, default_deny_egress=cov.egress.default_deny,
             ingress_reason=cov.ingress.reason, egress_reason=cov.egress.reason,
-            findings=finding_count.get(ns.name, 0),
+            findings=finding_count.get(ns.name, 0), source=location(ns.source) if ns.declared else None,
         ))
     audited = [r for r in ns_rows if not r.excluded]
 

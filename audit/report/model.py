@@ -123,6 +123,7 @@ class NamespaceRow:
     ingress_reason: str
     egress_reason: str
     findings: int
+    source: SourceLocation | None = None  # where the Namespace object is written (manifests)
 
 
 @dataclass(frozen=True)
