@@ -59,6 +59,7 @@ class Recorded:
     path: str
     query: dict[str, list[str]]
     authorization: str | None
+    user_agent: str | None = None
 
 
 HOSTILE = ("empty-200", "status-200", "continue-loop", "continue-loop-empty", "empty-pages-new-token", "items-wrong-types",
@@ -144,7 +145,7 @@ class ApiDouble:
                 parts = urlsplit(self.path)
                 path, query = parts.path, parse_qs(parts.query)
                 with double._lock:
-                    double.requests.append(Recorded("GET", path, query, self.headers.get("Authorization")))
+                    double.requests.append(Recorded("GET", path, query, self.headers.get("Authorization"), self.headers.get("User-Agent")))
                 auth = (self.headers.get("Authorization") or "").split(" ", 1)
                 # The auth scheme is case-insensitive (the in-cluster loader sends "bearer").
                 if double.faults.unauthorized or (double.token and (auth[0].lower() != "bearer" or auth[-1] != double.token)):

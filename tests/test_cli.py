@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audit.cli import app
+from audit.errors import InputError
 from audit.render.json_report import schema
 from tests.conftest import EXAMPLES, ROOT
 
@@ -160,3 +161,53 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
     assert not cli._use_colour(no_color=True)
     monkeypatch.setenv("NO_COLOR", "1")
     assert not cli._use_colour(no_color=False)
+
+
+def test_kubectl_habits_help_version_durations():
+    assert run("-h").exit_code == 0 and "Usage" in run("-h").output
+    assert run("scan", "-h").exit_code == 0
+    out = run("version")
+    assert out.exit_code == 0 and out.output.startswith("netpol-audit ") and "kubernetes client" in out.output
+    from audit.cli import parse_duration
+
+    assert [parse_duration(t) for t in ("30", "5s", "1m", "1m30s", "1500ms", "2.5s")] == [30, 5, 60, 90, 1.5, 2.5]
+    for bad in ("5x", "s", "1m 5s", "0.5s", "-3"):
+        with pytest.raises(InputError):
+            parse_duration(bad)
+    result = run("collect", "--request-timeout", "soon", "-o", "x.json")
+    assert result.exit_code == 2 and "--request-timeout: 'soon' is not a duration" in result.output
+
+
+def test_an_internal_error_is_one_line_and_exit_5(monkeypatch, capsys):
+    import audit.cli as cli
+
+    def broken(*_a, **_k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "run_audit", broken)
+    monkeypatch.setattr("sys.argv", ["netpol-audit", "scan", str(EXAMPLES / "lab-solution")])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["netpol-audit: internal error: RuntimeError: boom (a bug: run again with --debug for the traceback, and report it)"]
+    monkeypatch.setattr("sys.argv", ["netpol-audit", "--debug", "scan", str(EXAMPLES / "lab-solution")])
+    with pytest.raises(RuntimeError):
+        cli.main()
+
+
+def test_a_missing_pango_is_one_line_naming_the_packages(monkeypatch, tmp_path):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_pango(name, *args, **kwargs):
+        if name == "weasyprint":
+            raise OSError("cannot load library 'libpango-1.0-0': libpango-1.0-0: cannot open shared object file")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pango)
+    result = run("scan", str(EXAMPLES / "lab-solution"), "--pdf", str(tmp_path / "r.pdf"), "-f", "json")
+    assert result.exit_code == 2 and not (tmp_path / "r.pdf").exists()
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith("netpol-audit: error: --pdf needs the Pango and HarfBuzz system libraries") and "libpango-1.0-0" in line

@@ -168,6 +168,15 @@ def test_a_live_object_the_audit_cannot_read_is_left_out_and_the_scan_incomplete
     assert "containerPort" in issue["reason"] and data["summary"]["pods"] == clean["summary"]["pods"] - 1
 
 
+def test_the_scanner_names_itself_in_the_api_audit_log(objects, kubeconfig_file):
+    from audit import __version__
+
+    with ApiDouble(objects, token="test-token") as api:
+        assert scan("--kubeconfig", kubeconfig_file(api.url)).exit_code == 0
+    agents = {r.user_agent for r in api.requests}
+    assert agents == {f"netpol-audit/{__version__}"}, agents
+
+
 def test_absent_optional_groups_are_not_installed(objects, kubeconfig_file):
     with ApiDouble(objects, token="test-token", groups={"networking.k8s.io", "apps"}) as api:
         inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url)))

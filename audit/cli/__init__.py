@@ -7,6 +7,7 @@ import datetime as dt
 import enum
 import functools
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -39,15 +40,15 @@ if TYPE_CHECKING:
     from audit.engine.connectivity import Connection
     from audit.sources.cluster import ConnectOptions
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
 app = typer.Typer(
     name="netpol-audit",
     help="Audit Kubernetes NetworkPolicy coverage by effect: default-deny, unselected pods, "
     "over-permissive rules, DNS under egress deny, and CNIs that enforce nothing.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -174,18 +175,38 @@ def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool
 # Options shared by every command that reads a live cluster, declared once.
 KUBECONFIG = typer.Option(None, "--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config; in a pod: its ServiceAccount).")
 CONTEXT = typer.Option(None, "--context", help="Kubeconfig context to use (default: the current one).")
-REQUEST_TIMEOUT = typer.Option(30.0, "--request-timeout", min=1.0, help="Seconds one API request may take in all (connect, headers, body); the whole collection stops after 30 minutes.")
+REQUEST_TIMEOUT = typer.Option("30s", "--request-timeout", help="How long one API request may take in all (connect, headers, body), kubectl style: 30, 30s, 1m, 1m30s, 500ms (at least 1s); the whole collection stops after 30 minutes.")
 PAGE_SIZE = typer.Option(500, "--page-size", min=1, max=10000, help="Objects per list page (limit/continue paging).")
 DNS_CONFIG = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location).")
 ASSUME_ENFORCED = typer.Option(False, "--assume-enforced", help="Evaluate policy kinds the detected CNI does not enforce as if it did (planning a migration); reports say so.")
 CLUSTER_NAME = typer.Option(None, "--cluster-name", help="Name to show for the cluster in reports (default: the kubeconfig cluster name).")
 
 
-def _connect_options(kubeconfig: Optional[Path], context: Optional[str], request_timeout: float, page_size: int,
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, option: str = "--request-timeout", minimum: float = 1.0) -> float:
+    """Seconds from a kubectl-style duration: a bare number of seconds, or units such as 1m30s or 500ms."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _DURATION.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise InputError(f"{option}: {text!r} is not a duration (use 30, 30s, 1m, 1m30s or 500ms)") from None
+        seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    if seconds < minimum:
+        raise InputError(f"{option}: {text!r} is shorter than {minimum:g}s")
+    return seconds
+
+
+def _connect_options(kubeconfig: Optional[Path], context: Optional[str], request_timeout: str | float, page_size: int,
                      cluster_name: Optional[str]) -> ConnectOptions:
     from audit.sources.cluster import ConnectOptions
 
-    return ConnectOptions(str(kubeconfig) if kubeconfig else None, context, request_timeout, page_size, cluster_name)
+    timeout = request_timeout if isinstance(request_timeout, float) else parse_duration(request_timeout)
+    return ConnectOptions(str(kubeconfig) if kubeconfig else None, context, timeout, page_size, cluster_name)
 
 
 def _load_result(path: Path) -> Report:
@@ -295,7 +316,7 @@ def scan(
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Exit 0/1 even when a core resource could not be read (the report still says INCOMPLETE)."),
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
-    request_timeout: float = REQUEST_TIMEOUT,
+    request_timeout: str = REQUEST_TIMEOUT,
     page_size: int = PAGE_SIZE,
     cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
@@ -417,7 +438,7 @@ def reach(
     inventory_file: Optional[Path] = INVENTORY,
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
-    request_timeout: float = REQUEST_TIMEOUT,
+    request_timeout: str = REQUEST_TIMEOUT,
     page_size: int = PAGE_SIZE,
     cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
@@ -463,7 +484,7 @@ def connectivity(
     inventory_file: Optional[Path] = INVENTORY,
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
-    request_timeout: float = REQUEST_TIMEOUT,
+    request_timeout: str = REQUEST_TIMEOUT,
     page_size: int = PAGE_SIZE,
     cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
@@ -554,7 +575,7 @@ def verify(
     inventory_file: Optional[Path] = INVENTORY,
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
-    request_timeout: float = REQUEST_TIMEOUT,
+    request_timeout: str = REQUEST_TIMEOUT,
     page_size: int = PAGE_SIZE,
     cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
@@ -605,7 +626,7 @@ def fix(
     inventory_file: Optional[Path] = INVENTORY,
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
-    request_timeout: float = REQUEST_TIMEOUT,
+    request_timeout: str = REQUEST_TIMEOUT,
     page_size: int = PAGE_SIZE,
     cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
@@ -679,7 +700,7 @@ def collect(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the inventory (JSON)."),
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
-    request_timeout: float = REQUEST_TIMEOUT,
+    request_timeout: str = REQUEST_TIMEOUT,
     page_size: int = PAGE_SIZE,
     cluster_name: Optional[str] = CLUSTER_NAME,
 ) -> None:
@@ -740,7 +761,36 @@ def list_checks(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: an unexpected error is one line and its own exit code (5);
+    NETPOL_AUDIT_DEBUG=1 (or --debug first) shows the traceback."""
+    debug = os.environ.get("NETPOL_AUDIT_DEBUG") == "1"
+    if sys.argv[1:2] == ["--debug"]:
+        debug = True
+        del sys.argv[1]
+    try:
+        app()
+    except Exception as exc:  # the last line of defence: never a bare traceback
+        if debug:
+            raise
+        _echo(f"netpol-audit: internal error: {type(exc).__name__}: {str(exc)[:300]} "
+              "(a bug: run again with --debug for the traceback, and report it)", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version of netpol-audit and of what it runs on."""
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    def of(name: str) -> str:
+        try:
+            return dist_version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    _echo(f"netpol-audit {__version__}")
+    _echo(f"python {platform.python_version()}; kubernetes client {of('kubernetes')}; weasyprint {of('weasyprint')}")
 
 

@@ -36,7 +36,12 @@ def _no_fetch_class() -> Any:
 
 def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | None = None) -> bytes:
     """Render the PDF bytes. ``variant`` is a WeasyPrint PDF variant such as ``pdf/a-3b``."""
-    from weasyprint import HTML, Attachment
+    try:
+        from weasyprint import HTML, Attachment
+    except OSError as exc:  # WeasyPrint loads Pango and HarfBuzz when imported
+        raise OutputError(f"--pdf needs the Pango and HarfBuzz system libraries ({str(exc).splitlines()[0][:160]}); on Debian: "
+                          "apt-get install --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 "
+                          "fonts-dejavu-core") from None
 
     if variant is not None and variant not in PDF_VARIANTS:
         raise OutputError(f"--pdf-variant {variant!r} is not supported (use one of {', '.join(PDF_VARIANTS)})")

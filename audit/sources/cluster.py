@@ -24,10 +24,13 @@ from typing import Any
 import urllib3
 import yaml
 
+from audit import __version__
 from audit.errors import AuditError, InputError
 from audit.gcpause import gc_paused
 from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
 from audit.sources.objects import InventoryBuilder
+
+USER_AGENT = f"netpol-audit/{__version__}"
 
 try:
     import orjson
@@ -165,6 +168,8 @@ def connect(opts: ConnectOptions) -> Connection:
         raise ClusterError(f"cannot load cluster configuration: {exc}") from None
     cfg.retries = 0  # retries are ours: bounded, with backoff, honouring Retry-After
     api = client.ApiClient(cfg)
+    # The scanner's own name in the API server's audit log, not the client's generic one.
+    api.user_agent = USER_AGENT
     return Connection(api, context_name, opts.cluster_name or cluster_name, cfg.host)
 
 
