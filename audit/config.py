@@ -62,12 +62,18 @@ class Config:
     dns: DnsTarget = DnsTarget()
     environment_label: str = "env"
     """The namespace label that names an environment (prod, staging, ...) for cross-environment checks."""
+    only_namespaces: tuple[str, ...] = ()
+    """`-n`: audit only these namespaces (globs); every other one counts as excluded."""
     path: str | None = None
     """The file this configuration was read from (None: the built-in defaults)."""
     sha256: str | None = None
 
     def is_excluded(self, namespace: str | None) -> bool:
-        return namespace is not None and _matches_any(namespace, self.excluded_namespaces)
+        if namespace is None:
+            return False
+        if self.only_namespaces and not _matches_any(namespace, self.only_namespaces):
+            return True
+        return _matches_any(namespace, self.excluded_namespaces)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -211,3 +211,20 @@ def test_a_missing_pango_is_one_line_naming_the_packages(monkeypatch, tmp_path):
     assert result.exit_code == 2 and not (tmp_path / "r.pdf").exists()
     [line] = [line for line in result.stderr.splitlines() if line.strip()]
     assert line.startswith("netpol-audit: error: --pdf needs the Pango and HarfBuzz system libraries") and "libpango-1.0-0" in line
+
+
+def test_kubectl_users_first_guesses_work_or_say_what_to_type(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    guess = run("scan", str(EXAMPLES / "mixed-cluster"), "-o", "json")
+    assert guess.exit_code == 2 and not (tmp_path / "json").exists()
+    assert "use -f json" in guess.stderr and "-o ./out/json" in guess.stderr
+    assert run("connectivity", str(EXAMPLES / "lab-solution"), "-o", "csv").exit_code == 2
+    only = json.loads(run("scan", str(EXAMPLES / "mixed-cluster"), "-n", "data", "-n", "front*", "-f", "json", *NOW).stdout)
+    audited = {n["name"] for n in only["namespaces"] if not n["excluded"]}
+    assert audited == {"data", "frontend"} and {f["namespace"] for f in only["findings"] if f["namespace"]} <= audited
+    every = json.loads(run("scan", str(EXAMPLES / "mixed-cluster"), "-A", "-f", "json", *NOW).stdout)
+    assert "kube-system" in {n["name"] for n in every["namespaces"] if not n["excluded"]}
+    both = run("scan", str(EXAMPLES / "mixed-cluster"), "-A", "-n", "data")
+    assert both.exit_code == 2 and "-A and -n exclude each other" in both.stderr
+    selected = run("reach", "frontend", "backend", str(EXAMPLES / "lab-solution"), "-l", "app in (web,api)", "-p", "8080")
+    assert selected.exit_code == 0, selected.output

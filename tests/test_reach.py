@@ -56,7 +56,7 @@ def test_namespace_selector_ip_and_dns_endpoints():
     (["frontend/nope", "backend/api", "-p", "80"], "no pod or workload named 'nope'"),
     (["frontend/web", "backend/api", "-p", "80/ICMP"], "protocol must be one of"),
     (["frontend/web", "203.0.113.1"], "declares no container port; give --port"),
-    (["frontend", "backend/api", "-l", "app", "-p", "80"], "use key=value"),
+    (["frontend", "backend/api", "-l", "app in web", "-p", "80"], "use key=value"),
 ])
 def test_reach_input_errors(args, message):
     result = runner.invoke(app, ["reach", *args, LAB])
@@ -169,3 +169,28 @@ def test_an_unknown_name_suggests_close_matches():
     with pytest.raises(InputError) as raised:
         resolve(analyse(NAMED), "shop/zzzzzz")
     assert "did you mean" not in str(raised.value)
+
+
+@pytest.mark.parametrize("text,yes,no", [
+    ("app in (web,api)", [{"app": "web"}, {"app": "api", "x": "1"}], [{"app": "db"}, {}]),
+    ("app notin (web, api)", [{"app": "db"}, {}], [{"app": "web"}]),
+    ("tier", [{"tier": "x"}], [{"app": "web"}]),
+    ("!tier", [{"app": "web"}], [{"tier": "x"}]),
+    ("app==web,tier!=db", [{"app": "web"}, {"app": "web", "tier": "fe"}], [{"app": "web", "tier": "db"}, {"app": "api"}]),
+    ("app in (web),!legacy,env", [{"app": "web", "env": "p"}], [{"app": "web", "env": "p", "legacy": "1"}, {"app": "web"}]),
+])
+def test_selectors_take_kubectl_set_based_syntax(text, yes, no):
+    from audit.engine.reach import parse_label_selector
+
+    selector = parse_label_selector(text)
+    assert selector is not None
+    assert all(selector.matches(labels) for labels in yes) and not any(selector.matches(labels) for labels in no)
+
+
+@pytest.mark.parametrize("bad", ["app in web", "app in (a", "=x", "a b"])
+def test_a_selector_kubectl_would_refuse_is_one_clear_error(bad):
+    from audit.engine.reach import parse_label_selector
+    from audit.errors import InputError
+
+    with pytest.raises(InputError, match="selector"):
+        parse_label_selector(bad)

@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from audit import __version__
 from audit.checks.registry import all_checks
-from audit.config import Config, load_config
+from audit.config import DEFAULT_EXCLUDED, Config, load_config
 from audit.errors import AuditError, InputError, OutputError
 from audit.inventory import Inventory
 from audit.ops.atomic import write_atomic, write_atomic_chunks, written
@@ -223,12 +223,27 @@ _LEFT_OUT: ContextVar[int] = ContextVar("left_out", default=0)
 """How many invalid manifest objects the running command left out (set by `_inputs_checked`)."""
 
 
-def _config(config: Optional[Path], exclude_namespace: Optional[list[str]]) -> Config:
-    """The configuration file (or the defaults), with `-x` exclusions added."""
+def _config(config: Optional[Path], exclude_namespace: Optional[list[str]], namespaces: Optional[list[str]] = None,
+            all_namespaces: bool = False) -> Config:
+    """The configuration file (or the defaults), with `-x` exclusions added, `-n` scoping to
+    namespaces, and `-A` dropping the built-in exclusions (kube-system, ...) as kubectl's -A would."""
     cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
+    if all_namespaces and namespaces:
+        raise InputError("-A and -n exclude each other (as in kubectl): -A audits every namespace, -n only those named")
+    if all_namespaces:
+        cfg = dataclasses.replace(cfg, excluded_namespaces=tuple(n for n in cfg.excluded_namespaces if n not in DEFAULT_EXCLUDED))
     if exclude_namespace:
         cfg = dataclasses.replace(cfg, excluded_namespaces=cfg.excluded_namespaces + tuple(exclude_namespace))
+    if namespaces:
+        cfg = dataclasses.replace(cfg, only_namespaces=tuple(namespaces))
     return cfg
+
+
+def _check_output(output: Optional[Path], formats: str) -> None:
+    """kubectl's `-o json` here would write a file named json: say what to type instead."""
+    if output is not None and str(output) in ("json", "yaml", "wide", "name", "sarif", "text", "csv") and not output.exists():
+        raise InputError(f"-o is the file to write here, not the format: for {output} output use -f {output} ({formats}); "
+                         f"to write a file of that name, give a folder or an extension (-o ./out/{output} or -o {output}.out)")
 
 
 def _named(inventory: Inventory, cluster_name: str | None) -> Inventory:
@@ -301,6 +316,8 @@ def scan(
     pdf_variant: Optional[str] = PDF_VARIANT,
     fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when an unwaived finding is at or above this severity."),
     exclude_namespace: Optional[list[str]] = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable)."),
+    namespace: Optional[list[str]] = typer.Option(None, "--namespace", "-n", help="Audit only this namespace (glob; repeatable); the rest are still read, as peers."),
+    all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Audit every namespace, kube-system and the other built-in exclusions too."),
     now: Optional[str] = typer.Option(None, "--now", help="Report time (ISO 8601), for reproducible output."),
     no_color: bool = NO_COLOR,
     sarif_root: Optional[Path] = SARIF_ROOT,
@@ -327,7 +344,8 @@ def scan(
     """
     started = time.monotonic()
     try:
-        cfg = _config(config, exclude_namespace)
+        _check_output(output, "text, json or sarif")
+        cfg = _config(config, exclude_namespace, namespace, all_namespaces)
         stamp = parse_now(now)
         if pushgateway:
             from audit.ops.metrics import check_pushgateway_url
@@ -393,6 +411,7 @@ def report(
 ) -> None:
     """Render a saved JSON result (terminal, HTML, PDF, SARIF) without scanning again."""
     try:
+        _check_output(output, "text, json or sarif")
         saved = _load_result(result)
         _emit(saved, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
               sarif_root=sarif_root, stdin_name=stdin_name)
@@ -493,6 +512,7 @@ def connectivity(
     from audit.render.connectivity import render
 
     try:
+        _check_output(output, "txt, json, csv, dot, matrix or blast")
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
                                 assume_enforced)
         _say_enforcement(analysis)

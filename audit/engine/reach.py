@@ -57,21 +57,48 @@ def parse_port(value: str) -> tuple[int, str]:
     return port, protocol
 
 
+def _selector_terms(text: str) -> list[str]:
+    """Split a selector at the commas outside parentheses (`app in (a,b),tier=web`)."""
+    terms, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += ch
+    return terms + [current]
+
+
+_SET_TERM = re.compile(r"^\s*([^\s!=(),]+)\s+(in|notin)\s*\(([^()]*)\)\s*$")
+_EXISTS_TERM = re.compile(r"^\s*(!?)\s*([^\s!=(),]+)\s*$")
+
+
 def parse_label_selector(text: str | None) -> Selector | None:
-    """``app=web,tier!=db`` (equality terms, as kubectl -l takes them)."""
+    """A label selector as kubectl -l takes it: `key=value`, `key==value`, `key!=value`,
+    `key in (a,b)`, `key notin (a,b)`, `key` (exists) and `!key` (does not exist), comma-separated."""
     if not text:
         return None
     match_labels: dict[str, str] = {}
-    expressions = []
-    for term in text.split(","):
-        found = _SELECTOR_TERM.match(term)
-        if not found:
-            raise InputError(f"selector {text!r}: cannot read {term!r} (use key=value or key!=value, comma-separated)")
-        key, op, value = found.groups()
-        if op == "!=":
-            expressions.append({"key": key, "operator": "NotIn", "values": [value]})
+    expressions: list[dict[str, object]] = []
+    for term in _selector_terms(text):
+        if found := _SET_TERM.match(term):
+            key, op, values = found.groups()
+            expressions.append({"key": key, "operator": "In" if op == "in" else "NotIn",
+                                "values": [v.strip() for v in values.split(",") if v.strip()]})
+        elif found := _SELECTOR_TERM.match(term.replace("==", "=")):
+            key, op, value = found.groups()
+            if op == "!=":
+                expressions.append({"key": key, "operator": "NotIn", "values": [value]})
+            else:
+                match_labels[key] = value
+        elif found := _EXISTS_TERM.match(term):
+            negated, key = found.groups()
+            expressions.append({"key": key, "operator": "DoesNotExist" if negated else "Exists"})
         else:
-            match_labels[key] = value
+            raise InputError(f"selector {text!r}: cannot read {term.strip()!r} (use key=value, key!=value, "
+                             "key in (a,b), key notin (a,b), key or !key, comma-separated)")
     selector, errors = parse_selector({"matchLabels": match_labels, "matchExpressions": expressions}, "selector")
     if errors:
         raise InputError(f"selector {text!r}: {errors[0]}")
