@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -425,3 +426,19 @@ def test_a_hostile_list_is_a_collection_issue_never_a_pass(objects, kubeconfig_f
     issue = next(i for i in data["scan"]["issues"] if path.rsplit("/", 1)[1] in i["resource"])
     assert issue["core"] and issue["reason"]
     assert took < 60
+
+
+def test_kubeconfig_lists_are_merged_as_kubectl_merges_them(objects, tmp_path, monkeypatch):
+    """KUBECONFIG=a:b: a context defined only in b is found; a missing file in the list is skipped."""
+    with ApiDouble(objects, token="test-token") as api:
+        first = tmp_path / "first"
+        first.write_text(kubeconfig("http://127.0.0.1:9", context="elsewhere"))
+        second = tmp_path / "second"
+        second.write_text(kubeconfig(api.url, context="lab"))
+        monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "missing"), str(first), str(second)]))
+        result = scan("--context", "lab", "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["scan"]["context"] == "lab"
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    gone = scan()
+    assert gone.exit_code == 3 and "no kubeconfig at" in gone.output

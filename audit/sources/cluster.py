@@ -140,9 +140,15 @@ def connect(opts: ConnectOptions) -> Connection:
             InClusterConfigLoader(str(Path(sa_dir, "token")), str(Path(sa_dir, "ca.crt"))).load_and_set(cfg)
             context_name = "in-cluster"
         else:
-            path = opts.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or os.path.expanduser("~/.kube/config")
-            if not Path(path).is_file():
-                raise ClusterError(f"no kubeconfig at {path} and not running in a pod: give --kubeconfig, set KUBECONFIG, or pass manifest paths")
+            # KUBECONFIG=a:b is merged as kubectl merges it (the client's KubeConfigMerger: the first
+            # file to set a value wins); missing files in the list are skipped, as kubectl does.
+            listed = [opts.kubeconfig] if opts.kubeconfig else [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+            listed = listed or [os.path.expanduser("~/.kube/config")]
+            present = [p for p in listed if Path(p).is_file()]
+            if not present:
+                raise ClusterError(f"no kubeconfig at {os.pathsep.join(listed)} and not running in a pod: give --kubeconfig, "
+                                   "set KUBECONFIG, or pass manifest paths")
+            path = os.pathsep.join(present)
             contexts, current = config.list_kube_config_contexts(config_file=path)
             chosen = next((c for c in contexts if c["name"] == opts.context), None) if opts.context else current
             if opts.context and chosen is None:
