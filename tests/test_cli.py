@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -228,3 +229,41 @@ def test_kubectl_users_first_guesses_work_or_say_what_to_type(tmp_path, monkeypa
     assert both.exit_code == 2 and "-A and -n exclude each other" in both.stderr
     selected = run("reach", "frontend", "backend", str(EXAMPLES / "lab-solution"), "-l", "app in (web,api)", "-p", "8080")
     assert selected.exit_code == 0, selected.output
+
+
+def test_ci_gates_junit_markdown_new_findings_and_strict_formats(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    junit = tmp_path / "scan.xml"
+    assert run("scan", str(EXAMPLES / "lab-before"), "--junit", str(junit), *NOW).exit_code == 0
+    suite = ET.parse(junit).getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    checks = json.loads(run("checks", "-f", "json").stdout)
+    assert len(cases) == len(checks) * 3 + 1  # three namespaces, and the cluster-wide NP-CNI-002
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert int(suite.get("failures")) == len(failed) and any(c.get("classname") == "netpol-audit.frontend" for c in failed)
+    md = run("scan", str(EXAMPLES / "lab-before"), "-f", "markdown", *NOW).stdout
+    assert md.startswith("### netpol-audit: FAIL") and "| high | NP-COV-001 | database |" in md and "```yaml" in md
+    hostile = run("scan", str(Path(__file__).parent / "robustness" / "hostile-01-terminal-escapes.yaml"), "-f", "markdown").stdout
+    assert "<script" not in hostile and "\x1b" not in hostile
+    # --fail-on-new: only what the baseline did not have.
+    base = tmp_path / "base.json"
+    run("scan", str(EXAMPLES / "lab-solution"), "--json", str(base), *NOW)
+    same = run("scan", str(EXAMPLES / "lab-solution"), "--baseline", str(base), "--fail-on-new", "low", *NOW)
+    assert same.exit_code == 0, same.output
+    worse = run("scan", str(EXAMPLES / "lab-before"), "--baseline", str(base), "--fail-on-new", "high", *NOW)
+    assert worse.exit_code == 1 and "new finding(s) at or above high" in worse.stderr
+    assert run("scan", str(EXAMPLES / "lab-before"), "--fail-on-new", "high").exit_code == 2
+    assert run("verify", str(EXAMPLES / "lab-expectations.yaml"), str(EXAMPLES / "lab-solution"), "-f", "sarif").exit_code == 2
+    assert run("checks", "-f", "sarif").exit_code == 2
+
+
+def test_the_pre_commit_hook_runs_a_command_that_exists():
+    import shlex
+
+    import yaml
+
+    [hook] = yaml.safe_load((Path(__file__).parents[1] / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "netpol-audit" and hook["language"] == "python" and hook["pass_filenames"] is False
+    args = shlex.split(hook["entry"])[1:] + hook["args"]
+    assert args[0] == "scan" and run(*args[:1], str(EXAMPLES / "lab-solution"), *args[2:]).exit_code in (0, 1)

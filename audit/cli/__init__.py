@@ -28,11 +28,14 @@ from audit.ops.rotation import parse_formats, prepare, previous_result, write_ru
 from audit.ops.trend import with_trend
 from audit.pipeline import run_audit
 from audit.render.json_report import render_json
+from audit.render.junit import render_scan_junit
+from audit.render.markdown import render_markdown
 from audit.render.safe import json_terminal_safe, terminal_safe
 from audit.render.sarif import render_sarif
 from audit.render.summary import render_summary_line
 from audit.render.terminal import render_terminal
 from audit.report.model import Report
+from audit.report.severity import at_least
 from audit.sources.manifests import load_manifests
 
 if TYPE_CHECKING:
@@ -56,6 +59,14 @@ class Format(str, enum.Enum):
     text = "text"
     json = "json"
     sarif = "sarif"
+    markdown = "markdown"
+
+
+class VerifyFormat(str, enum.Enum):
+    """The formats of `verify` and `checks`: anything else is refused, never printed as text."""
+
+    text = "text"
+    json = "json"
 
 
 class FailOn(str, enum.Enum):
@@ -148,16 +159,17 @@ def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[st
         return render_pdf(report, max_rows or DEFAULT_MAX_ROWS, pdf_variant)
 
     return {"json": lambda: render_json(report), "html": html, "pdf": pdf,
-            "sarif": lambda: render_sarif(report, sarif_root, stdin_name), "txt": lambda: render_terminal(report)}
+            "sarif": lambda: render_sarif(report, sarif_root, stdin_name), "txt": lambda: render_terminal(report),
+            "markdown": lambda: render_markdown(report), "junit": lambda: render_scan_junit(report)}
 
 
 def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool, json_file: Optional[Path],
           sarif_file: Optional[Path], html_file: Optional[Path], pdf_file: Optional[Path], max_rows: Optional[int],
           pdf_variant: Optional[str], print_report: bool = True, sarif_root: Optional[Path] = None,
-          stdin_name: str = "stdin.yaml") -> None:
+          stdin_name: str = "stdin.yaml", junit_file: Optional[Path] = None) -> None:
     """Write every requested file (each atomically), then print or write the --format output."""
     render = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name)
-    for path, kind in ((json_file, "json"), (sarif_file, "sarif"), (html_file, "html"), (pdf_file, "pdf")):
+    for path, kind in ((json_file, "json"), (sarif_file, "sarif"), (html_file, "html"), (pdf_file, "pdf"), (junit_file, "junit")):
         if path:
             write_atomic(path, render[kind]())
     if not print_report:
@@ -315,6 +327,8 @@ def scan(
     max_rows: Optional[int] = MAX_ROWS,
     pdf_variant: Optional[str] = PDF_VARIANT,
     fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when an unwaived finding is at or above this severity."),
+    fail_on_new: FailOn = typer.Option(FailOn.none, "--fail-on-new", help="Exit 1 when a finding NEW since --baseline (or the last run in --output-dir) is at or above this severity."),
+    junit_file: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML: a test case per check and namespace, a failure per finding."),
     exclude_namespace: Optional[list[str]] = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable)."),
     namespace: Optional[list[str]] = typer.Option(None, "--namespace", "-n", help="Audit only this namespace (glob; repeatable); the rest are still read, as peers."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Audit every namespace, kube-system and the other built-in exclusions too."),
@@ -344,7 +358,9 @@ def scan(
     """
     started = time.monotonic()
     try:
-        _check_output(output, "text, json or sarif")
+        _check_output(output, "text, json, sarif or markdown")
+        if fail_on_new is not FailOn.none and not (baseline or output_dir):
+            raise InputError("--fail-on-new compares with a baseline: give --baseline RESULT.json (or use --output-dir)")
         cfg = _config(config, exclude_namespace, namespace, all_namespaces)
         stamp = parse_now(now)
         if pushgateway:
@@ -366,7 +382,7 @@ def scan(
                 _echo(f"netpol-audit: warning: {problem}", err=True)
         report = with_trend(report, previous)
         _emit(report, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
-              print_report=output_dir is None, sarif_root=sarif_root, stdin_name=stdin_name)
+              print_report=output_dir is None, sarif_root=sarif_root, stdin_name=stdin_name, junit_file=junit_file)
         if output_dir:
             renders = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name)
             # Only a complete scan becomes latest.* (and so the next run's baseline).
@@ -392,6 +408,11 @@ def scan(
         raise typer.Exit(EXIT_INCOMPLETE)
     if fail_on is not FailOn.none and report.failing(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
+    if fail_on_new is not FailOn.none:
+        new = [f for f in (report.trend.new if report.trend else ()) if at_least(f.severity, fail_on_new.value)]
+        if new:
+            _echo(f"netpol-audit: {len(new)} new finding(s) at or above {fail_on_new.value} since the baseline", err=True)
+            raise typer.Exit(EXIT_FINDINGS)
 
 
 @app.command()
@@ -411,7 +432,7 @@ def report(
 ) -> None:
     """Render a saved JSON result (terminal, HTML, PDF, SARIF) without scanning again."""
     try:
-        _check_output(output, "text, json or sarif")
+        _check_output(output, "text, json, sarif or markdown")
         saved = _load_result(result)
         _emit(saved, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
               sarif_root=sarif_root, stdin_name=stdin_name)
@@ -588,7 +609,7 @@ def diff(
 def verify(
     expectations: Path = typer.Argument(..., help="YAML file of expected connections (see examples/lab-expectations.yaml)."),
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
+    format: VerifyFormat = typer.Option(VerifyFormat.text, "--format", "-f", help="text or json."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML (one test case per expectation)."),
     config: Optional[Path] = DNS_CONFIG,
     assume_enforced: bool = ASSUME_ENFORCED,
@@ -618,7 +639,7 @@ def verify(
             write_atomic(junit, render_junit(outcomes))
     except AuditError as exc:
         raise _fail(exc) from None
-    if format is Format.json:
+    if format is VerifyFormat.json:
         _echo(kind="json", text=jsonlib.dumps([{"name": o.expectation.name, "from": o.expectation.source, "to": o.expectation.destination,
                                    "port": o.expectation.port, "expect": o.expectation.expect, "passed": o.passed,
                                    "detail": o.detail} for o in outcomes], indent=2))
@@ -763,11 +784,11 @@ def rbac(
 
 @app.command("checks")
 def list_checks(
-    format: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
+    format: VerifyFormat = typer.Option(VerifyFormat.text, "--format", "-f", help="text or json."),
 ) -> None:
     """List the check catalogue: ids, severities, titles and compliance references."""
     checks = all_checks()
-    if format is Format.text:
+    if format is VerifyFormat.text:
         rows = [[c.id, c.severity, c.category, c.title, "; ".join(c.references[:3]) + (" ..." if len(c.references) > 3 else "")] for c in checks]
         _echo(tabulate(rows, headers=["Id", "Severity", "Category", "Title", "References"], tablefmt="simple"))
         return
