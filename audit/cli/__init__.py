@@ -20,6 +20,7 @@ from tabulate import tabulate
 
 from audit import __version__
 from audit.checks.registry import all_checks
+from audit.cli.progress import QUIET, display, status
 from audit.config import DEFAULT_EXCLUDED, Config, load_config
 from audit.errors import AuditError, InputError, OutputError
 from audit.inventory import Inventory
@@ -103,9 +104,28 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (it is shown only when stderr is a terminal)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every API request (method, URL, status) on stderr."),
 ) -> None:
     """netpol-audit."""
+    QUIET.set(quiet)
+    if verbose:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("netpol-audit: %(name)s: %(message)s"))
+        requests = logging.getLogger("urllib3.connectionpool")  # one line per request: method, URL, status
+        requests.addHandler(handler)
+        level = requests.level
+        requests.setLevel(logging.DEBUG)
+
+        def done() -> None:
+            requests.removeHandler(handler)
+            requests.setLevel(level)
+
+        ctx.call_on_close(done)
 
 
 def parse_now(value: str | None) -> dt.datetime | None:
@@ -156,6 +176,7 @@ def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[st
     def pdf() -> bytes:
         from audit.render.pdf import DEFAULT_MAX_ROWS, render_pdf
 
+        status("rendering the PDF")
         return render_pdf(report, max_rows or DEFAULT_MAX_ROWS, pdf_variant)
 
     return {"json": lambda: render_json(report), "html": html, "pdf": pdf,
@@ -218,7 +239,7 @@ def _connect_options(kubeconfig: Optional[Path], context: Optional[str], request
     from audit.sources.cluster import ConnectOptions
 
     timeout = request_timeout if isinstance(request_timeout, float) else parse_duration(request_timeout)
-    return ConnectOptions(str(kubeconfig) if kubeconfig else None, context, timeout, page_size, cluster_name)
+    return ConnectOptions(str(kubeconfig) if kubeconfig else None, context, timeout, page_size, cluster_name, progress=status)
 
 
 def _load_result(path: Path) -> Report:
@@ -293,6 +314,15 @@ def _left_out() -> int:
     return _LEFT_OUT.get()
 
 
+def _shows_progress(command: Callable[..., None]) -> Callable[..., None]:
+    """A command whose long work shows progress on stderr when it is a terminal (see audit.cli.progress)."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        with display():
+            command(*args, **kwargs)
+    return run
+
+
 def _inputs_checked(command: Callable[..., None]) -> Callable[..., None]:
     """A command that read invalid manifest objects ends with exit 2 (input error) once its work is
     done, instead of 0, 1 (findings, a denied path) or 4 (incomplete); other codes stand."""
@@ -315,6 +345,7 @@ def _inputs_checked(command: Callable[..., None]) -> Callable[..., None]:
 
 @app.command()
 @_inputs_checked
+@_shows_progress
 def scan(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders (recursive); '-' reads stdin. None: the live cluster."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (YAML)."),
@@ -375,7 +406,9 @@ def scan(
             _echo(f"netpol-audit: warning: the baseline {baseline} is an incomplete scan; it is not used for the trend", err=True)
             previous = None
         inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        status(f"analysing {len(inventory.workloads):,} workloads, {len(inventory.policies):,} policies")
         report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced)
+        status("writing the reports")
         if output_dir and not baseline:
             previous, problem = previous_result(output_dir)
             if problem:
@@ -513,6 +546,7 @@ class ConnFormat(str, enum.Enum):
 
 @app.command()
 @_inputs_checked
+@_shows_progress
 def connectivity(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
     format: ConnFormat = typer.Option(ConnFormat.txt, "--format", "-f", help="txt, json, csv, dot (Graphviz), matrix (namespace x namespace) or blast (blast radius per namespace)."),
@@ -537,6 +571,7 @@ def connectivity(
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
                                 assume_enforced)
         _say_enforcement(analysis)
+        status("listing connections")
         focus = set(namespace) if namespace else None
         conns = connections(analysis, focus)
         chunks = render(map(bare, conns) if bare_ranges else conns, format.value, analysis, focus)
@@ -659,6 +694,7 @@ def verify(
 
 @app.command()
 @_inputs_checked
+@_shows_progress
 def fix(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the bundle here, one file per namespace (default: print it)."),
@@ -688,6 +724,7 @@ def fix(
         inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
         stamp = dt.datetime.now(dt.UTC).replace(microsecond=0)
         before = run_audit(inventory, cfg, stamp)
+        status("building the bundle and checking it with the engine")
         draft = bundle(before.findings, cfg.excluded_namespaces, cfg.dns)
         fixed = apply(inventory, draft)
         after = run_audit(fixed, cfg, stamp)
@@ -737,6 +774,7 @@ def fix(
 
 @app.command()
 @_inputs_checked
+@_shows_progress
 def collect(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the inventory (JSON)."),
     kubeconfig: Optional[Path] = KUBECONFIG,

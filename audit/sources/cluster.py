@@ -108,6 +108,8 @@ class ConnectOptions:
     backoff_cap: float = 20.0
     deadline: float = 1800.0
     """Seconds the whole collection may take; past it every list still to read is a collection issue."""
+    progress: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    """Told what is being read (a terminal shows it); never required."""
 
 
 @dataclass
@@ -462,12 +464,16 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
             prefix = f"/api/{version}" if not res.group else f"/apis/{res.group}/{version}"
             path = f"{prefix}/{res.name}"
             count = 0
+            if opts.progress:
+                opts.progress(f"reading {res.label}")
             try:
                 for item in lister.list(path):
                     item.setdefault("kind", res.kind)
                     item.setdefault("apiVersion", f"{res.group}/{version}" if res.group else version)
                     builder.add(item, SourceRef(), f"{res.label}")
                     count += 1
+                    if opts.progress and count % 2000 == 0:
+                        opts.progress(f"reading {res.label}: {count:,}")
                 if res.group == "projectcalico.org":
                     calico_v3 = True
             except _HttpError as exc:
