@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import threading
@@ -133,7 +134,8 @@ def test_metrics_file_parses_and_matches_the_result(tmp_path):
     assert ("netpol_audit_info", (("schema", "1.0"), ("source", "manifests"), ("version", data["tool"]["version"]))) in samples
 
 
-def test_pushgateway_receives_the_metrics(tmp_path):
+def pushed(*args: str, env: dict[str, str] | None = None) -> list[tuple[str, str, str | None]]:
+    """What a Pushgateway double received (path, body, Authorization) for one scan."""
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -142,7 +144,7 @@ def test_pushgateway_receives_the_metrics(tmp_path):
 
         def do_PUT(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.path, body.decode()))
+            received.append((self.path, body.decode(), self.headers.get("Authorization")))
             self.send_response(200)
             self.end_headers()
 
@@ -150,13 +152,22 @@ def test_pushgateway_receives_the_metrics(tmp_path):
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        result = scan(str(EXAMPLES / "lab-solution"), "--pushgateway", f"http://127.0.0.1:{server.server_address[1]}")
+        result = runner.invoke(app, ["scan", *args, "--pushgateway", f"http://127.0.0.1:{server.server_address[1]}"], env=env)
     finally:
         server.shutdown()
         server.server_close()
     assert result.exit_code == 0, result.output
-    ((path, body),) = received
-    assert path == "/metrics/job/netpol-audit" and "netpol_audit_score 100.0" in body
+    return received
+
+
+def test_pushgateway_receives_the_metrics_grouped_by_cluster_with_credentials(tmp_path):
+    ((path, body, auth),) = pushed(str(EXAMPLES / "lab-solution"), "--cluster-name", "prod-eu-1")
+    assert path == "/metrics/job/netpol-audit/cluster/prod-eu-1" and "netpol_audit_score 100.0" in body and auth is None
+    ((path, _, auth),) = pushed(str(EXAMPLES / "lab-solution"), env={"NETPOL_AUDIT_PUSHGATEWAY_TOKEN": "s3cret"})
+    assert path == "/metrics/job/netpol-audit/cluster/manifests" and auth == "Bearer s3cret"
+    ((_, _, auth),) = pushed(str(EXAMPLES / "lab-solution"), env={"NETPOL_AUDIT_PUSHGATEWAY_USERNAME": "audit",
+                                                                  "NETPOL_AUDIT_PUSHGATEWAY_PASSWORD": "pw"})
+    assert auth == "Basic " + base64.b64encode(b"audit:pw").decode()
 
 
 def test_unreachable_pushgateway_is_a_clear_error():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+from pathlib import Path
 
 import pytest
 import typer
@@ -35,6 +36,8 @@ def cronjob():
 def test_every_manifest_validates_against_the_kubernetes_schema(version):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     for _name, doc in manifests():
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # the Prometheus Operator's CRD: checked with promtool below
         kubernetes_validate.validate(doc, version, strict=True)  # raises on any error, naming the field
 
 
@@ -134,3 +137,52 @@ def test_dockerfile_mirrors_ci():
         assert name in locked, f"{name} is not pinned in requirements.lock"
     ignore = (ROOT / ".dockerignore").read_text()
     assert ignore.startswith("*") and "!audit/" in ignore and "!templates/" in ignore
+
+
+def exported_metrics() -> set[str]:
+    """The metric names a scan exports (read from a real metrics file, not from a list here)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m.prom"
+        subprocess.run([sys.executable, "-m", "audit", "scan", str(ROOT / "examples" / "mixed-cluster"), "--metrics-file", str(out)],
+                       check=False, capture_output=True)
+        return set(re.findall(r"^# TYPE (\S+) ", out.read_text(), re.M))
+
+
+def test_dashboard_and_alerts_query_only_what_the_audit_exports(tmp_path):
+    import json
+    import shutil
+    import subprocess
+
+    metrics = exported_metrics()
+    assert "netpol_audit_score" in metrics
+    dashboard = json.loads((ROOT / "deploy" / "extras" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rules = yaml.safe_load((ROOT / "deploy" / "extras" / "prometheus-rules.yaml").read_text())
+    assert rules["kind"] == "PrometheusRule"
+    alerts = [r for g in rules["spec"]["groups"] for r in g["rules"]]
+    exprs += [r["expr"] for r in alerts]
+    for expr in exprs:
+        used = set(re.findall(r"\b(netpol_audit_[a-z_]+)", expr))
+        assert used and used <= metrics, (expr, used - metrics)
+    assert {a["alert"] for a in alerts} >= {"NetpolAuditStale", "NetpolAuditIncomplete", "NetpolAuditCriticalFindings"}
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is installed by .ci/run (Debian's prometheus package)"
+    plain = tmp_path / "rules.yaml"
+    plain.write_text(yaml.safe_dump({"groups": rules["spec"]["groups"]}))
+    checked = subprocess.run([promtool, "check", "rules", str(plain)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The staleness alert fires on a cluster whose last complete scan is three days old, and only then.
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({
+        "rule_files": [str(plain)], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m",  # samples every minute: Prometheus looks back only 5 minutes for one
+                   "input_series": [{"series": 'netpol_audit_last_success_timestamp_seconds{cluster="a"}', "values": "0x5000"},
+                                    {"series": 'netpol_audit_last_success_timestamp_seconds{cluster="b"}', "values": "0+60x5000"}],
+                   "alert_rule_test": [{"eval_time": "72h", "alertname": "NetpolAuditStale",
+                                        "exp_alerts": [{"exp_labels": {"severity": "warning", "cluster": "a"},
+                                                        "exp_annotations": {"summary": "netpol-audit has not completed a scan of a for more than two days"}}]}]}]}))
+    tested = subprocess.run([promtool, "test", "rules", str(tmp_path / "test.yaml")], capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr

@@ -430,7 +430,10 @@ def scan(
             if metrics_file:
                 write_metrics(str(metrics_file), registry)
             if pushgateway:
-                push_metrics(pushgateway, registry)
+                # One group per cluster: clusters sharing a gateway never overwrite each other.
+                from audit.render.html import cluster_label
+
+                push_metrics(pushgateway, registry, grouping={"cluster": cluster_label(report)})
     except AuditError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:

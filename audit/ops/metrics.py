@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
 from http.client import HTTPException
 
 from prometheus_client import CollectorRegistry, Gauge, Info, push_to_gateway, write_to_textfile
+from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from audit.errors import InputError, OutputError
 from audit.report.model import Report
@@ -96,9 +99,32 @@ def check_pushgateway_url(url: str) -> str:
     return url
 
 
-def push_metrics(url: str, registry: CollectorRegistry, job: str = "netpol-audit", timeout: float = 30) -> None:
+TOKEN_ENV = "NETPOL_AUDIT_PUSHGATEWAY_TOKEN"
+USER_ENV, PASSWORD_ENV = "NETPOL_AUDIT_PUSHGATEWAY_USERNAME", "NETPOL_AUDIT_PUSHGATEWAY_PASSWORD"
+
+
+def push_handler(environ: Mapping[str, str]) -> Callable[..., Callable[[], None]]:
+    """How to reach the Pushgateway: a bearer token or basic auth from the environment (the
+    CronJob maps them from a Secret), else no credentials."""
+    token, user, password = environ.get(TOKEN_ENV), environ.get(USER_ENV), environ.get(PASSWORD_ENV)
+
+    def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes) -> Callable[[], None]:
+        if token:
+            return default_handler(url, method, timeout, [*headers, ("Authorization", f"Bearer {token}")], data)
+        if user:
+            return basic_auth_handler(url, method, timeout, headers, data, user, password or "")
+        return default_handler(url, method, timeout, headers, data)
+
+    return handler
+
+
+def push_metrics(url: str, registry: CollectorRegistry, job: str = "netpol-audit", timeout: float = 30,
+                 grouping: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None) -> None:
+    """Push (replace) this run's metrics under the job and ``grouping`` key: each cluster keeps its
+    own group, so clusters pushing to one gateway never overwrite each other."""
     check_pushgateway_url(url)
     try:
-        push_to_gateway(url, job=job, registry=registry, timeout=timeout)
+        push_to_gateway(url, job=job, registry=registry, timeout=timeout, grouping_key=dict(grouping or {}),
+                        handler=push_handler(os.environ if environ is None else environ))
     except (OSError, ValueError, HTTPException) as exc:
         raise OutputError(f"pushgateway {url}: {exc}") from None
