@@ -32,7 +32,11 @@ def cronjob():
     return next(d for _, d in manifests() if d["kind"] == "CronJob")
 
 
-@pytest.mark.parametrize("version", ["1.30.0", "1.33.0"])
+MINIMUM_KUBERNETES = "1.26"
+"""The oldest Kubernetes deploy/ is for (podFailurePolicy is on by default from 1.26), stated in the README."""
+
+
+@pytest.mark.parametrize("version", [f"1.{minor}.0" for minor in range(26, 34)])
 def test_every_manifest_validates_against_the_kubernetes_schema(version):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     for _name, doc in manifests():
