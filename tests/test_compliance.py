@@ -165,3 +165,18 @@ def test_verify_fails_on_a_cni_that_enforces_nothing_unless_assumed(tmp_path):
     assert plain.exit_code == 1 and "1 passed, 0 failed" in plain.stdout and "no expected denial holds" in plain.stderr
     assumed = runner.invoke(app, ["verify", str(expectations), flannel, "--assume-enforced"])
     assert assumed.exit_code == 0 and "--assume-enforced" in assumed.stderr
+
+
+def test_criteria_say_the_cni_precondition_only_for_segmentation_controls():
+    for c in CONTROLS:
+        needs_cni = "the CNI must enforce NetworkPolicy" in c.criteria
+        assert needs_cni == (c.kind == "segmentation"), c.ref
+        assert (c.kind == "manual") == c.criteria.startswith("Manual:")
+
+
+def test_an_unknown_cni_is_the_evidence_of_a_not_assessable_segmentation_control(results):
+    data = results["lab-solution"]
+    assert data["cni"]["verdict"] == "unknown"
+    for c in data["controls"]:
+        if c["kind"] == "segmentation":
+            assert c["status"] == "not-assessable" and c["failing"] == ["NP-CNI-002"], c

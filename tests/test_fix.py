@@ -202,8 +202,7 @@ def test_diff_and_verify_show_the_bundle_before_it_is_applied(tmp_path):
     assert runner.invoke(app, ["diff", str(EXAMPLES / "lab-before")]).exit_code == 2
 
 
-def test_cross_environment_fix_takes_away_only_the_sensitive_ports(tmp_path):
-    manifests = folder(tmp_path, "envs", """
+ENVS = """
 apiVersion: v1
 kind: Namespace
 metadata: {name: prod, labels: {env: prod}}
@@ -230,7 +229,11 @@ apiVersion: v1
 kind: Pod
 metadata: {name: admin, namespace: tools, labels: {app: admin}}
 spec: {containers: [{name: c, image: i}]}
-""")
+"""
+
+
+def test_cross_environment_fix_takes_away_only_the_sensitive_ports(tmp_path):
+    manifests = folder(tmp_path, "envs", ENVS)
     before = scan(manifests, [])
     assert [f["namespace"] for f in before["findings"] if f["check"] == "NP-EXP-002"] == ["prod"]
     bundle = tmp_path / "fixes"
@@ -362,3 +365,28 @@ def test_a_before_and_after_picture_comes_with_the_bundle_and_with_diff(tmp_path
     saved.write_text(runner.invoke(app, ["connectivity", str(EXAMPLES / "lab-before"), "-f", "json"]).stdout)
     refused = runner.invoke(app, ["diff", str(saved), str(EXAMPLES / "lab-solution"), "--map", str(tmp_path / "x.svg")])
     assert refused.exit_code == 2 and "--map draws manifests" in refused.stderr
+
+
+def test_a_narrow_isolation_is_kept_where_the_bundle_has_no_default_deny_beside_it(tmp_path):
+    """With the coverage findings waived, the bundle has no default-deny for prod: the isolation
+    that takes away only the sensitive ports stays (and it is the only ingress policy there)."""
+    manifests = folder(tmp_path, "envs", ENVS)
+    config = tmp_path / "c.yaml"
+    config.write_text("waivers:\n" + "".join(f"  - {{check: {c}, reason: later, expires: 2099-01-01}}\n"
+                                             for c in ("NP-COV-001", "NP-COV-002", "NP-COV-003", "NP-COV-004", "NP-COV-005")))
+    bundle = tmp_path / "fixes"
+    made = runner.invoke(app, ["fix", str(manifests), "-c", str(config), "--out", str(bundle)])
+    assert made.exit_code == 0, made.stderr
+    docs = {d["metadata"]["name"]: d for f in bundle.glob("*prod*.yaml") for d in yaml.safe_load_all(f.read_text()) if d}
+    assert "deny-sensitive-ports-from-other-environments" in docs and "deny-cloud-metadata" in docs
+    assert not [n for n in docs if n.startswith("default-deny")]
+    names = sorted(p.name for p in bundle.glob("*.yaml"))
+    assert names[0].startswith("10-") and names[-1] == "90-kyverno-new-namespaces.yaml"
+
+
+def test_the_bundle_says_which_offered_fixes_do_not_resolve_their_finding(tmp_path):
+    bundle = tmp_path / "fixes"
+    assert runner.invoke(app, ["fix", str(EXAMPLES / "mixed-cluster"), "--out", str(bundle)]).exit_code == 0
+    [monitoring] = list(bundle.glob("*monitoring*.yaml"))
+    head, offered = monitoring.read_text().split("# Offered, but the finding stays", 1)
+    assert "#   NP-COV-003 monitoring:" in offered.split("apiVersion")[0] and "#   NP-COV-003 monitoring:" not in head
