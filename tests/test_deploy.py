@@ -190,3 +190,26 @@ def test_dashboard_and_alerts_query_only_what_the_audit_exports(tmp_path):
                                                         "exp_annotations": {"summary": "netpol-audit has not completed a scan of a for more than two days"}}]}]}]}))
     tested = subprocess.run([promtool, "test", "rules", str(tmp_path / "test.yaml")], capture_output=True, text=True)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+PUSHGATEWAY = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: monitoring}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: prometheus-pushgateway-0, namespace: monitoring, labels: {app.kubernetes.io/name: prometheus-pushgateway}}
+spec: {containers: [{name: gw, image: prom/pushgateway, ports: [{containerPort: 9091}]}]}
+"""
+
+
+def test_the_pushgateway_path_opens_exactly_port_9091_to_the_gateway(tmp_path):
+    (tmp_path / "gw.yaml").write_text(PUSHGATEWAY)
+    top = [str(p) for p in sorted(DEPLOY.glob("*.yaml")) if p.name != "kustomization.yaml"]
+    for extra, reachable in (([], False), ([str(DEPLOY / "extras" / "pushgateway-egress.yaml")], True)):
+        a = Analysis(load_manifests(top + extra + [str(tmp_path / "gw.yaml")]))
+        (auditor,) = a.find_workload("netpol-audit", "netpol-audit")
+        (gateway,) = a.find_workload("monitoring", "prometheus-pushgateway-0")
+        assert a.allowed(auditor, gateway, 9091).allowed is reachable
+        assert not a.allowed(auditor, gateway, 80).allowed
