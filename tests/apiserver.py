@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import ssl
 import threading
@@ -61,6 +62,9 @@ class Recorded:
     authorization: str | None
     user_agent: str | None = None
 
+
+_NAMESPACED = re.compile(r"^(/api/v1|/apis/[^/]+/[^/]+)/namespaces/([^/]+)(?:/([^/]+))?$")
+"""A request scoped to one namespace: its list of a namespaced resource, or the Namespace itself."""
 
 HOSTILE = ("empty-200", "status-200", "continue-loop", "continue-loop-empty", "empty-pages-new-token", "items-wrong-types",
            "items-dict", "page-is-list", "metadata-string", "invalid-json", "truncated-json", "html-200",
@@ -170,6 +174,16 @@ class ApiDouble:
                     resource = path.rsplit("/", 1)[-1]
                     return self._status(403, "Forbidden",
                                         f'{resource} is forbidden: User "system:serviceaccount:audit:netpol-audit" cannot list resource "{resource}" at the cluster scope')
+                scoped = _NAMESPACED.match(path)
+                if scoped and path not in double.faults.forbidden:
+                    prefix, ns, resource = scoped.groups()
+                    if resource is None:  # GET one namespace
+                        obj = next((o for o in double.items.get("/api/v1/namespaces", []) if o["metadata"]["name"] == ns), None)
+                        if obj is None:
+                            return self._status(404, "NotFound", f'namespaces "{ns}" not found')
+                        return self._send(200, obj)
+                    if f"{prefix}/{resource}" in double.items:
+                        return self._list(f"{prefix}/{resource}", query, ns)
                 if path not in double.items:
                     return self._status(404, "NotFound", "the server could not find the requested resource")
                 if path in double.faults.hostile:
@@ -232,8 +246,10 @@ class ApiDouble:
                     return None
                 raise AssertionError(f"unknown hostile scenario {scenario}")
 
-            def _list(self, path: str, query: dict[str, list[str]]) -> None:
+            def _list(self, path: str, query: dict[str, list[str]], namespace: str | None = None) -> None:
                 items = double.items[path]
+                if namespace is not None:  # /namespaces/NS/...: that namespace's objects only
+                    items = [o for o in items if (o.get("metadata") or {}).get("namespace", "default") == namespace]
                 limit = int(query.get("limit", ["0"])[0]) or len(items) or 1
                 if double.page_size_cap:
                     limit = min(limit, double.page_size_cap)

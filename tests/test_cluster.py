@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -442,3 +443,32 @@ def test_kubeconfig_lists_are_merged_as_kubectl_merges_them(objects, tmp_path, m
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     gone = scan()
     assert gone.exit_code == 3 and "no kubeconfig at" in gone.output
+
+
+def test_a_namespace_scoped_scan_asks_only_for_what_a_role_allows(objects, kubeconfig_file, tmp_path):
+    """-n data -n frontend: namespaced lists per namespace, the Namespaces by get; the cluster-wide
+    lists a namespaced Role refuses are never asked for, and the scope is said."""
+    cluster_wide = {"/api/v1/pods", "/api/v1/namespaces", "/api/v1/services", "/apis/networking.k8s.io/v1/networkpolicies",
+                    "/apis/apps/v1/daemonsets", "/apis/networking.k8s.io/v1/ingresses"}
+    with ApiDouble(objects, token="test-token", faults=Faults(forbidden=set(cluster_wide))) as api:
+        result = scan("--kubeconfig", kubeconfig_file(api.url), "-n", "data", "-n", "frontend", "-f", "json")
+    assert result.exit_code in (0, 1), result.output
+    asked = {r.path for r in api.requests}
+    assert not asked & cluster_wide, asked & cluster_wide
+    assert {"/api/v1/namespaces/data/pods", "/api/v1/namespaces/frontend/pods", "/api/v1/namespaces/data",
+            "/apis/networking.k8s.io/v1/namespaces/data/networkpolicies"} <= asked
+    data = json.loads(result.stdout)
+    assert data["scan"]["complete"] is True
+    assert {n["name"] for n in data["namespaces"] if not n["excluded"]} == {"data", "frontend"}
+    assert any(n.startswith("scoped to the namespaces data, frontend") for n in data["scan"]["notices"])
+    pods = {r.path: r for r in api.requests}
+    assert all(p.startswith(("/api/v1/namespaces/data", "/api/v1/namespaces/frontend")) for p in pods if "/pods" in p)
+    # Every namespaced request is one the printed Roles allow.
+    roles = yaml.safe_load_all(runner.invoke(app, ["rbac", "-n", "data", "-n", "frontend"]).stdout)
+    allowed = {(role["metadata"]["namespace"], group, resource) for role in roles for rule in role["rules"]
+               for group in rule["apiGroups"] for resource in rule["resources"]}
+    for path in asked:
+        found = re.match(r"^/(?:api/v1|apis/([^/]+)/[^/]+)/namespaces/([^/]+)(?:/([^/]+))?$", path)
+        if found:
+            group, ns, resource = found.group(1) or "", found.group(2), found.group(3) or "namespaces"
+            assert (ns, group, resource) in allowed, path

@@ -235,11 +235,15 @@ def parse_duration(text: str, option: str = "--request-timeout", minimum: float 
 
 
 def _connect_options(kubeconfig: Optional[Path], context: Optional[str], request_timeout: str | float, page_size: int,
-                     cluster_name: Optional[str]) -> ConnectOptions:
+                     cluster_name: Optional[str], namespaces: Optional[list[str]] = None) -> ConnectOptions:
     from audit.sources.cluster import ConnectOptions
 
     timeout = request_timeout if isinstance(request_timeout, float) else parse_duration(request_timeout)
-    return ConnectOptions(str(kubeconfig) if kubeconfig else None, context, timeout, page_size, cluster_name, progress=status)
+    scoped = tuple(namespaces or ())
+    if any(ch in ns for ns in scoped for ch in "*?["):
+        scoped = ()  # globs scope the audit; the API lists by name, so a glob reads the whole cluster
+    return ConnectOptions(str(kubeconfig) if kubeconfig else None, context, timeout, page_size, cluster_name,
+                          namespaces=scoped, progress=status)
 
 
 def _load_result(path: Path) -> Report:
@@ -405,7 +409,8 @@ def scan(
         if previous is not None and not previous.scan.complete:
             _echo(f"netpol-audit: warning: the baseline {baseline} is an incomplete scan; it is not used for the trend", err=True)
             previous = None
-        inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
+        inventory = _load_inventory(paths, inventory_file,
+                                    _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name, namespace))
         status(f"analysing {len(inventory.workloads):,} workloads, {len(inventory.policies):,} policies")
         report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced)
         status("writing the reports")
@@ -813,14 +818,16 @@ def collect(
 
 @app.command()
 def rbac(
-    name: str = typer.Option("netpol-audit", "--name", help="metadata.name of the ClusterRole."),
+    name: str = typer.Option("netpol-audit", "--name", help="metadata.name of the ClusterRole (or Roles)."),
+    namespace: Optional[list[str]] = typer.Option(None, "--namespace", "-n", help="Print Roles for `scan -n` of these namespaces instead (repeatable)."),
 ) -> None:
     """Print the ClusterRole the scanner needs: get and list on exactly what it reads, nothing else."""
     import yaml
 
-    from audit.sources.cluster import rbac_cluster_role
+    from audit.sources.cluster import rbac_cluster_role, rbac_namespace_roles
 
-    _echo(yaml.safe_dump(rbac_cluster_role(name), sort_keys=False), nl=False)
+    docs = rbac_namespace_roles(list(namespace), name) if namespace else [rbac_cluster_role(name)]
+    _echo(yaml.safe_dump_all(docs, sort_keys=False), nl=False)
 
 
 @app.command("checks")

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import urllib3
 import yaml
@@ -60,6 +61,8 @@ class Resource:
     policy: bool = False
     """A policy kind: once discovery shows it, failing to read it leaves every verdict in doubt
     (a missed Allow can hide an exposure), so the scan is incomplete."""
+    namespaced: bool = False
+    """Listed per namespace when the scan is scoped to namespaces (`-n`): what a Role allows."""
 
     @property
     def essential(self) -> bool:
@@ -73,25 +76,25 @@ class Resource:
 # What the scanner reads; `netpol-audit rbac` grants get/list on exactly these.
 RESOURCES: tuple[Resource, ...] = (
     Resource("namespaces", "", ("v1",), "Namespace", core=True),
-    Resource("pods", "", ("v1",), "Pod", core=True),
-    Resource("networkpolicies", "networking.k8s.io", ("v1",), "NetworkPolicy", core=True),
-    Resource("daemonsets", "apps", ("v1",), "DaemonSet", core=True),
+    Resource("pods", "", ("v1",), "Pod", core=True, namespaced=True),
+    Resource("networkpolicies", "networking.k8s.io", ("v1",), "NetworkPolicy", core=True, namespaced=True),
+    Resource("daemonsets", "apps", ("v1",), "DaemonSet", core=True, namespaced=True),
     Resource("nodes", "", ("v1",), "Node", core=False),
     # What an ingress controller sends outside traffic to (connectivity's {ingress-controller}).
-    Resource("services", "", ("v1",), "Service", core=False),
-    Resource("ingresses", "networking.k8s.io", ("v1",), "Ingress", core=False),
-    Resource("routes", "route.openshift.io", ("v1",), "Route", core=False),
+    Resource("services", "", ("v1",), "Service", core=False, namespaced=True),
+    Resource("ingresses", "networking.k8s.io", ("v1",), "Ingress", core=False, namespaced=True),
+    Resource("routes", "route.openshift.io", ("v1",), "Route", core=False, namespaced=True),
     # network-policy-api: a group may serve v1alpha1 (ANP/BANP) and v1alpha2 (ClusterNetworkPolicy)
     # at once, and its preferred version need not have every resource: each is found by name.
     Resource("adminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "AdminNetworkPolicy", core=False, policy=True),
     Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "BaselineAdminNetworkPolicy", core=False, policy=True),
     Resource("clusternetworkpolicies", "policy.networking.k8s.io", ("v1alpha2",), "ClusterNetworkPolicy", core=False, policy=True),
-    Resource("ciliumnetworkpolicies", "cilium.io", ("v2",), "CiliumNetworkPolicy", core=False, policy=True),
+    Resource("ciliumnetworkpolicies", "cilium.io", ("v2",), "CiliumNetworkPolicy", core=False, policy=True, namespaced=True),
     Resource("ciliumclusterwidenetworkpolicies", "cilium.io", ("v2",), "CiliumClusterwideNetworkPolicy", core=False, policy=True),
     # Calico's aggregated API (v3) and its CRDs (v1) hold the same objects: read one of them.
-    Resource("networkpolicies", "projectcalico.org", ("v3",), "NetworkPolicy", core=False, policy=True),
+    Resource("networkpolicies", "projectcalico.org", ("v3",), "NetworkPolicy", core=False, policy=True, namespaced=True),
     Resource("globalnetworkpolicies", "projectcalico.org", ("v3",), "GlobalNetworkPolicy", core=False, policy=True),
-    Resource("networkpolicies", "crd.projectcalico.org", ("v1",), "NetworkPolicy", core=False, policy=True),
+    Resource("networkpolicies", "crd.projectcalico.org", ("v1",), "NetworkPolicy", core=False, policy=True, namespaced=True),
     Resource("globalnetworkpolicies", "crd.projectcalico.org", ("v1",), "GlobalNetworkPolicy", core=False, policy=True),
 )
 
@@ -108,6 +111,9 @@ class ConnectOptions:
     backoff_cap: float = 20.0
     deadline: float = 1800.0
     """Seconds the whole collection may take; past it every list still to read is a collection issue."""
+    namespaces: tuple[str, ...] = ()
+    """`-n`: read namespaced resources only in these namespaces (a namespace-scoped Role suffices
+    for them); cluster-scoped ones are still tried, and a refusal is a collection issue."""
     progress: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
     """Told what is being read (a terminal shows it); never required."""
 
@@ -241,6 +247,16 @@ class Lister:
         if token:
             query.append(("continue", token))
         return self.get(path, query)
+
+    def get_object(self, path: str) -> dict[str, Any]:
+        """One object (GET), as a mapping."""
+        resp = self.get(path)
+        if resp.status != 200:
+            raise _HttpError(resp.status, _status_message(resp.body))
+        obj = _loads(resp.body)
+        if not isinstance(obj, dict):
+            raise _GiveUp("the answer is not an object")
+        return obj
 
     def list(self, path: str) -> Iterator[dict[str, Any]]:
         """Yield every item of a collection, page by page (restarting once on 410 Gone).
@@ -462,30 +478,43 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
                     issues.append(CollectionIssue(res.label, problem, core=res.essential))
                 continue
             prefix = f"/api/{version}" if not res.group else f"/apis/{res.group}/{version}"
-            path = f"{prefix}/{res.name}"
-            count = 0
+            targets: list[tuple[str, str | None]]
+            if opts.namespaces and (res.namespaced or res.kind == "Namespace"):
+                # Scoped: each namespace's list, or the Namespace object itself (get, not list).
+                targets = [(f"{prefix}/namespaces/{quote(ns, safe='')}" + ("" if res.kind == "Namespace" else f"/{res.name}"), ns)
+                           for ns in opts.namespaces]
+            else:
+                targets = [(f"{prefix}/{res.name}", None)]
             if opts.progress:
                 opts.progress(f"reading {res.label}")
-            try:
-                for item in lister.list(path):
-                    item.setdefault("kind", res.kind)
-                    item.setdefault("apiVersion", f"{res.group}/{version}" if res.group else version)
-                    builder.add(item, SourceRef(), f"{res.label}")
-                    count += 1
-                    if opts.progress and count % 2000 == 0:
-                        opts.progress(f"reading {res.label}: {count:,}")
-                if res.group == "projectcalico.org":
-                    calico_v3 = True
-            except _HttpError as exc:
-                if exc.status == 401:
-                    raise ClusterError(f"the API server at {conn.server} rejected the credentials (401 Unauthorized)") from None
-                if exc.status == 404 and not res.essential:
-                    lister.notices.append(f"{res.label}: not installed")
-                    continue
-                reason = "forbidden (403): the scanner's role does not allow list" if exc.status == 403 else str(exc)
-                issues.append(CollectionIssue(res.label, f"{reason}{'' if exc.status != 403 else _detail(str(exc))}", core=res.essential))
-            except _GiveUp as exc:
-                issues.append(CollectionIssue(res.label, str(exc), core=res.essential))
+            for path, scope in targets:
+                label = f"{res.label} in {scope}" if scope else res.label
+                count = 0
+                try:
+                    items = [lister.get_object(path)] if scope and res.kind == "Namespace" else lister.list(path)
+                    for item in items:
+                        item.setdefault("kind", res.kind)
+                        item.setdefault("apiVersion", f"{res.group}/{version}" if res.group else version)
+                        builder.add(item, SourceRef(), label)
+                        count += 1
+                        if opts.progress and count % 2000 == 0:
+                            opts.progress(f"reading {label}: {count:,}")
+                    if res.group == "projectcalico.org":
+                        calico_v3 = True
+                except _HttpError as exc:
+                    if exc.status == 401:
+                        raise ClusterError(f"the API server at {conn.server} rejected the credentials (401 Unauthorized)") from None
+                    if exc.status == 404 and not res.essential:
+                        lister.notices.append(f"{label}: not installed")
+                        break
+                    verb = "get" if scope and res.kind == "Namespace" else "list"
+                    reason = f"forbidden (403): the scanner's role does not allow {verb}" if exc.status == 403 else str(exc)
+                    issues.append(CollectionIssue(label, f"{reason}{'' if exc.status != 403 else _detail(str(exc))}", core=res.essential))
+                except _GiveUp as exc:
+                    issues.append(CollectionIssue(label, str(exc), core=res.essential))
+    if opts.namespaces:
+        lister.notices.append(f"scoped to the namespaces {', '.join(opts.namespaces)}: pods and policies of other namespaces "
+                              "were not read, so they are not known as peers (exposure from them is not assessed)")
     collection = Collection(
         source="cluster", inputs=(conn.server,), cluster=conn.cluster, context=conn.context, server=conn.server,
         server_version=server_version, started=started, finished=_now(), issues=tuple(issues),
@@ -588,3 +617,22 @@ def rbac_cluster_role(name: str = "netpol-audit") -> dict[str, Any]:
             for group, names in sorted(by_group.items())
         ],
     }
+
+
+def rbac_namespace_roles(namespaces: list[str], name: str = "netpol-audit") -> list[dict[str, Any]]:
+    """For `scan -n`: a Role per namespace granting get and list on the namespaced resources the
+    scanner reads there, and get on that Namespace (authorized within it); nothing cluster-wide."""
+    by_group: dict[str, list[str]] = {}
+    for res in RESOURCES:
+        if res.namespaced:
+            names = by_group.setdefault(res.group, [])
+            if res.name not in names:
+                names.append(res.name)
+    roles: list[dict[str, Any]] = []
+    for ns in namespaces:
+        rules: list[dict[str, Any]] = [{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": [ns], "verbs": ["get"]}]
+        rules += [{"apiGroups": [group], "resources": sorted(names), "verbs": ["get", "list"]} for group, names in sorted(by_group.items())]
+        roles.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                      "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/name": "netpol-audit"}},
+                      "rules": rules})
+    return roles
