@@ -390,3 +390,22 @@ def test_the_bundle_says_which_offered_fixes_do_not_resolve_their_finding(tmp_pa
     [monitoring] = list(bundle.glob("*monitoring*.yaml"))
     head, offered = monitoring.read_text().split("# Offered, but the finding stays", 1)
     assert "#   NP-COV-003 monitoring:" in offered.split("apiVersion")[0] and "#   NP-COV-003 monitoring:" not in head
+
+
+def test_a_null_egress_rule_is_narrowed_like_an_empty_one():
+    from tests.conftest import audit
+
+    report = audit("""
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: batch, labels: {app: p}}
+spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: open, namespace: batch}
+spec: {podSelector: {matchLabels: {app: p}}, policyTypes: [Egress], egress: [null]}
+""")
+    [hit] = [f for f in report.findings if f.check == "NP-PERM-007"]
+    [doc] = yaml.safe_load_all(hit.fix_yaml)
+    assert {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}} in doc["spec"]["egress"][0]["to"]

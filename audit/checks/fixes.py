@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -33,9 +33,14 @@ def narrow(doc: dict[str, Any], direction: str) -> dict[str, Any]:
     return doc
 
 
+# libyaml's emitter when PyYAML has it: fixes are written for thousands of findings at scale,
+# and the pure-Python emitter costs milliseconds a document.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def dump(*docs: dict[str, Any]) -> str:
     """YAML documents, separated by ``---``."""
-    return yaml.safe_dump_all(list(docs), sort_keys=False, default_flow_style=False, explicit_start=False, width=1000)
+    return yaml.dump_all(list(docs), Dumper=_DUMPER, sort_keys=False, default_flow_style=False, explicit_start=False, width=1000)
 
 
 def default_deny_policy(namespace: str, types: tuple[str, ...] = ("Ingress", "Egress")) -> dict[str, Any]:
@@ -75,10 +80,13 @@ def policy_doc(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any
 
 
 def _raw_spec(analysis: Analysis, policy: Policy) -> dict[str, Any] | None:
-    for obj in analysis.inventory.policies:
-        if obj.namespace == policy.namespace and obj.name == policy.name:
-            return copy.deepcopy(obj.spec) if isinstance(obj.spec, dict) else None
-    return None
+    """The policy's spec as written (a copy to edit), found through an index built once per run."""
+    index = cast("dict[tuple[str, str], Any] | None", analysis.memo.get(("raw-specs",)))
+    if index is None:
+        index = {(o.namespace, o.name): o.spec for o in analysis.inventory.policies}
+        analysis.memo[("raw-specs",)] = index
+    spec = index.get((policy.namespace, policy.name))
+    return copy.deepcopy(spec) if isinstance(spec, dict) else None
 
 
 def without_metadata(analysis: Analysis, policy: Policy) -> dict[str, Any] | None:
@@ -94,6 +102,8 @@ def without_metadata(analysis: Analysis, policy: Policy) -> dict[str, Any] | Non
         if not rule.allows_port(80, "TCP", None):
             continue
         raw = spec["egress"][rule.index]
+        if not isinstance(raw, dict):  # `- null` or `- {}` written as a rule: the API reads an empty one
+            raw = spec["egress"][rule.index] = {}
         if rule.all_peers:
             raw["to"] = [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}},
                          {"ipBlock": {"cidr": "::/0"}}]
