@@ -159,6 +159,8 @@ MAX_ROWS = typer.Option(None, "--max-rows", min=1, help="Rows per table in HTML/
 PDF_VARIANT = typer.Option(None, "--pdf-variant", help="PDF variant: pdf/a-3b or pdf/a-3u (archival, with the JSON attached).")
 FORMAT = typer.Option(Format.text, "--format", "-f", help="What to print (or write with -o).")
 OUTPUT = typer.Option(None, "--output", "-o", help="Write the --format output to this file instead of stdout.")
+AUDIT_CONFIG = typer.Option(None, "--config", "-c", help="Audit configuration (YAML).")
+EXCLUDE_NAMESPACE = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable).")
 SARIF_ROOT = typer.Option(None, "--sarif-root", help="SARIF file paths are relative to this folder (default: the current directory), under the SRCROOT base.")
 STDIN_NAME = typer.Option("stdin.yaml", "--stdin-name", help="The file name SARIF gives to manifests read from stdin (-).")
 NO_COLOR = typer.Option(False, "--no-color", help="No ANSI colour (also off when NO_COLOR is set or stdout is not a terminal).")
@@ -352,7 +354,7 @@ def _inputs_checked(command: Callable[..., None]) -> Callable[..., None]:
 @_shows_progress
 def scan(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders (recursive); '-' reads stdin. None: the live cluster."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (YAML)."),
+    config: Optional[Path] = AUDIT_CONFIG,
     format: Format = FORMAT,
     output: Optional[Path] = OUTPUT,
     json_file: Optional[Path] = JSON_FILE,
@@ -364,7 +366,7 @@ def scan(
     fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when an unwaived finding is at or above this severity."),
     fail_on_new: FailOn = typer.Option(FailOn.none, "--fail-on-new", help="Exit 1 when a finding NEW since --baseline (or the last run in --output-dir) is at or above this severity."),
     junit_file: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML: a test case per check and namespace, a failure per finding."),
-    exclude_namespace: Optional[list[str]] = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable)."),
+    exclude_namespace: Optional[list[str]] = EXCLUDE_NAMESPACE,
     namespace: Optional[list[str]] = typer.Option(None, "--namespace", "-n", help="Audit only this namespace (glob; repeatable); the rest are still read, as peers."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Audit every namespace, kube-system and the other built-in exclusions too."),
     now: Optional[str] = typer.Option(None, "--now", help="Report time (ISO 8601), for reproducible output."),
@@ -512,7 +514,7 @@ def reach(
     destination: str = typer.Argument(..., help="ns/name, ns, dns, or an IP address."),
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
     port: Optional[str] = typer.Option(None, "--port", "-p", help="N or N/PROTO (default: every port the destination declares)."),
-    src_selector: Optional[str] = typer.Option(None, "--src-selector", "-l", help="Narrow a namespace source by labels (key=value,key!=value)."),
+    src_selector: Optional[str] = typer.Option(None, "--src-selector", "-l", help="Narrow a namespace source by labels, as kubectl -l takes them (app=web, tier!=db, app in (a,b), !legacy)."),
     dst_selector: Optional[str] = typer.Option(None, "--dst-selector", "-L", help="Narrow a namespace destination by labels."),
     config: Optional[Path] = DNS_CONFIG,
     assume_enforced: bool = ASSUME_ENFORCED,
@@ -706,8 +708,8 @@ def verify(
 def fix(
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the bundle here, one file per namespace (default: print it)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Audit configuration (YAML)."),
-    exclude_namespace: Optional[list[str]] = typer.Option(None, "--exclude-namespace", "-x", help="Also exclude this namespace (glob; repeatable)."),
+    config: Optional[Path] = AUDIT_CONFIG,
+    exclude_namespace: Optional[list[str]] = EXCLUDE_NAMESPACE,
     inventory_file: Optional[Path] = INVENTORY,
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
