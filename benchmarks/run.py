@@ -90,15 +90,17 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     inventory = stage("load", lambda: load_manifests([str(p) for p in files_of(directory)]))
     analysis = stage("analysis", lambda: Analysis(inventory, config.dns))
     cni = detect_cni(inventory.daemonsets)
-    findings = stage("checks", lambda: run_checks(Context(analysis, config, cni, now.date())))
+    timings: dict[str, float] = {}
+    findings = stage("checks", lambda: run_checks(Context(analysis, config, cni, now.date()), timings))
     stage("reachability sample", lambda: reachability_sample(analysis))
     # As `scan` builds it (audit.pipeline): the connectivity section included.
     report = stage("report model", lambda: build_report(analysis, findings, all_checks(), cni, config, now,
-                                                        report_connectivity(analysis)))
+                                                        report_connectivity(analysis, config.sensitive_ports)))
     text = stage("JSON", lambda: render_json(report))
     html = stage("HTML", lambda: render_html(report))
     pdf = stage("PDF", lambda: render_pdf(report))
-    return {"stages": stages, "pods": sum(w.pods for w in inventory.workloads), "classes": len(analysis.classes),
+    return {"stages": stages, "check_times": sorted(timings.items(), key=lambda kv: -kv[1]),
+            "pods": sum(w.pods for w in inventory.workloads), "classes": len(analysis.classes),
             "findings": len(findings), "json_mb": len(text) / 1e6, "html_mb": len(html) / 1e6, "pdf_mb": len(pdf) / 1e6}
 
 
@@ -245,6 +247,7 @@ def main() -> None:
         floor_s = floor["stages"][0][1]
         print(f"{'full scan (load..HTML)':<26}{full:>10.2f}{max(r for n, _, r in scan['stages'] if n in FULL_SCAN):>14.0f}")
         print(f"ratio full scan / orjson floor: {full / floor_s:.1f}x")
+        print("slowest checks: " + ", ".join(f"{cid} {sec:.2f}s" for cid, sec in scan["check_times"][:8]))
         if live:
             raw, listing = live["stages"][0][1], live["stages"][1][1]
             print(f"ratio collect / raw fetch:      {listing / raw:.2f}x ({live['pages']} pages)")

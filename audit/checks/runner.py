@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 
 from audit.checks.registry import Context, Hit, all_checks
 from audit.config import BROAD_SELECTOR_ANNOTATION
@@ -20,11 +21,13 @@ def fingerprint(check: str, hit: Hit) -> str:
 
 
 @gc_paused()
-def run_checks(ctx: Context) -> tuple[FindingRow, ...]:
-    """All findings, most severe first, in a stable order."""
+def run_checks(ctx: Context, timings: dict[str, float] | None = None) -> tuple[FindingRow, ...]:
+    """All findings, most severe first, in a stable order; ``timings`` (check id -> seconds) is
+    filled in when given (the benchmark prints it)."""
     waivers = [w for w in ctx.config.waivers if not w.expired(ctx.today)]
     findings: dict[str, FindingRow] = {}
     for check in all_checks():
+        started = time.perf_counter()
         severity = ctx.config.severity_overrides.get(check.id, check.severity)
         for hit in check.run(ctx):
             waiver = next((w for w in waivers if w.matches(check.id, hit.namespace, hit.name)), None)
@@ -50,4 +53,6 @@ def run_checks(ctx: Context) -> tuple[FindingRow, ...]:
                 source=location(hit.source), waiver=reason, references=check.references,
                 default_severity=check.severity if severity != check.severity else None,
             )
+        if timings is not None:
+            timings[check.id] = time.perf_counter() - started
     return tuple(sorted(findings.values(), key=lambda f: (rank(f.severity), f.check, f.namespace or "", f.name, f.id)))
