@@ -55,8 +55,10 @@ def _dns_rule() -> dict[str, Any]:
             "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
 
 
-def generate(size: str, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
-    """Objects by kind: Namespace, Pod, NetworkPolicy, DaemonSet."""
+def generate(size: str, seed: int = 1, fat: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Objects by kind: Namespace, Pod, NetworkPolicy, DaemonSet. ``fat``: pods as `kubectl get -o
+    json` really returns them (managedFields, the last-applied annotation, sidecars with env,
+    volumes and probes, status conditions and container statuses: about 5 KB a pod)."""
     shape = SIZES[size]
     rng = random.Random(seed)
     out: dict[str, list[dict[str, Any]]] = {"Namespace": [], "Pod": [], "NetworkPolicy": [], "DaemonSet": []}
@@ -92,7 +94,8 @@ def generate(size: str, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
                     labels = {"app": app, "tier": tier, "env": env, "version": f"v{rng.randrange(1, 4)}",
                               "pod-template-hash": template_hash}
                     ip = f"10.{(n >> 8) & 255}.{n & 255}.{made + 10}"
-                    out["Pod"].append(_pod(f"{app}-{template_hash}", f"{app}-{template_hash}-{r}", ns, labels, ports, ip))
+                    pod = _pod(f"{app}-{template_hash}", f"{app}-{template_hash}-{r}", ns, labels, ports, ip)
+                    out["Pod"].append(_fatten(pod, rng) if fat else pod)
                     made += 1
         # Policies: most namespaces are locked down, some are open, a few have mistakes.
         budget = -(-policies_left // (namespaces - n))  # spread what is left evenly
@@ -111,6 +114,59 @@ def _pod(owner: str, name: str, ns: str, labels: dict[str, str], ports: list[tup
                                  "ports": [{"name": p, "containerPort": n, "protocol": proto} for p, n, proto in ports]}]},
         "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
     }
+
+
+def _fatten(pod: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """What the API server adds to a pod and what real manifests carry, none of which the audit reads."""
+    meta, spec, status = pod["metadata"], pod["spec"], pod["status"]
+    name, ns = meta["name"], meta["namespace"]
+    main = spec["containers"][0]
+    env = [{"name": f"SETTING_{i}", "value": f"value-{rng.randrange(10**6)}"} for i in range(10)]
+    env.append({"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}})
+    probe = {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "initialDelaySeconds": 5, "periodSeconds": 10,
+             "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3}
+    main.update({"env": env, "imagePullPolicy": "IfNotPresent", "livenessProbe": probe, "readinessProbe": dict(probe),
+                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+                 "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}, {"name": "kube-api-access", "mountPath":
+                                  "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}],
+                 "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                 "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                     "capabilities": {"drop": ["ALL"]}}})
+    spec["containers"].append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.0", "args": ["proxy", "sidecar"],
+                               "ports": [{"name": "http-envoy-prom", "containerPort": 15090, "protocol": "TCP"}],
+                               "env": [{"name": f"ISTIO_META_{i}", "value": f"v{i}"} for i in range(8)],
+                               "resources": {"requests": {"cpu": "10m", "memory": "40Mi"}}})
+    spec["initContainers"] = [{"name": "istio-init", "image": "docker.io/istio/proxyv2:1.24.0",
+                               "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337"]}]
+    spec.update({"volumes": [{"name": "config", "configMap": {"name": f"{name}-config", "defaultMode": 420}},
+                             {"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": [
+                                 {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                                 {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}}],
+                 "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+                 "serviceAccountName": "default", "nodeName": f"node-{rng.randrange(500)}", "schedulerName": "default-scheduler",
+                 "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                                  "tolerationSeconds": 300}], "priority": 0, "enableServiceLinks": True})
+    meta.update({"uid": f"{rng.randrange(16**32):032x}", "resourceVersion": str(rng.randrange(10**8)),
+                 "creationTimestamp": "2026-11-30T10:00:00Z", "generateName": name.rsplit("-", 1)[0] + "-",
+                 "annotations": {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(
+                     {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}, "spec": {"containers": [
+                         {"name": "main", "image": main["image"], "env": env[:6]}]}}), "prometheus.io/scrape": "true"},
+                 "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
+                                    "time": "2026-11-30T10:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {
+                                        "f:metadata": {"f:labels": {f"f:{k}": {} for k in meta["labels"]}},
+                                        "f:spec": {"f:containers": {'k:{"name":"main"}': {f"f:{k}": {} for k in main}}}}},
+                                   {"manager": "kubelet", "operation": "Update", "apiVersion": "v1", "time": "2026-11-30T10:00:05Z",
+                                    "fieldsType": "FieldsV1", "subresource": "status", "fieldsV1": {"f:status": {
+                                        "f:conditions": {}, "f:containerStatuses": {}, "f:podIP": {}, "f:podIPs": {}}}}]})
+    status.update({"hostIP": f"192.168.{rng.randrange(256)}.{rng.randrange(256)}", "startTime": "2026-11-30T10:00:00Z",
+                   "qosClass": "Burstable",
+                   "conditions": [{"type": t, "status": "True", "lastTransitionTime": "2026-11-30T10:00:05Z", "lastProbeTime": None}
+                                  for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")],
+                   "containerStatuses": [{"name": c["name"], "image": c["image"], "imageID": f"{c['image']}@sha256:{rng.randrange(16**64):064x}",
+                                          "containerID": f"containerd://{rng.randrange(16**64):064x}", "ready": True, "restartCount": 0,
+                                          "started": True, "state": {"running": {"startedAt": "2026-11-30T10:00:04Z"}}}
+                                         for c in spec["containers"]]})
+    return pod
 
 
 def _policies(ns: str, env: str, apps, rng: random.Random, n: int) -> list[dict[str, Any]]:
@@ -173,8 +229,9 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="S")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fat", action="store_true", help="pods as kubectl get -o json returns them (about 5 KB each)")
     args = parser.parse_args()
-    objects = generate(args.size, args.seed)
+    objects = generate(args.size, args.seed, args.fat)
     for path in write(objects, args.out):
         print(path)
     print({k: len(v) for k, v in objects.items()})

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                 # S, M and L (L takes a few minutes)
     python benchmarks/run.py --sizes S,M     # quicker
+    python benchmarks/run.py --fat           # the same clusters with pods as kubectl returns them
 
 For each size it generates the cluster once (benchmarks/generate.py, cached under --work),
 then runs each measurement in a fresh process so peak RSS belongs to that measurement alone:
@@ -219,6 +220,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="S,M,L")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "netpol-audit-bench")
     parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument("--fat", action="store_true", help="fat pods (managedFields, sidecars, status: about 5 KB a pod) instead of lean ones")
     parser.add_argument("--skip-connectivity", action="store_true", help="leave out the whole-cluster connectivity listing")
     parser.add_argument("--child", choices=sorted(MEASUREMENTS))
     parser.add_argument("--dir", type=Path)
@@ -231,9 +233,9 @@ def main() -> None:
 
     points = []
     for size in args.sizes.split(","):
-        directory = args.work / size
+        directory = args.work / (size + ("-fat" if args.fat else ""))
         if not (directory / "pods.json").exists():
-            write(generate(size), directory)
+            write(generate(size, fat=args.fat), directory)
         floor = child("floor", directory)
         scan = child("scan", directory)
         live = None if args.skip_live else child("live", directory)
