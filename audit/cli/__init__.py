@@ -29,8 +29,6 @@ from audit.ops.rotation import parse_formats, prepare, previous_result, write_ru
 from audit.ops.trend import with_trend
 from audit.pipeline import run_audit
 from audit.render.json_report import render_json
-from audit.render.junit import render_scan_junit
-from audit.render.markdown import render_markdown
 from audit.render.safe import json_terminal_safe, terminal_safe
 from audit.render.sarif import render_sarif
 from audit.render.summary import render_summary_line
@@ -175,6 +173,16 @@ def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[st
 
         return render_html(report, max_rows or DEFAULT_MAX_ROWS)
 
+    def markdown() -> str:
+        from audit.render.markdown import render_markdown  # imported when used: start-up stays fast
+
+        return render_markdown(report)
+
+    def junit() -> str:
+        from audit.render.junit import render_scan_junit
+
+        return render_scan_junit(report)
+
     def pdf() -> bytes:
         from audit.render.pdf import DEFAULT_MAX_ROWS, render_pdf
 
@@ -183,7 +191,7 @@ def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[st
 
     return {"json": lambda: render_json(report), "html": html, "pdf": pdf,
             "sarif": lambda: render_sarif(report, sarif_root, stdin_name), "txt": lambda: render_terminal(report),
-            "markdown": lambda: render_markdown(report), "junit": lambda: render_scan_junit(report)}
+            "markdown": markdown, "junit": junit}
 
 
 def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool, json_file: Optional[Path],
