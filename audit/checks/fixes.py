@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import yaml
@@ -89,6 +89,11 @@ def _raw_spec(analysis: Analysis, policy: Policy) -> dict[str, Any] | None:
     return copy.deepcopy(spec) if isinstance(spec, dict) else None
 
 
+def _everything_but_metadata() -> list[dict[str, Any]]:
+    """Peers for every pod and every address but the cloud metadata service (a fresh list to edit)."""
+    return [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}}, {"ipBlock": {"cidr": "::/0"}}]
+
+
 def without_metadata(analysis: Analysis, policy: Policy) -> dict[str, Any] | None:
     """``policy`` as written, with the cloud metadata address taken out of every egress rule that
     allows it on port 80: added to the ``except`` of each ipBlock that contains it, and a rule
@@ -105,8 +110,7 @@ def without_metadata(analysis: Analysis, policy: Policy) -> dict[str, Any] | Non
         if not isinstance(raw, dict):  # `- null` or `- {}` written as a rule: the API reads an empty one
             raw = spec["egress"][rule.index] = {}
         if rule.all_peers:
-            raw["to"] = [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}},
-                         {"ipBlock": {"cidr": "::/0"}}]
+            raw["to"] = _everything_but_metadata()
             changed = True
             continue
         for j, peer in enumerate(rule.peers):
@@ -139,8 +143,7 @@ def allow_all_but_metadata_policy(namespace: str) -> dict[str, Any]:
     address stays reachable. For a namespace where no pod is egress-isolated yet."""
     return narrow(policy_doc(namespace, "deny-cloud-metadata", {
         "podSelector": {}, "policyTypes": ["Egress"],
-        "egress": [{"to": [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}},
-                           {"ipBlock": {"cidr": "::/0"}}]}]}), "Egress")
+        "egress": [{"to": _everything_but_metadata()}]}), "Egress")
 
 
 def kyverno_new_namespaces(excluded: tuple[str, ...], dns: DnsTarget) -> dict[str, Any]:
@@ -195,6 +198,20 @@ PER_POD_LABELS = ("pod-template-hash", "controller-revision-hash", "pod-template
 """Labels a controller stamps on each pod: never a selector for a workload."""
 
 
+def _stable_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in sorted(labels.items()) if k not in PER_POD_LABELS}
+
+
+def _exact_selector(analysis: Analysis, namespace: str, labels: dict[str, str], classes: frozenset[int]) -> dict[str, Any] | None:
+    """``matchLabels`` for ``labels`` when, in ``namespace``, they select exactly ``classes`` (else None)."""
+    if not labels:
+        return None
+    selector, errors = parse_selector({"matchLabels": labels}, "spec.podSelector")
+    if errors or analysis.select_in_namespace(namespace, selector) != classes:
+        return None
+    return {"matchLabels": labels}
+
+
 def narrowed_selector(analysis: Analysis, policy: Policy, dns_only: Callable[[Any], bool]) -> list[dict[str, Any]] | None:
     """For a policy with ``podSelector: {}`` whose allows are ingress rules: the policy narrowed to
     the intended workloads (those serving the ports its rules name; without ports, the workload
@@ -214,22 +231,18 @@ def narrowed_selector(analysis: Analysis, policy: Policy, dns_only: Callable[[An
         serving = [c for c in members if any(w.name == policy.name for w in c.workloads)]
     if not serving or len(serving) == len(members):
         return None
-    common = {k: v for k, v in serving[0].label_map.items() if k not in PER_POD_LABELS}
+    common = _stable_labels(serving[0].label_map)
     for cls in serving[1:]:
         common = {k: v for k, v in common.items() if cls.label_map.get(k) == v}
-    if not common:
-        return None
-    selector, errors = parse_selector({"matchLabels": common}, "spec.podSelector")
-    if errors or analysis.select_in_namespace(policy.namespace, selector) != frozenset(c.id for c in serving):
-        return None
+    pod_selector = _exact_selector(analysis, policy.namespace, common, frozenset(c.id for c in serving))
     spec = _raw_spec(analysis, policy)
-    if spec is None:
+    if pod_selector is None or spec is None:
         return None
-    narrow = dict(spec, podSelector={"matchLabels": dict(sorted(common.items()))})
+    narrowed = dict(spec, podSelector=pod_selector)
     isolation: dict[str, Any] = {"podSelector": {}, "policyTypes": list(policy.types)}
     if "Egress" in policy.types and isinstance(spec.get("egress"), list):
         isolation["egress"] = spec["egress"]
-    return [policy_doc(policy.namespace, policy.name, _canonical(narrow)),
+    return [policy_doc(policy.namespace, policy.name, _canonical(narrowed)),
             policy_doc(policy.namespace, f"{policy.name}-isolation"[:253], _canonical(isolation))]
 
 
@@ -239,21 +252,17 @@ def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ..
     namespace and to ``clients`` (workloads of other namespaces whose egress policies name it).
     None when no label set selects exactly this workload."""
     cls = analysis.classes[cls_id]
-    labels = {k: v for k, v in cls.label_map.items() if k not in PER_POD_LABELS}
-    if not labels:
-        return None
-    selector, errors = parse_selector({"matchLabels": labels}, "spec.podSelector")
-    if errors or analysis.select_in_namespace(cls.namespace, selector) != frozenset({cls_id}):
+    pod_selector = _exact_selector(analysis, cls.namespace, _stable_labels(cls.label_map), frozenset({cls_id}))
+    if pod_selector is None:
         return None
     sources: list[dict[str, Any]] = [{"podSelector": {}}]
     for cid in clients:
         client = analysis.classes[cid]
-        client_labels = {k: v for k, v in client.label_map.items() if k not in PER_POD_LABELS}
         sources.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": client.namespace}},
-                        "podSelector": {"matchLabels": dict(sorted(client_labels.items()))}})
+                        "podSelector": {"matchLabels": _stable_labels(client.label_map)}})
     name = f"{cls.workloads[0].name if cls.workloads else 'workload'}-sensitive-ports"[:253]
     unique = sorted({p for p in ports})
     return narrow(policy_doc(cls.namespace, name, {
-        "podSelector": {"matchLabels": dict(sorted(labels.items()))}, "policyTypes": ["Ingress"],
+        "podSelector": pod_selector, "policyTypes": ["Ingress"],
         "ingress": [{"ports": _ports_except(tuple(unique))},
                     {"from": sources, "ports": [{"protocol": "TCP", "port": p} for p in unique]}]}), "Ingress")
