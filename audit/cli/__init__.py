@@ -27,7 +27,7 @@ from audit.inventory import Inventory
 from audit.ops.atomic import write_atomic, write_atomic_chunks, written
 from audit.ops.rotation import parse_formats, prepare, previous_result, write_run
 from audit.ops.trend import with_trend
-from audit.pipeline import run_audit
+from audit.pipeline import analyse, findings_of, run_audit
 from audit.render.json_report import render_json
 from audit.render.safe import json_terminal_safe, terminal_safe
 from audit.render.sarif import render_sarif
@@ -497,12 +497,9 @@ INVENTORY = typer.Option(None, "--inventory", help="Read an inventory saved by `
 def _analysis(paths: Optional[list[str]], inventory_file: Optional[Path], config: Optional[Path], opts: ConnectOptions,
               assume_enforced: bool = False) -> tuple[Analysis, Inventory]:
     """The analysis of any input, for the commands that ask reachability questions."""
-    from audit.engine.analysis import Analysis  # imported late: start-up stays fast
-    from audit.engine.cni import detect_cni
-
     cfg = load_config(str(config) if config else None, {c.id for c in all_checks()})
     inventory = _load_inventory(paths, inventory_file, opts)
-    return Analysis(inventory, cfg.dns, detect_cni(inventory.daemonsets, inventory.node_hints), assume_enforced), inventory
+    return analyse(inventory, cfg, assume_enforced), inventory
 
 
 def _say_enforcement(analysis: Analysis, label: str = "") -> None:
@@ -732,30 +729,25 @@ def fix(
     connection, 2 usage or input error, 3 cluster error.
     """
     from audit.checks.bundle import apply, bundle
-    from audit.engine.analysis import Analysis
-    from audit.engine.cni import detect_cni
     from audit.engine.diff import widened
     from audit.engine.ports import parse_port_set
 
     try:
         cfg = _config(config, exclude_namespace)
         inventory = _load_inventory(paths, inventory_file, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name))
-        stamp = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        before = run_audit(inventory, cfg, stamp)
+        today = dt.datetime.now(dt.UTC).date()
+        now_analysis = analyse(inventory, cfg)
+        before = findings_of(now_analysis, cfg, today)
         status("building the bundle and checking it with the engine")
-        draft = bundle(before.findings, cfg.excluded_namespaces, cfg.dns)
-        fixed = apply(inventory, draft)
-        after = run_audit(fixed, cfg, stamp)
-        remaining = {f.id for f in after.findings if f.status == "fail"}
-        offered = [f for f in before.findings if f.status == "fail" and f.fix_yaml]
+        fixed = apply(inventory, bundle(before, cfg.excluded_namespaces, cfg.dns))
+        after_analysis = analyse(fixed, cfg)
+        remaining = {f.id for f in findings_of(after_analysis, cfg, today) if f.status == "fail"}
+        offered = [f for f in before if f.status == "fail" and f.fix_yaml]
         verified = frozenset(f.id for f in offered if f.id not in remaining)
-        files = bundle(before.findings, cfg.excluded_namespaces, cfg.dns, verified)
-        cni = detect_cni(inventory.daemonsets, inventory.node_hints)
-        now_analysis = Analysis(inventory, cfg.dns, cni)
+        files = bundle(before, cfg.excluded_namespaces, cfg.dns, verified)
         # Restoring DNS (53 to the cluster DNS pods) is what the DNS fixes are for; anything else opened is a defect.
         dns_refs = {w.pod_ref for cid in now_analysis.dns_classes for w in now_analysis.classes[cid].workloads}
         dns_ports = parse_port_set("TCP 53,UDP 53")
-        after_analysis = Analysis(fixed, cfg.dns, cni)
         changes = widened(now_analysis, after_analysis)
         restored = [c for c in changes if c.dst in dns_refs and not c.conns - dns_ports]
         opened = [c for c in changes if c not in restored]
@@ -777,9 +769,9 @@ def fix(
         raise _fail(OutputError(f"{out}: cannot write the bundle: {exc.strerror}")) from None
     except AuditError as exc:
         raise _fail(exc) from None
-    unfixed = sorted({f.check for f in before.findings if f.status == "fail" and not f.fix_yaml})
+    unfixed = sorted({f.check for f in before if f.status == "fail" and not f.fix_yaml})
     _echo(f"netpol-audit fix: applied to the inputs, the bundle resolves {len(verified)} of {len(offered)} findings that have a "
-          f"fix ({len(before.failing('info'))} unwaived in all; no generated fix for {', '.join(unfixed) or 'none'})", err=True)
+          f"fix ({sum(1 for f in before if f.status == 'fail')} unwaived in all; no generated fix for {', '.join(unfixed) or 'none'})", err=True)
     for c in restored[:20]:
         _echo(f"netpol-audit fix: restores DNS: {c}", err=True)
     if opened:
