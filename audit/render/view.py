@@ -108,15 +108,11 @@ def _end_ns(end: str) -> str:
 
 
 def map_view(seg: SegmentationMap | None, rows: list[ConnectionRow]) -> dict[str, Any] | None:
-    """What the SVG map needs: cells by (row, column), where each cell links, and, for few
-    namespaces, a circular graph layout."""
+    """What the SVG map needs: cells by (row, column), the anchor each cell links to, and, for
+    few namespaces, a circular graph layout."""
     if seg is None:
         return None
     cells = {(c.src, c.dst): c for c in seg.cells}
-    targets: dict[tuple[str, str], int] = {}
-    for i, row in enumerate(rows):
-        if "[" in row.src and not row.src.endswith("[External]"):
-            targets.setdefault((_end_ns(row.src), _end_ns(row.dst)), i)
     n = len(seg.namespaces)
     nodes: dict[str, tuple[float, float]] = {}
     if 0 < n <= GRAPH_NAMESPACES:
@@ -127,7 +123,7 @@ def map_view(seg: SegmentationMap | None, rows: list[ConnectionRow]) -> dict[str
     edges = [(c, *_offset(nodes[c.src], nodes[c.dst])) for c in seg.cells
              if nodes and c.src in nodes and c.dst in nodes and c.src != c.dst]
     return {"map": seg, "cells": cells, "columns": list(seg.namespaces) + list(MAP_COLUMNS),
-            "linked": {key for key in targets}, "nodes": nodes, "edges": edges, "graph": bool(nodes)}
+            "links": dict(pair for pair in _first_rows(rows) if pair), "nodes": nodes, "edges": edges, "graph": bool(nodes)}
 
 
 def _offset(a: tuple[float, float], b: tuple[float, float], by: float = 4.0) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -138,15 +134,21 @@ def _offset(a: tuple[float, float], b: tuple[float, float], by: float = 4.0) -> 
     return (round(a[0] + nx, 1), round(a[1] + ny, 1)), (round(b[0] + nx, 1), round(b[1] + ny, 1))
 
 
-def connection_anchors(rows: list[ConnectionRow]) -> list[str | None]:
-    """The anchor on the first connection row of each (namespace, namespace) pair: a map cell links to it."""
+def _first_rows(rows: list[ConnectionRow]) -> list[tuple[tuple[str, str], str] | None]:
+    """Per row: ((source namespace, destination column), its anchor) on the first row of each pair
+    that starts in a namespace, else None."""
     seen: set[tuple[str, str]] = set()
-    out: list[str | None] = []
+    out: list[tuple[tuple[str, str], str] | None] = []
     for row in rows:
         key = (_end_ns(row.src), _end_ns(row.dst))
-        out.append(None if key in seen or key[0] == "internet" else pair_anchor(*key))
+        out.append(None if key in seen or key[0] == "internet" else (key, pair_anchor(*key)))
         seen.add(key)
     return out
+
+
+def connection_anchors(rows: list[ConnectionRow]) -> list[str | None]:
+    """The anchor on the first connection row of each (namespace, namespace) pair: a map cell links to it."""
+    return [pair[1] if pair else None for pair in _first_rows(rows)]
 
 
 def view_model(report: Report, max_rows: int, inventory_rows: int | None = None) -> dict[str, Any]:
