@@ -10,12 +10,8 @@ from audit.checks.permissive import sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
 from audit.engine.analysis import Analysis, PodClass, port_in
 from audit.engine.connectivity import ClassGraph
-from audit.engine.kinds.networkpolicy import Peer
+from audit.engine.exposure import Exposure
 from audit.engine.ports import NONE
-
-# Per destination, how many candidate sources from other environments are tried when its
-# ingress does not narrow them down (flat or admin-governed pods): a bound on the work.
-MAX_SOURCES = 200
 
 
 @check(
@@ -69,47 +65,27 @@ def _metadata_fix(ctx: Context, namespace: str, reach: list[PodClass]) -> str | 
 )
 def cross_environment(ctx: Context) -> Iterable[Hit]:
     analysis = ctx.analysis
+    graph = ClassGraph.of(analysis)
+    exposure = Exposure.of(graph)
     label = ctx.config.environment_label
     env_of = {name: dict(ns.labels).get(label) for name, ns in analysis.namespaces.items()}
-    by_env: dict[str, list[int]] = {}
-    for cls in analysis.real_classes():
-        env = env_of.get(cls.namespace)
-        if env and cls.governed:
-            by_env.setdefault(env, []).append(cls.id)
+    by_env: dict[str, set[int]] = {}
+    for cid in graph.ids:
+        env = env_of.get(analysis.classes[cid].namespace)
+        if env:
+            by_env.setdefault(env, set()).add(cid)
     if len(by_env) < 2:
         return
-    # Fallback candidates per environment, computed once: classes of the other environments,
-    # taken round-robin over their namespaces so a few sources cover many namespaces.
-    fallback: dict[str, list[int]] = {}
-    for env in by_env:
-        queues = [list(analysis.classes_by_ns[n]) for n in sorted(analysis.classes_by_ns)
-                  if env_of.get(n) not in (None, env)]
-        picked: list[int] = []
-        while queues and len(picked) < MAX_SOURCES:
-            queues = [q for q in queues if q]
-            for q in queues:
-                cid = q.pop(0)
-                if analysis.classes[cid].governed and not analysis.classes[cid].virtual:
-                    picked.append(cid)
-        fallback[env] = picked[:MAX_SOURCES]
-    cover: dict[object, frozenset[str] | None] = {}
-    admitted: dict[object, list[int]] = {}
+    # Per environment, every class of the other environments: the sources that count, all of them.
+    others = {env: frozenset().union(*(c for e, c in by_env.items() if e != env)) for env in by_env}
     for ns in ctx.audited_namespaces():
         env = env_of.get(ns.name)
         if not env:
             continue
         fix = _environment_fix(ctx, ns.name, env, tuple(e for e in by_env if e != env))
         for cls in ctx.governed_classes(ns.name):
-            ports = sorted(sensitive_ports_of(ctx, cls))
-            if not ports:
-                continue
-            sources = _admitted(ctx, cls.id, env, env_of, admitted)
-            if sources is None:
-                sources = fallback.get(env, [])
-            # Only sources whose egress could reach this namespace at all need a full verdict.
-            sources = [s for s in sources if _may_reach(ctx, s, ns.name, cover)]
-            for port in ports:
-                src = next((s for s in sources if analysis.allowed(s, cls.id, port).allowed), None)
+            for port in sorted(sensitive_ports_of(ctx, cls)):
+                src = exposure.source_of(cls.id, port, others[env])
                 if src is None:
                     continue
                 source = analysis.classes[src]
@@ -127,71 +103,6 @@ def _environment_fix(ctx: Context, namespace: str, env: str, others: tuple[str, 
     if not others or any(ctx.analysis.isolating(c.id, "Ingress") for c in ctx.governed_classes(namespace)):
         return None
     return fixes.dump(fixes.other_environments_policy(namespace, ctx.config.environment_label, others, ctx.config.sensitive_ports))
-
-
-def _admitted(ctx: Context, cid: int, env: str, env_of: dict[str, str | None], memo: dict[object, list[int]]) -> list[int] | None:
-    """Up to MAX_SOURCES sources of other environments that the destination's NetworkPolicy
-    ingress rules name, or None when they do not narrow it down (not isolated, a rule for all
-    peers, admin policies)."""
-    analysis = ctx.analysis
-    policies = analysis.isolating(cid, "Ingress")
-    if not policies or not analysis.only_networkpolicy(cid):
-        return None
-    picked: set[int] = set()
-    for policy in policies:
-        for rule in policy.rules("Ingress"):
-            if rule.all_peers:
-                return None
-            for peer in rule.peers:
-                if peer.ip_block is not None:
-                    return None  # pods are matched by IP here: no cheap narrowing, sample instead
-                if peer.namespaces is not None:  # pod-only peers name the destination's own namespace
-                    picked.update(_peer_sources(ctx, policy.namespace, peer, env, env_of, memo))
-    return sorted(picked)[:MAX_SOURCES]
-
-
-def _peer_sources(ctx: Context, policy_ns: str, peer: Peer, env: str, env_of: dict[str, str | None], memo: dict[object, list[int]]) -> list[int]:
-    """Classes of other environments a namespace-selecting peer matches (memoized per peer and env)."""
-    key = (peer, env)
-    hit = memo.get(key)
-    if hit is None:
-        analysis = ctx.analysis
-        matched = analysis.peer_classes(policy_ns, peer)
-        hit = []
-        for name in analysis.namespaces_matching(peer):
-            if env_of.get(name) in (None, env):
-                continue
-            hit.extend(c for c in analysis.classes_by_ns.get(name, ()) if c in matched)
-            if len(hit) >= MAX_SOURCES:
-                break
-        memo[key] = hit = hit[:MAX_SOURCES]
-    return hit
-
-
-def _may_reach(ctx: Context, src: int, namespace: str, memo: dict[object, frozenset[str] | None]) -> bool:
-    """An upper bound from the source's egress rules: can they name any pod of ``namespace``?
-
-    Sources with the same egress signature share the bound (None: anywhere).
-    """
-    analysis = ctx.analysis
-    policies = analysis.isolating(src, "Egress")
-    key = analysis.egress_signature(src) or ("class", src)
-    if key not in memo:
-        covered: set[str] = set()
-        # Only NetworkPolicy rules are read for the bound; any other layer may open more.
-        anywhere = not policies or not analysis.only_networkpolicy(src)
-        for policy in [] if anywhere else policies:
-            for rule in policy.rules("Egress"):
-                if rule.all_peers:
-                    anywhere = True
-                    break
-                for peer in rule.peers:
-                    covered.update(analysis.classes[c].namespace for c in analysis.peer_classes(policy.namespace, peer))
-            if anywhere:
-                break
-        memo[key] = None if anywhere else frozenset(covered)
-    bound = memo[key]
-    return bound is None or namespace in bound
 
 
 @check(

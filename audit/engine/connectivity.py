@@ -163,7 +163,8 @@ class ClassGraph:
     def __init__(self, analysis: Analysis):
         self.analysis = analysis
         self.ids: list[int] = [c.id for c in analysis.real_classes() if c.governed]
-        self._members = frozenset(self.ids)
+        self.members = frozenset(self.ids)
+        """The governed real classes, as a set."""
         simple = {cid for cid in self.ids if _simple(analysis, cid)}
         self.open_egress = frozenset(cid for cid in simple if not analysis.is_isolated(cid, "Egress"))
         self.open_ingress = frozenset(cid for cid in simple if not analysis.is_isolated(cid, "Ingress"))
@@ -172,6 +173,10 @@ class ClassGraph:
         self._candidates: dict[tuple[object, ...], Candidates | None] = {}
         self._egress_memo: dict[tuple[object, ...], PortSet] = {}
         self._ingress_memo: dict[tuple[object, ...], PortSet] = {}
+
+    def is_simple(self, cid: int) -> bool:
+        """Only namespace-tier Allow rules that name peers whatever the class is act on ``cid``."""
+        return cid in self._simple
 
     def candidates(self, cid: int, direction: Direction) -> Candidates | None:
         """Classes the rules of ``cid`` can name in ``direction``; None: possibly any."""
@@ -196,7 +201,7 @@ class ClassGraph:
                         found[id(classes)] = classes
             if anyone:
                 break
-        hit = self._candidates[key] = None if anyone else Candidates(tuple(found.values()), self._members)
+        hit = self._candidates[key] = None if anyone else Candidates(tuple(found.values()), self.members)
         return hit
 
     def _restricted_sources(self) -> tuple[frozenset[int], dict[int, set[int]]]:
@@ -236,7 +241,7 @@ class ClassGraph:
                     if pool:
                         chosen |= group & pool
         out = []
-        ingress_key = self._ingress_key(dst)
+        ingress_key = self.ingress_key(dst)
         for src in sorted(chosen):
             conns = self.reaches(src, dst, ingress_key)
             if conns:
@@ -250,7 +255,7 @@ class ClassGraph:
         egress = self.egress(src, dst)
         return egress if not egress or dst in self.open_ingress else egress & self.ingress(dst, src, ingress_key)
 
-    def _ingress_key(self, dst: int) -> tuple[object, ...] | None:
+    def ingress_key(self, dst: int) -> tuple[object, ...] | None:
         """What ``dst``'s ingress verdicts depend on besides the source (None: the class itself)."""
         if dst not in self._simple:
             return None
@@ -260,7 +265,7 @@ class ClassGraph:
         """What ``dst``'s ingress side allows from class ``src`` (shared by classes with the same policies and ports)."""
         analysis = self.analysis
         cls = analysis.classes[dst]
-        key = key or self._ingress_key(dst)
+        key = key or self.ingress_key(dst)
         if key is None:
             return analysis.side_ports(cls.id, "Ingress", src, cls.ports)
         full = (key, src)
