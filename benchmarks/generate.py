@@ -194,6 +194,18 @@ def _policies(ns: str, env: str, apps, rng: random.Random, n: int) -> list[dict[
     elif kind == 4:  # broken: endPort below port
         policies.append(_np(f"{target}-range", ns, {"podSelector": {"matchLabels": {"app": target}}, "ingress": [
             {"ports": [{"port": 9000, "endPort": 8000}]}]}))
+    elif kind in (5, 6):  # a shared service: its data port open to every namespace (other environments included)
+        port = target_ports[0][1] if target_ports else 5432
+        policies.append(_np(f"{target}-from-all-namespaces", ns, {"podSelector": {"matchLabels": {"app": target}}, "ingress": [
+            {"from": [{"namespaceSelector": {}}], "ports": [{"port": port}]}]}))
+    elif kind in (7, 8):  # a non-production namespace allowed out to production's data ports
+        policies.append(_np(f"{app}-to-prod-data", ns, {"podSelector": {"matchLabels": {"app": app}}, "policyTypes": ["Egress"], "egress": [
+            {"to": [{"namespaceSelector": {"matchLabels": {"env": "prod"}}, "podSelector": {"matchLabels": {"tier": "data"}}}],
+             "ports": [{"port": 5432}, {"port": 6379}, {"port": 9092}]}]}))
+    elif kind in (9, 10):  # ingress locked, egress left open (the most common half-done state)
+        policies[:2] = [_np("default-deny-ingress", ns, {"podSelector": {}, "policyTypes": ["Ingress"]})]
+        policies.append(_np(f"{target}-from-{app}", ns, {"podSelector": {"matchLabels": {"app": target}}, "ingress": [
+            {"from": [{"podSelector": {"matchLabels": {"app": app}}}]}]}))
     else:  # a careful cross-namespace allow
         rule: dict[str, Any] = {"from": [{"namespaceSelector": {"matchLabels": {"env": env}},
                                           "podSelector": {"matchLabels": {"app": app}}}]}

@@ -15,6 +15,7 @@ from audit.engine.connectivity import ClassGraph
 from audit.engine.exposure import Exposure
 from audit.sources.manifests import load_manifests
 from tests.conftest import EXAMPLES, analyse
+from tests.test_admin import cluster
 from tests.test_connectivity_graph import SCENARIOS
 
 PORTS = (80, 53, 5432, 8080, 6379)
@@ -65,3 +66,23 @@ def test_the_scenarios_ask_both_answers_often():
 def test_source_of_equals_pairwise_oracle_on_examples(example):
     checked, reachable = compare(Analysis(load_manifests([str(EXAMPLES / example)])))
     assert 0 < reachable and (example == "lab-before" or reachable < checked)  # lab-before is flat: all reachable
+
+
+def test_sources_whose_egress_depends_on_themselves_are_judged_one_by_one():
+    """A Calico rule that narrows its own side (here the source) gives each class its own egress
+    verdict: grouping staging's pods by policy alone would judge `web` by `extra`'s denial."""
+    from tests.test_calico import cnp
+
+    extra = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "extra", "namespace": "staging", "labels": {"app": "extra"}},
+             "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    policy = cnp("staging", "only-web-out", {"selector": "all()", "types": ["Egress"],
+                                               "egress": [{"action": "Allow", "source": {"selector": "app == 'web'"}}]})
+    analysis = analyse(cluster(extra, policy))
+    graph = ClassGraph(analysis)
+    staging = frozenset(c for c in graph.ids if analysis.classes[c].namespace == "staging")
+    (db,) = analysis.find_workload("prod", "db")
+    (web,) = analysis.find_workload("staging", "web")
+    (shut,) = analysis.find_workload("staging", "extra")
+    assert shut < web, "the denied class must come first for the test to mean anything"
+    assert analysis.allowed(web, db, 5432).allowed and not analysis.allowed(shut, db, 5432).allowed
+    assert Exposure(graph).source_of(db, 5432, staging) == web

@@ -409,3 +409,28 @@ spec: {podSelector: {matchLabels: {app: p}}, policyTypes: [Egress], egress: [nul
     [hit] = [f for f in report.findings if f.check == "NP-PERM-007"]
     [doc] = yaml.safe_load_all(hit.fix_yaml)
     assert {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}} in doc["spec"]["egress"][0]["to"]
+
+
+def test_clients_with_the_same_labels_in_many_namespaces_share_one_peer(tmp_path):
+    """The same client in two namespaces gets one peer listing both namespaces: the same pods as
+    a peer each, and the other namespace's pod with those labels stays closed."""
+    docs = [f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {n}}}" for n in ("data", "app1", "app2", "other")]
+    docs.append("apiVersion: v1\nkind: Pod\nmetadata: {name: pg, namespace: data, labels: {app: pg}}\n"
+                "spec: {containers: [{name: c, image: i, ports: [{containerPort: 5432}]}]}")
+    for ns in ("app1", "app2", "other"):
+        docs.append(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: api, namespace: {ns}, labels: {{app: api}}}}\n"
+                    "spec: {containers: [{name: c, image: i}]}")
+    for ns in ("app1", "app2"):
+        docs.append(f"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: api-egress, namespace: {ns}}}\n"
+                    "spec:\n  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress:\n"
+                    "  - to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: data}}, podSelector: {matchLabels: {app: pg}}}]\n"
+                    "    ports: [{port: 5432}]")
+    manifests = folder(tmp_path, "data", "\n---\n".join(docs) + "\n")
+    [hit] = [f for f in scan(manifests, [])["findings"] if f["check"] == "NP-PERM-008"]
+    [policy] = [d for d in yaml.safe_load_all(hit["fixYaml"]) if d]
+    peers = policy["spec"]["ingress"][1]["from"]
+    assert peers[1:] == [{"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["app1", "app2"]}]},
+                          "podSelector": {"matchLabels": {"app": "api"}}}]
+    applied = with_files(tmp_path, manifests, [], fix=hit["fixYaml"])
+    for src, code in (("app1/api", 0), ("app2/api", 0), ("other/api", 1)):
+        assert runner.invoke(app, ["reach", src, "data/pg", str(applied), "-p", "5432"]).exit_code == code, src

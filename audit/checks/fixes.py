@@ -256,10 +256,17 @@ def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ..
     if pod_selector is None:
         return None
     sources: list[dict[str, Any]] = [{"podSelector": {}}]
+    # One peer per client label set, its namespaces listed: the same pods as a peer per client,
+    # in a rule that stays readable when hundreds of namespaces hold the same client.
+    by_labels: dict[tuple[tuple[str, str], ...], set[str]] = {}
     for cid in clients:
         client = analysis.classes[cid]
-        sources.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": client.namespace}},
-                        "podSelector": {"matchLabels": _stable_labels(client.label_map)}})
+        by_labels.setdefault(tuple(sorted(_stable_labels(client.label_map).items())), set()).add(client.namespace)
+    for labels, namespaces in sorted(by_labels.items(), key=lambda kv: (sorted(kv[1]), kv[0])):
+        names = sorted(namespaces)
+        ns_selector: dict[str, Any] = ({"matchLabels": {"kubernetes.io/metadata.name": names[0]}} if len(names) == 1 else
+                                       {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]})
+        sources.append({"namespaceSelector": ns_selector, "podSelector": {"matchLabels": dict(labels)}})
     name = f"{cls.workloads[0].name if cls.workloads else 'workload'}-sensitive-ports"[:253]
     unique = sorted({p for p in ports})
     return narrow(policy_doc(cls.namespace, name, {

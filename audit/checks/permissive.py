@@ -268,23 +268,42 @@ def sensitive_port_exposure(ctx: Context) -> Iterable[Hit]:
                           objects=workloads, source=cls.workloads[0].source, key=cls.describe(), fix_yaml=fix)
 
 
+@dataclasses.dataclass(frozen=True)
+class _ClientIndex:
+    """Egress rules by the peer set they name, and per pod class the peer sets that hold it."""
+
+    rules: dict[int, list[tuple[tuple[int, ...], Rule]]]
+    holders: dict[int, list[int]]
+
+
 def _named_clients(ctx: Context, cid: int, ports: set[int]) -> list[int]:
     """Workloads of other namespaces whose own egress policies name this destination on one of
     ``ports`` by a pod-selecting peer: the clients someone meant to connect."""
     analysis = ctx.analysis
-    index = cast("dict[int, list[tuple[int, Rule]]] | None", analysis.memo.get(("named-clients",)))
+    index = cast("_ClientIndex | None", analysis.memo.get(("named-clients",)))
     if index is None:
-        # Once per run: destination -> (source, rule) for every pod-selecting egress peer.
-        built: dict[int, list[tuple[int, Rule]]] = {}
+        # Once per run, per peer set (the analysis shares one set among equal peers): the rules
+        # whose peers select it and their sources; then per class, the sets that hold it. Only
+        # namespace-selecting peers can name a pod of another namespace.
+        by_set: dict[int, tuple[frozenset[int], list[tuple[tuple[int, ...], Rule]]]] = {}
         for policy in analysis.policies:
-            sources = [s for s in analysis.selected[policy.key] if analysis.classes[s].governed]
+            sources = tuple(s for s in analysis.selected[policy.key] if analysis.classes[s].governed)
+            if not sources:
+                continue
             for rule in policy.rules("Egress"):
                 for peer in rule.peers:
-                    if peer.pods is not None and not peer.pods.empty:
-                        for target in analysis.peer_classes(policy.namespace, peer):
-                            built.setdefault(target, []).extend((src, rule) for src in sources)
-        index = analysis.memo[("named-clients",)] = built
+                    if peer.namespaces is not None and peer.pods is not None and not peer.pods.empty:
+                        classes = analysis.peer_classes(policy.namespace, peer)
+                        by_set.setdefault(id(classes), (classes, []))[1].append((sources, rule))
+        holders: dict[int, list[int]] = {}
+        for key, (classes, _) in by_set.items():
+            for target in classes:
+                holders.setdefault(target, []).append(key)
+        index = analysis.memo[("named-clients",)] = _ClientIndex({k: v[1] for k, v in by_set.items()}, holders)
     dst = analysis.classes[cid]
-    found = {src for src, rule in index.get(cid, ())
-             if analysis.classes[src].namespace != dst.namespace and any(rule.allows_port(p, "TCP", dst.ports) for p in ports)}
+    found: set[int] = set()
+    for key in index.holders.get(cid, ()):
+        for sources, rule in index.rules[key]:
+            if analysis.classes[sources[0]].namespace != dst.namespace and any(rule.allows_port(p, "TCP", dst.ports) for p in ports):
+                found.update(sources)
     return sorted(found)
