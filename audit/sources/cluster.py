@@ -29,6 +29,7 @@ from audit import __version__
 from audit.errors import AuditError, InputError
 from audit.gcpause import gc_paused
 from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
+from audit.sources import slim
 from audit.sources.objects import InventoryBuilder
 
 USER_AGENT = f"netpol-audit/{__version__}"
@@ -258,8 +259,11 @@ class Lister:
             raise _GiveUp("the answer is not an object")
         return obj
 
-    def list(self, path: str) -> Iterator[dict[str, Any]]:
+    def list(self, path: str, pods: bool = False) -> Iterator[dict[str, Any]]:
         """Yield every item of a collection, page by page (restarting once on 410 Gone).
+
+        With ``pods``, pages are decoded with only the fields the audit reads of a pod
+        (audit.sources.slim); a page that does not fit that shape is decoded whole.
 
         The next page is fetched in the background while the caller reduces this one, so the
         server's time and ours overlap instead of adding up. Every page must be a List (a
@@ -292,7 +296,7 @@ class Lister:
                 token = peek_continue(resp.body)
                 if token and token not in seen_tokens:
                     pending = pool.submit(self._page, path, token)
-                page = _list_page(resp.body)
+                page = _list_page(resp.body, pods)
                 parsed = page["metadata"].get("continue")
                 if parsed is not None and not isinstance(parsed, str):
                     raise _GiveUp("a malformed list page (metadata.continue is not a string)")
@@ -346,10 +350,13 @@ def _read_body(response: Any, deadline: float) -> bytes:
         response.release_conn()
 
 
-def _list_page(body: bytes) -> dict[str, Any]:
-    """A List page checked for shape: a mapping whose ``items`` is a list of objects."""
+def _list_page(body: bytes, pods: bool = False) -> dict[str, Any]:
+    """A List page checked for shape: a mapping whose ``items`` is a list of objects (with
+    ``pods``, decoded slim when it fits)."""
     try:
-        page = _loads(body)
+        page = slim.decode_pod_page(body) if pods else _loads(body)
+    except slim.Unfit:
+        return _list_page(body)
     except ValueError:
         snippet = body[:60].decode("utf-8", "replace")
         raise _GiveUp(f"the server answered 200 with something that is not JSON ({snippet!r}...)") from None
@@ -491,7 +498,7 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
                 label = f"{res.label} in {scope}" if scope else res.label
                 count = 0
                 try:
-                    items = [lister.get_object(path)] if scope and res.kind == "Namespace" else lister.list(path)
+                    items = [lister.get_object(path)] if scope and res.kind == "Namespace" else lister.list(path, pods=res.kind == "Pod" and not res.group)
                     for item in items:
                         item.setdefault("kind", res.kind)
                         item.setdefault("apiVersion", f"{res.group}/{version}" if res.group else version)

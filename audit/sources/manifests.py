@@ -15,6 +15,7 @@ import yaml
 from audit.errors import InputError
 from audit.gcpause import gc_paused
 from audit.inventory import Collection, Inventory, SourceRef
+from audit.sources import slim
 from audit.sources.objects import InventoryBuilder
 from audit.sources.yaml_loader import MAX_EXPANDED_NODES, KubeLoader, alias_bomb, excerpt
 
@@ -76,6 +77,13 @@ def _item_lines(node: yaml.Node) -> list[int]:
 
 
 def _json_documents(text: str | bytes, name: str) -> Iterator[tuple[int, int, Any, list[int]]]:
+    try:  # a List (kubectl get -o json): pods decoded slim (audit.sources.slim), the rest whole
+        slim_list = slim.decode_list(text.encode() if isinstance(text, str) else text)
+    except slim.Unfit:
+        slim_list = None  # not that shape, or not valid JSON: the general decoder says which
+    if slim_list is not None:
+        yield 1, 1, slim_list, []
+        return
     try:
         data = orjson.loads(text)
     except json.JSONDecodeError as exc:  # orjson's error is a json.JSONDecodeError
