@@ -22,6 +22,7 @@ of full-scan time against pod count (1.0 is linear).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+GENERATOR_DIGEST = hashlib.sha256((ROOT / "benchmarks" / "generate.py").read_bytes()).hexdigest()[:8]
 FULL_SCAN = ("load", "analysis", "checks", "report model", "JSON", "HTML")
 
 
@@ -233,7 +235,8 @@ def main() -> None:
 
     points = []
     for size in args.sizes.split(","):
-        directory = args.work / (size + ("-fat" if args.fat else ""))
+        # The generator's digest in the folder name: a changed generator never reuses stale files.
+        directory = args.work / f"{size}{'-fat' if args.fat else ''}-{GENERATOR_DIGEST}"
         if not (directory / "pods.json").exists():
             write(generate(size, fat=args.fat), directory)
         floor = child("floor", directory)

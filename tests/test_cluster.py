@@ -321,6 +321,29 @@ def test_dataclass_round_trip_of_inventory(objects, kubeconfig_file, tmp_path):
     assert dataclasses.replace(again, collection=inv.collection) == inv
 
 
+def test_an_inventory_saved_by_version_1_is_still_read(objects, kubeconfig_file, tmp_path):
+    """Version 1 wrote camelCase keys (audit.report.serde); version 2 writes field names via msgspec."""
+    import json
+
+    from audit.report.serde import to_jsonable
+    from audit.sources.replay import VERSION, dump_inventory, load_inventory
+
+    with ApiDouble(objects, token="test-token") as api:
+        inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url)))
+    old, new = tmp_path / "v1.json", tmp_path / "v2.json"
+    old.write_text(json.dumps({"kind": "NetpolAuditInventory", "version": 1, "inventory": to_jsonable(inv)}))
+    new.write_text(dump_inventory(inv))
+    assert VERSION == 2 and json.loads(new.read_text())["version"] == 2 and "host_network" in new.read_text()
+    for path in (old, new):
+        assert dataclasses.replace(load_inventory(str(path)), collection=inv.collection) == inv
+    bad = tmp_path / "v1-bad.json"
+    saved = json.loads(old.read_text())
+    saved["inventory"]["workloads"][0]["pods"] = "three"
+    bad.write_text(json.dumps(saved))
+    result = scan("--inventory", str(bad))
+    assert result.exit_code == 2 and "inventory.workloads[0].pods: must be an integer" in result.output
+
+
 def test_bad_inventory_files_are_input_errors(tmp_path):
     bad = tmp_path / "x.json"
     bad.write_text('{"kind": "Something"}')

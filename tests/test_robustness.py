@@ -405,7 +405,7 @@ def test_a_replayed_inventory_and_a_saved_result_are_decoded_with_validation(tmp
     saved["inventory"]["workloads"][0]["pods"] = "three"
     path = tmp_path / "inventory.json"
     path.write_text(json.dumps(saved))
-    one_line_error(run("scan", "--inventory", str(path)), "inventory.workloads[0].pods", "must be an integer")
+    one_line_error(run("scan", "--inventory", str(path)), "inventory.workloads[0].pods", "expected int, got str")
     result = json.loads(run("scan", str(EXAMPLES / "lab-solution"), "-f", "json").output)
     result["summary"]["findings"] = ["not", "a", "map"]
     bad = tmp_path / "result.json"
