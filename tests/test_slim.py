@@ -16,10 +16,8 @@ import pytest
 import yaml
 
 from audit.errors import InputError
-from audit.inventory import Collection, SourceRef
 from audit.sources import manifests, slim
 from audit.sources.manifests import load_manifests
-from audit.sources.objects import InventoryBuilder
 from tests.conftest import EXAMPLES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -43,31 +41,89 @@ def test_fat_pods_decode_to_the_same_inventory(tmp_path, monkeypatch):
     assert dict(fast.collection.object_counts)["Pod"] == len(pods) and any(w.ips for w in fast.workloads)
 
 
-def test_slim_pods_keep_every_field_the_builder_reads_and_drop_the_rest():
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": "p", "namespace": "n", "labels": {"a": "b"}, "managedFields": [{"x": 1}],
-                        "ownerReferences": [{"kind": "ReplicaSet", "name": "r", "controller": True}], "annotations": {"k": "v"}},
-           "spec": {"hostNetwork": False, "volumes": [{}],
-                    "containers": [{"name": "c", "env": [{"name": "SECRET", "value": "s"}], "ports": [{"containerPort": 80, "name": "h"}]}],
-                    "initContainers": [{"name": "i", "ports": [{"containerPort": 9}]}]},
-           "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}], "conditions": [{"type": "Ready"}]}}
-    [got] = slim.decode_list(json.dumps({"kind": "List", "items": [pod]}).encode())["items"]
-    assert got == {"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": "p", "namespace": "n", "labels": {"a": "b"},
-                                "ownerReferences": [{"kind": "ReplicaSet", "name": "r", "controller": True}]},
-                   "spec": {"hostNetwork": False, "containers": [{"ports": [{"containerPort": 80, "name": "h"}]}],
-                            "initContainers": [{"ports": [{"containerPort": 9}]}]},
-                   "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}]}}
-    # The builder reads the slim pod exactly as it reads the whole one.
-    whole, thin = InventoryBuilder(), InventoryBuilder()
-    whole.add(pod, SourceRef(), "x")
-    thin.add(got, SourceRef(), "x")
-    assert whole.build(Collection(source="manifests")).workloads == thin.build(Collection(source="manifests")).workloads
+FULL_POD = {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "n", "labels": {"a": "b", "pod-template-hash": "h1"}, "managedFields": [{"x": 1}],
+                         "ownerReferences": [{"kind": "ReplicaSet", "name": "web-h1", "controller": True}], "annotations": {"k": "v"}},
+            "spec": {"hostNetwork": False, "volumes": [{}],
+                     "containers": [{"name": "c", "env": [{"name": "SECRET", "value": "s"}], "ports": [{"containerPort": 80, "name": "h"}]}],
+                     "initContainers": [{"name": "i", "ports": [{"containerPort": 9, "protocol": "UDP"}]}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}], "conditions": [{"type": "Ready"}]}}
 
 
-def test_a_typed_pod_list_without_item_kinds_is_read_slim():
+def test_a_typed_pod_keeps_every_field_the_builder_reads():
+    [pod] = slim.decode_list(json.dumps({"kind": "List", "items": [FULL_POD]}).encode())["items"]
+    assert type(pod) is slim.Pod
+    assert (pod.metadata.name, pod.metadata.namespace, pod.metadata.labels) == ("p", "n", {"a": "b", "pod-template-hash": "h1"})
+    assert [(r.kind, r.name, r.controller) for r in pod.metadata.ownerReferences] == [("ReplicaSet", "web-h1", True)]
+    assert [p.containerPort for c in pod.spec.containers + pod.spec.initContainers for p in c.ports] == [80, 9]
+    assert (pod.status.phase, pod.status.podIP, [i.ip for i in pod.status.podIPs]) == ("Running", "10.0.0.1", ["10.0.0.1", "fd00::1"])
+    assert not hasattr(pod.metadata, "managedFields") and not hasattr(pod.spec, "volumes")
+
+
+def test_a_typed_pod_list_without_item_kinds_is_read_typed():
     body = json.dumps({"kind": "PodList", "apiVersion": "v1", "items": [{"metadata": {"name": "p", "managedFields": [1]}}]}).encode()
-    assert slim.decode_list(body)["items"] == [{"metadata": {"name": "p"}}]
+    [pod] = slim.decode_list(body)["items"]
+    assert type(pod) is slim.Pod and pod.metadata.name == "p"
+
+
+def variant(path: str, value: object) -> dict:
+    """FULL_POD with one field set (``path`` dotted, list indexes as numbers); DELETE removes it."""
+    pod = json.loads(json.dumps(FULL_POD))
+    *parents, last = [int(k) if k.isdigit() else k for k in path.split(".")]
+    node = pod
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return pod
+
+
+DELETE = object()
+VARIANTS = [
+    # Read the fast way, and must give the builder's answer.
+    ("status", DELETE), ("spec", DELETE), ("spec.containers.0.ports", None), ("spec.hostNetwork", True), ("spec.hostNetwork", None),
+    ("status.phase", "Succeeded"), ("status.phase", "Failed"), ("status.podIPs", None), ("status.podIPs.0.ip", ""),
+    ("metadata.namespace", None), ("metadata.namespace", ""), ("metadata.labels", None), ("metadata.labels", {}),
+    ("metadata.ownerReferences.0.controller", "true"), ("metadata.ownerReferences.0.kind", "Node"),
+    ("metadata.ownerReferences.0.kind", None), ("metadata.ownerReferences.0.name", "other"), ("metadata.ownerReferences", None),
+    ("spec.containers.0.ports.0.name", None), ("spec.containers.0.ports.0.protocol", "SCTP"), ("spec.containers", None),
+]
+FAST = len(VARIANTS)
+VARIANTS += [
+    # Do not fit the types: decoded whole, the builder names the field (or reads it as it always did).
+    ("spec.containers", "x"), ("spec.containers", [1]), ("spec.containers.0.ports", 5),
+    ("spec.containers.0.ports", {}), ("spec.containers.0.ports.0.containerPort", "eighty"),
+    ("spec.containers.0.ports.0.containerPort", 0), ("spec.containers.0.ports.0.containerPort", 70000),
+    ("spec.containers.0.ports.0.containerPort", DELETE), ("spec.containers.0.ports.0.protocol", "tcp"),
+    ("spec.containers.0.ports.0.protocol", None), ("spec.containers.0.ports.0.name", 5), ("spec.hostNetwork", "false"),
+    ("metadata.labels", {"a": 1}), ("metadata.labels", ["a"]), ("metadata.name", ""), ("metadata.name", 5),
+    ("metadata.namespace", 5), ("metadata.ownerReferences", "x"), ("metadata.ownerReferences", ["x"]),
+    ("status", "x"), ("status.podIPs", [{"ip": 5}]), ("status.podIPs", "x"), ("status.podIP", 5), ("spec", []),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), VARIANTS, ids=[f"{p}={'DELETE' if v is DELETE else v!r}" for p, v in VARIANTS])
+def test_every_pod_reads_as_the_general_decoder_reads_it(path, value, tmp_path, monkeypatch):
+    pods = [variant(path, value), FULL_POD | {"metadata": FULL_POD["metadata"] | {"name": "q"}}]
+    path_ = tmp_path / "pods.json"
+    path_.write_text(json.dumps({"kind": "List", "items": pods + pods[:1]}))  # the first pod twice: counted once
+
+    def outcome(read):
+        try:
+            inv = read([str(path_)])
+        except InputError as exc:
+            return ("error", str(exc))
+        c = inv.collection
+        return ("read", inv.workloads, inv.namespaces, c.issues, c.notices, c.object_counts)
+
+    assert outcome(load_manifests) == outcome(lambda p: general(monkeypatch, p))
+    try:
+        typed = type(slim.decode_list(path_.read_bytes())["items"][0]) is slim.Pod
+    except slim.Unfit:
+        typed = False
+    assert typed == (VARIANTS.index((path, value)) < FAST), "the variant took the other path than its group says"
 
 
 @pytest.mark.parametrize("example", ["lab-before", "lab-solution", "war-story", "mixed-cluster", "flannel"])
@@ -76,22 +132,6 @@ def test_examples_as_json_lists_read_the_same_both_ways(example, tmp_path, monke
     path = tmp_path / "list.json"
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
     assert load_manifests([str(path)]) == general(monkeypatch, [str(path)])
-
-
-@pytest.mark.parametrize("containers", ['"x"', "null", '[1]', '[{"ports": 5}]', '[{"ports": [{"containerPort": "eighty"}]}]'])
-def test_a_pod_that_does_not_fit_gives_the_general_decoders_message(containers, tmp_path, monkeypatch):
-    path = tmp_path / "pods.json"
-    path.write_text('{"kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"},'
-                    f' "spec": {{"containers": {containers}}}}}]}}')
-
-    def outcome(read):
-        try:
-            inv = read([str(path)])
-        except InputError as exc:
-            return ("error", str(exc))
-        return ("read", inv.collection.issues, inv.workloads)
-
-    assert outcome(load_manifests) == outcome(lambda p: general(monkeypatch, p))
 
 
 def test_invalid_json_still_names_line_and_column(tmp_path):

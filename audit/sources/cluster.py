@@ -259,7 +259,7 @@ class Lister:
             raise _GiveUp("the answer is not an object")
         return obj
 
-    def list(self, path: str, pods: bool = False) -> Iterator[dict[str, Any]]:
+    def list(self, path: str, pods: bool = False) -> Iterator[Any]:
         """Yield every item of a collection, page by page (restarting once on 410 Gone).
 
         With ``pods``, pages are decoded with only the fields the audit reads of a pod
@@ -353,10 +353,15 @@ def _read_body(response: Any, deadline: float) -> bytes:
 def _list_page(body: bytes, pods: bool = False) -> dict[str, Any]:
     """A List page checked for shape: a mapping whose ``items`` is a list of objects (with
     ``pods``, decoded slim when it fits)."""
+    if pods:
+        try:
+            typed = slim.decode_pod_page(body)
+        except slim.Unfit:
+            return _list_page(body)  # not a plain page of valid pods: the general path says why, or reads it
+        if typed.kind != "Status":
+            return {"kind": typed.kind, "metadata": typed.metadata, "items": typed.items}
     try:
-        page = slim.decode_pod_page(body) if pods else _loads(body)
-    except slim.Unfit:
-        return _list_page(body)
+        page = _loads(body)
     except ValueError:
         snippet = body[:60].decode("utf-8", "replace")
         raise _GiveUp(f"the server answered 200 with something that is not JSON ({snippet!r}...)") from None
@@ -500,8 +505,9 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
                 try:
                     items = [lister.get_object(path)] if scope and res.kind == "Namespace" else lister.list(path, pods=res.kind == "Pod" and not res.group)
                     for item in items:
-                        item.setdefault("kind", res.kind)
-                        item.setdefault("apiVersion", f"{res.group}/{version}" if res.group else version)
+                        if type(item) is dict:  # typed pods (audit.sources.slim) need no kind
+                            item.setdefault("kind", res.kind)
+                            item.setdefault("apiVersion", f"{res.group}/{version}" if res.group else version)
                         builder.add(item, SourceRef(), label)
                         count += 1
                         if opts.progress and count % 2000 == 0:

@@ -7,7 +7,7 @@ of templates give the same inventory for the same objects.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from audit.inventory import (
     Workload,
     freeze_labels,
 )
+from audit.sources import slim
 
 DEFAULT_NAMESPACE = "default"
 
@@ -219,9 +220,30 @@ def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = Fa
                     raise _fail(where, f"{field}.{group}[{i}].command", "command and args must be lists of strings")
                 containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), tuple(words)))
     host_network = _bool(spec.get("hostNetwork"), where, f"{field}.hostNetwork")
+    return _port_tuple(ports), host_network, tuple(containers)
+
+
+def _owner_of(refs: Iterable[tuple[Any, Any, Any]], template_hash: Any) -> tuple[str, str] | None:
+    """A pod's controlling owner from its (kind, name, controller) references, as
+    netpol-analyzer names them: an owner without `kind` groups its pods under the owner's name
+    as `[Pod]`; a Node's mirror pod is its own workload (None); a ReplicaSet named
+    <deployment>-<pod-template-hash> belongs to its Deployment."""
+    for ref_kind, ref_name, controller in refs:
+        if controller is True and ref_name:
+            kind, name = str(ref_kind or "Pod"), str(ref_name)
+            if kind == "Node":
+                return None
+            if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+                return "Deployment", name[: -len(template_hash) - 1]
+            return kind, name
+    return None
+
+
+def _port_tuple(ports: list[ContainerPort]) -> tuple[ContainerPort, ...]:
+    """A pod's ports as one canonical tuple (each once, sorted), so pods alike group together."""
     if len(ports) > 1:
         ports = sorted(set(ports), key=lambda p: (p.port, p.protocol, p.name or ""))
-    return tuple(ports), host_network, tuple(containers)
+    return tuple(ports)
 
 
 @dataclass
@@ -251,7 +273,11 @@ class InventoryBuilder:
     _ingresses: dict[tuple[str, str, str], IngressRoute] = field(default_factory=dict)
 
     def add(self, obj: Any, source: SourceRef, where: str) -> None:
-        """Add one object (a dict as the API serves it); ``where`` prefixes error messages."""
+        """Add one object (a dict as the API serves it, or a pod typed by audit.sources.slim);
+        ``where`` prefixes error messages."""
+        if type(obj) is slim.Pod:
+            self._add_typed_pod(obj, source)
+            return
         if type(obj) is dict and obj.get("kind") == "Pod" and obj.get("apiVersion") == "v1":
             # Pods are most of a cluster: the checks below, done once for the common shape.
             meta = obj.get("metadata")
@@ -395,41 +421,67 @@ class InventoryBuilder:
         refs = meta.get("ownerReferences") or []
         if not isinstance(refs, list):
             raise _fail(where, "metadata.ownerReferences", "must be a list")
-        for ref in refs:
-            if isinstance(ref, dict) and ref.get("controller") is True and ref.get("name"):
-                # As netpol-analyzer names them: an owner without `kind` groups its pods under the
-                # owner's name as `[Pod]`; a Node's mirror pod is its own workload.
-                kind, name = str(ref.get("kind") or "Pod"), str(ref["name"])
-                if kind == "Node":
-                    return None
-                # A ReplicaSet named <deployment>-<pod-template-hash> belongs to a Deployment.
-                raw_labels = meta.get("labels")
-                template_hash = raw_labels.get("pod-template-hash") if isinstance(raw_labels, dict) else None
-                if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
-                    return "Deployment", name[: -len(template_hash) - 1]
-                return kind, name
-        return None
+        raw_labels = meta.get("labels")
+        template_hash = raw_labels.get("pod-template-hash") if isinstance(raw_labels, dict) else None
+        return _owner_of(((r.get("kind"), r.get("name"), r.get("controller")) for r in refs if isinstance(r, dict)), template_hash)
 
     def _add_pod(self, obj: Mapping[str, Any], meta: Mapping[str, Any], ns: str, name: str, source: SourceRef, where: str) -> None:
-        if (ns, name) in self._seen_pods:
-            # The same pod twice: a restarted list (after 410 Gone) or a repeated manifest.
-            self._repeated_pods += 1
+        if not self._first_sight(ns, name):
             return
-        self._seen_pods.add((ns, name))
         status = _mapping(obj.get("status"), where, "status")
-        if status.get("phase") in ("Succeeded", "Failed"):
-            self.notices.append(f"Pod {ns}/{name} has finished ({status['phase']}) and is left out")
+        if self._finished(ns, name, status.get("phase")):
             return
-        if ns not in self._referenced:
-            self._referenced.add(ns)
         labels = _labels(meta.get("labels"), where, "metadata.labels")
         ports, host_network, _ = pod_spec_facts(obj.get("spec"), where, "spec")
         owner = self._owner(meta, where) or ("Pod", name)
-        ips = [p.get("ip") for p in _list(status.get("podIPs"), where, "status.podIPs") if isinstance(p, dict) and p.get("ip")]
+        ips: list[Any] = [p.get("ip") for p in _list(status.get("podIPs"), where, "status.podIPs") if isinstance(p, dict) and p.get("ip")]
         if not ips and status.get("podIP"):
             ips = [status["podIP"]]
         if not all(type(ip) is str for ip in ips):
             raise _fail(where, "status.podIPs", "addresses must be strings")
+        self._record_pod(ns, labels, ports, host_network, owner, ips, source)
+
+    def _add_typed_pod(self, pod: slim.Pod, source: SourceRef) -> None:
+        """A pod whose every field msgspec has checked against the types `_add_pod` accepts."""
+        meta, spec, status = pod.metadata, pod.spec, pod.status
+        ns, name = meta.namespace or DEFAULT_NAMESPACE, meta.name
+        self.counts["Pod"] += 1
+        if not self._first_sight(ns, name) or self._finished(ns, name, status.phase if status is not None else None):
+            return
+        ports: list[ContainerPort] = []
+        if spec is not None:
+            for group in (spec.initContainers, spec.containers):
+                for c in group or ():
+                    ports.extend(_container_port(p.containerPort, p.protocol, p.name) for p in c.ports or ())
+        owner = _owner_of(((r.kind, r.name, r.controller) for r in meta.ownerReferences or ()), (meta.labels or {}).get("pod-template-hash"))
+        ips: list[str] = []
+        if status is not None:
+            ips = [p.ip for p in status.podIPs or () if p.ip]
+            if not ips and status.podIP:
+                ips = [status.podIP]
+        self._record_pod(ns, _labels(meta.labels, "", "") if meta.labels else (), _port_tuple(ports),
+                         bool(spec is not None and spec.hostNetwork), owner or ("Pod", name), ips, source)
+
+    def _first_sight(self, ns: str, name: str) -> bool:
+        """False for a pod read before (a restarted list after 410 Gone, a repeated manifest): counted once."""
+        if (ns, name) in self._seen_pods:
+            self._repeated_pods += 1
+            return False
+        self._seen_pods.add((ns, name))
+        return True
+
+    def _finished(self, ns: str, name: str, phase: Any) -> bool:
+        """A pod that has finished runs nothing: left out, with a notice."""
+        if phase in ("Succeeded", "Failed"):
+            self.notices.append(f"Pod {ns}/{name} has finished ({phase}) and is left out")
+            return True
+        return False
+
+    def _record_pod(self, ns: str, labels: Labels, ports: tuple[ContainerPort, ...], host_network: bool,
+                    owner: tuple[str, str], ips: list[str], source: SourceRef) -> None:
+        """One running pod, however it was read: grouped under its owner with the pods alike."""
+        if ns not in self._referenced:
+            self._referenced.add(ns)
         # Pods of one owner that differ in labels or ports (a rollout in progress) are kept apart.
         key = (ns, owner[0], owner[1], labels, ports, host_network)
         group = self._pod_groups.setdefault(key, [0, [], source])

@@ -2,64 +2,80 @@
 
 Pods are nearly all of a cluster's bytes, and nearly all of a pod is what the audit never reads
 (managedFields, the last-applied annotation, env, volumes, probes, status conditions and
-container statuses). msgspec decodes a pod into `typing.TypedDict` shapes that declare only
-what `InventoryBuilder` reads; undeclared fields are skipped while parsing, never built as
-Python objects. The result is the same plain dict the builder always got, minus what it
-ignores, so validation and its messages stay the builder's own.
+container statuses). msgspec decodes a pod into `msgspec.Struct` types that declare only what
+`InventoryBuilder` reads; undeclared fields are skipped while parsing, never built as Python
+objects, and the builder records a typed pod without the per-field checks a dict needs.
 
-The shapes declare structure (objects and lists) only where the fat lies; every leaf is `Any`,
-so a wrong leaf type still reaches the builder's checks. A document whose structure does not fit
-(a container that is not an object, `containers: null`) raises `msgspec.ValidationError`, and the
-caller decodes it again the general way: the fast path never changes an answer or a message.
+Each field has exactly the type and range the builder accepts (a port 1-65535, a protocol of
+TCP, UDP or SCTP, string labels), so a typed pod needs no further checks. A document that does
+not fit (a port out of range, labels that are not strings, `ports: {}`) raises
+`msgspec.ValidationError`, and the caller decodes it again the general way: the builder then
+judges it and names the field as it always did. The fast path never changes an answer or a message.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import msgspec
 
 
-class _Container(TypedDict, total=False):
-    ports: Any
+class PodPort(msgspec.Struct, frozen=True):
+    containerPort: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    name: str | None = None
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
 
 
-class _PodSpec(TypedDict, total=False):
-    containers: list[_Container]
-    initContainers: list[_Container]
-    hostNetwork: Any
+class PodContainer(msgspec.Struct):
+    ports: list[PodPort] | None = None
 
 
-class _PodMeta(TypedDict, total=False):
-    name: Any
-    namespace: Any
-    labels: Any
-    ownerReferences: Any
+class PodSpec(msgspec.Struct):
+    containers: list[PodContainer] | None = None
+    initContainers: list[PodContainer] | None = None
+    hostNetwork: bool | None = None
 
 
-class _PodStatus(TypedDict, total=False):
-    phase: Any
-    podIP: Any
-    podIPs: Any
+class OwnerReference(msgspec.Struct):
+    # Any, as the builder reads them: a malformed reference is not an owner, never an error.
+    kind: Any = None
+    name: Any = None
+    controller: Any = None
 
 
-class Pod(TypedDict, total=False):
-    """What `InventoryBuilder` reads of a v1 Pod (audit.sources.objects)."""
-
-    kind: Any
-    apiVersion: Any
-    metadata: _PodMeta
-    spec: _PodSpec
-    status: _PodStatus
+class PodMeta(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    namespace: str | None = None
+    labels: dict[str, str] | None = None
+    ownerReferences: list[OwnerReference] | None = None
 
 
-class PodPage(TypedDict, total=False):
-    """A page of `GET /api/v1/pods`: the List's own fields, its items as slim pods."""
+class PodIP(msgspec.Struct):
+    ip: str | None = None
 
-    kind: Any
-    apiVersion: Any
-    metadata: Any
+
+class PodStatus(msgspec.Struct):
+    phase: Any = None
+    podIP: str | None = None
+    podIPs: list[PodIP] | None = None
+
+
+class Pod(msgspec.Struct):
+    """What `InventoryBuilder` reads of a v1 Pod, each field with the type the builder accepts
+    (audit.sources.objects); a pod outside them is decoded whole and judged by the builder."""
+
+    metadata: PodMeta
+    spec: PodSpec | None = None
+    status: PodStatus | None = None
+
+
+class PodPage(msgspec.Struct):
+    """A page of `GET /api/v1/pods`: the List's own fields, its items as typed pods."""
+
     items: list[Pod]
+    kind: Any = None
+    apiVersion: Any = None
+    metadata: dict[str, Any] = {}
 
 
 class _Head(TypedDict, total=False):
@@ -83,13 +99,13 @@ Unfit = (msgspec.ValidationError, msgspec.DecodeError)
 """What the fast path raises when a document does not fit it: decode it the general way."""
 
 
-def decode_pod_page(body: bytes) -> dict[str, Any]:
-    """A pods List page with slim items; raises `Unfit` when it does not have that shape."""
-    return _page.decode(body)  # type: ignore[return-value]
+def decode_pod_page(body: bytes) -> PodPage:
+    """A pods List page with typed items; raises `Unfit` when it does not have that shape."""
+    return _page.decode(body)
 
 
 def decode_list(body: bytes) -> dict[str, Any] | None:
-    """A ``List``/``*List`` document with its pods slim and every other item whole; None when
+    """A ``List``/``*List`` document with its pods typed (`Pod`) and every other item whole; None when
     the document is not a List of objects (decode it the general way); raises `Unfit`."""
     envelope = _envelope.decode(body)
     kind = envelope.get("kind")
