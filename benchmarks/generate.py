@@ -194,7 +194,7 @@ def _policies(ns: str, env: str, apps, rng: random.Random, n: int) -> list[dict[
     elif kind == 4:  # broken: endPort below port
         policies.append(_np(f"{target}-range", ns, {"podSelector": {"matchLabels": {"app": target}}, "ingress": [
             {"ports": [{"port": 9000, "endPort": 8000}]}]}))
-    elif n % 100 == 5:  # one namespace in a hundred: a shared service, its data port open to every namespace
+    elif n % 1000 == 5:  # one namespace in a thousand: a shared platform service, its data port open to every namespace
         port = target_ports[0][1] if target_ports else 5432
         policies.append(_np(f"{target}-from-all-namespaces", ns, {"podSelector": {"matchLabels": {"app": target}}, "ingress": [
             {"from": [{"namespaceSelector": {}}], "ports": [{"port": port}]}]}))

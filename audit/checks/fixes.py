@@ -8,6 +8,7 @@ name stays one scalar.
 from __future__ import annotations
 
 import copy
+import io
 import ipaddress
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -39,8 +40,43 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def dump(*docs: dict[str, Any]) -> str:
-    """YAML documents, separated by ``---``."""
-    return yaml.dump_all(list(docs), Dumper=_DUMPER, sort_keys=False, default_flow_style=False, explicit_start=False, width=1000)
+    """YAML documents, separated by ``---``: what ``yaml.dump_all(docs, sort_keys=False,
+    default_flow_style=False, width=1000)`` writes, from nodes built directly.
+
+    PyYAML's representer costs most of a dump (a dispatch and an alias check per value); fixes are
+    plain trees of mappings, lists, strings, numbers and booleans, so their nodes are built here
+    and handed to the same serializer and emitter (libyaml's when present)."""
+    stream = io.StringIO()
+    dumper = _DUMPER(stream, default_flow_style=False, sort_keys=False, explicit_start=False, width=1000)
+    try:
+        dumper.open()
+        for doc in docs:
+            dumper.serialize(_node(doc))
+        dumper.close()
+    finally:
+        dumper.dispose()
+    return stream.getvalue()
+
+
+_STR, _INT, _BOOL, _NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "bool", "null"))
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+def _node(value: Any) -> yaml.Node:
+    """The node SafeRepresenter would make for ``value`` (block style, keys in their order)."""
+    if isinstance(value, str):
+        return yaml.ScalarNode(_STR, value)
+    if isinstance(value, bool):
+        return yaml.ScalarNode(_BOOL, "true" if value else "false")
+    if isinstance(value, int):
+        return yaml.ScalarNode(_INT, str(value))
+    if value is None:
+        return yaml.ScalarNode(_NULL, "null")
+    if isinstance(value, dict):
+        return yaml.MappingNode(_MAP, [(_node(k), _node(v)) for k, v in value.items()], flow_style=False)
+    if isinstance(value, (list, tuple)):
+        return yaml.SequenceNode(_SEQ, [_node(v) for v in value], flow_style=False)
+    raise TypeError(f"a fix holds a {type(value).__name__}, which YAML fixes do not use")
 
 
 def default_deny_policy(namespace: str, types: tuple[str, ...] = ("Ingress", "Egress")) -> dict[str, Any]:
@@ -246,6 +282,27 @@ def narrowed_selector(analysis: Analysis, policy: Policy, dns_only: Callable[[An
             policy_doc(policy.namespace, f"{policy.name}-isolation"[:253], _canonical(isolation))]
 
 
+def _client_peers(analysis: Analysis, clients: tuple[int, ...]) -> list[dict[str, Any]]:
+    """One peer per client label set, its namespaces listed: the same pods as a peer per client,
+    in a rule that stays readable when hundreds of namespaces hold the same client (memoized:
+    many destinations share one set of clients)."""
+    key = ("client-peers", clients)
+    hit = analysis.memo.get(key)
+    if hit is None:
+        by_labels: dict[tuple[tuple[str, str], ...], set[str]] = {}
+        for cid in clients:
+            client = analysis.classes[cid]
+            by_labels.setdefault(tuple(sorted(_stable_labels(client.label_map).items())), set()).add(client.namespace)
+        peers = []
+        for labels, namespaces in sorted(by_labels.items(), key=lambda kv: (sorted(kv[1]), kv[0])):
+            names = sorted(namespaces)
+            ns_selector: dict[str, Any] = ({"matchLabels": {"kubernetes.io/metadata.name": names[0]}} if len(names) == 1 else
+                                           {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]})
+            peers.append({"namespaceSelector": ns_selector, "podSelector": {"matchLabels": dict(labels)}})
+        hit = analysis.memo[key] = peers
+    return cast("list[dict[str, Any]]", hit)
+
+
 def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ...], clients: list[int]) -> dict[str, Any] | None:
     """For a workload not isolated for ingress that serves sensitive ports: ingress isolation that
     keeps every other port open to everyone, and the sensitive ports open only to its own
@@ -255,21 +312,35 @@ def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ..
     pod_selector = _exact_selector(analysis, cls.namespace, _stable_labels(cls.label_map), frozenset({cls_id}))
     if pod_selector is None:
         return None
-    sources: list[dict[str, Any]] = [{"podSelector": {}}]
-    # One peer per client label set, its namespaces listed: the same pods as a peer per client,
-    # in a rule that stays readable when hundreds of namespaces hold the same client.
-    by_labels: dict[tuple[tuple[str, str], ...], set[str]] = {}
-    for cid in clients:
-        client = analysis.classes[cid]
-        by_labels.setdefault(tuple(sorted(_stable_labels(client.label_map).items())), set()).add(client.namespace)
-    for labels, namespaces in sorted(by_labels.items(), key=lambda kv: (sorted(kv[1]), kv[0])):
-        names = sorted(namespaces)
-        ns_selector: dict[str, Any] = ({"matchLabels": {"kubernetes.io/metadata.name": names[0]}} if len(names) == 1 else
-                                       {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]})
-        sources.append({"namespaceSelector": ns_selector, "podSelector": {"matchLabels": dict(labels)}})
+    sources: list[dict[str, Any]] = [{"podSelector": {}}, *copy.deepcopy(_client_peers(analysis, tuple(clients)))]
     name = f"{cls.workloads[0].name if cls.workloads else 'workload'}-sensitive-ports"[:253]
     unique = sorted({p for p in ports})
     return narrow(policy_doc(cls.namespace, name, {
         "podSelector": pod_selector, "policyTypes": ["Ingress"],
         "ingress": [{"ports": _ports_except(tuple(unique))},
                     {"from": sources, "ports": [{"protocol": "TCP", "port": p} for p in unique]}]}), "Ingress")
+
+
+_PEERS_HERE = "__netpol_audit_client_peers__"  # never a peer: peers are mappings, and namespace names hold no "_"
+
+
+def sensitive_ports_yaml(analysis: Analysis, cls_id: int, ports: tuple[int, ...], clients: list[int]) -> tuple[str, int] | None:
+    """`sensitive_ports_policy` as YAML, with how many client peers it names; the same text as
+    ``dump`` of that policy. The client peers (often hundreds of namespaces, shared by every
+    destination the same clients name) are written once and set into each policy's text."""
+    doc = sensitive_ports_policy(analysis, cls_id, ports, [])
+    if doc is None:
+        return None
+    peers = _client_peers(analysis, tuple(clients))
+    if not peers:
+        return dump(doc), 0
+    doc["spec"]["ingress"][1]["from"].append(_PEERS_HERE)
+    text = dump(doc)
+    key = ("client-peers-yaml", tuple(clients))
+    block = cast("str | None", analysis.memo.get(key))
+    if block is None:
+        block = analysis.memo[key] = yaml.dump(peers, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=1000)
+    line = next(line for line in text.splitlines() if line.strip() == f"- {_PEERS_HERE}")
+    indent = line[: len(line) - len(line.lstrip())]
+    # Block YAML indented as a whole keeps its structure: the sequence becomes the rest of `from`.
+    return text.replace(line + "\n", "".join(indent + part + "\n" for part in block.splitlines()), 1), len(peers)

@@ -258,11 +258,11 @@ def sensitive_port_exposure(ctx: Context) -> Iterable[Hit]:
                 workloads = tuple(w.ref for w in cls.workloads)
                 fix = None
                 if not analysis.is_isolated(cls.id, "Ingress"):
-                    doc = fixes.sensitive_ports_policy(analysis, cls.id, tuple(sorted(ports)), _named_clients(ctx, cls.id, ports))
+                    written = fixes.sensitive_ports_yaml(analysis, cls.id, tuple(sorted(ports)), _named_clients(ctx, cls.id, ports))
                     fix = (f"# Closes {', '.join(map(str, sorted(ports)))} to every other namespace"
-                           + (" but the clients whose egress policies name it" if len(doc["spec"]["ingress"][1]["from"]) > 1 else "")
+                           + (" but the clients whose egress policies name it" if written[1] else "")
                            + ": add each client workload (a namespaceSelector AND podSelector peer) before applying.\n"
-                           + fixes.dump(doc)) if doc else None
+                           + written[0]) if written else None
                 yield Hit(ns.name, "Workload", cls.workloads[0].name,
                           f"port{'s' if len(ports) > 1 else ''} {', '.join(map(str, sorted(ports)))}: {'; '.join(reasons)}",
                           objects=workloads, source=cls.workloads[0].source, key=cls.describe(), fix_yaml=fix)
@@ -301,9 +301,19 @@ def _named_clients(ctx: Context, cid: int, ports: set[int]) -> list[int]:
                 holders.setdefault(target, []).append(key)
         index = analysis.memo[("named-clients",)] = _ClientIndex({k: v[1] for k, v in by_set.items()}, holders)
     dst = analysis.classes[cid]
+    held_by = tuple(index.holders.get(cid, ()))
+    # Destinations in one peer set with the same ports share the clients, but for their own namespace's.
+    memo_key = ("named-clients", held_by, frozenset(ports), dst.ports)
+    clients = cast("list[tuple[str, tuple[int, ...]]] | None", analysis.memo.get(memo_key))
+    if clients is None:
+        clients = []
+        for key in held_by:
+            for sources, rule in index.rules[key]:
+                if any(rule.allows_port(p, "TCP", dst.ports) for p in ports):
+                    clients.append((analysis.classes[sources[0]].namespace, sources))
+        analysis.memo[memo_key] = clients
     found: set[int] = set()
-    for key in index.holders.get(cid, ()):
-        for sources, rule in index.rules[key]:
-            if analysis.classes[sources[0]].namespace != dst.namespace and any(rule.allows_port(p, "TCP", dst.ports) for p in ports):
-                found.update(sources)
+    for namespace, sources in clients:
+        if namespace != dst.namespace:
+            found.update(sources)
     return sorted(found)

@@ -102,6 +102,7 @@ class Analysis:
             credited.extend(compiled.policies)
         self.extended: tuple[StackPolicy, ...] = tuple(credited)
         self._stack_memo: dict[tuple[int, Direction], dict[Tier, tuple[StackPolicy, ...]]] = {}
+        self._signatures: dict[int, tuple[int, ...] | None] = {}
         self._ns_labels: dict[str, dict[str, str]] = {}
 
         self.classes: list[PodClass] = []
@@ -333,10 +334,15 @@ class Analysis:
         sources in one namespace share one verdict. None when a rule's match also depends on
         the source itself (Calico rules that narrow their own side, sameLabels peers).
         """
+        if cid in self._signatures:
+            return self._signatures[cid]
         stack = self.stack_for(cid, "Egress")
         if any(r.subject_dependent for ps in stack.values() for p in ps for r in p.rules("Egress")):
-            return None
-        return tuple(id(p) for t in TIERS for p in stack.get(t, ()))
+            signature = None
+        else:
+            signature = tuple(id(p) for t in TIERS for p in stack.get(t, ()))
+        self._signatures[cid] = signature
+        return signature
 
     def side_ports(self, subject: int, direction: Direction, other: Endpoint, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
         """What one side allows between ``subject`` and ``other``, on every port: the stack's walk.

@@ -1,0 +1,64 @@
+"""Fix YAML written from directly built nodes equals what PyYAML's own representer writes."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from audit.checks.fixes import _DUMPER, dump
+from audit.cli import app
+from tests.conftest import EXAMPLES
+
+
+def reference(*docs) -> str:
+    return yaml.dump_all(list(docs), Dumper=_DUMPER, sort_keys=False, default_flow_style=False, explicit_start=False, width=1000)
+
+
+TRICKY = st.sampled_from(["true", "false", "yes", "No", "on", "null", "~", "", " lead", "trail ", "1", "0x1F", "1e3", "1.5", "08",
+                          "a: b", "# not a comment", "- item", "*alias", "&anchor", "!tag", "%x", "@x", "`x", "'q'", '"q"', "x\ny",
+                          "2026-12-01", "12:30", ".inf", "<<", "{}", "[]", "é", "\u2028", "kubernetes.io/metadata.name"])
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), TRICKY, st.text(max_size=12))
+TREES = st.recursive(SCALARS, lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.one_of(TRICKY, st.text(max_size=8)), kids, max_size=4)),
+                     max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.one_of(TRICKY, st.text(max_size=8)), TREES, max_size=5), min_size=1, max_size=3))
+def test_dump_equals_pyyaml_on_any_tree(docs):
+    assert dump(*docs) == reference(*docs)
+
+
+def test_dump_equals_pyyaml_on_every_fix_of_the_examples():
+    seen = 0
+    for example in ("lab-before", "war-story", "mixed-cluster", "flannel"):
+        out = CliRunner().invoke(app, ["scan", str(EXAMPLES / example), "-f", "json", "--now", "2026-01-01T00:00:00Z"])
+        for finding in json.loads(out.stdout)["findings"]:
+            if finding.get("fixYaml"):
+                docs = [d for d in yaml.safe_load_all(finding["fixYaml"]) if d is not None]
+                assert dump(*docs) == reference(*docs)
+                seen += 1
+    assert seen > 10
+
+
+def test_the_sensitive_ports_fix_with_its_client_peers_set_in_equals_a_plain_dump():
+    """The spliced text (client peers written once, indented into each policy) equals dump() of the whole policy."""
+    from audit.checks.fixes import sensitive_ports_policy, sensitive_ports_yaml
+    from audit.engine.analysis import Analysis
+    from audit.sources.manifests import load_manifests
+
+    analysis = Analysis(load_manifests([str(EXAMPLES / "mixed-cluster")]))
+    classes = [c for c in analysis.real_classes() if c.governed]
+    checked = 0
+    for dst in classes:
+        for clients in ([], [c.id for c in classes if c.namespace != dst.namespace][:7], [c.id for c in classes][::3]):
+            doc = sensitive_ports_policy(analysis, dst.id, (5432, 6379), clients)
+            written = sensitive_ports_yaml(analysis, dst.id, (5432, 6379), clients)
+            assert (doc is None) == (written is None)
+            if doc is not None:
+                assert written == (dump(doc), len(doc["spec"]["ingress"][1]["from"]) - 1)
+                checked += bool(written[1])
+    assert checked > 3
