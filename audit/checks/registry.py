@@ -54,7 +54,12 @@ class Context:
         return [p for p in self.analysis.policies if not self.config.is_excluded(p.namespace)]
 
     def governed_classes(self, namespace: str) -> list[PodClass]:
-        return [c for c in self.analysis.governed_classes(namespace) if c.pods > 0]
+        """The namespace's pod classes with running pods that policies govern (computed once: every check asks)."""
+        key = ("governed-with-pods", namespace)
+        hit = self.analysis.memo.get(key)
+        if hit is None:
+            hit = self.analysis.memo[key] = [c for c in self.analysis.governed_classes(namespace) if c.pods > 0]
+        return hit  # type: ignore[return-value]
 
 
 CheckFn = Callable[[Context], Iterable[Hit]]

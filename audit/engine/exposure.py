@@ -29,10 +29,13 @@ SigKey = tuple[object, ...]
 class _Pool:
     """The index of one source pool: open sources, egress groups, and which groups name a class."""
 
-    __slots__ = ("anywhere", "groups", "named", "open", "open_sorted")
+    __slots__ = ("anywhere", "disjoint", "groups", "named", "open", "open_sorted", "pool")
 
     def __init__(self, graph: ClassGraph, pool: frozenset[int]):
         analysis = graph.analysis
+        self.pool = pool
+        self.disjoint: dict[int, bool] = {}
+        """Per peer set (by id): whether it holds no class of the pool."""
         self.open = frozenset(graph.open_egress & pool)
         self.open_sorted = sorted(self.open)
         members: dict[SigKey, list[int]] = {}
@@ -112,6 +115,14 @@ class Exposure:
                 sets.extend(s for s in peers if s)
         return tuple(sets)
 
+    @staticmethod
+    def _meets(classes: frozenset[int], index: _Pool) -> bool:
+        """Whether a peer set holds a class of the pool (memoized per peer set: the analysis keeps them)."""
+        hit = index.disjoint.get(id(classes))
+        if hit is None:
+            hit = index.disjoint[id(classes)] = classes.isdisjoint(index.pool)
+        return not hit
+
     def _in_both(self, admitted: tuple[frozenset[int], ...], group: frozenset[int]) -> int | None:
         """A class of ``group`` that one of the ``admitted`` sets holds (memoized per pair of sets:
         peer sets and groups are shared by many destinations)."""
@@ -131,8 +142,8 @@ class Exposure:
         index = self._pool(pool)
         open_ingress = dst in graph.open_ingress
         admitted = None if open_ingress else self._admitted(dst, port, protocol)
-        if admitted == ():
-            return None  # the destination is isolated and no ingress rule covers the port
+        if admitted is not None and not any(self._meets(classes, index) for classes in admitted):
+            return None  # the destination's ingress admits nobody of the pool on the port
         ingress_key = graph.ingress_key(dst)
 
         def let_in(candidates: Iterable[int]) -> int | None:
