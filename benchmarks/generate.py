@@ -55,11 +55,12 @@ def _dns_rule() -> dict[str, Any]:
             "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
 
 
-def generate(size: str, seed: int = 1, fat: bool = False) -> dict[str, list[dict[str, Any]]]:
-    """Objects by kind: Namespace, Pod, NetworkPolicy, DaemonSet. ``fat``: pods as `kubectl get -o
+def generate(size: str | dict[str, int], seed: int = 1, fat: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Objects by kind: Namespace, Pod, NetworkPolicy, DaemonSet, for a size of SIZES or a shape
+    ({"namespaces", "pods", "policies"}). ``fat``: pods as `kubectl get -o
     json` really returns them (managedFields, the last-applied annotation, sidecars with env,
     volumes and probes, status conditions and container statuses: about 5 KB a pod)."""
-    shape = SIZES[size]
+    shape = SIZES[size] if isinstance(size, str) else size
     rng = random.Random(seed)
     out: dict[str, list[dict[str, Any]]] = {"Namespace": [], "Pod": [], "NetworkPolicy": [], "DaemonSet": []}
     out["Namespace"].append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta("kube-system")})

@@ -38,7 +38,8 @@ def _comment(text: str) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
-def _file_name(index: int, namespace: str) -> str:
+def file_name(index: int, namespace: str) -> str:
+    """A bundle file's name: its place, the namespace as a slug, and a hash that keeps distinct namespaces apart."""
     slug = re.sub(r"[^a-z0-9-]+", "-", namespace.lower()).strip("-")[:50] or "namespace"
     return f"{index:02d}-{slug}-{hashlib.sha256(namespace.encode()).hexdigest()[:6]}.yaml"
 
@@ -89,7 +90,7 @@ def bundle(findings: tuple[FindingRow, ...], excluded: tuple[str, ...], dns: Dns
         if left:
             head.append("# Offered, but the finding stays after the whole bundle is applied (fix it by hand):")
             head += [line.format(f, _comment(f.name), _comment(f.message)[:160]) for f in left]
-        files.append(BundleFile(_file_name(i, ns), "\n".join(head) + "\n" + fixes.dump(*docs), tuple(docs),
+        files.append(BundleFile(file_name(i, ns), "\n".join(head) + "\n" + fixes.dump(*docs), tuple(docs),
                                 tuple(f.id for f in resolves[ns])))
     kyverno = fixes.kyverno_new_namespaces(excluded, dns)
     head = ["# netpol-audit fix bundle: every namespace created from now on gets default-deny and the DNS allow",

@@ -1,0 +1,166 @@
+"""Least-privilege NetworkPolicies from observed traffic, verified by the engine before they are offered.
+
+Per namespace with observed pods: default-deny both ways, DNS to the cluster DNS pods, then per
+workload one ingress policy (a rule per observed source, on the ports seen) and one egress
+policy (a rule per observed destination). Selectors come from stable labels only (never
+pod-template-hash, StatefulSet pod names or other per-pod labels, see fixes.PER_POD_LABELS);
+ports by the destination's name for them when it declares one. Flows the capture saw only as
+DROPPED were refused, not needed: they are not proposed.
+
+`verify` applies the proposal to the inventory: every proposed-from flow must be allowed, and
+`widened` (every connection after that was not before) must be empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from audit.checks import fixes
+from audit.checks.bundle import BundleFile, apply, file_name
+from audit.engine.analysis import Analysis, DnsTarget, Endpoint
+from audit.engine.connectivity import Connection
+from audit.engine.diff import widened
+from audit.engine.flows import End, FlowMapper, Tally, Traffic
+from audit.inventory import Inventory
+
+NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The proposed files, and what could not be expressed (said, never left out silently)."""
+
+    files: tuple[BundleFile, ...]
+    notes: tuple[str, ...]
+    flows: tuple[tuple[End, End, int, str], ...]
+    """The observed (source, destination, port, protocol) the proposal is meant to allow."""
+
+
+def _needed(traffic: Traffic) -> dict[tuple[End, End, int, str], Tally]:
+    return {k: t for k, t in traffic.pairs.items() if t.dropped < t.count}
+
+
+def propose(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, dns: DnsTarget, excluded: tuple[str, ...] = ()) -> Proposal:
+    """The least-privilege policies for the observed traffic (see the module docstring)."""
+    needed = _needed(traffic)
+    dns_ids = set(analysis.dns_classes)
+    inbound: dict[int, dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+    outbound: dict[int, dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+    notes: list[str] = []
+    namespaces: set[str] = set()
+    for (src, dst, port, protocol), tally in sorted(needed.items(), key=lambda kv: str(kv[0])):
+        for subject, other, side, table in ((dst, src, "src", inbound), (src, dst, "dst", outbound)):
+            if not isinstance(subject, int) or analysis.classes[subject].namespace in excluded:
+                continue
+            if table is outbound and other in dns_ids and port == 53:
+                namespaces.add(analysis.classes[subject].namespace)
+                continue  # allow-dns covers it
+            dst_cls = analysis.classes[dst] if isinstance(dst, int) else None
+            named = next((p.name for p in (dst_cls.ports if dst_cls else ()) if p.port == port and p.protocol == protocol and p.name), None)
+            for peer in _peers(analysis, mapper, analysis.classes[subject].namespace, other, tally, side):
+                key = str(sorted(peer.items()))
+                rules = table.setdefault(subject, {})
+                entry = rules.setdefault(key, (peer, []))
+                spec_port = {"protocol": protocol, "port": named or port}
+                if spec_port not in entry[1]:
+                    entry[1].append(spec_port)
+            namespaces.add(analysis.classes[subject].namespace)
+    docs: dict[str, list[dict[str, Any]]] = {}
+    for ns in sorted(namespaces):
+        docs[ns] = [fixes.default_deny_policy(ns), fixes.allow_dns_policy(ns, dns)]
+    for table, direction in ((inbound, "Ingress"), (outbound, "Egress")):
+        for cid in sorted(table):
+            cls = analysis.classes[cid]
+            selector = _workload_selector(analysis, cid)
+            if selector is None:
+                notes.append(f"{cls.describe()}: no stable labels select this workload alone; its observed {direction.lower()} "
+                             "is not proposed")
+                continue
+            word, peer_key = ("from", "from") if direction == "Ingress" else ("to", "to")
+            spec_rules = [{peer_key: [peer], "ports": sorted(ports, key=lambda p: (p["protocol"], str(p["port"])))}
+                     for peer, ports in sorted(table[cid].values(), key=lambda e: str(sorted(e[0].items())))]
+            name = f"{cls.workloads[0].name}-{word}-observed"[:253]
+            docs.setdefault(cls.namespace, []).append(fixes.policy_doc(cls.namespace, name, {
+                "podSelector": selector, "policyTypes": [direction], direction.lower(): spec_rules}))
+    files = tuple(BundleFile(file_name(i, ns), "# netpol-audit flows --propose: least privilege for the traffic observed\n"
+                             + fixes.dump(*items), tuple(items), ()) for i, (ns, items) in enumerate(sorted(docs.items()), 1))
+    return Proposal(files, tuple(notes), tuple(sorted(needed, key=str)))
+
+
+def _workload_selector(analysis: Analysis, cid: int) -> dict[str, Any] | None:
+    """matchLabels of stable labels that select exactly the pod classes of this class's workloads."""
+    cls = analysis.classes[cid]
+    refs = {w.ref for w in cls.workloads}
+    same = frozenset(c for c in analysis.classes_by_ns.get(cls.namespace, ()) if {w.ref for w in analysis.classes[c].workloads} & refs)
+    common = dict(fixes._stable_labels(cls.label_map))
+    for other in same:
+        labels = analysis.classes[other].label_map
+        common = {k: v for k, v in common.items() if labels.get(k) == v}
+    return fixes._exact_selector(analysis, cls.namespace, common, same)
+
+
+def _peers(analysis: Analysis, mapper: FlowMapper, own_ns: str, other: End, tally: Tally, side: str) -> list[dict[str, Any]]:
+    """The peer entries that name ``other`` as narrowly as its labels (or addresses) allow."""
+    if isinstance(other, int):
+        cls = analysis.classes[other]
+        labels = fixes._stable_labels(cls.label_map)
+        pods = {"matchLabels": labels} if labels else {}
+        if cls.namespace == own_ns:
+            return [{"podSelector": pods}]
+        return [{"namespaceSelector": {"matchLabels": {NAME_LABEL: cls.namespace}}, "podSelector": pods}]
+    seen = sorted(tally.ips.get(side, ()), key=lambda ip: (ipaddress.ip_address(ip).version, int(ipaddress.ip_address(ip))))
+    if seen and len(seen) < 8:
+        return [{"ipBlock": {"cidr": str(ipaddress.ip_network(ip))}} for ip in seen]
+    seg = mapper.segments[other[1]]
+    make = ipaddress.IPv4Address if seg.version == 4 else ipaddress.IPv6Address
+    return [{"ipBlock": {"cidr": str(net)}} for net in ipaddress.summarize_address_range(make(seg.first), make(seg.last))]
+
+
+@dataclass(frozen=True)
+class ProposalCheck:
+    """The engine's verdict on a proposal: observed flows it still denies, connections it opens."""
+
+    still_denied: tuple[str, ...]
+    opened: tuple[Connection, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.still_denied and not self.opened
+
+
+def verify(inventory: Inventory, before: Analysis, mapper: FlowMapper, traffic: Traffic, proposal: Proposal) -> ProposalCheck:
+    """Apply the proposal: every flow it was made for must be allowed, and nothing the current
+    policies deny may become allowed."""
+    applied = apply(inventory, list(proposal.files))
+    after = Analysis(applied, before.dns, before.cni, before.assume_enforced)
+    denied = []
+    for key in proposal.flows:
+        tally = traffic.pairs[key]
+        for src in _probes(mapper, key[0], tally, "src"):
+            for dst in _probes(mapper, key[1], tally, "dst"):
+                if not after.allowed(src, dst, key[2], key[3]).allowed:
+                    denied.append(f"{mapper.describe(key[0], tally, 'src')} -> {mapper.describe(key[1], tally, 'dst')} {key[3]}/{key[2]}")
+    return ProposalCheck(tuple(dict.fromkeys(denied)), tuple(widened(before, after)))
+
+
+def _probes(mapper: FlowMapper, end: End, tally: Tally, side: str) -> list[Endpoint]:
+    """Where an end is evaluated: the class; for outside ends, each address seen (the proposal
+    names those), else the segment's first address."""
+    if isinstance(end, int):
+        return [end]
+    seen = tally.ips.get(side)
+    return [ipaddress.ip_address(ip) for ip in sorted(seen)] if seen else [mapper.endpoint(end)]
+
+
+def with_candidate(inventory: Inventory, candidate: Inventory) -> Inventory:
+    """``inventory`` with a candidate folder applied as `kubectl apply` would: its policies added,
+    a policy of the same namespace and name replaced."""
+    policies = {(p.namespace, p.name): p for p in inventory.policies}
+    policies.update({(p.namespace, p.name): p for p in candidate.policies})
+    extended = {(p.kind, p.namespace, p.name): p for p in inventory.extended}
+    extended.update({(p.kind, p.namespace, p.name): p for p in candidate.extended})
+    return dataclasses.replace(inventory, policies=tuple(policies[k] for k in sorted(policies)),
+                               extended=tuple(extended[k] for k in sorted(extended, key=lambda k: (k[0], k[1] or "", k[2]))))

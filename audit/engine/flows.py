@@ -1,0 +1,351 @@
+"""Policies against observed traffic: what breaks, what is never used, where traffic is unsegmented.
+
+Flows are mapped to the analysis's pod classes (by namespace and pod name, else by IP through
+the inventory, else as outside addresses) and aggregated per (source, destination, port,
+protocol) before anything is evaluated, so a million flows cost one verdict per distinct pair.
+Outside addresses aggregate per connectivity segment (address ranges every ipBlock treats
+alike), so aggregation is bounded by the policies, not by the number of addresses seen.
+Unmapped flows are counted per reason and listed, never dropped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from audit.engine.analysis import Analysis, Endpoint
+from audit.engine.connectivity import Segment, segments
+from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, Policy, Rule
+from audit.engine.verdict import Verdict
+from audit.observed import Flow, FlowEnd
+
+Outside = tuple[str, int]
+"""("outside", segment index): an address range outside the pods that every policy treats alike."""
+End = int | Outside
+MAX_UNMAPPED = 50
+MAX_IPS = 8
+
+
+@dataclass
+class Tally:
+    """Flows of one (source, destination, port, protocol): how many, dropped ones apart, when."""
+
+    count: int = 0
+    dropped: int = 0
+    first: str | None = None
+    last: str | None = None
+    ips: dict[str, set[str]] = field(default_factory=dict)
+    """Outside addresses seen at each end ("src"/"dst"), a few of them."""
+
+    def add(self, flow: Flow) -> None:
+        self.count += flow.count
+        self.dropped += flow.count if flow.dropped else 0
+        if flow.first and (self.first is None or flow.first < self.first):
+            self.first = flow.first
+        if flow.last and (self.last is None or flow.last > self.last):
+            self.last = flow.last
+
+
+@dataclass
+class Traffic:
+    """Observed flows, aggregated and mapped; what could not be mapped, counted and sampled."""
+
+    pairs: dict[tuple[End, End, int, str], Tally] = field(default_factory=dict)
+    flows: int = 0
+    dropped: int = 0
+    first: str | None = None
+    last: str | None = None
+    unmapped: dict[str, int] = field(default_factory=dict)
+    """Flows not placed, by reason."""
+    unmapped_examples: list[str] = field(default_factory=list)
+    outside_only: int = 0
+    """Flows between two outside addresses: no pod of the cluster is on either end."""
+
+
+class FlowMapper:
+    """Places capture ends on the analysis's pod classes or outside segments (indexes built once)."""
+
+    def __init__(self, analysis: Analysis):
+        self.analysis = analysis
+        self.by_name: dict[tuple[str, str], list[int]] = {}
+        self.by_ip: dict[str, int] = {}
+        for cls in analysis.real_classes():
+            if not cls.governed:
+                continue
+            for w in cls.workloads:
+                names = {w.name} | ({w.controller.split("/", 1)[1]} if w.controller else set())
+                for name in names:
+                    ids = self.by_name.setdefault((cls.namespace, name), [])
+                    if cls.id not in ids:
+                        ids.append(cls.id)
+                for ip in w.ips:
+                    self.by_ip.setdefault(_canonical(ip), cls.id)
+        self.segments: list[Segment] = segments(analysis)
+        self._starts = {v: [s.first for s in self.segments if s.version == v] for v in (4, 6)}
+        self._index = {v: [i for i, s in enumerate(self.segments) if s.version == v] for v in (4, 6)}
+
+    def place(self, end: FlowEnd) -> tuple[list[End], str | None]:
+        """The ends a capture end stands for (usually one), or ([], why not)."""
+        if end.namespace and (end.name or end.workload):
+            ids = self._workload_classes(end)
+            if ids:
+                return list(ids), None
+            dns = self._dns(end)
+            if dns is not None:
+                return [dns], None
+            if end.ip is None:
+                return [], f"no pod or workload {end.namespace}/{end.name or end.workload} in the inventory"
+        if end.ip:
+            cid = self.by_ip.get(_canonical(end.ip))
+            if cid is not None:
+                return [cid], None
+            try:
+                ip = ipaddress.ip_address(end.ip)
+            except ValueError:
+                return [], f"{end.ip!r} is not an IP address"
+            starts = self._starts[ip.version]
+            at = bisect.bisect_right(starts, int(ip)) - 1
+            if at < 0:
+                return [], f"no segment holds {ip}"
+            return [("outside", self._index[ip.version][at])], None
+        return [], "neither a pod nor an IP address"
+
+    def _dns(self, end: FlowEnd) -> int | None:
+        """The cluster DNS pods when the inventory has none of its own (the analysis assumes them):
+        a pod of the DNS namespace with the DNS labels, or named as CoreDNS and kube-dns pods are."""
+        target = self.analysis.dns_target
+        if end.namespace != target.namespace or not self.analysis.dns_classes:
+            return None
+        labels = dict(end.labels)
+        named = (end.workload or end.name or "").startswith(("coredns", "kube-dns"))
+        if named or (target.labels and all(labels.get(k) == v for k, v in target.labels)):
+            return self.analysis.dns_classes[0]
+        return None
+
+    def _workload_classes(self, end: FlowEnd) -> list[int]:
+        """Classes of the pod's workload (a pod name with its generated suffixes stripped), narrowed
+        to the one whose labels the capture shows, or to the pod's IP, when it has several."""
+        assert end.namespace is not None
+        ids: list[int] = []
+        for name in filter(None, (end.workload, end.name)):
+            parts = name.split("-")
+            for cut in range(0, min(3, len(parts))):  # <deployment>-<hash>-<id>, <statefulset>-<n>, <daemonset>-<id>
+                ids = self.by_name.get((end.namespace, "-".join(parts[: len(parts) - cut])), [])
+                if ids:
+                    break
+            if ids:
+                break
+        if len(ids) > 1 and end.labels:
+            labels = dict(end.labels)
+            fitting = [c for c in ids if all(labels.get(k) == v for k, v in self.analysis.classes[c].label_map.items())]
+            if fitting:
+                ids = fitting
+        if len(ids) > 1 and end.ip:
+            cid = self.by_ip.get(_canonical(end.ip))
+            if cid in ids:
+                ids = [cid]
+        return ids
+
+    def endpoint(self, end: End) -> Endpoint:
+        """What the engine evaluates for an end: the class, or the first address of the segment."""
+        return end if isinstance(end, int) else self.segments[end[1]].probe
+
+    def describe(self, end: End, tally: Tally | None = None, side: str = "") -> str:
+        if isinstance(end, int):
+            return ", ".join(w.ref for w in self.analysis.classes[end].workloads[:3])
+        seen = sorted((tally.ips.get(side) if tally else None) or ())
+        return ", ".join(seen[:3]) + (f" (+{len(seen) - 3})" if len(seen) > 3 else "") if seen else self.segments[end[1]].text()
+
+
+def _canonical(ip: str) -> str:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip
+
+
+def aggregate(mapper: FlowMapper, flows: Iterable[Flow]) -> Traffic:
+    """Every flow placed and added to its (source, destination, port, protocol) tally."""
+    traffic = Traffic()
+    for flow in flows:
+        traffic.flows += flow.count
+        traffic.dropped += flow.count if flow.dropped else 0
+        if flow.first and (traffic.first is None or flow.first < traffic.first):
+            traffic.first = flow.first
+        if flow.last and (traffic.last is None or flow.last > traffic.last):
+            traffic.last = flow.last
+        srcs, why_src = mapper.place(flow.src)
+        dsts, why_dst = mapper.place(flow.dst)
+        if not srcs or not dsts:
+            why = f"source {why_src}" if not srcs else f"destination {why_dst}"
+            traffic.unmapped[why] = traffic.unmapped.get(why, 0) + flow.count
+            if len(traffic.unmapped_examples) < MAX_UNMAPPED:
+                traffic.unmapped_examples.append(f"{flow.src.text()} -> {flow.dst.text()} {flow.port}/{flow.protocol}: {why}")
+            continue
+        if all(not isinstance(e, int) for e in srcs + dsts):
+            traffic.outside_only += flow.count
+            continue
+        for src in srcs:
+            for dst in dsts:
+                key = (src, dst, flow.port, flow.protocol)
+                tally = traffic.pairs.get(key)
+                if tally is None:
+                    tally = traffic.pairs[key] = Tally()
+                tally.add(flow)
+                for side, end, at in (("src", src, flow.src), ("dst", dst, flow.dst)):
+                    if not isinstance(end, int) and at.ip:
+                        seen = tally.ips.setdefault(side, set())
+                        if len(seen) < MAX_IPS:
+                            seen.add(at.ip)
+    return traffic
+
+
+# -- the questions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Denied:
+    """Observed flows the policies deny, with what denies them."""
+
+    src: str
+    dst: str
+    port: int
+    protocol: str
+    count: int
+    dropped: int
+    first: str | None
+    last: str | None
+    why: tuple[str, ...]
+
+
+def verdicts(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> dict[tuple[End, End, int, str], Verdict]:
+    """The engine's verdict for every observed (source, destination, port, protocol)."""
+    return {key: analysis.allowed(mapper.endpoint(key[0]), mapper.endpoint(key[1]), key[2], key[3]) for key in traffic.pairs}
+
+
+def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[Denied]:
+    """Observed flows that ``analysis``'s policies deny, one row per workload pair and port,
+    with the rule chain of each side (as `reach` explains it)."""
+    rows: dict[tuple[str, str, int, str], Denied] = {}
+    for key, verdict in sorted(verdicts(analysis, mapper, traffic).items(), key=lambda kv: _order(kv[0])):
+        if verdict.allowed:
+            continue
+        tally = traffic.pairs[key]
+        src, dst = mapper.describe(key[0], tally, "src"), mapper.describe(key[1], tally, "dst")
+        group = (src, dst, key[2], key[3])
+        old = rows.get(group)
+        if old is None:
+            rows[group] = Denied(src, dst, key[2], key[3], tally.count, tally.dropped, tally.first, tally.last,
+                                 tuple(verdict.explain_lines()))
+        else:
+            rows[group] = Denied(src, dst, key[2], key[3], old.count + tally.count, old.dropped + tally.dropped,
+                                 min(filter(None, (old.first, tally.first)), default=None),
+                                 max(filter(None, (old.last, tally.last)), default=None), old.why)
+    return sorted(rows.values(), key=lambda d: (-d.count, d.src, d.dst, d.port, d.protocol))
+
+
+def _order(key: tuple[End, End, int, str]) -> tuple[object, ...]:
+    def one(end: End) -> tuple[int, int]:
+        return (0, end) if isinstance(end, int) else (1, end[1])
+
+    return (one(key[0]), one(key[1]), key[2], key[3])
+
+
+@dataclass(frozen=True)
+class RuleUse:
+    """One NetworkPolicy allow rule against the traffic: how much of what it allows was used."""
+
+    policy: str
+    namespace: str
+    rule: str
+    flows: int
+    peers_used: int
+    peers_allowed: int | None
+    """Pod classes (and outside ranges) it admits; None: every peer, addresses included."""
+    ports_used: tuple[str, ...]
+    ports_allowed: str
+
+
+def rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[RuleUse]:
+    """Every NetworkPolicy rule with the flows that exercised it (a flow exercises a rule of a
+    policy that isolates its side when the rule names the other end and covers the port)."""
+    used: dict[tuple[str, str, int], _Use] = {}
+    allowed = verdicts(analysis, mapper, traffic)
+    for key, tally in traffic.pairs.items():
+        if not allowed[key].allowed:
+            continue
+        src, dst, port, protocol = key
+        dst_ports = analysis.classes[dst].ports if isinstance(dst, int) else None
+        sides: tuple[tuple[Direction, End, End], ...] = (("Ingress", dst, src), ("Egress", src, dst))
+        for direction, subject, other in sides:
+            if not isinstance(subject, int):
+                continue
+            for policy in analysis.isolating(subject, direction):
+                for i, rule in enumerate(policy.rules(direction)):
+                    if rule.allows_port(port, protocol, dst_ports) and analysis.peer_admits(policy, rule, mapper.endpoint(other)):
+                        entry = used.setdefault((policy.key, direction, i), _Use())
+                        entry.flows += tally.count
+                        entry.peers.add(other)
+                        entry.ports.add(f"{protocol}/{port}")
+    out = []
+    for policy in analysis.policies:
+        for direction in DIRECTIONS:
+            for i, rule in enumerate(policy.rules(direction)):
+                use = used.get((policy.key, direction, i), _Use())
+                out.append(RuleUse(policy.key, policy.namespace, rule.field, use.flows, len(use.peers),
+                                   _peer_count(analysis, policy, rule), tuple(sorted(use.ports)), _ports_text(rule)))
+    return out
+
+
+@dataclass
+class _Use:
+    flows: int = 0
+    peers: set[End] = field(default_factory=set)
+    ports: set[str] = field(default_factory=set)
+
+
+def _peer_count(analysis: Analysis, policy: Policy, rule: Rule) -> int | None:
+    if rule.all_peers or any(p.ip_block is not None for p in rule.peers):
+        return None
+    found: set[int] = set()
+    for peer in rule.peers:
+        found |= analysis.peer_classes(policy.namespace, peer)
+    return len(found)
+
+
+def _ports_text(rule: Rule) -> str:
+    return "every port" if rule.all_ports else ", ".join(str(p) for p in rule.ports)
+
+
+@dataclass(frozen=True)
+class Unsegmented:
+    """A workload with observed traffic in a direction no policy isolates."""
+
+    namespace: str
+    workload: str
+    direction: str
+    peers: int
+    flows: int
+
+
+def unsegmented(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[Unsegmented]:
+    """Workloads with traffic and no isolation in that direction, most distinct peers first."""
+    peers: dict[tuple[int, str], set[End]] = {}
+    flows: dict[tuple[int, str], int] = {}
+    for (src, dst, _port, _proto), tally in traffic.pairs.items():
+        sides: tuple[tuple[End, End, Direction], ...] = ((dst, src, "Ingress"), (src, dst, "Egress"))
+        for subject, other, direction in sides:
+            if isinstance(subject, int) and not analysis.is_isolated(subject, direction):
+                peers.setdefault((subject, direction), set()).add(other)
+                flows[(subject, direction)] = flows.get((subject, direction), 0) + tally.count
+    out = [Unsegmented(analysis.classes[c].namespace, _workload_names(analysis, c), d, len(p), flows[(c, d)]) for (c, d), p in peers.items()]
+    return sorted(out, key=lambda u: (-u.peers, -u.flows, u.namespace, u.workload, u.direction))
+
+
+def _workload_names(analysis: Analysis, cid: int) -> str:
+    cls = analysis.classes[cid]
+    if not cls.workloads:
+        return "(the cluster DNS pods, assumed)" if cid in analysis.dns_classes else "(no workload)"
+    return ", ".join(w.name for w in cls.workloads[:3]) + (f" (+{len(cls.workloads) - 3})" if len(cls.workloads) > 3 else "")

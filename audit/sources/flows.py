@@ -1,0 +1,273 @@
+"""Observed flows, streamed from files: Hubble's JSON lines and a plain CSV or JSON form.
+
+Hubble (`hubble observe -o json` or `-o jsonpb`): one JSON object a line, the flow itself or
+wrapped as ``{"flow": {...}}``, with Cilium's field names (``pod_name``, ``is_reply``,
+``traffic_direction``, ``l4.TCP.destination_port``) or their lowerCamelCase forms. Only L3/L4
+flows are read (``Type`` L3_L4, or an ``l4`` section when ``Type`` is absent); replies
+(``is_reply``) are the other half of a connection already seen, and are skipped; other lines
+(L7, lost events, node status) are counted as skipped. A DROPPED verdict is kept, flagged.
+
+Plain form, for any other source (VPC and Calico flow logs, conntrack dumps): CSV with a header,
+a JSON array, or JSON lines, with ``src``, ``dst``, ``port``, ``protocol`` and optional
+``count``, ``first``, ``last``; ``src``/``dst`` as ``ns/pod``, ``ns/workload`` or an IP address.
+
+Nothing here knows the cluster: mapping flows to pod classes is the engine's (audit.engine.flows).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from audit.errors import InputError
+from audit.observed import Flow, FlowEnd
+
+FLOW_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+PROTOCOLS = {"TCP", "UDP", "SCTP"}
+_decode = msgspec.json.Decoder()
+
+
+@dataclass
+class ReadStats:
+    """What reading the files found besides flows, so nothing is dropped silently."""
+
+    files: list[str] = field(default_factory=list)
+    lines: int = 0
+    replies: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Lines that are no L3/L4 flow, by what they are (L7, lost events, ...)."""
+
+    def skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+
+def is_flow_file(path: str) -> bool:
+    """Whether a command-line path is a flow capture rather than manifests: by suffix (.csv,
+    .jsonl, .ndjson), or for .json/.log/.txt files by the first line (a Hubble flow or a
+    plain flow with src and dst)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    suffix = p.suffix.lower()
+    if suffix in FLOW_SUFFIXES:
+        return True
+    if suffix not in (".json", ".log", ".txt"):
+        return False
+    with p.open("rb") as fh:
+        head = fh.read(65536)
+    first = head.lstrip()[:1]
+    if first == b"[":
+        try:
+            items = _decode.decode(p.read_bytes())
+        except msgspec.DecodeError:
+            return False
+        return bool(items) and isinstance(items[0], dict) and "src" in items[0] and "dst" in items[0]
+    line = head.split(b"\n", 1)[0]
+    try:
+        obj = _decode.decode(line)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(obj, dict) and ("flow" in obj or ("source" in obj and "destination" in obj and "kind" not in obj)
+                                      or ("src" in obj and "dst" in obj))
+
+
+def read_flows(paths: list[str], stats: ReadStats) -> Iterator[Flow]:
+    """Every flow of every file, in order, streamed (a file is read line by line)."""
+    for path in paths:
+        stats.files.append(path)
+        try:
+            fh = open(path, "rb")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        with fh:
+            if path.lower().endswith(".csv"):
+                yield from _csv_flows(path, io.TextIOWrapper(fh, encoding="utf-8", newline=""), stats)
+                continue
+            head = fh.read(1)
+            while head in (b" ", b"\n", b"\r", b"\t"):
+                head = fh.read(1)
+            rest = fh.read() if head == b"[" else None
+            if rest is not None:
+                yield from _json_array_flows(path, head + rest, stats)
+                continue
+            fh.seek(0)
+            for number, raw in enumerate(fh, 1):
+                if not raw.strip():
+                    continue
+                stats.lines += 1
+                try:
+                    obj = _decode.decode(raw)
+                except msgspec.DecodeError as exc:
+                    raise InputError(f"{path}: line {number}: not a JSON object ({exc})") from None
+                flow = _flow_of(obj, f"{path}: line {number}", stats)
+                if flow is not None:
+                    yield flow
+
+
+def _json_array_flows(path: str, body: bytes, stats: ReadStats) -> Iterator[Flow]:
+    try:
+        items = _decode.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InputError(f"{path}: invalid JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise InputError(f"{path}: a JSON flow file is an array of flows or one flow a line")
+    for i, obj in enumerate(items):
+        stats.lines += 1
+        flow = _flow_of(obj, f"{path}: item {i}", stats)
+        if flow is not None:
+            yield flow
+
+
+def _flow_of(obj: Any, where: str, stats: ReadStats) -> Flow | None:
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: a flow is a JSON object, got {type(obj).__name__}")
+    if "src" in obj or "dst" in obj:
+        return _plain_flow(obj, where)
+    if "flow" not in obj and not any(k in obj for k in ("l4", "source", "destination", "IP", "Type")):
+        stats.skip(f"not a flow ({next(iter(obj), 'empty')})")  # lost events, node status, agent events
+        return None
+    return _hubble_flow(obj.get("flow", obj) if isinstance(obj.get("flow", obj), dict) else {}, where, stats)
+
+
+def _get(obj: Any, snake: str, camel: str | None = None) -> Any:
+    """A field by Cilium's proto name or its lowerCamelCase JSON name (jsonpb)."""
+    if not isinstance(obj, dict):
+        return None
+    value = obj.get(snake)
+    if value is None and camel:
+        value = obj.get(camel)
+    return value
+
+
+def _hubble_flow(flow: dict[str, Any], where: str, stats: ReadStats) -> Flow | None:
+    kind = _get(flow, "Type", "type")
+    l4 = _get(flow, "l4")
+    if not flow or not (kind == "L3_L4" or (kind is None and isinstance(l4, dict))):
+        stats.skip(str(kind or ("no flow" if not flow else "no l4")))
+        return None
+    reply = _get(flow, "is_reply", "isReply")
+    if reply is True or reply == {"value": True}:
+        stats.replies += 1
+        return None
+    if not isinstance(l4, dict) or not l4:
+        stats.skip("no l4")
+        return None
+    protocol, layer = next(iter(l4.items()))
+    if protocol not in PROTOCOLS:
+        stats.skip(f"protocol {protocol}")  # ICMP has no port for a NetworkPolicy to name
+        return None
+    port = _get(layer, "destination_port", "destinationPort")
+    if type(port) is not int or not 0 < port < 65536:
+        raise InputError(f"{where}: flow.l4.{protocol}.destination_port: must be a port number (1-65535), got {port!r}")
+    ip = _get(flow, "IP", "ip") or {}
+    src = _hubble_end(_get(flow, "source"), _get(ip, "source"), where, "source")
+    dst = _hubble_end(_get(flow, "destination"), _get(ip, "destination"), where, "destination")
+    time = _timestamp(_get(flow, "time"), f"{where}: flow.time")
+    return Flow(src, dst, port, protocol, 1, time, time, _get(flow, "verdict") == "DROPPED")
+
+
+def _hubble_end(end: Any, ip: Any, where: str, field_name: str) -> FlowEnd:
+    if end is not None and not isinstance(end, dict):
+        raise InputError(f"{where}: flow.{field_name}: must be an object")
+    end = end or {}
+    labels = []
+    for raw in _get(end, "labels") or ():
+        if isinstance(raw, str) and raw.startswith("k8s:") and "=" in raw:
+            key, _, value = raw[4:].partition("=")
+            if not key.startswith(("io.kubernetes.", "io.cilium.")):
+                labels.append((key, value))
+    workloads = _get(end, "workloads")
+    workload = workloads[0].get("name") if isinstance(workloads, list) and workloads and isinstance(workloads[0], dict) else None
+    namespace, name = _get(end, "namespace"), _get(end, "pod_name", "podName")
+    for value, what in ((namespace, "namespace"), (name, "pod_name"), (ip, "IP")):
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{where}: flow.{field_name}.{what}: must be a string, got {value!r}")
+    return FlowEnd(namespace or None, name or None, ip or None, tuple(sorted(labels)), workload if isinstance(workload, str) else None)
+
+
+def _timestamp(value: Any, where: str) -> str | None:
+    """An RFC 3339 time as UTC ISO 8601 to the second-fraction Python keeps (Hubble writes nanoseconds)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):  # a protobuf Timestamp as {seconds, nanos}
+        seconds = value.get("seconds")
+        if not isinstance(seconds, (int, str)):
+            raise InputError(f"{where}: not a time")
+        return dt.datetime.fromtimestamp(int(seconds), dt.UTC).isoformat().replace("+00:00", "Z")
+    if not isinstance(value, str):
+        raise InputError(f"{where}: not a time: {value!r}")
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:  # at most microseconds for fromisoformat
+        head, _, tail = text.partition(".")
+        digits = "".join(c for c in tail if c.isdigit())
+        zone = tail[len(digits):]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{where}: not an RFC 3339 time: {value!r}") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _plain_end(value: Any, where: str) -> FlowEnd:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where}: must be ns/pod, ns/workload or an IP address, got {value!r}")
+    text = value.strip()
+    try:
+        return FlowEnd(ip=str(ipaddress.ip_address(text)))
+    except ValueError:
+        pass
+    namespace, sep, name = text.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise InputError(f"{where}: {text!r} is neither ns/name nor an IP address")
+    return FlowEnd(namespace, name)
+
+
+def _plain_flow(obj: dict[str, Any], where: str) -> Flow:
+    src = _plain_end(obj.get("src"), f"{where}: src")
+    dst = _plain_end(obj.get("dst"), f"{where}: dst")
+    port = obj.get("port")
+    if isinstance(port, str) and port.strip().isdigit():
+        port = int(port)
+    if type(port) is not int or not 0 < port < 65536:
+        raise InputError(f"{where}: port: must be a port number (1-65535), got {port!r}")
+    protocol = str(obj.get("protocol") or "TCP").upper()
+    if protocol not in PROTOCOLS:
+        raise InputError(f"{where}: protocol: {protocol!r} is not TCP, UDP or SCTP")
+    count = obj.get("count", 1)
+    if isinstance(count, str) and count.strip().isdigit():
+        count = int(count)
+    if count in (None, ""):
+        count = 1
+    if type(count) is not int or count < 1:
+        raise InputError(f"{where}: count: must be a positive integer, got {count!r}")
+    first = _timestamp(obj.get("first"), f"{where}: first")
+    last = _timestamp(obj.get("last"), f"{where}: last") or first
+    return Flow(src, dst, port, protocol, count, first or last, last, str(obj.get("verdict", "")).upper() == "DROPPED")
+
+
+def _csv_flows(path: str, text: io.TextIOWrapper, stats: ReadStats) -> Iterator[Flow]:
+    try:
+        reader = csv.DictReader(text)
+        missing = {"src", "dst", "port"} - set(reader.fieldnames or ())
+        if missing:
+            raise InputError(f"{path}: line 1: the header lacks {', '.join(sorted(missing))} (columns: src, dst, port, protocol, count, first, last)")
+        for row in reader:
+            stats.lines += 1
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            yield _plain_flow(row, f"{path}: line {reader.line_num}")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: invalid CSV: {exc}") from None
