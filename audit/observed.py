@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +36,25 @@ class Flow:
     last: str | None = None
     dropped: bool = False
     """The capture saw it DROPPED (Hubble's verdict): the network refused it then."""
+
+
+@dataclass
+class ReadStats:
+    """What reading the files found besides flows, so nothing is dropped silently."""
+
+    files: list[str] = field(default_factory=list)
+    lines: int = 0
+    replies: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Lines that are no L3/L4 flow, by what they are (L7, lost events, ...)."""
+
+    def skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+
+@dataclass(frozen=True)
+class FlowInput:
+    """Flow files and how to stream them (the source's reader, handed to the pure pipeline)."""
+
+    files: tuple[str, ...]
+    open: Callable[[ReadStats], Iterator[Flow]]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from audit.checks.registry import Context, all_checks
+from audit.checks.registry import Context, ObservedTraffic, checks_for
 from audit.checks.runner import run_checks
 from audit.config import Config
 from audit.engine.analysis import Analysis
 from audit.engine.cni import detect_cni
+from audit.engine.flows import FlowMapper, aggregate
 from audit.inventory import Inventory
-from audit.report.build import build_report, report_connectivity
+from audit.observed import FlowInput, ReadStats
+from audit.report.build import build_report, report_connectivity, traffic_info
 from audit.report.model import FindingRow, Report
 
 
@@ -19,18 +21,39 @@ def analyse(inventory: Inventory, config: Config, assume_enforced: bool = False)
     return Analysis(inventory, config.dns, detect_cni(inventory.daemonsets, inventory.node_hints), assume_enforced)
 
 
-def findings_of(analysis: Analysis, config: Config, today: dt.date) -> tuple[FindingRow, ...]:
+def findings_of(analysis: Analysis, config: Config, today: dt.date, traffic: ObservedTraffic | None = None) -> tuple[FindingRow, ...]:
     """Every check's findings for an analysis (waivers, overrides and annotations applied)."""
+    return run_checks(_context(analysis, config, today, traffic))
+
+
+def _context(analysis: Analysis, config: Config, today: dt.date, traffic: ObservedTraffic | None) -> Context:
     cni = analysis.cni or detect_cni(analysis.inventory.daemonsets, analysis.inventory.node_hints)
-    return run_checks(Context(analysis, config, cni, today))
+    return Context(analysis, config, cni, today, traffic)
+
+
+def observe(analysis: Analysis, flows: FlowInput) -> tuple[ObservedTraffic, ReadStats]:
+    """The flows placed on ``analysis`` and aggregated (streamed: read once per call)."""
+    mapper = FlowMapper(analysis)
+    stats = ReadStats()
+    return ObservedTraffic(mapper, aggregate(mapper, flows.open(stats))), stats
 
 
 def run_audit(inventory: Inventory, config: Config | None = None, now: dt.datetime | None = None,
-              assume_enforced: bool = False) -> Report:
-    """Analyse an inventory and build the report. Pure: no I/O, deterministic given ``now``."""
+              assume_enforced: bool = False, flows: FlowInput | None = None, candidate: Inventory | None = None) -> Report:
+    """Analyse an inventory and build the report. Pure apart from streaming ``flows`` through the
+    reader it carries; deterministic given ``now``. With ``candidate``, its policies are applied
+    to the inventory (as `kubectl apply` would) and the report judges that set."""
     config = config or Config()
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    if candidate is not None:
+        from audit.checks.propose import with_candidate
+
+        inventory = with_candidate(inventory, candidate)
     analysis = analyse(inventory, config, assume_enforced)
-    cni = analysis.cni or detect_cni(inventory.daemonsets, inventory.node_hints)
-    findings = findings_of(analysis, config, now.date())
-    return build_report(analysis, findings, all_checks(), cni, config, now, report_connectivity(analysis, config.sensitive_ports))
+    observed, stats = observe(analysis, flows) if flows is not None else (None, None)
+    ctx = _context(analysis, config, now.date(), observed)
+    findings = run_checks(ctx)
+    traffic = traffic_info(analysis, observed, stats, "the inputs with the candidate applied" if candidate else "the inputs") \
+        if observed is not None and stats is not None else None
+    return build_report(analysis, findings, checks_for(ctx), ctx.cni, config, now, report_connectivity(analysis, config.sensitive_ports),
+                        traffic)

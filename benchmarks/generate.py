@@ -232,6 +232,47 @@ def write(objects: dict[str, list[dict[str, Any]]], out: Path) -> list[Path]:
     return paths
 
 
+def write_hubble_flows(objects: dict[str, list[dict[str, Any]]], n: int, out: Path, seed: int = 7) -> Path:
+    """``n`` flows as `hubble observe -o json` writes them, between the cluster's pods (most to a
+    declared port of a pod in the same namespace, some across namespaces, a few from outside
+    addresses, DNS lookups, replies and DROPPED ones mixed in), one JSON object a line."""
+    rng = random.Random(seed)
+    pods = [p for p in objects["Pod"] if p["metadata"]["namespace"] != "kube-system"]
+    dns = [p for p in objects["Pod"] if p["metadata"].get("labels", {}).get("k8s-app") == "kube-dns"]
+    by_ns: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        by_ns.setdefault(pod["metadata"]["namespace"], []).append(pod)
+
+    def end(pod: dict[str, Any]) -> dict[str, Any]:
+        meta = pod["metadata"]
+        return {"ID": 1000, "identity": 20000, "namespace": meta["namespace"], "pod_name": meta["name"],
+                "labels": [f"k8s:{k}={v}" for k, v in meta.get("labels", {}).items()] + [f"k8s:io.kubernetes.pod.namespace={meta['namespace']}"]}
+
+    path = out / "flows.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            src = rng.choice(pods)
+            roll = rng.random()
+            if roll < 0.15:
+                dst, port, proto = rng.choice(dns), 53, "UDP"
+            else:
+                same = by_ns[src["metadata"]["namespace"]] if roll < 0.75 else by_ns[rng.choice(list(by_ns))]
+                dst = rng.choice(same)
+                declared = [p["containerPort"] for c in dst["spec"]["containers"] for p in c.get("ports", [])]
+                port, proto = (rng.choice(declared) if declared else 8080), "TCP"
+            src_end, src_ip = end(src), src["status"]["podIP"]
+            if roll > 0.98:
+                src_end, src_ip = {"identity": 2, "labels": ["reserved:world"]}, f"203.0.113.{rng.randrange(1, 255)}"
+            flow = {"time": f"2026-11-30T{10 + i // 3_600_000 % 10:02d}:{i // 60_000 % 60:02d}:{i // 1000 % 60:02d}.{i % 1000:03d}000000Z",
+                    "verdict": "DROPPED" if rng.random() < 0.01 else "FORWARDED",
+                    "IP": {"source": src_ip, "destination": dst["status"]["podIP"], "ipVersion": "IPv4"},
+                    "l4": {proto: {"source_port": 30000 + i % 30000, "destination_port": port}},
+                    "source": src_end, "destination": end(dst), "Type": "L3_L4", "node_name": f"node-{i % 500}",
+                    "traffic_direction": "EGRESS", "is_reply": rng.random() < 0.1, "Summary": proto}
+            fh.write(json.dumps({"flow": flow, "node_name": flow["node_name"], "time": flow["time"]}, separators=(",", ":")) + "\n")
+    return path
+
+
 def iter_objects(objects: dict[str, list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
     for items in objects.values():
         yield from items

@@ -208,7 +208,31 @@ def measure_connectivity(directory: Path) -> dict[str, Any]:
     return {"stages": [["connectivity (all lines)", seconds, rss_mb()]], "lines": lines, "mb": size / 2**20}
 
 
-MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_live, "connectivity": measure_connectivity}
+def measure_flows(directory: Path) -> dict[str, Any]:
+    """`netpol-audit flows` on ``flows.jsonl`` beside the cluster: read, place, aggregate, then
+    the three answers; load and analysis of the cluster are measured apart, before it."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import rule_use, unsegmented, would_break
+    from audit.pipeline import observe
+    from audit.sources.flows import flow_input
+    from audit.sources.manifests import load_manifests
+
+    analysis = Analysis(load_manifests([str(p) for p in files_of(directory)]))
+    rss_before = rss_mb()
+    start = time.perf_counter()
+    observed, stats = observe(analysis, flow_input([str(directory / "flows.jsonl")]))
+    read = time.perf_counter() - start
+    start = time.perf_counter()
+    denied = would_break(analysis, observed.mapper, observed.traffic)
+    rules = rule_use(analysis, observed.mapper, observed.traffic)
+    open_ = unsegmented(analysis, observed.mapper, observed.traffic)
+    answers = time.perf_counter() - start
+    return {"stages": [["flows: read, place, aggregate", read, rss_mb()], ["flows: the three answers", answers, rss_mb()]],
+            "flows": observed.traffic.flows, "lines": stats.lines, "pairs": len(observed.traffic.pairs), "rss_before": rss_before,
+            "denied": len(denied), "rules": len(rules), "unsegmented": len(open_)}
+
+
+MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_live, "connectivity": measure_connectivity, "flows": measure_flows}
 
 
 def child(kind: str, directory: Path) -> dict[str, Any]:
@@ -224,6 +248,7 @@ def main() -> None:
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--fat", action="store_true", help="fat pods (managedFields, sidecars, status: about 5 KB a pod) instead of lean ones")
     parser.add_argument("--skip-connectivity", action="store_true", help="leave out the whole-cluster connectivity listing")
+    parser.add_argument("--flows", type=int, default=0, metavar="N", help="also measure `flows` on N Hubble flows between the cluster's pods (files/flows.jsonl)")
     parser.add_argument("--child", choices=sorted(MEASUREMENTS))
     parser.add_argument("--dir", type=Path)
     args = parser.parse_args()
@@ -231,22 +256,32 @@ def main() -> None:
         print(json.dumps(MEASUREMENTS[args.child](args.dir)))
         return
 
-    from generate import generate, write
+    from generate import generate, write, write_hubble_flows
 
     points = []
     for size in args.sizes.split(","):
         # The generator's digest in the folder name: a changed generator never reuses stale files.
         directory = args.work / f"{size}{'-fat' if args.fat else ''}-{GENERATOR_DIGEST}"
+        objects = None
         if not (directory / "pods.json").exists():
-            write(generate(size, fat=args.fat), directory)
+            objects = generate(size, fat=args.fat)
+            write(objects, directory)
+        flows_file = directory / f"flows-{args.flows}.jsonl"
+        if args.flows and not flows_file.exists():
+            write_hubble_flows(objects or generate(size, fat=args.fat), args.flows, directory).rename(flows_file)
+        if args.flows:
+            (directory / "flows.jsonl").unlink(missing_ok=True)
+            (directory / "flows.jsonl").symlink_to(flows_file.name)
         floor = child("floor", directory)
         scan = child("scan", directory)
         live = None if args.skip_live else child("live", directory)
         conn = None if args.skip_connectivity else child("connectivity", directory)
+        flows = child("flows", directory) if args.flows else None
         print(f"\n== {size}: {scan['pods']} pods, {floor['objects']} objects, {scan['classes']} pod classes, "
               f"{scan['findings']} findings; JSON {scan['json_mb']:.1f} MB, HTML {scan['html_mb']:.1f} MB, PDF {scan['pdf_mb']:.1f} MB")
         print(f"{'stage':<26}{'seconds':>10}{'peak RSS MB':>14}")
-        for name, seconds, rss in floor["stages"] + scan["stages"] + (live["stages"] if live else []) + (conn["stages"] if conn else []):
+        for name, seconds, rss in (floor["stages"] + scan["stages"] + (live["stages"] if live else []) + (conn["stages"] if conn else [])
+                                   + (flows["stages"] if flows else [])):
             print(f"{name:<26}{seconds:>10.2f}{rss:>14.0f}")
         full = sum(s for n, s, _ in scan["stages"] if n in FULL_SCAN)
         floor_s = floor["stages"][0][1]
@@ -258,6 +293,9 @@ def main() -> None:
             print(f"ratio collect / raw fetch:      {listing / raw:.2f}x ({live['pages']} pages)")
         if conn:
             print(f"connectivity: {conn['lines']} lines, {conn['mb']:.0f} MB (after load and analysis; RSS includes them)")
+        if flows:
+            print(f"flows: {flows['flows']:,} flows ({flows['lines']:,} lines) -> {flows['pairs']:,} pairs; {flows['denied']} denied rows, "
+                  f"{flows['rules']} rules, {flows['unsegmented']} unsegmented; RSS {flows['rss_before']:.0f} MB before reading")
         points.append((scan["pods"], full))
     if len(points) >= 2:
         xs = [math.log(p) for p, _ in points]

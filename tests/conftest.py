@@ -12,6 +12,7 @@ import pytest
 from audit.config import Config, parse_config
 from audit.engine.analysis import Analysis
 from audit.inventory import Inventory
+from audit.observed import FlowInput
 from audit.pipeline import run_audit
 from audit.report.model import Report
 from audit.sources.manifests import load_manifests
@@ -29,9 +30,9 @@ def analyse(text: str) -> Analysis:
     return Analysis(inventory(text))
 
 
-def audit(text: str, config: dict | Config | None = None) -> Report:
+def audit(text: str, config: dict | Config | None = None, flows: FlowInput | None = None) -> Report:
     cfg = parse_config(config) if isinstance(config, dict) else config
-    return run_audit(inventory(text), cfg, NOW)
+    return run_audit(inventory(text), cfg, NOW, flows=flows)
 
 
 def findings(report: Report, check: str, status: str = "fail") -> list:

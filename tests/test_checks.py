@@ -114,7 +114,9 @@ CONFIG_CASES = {
 
 
 def test_every_check_has_a_positive_and_negative_case():
-    assert {c.id for c in all_checks()} == set(CASES) | set(CONFIG_CASES)
+    from tests.test_flows import FLOW_CASES
+
+    assert {c.id for c in all_checks()} == set(CASES) | set(CONFIG_CASES) | set(FLOW_CASES)
 
 
 @pytest.mark.parametrize("check_id", sorted(CASES))

@@ -89,6 +89,7 @@ _NAMESPACE_POLICIES = ("NP-COV-001", "NP-COV-002", "NP-COV-003")
 _COVERAGE = ("NP-COV-001", "NP-COV-002", "NP-COV-003", "NP-COV-004", "NP-COV-005")
 _INGRESS = ("NP-COV-002", "NP-COV-004", "NP-PERM-001", "NP-PERM-002", "NP-PERM-003", "NP-PERM-004", "NP-PERM-005", "NP-PERM-006", "NP-PERM-008")
 _EGRESS = ("NP-COV-003", "NP-COV-005", "NP-PERM-001", "NP-PERM-004", "NP-PERM-005", "NP-PERM-007", "NP-EXP-001")
+_BY_TRAFFIC = ("NP-FLOW-002", "NP-FLOW-003")
 _SEGMENTATION = _COVERAGE + ("NP-PERM-001", "NP-PERM-002", "NP-PERM-003", "NP-PERM-006", "NP-PERM-008", "NP-EXP-002", "NP-EXP-003", "NP-CNI-001", "NP-CNI-004", "NP-HYG-005", "NP-HYG-007")
 
 # Framework names carry the version whose numbering the ids follow.
@@ -114,8 +115,9 @@ CONTROLS: tuple[Control, ...] = (
                      "which version is the latest is not known to it"),
     Control(CIS_AKS, "4.4.2", "Ensure that all Namespaces have Network Policies defined", _NAMESPACE_POLICIES),
     Control(NSA, "Network separation and hardening", "Use network policies to isolate resources; default-deny", _SEGMENTATION + ("NP-COV-006",)),
-    Control(PCI, "1.3.1", "Inbound traffic to the CDE is restricted to that which is necessary", _INGRESS),
-    Control(PCI, "1.3.2", "Outbound traffic from the CDE is restricted to that which is necessary", _EGRESS),
+    # "That which is necessary" is what traffic shows: with --flows, unused allow rules and unsegmented traffic count too.
+    Control(PCI, "1.3.1", "Inbound traffic to the CDE is restricted to that which is necessary", _INGRESS + _BY_TRAFFIC),
+    Control(PCI, "1.3.2", "Outbound traffic from the CDE is restricted to that which is necessary", _EGRESS + _BY_TRAFFIC),
     Control(PCI, "11.4.5", "Segmentation controls are verified as effective", ("NP-CNI-001", "NP-CNI-003", "NP-CNI-004", "NP-CNI-005",
                                                                               "NP-HYG-005", "NP-HYG-001", "NP-HYG-006", "NP-HYG-007", "NP-HYG-008"),
             "manual", evidence="the connections the policies allow (connectivity section, `netpol-audit connectivity`) and "
@@ -124,7 +126,7 @@ CONTROLS: tuple[Control, ...] = (
     Control(SOC2, "CC6.6", "Logical access security measures against threats from outside system boundaries", ("NP-PERM-004", "NP-PERM-007", "NP-PERM-001")),
     Control(ISO, "A.8.22", "Segregation of networks", _SEGMENTATION),
     Control(NIST, "SC-7", "Boundary protection", _SEGMENTATION + ("NP-PERM-004", "NP-PERM-007")),
-    Control(NIST, "AC-4", "Information flow enforcement", _INGRESS + _EGRESS),
+    Control(NIST, "AC-4", "Information flow enforcement", _INGRESS + _EGRESS + _BY_TRAFFIC),
 )
 
 

@@ -11,12 +11,14 @@ from audit.checks.compliance import references
 from audit.config import Config
 from audit.engine.analysis import Analysis, PodClass
 from audit.engine.cni import CniReport
+from audit.engine.flows import FlowMapper, Traffic
 from audit.engine.kinds.networkpolicy import Policy
 from audit.inventory import Namespace, SourceRef
 from audit.report.severity import SEVERITIES
 
-_ID_RE = re.compile(r"^NP-(COV|PERM|EXP|HYG|DNS|CNI|CFG)-\d{3}$")
-_PREFIX = {"COV": "coverage", "PERM": "permissive", "EXP": "exposure", "HYG": "hygiene", "DNS": "dns", "CNI": "cni", "CFG": "config"}
+_ID_RE = re.compile(r"^NP-(COV|PERM|EXP|HYG|DNS|CNI|CFG|FLOW)-\d{3}$")
+_PREFIX = {"COV": "coverage", "PERM": "permissive", "EXP": "exposure", "HYG": "hygiene", "DNS": "dns", "CNI": "cni", "CFG": "config",
+           "FLOW": "flows"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Context:
     config: Config
     cni: CniReport
     today: dt.date
+    traffic: ObservedTraffic | None = None
+    """Observed flows (`--flows`), mapped onto this analysis; checks that need them run only with them."""
 
     def audited_namespaces(self) -> list[Namespace]:
         """Namespaces from the input that are not excluded by configuration."""
@@ -66,6 +70,14 @@ CheckFn = Callable[[Context], Iterable[Hit]]
 
 
 @dataclass(frozen=True)
+class ObservedTraffic:
+    """Flows placed on the analysis's pod classes (audit.engine.flows), with how they were read."""
+
+    mapper: FlowMapper
+    traffic: Traffic
+
+
+@dataclass(frozen=True)
 class Check:
     id: str
     title: str
@@ -74,6 +86,9 @@ class Check:
     rationale: str
     remediation: str
     run: CheckFn
+    needs: str | None = None
+    """What input the check needs beyond the policies ("flows"); without it the check does not run
+    and is not listed as passed."""
 
     @property
     def references(self) -> tuple[str, ...]:
@@ -83,7 +98,7 @@ class Check:
 REGISTRY: dict[str, Check] = {}
 
 
-def check(id: str, title: str, severity: str, rationale: str, remediation: str) -> Callable[[CheckFn], CheckFn]:
+def check(id: str, title: str, severity: str, rationale: str, remediation: str, needs: str | None = None) -> Callable[[CheckFn], CheckFn]:
     """Register a check. Metadata is validated here, so a bad declaration fails at import."""
 
     def register(fn: CheckFn) -> CheckFn:
@@ -100,7 +115,9 @@ def check(id: str, title: str, severity: str, rationale: str, remediation: str) 
             raise ValueError(f"{id} is a {category} check but lives in module {module}")
         if not title or not rationale or not remediation:
             raise ValueError(f"{id}: title, rationale and remediation are required")
-        REGISTRY[id] = Check(id, title, severity, category, rationale.strip(), remediation.strip(), fn)
+        if needs not in (None, "flows"):
+            raise ValueError(f"{id}: needs {needs!r} is not an input the audit knows (flows)")
+        REGISTRY[id] = Check(id, title, severity, category, rationale.strip(), remediation.strip(), fn, needs)
         return fn
 
     return register
@@ -108,6 +125,11 @@ def check(id: str, title: str, severity: str, rationale: str, remediation: str) 
 
 def all_checks() -> list[Check]:
     """Every registered check, by id. Importing the modules registers them."""
-    from audit.checks import cni, config, coverage, dns, exposure, hygiene, permissive  # noqa: F401
+    from audit.checks import cni, config, coverage, dns, exposure, flows, hygiene, permissive  # noqa: F401
 
     return [REGISTRY[k] for k in sorted(REGISTRY)]
+
+
+def checks_for(ctx: Context) -> list[Check]:
+    """The checks that can run on ``ctx``: those needing flows only when flows were given."""
+    return [c for c in all_checks() if c.needs is None or (c.needs == "flows" and ctx.traffic is not None)]

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import time
 
-from audit.checks.registry import Context, Hit, all_checks
+from audit.checks.registry import Context, Hit, checks_for
 from audit.config import BROAD_SELECTOR_ANNOTATION
 from audit.gcpause import gc_paused
 from audit.report.build import location
@@ -26,7 +26,7 @@ def run_checks(ctx: Context, timings: dict[str, float] | None = None) -> tuple[F
     filled in when given (the benchmark prints it)."""
     waivers = [w for w in ctx.config.waivers if not w.expired(ctx.today)]
     findings: dict[str, FindingRow] = {}
-    for check in all_checks():
+    for check in checks_for(ctx):
         started = time.perf_counter()
         severity = ctx.config.severity_overrides.get(check.id, check.severity)
         for hit in check.run(ctx):

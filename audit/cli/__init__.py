@@ -24,6 +24,7 @@ from audit.cli.progress import QUIET, display, status
 from audit.config import DEFAULT_EXCLUDED, Config, load_config
 from audit.errors import AuditError, InputError, OutputError
 from audit.inventory import Inventory
+from audit.observed import FlowInput
 from audit.ops.atomic import write_atomic, write_atomic_chunks, written
 from audit.ops.rotation import parse_formats, prepare, previous_result, write_run
 from audit.ops.trend import with_trend
@@ -222,6 +223,7 @@ REQUEST_TIMEOUT = typer.Option("30s", "--request-timeout", help="How long one AP
 PAGE_SIZE = typer.Option(500, "--page-size", min=1, max=10000, help="Objects per list page (limit/continue paging).")
 DNS_CONFIG = typer.Option(None, "--config", "-c", help="Audit configuration (for the DNS location).")
 ASSUME_ENFORCED = typer.Option(False, "--assume-enforced", help="Evaluate policy kinds the detected CNI does not enforce as if it did (planning a migration); reports say so.")
+FLOWS = typer.Option(None, "--flows", help="Observed flows to judge the policies against (Hubble JSON lines, or CSV/JSON with src, dst, port, protocol); repeatable.")
 CLUSTER_NAME = typer.Option(None, "--cluster-name", help="Name to show for the cluster in reports (default: the kubeconfig cluster name).")
 
 
@@ -324,6 +326,14 @@ def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], 
     return collect(opts)
 
 
+def _flow_input(flows: Optional[list[Path]]) -> FlowInput | None:
+    if not flows:
+        return None
+    from audit.sources.flows import flow_input
+
+    return flow_input([str(p) for p in flows])
+
+
 def _left_out() -> int:
     return _LEFT_OUT.get()
 
@@ -389,6 +399,7 @@ def scan(
     pushgateway: Optional[str] = typer.Option(None, "--pushgateway", help="Push the metrics to this Prometheus Pushgateway URL."),
     inventory_file: Optional[Path] = typer.Option(None, "--inventory", help="Analyse an inventory saved by `netpol-audit collect`."),
     assume_enforced: bool = ASSUME_ENFORCED,
+    flows: Optional[list[Path]] = FLOWS,
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Exit 0/1 even when a core resource could not be read (the report still says INCOMPLETE)."),
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
@@ -422,7 +433,7 @@ def scan(
         inventory = _load_inventory(paths, inventory_file,
                                     _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name, namespace))
         status(f"analysing {len(inventory.workloads):,} workloads, {len(inventory.policies):,} policies")
-        report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced)
+        report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced, flows=_flow_input(flows))
         status("writing the reports")
         if output_dir and not baseline:
             previous, problem = previous_result(output_dir)
@@ -782,6 +793,99 @@ def fix(
           + (" other than DNS to the cluster DNS pods" if restored else ""), err=True)
 
 
+@app.command("flows")
+@_inputs_checked
+@_shows_progress
+def flows_command(
+    inputs: list[str] = typer.Argument(..., help="Flow files (Hubble JSON lines; CSV or JSON with src, dst, port, protocol), then manifest files or folders; no manifests: --inventory or the live cluster."),
+    flows: Optional[list[Path]] = FLOWS,
+    candidate: Optional[list[str]] = typer.Option(None, "--candidate", help="Judge the inputs with these manifests applied (a folder of policies not applied yet); repeatable."),
+    propose_dir: Optional[Path] = typer.Option(None, "--propose", help="Write least-privilege policies for the observed traffic here (one file per namespace), verified by the engine."),
+    format: Format = FORMAT,
+    output: Optional[Path] = OUTPUT,
+    json_file: Optional[Path] = JSON_FILE,
+    html_file: Optional[Path] = HTML_FILE,
+    pdf_file: Optional[Path] = PDF_FILE,
+    config: Optional[Path] = AUDIT_CONFIG,
+    now: Optional[str] = typer.Option(None, "--now", help="Report time (ISO 8601), for reproducible output."),
+    assume_enforced: bool = ASSUME_ENFORCED,
+    inventory_file: Optional[Path] = INVENTORY,
+    kubeconfig: Optional[Path] = KUBECONFIG,
+    context: Optional[str] = CONTEXT,
+    request_timeout: str = REQUEST_TIMEOUT,
+    page_size: int = PAGE_SIZE,
+    cluster_name: Optional[str] = CLUSTER_NAME,
+) -> None:
+    """What observed traffic says about the policies: flows they would break, rules no flow used,
+    traffic no policy isolates; with --propose, least-privilege policies for that traffic.
+
+    Flow files are told from manifests by name (.csv, .jsonl, .ndjson) or by their first line;
+    --flows names one explicitly. Exit codes: 0 nothing observed is denied (and a proposal
+    verified), 1 an observed flow is denied (or the proposal failed verification), 2 usage or
+    input error, 3 cluster error.
+    """
+    from audit.render.traffic import render_traffic
+    from audit.sources.flows import flow_input, is_flow_file
+
+    try:
+        flow_files = [str(p) for p in flows or ()] + [p for p in inputs if is_flow_file(p)]
+        paths = [p for p in inputs if p not in flow_files]
+        if not flow_files:
+            raise InputError("no flow file given: name one (Hubble JSON lines, or CSV/JSON with src, dst, port, protocol) or use --flows")
+        cfg = _config(config, None)
+        opts = _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name)
+        inventory = _load_inventory(paths or None, inventory_file, opts)
+        extra = load_manifests(candidate) if candidate else None
+        status("reading the flows and judging the policies")
+        source = flow_input(flow_files)
+        report = run_audit(inventory, cfg, parse_now(now), assume_enforced=assume_enforced, flows=source, candidate=extra)
+        assert report.traffic is not None
+        _emit(report, format, output, False, json_file, None, html_file, pdf_file, None, None, print_report=False)
+        if format is Format.text:
+            text = render_traffic(report.traffic)
+            if output:
+                write_atomic(output, text)
+            else:
+                _echo(text, nl=False, kind="trusted")
+        else:
+            _emit(report, format, output, True, None, None, None, None, None, None)
+        failed = any(row.count > row.dropped for row in report.traffic.would_break)  # already DROPPED: nothing new stops
+        if propose_dir is not None:
+            failed = _propose(inventory, cfg, source, propose_dir, assume_enforced) or failed
+    except AuditError as exc:
+        raise _fail(exc) from None
+    if failed:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _propose(inventory: Inventory, cfg: Config, source: FlowInput, out: Path, assume_enforced: bool) -> bool:
+    """Write the proposal and say what the engine found applying it; True when verification failed."""
+    from audit.checks.propose import propose, verify
+    from audit.pipeline import observe
+
+    analysis = analyse(inventory, cfg, assume_enforced)
+    observed, _ = observe(analysis, source)
+    proposal = propose(analysis, observed.mapper, observed.traffic, analysis.dns_target, cfg.excluded_namespaces)
+    result = verify(inventory, analysis, observed.mapper, observed.traffic, proposal)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for file in proposal.files:
+            write_atomic(out / file.name, file.text)
+            _echo(f"wrote {out / file.name}: {len(file.documents)} document(s)", err=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write the proposal: {exc.strerror}") from None
+    for note in proposal.notes:
+        _echo(f"netpol-audit flows: {note}", err=True)
+    for line in result.still_denied[:20]:
+        _echo(f"netpol-audit flows: the proposal still denies {line}", err=True)
+    for conn in result.opened[:20]:
+        _echo(f"netpol-audit flows: the proposal would open {conn}", err=True)
+    if result.passed:
+        _echo(f"netpol-audit flows: verified by the engine: the proposal allows all {len(proposal.flows)} observed (source, destination, "
+              "port) and opens nothing the current policies deny", err=True)
+    return not result.passed
+
+
 @app.command()
 @_inputs_checked
 @_shows_progress
@@ -846,7 +950,7 @@ def list_checks(
 
     _echo(kind="json", text=json.dumps([
         {"id": c.id, "title": c.title, "severity": c.severity, "category": c.category,
-         "rationale": c.rationale, "remediation": c.remediation, "references": list(c.references)}
+         "rationale": c.rationale, "remediation": c.remediation, "references": list(c.references), "needs": c.needs}
         for c in checks
     ], indent=2))
 

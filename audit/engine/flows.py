@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from audit.engine.analysis import Analysis, Endpoint
-from audit.engine.connectivity import Segment, segments
+from audit.engine.connectivity import ClassGraph, Segment, segments
 from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, Policy, Rule
-from audit.engine.verdict import Verdict
+from audit.engine.verdict import Verdict, port_in
 from audit.observed import Flow, FlowEnd
 
 Outside = tuple[str, int]
@@ -26,6 +26,9 @@ Outside = tuple[str, int]
 End = int | Outside
 MAX_UNMAPPED = 50
 MAX_IPS = 8
+MAX_PLACED = 500_000
+MAX_EXPLAINED = 1000
+"""Denied rows that carry their rule chain (most flows first): an explanation costs a full walk of both sides."""
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Traffic:
     unmapped_examples: list[str] = field(default_factory=list)
     outside_only: int = 0
     """Flows between two outside addresses: no pod of the cluster is on either end."""
+    allowed_memo: dict[int, tuple[Analysis, dict[tuple[End, End, int, str], bool]]] = field(default_factory=dict)
 
 
 class FlowMapper:
@@ -85,9 +89,19 @@ class FlowMapper:
         self.segments: list[Segment] = segments(analysis)
         self._starts = {v: [s.first for s in self.segments if s.version == v] for v in (4, 6)}
         self._index = {v: [i for i, s in enumerate(self.segments) if s.version == v] for v in (4, 6)}
+        self._placed: dict[FlowEnd, tuple[list[End], str | None]] = {}
 
     def place(self, end: FlowEnd) -> tuple[list[End], str | None]:
-        """The ends a capture end stands for (usually one), or ([], why not)."""
+        """The ends a capture end stands for (usually one), or ([], why not); memoized: a capture
+        names the same pods again and again."""
+        hit = self._placed.get(end)
+        if hit is None:
+            hit = self._placed[end] = self._place(end)
+            if len(self._placed) > MAX_PLACED:  # bounded: a capture of many distinct outside addresses
+                self._placed.clear()
+        return hit
+
+    def _place(self, end: FlowEnd) -> tuple[list[End], str | None]:
         if end.namespace and (end.name or end.workload):
             ids = self._workload_classes(end)
             if ids:
@@ -95,7 +109,8 @@ class FlowMapper:
             dns = self._dns(end)
             if dns is not None:
                 return [dns], None
-            if end.ip is None:
+            if end.ip is None or _canonical(end.ip) not in self.by_ip:
+                # A pod by the capture's word, not in the inventory (stale, or another cluster): never an outside address.
                 return [], f"no pod or workload {end.namespace}/{end.name or end.workload} in the inventory"
         if end.ip:
             cid = self.by_ip.get(_canonical(end.ip))
@@ -220,30 +235,62 @@ class Denied:
     why: tuple[str, ...]
 
 
-def verdicts(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> dict[tuple[End, End, int, str], Verdict]:
-    """The engine's verdict for every observed (source, destination, port, protocol)."""
-    return {key: analysis.allowed(mapper.endpoint(key[0]), mapper.endpoint(key[1]), key[2], key[3]) for key in traffic.pairs}
+def allowed(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> dict[tuple[End, End, int, str], bool]:
+    """Whether the policies allow each observed (source, destination, port, protocol), computed
+    once per analysis: pod pairs from the class graph's port sets (shared per egress signature
+    and ingress key), anything else from the stack's walk."""
+    memo = traffic.allowed_memo.get(id(analysis))
+    if memo is not None and memo[0] is analysis:
+        return memo[1]
+    graph = ClassGraph.of(analysis)
+    out: dict[tuple[End, End, int, str], bool] = {}
+    for key in traffic.pairs:
+        src, dst, port, protocol = key
+        if isinstance(src, int) and isinstance(dst, int) and src in graph.members and dst in graph.members:
+            out[key] = port_in(graph.reaches(src, dst), port, protocol)
+        else:
+            out[key] = analysis.allowed(mapper.endpoint(src), mapper.endpoint(dst), port, protocol).allowed
+    traffic.allowed_memo[id(analysis)] = (analysis, out)
+    return out
 
 
-def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[Denied]:
-    """Observed flows that ``analysis``'s policies deny, one row per workload pair and port,
-    with the rule chain of each side (as `reach` explains it)."""
-    rows: dict[tuple[str, str, int, str], Denied] = {}
-    for key, verdict in sorted(verdicts(analysis, mapper, traffic).items(), key=lambda kv: _order(kv[0])):
-        if verdict.allowed:
+def verdict(analysis: Analysis, mapper: FlowMapper, key: tuple[End, End, int, str]) -> Verdict:
+    """The full verdict of one observed (source, destination, port, protocol), with what decided each side."""
+    return analysis.allowed(mapper.endpoint(key[0]), mapper.endpoint(key[1]), key[2], key[3])
+
+
+def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explained: int = MAX_EXPLAINED) -> list[Denied]:
+    """Observed flows that ``analysis``'s policies deny, one row per workload pair and port, most
+    flows first; the first ``explained`` rows carry the rule chain of each side (as `reach`
+    explains it), the rest say how to ask for it."""
+    groups: dict[tuple[str, str, int, str], _Group] = {}
+    for key, ok in sorted(allowed(analysis, mapper, traffic).items(), key=lambda kv: _order(kv[0])):
+        if ok:
             continue
         tally = traffic.pairs[key]
-        src, dst = mapper.describe(key[0], tally, "src"), mapper.describe(key[1], tally, "dst")
-        group = (src, dst, key[2], key[3])
-        old = rows.get(group)
-        if old is None:
-            rows[group] = Denied(src, dst, key[2], key[3], tally.count, tally.dropped, tally.first, tally.last,
-                                 tuple(verdict.explain_lines()))
-        else:
-            rows[group] = Denied(src, dst, key[2], key[3], old.count + tally.count, old.dropped + tally.dropped,
-                                 min(filter(None, (old.first, tally.first)), default=None),
-                                 max(filter(None, (old.last, tally.last)), default=None), old.why)
-    return sorted(rows.values(), key=lambda d: (-d.count, d.src, d.dst, d.port, d.protocol))
+        name = (mapper.describe(key[0], tally, "src"), mapper.describe(key[1], tally, "dst"), key[2], key[3])
+        group = groups.get(name)
+        if group is None:
+            group = groups[name] = _Group(key)
+        group.tally.count += tally.count
+        group.tally.dropped += tally.dropped
+        group.tally.first = min(filter(None, (group.tally.first, tally.first)), default=None)
+        group.tally.last = max(filter(None, (group.tally.last, tally.last)), default=None)
+    rows = []
+    for i, ((src, dst, port, protocol), group) in enumerate(sorted(groups.items(), key=lambda kv: (-kv[1].tally.count, kv[0]))):
+        t = group.tally
+        why = (tuple(verdict(analysis, mapper, group.key).explain_lines()) if i < explained else
+               (f"not explained past the first {explained} rows: netpol-audit reach {src.split(', ')[0].split('[')[0]} "
+                f"{dst.split(', ')[0].split('[')[0]} -p {port}/{protocol}",))
+        rows.append(Denied(src, dst, port, protocol, t.count, t.dropped, t.first, t.last, why))
+    return rows
+
+
+@dataclass
+class _Group:
+    key: tuple[End, End, int, str]
+    """One of its (source, destination, port, protocol): the one explained."""
+    tally: Tally = field(default_factory=Tally)
 
 
 def _order(key: tuple[End, End, int, str]) -> tuple[object, ...]:
@@ -272,9 +319,9 @@ def rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[R
     """Every NetworkPolicy rule with the flows that exercised it (a flow exercises a rule of a
     policy that isolates its side when the rule names the other end and covers the port)."""
     used: dict[tuple[str, str, int], _Use] = {}
-    allowed = verdicts(analysis, mapper, traffic)
+    judged = allowed(analysis, mapper, traffic)
     for key, tally in traffic.pairs.items():
-        if not allowed[key].allowed:
+        if not judged[key]:
             continue
         src, dst, port, protocol = key
         dst_ports = analysis.classes[dst].ports if isinstance(dst, int) else None

@@ -166,4 +166,8 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
             out.append(f"  - {notice}")
         if len(scan.notices) > max_objects:
             out.append(f"  ... {len(scan.notices) - max_objects} more")
+    if report.traffic is not None:
+        from audit.render.traffic import render_traffic
+
+        out += ["", render_traffic(report.traffic, max_rows).rstrip()]
     return "\n".join(out).rstrip() + "\n"

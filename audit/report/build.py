@@ -6,20 +6,23 @@ stays a leaf that imports nothing of the engine.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 
 from audit import __version__
 from audit.checks.compliance import CONTROLS, assess
-from audit.checks.registry import Check
+from audit.checks.registry import Check, ObservedTraffic
 from audit.config import Config
 from audit.engine.analysis import Analysis
 from audit.engine.cni import CniReport
 from audit.engine.connectivity import Connection, blast_radius, connections, is_external
+from audit.engine.flows import rule_use, unsegmented, would_break
 from audit.engine.ports import NONE, PortSet
 from audit.gcpause import gc_paused
 from audit.inventory import SourceRef
+from audit.observed import ReadStats
 from audit.report.model import (
     SCHEMA_VERSION,
     SCORE_FORMULA,
@@ -32,6 +35,7 @@ from audit.report.model import (
     ConnectionRow,
     ConnectivityInfo,
     ControlRow,
+    DeniedFlowRow,
     Evidence,
     FindingRow,
     InputFile,
@@ -39,11 +43,14 @@ from audit.report.model import (
     NamespaceRow,
     PolicyRow,
     Report,
+    RuleUseRow,
     ScanInfo,
     SegmentationMap,
     SourceLocation,
     Summary,
     ToolInfo,
+    TrafficInfo,
+    UnsegmentedRow,
     WaiverRow,
     score_and_grade,
 )
@@ -137,8 +144,25 @@ def segmentation_map(analysis: Analysis, conns: list[Connection], sensitive_port
 
 
 @gc_paused()
+def traffic_info(analysis: Analysis, observed: ObservedTraffic, stats: ReadStats, policies_from: str) -> TrafficInfo:
+    """The report's traffic section: the window and sources, and the three answers."""
+    mapper, traffic = observed.mapper, observed.traffic
+    return TrafficInfo(
+        files=tuple(stats.files), flows=traffic.flows, dropped=traffic.dropped, first=traffic.first, last=traffic.last,
+        replies=stats.replies, skipped=tuple(sorted(stats.skipped.items())),
+        unmapped=tuple(sorted(traffic.unmapped.items(), key=lambda kv: (-kv[1], kv[0]))), unmapped_examples=tuple(traffic.unmapped_examples),
+        pairs=len(traffic.pairs), outside_only=traffic.outside_only, policies_from=policies_from,
+        would_break=tuple(DeniedFlowRow(d.src, d.dst, d.port, d.protocol, d.count, d.dropped, d.first, d.last, d.why)
+                          for d in would_break(analysis, mapper, traffic)),
+        rules=tuple(RuleUseRow(r.policy, r.namespace, r.rule, r.flows, r.peers_used, r.peers_allowed, r.ports_used, r.ports_allowed)
+                    for r in rule_use(analysis, mapper, traffic)),
+        unsegmented=tuple(UnsegmentedRow(u.namespace, u.workload, u.direction, u.peers, u.flows) for u in unsegmented(analysis, mapper, traffic)),
+    )
+
+
 def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: list[Check], cni: CniReport,
-                 config: Config, now: dt.datetime, connectivity: ConnectivityInfo | None = None) -> Report:
+                 config: Config, now: dt.datetime, connectivity: ConnectivityInfo | None = None,
+                 traffic: TrafficInfo | None = None) -> Report:
     """Assemble the report model from the analysis and the findings."""
     inv = analysis.inventory
     col = inv.collection
@@ -202,10 +226,15 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
     failing_checks = frozenset(f.check for f in fails if f.severity != "info")
     undecided = frozenset(f.check for f in fails if f.severity == "info")
     controls = []
+    ran = {c.id for c in checks}
     for control in CONTROLS:
-        verdict_of = assess(control, failing_checks, undecided, col.complete, cni.verdict)
-        controls.append(ControlRow(control.framework, control.id, control.title, verdict_of.status, control.checks,
-                                   verdict_of.evidence, control.kind, control.criteria, verdict_of.reason))
+        # A control is judged on the checks that ran: the flow checks only with flows.
+        judged = dataclasses.replace(control, checks=tuple(c for c in control.checks if c in ran))
+        verdict_of = assess(judged, failing_checks, undecided, col.complete, cni.verdict)
+        not_run = tuple(c for c in control.checks if c not in ran)
+        reason = verdict_of.reason + (f" ({', '.join(not_run)} not run: no flows were given)" if not_run else "")
+        controls.append(ControlRow(control.framework, control.id, control.title, verdict_of.status, judged.checks,
+                                   verdict_of.evidence, control.kind, control.criteria, reason))
 
     score: int | None
     grade: str | None
@@ -255,6 +284,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
         waivers=tuple(WaiverRow(w.check, w.namespace, w.object, w.reason,
                                 w.expires.isoformat() if w.expires else None, w.expired(today)) for w in config.waivers),
         evidence=_evidence(analysis, checks, config),
+        traffic=traffic,
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from audit.report.severity import at_least
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -253,6 +253,71 @@ class ConnectivityInfo:
 
 
 @dataclass(frozen=True)
+class DeniedFlowRow:
+    """Observed flows the policies deny, per workload pair and port, with each side's rule chain."""
+
+    src: str
+    dst: str
+    port: int
+    protocol: str
+    count: int
+    dropped: int
+    first: str | None
+    last: str | None
+    why: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuleUseRow:
+    """A NetworkPolicy allow rule against the observed traffic."""
+
+    policy: str
+    namespace: str
+    rule: str
+    flows: int
+    peers_used: int
+    peers_allowed: int | None
+    ports_used: tuple[str, ...]
+    ports_allowed: str
+
+
+@dataclass(frozen=True)
+class UnsegmentedRow:
+    """A workload with observed traffic in a direction no policy isolates."""
+
+    namespace: str
+    workload: str
+    direction: str
+    peers: int
+    flows: int
+
+
+@dataclass(frozen=True)
+class TrafficInfo:
+    """The observed traffic the report judged the policies against: its window and sources, what
+    could not be placed, and the three answers (would break, rule use, unsegmented)."""
+
+    files: tuple[str, ...]
+    flows: int
+    dropped: int
+    first: str | None
+    last: str | None
+    replies: int
+    skipped: tuple[tuple[str, int], ...]
+    unmapped: tuple[tuple[str, int], ...]
+    unmapped_examples: tuple[str, ...]
+    pairs: int
+    """Distinct (source, destination, port, protocol) the flows aggregate to."""
+    outside_only: int
+    """Flows with an outside address at both ends: no pod of the cluster in them."""
+    policies_from: str
+    """Which policies were judged: "the inputs" or the candidate folder applied to them."""
+    would_break: tuple[DeniedFlowRow, ...]
+    rules: tuple[RuleUseRow, ...]
+    unsegmented: tuple[UnsegmentedRow, ...]
+
+
+@dataclass(frozen=True)
 class FindingRef:
     """Enough of a finding to name it in a trend."""
 
@@ -332,6 +397,7 @@ class Report:
     trend: Trend | None = None
     connectivity: ConnectivityInfo | None = None
     evidence: Evidence | None = None  # None only in results written before it existed
+    traffic: TrafficInfo | None = None  # observed flows (`--flows`), when given
 
     @property
     def generated_datetime(self) -> dt.datetime:

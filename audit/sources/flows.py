@@ -18,35 +18,22 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import ipaddress
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from audit.errors import InputError
-from audit.observed import Flow, FlowEnd
+from audit.observed import Flow, FlowEnd, FlowInput, ReadStats
 
 FLOW_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 PROTOCOLS = {"TCP", "UDP", "SCTP"}
 _decode = msgspec.json.Decoder()
-
-
-@dataclass
-class ReadStats:
-    """What reading the files found besides flows, so nothing is dropped silently."""
-
-    files: list[str] = field(default_factory=list)
-    lines: int = 0
-    replies: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    """Lines that are no L3/L4 flow, by what they are (L7, lost events, ...)."""
-
-    def skip(self, why: str) -> None:
-        self.skipped[why] = self.skipped.get(why, 0) + 1
 
 
 def is_flow_file(path: str) -> bool:
@@ -81,6 +68,7 @@ def is_flow_file(path: str) -> bool:
 
 def read_flows(paths: list[str], stats: ReadStats) -> Iterator[Flow]:
     """Every flow of every file, in order, streamed (a file is read line by line)."""
+    ends: dict[tuple[Any, ...], FlowEnd] = {}
     for path in paths:
         stats.files.append(path)
         try:
@@ -96,7 +84,7 @@ def read_flows(paths: list[str], stats: ReadStats) -> Iterator[Flow]:
                 head = fh.read(1)
             rest = fh.read() if head == b"[" else None
             if rest is not None:
-                yield from _json_array_flows(path, head + rest, stats)
+                yield from _json_array_flows(path, head + rest, stats, ends)
                 continue
             fh.seek(0)
             for number, raw in enumerate(fh, 1):
@@ -107,12 +95,12 @@ def read_flows(paths: list[str], stats: ReadStats) -> Iterator[Flow]:
                     obj = _decode.decode(raw)
                 except msgspec.DecodeError as exc:
                     raise InputError(f"{path}: line {number}: not a JSON object ({exc})") from None
-                flow = _flow_of(obj, f"{path}: line {number}", stats)
+                flow = _flow_of(obj, f"{path}: line {number}", stats, ends)
                 if flow is not None:
                     yield flow
 
 
-def _json_array_flows(path: str, body: bytes, stats: ReadStats) -> Iterator[Flow]:
+def _json_array_flows(path: str, body: bytes, stats: ReadStats, ends: dict[tuple[Any, ...], FlowEnd]) -> Iterator[Flow]:
     try:
         items = _decode.decode(body)
     except msgspec.DecodeError as exc:
@@ -121,12 +109,12 @@ def _json_array_flows(path: str, body: bytes, stats: ReadStats) -> Iterator[Flow
         raise InputError(f"{path}: a JSON flow file is an array of flows or one flow a line")
     for i, obj in enumerate(items):
         stats.lines += 1
-        flow = _flow_of(obj, f"{path}: item {i}", stats)
+        flow = _flow_of(obj, f"{path}: item {i}", stats, ends)
         if flow is not None:
             yield flow
 
 
-def _flow_of(obj: Any, where: str, stats: ReadStats) -> Flow | None:
+def _flow_of(obj: Any, where: str, stats: ReadStats, ends: dict[tuple[Any, ...], FlowEnd] | None = None) -> Flow | None:
     if not isinstance(obj, dict):
         raise InputError(f"{where}: a flow is a JSON object, got {type(obj).__name__}")
     if "src" in obj or "dst" in obj:
@@ -134,7 +122,7 @@ def _flow_of(obj: Any, where: str, stats: ReadStats) -> Flow | None:
     if "flow" not in obj and not any(k in obj for k in ("l4", "source", "destination", "IP", "Type")):
         stats.skip(f"not a flow ({next(iter(obj), 'empty')})")  # lost events, node status, agent events
         return None
-    return _hubble_flow(obj.get("flow", obj) if isinstance(obj.get("flow", obj), dict) else {}, where, stats)
+    return _hubble_flow(obj.get("flow", obj) if isinstance(obj.get("flow", obj), dict) else {}, where, stats, {} if ends is None else ends)
 
 
 def _get(obj: Any, snake: str, camel: str | None = None) -> Any:
@@ -147,13 +135,16 @@ def _get(obj: Any, snake: str, camel: str | None = None) -> Any:
     return value
 
 
-def _hubble_flow(flow: dict[str, Any], where: str, stats: ReadStats) -> Flow | None:
-    kind = _get(flow, "Type", "type")
-    l4 = _get(flow, "l4")
+def _hubble_flow(flow: dict[str, Any], where: str, stats: ReadStats, ends: dict[tuple[Any, ...], FlowEnd]) -> Flow | None:
+    get = flow.get  # Cilium's proto names first, lowerCamelCase (jsonpb) second: a million lines pass here
+    kind = get("Type") or get("type")
+    l4 = get("l4")
     if not flow or not (kind == "L3_L4" or (kind is None and isinstance(l4, dict))):
         stats.skip(str(kind or ("no flow" if not flow else "no l4")))
         return None
-    reply = _get(flow, "is_reply", "isReply")
+    reply = get("is_reply")
+    if reply is None:
+        reply = get("isReply")
     if reply is True or reply == {"value": True}:
         stats.replies += 1
         return None
@@ -167,43 +158,64 @@ def _hubble_flow(flow: dict[str, Any], where: str, stats: ReadStats) -> Flow | N
     port = _get(layer, "destination_port", "destinationPort")
     if type(port) is not int or not 0 < port < 65536:
         raise InputError(f"{where}: flow.l4.{protocol}.destination_port: must be a port number (1-65535), got {port!r}")
-    ip = _get(flow, "IP", "ip") or {}
-    src = _hubble_end(_get(flow, "source"), _get(ip, "source"), where, "source")
-    dst = _hubble_end(_get(flow, "destination"), _get(ip, "destination"), where, "destination")
-    time = _timestamp(_get(flow, "time"), f"{where}: flow.time")
-    return Flow(src, dst, port, protocol, 1, time, time, _get(flow, "verdict") == "DROPPED")
+    ip = get("IP") or get("ip") or {}
+    ip_get = ip.get if isinstance(ip, dict) else {}.get
+    src = _hubble_end(get("source"), ip_get("source"), where, "source", ends)
+    dst = _hubble_end(get("destination"), ip_get("destination"), where, "destination", ends)
+    time = _timestamp(get("time"), f"{where}: flow.time")
+    return Flow(src, dst, port, protocol, 1, time, time, get("verdict") == "DROPPED")
 
 
-def _hubble_end(end: Any, ip: Any, where: str, field_name: str) -> FlowEnd:
+def _hubble_end(end: Any, ip: Any, where: str, field_name: str, cache: dict[tuple[Any, ...], FlowEnd]) -> FlowEnd:
     if end is not None and not isinstance(end, dict):
         raise InputError(f"{where}: flow.{field_name}: must be an object")
-    end = end or {}
-    labels = []
-    for raw in _get(end, "labels") or ():
-        if isinstance(raw, str) and raw.startswith("k8s:") and "=" in raw:
-            key, _, value = raw[4:].partition("=")
-            if not key.startswith(("io.kubernetes.", "io.cilium.")):
-                labels.append((key, value))
-    workloads = _get(end, "workloads")
+    get = (end or {}).get
+    raw_labels = get("labels") or ()
+    workloads = get("workloads")
     workload = workloads[0].get("name") if isinstance(workloads, list) and workloads and isinstance(workloads[0], dict) else None
-    namespace, name = _get(end, "namespace"), _get(end, "pod_name", "podName")
+    namespace, name = get("namespace"), get("pod_name") or get("podName")
+    try:  # a capture names the same pods again and again: one FlowEnd each, shared
+        key: tuple[Any, ...] | None = (namespace, name, ip, workload, tuple(raw_labels) if isinstance(raw_labels, list) else raw_labels)
+        hit = cache.get(key)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable value somewhere: judged below, uncached
+        key, hit = None, None
+    if hit is not None:
+        return hit
     for value, what in ((namespace, "namespace"), (name, "pod_name"), (ip, "IP")):
         if value is not None and not isinstance(value, str):
             raise InputError(f"{where}: flow.{field_name}.{what}: must be a string, got {value!r}")
-    return FlowEnd(namespace or None, name or None, ip or None, tuple(sorted(labels)), workload if isinstance(workload, str) else None)
+    labels = []
+    for raw in raw_labels if isinstance(raw_labels, list) else ():
+        if isinstance(raw, str) and raw.startswith("k8s:") and "=" in raw:
+            label, _, value = raw[4:].partition("=")
+            if not label.startswith(("io.kubernetes.", "io.cilium.")):
+                labels.append((label, value))
+    found = FlowEnd(namespace or None, name or None, ip or None, tuple(sorted(labels)), workload if isinstance(workload, str) else None)
+    if key is not None:
+        if len(cache) > 200_000:
+            cache.clear()
+        cache[key] = found
+    return found
+
+
+_RFC3339_UTC = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
 
 
 def _timestamp(value: Any, where: str) -> str | None:
-    """An RFC 3339 time as UTC ISO 8601 to the second-fraction Python keeps (Hubble writes nanoseconds)."""
+    """An RFC 3339 time as UTC ISO 8601 with microseconds (fixed width, so times compare as text;
+    Hubble writes nanoseconds, Python keeps microseconds)."""
     if value is None or value == "":
         return None
     if isinstance(value, dict):  # a protobuf Timestamp as {seconds, nanos}
         seconds = value.get("seconds")
-        if not isinstance(seconds, (int, str)):
+        if not isinstance(seconds, (int, str)) or not str(seconds).lstrip("-").isdigit():
             raise InputError(f"{where}: not a time")
-        return dt.datetime.fromtimestamp(int(seconds), dt.UTC).isoformat().replace("+00:00", "Z")
+        return _utc(dt.datetime.fromtimestamp(int(seconds), dt.UTC))
     if not isinstance(value, str):
         raise InputError(f"{where}: not a time: {value!r}")
+    fast = _RFC3339_UTC.fullmatch(value)
+    if fast is not None and _valid_day(fast[1]) and fast[2] < "24:00:00" and fast[2][3:5] < "60" and fast[2][6:8] < "61":
+        return f"{fast[1]}T{fast[2]}.{(fast[3] or '')[:6].ljust(6, '0')}Z"  # Hubble's own form: no datetime needed
     text = value.strip().replace("Z", "+00:00")
     if "." in text:  # at most microseconds for fromisoformat
         head, _, tail = text.partition(".")
@@ -216,7 +228,20 @@ def _timestamp(value: Any, where: str) -> str | None:
         raise InputError(f"{where}: not an RFC 3339 time: {value!r}") from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return _utc(stamp)
+
+
+def _utc(stamp: dt.datetime) -> str:
+    return stamp.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_day(day: str) -> bool:
+    try:
+        dt.date.fromisoformat(day)
+    except ValueError:
+        return False
+    return True
 
 
 def _plain_end(value: Any, where: str) -> FlowEnd:
@@ -271,3 +296,11 @@ def _csv_flows(path: str, text: io.TextIOWrapper, stats: ReadStats) -> Iterator[
         raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except csv.Error as exc:
         raise InputError(f"{path}: invalid CSV: {exc}") from None
+
+
+def flow_input(paths: list[str]) -> FlowInput:
+    """The files as the pipeline reads them: each time it asks, streamed from the start."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such flow file")
+    return FlowInput(tuple(paths), lambda stats: read_flows(list(paths), stats))

@@ -1,0 +1,288 @@
+"""Policies against observed traffic: flow files, mapping, the three answers, proposals, checks.
+
+Fixtures are written here (and in examples/lab-flows) from Cilium's documented flow fields
+(flow.proto: verdict, IP, l4, source/destination endpoints with namespace, pod_name, labels,
+workloads, Type, traffic_direction, is_reply); the engine's verdicts are the oracle for every
+"denied" and "allowed" below, through `reach` and `verify` as a user would run them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from audit.cli import app
+from audit.errors import InputError
+from audit.observed import ReadStats
+from audit.sources.flows import is_flow_file, read_flows
+from tests.conftest import EXAMPLES, audit, findings
+from tests.test_semantics import CLUSTER, policies
+
+runner = CliRunner()
+LAB = EXAMPLES / "lab-flows"
+NOW = ("--now", "2026-01-01T00:00:00Z")
+
+
+def flows_cmd(*args: str):
+    return runner.invoke(app, ["flows", *args, *NOW])
+
+
+def hubble_line(src: tuple[str, str, str], dst: tuple[str, str, str], port: int, proto: str = "TCP", **extra) -> str:
+    def end(ns: str, pod: str, ip: str) -> dict:
+        return {"namespace": ns, "pod_name": pod, "labels": [f"k8s:io.kubernetes.pod.namespace={ns}"]} if ns else {"labels": ["reserved:world"]}
+    flow = {"time": "2026-11-30T10:00:00.5Z", "verdict": "FORWARDED", "IP": {"source": src[2], "destination": dst[2]},
+            "l4": {proto: {"source_port": 40000, "destination_port": port}}, "source": end(*src), "destination": end(*dst),
+            "Type": "L3_L4", "traffic_direction": "EGRESS", "is_reply": False}
+    flow.update(extra)
+    return json.dumps({"flow": flow})
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def test_the_hubble_fixture_round_trips_every_documented_field():
+    stats = ReadStats()
+    got = list(read_flows([str(LAB / "hubble.jsonl")], stats))
+    assert len(got) == 16 and stats.replies == 3 and stats.skipped == {"L7": 1, "not a flow (lost_events)": 1}
+    first = got[0]
+    assert (first.src.namespace, first.src.name, first.src.ip, first.src.labels) == ("frontend", "web", "10.0.1.10", (("app", "web"),))
+    assert (first.dst.namespace, first.dst.name, first.port, first.protocol) == ("backend", "api", 8080, "TCP")
+    assert first.first == "2026-11-30T10:00:01.123456Z" and not first.dropped
+    assert [f for f in got if f.dropped] == [got[-1]] and got[-1].port == 5432
+    # jsonpb: the same flow with lowerCamelCase names reads the same.
+    line = json.loads((LAB / "hubble.jsonl").read_text().splitlines()[0])["flow"]
+    camel = dict(line, isReply=False, trafficDirection="EGRESS")
+    del camel["is_reply"], camel["traffic_direction"]
+    camel["source"] = {**line["source"], "podName": "web"}
+    del camel["source"]["pod_name"]
+    camel["l4"] = {"TCP": {"destinationPort": 8080}}
+    from audit.sources.flows import _flow_of
+
+    assert _flow_of({"flow": camel}, "x", ReadStats()) == first
+
+
+def test_the_csv_form_reads_the_same_pairs_as_the_hubble_capture():
+    hubble = {(f.src.text(), f.dst.name or f.dst.text(), f.port, f.protocol) for f in read_flows([str(LAB / "hubble.jsonl")], ReadStats())}
+    plain = list(read_flows([str(LAB / "flows.csv")], ReadStats()))
+    assert {(f.src.text(), f.dst.name, f.port, f.protocol) for f in plain} == {
+        (s, "coredns" if d.startswith("coredns") else d, p, proto) for s, d, p, proto in hubble}
+    assert sum(f.count for f in plain) == 16 and [f.dropped for f in plain].count(True) == 1
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("src,dst\na/b,c/d\n", "header lacks port"),
+    ("src,dst,port\na/b,c/d,http\n", "line 2: port: must be a port number"),
+    ("src,dst,port\na/b,c/d,70000\n", "line 2: port: must be a port number"),
+    ("src,dst,port,protocol\na/b,c/d,80,ICMP\n", "line 2: protocol: 'ICMP' is not TCP, UDP or SCTP"),
+    ("src,dst,port\nweb,c/d,80\n", "line 2: src: 'web' is neither ns/name nor an IP address"),
+    ("src,dst,port,count\na/b,c/d,80,-1\n", "line 2: count: must be a positive integer"),
+    ("src,dst,port,first\na/b,c/d,80,yesterday\n", "line 2: first: not an RFC 3339 time"),
+])
+def test_a_bad_plain_flow_is_one_line_naming_file_line_and_field(tmp_path, text, message):
+    path = tmp_path / "f.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        list(read_flows([str(path)], ReadStats()))
+    result = flows_cmd(str(path), str(EXAMPLES / "lab-before"))
+    assert result.exit_code == 2 and "Traceback" not in result.output and message.split(":")[-1].strip()[:20] in result.output
+
+
+def test_a_bad_hubble_line_names_its_line_and_field(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text(hubble_line(("a", "p", "10.0.0.1"), ("b", "q", "10.0.0.2"), 80) + "\n{not json\n")
+    with pytest.raises(InputError, match="line 2: not a JSON object"):
+        list(read_flows([str(path)], ReadStats()))
+    path.write_text(hubble_line(("a", "p", "10.0.0.1"), ("b", "q", "10.0.0.2"), 0) + "\n")
+    with pytest.raises(InputError, match=r"line 1: flow.l4.TCP.destination_port: must be a port number"):
+        list(read_flows([str(path)], ReadStats()))
+
+
+def test_flow_files_are_told_from_manifests(tmp_path):
+    (tmp_path / "h.json").write_text(hubble_line(("a", "p", "10.0.0.1"), ("b", "q", "10.0.0.2"), 80) + "\n")
+    (tmp_path / "plain.json").write_text('[{"src": "a/p", "dst": "b/q", "port": 80}]')
+    (tmp_path / "list.json").write_text('{"apiVersion": "v1", "kind": "List", "items": []}')
+    (tmp_path / "svc.json").write_text('{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}')
+    assert [is_flow_file(str(tmp_path / n)) for n in ("h.json", "plain.json", "list.json", "svc.json")] == [True, True, False, False]
+    assert is_flow_file(str(LAB / "flows.csv")) and not is_flow_file(str(EXAMPLES / "lab-before" / "app.yaml"))
+
+
+# -- the lab: the issue's acceptance --------------------------------------------------------
+
+
+@pytest.mark.parametrize("capture", ["hubble.jsonl", "flows.csv"])
+def test_the_lab_before_policies_break_nothing(capture):
+    result = flows_cmd(str(LAB / capture), str(EXAMPLES / "lab-before"), "-f", "json")
+    assert result.exit_code == 0, result.output
+    traffic = json.loads(result.stdout)["traffic"]
+    assert traffic["wouldBreak"] == [] and traffic["flows"] == 16 and traffic["dropped"] == 1
+    # Flat: every workload with traffic is unsegmented, both ways.
+    assert {(u["namespace"], u["direction"]) for u in traffic["unsegmented"]} >= {("database", "Ingress"), ("frontend", "Egress")}
+
+
+@pytest.mark.parametrize("capture", ["hubble.jsonl", "flows.csv"])
+def test_the_lab_solution_keeps_every_allowed_flow_and_denies_the_forbidden_one(capture):
+    result = flows_cmd(str(LAB / capture), str(EXAMPLES / "lab-solution"), "-f", "json")
+    traffic = json.loads(result.stdout)["traffic"]
+    [denied] = traffic["wouldBreak"]
+    assert (denied["src"], denied["dst"], denied["port"], denied["protocol"]) == ("frontend/web[Pod]", "database/db[Pod]", 5432, "TCP")
+    assert any("egress of the source" in w and "denied" in w for w in denied["why"])
+    assert result.exit_code == 0  # the forbidden attempt was DROPPED already: applying stops nothing new
+    # The oracle: reach says the same of that pair, and allows the others.
+    assert runner.invoke(app, ["reach", "frontend/web", "database/db", str(EXAMPLES / "lab-solution"), "-p", "5432"]).exit_code == 1
+    assert runner.invoke(app, ["reach", "backend/api", "database/db", str(EXAMPLES / "lab-solution"), "-p", "5432"]).exit_code == 0
+    assert all(r["flows"] > 0 for r in traffic["rules"])  # the solution is least privilege: every rule is used
+
+
+def test_a_candidate_folder_is_judged_as_if_applied():
+    result = flows_cmd(str(LAB / "hubble.jsonl"), str(EXAMPLES / "lab-before"), "--candidate", str(EXAMPLES / "lab-solution" / "policies.yaml"),
+                       "-f", "json")
+    traffic = json.loads(result.stdout)["traffic"]
+    assert traffic["policiesFrom"] == "the inputs with the candidate applied"
+    assert [(d["src"], d["dst"]) for d in traffic["wouldBreak"]] == [("frontend/web[Pod]", "database/db[Pod]")]
+
+
+def test_forwarded_flows_a_candidate_denies_fail_the_command(tmp_path):
+    capture = tmp_path / "f.csv"
+    capture.write_text("src,dst,port\nfrontend/web,database/db,5432\n")
+    result = flows_cmd(str(capture), str(EXAMPLES / "lab-before"), "--candidate", str(EXAMPLES / "lab-solution" / "policies.yaml"))
+    assert result.exit_code == 1 and "Would break (1)" in result.stdout
+
+
+def test_propose_on_the_lab_before_cluster_passes_the_lab_expectations(tmp_path):
+    out = tmp_path / "proposed"
+    result = flows_cmd(str(LAB / "hubble.jsonl"), str(EXAMPLES / "lab-before"), "--propose", str(out))
+    assert result.exit_code == 0, result.output
+    assert "verified by the engine" in result.output
+    docs = [d for p in sorted(out.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    assert {d["metadata"]["namespace"] for d in docs} == {"frontend", "backend", "database"}
+    text = json.dumps(docs)
+    assert "pod-template-hash" not in text and '"port": "http"' in text and '"port": "postgres"' in text  # named ports
+    verify = runner.invoke(app, ["verify", str(EXAMPLES / "lab-expectations.yaml"), str(EXAMPLES / "lab-before"), str(out)])
+    assert verify.exit_code == 0, verify.output
+    # And with the proposal applied, the capture breaks nothing (the DROPPED attempt stays denied).
+    again = json.loads(flows_cmd(str(LAB / "hubble.jsonl"), str(EXAMPLES / "lab-before"), str(out), "-f", "json").stdout)["traffic"]
+    assert [(d["src"], d["dst"]) for d in again["wouldBreak"]] == [("frontend/web[Pod]", "database/db[Pod]")]
+
+
+def test_a_proposal_that_would_open_more_fails_verification():
+    from audit.checks import propose as module
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper, aggregate
+    from audit.sources.manifests import load_manifests
+
+    inventory = load_manifests([str(EXAMPLES / "lab-solution")])
+    analysis = Analysis(inventory)
+    mapper = FlowMapper(analysis)
+    traffic = aggregate(mapper, read_flows([str(LAB / "hubble.jsonl")], ReadStats()))
+    proposal = module.propose(analysis, mapper, traffic, analysis.dns_target, ("kube-system",))
+    assert module.verify(inventory, analysis, mapper, traffic, proposal).passed
+    opened = module.Proposal(proposal.files + (module.BundleFile("x.yaml", "", ({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "open", "namespace": "database"},
+        "spec": {"podSelector": {}, "ingress": [{}]}},), ()),), proposal.notes, proposal.flows)
+    assert module.verify(inventory, analysis, mapper, traffic, opened).opened
+
+
+# -- mapping ------------------------------------------------------------------------------
+
+
+def test_flows_map_by_pod_name_then_ip_then_as_outside_and_the_rest_are_counted(tmp_path):
+    capture = tmp_path / "f.jsonl"
+    lines = [
+        hubble_line(("prod", "web-7d4b9c8f6-x2x9z", "10.9.9.9"), ("prod", "api", "10.9.9.8"), 8080),  # a generated pod name
+        hubble_line(("", "", "203.0.113.7"), ("prod", "db", "10.1.1.1"), 5432),  # from outside
+        hubble_line(("prod", "ghost-abc", ""), ("prod", "db", ""), 5432),  # no such workload, no IP
+    ]
+    capture.write_text("\n".join(lines) + "\n")
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "prod"},
+              "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+                                                                               "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(CLUSTER.replace("name: web, namespace: prod", "name: web-bare, namespace: prod") + "\n---\n" + yaml.safe_dump(deploy))
+    data = json.loads(flows_cmd(str(capture), str(manifests), "-f", "json").stdout)["traffic"]
+    assert data["flows"] == 3 and data["pairs"] == 2
+    assert data["unmapped"] == [["source no pod or workload prod/ghost-abc in the inventory", 1]]
+    assert any("ghost-abc" in e for e in data["unmappedExamples"])
+
+
+# -- checks -------------------------------------------------------------------------------
+
+
+def flow_audit(text: str, flows_csv: str, tmp_path: Path):
+    capture = tmp_path / "f.csv"
+    capture.write_text("src,dst,port,protocol\n" + flows_csv)
+    from audit.sources.flows import flow_input
+
+    return audit(text, flows=flow_input([str(capture)]))
+
+
+API_FROM_WEB = ("prod", {"podSelector": {"matchLabels": {"app": "api"}}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+                                                                                  "ports": [{"port": 8080}]}]})
+WEB_TO_API = ("prod", {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Egress"],
+                       "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 8080}]}]})
+API_FROM_ALL = ("prod", {"podSelector": {"matchLabels": {"app": "api"}}, "ingress": [{}]})
+
+FLOW_CASES = {
+    # (manifests, flows that fire it, flows that do not, namespace)
+    "NP-FLOW-001": (policies(API_FROM_WEB), "prod/db,prod/api,8080,TCP\n", "prod/web,prod/api,8080,TCP\n", "prod"),
+    "NP-FLOW-002": (policies(API_FROM_ALL), "prod/web,prod/api,8080,TCP\n", None, "prod"),
+    "NP-FLOW-003": (policies(API_FROM_WEB, WEB_TO_API), "prod/web,prod/db,5432,TCP\n", "prod/web,prod/api,8080,TCP\n", "prod"),
+}
+
+
+@pytest.mark.parametrize("check_id", sorted(FLOW_CASES))
+def test_flow_check_fires_on_its_case_and_not_on_the_other(check_id, tmp_path):
+    manifests, positive, negative, namespace = FLOW_CASES[check_id]
+    hits = findings(flow_audit(manifests, positive, tmp_path), check_id)
+    assert [f for f in hits if f.namespace == namespace], f"{check_id} did not fire"
+    if negative is not None:
+        assert not [f for f in findings(flow_audit(manifests, negative, tmp_path), check_id) if f.namespace == namespace]
+    # Without flows the check does not run, and the report does not list it as passed.
+    report = audit(manifests)
+    assert check_id not in {c.id for c in report.checks} and not findings(report, check_id)
+
+
+def test_unused_rules_are_named_and_a_rule_used_in_part_says_how_much(tmp_path):
+    text = policies(API_FROM_WEB, ("prod", {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}))
+    hits = findings(flow_audit(text, "prod/web,prod/api,8080,TCP\n", tmp_path), "NP-FLOW-002")
+    by_name = {f.name: f.message for f in hits}
+    assert set(by_name) == {"p1"} and "spec.ingress[0] (every port) was used by no flow of 1 flow(s)" in by_name["p1"]
+    whole = findings(flow_audit(policies(API_FROM_ALL), "prod/web,prod/api,8080,TCP\n", tmp_path), "NP-FLOW-002")
+    assert whole and "every peer on every port" in whole[0].message and "TCP/8080" in whole[0].message
+
+
+def test_flow_checks_count_for_pci_1_3_only_with_flows(tmp_path):
+    without = {(c.framework, c.id): c for c in audit(policies(API_FROM_ALL)).controls}
+    pci = without[("PCI DSS v4.0.1", "1.3.1")]
+    assert "NP-FLOW-002" not in pci.checks and "not run: no flows were given" in pci.reason
+    with_flows = {(c.framework, c.id): c for c in flow_audit(policies(API_FROM_ALL), "prod/web,prod/api,8080,TCP\n", tmp_path).controls}
+    judged = with_flows[("PCI DSS v4.0.1", "1.3.1")]
+    assert "NP-FLOW-002" in judged.checks and judged.status == "fail" and "NP-FLOW-002" in judged.failing
+
+
+def test_scan_with_flows_puts_the_window_in_every_report(tmp_path):
+    html, pdf, out = tmp_path / "r.html", tmp_path / "r.pdf", tmp_path / "r.json"
+    result = runner.invoke(app, ["scan", str(EXAMPLES / "lab-solution"), "--flows", str(LAB / "hubble.jsonl"), "--html", str(html),
+                                 "--pdf", str(pdf), "--json", str(out), *NOW])
+    assert result.exit_code == 0, result.output
+    assert "Observed traffic: 16 flow(s) from 2026-11-30T10:00:01.123456Z" in result.stdout
+    data = json.loads(out.read_text())
+    assert data["traffic"]["first"] == "2026-11-30T10:00:01.123456Z" and data["traffic"]["files"] == [str(LAB / "hubble.jsonl")]
+    assert 'id="traffic"' in html.read_text() and "Would break (1)" in html.read_text()
+    import subprocess
+
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Appendix D: Observed traffic" in text and "Appendix E: Methodology" in text
+    again = tmp_path / "again.json"
+    runner.invoke(app, ["scan", str(EXAMPLES / "lab-solution"), "--flows", str(LAB / "hubble.jsonl"), "--json", str(again), *NOW])
+    assert again.read_bytes() == out.read_bytes()  # deterministic
+
+
+def test_hostile_names_in_a_capture_reach_the_terminal_escaped(tmp_path):
+    capture = tmp_path / "f.jsonl"
+    capture.write_text(hubble_line(("prod\x1b]0;pwned\x07", "web", "10.0.0.1"), ("prod", "api", "10.0.0.2"), 80) + "\n")
+    result = flows_cmd(str(capture), str(EXAMPLES / "lab-before"))
+    assert "\x1b" not in result.stdout and "\\x1b" in result.stdout
