@@ -43,12 +43,16 @@ class Tally:
     """Outside addresses seen at each end ("src"/"dst"), a few of them."""
 
     def add(self, flow: Flow) -> None:
-        self.count += flow.count
-        self.dropped += flow.count if flow.dropped else 0
-        if flow.first and (self.first is None or flow.first < self.first):
-            self.first = flow.first
-        if flow.last and (self.last is None or flow.last > self.last):
-            self.last = flow.last
+        self.merge(flow.count, flow.count if flow.dropped else 0, flow.first, flow.last)
+
+    def merge(self, count: int, dropped: int, first: str | None, last: str | None) -> None:
+        """Count more flows in (times are fixed-width UTC text: they compare as text)."""
+        self.count += count
+        self.dropped += dropped
+        if first and (self.first is None or first < self.first):
+            self.first = first
+        if last and (self.last is None or last > self.last):
+            self.last = last
 
 
 @dataclass
@@ -56,16 +60,30 @@ class Traffic:
     """Observed flows, aggregated and mapped; what could not be mapped, counted and sampled."""
 
     pairs: dict[tuple[End, End, int, str], Tally] = field(default_factory=dict)
-    flows: int = 0
-    dropped: int = 0
-    first: str | None = None
-    last: str | None = None
+    total: Tally = field(default_factory=Tally)
+    """Every flow read, placed or not: the window."""
     unmapped: dict[str, int] = field(default_factory=dict)
     """Flows not placed, by reason."""
     unmapped_examples: list[str] = field(default_factory=list)
     outside_only: int = 0
     """Flows between two outside addresses: no pod of the cluster is on either end."""
     allowed_memo: dict[int, tuple[Analysis, dict[tuple[End, End, int, str], bool]]] = field(default_factory=dict)
+
+    @property
+    def flows(self) -> int:
+        return self.total.count
+
+    @property
+    def dropped(self) -> int:
+        return self.total.dropped
+
+    @property
+    def first(self) -> str | None:
+        return self.total.first
+
+    @property
+    def last(self) -> str | None:
+        return self.total.last
 
 
 class FlowMapper:
@@ -185,12 +203,7 @@ def aggregate(mapper: FlowMapper, flows: Iterable[Flow]) -> Traffic:
     """Every flow placed and added to its (source, destination, port, protocol) tally."""
     traffic = Traffic()
     for flow in flows:
-        traffic.flows += flow.count
-        traffic.dropped += flow.count if flow.dropped else 0
-        if flow.first and (traffic.first is None or flow.first < traffic.first):
-            traffic.first = flow.first
-        if flow.last and (traffic.last is None or flow.last > traffic.last):
-            traffic.last = flow.last
+        traffic.total.add(flow)
         srcs, why_src = mapper.place(flow.src)
         dsts, why_dst = mapper.place(flow.dst)
         if not srcs or not dsts:
@@ -272,10 +285,7 @@ def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explai
         group = groups.get(name)
         if group is None:
             group = groups[name] = _Group(key)
-        group.tally.count += tally.count
-        group.tally.dropped += tally.dropped
-        group.tally.first = min(filter(None, (group.tally.first, tally.first)), default=None)
-        group.tally.last = max(filter(None, (group.tally.last, tally.last)), default=None)
+        group.tally.merge(tally.count, tally.dropped, tally.first, tally.last)
     rows = []
     for i, ((src, dst, port, protocol), group) in enumerate(sorted(groups.items(), key=lambda kv: (-kv[1].tally.count, kv[0]))):
         t = group.tally
