@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # S, M and L (L takes a few minutes)
     python benchmarks/run.py --sizes S,M     # quicker
     python benchmarks/run.py --fat           # the same clusters with pods as kubectl returns them
+    python benchmarks/run.py --flows 1000000 # and a million observed flows over each
 
 For each size it generates the cluster once (benchmarks/generate.py, cached under --work),
 then runs each measurement in a fresh process so peak RSS belongs to that measurement alone:
@@ -13,7 +14,9 @@ then runs each measurement in a fresh process so peak RSS belongs to that measur
 - live: the same objects served by the API-server double in its own process: fetching the raw
   pages only, then `collect` (the real kubernetes client, paging, parsing, reduction);
 - connectivity: every allowed connection of the whole cluster, streamed to a file as
-  `netpol-audit connectivity -o FILE` writes it.
+  `netpol-audit connectivity -o FILE` writes it;
+- flows (with ``--flows N``): N Hubble lines between the cluster's pods read, placed and
+  aggregated, then the three answers (would break, rule use, unsegmented).
 
 It prints one table per size, the ratios the targets are stated in, and the fitted exponent
 of full-scan time against pod count (1.0 is linear).
