@@ -9,6 +9,7 @@ workloads, Type, traffic_direction, is_reply); the engine's verdicts are the ora
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -343,3 +344,53 @@ def test_the_fast_verdicts_equal_the_stack_walk_for_every_observed_pair(example,
     oracle = {k: analysis.allowed(mapper.endpoint(k[0]), mapper.endpoint(k[1]), k[2], k[3]).allowed for k in traffic.pairs}
     assert fast == oracle
     assert example == "war-story" or 0 < sum(oracle.values()) < len(oracle)  # the war story denies all of these
+
+
+def _traffic(manifests: str | Path, rows: str, tmp_path: Path):
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper, aggregate
+    from audit.sources.manifests import load_manifests
+
+    capture = tmp_path / "c.csv"
+    capture.write_text("src,dst,port,protocol,first,last\n" + rows)
+    analysis = Analysis(load_manifests([str(manifests)]))
+    mapper = FlowMapper(analysis)
+    return analysis, mapper, aggregate(mapper, read_flows([str(capture)], ReadStats()))
+
+
+def test_the_window_spans_every_flow_with_a_time_and_ignores_those_without(tmp_path):
+    _, _, traffic = _traffic(EXAMPLES / "lab-before", "frontend/web,backend/api,8080,TCP,2026-11-30T10:00:05Z,2026-11-30T10:00:09Z\n"
+                                                      "frontend/web,backend/api,8080,TCP,,\n"
+                                                      "backend/api,database/db,5432,TCP,2026-11-30T09:59:00.5Z,2026-11-30T10:00:01Z\n", tmp_path)
+    assert (traffic.first, traffic.last, traffic.flows) == ("2026-11-30T09:59:00.500000Z", "2026-11-30T10:00:09.000000Z", 3)
+    [tally] = [t for k, t in traffic.pairs.items() if k[2] == 8080]
+    assert (tally.count, tally.first, tally.last) == (2, "2026-11-30T10:00:05.000000Z", "2026-11-30T10:00:09.000000Z")
+
+
+def test_dns_is_recognised_in_the_dns_namespace_only(tmp_path):
+    analysis, mapper, _ = _traffic(EXAMPLES / "lab-before", "", tmp_path)
+    from audit.observed import FlowEnd
+
+    assert mapper.place(FlowEnd("kube-system", "coredns-5d78c9869d-x7k2p")) == ([analysis.dns_classes[0]], None)
+    assert mapper.place(FlowEnd("kube-system", "x", labels=(("k8s-app", "kube-dns"),))) == ([analysis.dns_classes[0]], None)
+    assert mapper.place(FlowEnd("frontend", "coredns-abc"))[0] == []  # a pod named so elsewhere is not the DNS
+    assert mapper.place(FlowEnd("kube-system", "metrics-server-1"))[0] == []
+    assert mapper.place(FlowEnd("frontend"))[1] == "neither a pod nor an IP address"  # a namespace alone names no pod
+
+
+def test_rows_past_the_explained_ones_say_how_to_ask(tmp_path):
+    from audit.engine.flows import would_break
+
+    analysis, mapper, traffic = _traffic(EXAMPLES / "lab-solution", "frontend/web,database/db,5432,TCP,,\nfrontend/web,database/db,5432,TCP,,\n"
+                                                                    "database/db,frontend/web,80,TCP,,\n", tmp_path)
+    first, second = would_break(analysis, mapper, traffic, explained=1)
+    assert first.count == 2 and any("denied" in w for w in first.why)
+    assert second.why == ("not explained past the first 1 rows: netpol-audit reach database/db frontend/web -p 80/TCP",)
+
+
+def test_the_assumed_dns_pods_are_named_as_such():
+    from audit.engine.flows import unsegmented
+
+    analysis, mapper, traffic = _traffic(EXAMPLES / "lab-solution", "frontend/web,kube-system/coredns,53,UDP,,\n", Path(tempfile.mkdtemp()))
+    assert [(u.namespace, u.workload, u.direction) for u in unsegmented(analysis, mapper, traffic)] == [
+        ("kube-system", "(the cluster DNS pods, assumed)", "Ingress")]
