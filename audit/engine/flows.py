@@ -108,6 +108,7 @@ class FlowMapper:
         self._starts = {v: [s.first for s in self.segments if s.version == v] for v in (4, 6)}
         self._index = {v: [i for i, s in enumerate(self.segments) if s.version == v] for v in (4, 6)}
         self._placed: dict[FlowEnd, tuple[list[End], str | None]] = {}
+        self._names: dict[int, str] = {}
 
     def place(self, end: FlowEnd) -> tuple[list[End], str | None]:
         """The ends a capture end stands for (usually one), or ([], why not); memoized: a capture
@@ -187,7 +188,10 @@ class FlowMapper:
 
     def describe(self, end: End, tally: Tally | None = None, side: str = "") -> str:
         if isinstance(end, int):
-            return ", ".join(w.ref for w in self.analysis.classes[end].workloads[:3])
+            text = self._names.get(end)
+            if text is None:
+                text = self._names[end] = ", ".join(w.ref for w in self.analysis.classes[end].workloads[:3])
+            return text
         seen = sorted((tally.ips.get(side) if tally else None) or ())
         return ", ".join(seen[:3]) + (f" (+{len(seen) - 3})" if len(seen) > 3 else "") if seen else self.segments[end[1]].text()
 
@@ -277,9 +281,7 @@ def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explai
     flows first; the first ``explained`` rows carry the rule chain of each side (as `reach`
     explains it), the rest say how to ask for it."""
     groups: dict[tuple[str, str, int, str], _Group] = {}
-    for key, ok in sorted(allowed(analysis, mapper, traffic).items(), key=lambda kv: _order(kv[0])):
-        if ok:
-            continue
+    for key in sorted((k for k, ok in allowed(analysis, mapper, traffic).items() if not ok), key=_order):
         tally = traffic.pairs[key]
         name = (mapper.describe(key[0], tally, "src"), mapper.describe(key[1], tally, "dst"), key[2], key[3])
         group = groups.get(name)
