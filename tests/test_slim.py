@@ -149,3 +149,37 @@ def test_the_manifest_reader_uses_the_fast_path(monkeypatch, tmp_path):
     path.write_text('{"kind": "List", "items": []}')
     load_manifests([str(path)])
     assert calls and manifests.slim is slim
+
+
+@pytest.mark.parametrize("example", ["lab-before", "lab-solution", "war-story", "mixed-cluster", "flannel"])
+def test_yaml_pods_converted_to_typed_records_read_the_same(example, monkeypatch):
+    paths = [str(EXAMPLES / example)]
+    fast = load_manifests(paths)
+    with monkeypatch.context() as m:
+        m.setattr(slim, "typed_pod", lambda obj: None)
+        assert fast == load_manifests(paths)
+    docs = [d for p in sorted((EXAMPLES / example).glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    pods = [d for d in docs if d.get("kind") == "Pod"]
+    assert all(type(slim.typed_pod(p)) is slim.Pod for p in pods) or not pods
+
+
+@pytest.mark.parametrize(("path", "value"), VARIANTS, ids=[f"{p}={'DELETE' if v is DELETE else v!r}" for p, v in VARIANTS])
+def test_every_yaml_pod_reads_as_the_dict_reader_reads_it(path, value, tmp_path, monkeypatch):
+    pods = [variant(path, value), FULL_POD | {"metadata": FULL_POD["metadata"] | {"name": "q"}}]
+    file = tmp_path / "pods.yaml"
+    file.write_text(yaml.safe_dump_all(pods + pods[:1]))
+
+    def outcome(read):
+        try:
+            inv = read([str(file)])
+        except InputError as exc:
+            return ("error", str(exc))
+        c = inv.collection
+        return ("read", inv.workloads, inv.namespaces, c.issues, c.notices, c.object_counts)
+
+    def dicts(paths):
+        with monkeypatch.context() as m:
+            m.setattr(slim, "typed_pod", lambda obj: None)
+            return load_manifests(paths)
+
+    assert outcome(load_manifests) == outcome(dicts)

@@ -134,7 +134,7 @@ def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> tu
             continue
         items = _list_items(data, where)
         if items is None:
-            builder.add(data, SourceRef(display, number, line), where)
+            builder.add(data if is_json else slim.typed_pod(data) or data, SourceRef(display, number, line), where)
             continue
         item_kind, item_version = _item_type(data)
         for i, item in enumerate(items):
@@ -142,6 +142,8 @@ def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> tu
             if item_kind and type(item) is dict and ("kind" not in item or "apiVersion" not in item):
                 # As the API server lists them (`kubectl get --raw`, client dumps): the List names the type.
                 item = {"kind": item_kind, "apiVersion": item_version, **item}
+            if not is_json:  # JSON Lists arrive typed already (decode_list); YAML is converted here
+                item = slim.typed_pod(item) or item
             builder.add(item, SourceRef(display, number, item_line), f"{where} items[{i}] (line {item_line})")
     return digest
 

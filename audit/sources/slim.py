@@ -123,3 +123,14 @@ def decode_list(body: bytes) -> dict[str, Any] | None:
     whole = {k: v for k, v in envelope.items() if k != "items"}
     whole["items"] = items
     return whole
+
+
+def typed_pod(obj: Any) -> Pod | None:
+    """A YAML-loaded v1 Pod (plain Python values) as a typed `Pod`, via ``msgspec.convert``; None
+    when it is no Pod or does not fit (then the builder reads the dict and names any problem)."""
+    if type(obj) is not dict or obj.get("kind") != "Pod" or obj.get("apiVersion") != "v1":
+        return None
+    try:
+        return msgspec.convert(obj, Pod)
+    except msgspec.ValidationError:
+        return None
