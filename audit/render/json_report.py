@@ -16,8 +16,9 @@ from audit.report.serde import DecodeError, from_jsonable, to_jsonable
 
 @gc_paused()
 def render_json(report: Report) -> str:
-    # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False), 5-10x faster.
-    return orjson.dumps(to_jsonable(report), option=orjson.OPT_INDENT_2).decode() + "\n"
+    # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False), 5-10x faster; the
+    # newline is appended by orjson, so a 70 MB result is not copied once more to end it.
+    return orjson.dumps(to_jsonable(report), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
 
 
 def schema() -> dict[str, Any]:
