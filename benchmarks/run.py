@@ -47,6 +47,15 @@ FULL_SCAN = ("load", "analysis", "checks", "report model", "JSON", "HTML")
 
 
 def rss_mb() -> float:
+    """Peak resident memory of this process, MB. VmHWM, not ru_maxrss: Linux keeps ru_maxrss across
+    execve, so a child spawned by a parent that generated a cluster in memory would report the
+    parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
