@@ -394,3 +394,10 @@ def test_the_assumed_dns_pods_are_named_as_such():
     analysis, mapper, traffic = _traffic(EXAMPLES / "lab-solution", "frontend/web,kube-system/coredns,53,UDP,,\n", Path(tempfile.mkdtemp()))
     assert [(u.namespace, u.workload, u.direction) for u in unsegmented(analysis, mapper, traffic)] == [
         ("kube-system", "(the cluster DNS pods, assumed)", "Ingress")]
+
+
+def test_a_policy_none_of_whose_rules_was_used_is_one_finding(tmp_path):
+    idle = ("prod", {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "x"}}}]},
+                                                                              {"from": [{"namespaceSelector": {}}], "ports": [{"port": 1}]}]})
+    hits = findings(flow_audit(policies(API_FROM_WEB, idle), "prod/web,prod/api,8080,TCP\n", tmp_path), "NP-FLOW-002")
+    assert [(f.name, f.message.split(" was used")[0]) for f in hits] == [("p1", "none of its 2 rules")]

@@ -48,9 +48,17 @@ def denied_observed_flow(ctx: Context) -> Iterable[Hit]:
 def unused_allow_rule(ctx: Context) -> Iterable[Hit]:
     assert ctx.traffic is not None
     window = _window(ctx)
-    for use in rule_use(ctx.analysis, ctx.traffic.mapper, ctx.traffic.traffic):
-        if ctx.config.is_excluded(use.namespace):
-            continue
+    uses = [u for u in rule_use(ctx.analysis, ctx.traffic.mapper, ctx.traffic.traffic) if not ctx.config.is_excluded(u.namespace)]
+    by_policy: dict[str, list[int]] = {}
+    for use in uses:
+        by_policy.setdefault(use.policy, []).append(use.flows)
+    unused_policies = {key for key, flows in by_policy.items() if len(flows) > 1 and not any(flows)}
+    for key in sorted(unused_policies):
+        namespace, name = key.split("/", 1)
+        yield Hit(namespace, "NetworkPolicy", name, f"none of its {len(by_policy[key])} rules was used by any flow of {window}", key="policy")
+    for use in uses:
+        if use.policy in unused_policies:
+            continue  # said once for the whole policy
         if use.flows == 0:
             yield Hit(use.namespace, "NetworkPolicy", use.policy.split("/", 1)[1],
                       f"{use.rule} ({use.ports_allowed}) was used by no flow of {window}", key=use.rule)

@@ -32,7 +32,12 @@ def render_traffic(traffic: TrafficInfo, limit: int = MAX_LINES) -> str:
     unused = [r for r in traffic.rules if r.flows == 0]
     partial = [r for r in traffic.rules if r.flows and (r.peers_allowed is None or r.peers_used < r.peers_allowed or r.ports_allowed == "every port")]
     out.append("")
-    out.append(f"Never used ({len(unused)} of {len(traffic.rules)} NetworkPolicy rules): no observed flow exercised them")
+    per_policy: dict[str, list[int]] = {}
+    for r in traffic.rules:
+        per_policy.setdefault(r.policy, []).append(r.flows)
+    idle = sorted(k for k, flows in per_policy.items() if not any(flows))
+    out.append(f"Never used ({len(unused)} of {len(traffic.rules)} NetworkPolicy rules; {len(idle)} whole policies): "
+               "no observed flow exercised them")
     out += [f"  {r.policy} {r.rule} ({r.ports_allowed})" for r in unused[:limit]]
     out.append("")
     out.append(f"Used in part ({len(partial)}): what traffic used of what the rule allows")
