@@ -66,6 +66,16 @@ def test_a_typed_pod_list_without_item_kinds_is_read_typed():
     assert type(pod) is slim.Pod and pod.metadata.name == "p"
 
 
+def outcome(read, path: Path) -> tuple:
+    """What a reader makes of one file: its error line, or everything the inventory records."""
+    try:
+        inv = read([str(path)])
+    except InputError as exc:
+        return ("error", str(exc))
+    c = inv.collection
+    return ("read", inv.workloads, inv.namespaces, c.issues, c.notices, c.object_counts)
+
+
 def variant(path: str, value: object) -> dict:
     """FULL_POD with one field set (``path`` dotted, list indexes as numbers); DELETE removes it."""
     pod = json.loads(json.dumps(FULL_POD))
@@ -110,15 +120,7 @@ def test_every_pod_reads_as_the_general_decoder_reads_it(path, value, tmp_path, 
     path_ = tmp_path / "pods.json"
     path_.write_text(json.dumps({"kind": "List", "items": pods + pods[:1]}))  # the first pod twice: counted once
 
-    def outcome(read):
-        try:
-            inv = read([str(path_)])
-        except InputError as exc:
-            return ("error", str(exc))
-        c = inv.collection
-        return ("read", inv.workloads, inv.namespaces, c.issues, c.notices, c.object_counts)
-
-    assert outcome(load_manifests) == outcome(lambda p: general(monkeypatch, p))
+    assert outcome(load_manifests, path_) == outcome(lambda p: general(monkeypatch, p), path_)
     try:
         typed = type(slim.decode_list(path_.read_bytes())["items"][0]) is slim.Pod
     except slim.Unfit:
@@ -169,17 +171,9 @@ def test_every_yaml_pod_reads_as_the_dict_reader_reads_it(path, value, tmp_path,
     file = tmp_path / "pods.yaml"
     file.write_text(yaml.safe_dump_all(pods + pods[:1]))
 
-    def outcome(read):
-        try:
-            inv = read([str(file)])
-        except InputError as exc:
-            return ("error", str(exc))
-        c = inv.collection
-        return ("read", inv.workloads, inv.namespaces, c.issues, c.notices, c.object_counts)
-
     def dicts(paths):
         with monkeypatch.context() as m:
             m.setattr(slim, "typed_pod", lambda obj: None)
             return load_manifests(paths)
 
-    assert outcome(load_manifests) == outcome(dicts)
+    assert outcome(load_manifests, file) == outcome(dicts, file)
