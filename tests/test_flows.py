@@ -401,3 +401,17 @@ def test_a_policy_none_of_whose_rules_was_used_is_one_finding(tmp_path):
                                                                               {"from": [{"namespaceSelector": {}}], "ports": [{"port": 1}]}]})
     hits = findings(flow_audit(policies(API_FROM_WEB, idle), "prod/web,prod/api,8080,TCP\n", tmp_path), "NP-FLOW-002")
     assert [(f.name, f.message.split(" was used")[0]) for f in hits] == [("p1", "none of its 2 rules")]
+
+
+def test_a_peer_without_stable_labels_is_not_proposed_as_a_whole_namespace(tmp_path):
+    """An unlabelled client would need `podSelector: {}`, which admits its whole namespace: the
+    proposal says so and leaves the flow out, and verification reports it still denied."""
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text((EXAMPLES / "lab-before" / "app.yaml").read_text().replace("  labels:\n    app: web\n", "", 1))
+    capture = tmp_path / "f.csv"
+    capture.write_text("src,dst,port\nfrontend/web,backend/api,8080\nbackend/api,database/db,5432\n")
+    out = tmp_path / "proposed"
+    result = flows_cmd(str(capture), str(manifests), "--propose", str(out))
+    assert "frontend/web[Pod]: no stable labels name it" in result.output
+    assert "the proposal still denies frontend/web[Pod] -> backend/api[Pod] TCP/8080" in result.output and result.exit_code == 1
+    assert "podSelector: {}\n  policyTypes:\n  - Ingress\n  ingress" not in "".join(p.read_text() for p in out.glob("*.yaml"))

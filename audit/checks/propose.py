@@ -23,7 +23,7 @@ from audit.checks.bundle import BundleFile, apply, file_name
 from audit.engine.analysis import Analysis, DnsTarget, Endpoint
 from audit.engine.connectivity import Connection
 from audit.engine.diff import widened
-from audit.engine.flows import End, FlowMapper, Tally, Traffic
+from audit.engine.flows import MAX_IPS, End, FlowMapper, Tally, Traffic
 from audit.inventory import Inventory
 
 NAME_LABEL = "kubernetes.io/metadata.name"
@@ -60,7 +60,11 @@ def propose(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, dns: DnsTa
                 continue  # allow-dns covers it
             dst_cls = analysis.classes[dst] if isinstance(dst, int) else None
             named = next((p.name for p in (dst_cls.ports if dst_cls else ()) if p.port == port and p.protocol == protocol and p.name), None)
-            for peer in _peers(analysis, mapper, analysis.classes[subject].namespace, other, tally, side):
+            peers = _peers(analysis, mapper, analysis.classes[subject].namespace, other, tally, side)
+            if not peers:
+                notes.append(f"{mapper.describe(other, tally, side)}: no stable labels name it (an empty podSelector would admit its "
+                             f"whole namespace); its flows with {analysis.classes[subject].describe()} are not proposed")
+            for peer in peers:
                 key = str(sorted(peer.items()))
                 rules = table.setdefault(subject, {})
                 entry = rules.setdefault(key, (peer, []))
@@ -79,9 +83,9 @@ def propose(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, dns: DnsTa
                 notes.append(f"{cls.describe()}: no stable labels select this workload alone; its observed {direction.lower()} "
                              "is not proposed")
                 continue
-            word, peer_key = ("from", "from") if direction == "Ingress" else ("to", "to")
-            spec_rules = [{peer_key: [peer], "ports": sorted(ports, key=lambda p: (p["protocol"], str(p["port"])))}
-                     for peer, ports in sorted(table[cid].values(), key=lambda e: str(sorted(e[0].items())))]
+            word = "from" if direction == "Ingress" else "to"
+            spec_rules = [{word: [peer], "ports": sorted(ports, key=lambda p: (p["protocol"], str(p["port"])))}
+                          for peer, ports in sorted(table[cid].values(), key=lambda e: str(sorted(e[0].items())))]
             name = f"{cls.workloads[0].name}-{word}-observed"[:253]
             docs.setdefault(cls.namespace, []).append(fixes.policy_doc(cls.namespace, name, {
                 "podSelector": selector, "policyTypes": [direction], direction.lower(): spec_rules}))
@@ -107,12 +111,14 @@ def _peers(analysis: Analysis, mapper: FlowMapper, own_ns: str, other: End, tall
     if isinstance(other, int):
         cls = analysis.classes[other]
         labels = fixes._stable_labels(cls.label_map)
-        pods = {"matchLabels": labels} if labels else {}
+        if not labels:
+            return []
+        pods = {"matchLabels": labels}
         if cls.namespace == own_ns:
             return [{"podSelector": pods}]
         return [{"namespaceSelector": {"matchLabels": {NAME_LABEL: cls.namespace}}, "podSelector": pods}]
     seen = sorted(tally.ips.get(side, ()), key=lambda ip: (ipaddress.ip_address(ip).version, int(ipaddress.ip_address(ip))))
-    if seen and len(seen) < 8:
+    if seen and len(seen) < MAX_IPS:  # fewer than the tally keeps: these are all the addresses seen
         return [{"ipBlock": {"cidr": str(ipaddress.ip_network(ip))}} for ip in seen]
     seg = mapper.segments[other[1]]
     make = ipaddress.IPv4Address if seg.version == 4 else ipaddress.IPv6Address
