@@ -415,3 +415,20 @@ def test_a_peer_without_stable_labels_is_not_proposed_as_a_whole_namespace(tmp_p
     assert "frontend/web[Pod]: no stable labels name it" in result.output
     assert "the proposal still denies frontend/web[Pod] -> backend/api[Pod] TCP/8080" in result.output and result.exit_code == 1
     assert "podSelector: {}\n  policyTypes:\n  - Ingress\n  ingress" not in "".join(p.read_text() for p in out.glob("*.yaml"))
+
+
+def test_a_result_with_traffic_validates_and_round_trips(tmp_path):
+    import jsonschema
+
+    from audit.render.json_report import load_report, render_json, schema
+    from audit.sources.flows import flow_input
+
+    report = audit((EXAMPLES / "lab-solution" / "app.yaml").read_text() + "\n---\n" + (EXAMPLES / "lab-solution" / "policies.yaml").read_text(),
+                   flows=flow_input([str(LAB / "hubble.jsonl")]))
+    text = render_json(report)
+    jsonschema.validate(json.loads(text), schema())
+    assert load_report(text, "r.json") == report and report.traffic is not None and report.traffic.would_break
+    saved = tmp_path / "r.json"
+    saved.write_text(text)
+    html = tmp_path / "r.html"
+    assert runner.invoke(app, ["report", str(saved), "--html", str(html)]).exit_code == 0 and 'id="traffic"' in html.read_text()

@@ -16,16 +16,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit.checks.compliance import STATUSES
+from audit.checks.registry import _PREFIX
 from audit.report import model
 from audit.report.serde import camel
 from audit.report.severity import SEVERITIES
+
+CATEGORIES = sorted(set(_PREFIX.values()))  # the registry's categories, one list for both places
 
 ENUMS = {
     ("FindingRow", "severity"): list(SEVERITIES),
     ("CheckRow", "severity"): list(SEVERITIES),
     ("FindingRow", "status"): ["fail", "waived"],
-    ("FindingRow", "category"): ["cni", "coverage", "permissive", "exposure", "dns", "hygiene", "config"],
-    ("CheckRow", "category"): ["cni", "coverage", "permissive", "exposure", "dns", "hygiene", "config"],
+    ("FindingRow", "category"): CATEGORIES,
+    ("CheckRow", "category"): CATEGORIES,
     ("ControlRow", "status"): list(STATUSES),
     ("ControlRow", "kind"): ["segmentation", "cni", "manual"],
     ("Summary", "verdict"): ["pass", "warn", "fail", "incomplete"],
@@ -51,7 +54,11 @@ def _type(tp, owner: str, name: str) -> dict:
         options = [a for a in typing.get_args(tp) if a is not type(None)]
         return {"anyOf": [_type(options[0], owner, name), {"type": "null"}]}
     if origin is tuple:
-        return {"type": "array", "items": _type(typing.get_args(tp)[0], owner, name)}
+        args = typing.get_args(tp)
+        if (len(args) == 2 and args[1] is Ellipsis) or len(args) == 1:
+            return {"type": "array", "items": _type(args[0], owner, name)}
+        # A fixed-length tuple (a (name, count) pair): each place its own type.
+        return {"type": "array", "prefixItems": [_type(a, owner, name) for a in args], "minItems": len(args), "maxItems": len(args)}
     if origin is dict:
         return {"type": "object", "additionalProperties": _type(typing.get_args(tp)[1], owner, name)}
     if dataclasses.is_dataclass(tp):
