@@ -432,3 +432,31 @@ def test_a_result_with_traffic_validates_and_round_trips(tmp_path):
     saved.write_text(text)
     html = tmp_path / "r.html"
     assert runner.invoke(app, ["report", str(saved), "--html", str(html)]).exit_code == 0 and 'id="traffic"' in html.read_text()
+
+
+def test_a_workload_with_several_pod_classes_is_narrowed_by_the_captures_labels_or_ip(tmp_path):
+    """A rollout in progress: pods of one ReplicaSet with two label sets are two classes. The
+    capture's labels pick one; else its IP; else the flow stands for both."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper
+    from audit.observed import FlowEnd
+    from audit.sources.manifests import load_manifests
+
+    def pod(name: str, version: str, ip: str) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "prod", "labels": {"app": "web", "version": version, "pod-template-hash": "5d7"},
+                             "ownerReferences": [{"kind": "ReplicaSet", "name": "web-5d7", "controller": True}]},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running", "podIP": ip}}
+
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}},
+                                             pod("web-5d7-aaaaa", "v1", "10.0.0.1"), pod("web-5d7-bbbbb", "v2", "10.0.0.2")]))
+    analysis = Analysis(load_manifests([str(manifests)]))
+    mapper = FlowMapper(analysis)
+    v1, v2 = sorted(analysis.find_workload("prod", "web"), key=lambda c: analysis.classes[c].label_map["version"])
+    by_labels = FlowEnd("prod", "web-5d7-zzzzz", labels=(("app", "web"), ("pod-template-hash", "5d7"), ("version", "v2")))
+    assert mapper.place(by_labels) == ([v2], None)
+    assert mapper.place(FlowEnd("prod", "web-5d7-zzzzz", ip="10.0.0.1")) == ([v1], None)
+    assert sorted(mapper.place(FlowEnd("prod", "web-5d7-zzzzz", ip="10.9.9.9"))[0]) == [v1, v2]  # an IP it does not hold narrows nothing
+    assert sorted(mapper.place(FlowEnd("prod", "web-5d7-zzzzz"))[0]) == [v1, v2]
+    assert sorted(mapper.place(FlowEnd("prod", "web-5d7-zzzzz", labels=(("app", "other"),)))[0]) == [v1, v2]  # labels that fit none
