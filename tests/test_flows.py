@@ -460,3 +460,50 @@ def test_a_workload_with_several_pod_classes_is_narrowed_by_the_captures_labels_
     assert sorted(mapper.place(FlowEnd("prod", "web-5d7-zzzzz", ip="10.9.9.9"))[0]) == [v1, v2]  # an IP it does not hold narrows nothing
     assert sorted(mapper.place(FlowEnd("prod", "web-5d7-zzzzz"))[0]) == [v1, v2]
     assert sorted(mapper.place(FlowEnd("prod", "web-5d7-zzzzz", labels=(("app", "other"),)))[0]) == [v1, v2]  # labels that fit none
+
+
+def test_a_rule_is_used_only_by_flows_from_the_peers_it_names(tmp_path):
+    two_rules = ("prod", {"podSelector": {"matchLabels": {"app": "api"}}, "ingress": [
+        {"from": [{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 8080}]},
+        {"from": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"port": 8080}]}]})
+    from audit.engine.flows import rule_use
+
+    analysis, mapper, traffic = _traffic_text(policies(two_rules), "prod/web,prod/api,8080,TCP,,\n", tmp_path)
+    uses = {u.rule: (u.flows, u.peers_used, u.peers_allowed, u.ports_used) for u in rule_use(analysis, mapper, traffic)}
+    assert uses == {"spec.ingress[0]": (1, 1, 1, ("TCP/8080",)), "spec.ingress[1]": (0, 0, 1, ())}
+
+
+def test_outside_sources_are_proposed_as_the_addresses_seen_and_verified(tmp_path):
+    capture = tmp_path / "f.csv"
+    capture.write_text("src,dst,port\n203.0.113.7,frontend/web,80\n198.51.100.2,frontend/web,80\nfrontend/web,backend/api,8080\n")
+    out = tmp_path / "proposed"
+    result = flows_cmd(str(capture), str(EXAMPLES / "lab-before"), "--propose", str(out))
+    assert result.exit_code == 0 and "verified by the engine" in result.output, result.output
+    text = "".join(p.read_text() for p in sorted(out.glob("*.yaml")))
+    assert "cidr: 198.51.100.2/32" in text and "cidr: 203.0.113.7/32" in text and "0.0.0.0/0" not in text
+
+
+def test_unsegmented_rows_count_the_flows_of_each_workload():
+    data = json.loads(flows_cmd(str(LAB / "hubble.jsonl"), str(EXAMPLES / "lab-before"), "-f", "json").stdout)["traffic"]
+    rows = {(u["namespace"], u["workload"], u["direction"]): (u["peers"], u["flows"]) for u in data["unsegmented"]}
+    assert rows[("frontend", "web", "Egress")] == (3, 7)  # api (3), DNS (3), the DROPPED attempt on db (1)
+    assert rows[("database", "db", "Ingress")] == (2, 4)
+
+
+def test_a_pod_the_inventory_lacks_by_name_is_placed_by_its_ip(tmp_path):
+    from audit.observed import FlowEnd
+
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}},
+                                             {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "prod", "labels": {"app": "web"}},
+                                              "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"podIP": "10.0.0.1"}}]))
+    analysis, mapper, _ = _traffic(manifests, "", tmp_path)
+    (web,) = analysis.find_workload("prod", "web")
+    assert mapper.place(FlowEnd("prod", "renamed-pod", ip="10.0.0.1")) == ([web], None)
+    assert mapper.place(FlowEnd("prod", "renamed-pod", ip="10.0.0.9"))[0] == []
+
+
+def _traffic_text(text: str, rows: str, tmp_path: Path):
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(text)
+    return _traffic(manifests, rows, tmp_path)
