@@ -177,19 +177,7 @@ def _typed_end(end: _HEnd, ip: str | None, ends: dict[tuple[Any, ...], FlowEnd])
     workload = end.workloads[0].name if end.workloads else None
     key = (end.namespace, end.pod_name, ip, workload, tuple(end.labels) if end.labels else ())
     hit = ends.get(key)
-    if hit is None:
-        labels = []
-        for raw in end.labels or ():
-            if raw.startswith("k8s:") and "=" in raw:
-                label, _, value = raw[4:].partition("=")
-                if not label.startswith(("io.kubernetes.", "io.cilium.")):
-                    labels.append((label, value))
-        hit = FlowEnd(end.namespace or None, end.pod_name or None, ip or None, tuple(sorted(labels)),
-                      workload if isinstance(workload, str) else None)
-        if len(ends) > 200_000:
-            ends.clear()
-        ends[key] = hit
-    return hit
+    return hit if hit is not None else _new_end(end.namespace, end.pod_name, ip, workload, end.labels or (), key, ends)
 
 
 def _json_array_flows(path: str, body: bytes, stats: ReadStats, ends: dict[tuple[Any, ...], FlowEnd]) -> Iterator[Flow]:
@@ -276,17 +264,24 @@ def _hubble_end(end: Any, ip: Any, where: str, field_name: str, cache: dict[tupl
     for value, what in ((namespace, "namespace"), (name, "pod_name"), (ip, "IP")):
         if value is not None and not isinstance(value, str):
             raise InputError(f"{where}: flow.{field_name}.{what}: must be a string, got {value!r}")
+    return _new_end(namespace, name, ip, workload, raw_labels if isinstance(raw_labels, list) else (), key, cache)
+
+
+def _new_end(namespace: str | None, name: str | None, ip: str | None, workload: Any, raw_labels: Any,
+             key: tuple[Any, ...] | None, ends: dict[tuple[Any, ...], FlowEnd]) -> FlowEnd:
+    """A capture end from its checked fields (labels as Cilium writes them: ``k8s:key=value``, the
+    source prefix and Kubernetes' and Cilium's own labels dropped), kept under ``key`` for reuse."""
     labels = []
-    for raw in raw_labels if isinstance(raw_labels, list) else ():
+    for raw in raw_labels:
         if isinstance(raw, str) and raw.startswith("k8s:") and "=" in raw:
             label, _, value = raw[4:].partition("=")
             if not label.startswith(("io.kubernetes.", "io.cilium.")):
                 labels.append((label, value))
     found = FlowEnd(namespace or None, name or None, ip or None, tuple(sorted(labels)), workload if isinstance(workload, str) else None)
     if key is not None:
-        if len(cache) > 200_000:
-            cache.clear()
-        cache[key] = found
+        if len(ends) > 200_000:  # bounded: a capture of many distinct outside addresses
+            ends.clear()
+        ends[key] = found
     return found
 
 
