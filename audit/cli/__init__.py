@@ -841,15 +841,14 @@ def flows_command(
         source = flow_input(flow_files)
         report = run_audit(inventory, cfg, parse_now(now), assume_enforced=assume_enforced, flows=source, candidate=extra)
         assert report.traffic is not None
-        _emit(report, format, output, False, json_file, None, html_file, pdf_file, None, None, print_report=False)
+        # One call writes the files and, for -f json/sarif/markdown, prints; text is the traffic section alone.
+        _emit(report, format, output, True, json_file, None, html_file, pdf_file, None, None, print_report=format is not Format.text)
         if format is Format.text:
             text = render_traffic(report.traffic)
             if output:
                 write_atomic(output, text)
             else:
                 _echo(text, nl=False, kind="trusted")
-        else:
-            _emit(report, format, output, True, None, None, None, None, None, None)
         failed = any(row.count > row.dropped for row in report.traffic.would_break)  # already DROPPED: nothing new stops
         if propose_dir is not None:
             failed = _propose(inventory, cfg, source, propose_dir, assume_enforced) or failed
