@@ -51,9 +51,14 @@ def run_audit(inventory: Inventory, config: Config | None = None, now: dt.dateti
         inventory = with_candidate(inventory, candidate)
     analysis = analyse(inventory, config, assume_enforced)
     observed, stats = observe(analysis, flows) if flows is not None else (None, None)
+    return report_of(analysis, config, now, observed, stats, "the inputs with the candidate applied" if candidate else "the inputs")
+
+
+def report_of(analysis: Analysis, config: Config, now: dt.datetime, observed: ObservedTraffic | None = None,
+              stats: ReadStats | None = None, policies_from: str = "the inputs") -> Report:
+    """The report of an analysis (and of flows already placed on it): checks, then the model."""
     ctx = _context(analysis, config, now.date(), observed)
     findings = run_checks(ctx)
-    traffic = traffic_info(analysis, observed, stats, "the inputs with the candidate applied" if candidate else "the inputs") \
-        if observed is not None and stats is not None else None
+    traffic = traffic_info(analysis, observed, stats, policies_from) if observed is not None and stats is not None else None
     return build_report(analysis, findings, checks_for(ctx), ctx.cni, config, now, report_connectivity(analysis, config.sensitive_ports),
                         traffic)

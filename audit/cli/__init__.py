@@ -19,7 +19,7 @@ import typer
 from tabulate import tabulate
 
 from audit import __version__
-from audit.checks.registry import all_checks
+from audit.checks.registry import ObservedTraffic, all_checks
 from audit.cli.progress import QUIET, display, status
 from audit.config import DEFAULT_EXCLUDED, Config, load_config
 from audit.errors import AuditError, InputError, OutputError
@@ -28,7 +28,7 @@ from audit.observed import FlowInput
 from audit.ops.atomic import write_atomic, write_atomic_chunks, written
 from audit.ops.rotation import parse_formats, prepare, previous_result, write_run
 from audit.ops.trend import with_trend
-from audit.pipeline import analyse, findings_of, run_audit
+from audit.pipeline import analyse, findings_of, observe, report_of, run_audit
 from audit.render.json_report import render_json
 from audit.render.safe import json_terminal_safe, terminal_safe
 from audit.render.sarif import render_sarif
@@ -836,10 +836,17 @@ def flows_command(
         cfg = _config(config, None)
         opts = _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name)
         inventory = _load_inventory(paths or None, inventory_file, opts)
-        extra = load_manifests(candidate) if candidate else None
         status("reading the flows and judging the policies")
         source = flow_input(flow_files)
-        report = run_audit(inventory, cfg, parse_now(now), assume_enforced=assume_enforced, flows=source, candidate=extra)
+        stamp = parse_now(now) or dt.datetime.now(dt.UTC).replace(microsecond=0)
+        # The inputs' own analysis and placed flows serve the report (without a candidate) and the proposal.
+        current = analyse(inventory, cfg, assume_enforced) if propose_dir is not None or not candidate else None
+        observed = observe(current, source) if current is not None else None
+        if candidate:
+            report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced, flows=source, candidate=load_manifests(candidate))
+        else:
+            assert current is not None and observed is not None
+            report = report_of(current, cfg, stamp, *observed)
         assert report.traffic is not None
         # One call writes the files and, for -f json/sarif/markdown, prints; text is the traffic section alone.
         _emit(report, format, output, True, json_file, None, html_file, pdf_file, None, None, print_report=format is not Format.text)
@@ -851,20 +858,18 @@ def flows_command(
                 _echo(text, nl=False, kind="trusted")
         failed = any(row.count > row.dropped for row in report.traffic.would_break)  # already DROPPED: nothing new stops
         if propose_dir is not None:
-            failed = _propose(inventory, cfg, source, propose_dir, assume_enforced) or failed
+            assert current is not None and observed is not None
+            failed = _propose(inventory, cfg, current, observed[0], propose_dir) or failed
     except AuditError as exc:
         raise _fail(exc) from None
     if failed:
         raise typer.Exit(EXIT_FINDINGS)
 
 
-def _propose(inventory: Inventory, cfg: Config, source: FlowInput, out: Path, assume_enforced: bool) -> bool:
+def _propose(inventory: Inventory, cfg: Config, analysis: Analysis, observed: ObservedTraffic, out: Path) -> bool:
     """Write the proposal and say what the engine found applying it; True when verification failed."""
     from audit.checks.propose import propose, verify
-    from audit.pipeline import observe
 
-    analysis = analyse(inventory, cfg, assume_enforced)
-    observed, _ = observe(analysis, source)
     proposal = propose(analysis, observed.mapper, observed.traffic, analysis.dns_target, cfg.excluded_namespaces)
     result = verify(inventory, analysis, observed.mapper, observed.traffic, proposal)
     try:
