@@ -936,7 +936,7 @@ def test_cilium_port_one_is_one_port():
 @pytest.mark.parametrize("value,ok", [("10.0.0.0/8", True), ("10.0.0.0/255.0.0.0", False), ("fe80::1%eth0/64", False),
                                       (" 10.0.0.0/8", False), ("/8", False), ("10.0.0.0/", False)])
 def test_parse_cidr_as_go_reads_it(value, ok):
-    from audit.engine.kinds.networkpolicy import parse_cidr
+    from audit.engine.addresses import parse_cidr
     assert (parse_cidr(value) is not None) is ok
 
 

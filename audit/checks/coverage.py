@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from audit.checks import fixes
 from audit.checks.registry import Context, Hit, check
-from audit.engine.kinds.networkpolicy import Direction
+from audit.engine.direction import Direction
 
 
 def _plural(n: int, word: str) -> str:

@@ -14,11 +14,13 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Literal
 
+from audit.engine.addresses import IPBlock
 from audit.engine.classes import DnsTarget, PodClass, ip_value, parse_ip
 from audit.engine.cni import CniReport
 from audit.engine.coverage import DirectionCoverage, NamespaceCoverage, governed_classes, namespace_coverage, policies_in
+from audit.engine.direction import DIRECTIONS, Direction
 from audit.engine.kinds import Compiled, PolicyKind, kinds
-from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, IPBlock, ParsedPolicy, Peer, Policy, Rule, parse_policy
+from audit.engine.kinds.networkpolicy import ParsedPolicy, Peer, Policy, Rule, parse_policy
 from audit.engine.kinds.networkpolicy import StackPolicy as NetworkPolicyLayer
 from audit.engine.ports import ALL, NONE, PortSet
 from audit.engine.selectors import Selector, SelectorIndex

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from audit.engine.kinds.networkpolicy import IPAddress
+from audit.engine.addresses import IPAddress
 from audit.inventory import ContainerPort, Labels, Workload
 
 

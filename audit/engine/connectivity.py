@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
+from audit.engine.addresses import IPNetwork
 from audit.engine.analysis import Analysis, Endpoint
+from audit.engine.direction import Direction
 from audit.engine.ingress import SOURCE as INGRESS_SOURCE
 from audit.engine.ingress import ingress_ports
-from audit.engine.kinds.networkpolicy import Direction, IPNetwork
 from audit.engine.ports import ALL, NONE, PortSet
 
 EXTERNAL = "[External]"

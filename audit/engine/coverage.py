@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from audit.engine.classes import PodClass
-from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction
+from audit.engine.direction import DIRECTIONS, Direction
 from audit.engine.stack import TIERS, StackPolicy, Tier
 
 if TYPE_CHECKING:

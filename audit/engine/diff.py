@@ -8,7 +8,7 @@ from pathlib import Path
 
 from audit.engine.analysis import Analysis
 from audit.engine.connectivity import EXTERNAL, Connection, connections, is_external, segments, with_suffix
-from audit.engine.kinds.networkpolicy import Direction
+from audit.engine.direction import Direction
 from audit.engine.ports import PortSet, parse_port_set
 from audit.errors import InputError
 from audit.inventory import ContainerPort

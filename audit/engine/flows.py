@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from audit.engine.analysis import Analysis, Endpoint
 from audit.engine.connectivity import ClassGraph, Segment, segments
-from audit.engine.kinds.networkpolicy import DIRECTIONS, Direction, Policy, Rule
+from audit.engine.direction import DIRECTIONS, Direction
+from audit.engine.kinds.networkpolicy import Policy, Rule
 from audit.engine.verdict import Verdict, port_in
 from audit.observed import Flow, FlowEnd
 

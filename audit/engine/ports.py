@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 from audit.inventory import ContainerPort
+
+_PORT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 Ranges = tuple[tuple[int, int], ...]
@@ -180,3 +183,16 @@ class MemoPorts:
 
     def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
         raise NotImplementedError
+
+
+def port_name_error(value: str) -> str | None:
+    """Why ``value`` is not a valid IANA service name (what a named port must be), or None."""
+    if len(value) > 15:
+        return f"{value!r} must be no more than 15 characters"
+    if not _PORT_NAME_RE.fullmatch(value):
+        return f"{value!r} must contain only lower-case alphanumerics and '-', starting and ending with an alphanumeric"
+    if "--" in value:
+        return f"{value!r} must not contain consecutive hyphens"
+    if not re.search(r"[a-z]", value):
+        return f"{value!r} must contain at least one letter (a number in quotes is a name, not a port)"
+    return None

@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, Union
 
-from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPNetwork
+from audit.engine.addresses import IPAddress, IPNetwork
+from audit.engine.direction import Direction
 from audit.engine.ports import ALL, NONE, PortSet
 from audit.inventory import ContainerPort, SourceRef
 

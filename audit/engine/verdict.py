@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from audit.engine.kinds.networkpolicy import Direction
+from audit.engine.direction import Direction
 from audit.engine.ports import PortSet
 from audit.engine.stack import Decision, Endpoint, evaluate
 from audit.inventory import ContainerPort

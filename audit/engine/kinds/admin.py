@@ -13,9 +13,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from audit.engine.addresses import IPAddress, IPNetwork, parse_cidr
+from audit.engine.direction import Direction
 from audit.engine.kinds import Compiled, Enforcement, group_of
-from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPNetwork, parse_cidr, port_name_error
-from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, resolve_ports
+from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, port_name_error, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
 from audit.engine.stack import Action, Tier
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef

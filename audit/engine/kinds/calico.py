@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from audit.engine.addresses import IPAddress, IPNetwork, parse_cidr
+from audit.engine.direction import Direction
 from audit.engine.kinds import Compiled, Enforcement, group_of
-from audit.engine.kinds.networkpolicy import Direction, IPAddress, IPNetwork, parse_cidr
 from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, resolve_ports
 from audit.engine.selectors import FieldError
 from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from audit.engine.direction import Direction
 from audit.engine.kinds import Compiled, Enforcement, group_of
 from audit.engine.kinds.admin import AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminStackPolicy, _peer, parse_subject, rule_items
-from audit.engine.kinds.networkpolicy import Direction, port_name_error
+from audit.engine.ports import port_name_error
 from audit.engine.selectors import FieldError
 from audit.engine.stack import Tier
 from audit.inventory import ExtendedPolicy

@@ -7,13 +7,13 @@ so checks can report it, and it takes no part in analysis.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, resolve_ports
+from audit.engine.addresses import IPBlock, IPNetwork, parse_cidr
+from audit.engine.direction import DIRECTIONS, Direction
+from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, port_name_error, resolve_ports
 from audit.engine.selectors import FieldError, Selector, parse_selector
 from audit.inventory import ContainerPort, Labels, PolicyObject, SourceRef
 
@@ -21,12 +21,6 @@ if TYPE_CHECKING:
     from audit.engine.analysis import Analysis
     from audit.engine.stack import Action, Endpoint, Tier
 
-Direction = Literal["Ingress", "Egress"]
-DIRECTIONS: tuple[Direction, ...] = ("Ingress", "Egress")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-_PORT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 _SPEC_FIELDS = {"podSelector", "policyTypes", "ingress", "egress"}
 _RULE_FIELDS = {"Ingress": {"from", "ports"}, "Egress": {"to", "ports"}}
@@ -68,27 +62,6 @@ class PortRule:
         if self.end_port is not None:
             return f"{self.protocol}/{self.port}-{self.end_port}"
         return f"{self.protocol}/{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class IPBlock:
-    cidr: IPNetwork
-    excepts: tuple[IPNetwork, ...] = ()
-
-    def contains(self, ip: IPAddress) -> bool:
-        if ip.version != self.cidr.version or ip not in self.cidr:
-            return False
-        return not any(ip in ex for ex in self.excepts)
-
-    @property
-    def is_everything(self) -> bool:
-        """0.0.0.0/0 or ::/0 with no except: the whole address family."""
-        return self.cidr.prefixlen == 0 and not self.excepts
-
-    def __str__(self) -> str:
-        if self.excepts:
-            return f"{self.cidr} except {', '.join(map(str, self.excepts))}"
-        return str(self.cidr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,23 +291,6 @@ def _parse_peer(raw: Any, path: str, errors: list[FieldError]) -> Peer | None:
     return Peer(pods=pods, namespaces=namespaces)
 
 
-_PREFIX_RE = re.compile(r"[0-9]{1,3}")
-
-
-def parse_cidr(value: Any) -> IPNetwork | None:
-    """Parse CIDR notation as Go's net.ParseCIDR does: ADDRESS/BITS with BITS a decimal prefix
-    length (no netmask or hostmask form), no IPv6 zone, no surrounding space; host bits allowed."""
-    if not isinstance(value, str) or value.count("/") != 1:
-        return None
-    address, bits = value.split("/")
-    if not _PREFIX_RE.fullmatch(bits) or "%" in address or address != address.strip() or not address:
-        return None
-    try:
-        return ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return None
-
-
 def _parse_ip_block(raw: Any, path: str, errors: list[FieldError]) -> IPBlock | None:
     if not isinstance(raw, dict):
         errors.append(FieldError(path, "must be an object with cidr and except"))
@@ -368,19 +324,6 @@ def _port_number_error(value: Any) -> str | None:
         return f"{value!r} must be a number"
     if not 1 <= value <= 65535:
         return f"{value} must be between 1 and 65535, inclusive"
-    return None
-
-
-def port_name_error(value: str) -> str | None:
-    """Why ``value`` is not a valid IANA service name (what a named port must be), or None."""
-    if len(value) > 15:
-        return f"{value!r} must be no more than 15 characters"
-    if not _PORT_NAME_RE.fullmatch(value):
-        return f"{value!r} must contain only lower-case alphanumerics and '-', starting and ending with an alphanumeric"
-    if "--" in value:
-        return f"{value!r} must not contain consecutive hyphens"
-    if not re.search(r"[a-z]", value):
-        return f"{value!r} must contain at least one letter (a number in quotes is a name, not a port)"
     return None
 
 
