@@ -93,14 +93,29 @@ class Workload:
 
 @dataclass(frozen=True, slots=True)
 class PolicyObject:
-    """A NetworkPolicy as read, not yet parsed: parsing and validation are analysis."""
+    """A policy object of any kind (NetworkPolicy, AdminNetworkPolicy, Cilium, Calico, ...) as read,
+    not yet parsed: parsing and validation are analysis. ``namespace`` is None for cluster-scoped kinds."""
 
-    namespace: str
+    kind: str
+    api_version: str
+    namespace: str | None
     name: str
     spec: Any
     annotations: Labels = ()
     source: SourceRef = SourceRef()
+    more: tuple[tuple[str, Any], ...] = ()
+    """Other top-level fields some kinds have beside ``spec`` (Cilium's ``specs``)."""
 
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        """(API group, kind, namespace, name): what `kubectl apply` replaces an object by."""
+        group = self.api_version.rsplit("/", 1)[0] if "/" in self.api_version else ""
+        return group, self.kind, self.namespace or "", self.name
+
+    @property
+    def ref(self) -> str:
+        """``Kind ns/name`` (``Kind name`` when cluster-scoped)."""
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
 @dataclass(frozen=True, slots=True)
 class Container:
@@ -117,18 +132,6 @@ class DaemonSet:
     name: str
     labels: Labels
     containers: tuple[Container, ...]
-    source: SourceRef = SourceRef()
-
-
-@dataclass(frozen=True, slots=True)
-class ExtendedPolicy:
-    """A policy kind beyond NetworkPolicy v1 (AdminNetworkPolicy, Cilium, Calico), kept raw."""
-
-    kind: str
-    api_version: str
-    namespace: str | None
-    name: str
-    spec: Any
     source: SourceRef = SourceRef()
 
 
@@ -221,8 +224,8 @@ class Inventory:
     namespaces: tuple[Namespace, ...]
     workloads: tuple[Workload, ...]
     policies: tuple[PolicyObject, ...]
+    """Policy objects of every kind."""
     daemonsets: tuple[DaemonSet, ...] = ()
-    extended: tuple[ExtendedPolicy, ...] = ()
     node_hints: tuple[str, ...] = ()
     collection: Collection = field(default_factory=lambda: Collection(source="manifests"))
     services: tuple[Service, ...] = ()

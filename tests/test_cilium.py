@@ -124,4 +124,4 @@ def test_invalid_cilium_policy_is_reported():
     report = audit(cluster(cnp("prod", "bad", {"endpointSelector": API, "ingress": [{"fromCIDR": ["10.0.0.0/33"]}]})))
     (hit,) = findings(report, "NP-HYG-007")
     assert hit.kind == "CiliumNetworkPolicy" and "spec.ingress[0].fromCIDR" in hit.message and "10.0.0.0/33" in hit.message
-    assert report.summary.extended_policies == {"CiliumNetworkPolicy": 1}
+    assert report.summary.invalid_policies == 1 and report.summary.policies_by_kind == {}

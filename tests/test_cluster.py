@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.sources.cluster import RESOURCES, ConnectOptions, collect, rbac_cluster_role
+from audit.sources.cluster import ConnectOptions, collect, rbac_cluster_role, resources
 from audit.sources.objects import TEMPLATE_KINDS
 from tests.apiserver import HOSTILE, ApiDouble, Faults, kubeconfig
 from tests.conftest import EXAMPLES
@@ -198,10 +198,11 @@ def test_extended_kinds_are_read_when_served(objects, kubeconfig_file):
     with ApiDouble(objects + extra, token="test-token", groups=groups) as api:
         inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url)))
         paths = {r.path for r in api.requests}
-    assert sorted(e.kind for e in inv.extended) == ["AdminNetworkPolicy", "CiliumNetworkPolicy", "GlobalNetworkPolicy"]
+    others = [p for p in inv.policies if p.api_version != "networking.k8s.io/v1"]
+    assert sorted(e.kind for e in others) == ["AdminNetworkPolicy", "CiliumNetworkPolicy", "GlobalNetworkPolicy"]
     assert "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies" in paths
-    assert not inv.policies or all(p.namespace for p in inv.policies)
-    assert len(inv.policies) == sum(1 for o in objects if o["kind"] == "NetworkPolicy")  # Calico's kind is kept apart
+    # Calico's NetworkPolicy is kept apart from Kubernetes' by its group.
+    assert len(inv.policies) - len(others) == sum(1 for o in objects if o["kind"] == "NetworkPolicy")
 
 
 def test_expired_continue_token_restarts_the_list_once(objects, kubeconfig_file):
@@ -300,7 +301,7 @@ def test_scanner_requests_stay_inside_its_printed_role(objects, kubeconfig_file)
     used = {(r.path.split("/")[2] if r.path.startswith("/apis/") else "", r.path.rsplit("/", 1)[-1]) for r in requests if r.path not in discovery}
     # It asks for nothing it does not use (Calico's CRDs are skipped when its v3 API is served).
     assert used == allowed - {("projectcalico.org", "networkpolicies"), ("projectcalico.org", "globalnetworkpolicies")}
-    assert {(res.group, res.name) for res in RESOURCES} == allowed
+    assert {(res.group, res.name) for res in resources()} == allowed
 
 
 def test_rbac_is_valid_kubernetes_yaml():
@@ -321,23 +322,45 @@ def test_dataclass_round_trip_of_inventory(objects, kubeconfig_file, tmp_path):
     assert dataclasses.replace(again, collection=inv.collection) == inv
 
 
-def test_an_inventory_saved_by_version_1_is_still_read(objects, kubeconfig_file, tmp_path):
-    """Version 1 wrote camelCase keys (audit.report.serde); version 2 writes field names via msgspec."""
+def _legacy(inventory: dict, keys: dict[str, str]) -> dict:
+    """An inventory as versions 1 and 2 wrote it: NetworkPolicies apart (no kind, no apiVersion), the other kinds under `extended`."""
+    policies = [p for p in inventory["policies"] if p[keys["api"]] == "networking.k8s.io/v1"]
+    extended = [p for p in inventory["policies"] if p[keys["api"]] != "networking.k8s.io/v1"]
+    for p in policies:
+        del p["kind"], p[keys["api"]]
+    for p in policies + extended:
+        p.pop("more")
+    return {**inventory, "policies": policies, "extended": [{k: v for k, v in p.items() if k != "annotations"} for p in extended]}
+
+
+def test_an_inventory_saved_by_version_1_or_2_is_still_read(objects, kubeconfig_file, tmp_path):
+    """Version 1 wrote camelCase keys (audit.report.serde); version 2 field names via msgspec, both with
+    NetworkPolicies apart from the other kinds; version 3 keeps every kind in one list."""
     import json
 
     from audit.report.serde import to_jsonable
     from audit.sources.replay import VERSION, dump_inventory, load_inventory
 
-    with ApiDouble(objects, token="test-token") as api:
+    cilium = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "c", "namespace": "frontend"},
+              "spec": {"endpointSelector": {}}}
+    with ApiDouble([*objects, cilium], token="test-token", groups={"networking.k8s.io", "apps", "cilium.io"}) as api:
         inv = collect(ConnectOptions(kubeconfig=kubeconfig_file(api.url)))
-    old, new = tmp_path / "v1.json", tmp_path / "v2.json"
-    old.write_text(json.dumps({"kind": "NetpolAuditInventory", "version": 1, "inventory": to_jsonable(inv)}))
-    new.write_text(dump_inventory(inv))
-    assert VERSION == 2 and json.loads(new.read_text())["version"] == 2 and "host_network" in new.read_text()
-    for path in (old, new):
-        assert dataclasses.replace(load_inventory(str(path)), collection=inv.collection) == inv
+    assert {p.kind for p in inv.policies} == {"NetworkPolicy", "CiliumNetworkPolicy"}
+    v1, v2, v3 = tmp_path / "v1.json", tmp_path / "v2.json", tmp_path / "v3.json"
+    v1.write_text(json.dumps({"kind": "NetpolAuditInventory", "version": 1,
+                              "inventory": _legacy(to_jsonable(inv), {"api": "apiVersion"})}))
+    v3.write_text(dump_inventory(inv))
+    v2.write_text(json.dumps({"kind": "NetpolAuditInventory", "version": 2,
+                              "inventory": _legacy(json.loads(v3.read_text())["inventory"], {"api": "api_version"})}))
+    assert VERSION == 3 and json.loads(v3.read_text())["version"] == 3 and "host_network" in v3.read_text()
+    assert "extended" in v2.read_text() and "extended" not in v3.read_text()
+    for path in (v1, v2, v3):
+        loaded = load_inventory(str(path))
+        by_identity = tuple(sorted(loaded.policies, key=lambda p: p.identity))  # legacy files list NetworkPolicies first
+        assert dataclasses.replace(loaded, collection=inv.collection, policies=by_identity) == dataclasses.replace(
+            inv, policies=tuple(sorted(inv.policies, key=lambda p: p.identity))), path.name
     bad = tmp_path / "v1-bad.json"
-    saved = json.loads(old.read_text())
+    saved = json.loads(v1.read_text())
     saved["inventory"]["workloads"][0]["pods"] = "three"
     bad.write_text(json.dumps(saved))
     result = scan("--inventory", str(bad))
@@ -398,7 +421,7 @@ def test_live_scan_reads_anp_v1alpha1_and_cluster_network_policy_v1alpha2_side_b
     # resource must be found at the version that serves it.
     inv, requests = _live_inventory(cluster_objects() + [ANP_V1A1, CNP_V1A2], groups=groups,
                                     versions={NPAPI: ["v1alpha2", "v1alpha1"]})
-    kinds = sorted((e.kind, e.api_version) for e in inv.extended)
+    kinds = sorted((e.kind, e.api_version) for e in inv.policies if e.api_version != "networking.k8s.io/v1")
     assert kinds == [("AdminNetworkPolicy", f"{NPAPI}/v1alpha1"), ("ClusterNetworkPolicy", f"{NPAPI}/v1alpha2")]
     assert inv.collection.complete and not inv.collection.issues
     paths = {r.path for r in requests}

@@ -19,7 +19,7 @@ from tests.test_stack import ALL_NS, analysis_of, ciliumnp, cnp, endpoint, gnp
 
 
 def parsed(spec: dict) -> ParsedPolicy:
-    return parse_policy(PolicyObject("prod", "p", spec))
+    return parse_policy(PolicyObject("NetworkPolicy", "networking.k8s.io/v1", "prod", "p", spec))
 
 
 # -- selectors: the apimachinery limits, at and past the boundary ---------------------------
@@ -268,7 +268,7 @@ from audit.engine.kinds.admin import parse_admin  # noqa: E402
 from audit.engine.kinds.clusternetwork import parse_cluster_network_policy  # noqa: E402
 from audit.engine.kinds.networkpolicy import PortRule  # noqa: E402
 from audit.engine.ports import resolve_ports  # noqa: E402
-from audit.inventory import ContainerPort, ExtendedPolicy  # noqa: E402
+from audit.inventory import ContainerPort  # noqa: E402
 from tests.conftest import findings  # noqa: E402
 from tests.test_stack import CALICO_NODE, daemonset  # noqa: E402
 
@@ -333,8 +333,8 @@ def test_the_same_selector_invalid_twice_is_invalid_twice():
         assert parse_selector(raw, "s")[1], raw
 
 
-def anp_doc(spec: dict, kind: str = "AdminNetworkPolicy") -> ExtendedPolicy:
-    return ExtendedPolicy(kind, "policy.networking.k8s.io/v1alpha1", None, "p", spec)
+def anp_doc(spec: dict, kind: str = "AdminNetworkPolicy") -> PolicyObject:
+    return PolicyObject(kind, "policy.networking.k8s.io/v1alpha1", None, "p", spec)
 
 
 DENY_ALL_IN = [{"action": "Deny", "from": [{"namespaces": {}}]}]
@@ -434,15 +434,15 @@ IN_ALL = {"action": "Deny", "from": [{"namespaces": {}}]}
     ({"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}, "ports": []}, False),
 ])
 def test_cluster_network_policy_validation_edges(spec, ok):
-    policy, errors = parse_cluster_network_policy(ExtendedPolicy("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "p", spec))
+    policy, errors = parse_cluster_network_policy(PolicyObject("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "p", spec))
     assert (policy is not None) is ok, errors
 
 
 def test_unknown_cnp_field_ports_says_protocols():
-    _policy, errors = parse_cluster_network_policy(ExtendedPolicy("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "p",
+    _policy, errors = parse_cluster_network_policy(PolicyObject("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "p",
                                                                   cnp_spec(ingress=[{**IN_ALL, "ports": []}])))
     assert any("under protocols" in e.message for e in errors)
-    _policy, errors = parse_cluster_network_policy(ExtendedPolicy("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "p",
+    _policy, errors = parse_cluster_network_policy(PolicyObject("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "p",
                                                                   cnp_spec(ingress=[{**IN_ALL, "extra": 1}])))
     assert errors and not any("under protocols" in e.message for e in errors)
 
@@ -662,7 +662,7 @@ def test_cilium_host_policies_and_cidr_sets():
     assert findings(audit(cluster(bad_set)), "NP-HYG-007")
     l7 = ciliumnp("prod", "l7", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "80"}], "rules": {"http": [{"method": "GET"}]}}]}]})
     (hit,) = findings(audit(cluster(l7)), "NP-HYG-009")
-    assert "L7 rules" in hit.message
+    assert hit.message == "HTTP rules restrict spec.ingress[0].toPorts[0]: judged at layer 4 only"
 
 
 def coredns_helm(selector_labels: dict, pod_labels: dict) -> str:
@@ -738,7 +738,7 @@ def test_the_default_credits_only_what_the_cni_enforces():
     from audit.engine.analysis import Analysis
     inv = inventory(cluster(ciliumnp("prod", "d", {"endpointSelector": {}, "ingress": [{}]}), CALICO_NODE))
     a = Analysis(inv, cni=detect_cni(inv.daemonsets, inv.node_hints))  # no assume_enforced given
-    assert a.unenforced and not a.extended
+    assert a.unenforced and not a.policies and [p.key for p in a.unenforced_policies] == ["CiliumNetworkPolicy/prod/d"]
 
 
 def test_ipv6_pods_meet_ipv6_ip_blocks():
@@ -861,8 +861,8 @@ def test_calico_selector_grammar_edges(text, labels, matches):
     ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": True}]}, False), ({"selector": "all()", "ingress": [{"action": "Allow", "protocol": "gre"}]}, False),
 ])
 def test_calico_validation_edges(spec, ok):
-    from audit.engine.kinds.calico import parse_calico
-    policy, errors = parse_calico(ExtendedPolicy("GlobalNetworkPolicy", "projectcalico.org/v3", None, "p", spec))
+    from audit.engine.kinds.calico import compile_calico
+    policy, errors = compile_calico(PolicyObject("GlobalNetworkPolicy", "projectcalico.org/v3", None, "p", spec))
     assert (policy is not None and not errors) is ok, errors
 
 

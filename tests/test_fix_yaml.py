@@ -46,17 +46,18 @@ def test_dump_equals_pyyaml_on_every_fix_of_the_examples():
 
 def test_the_sensitive_ports_fix_with_its_client_peers_set_in_equals_a_plain_dump():
     """The spliced text (client peers written once, indented into each policy) equals dump() of the whole policy."""
-    from audit.checks.fixes import sensitive_ports_policy, sensitive_ports_yaml
+    from audit.checks.fixes import FixWriter, sensitive_ports_policy
     from audit.engine.analysis import Analysis
     from audit.sources.manifests import load_manifests
 
     analysis = Analysis(load_manifests([str(EXAMPLES / "mixed-cluster")]))
     classes = [c for c in analysis.real_classes() if c.governed]
     checked = 0
+    writer = FixWriter()  # one writer for the whole run, as the checks share one: its cache must not leak between destinations
     for dst in classes:
         for clients in ([], [c.id for c in classes if c.namespace != dst.namespace][:7], [c.id for c in classes][::3]):
             doc = sensitive_ports_policy(analysis, dst.id, (5432, 6379), clients)
-            written = sensitive_ports_yaml(analysis, dst.id, (5432, 6379), clients)
+            written = writer.sensitive_ports_yaml(analysis, dst.id, (5432, 6379), clients)
             assert (doc is None) == (written is None)
             if doc is not None:
                 assert written == (dump(doc), len(doc["spec"]["ingress"][1]["from"]) - 1)

@@ -148,9 +148,10 @@ kind: CiliumNetworkPolicy
 metadata: {name: cnp, namespace: a}
 spec: {endpointSelector: {}}
 """)
-    assert not inv.policies
-    assert sorted((e.kind, e.namespace) for e in inv.extended) == [
-        ("AdminNetworkPolicy", None), ("CiliumNetworkPolicy", "a"), ("NetworkPolicy", "a")]
+    assert sorted((e.kind, e.api_version.split("/")[0], e.namespace) for e in inv.policies) == [
+        ("AdminNetworkPolicy", "policy.networking.k8s.io", None), ("CiliumNetworkPolicy", "cilium.io", "a"),
+        ("NetworkPolicy", "projectcalico.org", "a")]
+    assert dict(inv.collection.object_counts) == {"AdminNetworkPolicy": 1, "CiliumNetworkPolicy": 1, "Calico NetworkPolicy": 1}
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -12,7 +12,7 @@ from audit.inventory import PolicyObject
 
 
 def parse(spec):
-    return parse_policy(PolicyObject("ns", "p", spec))
+    return parse_policy(PolicyObject("NetworkPolicy", "networking.k8s.io/v1", "ns", "p", spec))
 
 
 @pytest.mark.parametrize("raw,field,message", [

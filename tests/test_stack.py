@@ -17,7 +17,7 @@ from audit.engine.analysis import Analysis
 from audit.engine.cni import detect_cni
 from audit.engine.kinds.clusternetwork import parse_cluster_network_policy
 from audit.engine.stack import evaluate
-from audit.inventory import ExtendedPolicy
+from audit.inventory import PolicyObject
 from tests import test_admin, test_calico, test_cilium, test_semantics
 from tests.conftest import audit, findings, inventory
 from tests.test_admin import PROD, STAGING_PEER, anp, banp, cluster, np
@@ -252,7 +252,7 @@ CNP_ERRORS = [
 
 @pytest.mark.parametrize("spec,field", CNP_ERRORS, ids=[e[1] + f"#{i}" for i, e in enumerate(CNP_ERRORS)])
 def test_cluster_network_policy_validation(spec, field):
-    obj = ExtendedPolicy("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "bad", spec)
+    obj = PolicyObject("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "bad", spec)
     policy, errors = parse_cluster_network_policy(obj)
     assert policy is None and any(e.field == field for e in errors), [str(e) for e in errors]
 
@@ -262,7 +262,7 @@ def test_valid_cluster_network_policy_parses():
             "ingress": [{"name": "x", "action": "Pass", "from": [{"pods": {"namespaceSelector": {}, "podSelector": {}}}],
                          "protocols": [tcp(1), tcp(65535), {"sctp": {"destinationPort": {"range": {"start": 1, "end": 65535}}}}]}],
             "egress": [{"action": "Accept", "to": [{"domainNames": ["*.example.com"]}, {"nodes": {}}]}]}
-    policy, errors = parse_cluster_network_policy(ExtendedPolicy("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "ok", spec))
+    policy, errors = parse_cluster_network_policy(PolicyObject("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", None, "ok", spec))
     assert not errors and policy is not None and policy.tier == "baseline"
 
 
@@ -302,7 +302,7 @@ def test_a_kind_counts_only_where_the_cni_enforces_it(policy, enforcing, ignorin
     assert allowed(cluster(policy, ignoring), "staging/web", "prod/api", 8080)
     assert not allowed(cluster(policy, ignoring), "staging/web", "prod/api", 8080, assume_enforced=True)
     a = analysis_of(cluster(policy, ignoring))
-    assert list(a.unenforced) and not a.extended
+    assert list(a.unenforced) and not a.policies and a.unenforced_policies
     assert not analysis_of(cluster(policy, enforcing)).unenforced
     unknown = analysis_of(cluster(policy), cni=False)  # no CNI report: assumed, and said so
     assert unknown.assumed and not unknown.unenforced
@@ -353,8 +353,7 @@ def _boundary_ports(a: Analysis, src: int, dst, direction_ports) -> dict[str, li
 def test_reach_agrees_with_connectivity_port_by_port(text):
     a = analysis_of(text, cni=False)
     classes = [c.id for c in a.real_classes() if c.governed]
-    rule_ports = [r.ports(a.classes[d].ports) for d in classes for p in a.all_policies for dir_ in ("Ingress", "Egress")
-                  for r in p.rules(dir_)]
+    rule_ports = [a.rule_ports(r, a.classes[d].ports) for d in classes for p in a.policies for r in p.rules]
     for src in classes:
         for dst in classes:
             dst_ports = a.classes[dst].ports
@@ -543,6 +542,6 @@ def test_peers_the_audit_cannot_evaluate_are_listed():
     fqdn = cnp("fqdn", "Admin", 2, PROD, egress=[{"action": "Accept", "to": [{"domainNames": ["example.com"]}]}])
     report = audit(cluster(nodes, fqdn))
     hits = {(f.kind, f.name): f.message for f in findings(report, "NP-HYG-009")}
-    assert "nodes peers match nothing here" in hits[("AdminNetworkPolicy", "to-nodes")]
-    assert "domainNames peers match nothing here" in hits[("ClusterNetworkPolicy", "fqdn")]
+    assert hits[("AdminNetworkPolicy", "to-nodes")] == "spec.egress[0].to[0]: nodes matches nothing here (not in the inventory)"
+    assert hits[("ClusterNetworkPolicy", "fqdn")] == "spec.egress[0].to[0]: domainNames matches nothing here (not in the inventory)"
     assert not findings(audit(cluster(anp("plain", 10, PROD, egress=[{"action": "Allow", "to": [ALL_NS]}]))), "NP-HYG-009")

@@ -101,10 +101,11 @@ def bundle(findings: tuple[FindingRow, ...], excluded: tuple[str, ...], dns: Dns
 
 def apply(inventory: Inventory, files: list[BundleFile]) -> Inventory:
     """``inventory`` as it would be with the bundle's NetworkPolicies applied (same name: replaced)."""
-    policies = {(p.namespace, p.name): p for p in inventory.policies}
+    policies = {p.identity: p for p in inventory.policies}
     for file in files:
         for doc in file.documents:
             kind, ns, name = _key(doc)
             if kind == "NetworkPolicy":
-                policies[(ns, name)] = PolicyObject(ns, name, doc.get("spec"), (), SourceRef(file.name, 1, 1))
+                obj = PolicyObject(kind, str(doc.get("apiVersion")), ns, name, doc.get("spec"), (), SourceRef(file.name, 1, 1))
+                policies[obj.identity] = obj
     return dataclasses.replace(inventory, policies=tuple(policies[k] for k in sorted(policies)))

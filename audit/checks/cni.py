@@ -23,7 +23,7 @@ def _cni_hit(ctx: Context, lead: str) -> Hit:
 )
 def policies_not_enforced(ctx: Context) -> Iterable[Hit]:
     if ctx.cni.verdict == "not-enforced":
-        n = len(ctx.analysis.policies)
+        n = len(ctx.analysis.policies_of(core=True))
         lead = f"policies are not enforced: {n} NetworkPolicies exist and none takes effect" if n else "policies would not be enforced"
         yield _cni_hit(ctx, lead)
 
@@ -56,7 +56,7 @@ def cni_conditional(ctx: Context) -> Iterable[Hit]:
 
 
 def _keys(ctx: Context, kind: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(p.key for p in ctx.analysis.kinds[kind].policies))
+    return ctx.analysis.uncredited.get(kind) or ctx.analysis.families.get(kind, ())
 
 
 @check(

@@ -29,7 +29,7 @@ def namespace_without_policy(ctx: Context) -> Iterable[Hit]:
         # for the next pod scheduled there (one rule for every namespace; see the README's method).
         if cov.policies:
             continue
-        invalid = [p.obj.name for p in ctx.analysis.invalid_by_ns.get(ns.name, ())]
+        invalid = [bad.obj.name for bad in ctx.analysis.invalid if bad.obj.namespace == ns.name]
         note = f" ({_plural(len(invalid), 'policy')} present but invalid: {', '.join(invalid)})" if invalid else ""
         yield Hit(
             ns.name, "Namespace", ns.name,

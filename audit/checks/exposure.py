@@ -43,7 +43,7 @@ def _metadata_fix(ctx: Context, namespace: str, reach: list[PodClass]) -> str | 
     policy broad enough for them would open the isolated ones (NetworkPolicy allows add up)."""
     analysis = ctx.analysis
     docs = []
-    allowing = {p.key: p for c in reach for p in analysis.isolating(c.id, "Egress")}
+    allowing = {e.key: e.policy for c in reach for e in analysis.isolating(c.id, "Egress")}
     for key in sorted(allowing):
         doc = fixes.without_metadata(analysis, allowing[key])
         if doc:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import io
 import ipaddress
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
-from audit.engine.analysis import Analysis, DnsTarget
-from audit.engine.kinds.networkpolicy import Policy
+from audit.engine.analysis import Analysis, DnsTarget, port_in
+from audit.engine.compiled import CompiledPolicy, CompiledRule
 from audit.engine.selectors import parse_selector
 
 METADATA_IP = ipaddress.ip_address("169.254.169.254")
@@ -115,14 +116,16 @@ def policy_doc(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any
             "spec": spec}
 
 
-def _raw_spec(analysis: Analysis, policy: Policy) -> dict[str, Any] | None:
-    """The policy's spec as written (a copy to edit), found through an index built once per run."""
-    index = cast("dict[tuple[str, str], Any] | None", analysis.memo.get(("raw-specs",)))
-    if index is None:
-        index = {(o.namespace, o.name): o.spec for o in analysis.inventory.policies}
-        analysis.memo[("raw-specs",)] = index
-    spec = index.get((policy.namespace, policy.name))
-    return copy.deepcopy(spec) if isinstance(spec, dict) else None
+EDITABLE = "NetworkPolicy"
+"""The kind whose policies a fix rewrites (the fixes here are NetworkPolicy documents); another
+kind's finding says it has no generated fix."""
+
+
+def _raw_spec(policy: CompiledPolicy) -> dict[str, Any] | None:
+    """The policy's spec as written (a copy to edit), when its kind is one fixes rewrite."""
+    if policy.family != EDITABLE or policy.namespace is None:
+        return None
+    return copy.deepcopy(policy.spec) if isinstance(policy.spec, dict) else None
 
 
 def _everything_but_metadata() -> list[dict[str, Any]]:
@@ -130,17 +133,17 @@ def _everything_but_metadata() -> list[dict[str, Any]]:
     return [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}}, {"ipBlock": {"cidr": "::/0"}}]
 
 
-def without_metadata(analysis: Analysis, policy: Policy) -> dict[str, Any] | None:
+def without_metadata(analysis: Analysis, policy: CompiledPolicy) -> dict[str, Any] | None:
     """``policy`` as written, with the cloud metadata address taken out of every egress rule that
     allows it on port 80: added to the ``except`` of each ipBlock that contains it, and a rule
     open to every peer rewritten as every pod plus every address but that one. Nothing else
     changes, so the fix closes exactly the metadata path. None when nothing needs narrowing."""
-    spec = _raw_spec(analysis, policy)
-    if spec is None or not isinstance(spec.get("egress"), list):
+    spec = _raw_spec(policy)
+    if spec is None or policy.namespace is None or not isinstance(spec.get("egress"), list):
         return None
     changed = False
-    for rule in policy.rules("Egress"):
-        if not rule.allows_port(80, "TCP", None):
+    for rule in policy.rules_in("Egress"):
+        if not port_in(analysis.rule_ports(rule, None), 80, "TCP"):
             continue
         raw = spec["egress"][rule.index]
         if not isinstance(raw, dict):  # `- null` or `- {}` written as a rule: the API reads an empty one
@@ -150,7 +153,7 @@ def without_metadata(analysis: Analysis, policy: Policy) -> dict[str, Any] | Non
             changed = True
             continue
         for j, peer in enumerate(rule.peers):
-            if peer.ip_block is not None and peer.ip_block.contains(METADATA_IP):
+            if peer.blocks and analysis.peer_names(peer, None, METADATA_IP):
                 block = raw["to"][j]["ipBlock"]
                 block["except"] = list(block.get("except") or []) + [METADATA_CIDR]
                 changed = True
@@ -248,20 +251,20 @@ def _exact_selector(analysis: Analysis, namespace: str, labels: dict[str, str], 
     return {"matchLabels": labels}
 
 
-def narrowed_selector(analysis: Analysis, policy: Policy, dns_only: Callable[[Any], bool]) -> list[dict[str, Any]] | None:
+def narrowed_selector(analysis: Analysis, policy: CompiledPolicy) -> list[dict[str, Any]] | None:
     """For a policy with ``podSelector: {}`` whose allows are ingress rules: the policy narrowed to
     the intended workloads (those serving the ports its rules name; without ports, the workload
     the policy is named after), selected by the labels they all share when those select exactly
     them; and beside it the isolation the others had from it (same types, no ingress rule, its
     DNS-only egress rules kept), so narrowing opens nothing. None when the intended workloads
     cannot be told apart that way."""
-    rules = list(policy.rules("Ingress"))
-    egress = list(policy.rules("Egress"))
-    if not rules or any(not dns_only(r) for r in egress):
+    rules = list(policy.rules_in("Ingress"))
+    egress = list(policy.rules_in("Egress"))
+    if policy.namespace is None or not rules or any(not r.dns_only for r in egress):
         return None
     members = [analysis.classes[c] for c in analysis.classes_by_ns.get(policy.namespace, ()) if not analysis.classes[c].virtual]
     if all(r.ports for r in rules):
-        serving = [c for c in members if any(r.allows_port(p.port, p.protocol, c.ports) for r in rules for p in c.ports)]
+        serving = [c for c in members if any(_allows(analysis, r, p.port, p.protocol, c) for r in rules for p in c.ports)]
     else:
         # No ports to go by: a chart names the policy after its workload (the war story's case).
         serving = [c for c in members if any(w.name == policy.name for w in c.workloads)]
@@ -271,7 +274,7 @@ def narrowed_selector(analysis: Analysis, policy: Policy, dns_only: Callable[[An
     for cls in serving[1:]:
         common = {k: v for k, v in common.items() if cls.label_map.get(k) == v}
     pod_selector = _exact_selector(analysis, policy.namespace, common, frozenset(c.id for c in serving))
-    spec = _raw_spec(analysis, policy)
+    spec = _raw_spec(policy)
     if pod_selector is None or spec is None:
         return None
     narrowed = dict(spec, podSelector=pod_selector)
@@ -282,12 +285,15 @@ def narrowed_selector(analysis: Analysis, policy: Policy, dns_only: Callable[[An
             policy_doc(policy.namespace, f"{policy.name}-isolation"[:253], _canonical(isolation))]
 
 
-def _client_peers(analysis: Analysis, clients: tuple[int, ...]) -> list[dict[str, Any]]:
+def _allows(analysis: Analysis, rule: CompiledRule, port: int, protocol: str, cls: Any) -> bool:
+    return port_in(analysis.rule_ports(rule, cls.ports), port, protocol)
+
+
+def _client_peers(analysis: Analysis, clients: tuple[int, ...], memo: dict[tuple[int, ...], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One peer per client label set, its namespaces listed: the same pods as a peer per client,
     in a rule that stays readable when hundreds of namespaces hold the same client (memoized:
     many destinations share one set of clients)."""
-    key = ("client-peers", clients)
-    hit = analysis.memo.get(key)
+    hit = memo.get(clients)
     if hit is None:
         by_labels: dict[tuple[tuple[str, str], ...], set[str]] = {}
         for cid in clients:
@@ -299,11 +305,12 @@ def _client_peers(analysis: Analysis, clients: tuple[int, ...]) -> list[dict[str
             ns_selector: dict[str, Any] = ({"matchLabels": {"kubernetes.io/metadata.name": names[0]}} if len(names) == 1 else
                                            {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]})
             peers.append({"namespaceSelector": ns_selector, "podSelector": {"matchLabels": dict(labels)}})
-        hit = analysis.memo[key] = peers
-    return cast("list[dict[str, Any]]", hit)
+        hit = memo[clients] = peers
+    return hit
 
 
-def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ...], clients: list[int]) -> dict[str, Any] | None:
+def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ...], clients: list[int],
+                           memo: dict[tuple[int, ...], list[dict[str, Any]]] | None = None) -> dict[str, Any] | None:
     """For a workload not isolated for ingress that serves sensitive ports: ingress isolation that
     keeps every other port open to everyone, and the sensitive ports open only to its own
     namespace and to ``clients`` (workloads of other namespaces whose egress policies name it).
@@ -312,7 +319,7 @@ def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ..
     pod_selector = _exact_selector(analysis, cls.namespace, _stable_labels(cls.label_map), frozenset({cls_id}))
     if pod_selector is None:
         return None
-    sources: list[dict[str, Any]] = [{"podSelector": {}}, *copy.deepcopy(_client_peers(analysis, tuple(clients)))]
+    sources: list[dict[str, Any]] = [{"podSelector": {}}, *copy.deepcopy(_client_peers(analysis, tuple(clients), {} if memo is None else memo))]
     name = f"{cls.workloads[0].name if cls.workloads else 'workload'}-sensitive-ports"[:253]
     unique = sorted({p for p in ports})
     return narrow(policy_doc(cls.namespace, name, {
@@ -324,23 +331,30 @@ def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ..
 _PEERS_HERE = "__netpol_audit_client_peers__"  # never a peer: peers are mappings, and namespace names hold no "_"
 
 
-def sensitive_ports_yaml(analysis: Analysis, cls_id: int, ports: tuple[int, ...], clients: list[int]) -> tuple[str, int] | None:
-    """`sensitive_ports_policy` as YAML, with how many client peers it names; the same text as
-    ``dump`` of that policy. The client peers (often hundreds of namespaces, shared by every
-    destination the same clients name) are written once and set into each policy's text."""
-    doc = sensitive_ports_policy(analysis, cls_id, ports, [])
-    if doc is None:
-        return None
-    peers = _client_peers(analysis, tuple(clients))
-    if not peers:
-        return dump(doc), 0
-    doc["spec"]["ingress"][1]["from"].append(_PEERS_HERE)
-    text = dump(doc)
-    key = ("client-peers-yaml", tuple(clients))
-    block = cast("str | None", analysis.memo.get(key))
-    if block is None:
-        block = analysis.memo[key] = yaml.dump(peers, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=1000)
-    line = next(line for line in text.splitlines() if line.strip() == f"- {_PEERS_HERE}")
-    indent = line[: len(line) - len(line.lstrip())]
-    # Block YAML indented as a whole keeps its structure: the sequence becomes the rest of `from`.
-    return text.replace(line + "\n", "".join(indent + part + "\n" for part in block.splitlines()), 1), len(peers)
+@dataclass
+class FixWriter:
+    """Fix text shared by the findings of one run: the client peers of sensitive ports are often the
+    same hundreds of namespaces for many destinations, built and written once."""
+
+    _peers: dict[tuple[int, ...], list[dict[str, Any]]] = field(default_factory=dict)
+    _yaml: dict[tuple[int, ...], str] = field(default_factory=dict)
+
+    def sensitive_ports_yaml(self, analysis: Analysis, cls_id: int, ports: tuple[int, ...], clients: list[int]) -> tuple[str, int] | None:
+        """`sensitive_ports_policy` as YAML, with how many client peers it names; the same text as
+        ``dump`` of that policy. The client peers are written once and set into each policy's text."""
+        doc = sensitive_ports_policy(analysis, cls_id, ports, [])
+        if doc is None:
+            return None
+        key = tuple(clients)
+        peers = _client_peers(analysis, key, self._peers)
+        if not peers:
+            return dump(doc), 0
+        doc["spec"]["ingress"][1]["from"].append(_PEERS_HERE)
+        text = dump(doc)
+        block = self._yaml.get(key)
+        if block is None:
+            block = self._yaml[key] = yaml.dump(peers, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=1000)
+        line = next(line for line in text.splitlines() if line.strip() == f"- {_PEERS_HERE}")
+        indent = line[: len(line) - len(line.lstrip())]
+        # Block YAML indented as a whole keeps its structure: the sequence becomes the rest of `from`.
+        return text.replace(line + "\n", "".join(indent + part + "\n" for part in block.splitlines()), 1), len(peers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.checks.registry import Context, Hit, check
-from audit.engine.flows import rule_use, unsegmented, would_break
+from audit.engine.flows import RuleUse, rule_use, unsegmented, would_break
 
 
 def _window(ctx: Context) -> str:
@@ -48,23 +48,25 @@ def denied_observed_flow(ctx: Context) -> Iterable[Hit]:
 def unused_allow_rule(ctx: Context) -> Iterable[Hit]:
     assert ctx.traffic is not None
     window = _window(ctx)
-    uses = [u for u in rule_use(ctx.analysis, ctx.traffic.mapper, ctx.traffic.traffic) if not ctx.config.is_excluded(u.namespace)]
-    by_policy: dict[str, list[int]] = {}
+    uses = [u for u in rule_use(ctx.analysis, ctx.traffic.mapper, ctx.traffic.traffic)
+            if u.namespace is None or not ctx.config.is_excluded(u.namespace)]
+    by_policy: dict[str, list[RuleUse]] = {}
     for use in uses:
-        by_policy.setdefault(use.policy, []).append(use.flows)
-    unused_policies = {key for key, flows in by_policy.items() if len(flows) > 1 and not any(flows)}
+        by_policy.setdefault(use.policy, []).append(use)
+    unused_policies = {key for key, rules in by_policy.items() if len(rules) > 1 and not any(u.flows for u in rules)}
     for key in sorted(unused_policies):
-        namespace, name = key.split("/", 1)
-        yield Hit(namespace, "NetworkPolicy", name, f"none of its {len(by_policy[key])} rules was used by any flow of {window}", key="policy")
+        first = by_policy[key][0]
+        yield Hit(first.namespace, first.kind, first.name, f"none of its {len(by_policy[key])} rules was used by any flow of {window}",
+                  key="policy")
     for use in uses:
         if use.policy in unused_policies:
             continue  # said once for the whole policy
         if use.flows == 0:
-            yield Hit(use.namespace, "NetworkPolicy", use.policy.split("/", 1)[1],
+            yield Hit(use.namespace, use.kind, use.name,
                       f"{use.rule} ({use.ports_allowed}) was used by no flow of {window}", key=use.rule)
         elif use.peers_allowed is None or use.peers_used < use.peers_allowed or use.ports_allowed == "every port":
             peers = "every peer" if use.peers_allowed is None else f"{use.peers_allowed} pod class(es)"
-            yield Hit(use.namespace, "NetworkPolicy", use.policy.split("/", 1)[1],
+            yield Hit(use.namespace, use.kind, use.name,
                       f"{use.rule} allows {peers} on {use.ports_allowed}; traffic used {use.peers_used} peer(s) on "
                       f"{', '.join(use.ports_used)} ({window})", key=use.rule)
 

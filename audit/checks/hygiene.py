@@ -1,13 +1,15 @@
-"""Hygiene: policies that are invalid, select nothing, or refer to things that do not exist."""
+"""Hygiene: policies of every kind that are invalid, select nothing, or refer to things that do not exist."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.checks.permissive import rules_in_effect
+from audit.checks.permissive import hit, rules_in_effect
 from audit.checks.registry import Context, Hit, check
-from audit.engine.kinds import admin, clusternetwork
-from audit.engine.kinds.networkpolicy import Peer, Policy
+from audit.engine.analysis import Analysis
+from audit.engine.compiled import CompiledPolicy
+from audit.engine.ports import PROTOCOLS
+from audit.engine.selection import Matcher, PodSelection
 
 
 @check(
@@ -20,28 +22,26 @@ from audit.engine.kinds.networkpolicy import Peer, Policy
 )
 def policy_selects_nothing(ctx: Context) -> Iterable[Hit]:
     for policy in ctx.audited_policies():
-        if policy.pod_selector.empty or ctx.analysis.selected[policy.key]:
+        sel = policy.subject.selection
+        if ctx.analysis.selected(policy):
             continue
-        yield Hit(policy.namespace, "NetworkPolicy", policy.name,
-                  f"podSelector {policy.pod_selector} matches no pod in {policy.namespace}",
-                  source=policy.source, key="spec.podSelector")
+        namespaces = ctx.analysis.namespaces_of(sel)
+        if sel.namespaces is not None and not sel.namespaces.empty and not namespaces:
+            yield hit(policy, f"{policy.subject.text} matches no namespace", policy.subject.field)
+        elif not sel.every_pod:
+            yield hit(policy, f"{policy.subject.text} matches no pod in {', '.join(namespaces[:5]) or 'any namespace'}", policy.subject.field)
 
 
-def _peer_matches_nothing(ctx: Context, policy: Policy, peer: Peer) -> str | None:
-    if peer.ip_block is not None:
-        return None
-    analysis = ctx.analysis
-    if peer.namespaces is not None:
-        namespaces = analysis.namespaces_matching(peer)
-        if not namespaces:
-            return f"namespaceSelector {peer.namespaces} matches no namespace"
-    else:
-        namespaces = [policy.namespace]
-    if peer.pods is None or peer.pods.empty:
+def selection_problem(analysis: Analysis, sel: PodSelection) -> str | None:
+    """Why a peer's selection matches nothing (no namespace, or no pod where there are pods), or None."""
+    namespaces = analysis.namespaces_of(sel)
+    if sel.namespaces is not None and not sel.namespaces.empty and not namespaces:
+        return "its namespace selector matches no namespace"
+    if sel.every_pod:
         return None
     has_pods = any(analysis.classes_by_ns.get(ns) for ns in namespaces)
-    if has_pods and not analysis.peer_classes(policy.namespace, peer):
-        return f"podSelector {peer.pods} matches no pod in {', '.join(namespaces[:5])}"
+    if has_pods and not analysis.select(sel):
+        return f"its pod selector matches no pod in {', '.join(namespaces[:5])}"
     return None
 
 
@@ -55,12 +55,12 @@ def _peer_matches_nothing(ctx: Context, policy: Policy, peer: Peer) -> str | Non
 )
 def peer_matches_nothing(ctx: Context) -> Iterable[Hit]:
     for policy, rule in rules_in_effect(ctx):
-        field = "from" if rule.direction == "Ingress" else "to"
-        for j, peer in enumerate(rule.peers):
-            problem = _peer_matches_nothing(ctx, policy, peer)
+        for peer in rule.peers:
+            if peer.pods is None or peer.relative:
+                continue
+            problem = selection_problem(ctx.analysis, peer.pods)
             if problem:
-                yield Hit(policy.namespace, "NetworkPolicy", policy.name, f"{rule.field}.{field}[{j}]: {problem}",
-                          source=policy.source, key=f"{rule.field}.{field}[{j}]")
+                yield hit(policy, f"{peer.field} ({peer.text}): {problem}", peer.field)
 
 
 @check(
@@ -74,19 +74,19 @@ def peer_matches_nothing(ctx: Context) -> Iterable[Hit]:
 )
 def empty_label_value(ctx: Context) -> Iterable[Hit]:
     for policy in ctx.audited_policies():
-        selectors = [("spec.podSelector", policy.pod_selector)]
-        for d in policy.types:
-            for rule in policy.rules(d):
-                field = "from" if d == "Ingress" else "to"
-                for j, peer in enumerate(rule.peers):
-                    for name, sel in (("podSelector", peer.pods), ("namespaceSelector", peer.namespaces)):
-                        if sel is not None:
-                            selectors.append((f"{rule.field}.{field}[{j}].{name}", sel))
-        for field, sel in selectors:
-            for key in sel.empty_values:
-                yield Hit(policy.namespace, "NetworkPolicy", policy.name,
-                          f"{field}: label {key!r} must equal the empty string (an unset template value?)",
-                          source=policy.source, key=f"{field}.{key}")
+        for field, matcher in _selectors(policy):
+            for key in matcher.empty_values:
+                yield hit(policy, f"{field}: label {key!r} must equal the empty string (an unset template value?)", f"{field}.{key}")
+
+
+def _selectors(policy: CompiledPolicy) -> list[tuple[str, Matcher]]:
+    """Every selector the policy writes, with its field: the subject's, then its rules' peers'."""
+    sel = policy.subject.selection
+    out: list[tuple[str, Matcher]] = [(policy.subject.field, m) for m in (sel.namespaces, sel.pods) if m is not None]
+    for rule in policy.rules:
+        for peer in rule.peers:
+            out += peer.selectors
+    return out
 
 
 @check(
@@ -100,27 +100,27 @@ def empty_label_value(ctx: Context) -> Iterable[Hit]:
 def undefined_named_port(ctx: Context) -> Iterable[Hit]:
     analysis = ctx.analysis
     for policy, rule in rules_in_effect(ctx):
-        named = [p for p in rule.ports if isinstance(p.port, str)]
+        named = [p for p in rule.ports or () if isinstance(p.port, str)]
         if not named:
             continue
         if rule.direction == "Ingress":
-            targets = analysis.selected[policy.key]
+            targets = analysis.selected(policy)
         elif rule.all_peers:
             targets = frozenset(c.id for c in analysis.real_classes())
         else:
-            if any(p.ip_block is not None for p in rule.peers):
+            if any(p.names_addresses for p in rule.peers):
                 continue
-            targets = frozenset().union(*(analysis.peer_classes(policy.namespace, p) for p in rule.peers))
+            found = [analysis.peer_classes(p) for p in rule.peers]
+            if any(f is None for f in found):
+                continue
+            targets = frozenset().union(*(f for f in found if f is not None))
         if not targets:
             continue
-        for j, port in enumerate(rule.ports):
-            if not isinstance(port.port, str):
-                continue
-            if not any(cp.name == port.port and cp.protocol == port.protocol for cid in targets for cp in analysis.classes[cid].ports):
+        for port in named:
+            if not any(cp.name == port.port and cp.protocol in port.protocols for cid in targets for cp in analysis.classes[cid].ports):
                 whose = "selected pods" if rule.direction == "Ingress" else "destination pods"
-                yield Hit(policy.namespace, "NetworkPolicy", policy.name,
-                          f"{rule.field}.ports[{j}]: no {whose} define a {port.protocol} container port named {port.port!r}",
-                          source=policy.source, key=f"{rule.field}.ports[{j}]")
+                protocol = f"{'/'.join(port.protocols)} " if set(port.protocols) != set(PROTOCOLS) else ""
+                yield hit(policy, f"{port.field}: no {whose} define a {protocol}container port named {port.port!r}", port.field)
 
 
 @check(
@@ -132,27 +132,30 @@ def undefined_named_port(ctx: Context) -> Iterable[Hit]:
     remediation="Fix the named field; `kubectl apply --dry-run=server` shows the same error.",
 )
 def invalid_policy(ctx: Context) -> Iterable[Hit]:
-    for parsed in ctx.analysis.parsed:
-        if parsed.policy is not None or ctx.config.is_excluded(parsed.obj.namespace):
+    yield from _invalid(ctx, core=True)
+
+
+def _invalid(ctx: Context, core: bool) -> Iterable[Hit]:
+    for bad in ctx.analysis.invalid:
+        obj = bad.obj
+        if bad.core != core or (obj.namespace is not None and ctx.config.is_excluded(obj.namespace)):
             continue
-        yield Hit(parsed.obj.namespace, "NetworkPolicy", parsed.obj.name,
-                  "; ".join(map(str, parsed.errors)), source=parsed.obj.source)
+        yield Hit(obj.namespace, obj.kind, obj.name, "; ".join(map(str, bad.errors)), source=obj.source)
 
 
 @check(
     "NP-HYG-006",
-    "Rules ignored because policyTypes omits their direction",
+    "Rules ignored because the policy's types omit their direction",
     "medium",
-    rationale="""When policyTypes is given, rules of a direction it does not list are ignored: an
-    `egress:` section under `policyTypes: [Ingress]` restricts nothing.""",
-    remediation="Add the direction to policyTypes, or delete the rules that are not meant to apply.",
+    rationale="""When a policy's types are given (NetworkPolicy's policyTypes, Calico's types), rules of a
+    direction they do not list are ignored: an `egress:` section under `policyTypes: [Ingress]`
+    restricts nothing.""",
+    remediation="Add the direction to the policy's types, or delete the rules that are not meant to apply.",
 )
 def ignored_rules(ctx: Context) -> Iterable[Hit]:
     for policy in ctx.audited_policies():
-        for direction in policy.ignored_rules:
-            yield Hit(policy.namespace, "NetworkPolicy", policy.name,
-                      f"spec.{direction.lower()} has rules but spec.policyTypes is {list(policy.types)}: they are ignored",
-                      source=policy.source, key=direction)
+        for direction, why in policy.ignored:
+            yield hit(policy, why, direction)
 
 
 @check(
@@ -164,14 +167,12 @@ def ignored_rules(ctx: Context) -> Iterable[Hit]:
     remediation="Fix the named field; `kubectl apply --dry-run=server` shows the same error.",
 )
 def invalid_admin_policy(ctx: Context) -> Iterable[Hit]:
-    for compiled in ctx.analysis.kinds.values():
-        for obj, errors in compiled.invalid:
-            yield Hit(obj.namespace, obj.kind, obj.name, "; ".join(map(str, errors)), source=obj.source)
+    yield from _invalid(ctx, core=False)
 
 
 @check(
     "NP-HYG-008",
-    "AdminNetworkPolicies share a priority",
+    "Admin-tier policies share a priority",
     "medium",
     rationale="""When two policies of one admin tier have the same priority their relative order is
     undefined, so whichever rule wins a conflicting Allow/Deny may change between implementations
@@ -180,9 +181,9 @@ def invalid_admin_policy(ctx: Context) -> Iterable[Hit]:
 )
 def equal_priorities(ctx: Context) -> Iterable[Hit]:
     by_priority: dict[tuple[str, int], list[tuple[str, str]]] = {}
-    for policy in ctx.analysis.extended:
-        if policy.tier == "admin" or policy.kind == "ClusterNetworkPolicy":
-            by_priority.setdefault((policy.tier, int(policy.order[0])), []).append((policy.kind, policy.order[1]))
+    for entry in ctx.analysis.entries:
+        if entry.layer.priority is not None:
+            by_priority.setdefault((entry.tier, entry.layer.priority), []).append((entry.kind, entry.policy.name))
     for (tier, priority), members in sorted(by_priority.items()):
         if len(members) > 1:
             names = [name for _, name in members]
@@ -203,20 +204,11 @@ def equal_priorities(ctx: Context) -> Iterable[Hit]:
     remediation="Review these rules with `cilium policy trace` or Hubble; keep L3/L4 rules tight around them.",
 )
 def layer7_rules(ctx: Context) -> Iterable[Hit]:
-    for compiled in (ctx.analysis.kinds.get(admin.KIND.name), ctx.analysis.kinds.get(clusternetwork.KIND.name)):
-        for policy in compiled.native if compiled else ():
-            missing = sorted({peer.unresolvable for d in ("Ingress", "Egress") for rule in policy.rules(d) for peer in rule.peers
-                              if peer.unresolvable})
-            if missing:
-                yield Hit(None, policy.kind, policy.name, "; ".join(f"{m} peers match nothing here (node addresses and DNS names "
-                                                                    "are not in the inventory)" if m in ("nodes", "domainNames") else m
-                                                                    for m in missing), source=policy.source)
-    cilium = ctx.analysis.kinds.get("Cilium")
-    for obj, policies, _errors in (cilium.native if cilium else ()):
-        notes = sorted({
-            ("L7 rules allow their whole port here" if rule.l7 else "")
-            or next((f"{peer.unresolvable} peers match nothing here" for peer in rule.peers if peer.unresolvable), "")
-            for policy in policies for d in ("Ingress", "Egress") for rule in policy.rules(d)
-        } - {""})
-        if notes and not ctx.config.is_excluded(obj.namespace):
-            yield Hit(obj.namespace, obj.kind, obj.name, "; ".join(notes), source=obj.source)
+    for policy in ctx.audited_policies():
+        notes = list(policy.notes)
+        for rule in policy.rules:
+            notes += [f"{limit}: judged at layer 4 only" for limit in rule.limits]
+            notes += [f"{peer.field}: {peer.unresolvable} matches nothing here (not in the inventory)"
+                      for peer in rule.peers if peer.unresolvable is not None]
+        if notes:
+            yield hit(policy, "; ".join(dict.fromkeys(notes)), "")

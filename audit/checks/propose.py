@@ -164,9 +164,6 @@ def _probes(mapper: FlowMapper, end: End, tally: Tally, side: str) -> list[Endpo
 def with_candidate(inventory: Inventory, candidate: Inventory) -> Inventory:
     """``inventory`` with a candidate folder applied as `kubectl apply` would: its policies added,
     a policy of the same namespace and name replaced."""
-    policies = {(p.namespace, p.name): p for p in inventory.policies}
-    policies.update({(p.namespace, p.name): p for p in candidate.policies})
-    extended = {(p.kind, p.namespace, p.name): p for p in inventory.extended}
-    extended.update({(p.kind, p.namespace, p.name): p for p in candidate.extended})
-    return dataclasses.replace(inventory, policies=tuple(policies[k] for k in sorted(policies)),
-                               extended=tuple(extended[k] for k in sorted(extended, key=lambda k: (k[0], k[1] or "", k[2]))))
+    policies = {p.identity: p for p in inventory.policies}
+    policies.update({p.identity: p for p in candidate.policies})
+    return dataclasses.replace(inventory, policies=tuple(policies[k] for k in sorted(policies)))

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from audit.checks.compliance import references
+from audit.checks.fixes import FixWriter
 from audit.config import Config
 from audit.engine.analysis import Analysis, PodClass
 from audit.engine.cni import CniReport
+from audit.engine.compiled import CompiledPolicy
 from audit.engine.flows import FlowMapper, Traffic
-from audit.engine.kinds.networkpolicy import Policy
 from audit.inventory import Namespace, SourceRef
 from audit.report.severity import SEVERITIES
 
@@ -49,21 +50,20 @@ class Context:
     today: dt.date
     traffic: ObservedTraffic | None = None
     """Observed flows (`--flows`), mapped onto this analysis; checks that need them run only with them."""
+    fixes: FixWriter = field(default_factory=FixWriter)
+    """Fix text shared by findings of one run (the same client peers for many destinations)."""
 
     def audited_namespaces(self) -> list[Namespace]:
         """Namespaces from the input that are not excluded by configuration."""
         return [ns for ns in self.analysis.inventory.namespaces if not self.config.is_excluded(ns.name)]
 
-    def audited_policies(self) -> list[Policy]:
-        return [p for p in self.analysis.policies if not self.config.is_excluded(p.namespace)]
+    def audited_policies(self) -> list[CompiledPolicy]:
+        """The policies of every kind that take part, but those of excluded namespaces."""
+        return [p for p in self.analysis.policies if p.namespace is None or not self.config.is_excluded(p.namespace)]
 
     def governed_classes(self, namespace: str) -> list[PodClass]:
-        """The namespace's pod classes with running pods that policies govern (computed once: every check asks)."""
-        key = ("governed-with-pods", namespace)
-        hit = self.analysis.memo.get(key)
-        if hit is None:
-            hit = self.analysis.memo[key] = [c for c in self.analysis.governed_classes(namespace) if c.pods > 0]
-        return hit  # type: ignore[return-value]
+        """The namespace's pod classes with running pods that policies govern."""
+        return self.analysis.governed_with_pods(namespace)
 
 
 CheckFn = Callable[[Context], Iterable[Hit]]

@@ -10,26 +10,28 @@ operations, never pod by pod. Every policy kind takes its place in one stack
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
 from audit.engine.addresses import IPBlock
 from audit.engine.classes import DnsTarget, PodClass, ip_value, parse_ip
+from audit.engine.clients import Clients
 from audit.engine.cni import CniReport
+from audit.engine.compiled import TIERS, CompiledPeer, CompiledPolicy, CompiledRule, Tier
 from audit.engine.coverage import DirectionCoverage, NamespaceCoverage, governed_classes, namespace_coverage, policies_in
-from audit.engine.direction import DIRECTIONS, Direction
-from audit.engine.kinds import Compiled, PolicyKind, kinds
-from audit.engine.kinds.networkpolicy import ParsedPolicy, Peer, Policy, Rule, parse_policy
-from audit.engine.kinds.networkpolicy import StackPolicy as NetworkPolicyLayer
-from audit.engine.ports import ALL, NONE, PortSet
-from audit.engine.selectors import Selector, SelectorIndex
-from audit.engine.stack import TIERS, Endpoint, Outcome, StackPolicy, Tier, closes, evaluate
+from audit.engine.direction import Direction
+from audit.engine.kinds import KindDeclaration, group_of, kind_of, kinds, resource_of
+from audit.engine.ports import ALL, NONE, PortSet, resolve_ports
+from audit.engine.selection import LabelView, PodSelection
+from audit.engine.selectors import FieldError, Selector, SelectorIndex
+from audit.engine.stack import DstPorts, Endpoint, Entry, Outcome, closes, evaluate
 from audit.engine.verdict import SideVerdict, Verdict, port_in, side_verdict
 from audit.gcpause import gc_paused
-from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labels, Namespace, Workload
+from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labels, Namespace, PolicyObject, Workload
 
-__all__ = ["Analysis", "DirectionCoverage", "DnsTarget", "Endpoint", "NamespaceCoverage", "PodClass", "SideVerdict", "Verdict",
+__all__ = ["Analysis", "DirectionCoverage", "DnsTarget", "Endpoint", "Invalid", "NamespaceCoverage", "PodClass", "SideVerdict", "Verdict",
            "ip_value", "parse_ip", "port_in"]
 
 
@@ -40,8 +42,28 @@ INGRESS_NAMESPACE = "ingress-controller-ns"
 _RANK = {"no": 0, "conditional": 1, "yes": 2}
 
 
-def _credit(kind: PolicyKind, cni: CniReport | None, assume_enforced: bool) -> tuple[Literal["yes", "assumed", "no"], str]:
+@dataclass(frozen=True)
+class Invalid:
+    """A policy object its kind rejected: it takes no part, and a finding names why."""
+
+    obj: PolicyObject
+    errors: tuple[FieldError, ...]
+    family: str
+    core: bool = False
+    """Of a core kind (NetworkPolicy)."""
+    display_kind: str = ""
+    """How reports name its kind (the resource's display name: "Calico NetworkPolicy")."""
+
+
+def _display(obj: PolicyObject) -> str:
+    found = resource_of(group_of(obj.api_version), obj.kind)
+    return found[1].name if found else obj.kind
+
+
+def _credit(kind: KindDeclaration, cni: CniReport | None, assume_enforced: bool) -> tuple[Literal["yes", "assumed", "no"], str]:
     """Whether a kind's policies take part, and why: only where the detected dataplane enforces it."""
+    if kind.enforced_by is None:
+        return "yes", ""  # NetworkPolicy: the CNI report's own verdict says whether it is enforced (audit.checks.cni)
     if cni is None or not cni.components:
         return "assumed", "the CNI was not identified: these results assume it enforces them"
     best = max((kind.enforced_by.get(c.name, "no") for c in cni.components), key=_RANK.__getitem__)
@@ -58,10 +80,11 @@ def _credit(kind: PolicyKind, cni: CniReport | None, assume_enforced: bool) -> t
 class Analysis:
     """Compiled view of an Inventory that answers selection, isolation and reachability.
 
-    ``cni`` decides which policy kinds take part: a kind the detected dataplane does not
-    enforce is listed in ``unenforced`` and left out of every answer, unless
-    ``assume_enforced`` (for planning). With no CNI report, or an unknown CNI, every kind
-    takes part and ``assumed`` names the kinds whose enforcement is assumed.
+    Every policy kind (NetworkPolicy included) is compiled by its module into the one model of
+    ``audit.engine.compiled``. ``cni`` decides which kinds take part: a kind the detected
+    dataplane does not enforce is listed in ``unenforced`` and left out of every answer, unless
+    ``assume_enforced`` (for planning). With no CNI report, or an unknown CNI, every kind takes
+    part and ``assumed`` names the kinds whose enforcement is assumed.
     """
 
     @gc_paused()
@@ -72,40 +95,50 @@ class Analysis:
         self.cni = cni
         self.assume_enforced = assume_enforced
         self.namespaces: dict[str, Namespace] = {ns.name: ns for ns in inventory.namespaces}
-        self.parsed: tuple[ParsedPolicy, ...] = tuple(parse_policy(p) for p in inventory.policies)
-        self.policies: tuple[Policy, ...] = tuple(p.policy for p in self.parsed if p.policy is not None)
-        self.invalid_by_ns: dict[str, list[ParsedPolicy]] = {}
-        for parsed in self.parsed:
-            if parsed.policy is None:
-                self.invalid_by_ns.setdefault(parsed.obj.namespace, []).append(parsed)
-        self.policies_by_ns: dict[str, list[Policy]] = {}
-        for policy in self.policies:
-            self.policies_by_ns.setdefault(policy.namespace, []).append(policy)
-        self._np_layers: dict[str, NetworkPolicyLayer] = {p.key: NetworkPolicyLayer(p) for p in self.policies}
 
-        # Every other kind, compiled into stack policies; credited only where the dataplane enforces it.
-        self.kinds: dict[str, Compiled] = {}
+        compiled: list[CompiledPolicy] = []
+        invalid: list[Invalid] = []
         self.unenforced: dict[str, str] = {}
         """Kind name -> why its policies are left out (present but not enforced)."""
         self.assumed: dict[str, str] = {}
         """Kind name -> why its enforcement is assumed (unknown or version-dependent dataplane)."""
-        credited: list[StackPolicy] = []
-        for kind in kinds():
-            objs = [e for e in inventory.extended if kind.reads(e)]
+        self.uncredited: dict[str, tuple[str, ...]] = {}
+        """Kind name -> the keys of its valid policies that take no part (not enforced)."""
+        unenforced: list[CompiledPolicy] = []
+        self._core: dict[str, bool] = {k.declaration.name: k.declaration.core for k in kinds()}
+        by_kind: dict[int, list[PolicyObject]] = {}
+        known = kinds()
+        for obj in inventory.policies:
+            kind = kind_of(obj.api_version, obj.kind)
+            if kind is not None:
+                by_kind.setdefault(id(kind), []).append(obj)
+        for kind in known:
+            objs = by_kind.get(id(kind))
             if not objs:
                 continue
-            compiled = self.kinds[kind.name] = kind.compile(objs)
-            verdict, why = _credit(kind, cni, assume_enforced)
+            result = kind.compile(objs)
+            name = kind.declaration.name
+            invalid += (Invalid(obj, errors, name, kind.declaration.core, _display(obj)) for obj, errors in result.invalid)
+            verdict, why = _credit(kind.declaration, cni, assume_enforced)
             if verdict == "no":
-                self.unenforced[kind.name] = why
+                self.unenforced[name] = why
+                self.uncredited[name] = tuple(dict.fromkeys(p.key for p in result.policies))
+                unenforced.extend(result.policies)
                 continue
             if verdict == "assumed":
-                self.assumed[kind.name] = why
-            credited.extend(compiled.policies)
-        self.extended: tuple[StackPolicy, ...] = tuple(credited)
-        self._stack_memo: dict[tuple[int, Direction], dict[Tier, tuple[StackPolicy, ...]]] = {}
-        self._signatures: dict[int, tuple[int, ...] | None] = {}
-        self._ns_labels: dict[str, dict[str, str]] = {}
+                self.assumed[name] = why
+            compiled.extend(result.policies)
+        self.policies: tuple[CompiledPolicy, ...] = tuple(compiled)
+        """Every valid policy that takes part, of every kind, in kind order."""
+        self.invalid: tuple[Invalid, ...] = tuple(invalid)
+        """Every policy object a kind rejected, with its errors."""
+        self.unenforced_policies: tuple[CompiledPolicy, ...] = tuple(unenforced)
+        """Valid policies of kinds the dataplane does not enforce: listed, never evaluated."""
+        self.families: dict[str, tuple[str, ...]] = {}
+        """Kind name -> the keys of its policies that take part."""
+        for policy in self.policies:
+            self.families.setdefault(policy.family, ())
+            self.families[policy.family] += (policy.key,)
 
         self.classes: list[PodClass] = []
         self.classes_by_ns: dict[str, list[int]] = {}
@@ -121,30 +154,38 @@ class Analysis:
         self._ns_index = SelectorIndex([dict(self.namespaces[n].labels) for n in ns_names])
         self._ns_names = ns_names
         self._class_index = SelectorIndex([c.label_map for c in self.classes])
-        self._peer_memo: dict[tuple[str | None, Peer], frozenset[int]] = {}
-        self._peer_fast: dict[tuple[str, int], frozenset[int]] = {}
-        self._ns_names_memo: dict[Selector, list[str]] = {}
-        self._egress_memo: dict[tuple[object, ...], SideVerdict] = {}
-        self.memo: dict[tuple[object, ...], object] = {}  # for derived views (connectivity), keyed by object ids that live as long as this
+        self._ns_labels: dict[str, dict[str, str]] = {}
+        self._view_labels: dict[tuple[LabelView, int], Mapping[str, str]] = {}
+        self._view_ns_labels: dict[tuple[LabelView, str], Mapping[str, str]] = {}
+        self._selection_fast: dict[int, tuple[PodSelection, frozenset[int]]] = {}
+        self._selection_memo: dict[PodSelection, frozenset[int]] = {}
+        self._ns_selection_memo: dict[PodSelection, list[str]] = {}
+        self._peer_memo: dict[int, frozenset[int] | None] = {}
+        self._ports_memo: dict[tuple[int, DstPorts], PortSet] = {}
         self._ip_index: dict[int, list[tuple[int, int]]] | None = None
+        self._block_memo: dict[IPBlock, frozenset[int]] = {}
+        self._egress_memo: dict[tuple[object, ...], SideVerdict] = {}
+        self._stack_memo: dict[tuple[int, Direction], dict[Tier, tuple[Entry, ...]]] = {}
+        self._signatures: dict[int, tuple[int, ...] | None] = {}
+        self._governed_with_pods: dict[str, list[PodClass]] = {}
 
-        self.selected: dict[str, frozenset[int]] = {}
-        self._isolating: dict[Direction, list[list[Policy]]] = {d: [[] for _ in self.classes] for d in DIRECTIONS}
+        # Each policy's layers, and per pod class the layers of the policies that select it.
+        self._entries_of: dict[int, tuple[Entry, ...]] = {id(p): tuple(Entry(p, layer) for layer in p.layers) for p in self.policies}
+        self.entries: tuple[Entry, ...] = tuple(e for p in self.policies for e in self._entries_of[id(p)])
+        self.policies_by_ns: dict[str, list[CompiledPolicy]] = {}
+        """Namespaced policies by namespace."""
+        self.cluster_policies: tuple[CompiledPolicy, ...] = tuple(p for p in self.policies if p.namespace is None)
         for policy in self.policies:
-            chosen = self.select_in_namespace(policy.namespace, policy.pod_selector)
-            self.selected[policy.key] = chosen
-            for direction in policy.types:
-                lists = self._isolating[direction]
-                for cid in chosen:
-                    if self.classes[cid].governed or self.classes[cid].virtual:
-                        lists[cid].append(policy)
-        self._extended_by_class: dict[int, tuple[StackPolicy, ...]] = {}
-        if self.extended:
-            for cls in self.classes:
-                if cls.governed or cls.virtual:
-                    mine = tuple(p for p in self.extended if p.selects(self, cls.id))
-                    if mine:
-                        self._extended_by_class[cls.id] = mine
+            if policy.namespace is not None:
+                self.policies_by_ns.setdefault(policy.namespace, []).append(policy)
+        self._selected: dict[int, frozenset[int]] = {}
+        self._by_class: dict[int, list[Entry]] = {}
+        for policy in self.policies:
+            self._selected[id(policy)] = frozenset(
+                c for c in self.select(policy.subject.selection) if self.classes[c].governed or self.classes[c].virtual)
+        for entry in self.entries:
+            for cid in self._selected[id(entry.policy)]:
+                self._by_class.setdefault(cid, []).append(entry)
         self.coverage: dict[str, NamespaceCoverage] = {ns: namespace_coverage(self, ns) for ns in ns_names}
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
@@ -155,16 +196,10 @@ class Analysis:
             hit = self._ns_labels[namespace] = dict(ns.labels) if ns is not None else {}
         return hit
 
-    @property
-    def all_policies(self) -> Iterable[StackPolicy]:
-        """Every policy that takes part, of every kind, NetworkPolicy first."""
-        yield from self._np_layers.values()
-        yield from self.extended
-
     @cached_property
     def policy_notes(self) -> dict[str, str]:
         """Each policy's note (what kind and tier it is) by key; built once, read per namespace."""
-        return {p.key: p.note for p in self.all_policies}
+        return {e.key: e.note for e in self.entries}
 
     # -- construction -------------------------------------------------------------------
 
@@ -217,56 +252,86 @@ class Analysis:
         return self._add_class(INGRESS_NAMESPACE, (), (), False, 0, (), virtual=True)
 
     def select_in_namespace(self, ns: str, selector: Selector) -> frozenset[int]:
-        """Classes of namespace ``ns`` that ``selector`` matches.
-
-        One cluster-wide index answers each distinct selector once; a namespace's few classes
-        are then filtered against that answer (an index per namespace would cost more to build).
-        """
-        ids = self.classes_by_ns.get(ns, ())
-        if selector.empty:
-            return frozenset(ids)
-        matched = self._class_index.select(selector)
-        return frozenset(cid for cid in ids if cid in matched)
+        """Classes of namespace ``ns`` that ``selector`` matches (a fix's narrowed podSelector)."""
+        return self.select(PodSelection(namespace=ns, pods=selector))
 
     # -- selection ----------------------------------------------------------------------
 
-    def namespaces_matching(self, peer: Peer) -> list[str]:
-        """Names of the namespaces a peer's namespaceSelector matches, sorted."""
-        assert peer.namespaces is not None
-        hit = self._ns_names_memo.get(peer.namespaces)
+    def select(self, selection: PodSelection) -> frozenset[int]:
+        """Pod classes a selection names (hostNetwork pods are never selected).
+
+        Label selectors over the objects' own labels go through one cluster-wide index (each
+        distinct selector answered once); a kind's own expressions and label views are matched
+        class by class, once per distinct selection.
+        """
+        fast = self._selection_fast.get(id(selection))  # hashing a selection is slow; most are asked again and again
+        if fast is not None and fast[0] is selection:
+            return fast[1]
+        hit = self._selection_memo.get(selection)
         if hit is None:
-            hit = [self._ns_names[i] for i in sorted(self._ns_index.select(peer.namespaces))]
-            self._ns_names_memo[peer.namespaces] = hit
+            hit = self._selection_memo[selection] = self._select(selection)
+        self._selection_fast[id(selection)] = (selection, hit)  # the selection kept alive: its id is not reused
         return hit
 
-    def peer_classes(self, policy_namespace: str, peer: Peer) -> frozenset[int]:
-        """Pod classes a peer matches (hostNetwork pods never match a pod peer)."""
-        fast = (policy_namespace, id(peer))  # peers live as long as the analysis; hashing one is slow
-        hit = self._peer_fast.get(fast)
-        if hit is not None:
-            return hit
-        key = (None if peer.namespaces is not None or peer.ip_block is not None else policy_namespace, peer)
-        hit = self._peer_memo.get(key)
-        if hit is not None:
-            self._peer_fast[fast] = hit
-            return hit
-        if peer.ip_block is not None:
-            found = self._classes_in_block(peer.ip_block)
-        elif peer.namespaces is None:
-            found = self.select_in_namespace(policy_namespace, peer.pods)  # type: ignore[arg-type]
+    def _select(self, sel: PodSelection) -> frozenset[int]:
+        if sel.namespace is not None and (sel.namespaces is None or sel.namespaces.empty):
+            candidates: Iterable[int] = self.classes_by_ns.get(sel.namespace, ())
+        elif sel.namespaces is None or sel.namespaces.empty:
+            candidates = range(len(self.classes))
         else:
-            ns_ids = self._ns_index.select(peer.namespaces)
-            if peer.pods is None or peer.pods.empty:
-                found = frozenset(cid for i in ns_ids for cid in self.classes_by_ns.get(self._ns_names[i], ()))
-            else:
-                allowed_ns = {self._ns_names[i] for i in ns_ids}
-                found = frozenset(cid for cid in self._class_index.select(peer.pods) if self.classes[cid].namespace in allowed_ns)
-        found = frozenset(cid for cid in found if not self.classes[cid].host_network)
-        self._peer_memo[key] = self._peer_fast[fast] = found
-        return found
+            candidates = (cid for ns in self.namespaces_of(sel) for cid in self.classes_by_ns.get(ns, ()))
+        pods = sel.pods
+        if pods is None or pods.empty:
+            found: Iterable[int] = candidates
+        elif sel.view is None and isinstance(pods, Selector):
+            matched = self._class_index.select(pods)
+            found = (cid for cid in candidates if cid in matched)
+        else:
+            view = sel.view
+            found = (cid for cid in candidates if pods.matches(self.view_labels(view, cid) if view is not None else self.classes[cid].label_map))
+        return frozenset(cid for cid in found if not self.classes[cid].host_network)
 
-    def _classes_in_block(self, block: IPBlock) -> frozenset[int]:
+    def namespaces_of(self, sel: PodSelection) -> list[str]:
+        """Names of the namespaces a selection can reach into, sorted."""
+        matcher = sel.namespaces
+        if sel.namespace is not None and (matcher is None or matcher.empty):
+            return [sel.namespace] if sel.namespace in self.namespaces else []
+        if matcher is None or matcher.empty:
+            return self._ns_names
+        hit = self._ns_selection_memo.get(sel)
+        if hit is None:
+            if sel.view is None and isinstance(matcher, Selector):
+                hit = [self._ns_names[i] for i in sorted(self._ns_index.select(matcher))]
+            else:
+                view = sel.view
+                hit = [n for n in self._ns_names
+                       if matcher.matches(self._view_namespace_labels(view, n) if view is not None else self.namespace_labels(n))]
+            if sel.namespace is not None:
+                hit = [n for n in hit if n == sel.namespace]
+            self._ns_selection_memo[sel] = hit
+        return hit
+
+    def view_labels(self, view: LabelView, cid: int) -> Mapping[str, str]:
+        """The labels a kind's selectors see on pod class ``cid`` (computed once per view and class)."""
+        key = (view, cid)
+        hit = self._view_labels.get(key)
+        if hit is None:
+            cls = self.classes[cid]
+            hit = self._view_labels[key] = view.pod(cls.label_map, cls.namespace, self.namespace_labels(cls.namespace), None)
+        return hit
+
+    def _view_namespace_labels(self, view: LabelView, namespace: str) -> Mapping[str, str]:
+        key = (view, namespace)
+        hit = self._view_ns_labels.get(key)
+        if hit is None:
+            hit = self._view_ns_labels[key] = view.namespace(namespace, self.namespace_labels(namespace))
+        return hit
+
+    def classes_in_block(self, block: IPBlock) -> frozenset[int]:
         """Classes with a pod IP in the block: a bisect over the sorted pod IPs, not a scan."""
+        hit = self._block_memo.get(block)
+        if hit is not None:
+            return hit
         if self._ip_index is None:
             index: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
             for c in self.classes:
@@ -284,96 +349,175 @@ class Analysis:
         lo = bisect.bisect_left(entries, (first, -1))
         hi = bisect.bisect_right(entries, (last, len(self.classes)))
         excepts = [(int(ex.network_address), int(ex.broadcast_address)) for ex in block.excepts]
-        return frozenset(cid for value, cid in entries[lo:hi] if not any(a <= value <= b for a, b in excepts))
+        hit = self._block_memo[block] = frozenset(cid for value, cid in entries[lo:hi] if not any(a <= value <= b for a, b in excepts))
+        return hit
 
-    def isolating(self, cid: int, direction: Direction) -> list[Policy]:
-        """The NetworkPolicies that isolate class ``cid`` in ``direction`` (empty: none)."""
-        return self._isolating[direction][cid]
+    def policies_of(self, core: bool) -> tuple[CompiledPolicy, ...]:
+        """The policies of the core kinds (NetworkPolicy), or of every other kind."""
+        return tuple(p for p in self.policies if self._core[p.family] == core)
 
-    def peer_admits(self, policy: Policy, rule: Rule, other: Endpoint) -> bool:
-        """Whether a rule of ``policy`` names ``other`` (a pod class or an address) among its peers."""
+    def entries_of(self, policy: CompiledPolicy) -> tuple[Entry, ...]:
+        """A policy's layers in the stack."""
+        return self._entries_of[id(policy)]
+
+    def selected(self, policy: CompiledPolicy) -> frozenset[int]:
+        """The pod classes (governed, or the virtual DNS and ingress-controller pods) a policy selects."""
+        return self._selected[id(policy)]
+
+    # -- what a rule names -----------------------------------------------------------------
+
+    def peer_classes(self, peer: CompiledPeer) -> frozenset[int] | None:
+        """The pod classes a peer names; None when that depends on the subject (sameLabels)."""
+        key = id(peer)
+        if key in self._peer_memo:
+            return self._peer_memo[key]
+        found: frozenset[int] | None
+        if peer.relative:
+            found = None
+        elif peer.unresolvable is not None:
+            found = frozenset()
+        else:
+            found = self.select(peer.pods) if peer.pods is not None else frozenset(
+                c.id for c in self.classes if not c.host_network)
+            if peer.blocks:
+                found = found & frozenset().union(*(self.classes_in_block(b) for b in peer.blocks)) if peer.blocks_match_pods else frozenset()
+            if peer.not_blocks:
+                found = frozenset(c for c in found if not any(ip in net for ip in self.classes[c].ips for net in peer.not_blocks))
+        self._peer_memo[key] = found
+        return found
+
+    def peer_names(self, peer: CompiledPeer, subject: int | None, other: Endpoint) -> bool:
+        """Whether a peer names ``other`` (a pod class or an outside address), for ``subject``."""
+        if peer.unresolvable is not None:
+            return False
+        if not isinstance(other, int):
+            if peer.pods is not None or peer.relative:
+                return False  # selectors name pods, never outside addresses
+            if peer.blocks and not any(b.contains(other) for b in peer.blocks):
+                return False
+            return not any(other.version == net.version and other in net for net in peer.not_blocks)
+        if peer.relative:
+            cls = self.classes[other]
+            if cls.host_network or subject is None:
+                return False
+            theirs, mine = self.namespace_labels(cls.namespace), self.namespace_labels(self.classes[subject].namespace)
+            return (all(k in mine and theirs.get(k) == mine[k] for k in peer.same_labels)
+                    and all(theirs.get(k) != mine.get(k) for k in peer.not_same_labels))
+        found = self.peer_classes(peer)
+        return found is not None and other in found
+
+    def rule_names(self, rule: CompiledRule, subject: int, other: Endpoint) -> bool:
+        """Whether a rule applies between ``subject`` (its side's pod) and ``other`` (the peer)."""
+        if rule.own is not None and not self.peer_names(rule.own, None, subject):
+            return False
         if rule.all_peers:
             return True
+        return any(self.peer_names(peer, subject, other) for peer in rule.peers)
+
+    def rule_ports(self, rule: CompiledRule, dst_ports: DstPorts) -> PortSet:
+        """What a rule covers, resolved against the destination's container ports (once per rule and port list)."""
+        key = (id(rule), dst_ports)
+        hit = self._ports_memo.get(key)
+        if hit is None:
+            if rule.ports is None:
+                hit = ALL
+            else:
+                hit = resolve_ports((p.entry() for p in rule.ports), dst_ports)
+            if rule.not_ports:
+                hit = hit - resolve_ports((p.entry() for p in rule.not_ports), dst_ports)
+            self._ports_memo[key] = hit
+        return hit
+
+    def rule_peer_sets(self, rule: CompiledRule) -> tuple[frozenset[int], ...] | None:
+        """The pod-class sets a rule's peers name, for listing candidates (None: possibly any peer)."""
+        if rule.all_peers or rule.own is not None:
+            return None
+        out = []
         for peer in rule.peers:
-            if isinstance(other, int):
-                if other in self.peer_classes(policy.namespace, peer):
-                    return True
-            elif peer.ip_block is not None and peer.ip_block.contains(other):
-                return True
-        return False
+            found = self.peer_classes(peer)
+            if found is None or peer.everything:
+                return None
+            out.append(found)
+        return tuple(out)
 
     # -- the stack ----------------------------------------------------------------------
 
-    def stack_for(self, cid: int, direction: Direction) -> dict[Tier, tuple[StackPolicy, ...]]:
-        """The policies of every kind that act on class ``cid`` in ``direction``, per tier, in order."""
+    def stack_for(self, cid: int, direction: Direction) -> dict[Tier, tuple[Entry, ...]]:
+        """The layers of every kind that act on class ``cid`` in ``direction``, per tier, in order."""
         key = (cid, direction)
         hit = self._stack_memo.get(key)
         if hit is None:
-            found: dict[Tier, list[StackPolicy]] = {}
-            for policy in self._isolating[direction][cid]:
-                found.setdefault("namespace", []).append(self._np_layers[policy.key])
-            for ext in self._extended_by_class.get(cid, ()):
-                if ext.rules(direction) or ext.isolates(direction):
-                    found.setdefault(ext.tier, []).append(ext)
-            hit = self._stack_memo[key] = {t: tuple(sorted(ps, key=lambda p: p.order)) for t, ps in found.items()}
+            found: dict[Tier, list[Entry]] = {}
+            for entry in self._by_class.get(cid, ()):
+                if entry.rules(direction) or entry.isolates(direction):
+                    found.setdefault(entry.tier, []).append(entry)
+            hit = self._stack_memo[key] = {t: tuple(sorted(es, key=lambda e: e.order)) for t, es in found.items()}
         return hit
 
-    def only_networkpolicy(self, cid: int) -> bool:
-        """No policy of another kind selects class ``cid``: NetworkPolicy alone decides it."""
-        return cid not in self._extended_by_class
+    def isolating(self, cid: int, direction: Direction) -> tuple[Entry, ...]:
+        """The namespace-tier layers that isolate class ``cid`` in ``direction`` (empty: none)."""
+        return tuple(e for e in self.stack_for(cid, direction).get("namespace", ()) if e.isolates(direction))
+
+    def closed_below(self, cid: int, direction: Direction, tier: Tier) -> bool:
+        """Whether a tier after ``tier`` closes class ``cid`` in ``direction`` (isolates it, or
+        denies it everyone): where a Pass rule of ``tier`` hands its traffic."""
+        stack = self.stack_for(cid, direction)
+        return any(closes(e, direction) for t in TIERS[TIERS.index(tier) + 1:] for e in stack.get(t, ()))
+
+    @cached_property
+    def clients(self) -> Clients:
+        """Who names whom in their egress rules (audit.engine.clients), built on first use."""
+        return Clients(self)
 
     def is_isolated(self, cid: int, direction: Direction) -> bool:
         """Whether some policy of any kind isolates class ``cid`` in ``direction``: the namespace
         tier closes for it, or an admin or baseline policy denies it every peer on every port."""
-        if self._isolating[direction][cid]:
-            return True
-        return any(closes(p, direction) for policies in self.stack_for(cid, direction).values() for p in policies)
+        return any(closes(e, direction) for entries in self.stack_for(cid, direction).values() for e in entries)
 
     def egress_signature(self, cid: int) -> tuple[int, ...] | None:
-        """What a class's egress verdicts depend on: the policies of every tier that act on it.
+        """What a class's egress verdicts depend on: the layers of every tier that act on it.
 
         Classes with the same signature get the same egress verdict to any destination, so
         sources in one namespace share one verdict. None when a rule's match also depends on
-        the source itself (Calico rules that narrow their own side, sameLabels peers).
+        the source itself (rules that narrow their own side, sameLabels peers).
         """
         if cid in self._signatures:
             return self._signatures[cid]
         stack = self.stack_for(cid, "Egress")
-        if any(r.subject_dependent for ps in stack.values() for p in ps for r in p.rules("Egress")):
+        if any(r.subject_dependent for es in stack.values() for e in es for r in e.rules("Egress")):
             signature = None
         else:
-            signature = tuple(id(p) for t in TIERS for p in stack.get(t, ()))
+            signature = tuple(id(e) for t in TIERS for e in stack.get(t, ()))
         self._signatures[cid] = signature
         return signature
 
-    def side_ports(self, subject: int, direction: Direction, other: Endpoint, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
+    def side_ports(self, subject: int, direction: Direction, other: Endpoint, dst_ports: DstPorts) -> PortSet:
         """What one side allows between ``subject`` and ``other``, on every port: the stack's walk.
 
-        When NetworkPolicy alone acts on the subject the walk is the union of the rules that
-        name the peer (all of them Allow): computed directly, it is the same answer faster.
+        When only Allow layers of the namespace tier act on the subject the walk is the union of
+        the rules that name the peer: computed directly, it is the same answer faster.
         """
         cls = self.classes[subject]
         if not cls.governed and not cls.virtual:
             return ALL
-        if subject not in self._extended_by_class:
-            policies = self._isolating[direction][subject]
-            if not policies:
-                return ALL
+        stack = self.stack_for(subject, direction)
+        if not stack:
+            return ALL
+        entries = stack.get("namespace", ())
+        if len(stack) == 1 and entries and all(e.union for e in entries):
+            if not any(e.isolates(direction) for e in entries):
+                return ALL  # rules that only allow, in a tier that does not close: the default allows the rest
             allowed = NONE
-            for policy in policies:
-                for rule in self._np_layers[policy.key].rules(direction):
-                    if self.peer_admits(policy, rule.rule, other):
-                        allowed = allowed | rule.ports(dst_ports)
+            for entry in entries:
+                for rule in entry.rules(direction):
+                    if self.rule_names(rule, subject, other):
+                        allowed = allowed | self.rule_ports(rule, dst_ports)
             return allowed
         return evaluate(self, subject, direction, other, dst_ports).allowed
 
-    def outcome(self, subject: int, direction: Direction, other: Endpoint, dst_ports: tuple[ContainerPort, ...] | None) -> Outcome:
+    def outcome(self, subject: int, direction: Direction, other: Endpoint, dst_ports: DstPorts) -> Outcome:
         """The stack's full evaluation of one side (every port, with what decided it)."""
         return evaluate(self, subject, direction, other, dst_ports)
-
-    def _side(self, direction: Direction, subject: Endpoint, other: Endpoint, port: int, protocol: str,
-              dst_ports: tuple[ContainerPort, ...] | None) -> SideVerdict:
-        return side_verdict(self, direction, subject, other, port, protocol, dst_ports)
 
     def allowed(self, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> Verdict:
         """Whether ``src`` may open a connection to ``dst`` on ``port``/``protocol``.
@@ -382,20 +526,37 @@ class Analysis:
         AND the destination's ingress allows it (or it is not ingress-isolated).
         """
         dst_ports = self.classes[dst].ports if isinstance(dst, int) else None
-        egress = self._side("Egress", src, dst, port, protocol, dst_ports)
-        ingress = self._side("Ingress", dst, src, port, protocol, dst_ports)
+        egress = side_verdict(self, "Egress", src, dst, port, protocol, dst_ports)
+        ingress = side_verdict(self, "Ingress", dst, src, port, protocol, dst_ports)
         return Verdict(egress.allowed and ingress.allowed, egress, ingress)
 
-    # -- coverage -----------------------------------------------------------------------
+    def egress_verdict_memo(self) -> dict[tuple[object, ...], SideVerdict]:
+        """Egress verdicts shared by sources with the same signature (audit.engine.verdict fills it)."""
+        return self._egress_memo
 
     # -- coverage (see audit.engine.coverage) ----------------------------------------------
 
     def governed_classes(self, ns: str) -> list[PodClass]:
         return governed_classes(self, ns)
 
+    def governed_with_pods(self, ns: str) -> list[PodClass]:
+        """The namespace's governed classes with running pods (computed once: every check asks)."""
+        hit = self._governed_with_pods.get(ns)
+        if hit is None:
+            hit = self._governed_with_pods[ns] = [c for c in governed_classes(self, ns) if c.pods > 0]
+        return hit
+
     def policies_in(self, ns: str) -> tuple[str, ...]:
         """Keys of the policies of every kind that select a pod of ``ns`` or all of it."""
         return policies_in(self, ns)
+
+    def policies_acting_on(self, cid: int) -> tuple[CompiledPolicy, ...]:
+        """The policies whose subject selects class ``cid``, in kind order, each once."""
+        return tuple(dict.fromkeys(e.policy for e in self._by_class.get(cid, ())))
+
+    def whole_namespace(self, policy: CompiledPolicy, namespace: str) -> bool:
+        """Whether a policy selects every pod of ``namespace``, present and future."""
+        return policy.subject.selection.whole_namespace(namespace, self.namespace_labels(namespace))
 
     # -- lookups ------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ comparing every class with every other, so the work follows the number of allowe
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -84,8 +85,13 @@ class Segment:
 
 def _networks(analysis: Analysis) -> Iterator[IPNetwork]:
     """Every address block a policy of any kind names (ipBlock cidr and except, ANP networks, CIDRs, nets)."""
-    for policy in analysis.all_policies:
-        yield from policy.networks()
+    for policy in analysis.policies:
+        for rule in policy.rules:
+            for peer in (*rule.peers, *((rule.own,) if rule.own is not None else ())):
+                for block in peer.blocks:
+                    yield block.cidr
+                    yield from block.excepts
+                yield from peer.not_blocks
 
 
 def segments(analysis: Analysis) -> list[Segment]:
@@ -143,23 +149,26 @@ class Candidates:
                     yield cid
 
 
+_GRAPHS: weakref.WeakKeyDictionary[Analysis, ClassGraph] = weakref.WeakKeyDictionary()
+"""Each analysis's graph, for as long as the analysis lives."""
+
+
 class ClassGraph:
     """Allowed connections between pod classes, found from each side's rules instead of pairwise.
 
-    A class whose only policies are NetworkPolicies and that no policy isolates in a direction is
-    *open* there. Open sources reach open destinations with every connection, a block that is
+    A class that no policy isolates in a direction is *open* there. Open sources reach open destinations with every connection, a block that is
     never enumerated. Every other pair is a candidate only if the restricted side's rule peers
     name the other side (``Analysis.peer_classes``), and candidates get a full verdict. Classes
-    under AdminNetworkPolicy, Cilium or Calico policies name every class as a candidate.
+    under first-match tiers or rules that depend on their subject name every class as a candidate.
     """
 
     @classmethod
     def of(cls, analysis: Analysis) -> ClassGraph:
         """The analysis's graph, built once: checks, the blast radius and listings share its memos."""
-        graph = analysis.memo.get(("class-graph",))
+        graph = _GRAPHS.get(analysis)
         if graph is None:
-            graph = analysis.memo[("class-graph",)] = cls(analysis)
-        return graph  # type: ignore[return-value]
+            graph = _GRAPHS[analysis] = cls(analysis)
+        return graph
 
     def __init__(self, analysis: Analysis):
         self.analysis = analysis
@@ -193,7 +202,7 @@ class ClassGraph:
         anyone = False
         for policy in policies:
             for rule in policy.rules(direction):
-                sets = rule.peer_sets(self.analysis)
+                sets = self.analysis.rule_peer_sets(rule)
                 if sets is None:
                     anyone = True
                     break

@@ -7,13 +7,13 @@ ports to every peer, and every current pod is isolated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from audit.engine.classes import PodClass
+from audit.engine.compiled import TIERS, CompiledPolicy
 from audit.engine.direction import DIRECTIONS, Direction
-from audit.engine.stack import TIERS, StackPolicy, Tier
 
 if TYPE_CHECKING:
     from audit.engine.analysis import Analysis
@@ -48,22 +48,29 @@ class NamespaceCoverage:
 def governed_classes(analysis: Analysis, ns: str) -> list[PodClass]:
     return [analysis.classes[cid] for cid in analysis.classes_by_ns.get(ns, []) if analysis.classes[cid].governed]
 
+def _policies_for(analysis: Analysis, ns: str) -> Iterator[CompiledPolicy]:
+    """The namespace's own policies, and the cluster-wide ones that select all of it or a pod of it."""
+    yield from analysis.policies_by_ns.get(ns, ())
+    ids = analysis.classes_by_ns.get(ns, ())
+    for policy in analysis.cluster_policies:
+        if analysis.whole_namespace(policy, ns) or not analysis.selected(policy).isdisjoint(ids):
+            yield policy
+
+
 def policies_in(analysis: Analysis, ns: str) -> tuple[str, ...]:
-    """Keys of the policies of every kind that select a pod of ``ns`` or all of it."""
-    keys = [p.key for p in analysis.policies_by_ns.get(ns, [])]
-    ids = analysis.classes_by_ns.get(ns, [])
-    for ext in analysis.extended:
-        if ext.whole_namespace(analysis, ns) or any(ext in analysis._extended_by_class.get(cid, ()) for cid in ids):
-            keys.append(ext.key)
-    return tuple(dict.fromkeys(keys))
+    """Keys of the policies of every kind that act in ``ns``: its own, and cluster-wide ones that
+    select all of it or a pod of it."""
+    return tuple(dict.fromkeys(p.key for p in _policies_for(analysis, ns)))
+
 
 def namespace_coverage(analysis: Analysis, ns: str) -> NamespaceCoverage:
     governed = governed_classes(analysis, ns)
     host = [analysis.classes[cid] for cid in analysis.classes_by_ns.get(ns, []) if analysis.classes[cid].host_network]
-    sides = {d: _direction_coverage(analysis, ns, d, governed) for d in DIRECTIONS}
+    mine = tuple(_policies_for(analysis, ns))
+    sides = {d: _direction_coverage(analysis, ns, d, governed, mine) for d in DIRECTIONS}
     return NamespaceCoverage(
         name=ns,
-        policies=policies_in(analysis, ns),
+        policies=tuple(dict.fromkeys(p.key for p in mine)),
         workloads=len({w.ref for c in governed + host for w in c.workloads}),  # a StatefulSet's pods differ in labels: one workload
         pods=sum(c.pods for c in governed),
         host_network_pods=sum(c.pods for c in host),
@@ -71,7 +78,8 @@ def namespace_coverage(analysis: Analysis, ns: str) -> NamespaceCoverage:
         egress=sides["Egress"],
     )
 
-def _direction_coverage(analysis: Analysis, ns: str, direction: Direction, governed: list[PodClass]) -> DirectionCoverage:
+def _direction_coverage(analysis: Analysis, ns: str, direction: Direction, governed: list[PodClass],
+                        mine: tuple[CompiledPolicy, ...]) -> DirectionCoverage:
     """Default-deny by effect, one definition for every kind: a policy that selects every pod
     of the namespace (present and future) closes the direction, no rule reached before it
     opens all ports to every peer, and every current pod is isolated."""
@@ -84,9 +92,9 @@ def _direction_coverage(analysis: Analysis, ns: str, direction: Direction, gover
     for tier in TIERS:
         # The policies that act on every pod of the namespace, in the order the walk meets them;
         # each one's first rule for every peer on every port is what it does to "everyone".
-        candidates = sorted((p for p in _tier_policies(analysis, ns, tier)
-                             if p.whole_namespace(analysis, ns) or (governed_ids and all(p.selects(analysis, c) for c in governed_ids))),
-                            key=lambda p: p.order)
+        candidates = sorted((e for p in mine for e in analysis.entries_of(p) if e.tier == tier
+                             and (analysis.whole_namespace(e.policy, ns) or (governed_ids and governed_ids <= analysis.selected(e.policy)))),
+                            key=lambda e: e.order)
         passed = False
         for policy in candidates:
             first = next((r for r in policy.rules(direction) if r.everyone), None)
@@ -96,14 +104,14 @@ def _direction_coverage(analysis: Analysis, ns: str, direction: Direction, gover
                 opened = (first.label,)
             elif first.action == "Pass":
                 passed = True
-            elif policy.whole_namespace(analysis, ns):
+            elif analysis.whole_namespace(policy.policy, ns):
                 closed_by = (policy.key,)
             if opened or passed or closed_by:
                 break
         if opened or closed_by:
             break
         if tier == "namespace" and not passed:
-            closing = [p.key for p in candidates if p.whole_namespace(analysis, ns) and p.isolates(direction)]
+            closing = [e.key for e in candidates if analysis.whole_namespace(e.policy, ns) and e.isolates(direction)]
             if closing:
                 closed_by = tuple(dict.fromkeys(closing))
                 break
@@ -115,7 +123,7 @@ def _direction_coverage(analysis: Analysis, ns: str, direction: Direction, gover
     elif closed_by:
         notes = {kinds_note.get(k, "") for k in closed_by} - {"NetworkPolicy", ""}
         reason = f"default-deny {word} by {', '.join(closed_by)}" + (f" ({', '.join(sorted(notes))})" if notes else "")
-    elif not policies_in(analysis, ns):
+    elif not mine:
         reason = "no NetworkPolicy in the namespace"
     elif pods and isolated == pods:
         reason = f"every current pod is isolated for {word} by workload policies, but no policy with an empty podSelector isolates new pods"
@@ -123,8 +131,3 @@ def _direction_coverage(analysis: Analysis, ns: str, direction: Direction, gover
         reason = f"no policy with an empty podSelector and {direction} in its policyTypes"
     default_deny = bool(closed_by) and not opened and isolated == pods
     return DirectionCoverage(pods, isolated, default_deny, closed_by, opened, reason)
-
-def _tier_policies(analysis: Analysis, ns: str, tier: Tier) -> Iterable[StackPolicy]:
-    if tier == "namespace":
-        yield from (analysis._np_layers[p.key] for p in analysis.policies_by_ns.get(ns, []))
-    yield from (p for p in analysis.extended if p.tier == tier)

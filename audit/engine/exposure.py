@@ -18,6 +18,7 @@ back to full verdicts for exactly the candidate sources, so the answer stays exa
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 
 from audit.engine.connectivity import ClassGraph
@@ -74,6 +75,10 @@ def _common(a: frozenset[int], b: frozenset[int]) -> int | None:
     return next(filter(large.__contains__, small), None)
 
 
+_EXPOSURES: weakref.WeakKeyDictionary[ClassGraph, Exposure] = weakref.WeakKeyDictionary()
+"""Each graph's exposure index, for as long as the graph lives."""
+
+
 class Exposure:
     """Answers `source_of` for many destinations against a few pools, sharing every index."""
 
@@ -85,11 +90,10 @@ class Exposure:
     @classmethod
     def of(cls, graph: ClassGraph) -> Exposure:
         """The analysis's instance: checks asking about the same pools share its indexes."""
-        memo = graph.analysis.memo
-        hit = memo.get(("exposure",))
+        hit = _EXPOSURES.get(graph)
         if hit is None:
-            hit = memo[("exposure",)] = cls(graph)
-        return hit  # type: ignore[return-value]
+            hit = _EXPOSURES[graph] = cls(graph)
+        return hit
 
     def _pool(self, pool: frozenset[int]) -> _Pool:
         hit = self._pools.get(pool)
@@ -107,9 +111,9 @@ class Exposure:
         sets: list[frozenset[int]] = []
         for policy in analysis.stack_for(dst, "Ingress").get("namespace", ()):
             for rule in policy.rules("Ingress"):
-                if not port_in(rule.ports(cls.ports), port, protocol):
+                if not port_in(analysis.rule_ports(rule, cls.ports), port, protocol):
                     continue
-                peers = rule.peer_sets(analysis)
+                peers = analysis.rule_peer_sets(rule)
                 if peers is None:
                     return None
                 sets.extend(s for s in peers if s)

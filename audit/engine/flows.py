@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from audit.engine.analysis import Analysis, Endpoint
+from audit.engine.compiled import CompiledRule
 from audit.engine.connectivity import ClassGraph, Segment, segments
-from audit.engine.direction import DIRECTIONS, Direction
-from audit.engine.kinds.networkpolicy import Policy, Rule
+from audit.engine.direction import Direction
 from audit.engine.verdict import Verdict, port_in
 from audit.observed import Flow, FlowEnd
 
@@ -315,10 +315,12 @@ def _order(key: tuple[End, End, int, str]) -> tuple[object, ...]:
 
 @dataclass(frozen=True)
 class RuleUse:
-    """One NetworkPolicy allow rule against the traffic: how much of what it allows was used."""
+    """One allow rule, of any kind, against the traffic: how much of what it allows was used."""
 
     policy: str
-    namespace: str
+    namespace: str | None
+    kind: str
+    name: str
     rule: str
     flows: int
     peers_used: int
@@ -329,9 +331,9 @@ class RuleUse:
 
 
 def rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[RuleUse]:
-    """Every NetworkPolicy rule with the flows that exercised it (a flow exercises a rule of a
-    policy that isolates its side when the rule names the other end and covers the port)."""
-    used: dict[tuple[str, str, int], _Use] = {}
+    """Every Allow rule, of every kind, with the flows that exercised it (a flow exercises an Allow
+    rule of a policy acting on its side when the rule names the other end and covers the port)."""
+    used: dict[int, _Use] = {}
     judged = allowed(analysis, mapper, traffic)
     for key, tally in traffic.pairs.items():
         if not judged[key]:
@@ -342,20 +344,24 @@ def rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[R
         for direction, subject, other in sides:
             if not isinstance(subject, int):
                 continue
-            for policy in analysis.isolating(subject, direction):
-                for i, rule in enumerate(policy.rules(direction)):
-                    if rule.allows_port(port, protocol, dst_ports) and analysis.peer_admits(policy, rule, mapper.endpoint(other)):
-                        entry = used.setdefault((policy.key, direction, i), _Use())
-                        entry.flows += tally.count
-                        entry.peers.add(other)
-                        entry.ports.add(f"{protocol}/{port}")
+            endpoint = mapper.endpoint(other)
+            for entries in analysis.stack_for(subject, direction).values():
+                for entry in entries:
+                    for rule in entry.rules(direction):
+                        if (rule.action == "Allow" and port_in(analysis.rule_ports(rule, dst_ports), port, protocol)
+                                and analysis.rule_names(rule, subject, endpoint)):
+                            use = used.setdefault(id(rule), _Use())
+                            use.flows += tally.count
+                            use.peers.add(other)
+                            use.ports.add(f"{protocol}/{port}")
     out = []
     for policy in analysis.policies:
-        for direction in DIRECTIONS:
-            for i, rule in enumerate(policy.rules(direction)):
-                use = used.get((policy.key, direction, i), _Use())
-                out.append(RuleUse(policy.key, policy.namespace, rule.field, use.flows, len(use.peers),
-                                   _peer_count(analysis, policy, rule), tuple(sorted(use.ports)), _ports_text(rule)))
+        for rule in policy.rules:
+            if rule.action != "Allow":
+                continue
+            use = used.get(id(rule), _Use())
+            out.append(RuleUse(policy.key, policy.namespace, policy.display_kind, policy.name, rule.field, use.flows, len(use.peers),
+                               _peer_count(analysis, rule), tuple(sorted(use.ports)), _ports_text(rule)))
     return out
 
 
@@ -366,17 +372,15 @@ class _Use:
     ports: set[str] = field(default_factory=set)
 
 
-def _peer_count(analysis: Analysis, policy: Policy, rule: Rule) -> int | None:
-    if rule.all_peers or any(p.ip_block is not None for p in rule.peers):
+def _peer_count(analysis: Analysis, rule: CompiledRule) -> int | None:
+    sets = analysis.rule_peer_sets(rule)
+    if sets is None or any(p.names_addresses for p in rule.peers):
         return None
-    found: set[int] = set()
-    for peer in rule.peers:
-        found |= analysis.peer_classes(policy.namespace, peer)
-    return len(found)
+    return len(frozenset().union(*sets))
 
 
-def _ports_text(rule: Rule) -> str:
-    return "every port" if rule.all_ports else ", ".join(str(p) for p in rule.ports)
+def _ports_text(rule: CompiledRule) -> str:
+    return "every port" if rule.every_protocol_port else rule.port_text
 
 
 @dataclass(frozen=True)

@@ -3,94 +3,78 @@
 What a packet meets on one side (the source's egress or the destination's ingress) is an
 ordered stack of tiers:
 
-1. ``admin``: AdminNetworkPolicy (by priority) and ClusterNetworkPolicy ``tier: Admin``;
-2. ``namespace``: Kubernetes NetworkPolicy, with the CNI's own policies beside it (Calico
-   orders, NetworkPolicy at order 1000; Cilium deny rules before every allow);
-3. ``baseline``: BaselineAdminNetworkPolicy and ClusterNetworkPolicy ``tier: Baseline``;
+1. ``admin``: cluster-wide policies before any namespace's (AdminNetworkPolicy by priority,
+   ClusterNetworkPolicy of the Admin tier);
+2. ``namespace``: Kubernetes NetworkPolicy, with the CNI's own policies beside it at their
+   orders (NetworkPolicy at 1000, a CNI's deny rules before every allow where the CNI says so);
+3. ``baseline``: cluster-wide defaults for what the namespace tier leaves open;
 
-then the default: allow. Within a tier the policies that select the subject are walked in
-their order, their rules in order; the first rule that names the peer decides a port: Allow,
-Deny, or Pass (skip the rest of this tier, go on to the next). NetworkPolicy's rules are all
-Allow, so first-match over them is their union, wherever their order puts them. The namespace tier closes:
-when any of its policies isolates the subject in that direction, what no rule decided there
-is denied (NetworkPolicy's "isolated: only what is allowed passes", Calico's end of tier).
+then the default: allow. Within a tier the layers that select the subject are walked in their
+order, their rules in order; the first rule that names the peer decides a port: Allow, Deny, or
+Pass (skip the rest of this tier, go on to the next). NetworkPolicy's rules are all Allow, so
+first-match over them is their union, wherever their order puts them. The namespace tier
+closes: when any of its layers isolates the subject in that direction, what no rule decided
+there is denied (NetworkPolicy's "isolated: only what is allowed passes", a CNI's end of tier).
 
-Each kind compiles its objects into `StackPolicy` objects (see ``audit.engine.kinds``);
-nothing here knows a kind by name. The walk runs over port sets, so connectivity takes the
-allowed set and ``reach`` the decision that covers one port, from the same evaluation.
+Each kind compiles its objects into layers (``audit.engine.compiled``); nothing here knows a
+kind by name. The walk runs over port sets, so connectivity takes the allowed set and
+``reach`` the decision that covers one port, from the same evaluation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, Union
+from typing import Protocol, Union
 
-from audit.engine.addresses import IPAddress, IPNetwork
+from audit.engine.addresses import IPAddress
+from audit.engine.compiled import TIERS, Action, CompiledPolicy, CompiledRule, Layer, Tier
 from audit.engine.direction import Direction
 from audit.engine.ports import ALL, NONE, PortSet
-from audit.inventory import ContainerPort, SourceRef
+from audit.inventory import ContainerPort
 
-if TYPE_CHECKING:
-    from audit.engine.analysis import Analysis
+__all__ = ["TIERS", "Action", "Decision", "DstPorts", "Endpoint", "Entry", "Outcome", "Segment", "Tier", "closes", "evaluate"]
 
-Tier = Literal["admin", "namespace", "baseline"]
-TIERS: tuple[Tier, ...] = ("admin", "namespace", "baseline")
-Action = Literal["Allow", "Deny", "Pass"]
 Endpoint = Union[int, IPAddress]
 """A pod class id, or an IP address outside the cluster's pods."""
 DstPorts = Union[tuple[ContainerPort, ...], None]
 
 
-class StackRule(Protocol):
-    """One rule of a compiled policy, in one direction."""
+class Entry:
+    """A policy's layer in the stack: what the walk reads, with the policy it comes from."""
 
-    action: Action
-    label: str
-    """How an explanation names it: ``Kind/name ingress[0] (rule name)``."""
-    everyone: bool
-    """It names every cluster pod (and maybe every address) on every port."""
-    subject_dependent: bool
-    """Whether ``names`` also depends on the subject (not only on the peer)."""
+    __slots__ = ("_rules", "isolating", "key", "kind", "layer", "note", "order", "policy", "tier", "union")
 
-    def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
-        """Whether the rule applies between ``subject`` (the side's pod) and ``other`` (the peer)."""
+    def __init__(self, policy: CompiledPolicy, layer: Layer):
+        self.policy = policy
+        self.layer = layer
+        self.key = policy.key
+        self.kind = policy.kind
+        self.tier: Tier = layer.tier
+        self.order = layer.order
+        self.note = layer.note
+        self.isolating = layer.isolates
+        self._rules: dict[Direction, tuple[CompiledRule, ...]] = {"Ingress": (), "Egress": ()}
+        self._rules.update(dict(layer.rules))
+        self.union = layer.tier == "namespace" and all(r.action == "Allow" for rs in self._rules.values() for r in rs)
+        """Only Allow rules in the namespace tier: walking it is the union of the rules that name the peer."""
 
-    def ports(self, dst_ports: DstPorts) -> PortSet:
-        """What the rule covers, resolved against the destination's container ports."""
-
-    def describe(self) -> str:
-        """The rule in words, for a denial's explanation."""
-
-    def peer_sets(self, analysis: Analysis) -> tuple[frozenset[int], ...] | None:
-        """The pod-class sets its peers select, when the kind can list them (None: any peer)."""
-
-
-class StackPolicy(Protocol):
-    """A policy of any kind, compiled into its place in the stack."""
-
-    kind: str
-    key: str
-    tier: Tier
-    order: tuple[float, str]
-    note: str
-    """Why it decides where it does, for explanations: "(Calico order)"."""
-    source: SourceRef
-
-    def rules(self, direction: Direction) -> Sequence[StackRule]: ...
+    def rules(self, direction: Direction) -> tuple[CompiledRule, ...]:
+        return self._rules[direction]
 
     def isolates(self, direction: Direction) -> bool:
         """Whether selecting a pod closes the namespace tier for it (the rest is denied)."""
+        return direction in self.isolating
 
-    def selects(self, analysis: Analysis, cid: int) -> bool:
-        """Whether the policy's subject selects pod class ``cid`` (a governed or virtual class)."""
 
-    def whole_namespace(self, analysis: Analysis, namespace: str) -> bool:
-        """Whether it selects every pod of ``namespace``, present and future (judged from the
-        selector itself, never from the pods that happen to exist)."""
+class Universe(Protocol):
+    """What the walk asks of the analysis: the layers acting on a pod class, and what a rule names."""
 
-    def networks(self) -> Iterable[IPNetwork]:
-        """Every address block its rules name (connectivity cuts outside ranges at them)."""
+    def stack_for(self, cid: int, direction: Direction) -> Mapping[Tier, tuple[Entry, ...]]: ...
+
+    def rule_names(self, rule: CompiledRule, subject: int, other: Endpoint) -> bool: ...
+
+    def rule_ports(self, rule: CompiledRule, dst_ports: DstPorts) -> PortSet: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +107,8 @@ class Outcome:
     """One side's evaluation: disjoint segments that together cover every port."""
 
     segments: tuple[Segment, ...]
-    isolated: tuple[StackPolicy, ...]
-    """Namespace-tier policies that isolate the subject in this direction."""
+    isolated: tuple[Entry, ...]
+    """Namespace-tier layers that isolate the subject in this direction."""
 
     @property
     def allowed(self) -> PortSet:
@@ -142,28 +126,28 @@ class Outcome:
         raise ValueError(f"{protocol}/{port} is in no segment")  # segments cover every port
 
 
-def evaluate(analysis: Analysis, subject: int, direction: Direction, other: Endpoint, dst_ports: DstPorts) -> Outcome:
-    """Walk the stack for one side: tiers in order, policies in order, first matching rule per port."""
-    tiers = analysis.stack_for(subject, direction)
+def evaluate(universe: Universe, subject: int, direction: Direction, other: Endpoint, dst_ports: DstPorts) -> Outcome:
+    """Walk the stack for one side: tiers in order, layers in order, first matching rule per port."""
+    tiers = universe.stack_for(subject, direction)
     segments: list[Segment] = []
     scope = ALL
-    isolated: tuple[StackPolicy, ...] = ()
+    isolated: tuple[Entry, ...] = ()
     passed_by: dict[PortSet, Decision] = {}
     for tier in TIERS:
-        policies = tiers.get(tier, ())
-        if not policies:
+        entries = tiers.get(tier, ())
+        if not entries:
             continue
         passed = NONE
-        for policy in policies:
-            for rule in policy.rules(direction):
+        for entry in entries:
+            for rule in entry.rules(direction):
                 if not scope:
                     break
-                if not rule.names(analysis, subject, other):
+                if not universe.rule_names(rule, subject, other):
                     continue
-                ports = rule.ports(dst_ports) & scope
+                ports = universe.rule_ports(rule, dst_ports) & scope
                 if not ports:
                     continue
-                decision = Decision(rule.action, rule.label, policy.note, tier)
+                decision = Decision(rule.action, rule.label, entry.note, tier)
                 if rule.action == "Pass":
                     passed = passed | ports
                     passed_by[ports] = decision
@@ -171,7 +155,7 @@ def evaluate(analysis: Analysis, subject: int, direction: Direction, other: Endp
                     segments += _split(ports, rule.action == "Allow", decision, passed_by)
                 scope = scope - ports
         if tier == "namespace":
-            isolated = tuple(p for p in policies if p.isolates(direction))
+            isolated = tuple(e for e in entries if e.isolates(direction))
             if isolated and scope:
                 segments += _split(scope, False, None, passed_by)
                 scope = NONE
@@ -194,11 +178,20 @@ def _split(ports: PortSet, allowed: bool, decision: Decision | None, passed_by: 
     return out
 
 
-def closes(policy: StackPolicy, direction: Direction) -> bool:
-    """Whether the policy, on its own, denies what nothing else allows for the pods it selects:
-    the namespace tier by isolating them; an admin or baseline policy when its first rule for
+def closes(entry: Entry, direction: Direction) -> bool:
+    """Whether the layer, on its own, denies what nothing else allows for the pods it selects:
+    the namespace tier by isolating them; an admin or baseline layer when its first rule for
     every peer on every port is Deny."""
-    if policy.tier == "namespace":
-        return policy.isolates(direction)
-    first = next((r for r in policy.rules(direction) if r.everyone), None)
+    if entry.tier == "namespace":
+        return entry.isolates(direction)
+    first = next((r for r in entry.rules(direction) if r.everyone), None)
     return first is not None and first.action == "Deny"
+
+
+def first_everyone(entries: Sequence[Entry], direction: Direction) -> tuple[Entry, CompiledRule] | None:
+    """The first rule of ``entries`` (in their order) that names every cluster pod on every port."""
+    for entry in entries:
+        rule = next((r for r in entry.rules(direction) if r.everyone), None)
+        if rule is not None:
+            return entry, rule
+    return None

@@ -89,9 +89,10 @@ def side_verdict(analysis: Analysis, direction: Direction, subject: Endpoint, ot
     signature = analysis.egress_signature(subject) if direction == "Egress" else None
     if signature is not None:
         key = (signature, other, port, protocol, dst_ports)
-        hit = analysis._egress_memo.get(key)
+        memo = analysis.egress_verdict_memo()
+        hit = memo.get(key)
         if hit is None:
-            hit = analysis._egress_memo[key] = _verdict(analysis, direction, subject, other, port, protocol, dst_ports)
+            hit = memo[key] = _verdict(analysis, direction, subject, other, port, protocol, dst_ports)
         return hit
     return _verdict(analysis, direction, subject, other, port, protocol, dst_ports)
 
@@ -103,17 +104,17 @@ def _verdict(analysis: Analysis, direction: Direction, subject: int, other: Endp
     seg = outcome.at(port, protocol)
     namespace_tier = analysis.stack_for(subject, direction).get("namespace", ())
     allowed_by = tuple(
-        rule.label for policy in namespace_tier for rule in policy.rules(direction)
-        if rule.action == "Allow" and rule.names(analysis, subject, other)
-        and port_in(rule.ports(dst_ports), port, protocol))
+        rule.label for entry in namespace_tier for rule in entry.rules(direction)
+        if rule.action == "Allow" and analysis.rule_names(rule, subject, other)
+        and port_in(analysis.rule_ports(rule, dst_ports), port, protocol))
     rejected: tuple[tuple[str, str], ...] = ()
     if not seg.allowed and seg.decision is None:
         # Denied by default: say for every rule in force why it did not match, so the fix is obvious.
         peer_word = "destination" if direction == "Egress" else "source"
         rejected = tuple(
-            (rule.label, f"{peer_word} matches none of its peers ({rule.describe()})" if not rule.names(analysis, subject, other)
-             else f"{port}/{protocol} is not among its ports ({rule.describe()})")
-            for policy in namespace_tier for rule in policy.rules(direction))
+            (rule.label, f"{peer_word} matches none of its peers ({rule.text})" if not analysis.rule_names(rule, subject, other)
+             else f"{port}/{protocol} is not among its ports ({rule.text})")
+            for entry in namespace_tier for rule in entry.rules(direction))
     return SideVerdict(direction, seg.allowed, bool(outcome.isolated), tuple(dict.fromkeys(p.key for p in outcome.isolated)),
                        allowed_by if seg.allowed else (), seg.decision, seg.passed, rejected_by=rejected,
-                       ordered=any(p.kind != "NetworkPolicy" for p in outcome.isolated))
+                       ordered=any(e.layer.ordered for e in outcome.isolated))

@@ -50,7 +50,7 @@ class _Locator:
         self.namespaces = {n.name: n.source for n in report.namespaces if n.source}
         self.policies: dict[str, SourceLocation] = {}
         for p in report.policies:
-            if p.source and p.source.file:
+            if p.source and p.source.file and p.namespace is not None:
                 self.policies.setdefault(p.namespace, p.source)
         self.first_input = next((i for i in report.scan.inputs), None)
 

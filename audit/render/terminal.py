@@ -104,7 +104,7 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
     if summ.host_network_pods:
         out.append(f"hostNetwork pods:    {summ.host_network_pods} (not governed by NetworkPolicy, not counted)")
     out.append(f"Policies:            {summ.policies} valid, {summ.invalid_policies} invalid"
-               + (f"; other kinds: {', '.join(f'{k} {v}' for k, v in summ.extended_policies.items())}" if summ.extended_policies else ""))
+               + (f" ({', '.join(f'{k} {v}' for k, v in summ.policies_by_kind.items())})" if summ.policies_by_kind else ""))
     counts = ", ".join(s(f"{sev} {summ.findings[sev]}", sev) if summ.findings[sev] else f"{sev} 0" for sev in SEVERITIES)
     out.append(f"Findings:            {counts}" + (f" ({summ.waived_findings} waived)" if summ.waived_findings else ""))
     if report.evidence is not None:

@@ -36,7 +36,7 @@ def render_traffic(traffic: TrafficInfo, limit: int = MAX_LINES) -> str:
     for r in traffic.rules:
         per_policy.setdefault(r.policy, []).append(r.flows)
     idle = sorted(k for k, flows in per_policy.items() if not any(flows))
-    out.append(f"Never used ({len(unused)} of {len(traffic.rules)} NetworkPolicy rules; {len(idle)} whole policies): "
+    out.append(f"Never used ({len(unused)} of {len(traffic.rules)} allow rules; {len(idle)} whole policies): "
                "no observed flow exercised them")
     out += [f"  {r.policy} {r.rule} ({r.ports_allowed})" for r in unused[:limit]]
     out.append("")

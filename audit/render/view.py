@@ -172,7 +172,7 @@ def view_model(report: Report, max_rows: int, inventory_rows: int | None = None)
         groups.append(CheckGroup(checks[check_id], items[0].severity, cap(items, limit), items[0].default_severity))
     order = worst_first(report)
     namespaces = sorted(report.namespaces, key=lambda row: (row.excluded, order[row.name]))
-    policies: list[PolicyRow] = sorted(report.policies, key=lambda p: (p.valid, p.namespace, p.name))
+    policies: list[PolicyRow] = sorted(report.policies, key=lambda p: (p.valid, p.kind, p.namespace or "", p.name))
     s = report.summary
     return {
         "r": report,

@@ -154,7 +154,8 @@ def traffic_info(analysis: Analysis, observed: ObservedTraffic, stats: ReadStats
         pairs=len(traffic.pairs), outside_only=traffic.outside_only, policies_from=policies_from,
         would_break=tuple(DeniedFlowRow(d.src, d.dst, d.port, d.protocol, d.count, d.dropped, d.first, d.last, d.why)
                           for d in would_break(analysis, mapper, traffic)),
-        rules=tuple(RuleUseRow(r.policy, r.namespace, r.rule, r.flows, r.peers_used, r.peers_allowed, r.ports_used, r.ports_allowed)
+        rules=tuple(RuleUseRow(r.policy, r.namespace, r.kind, r.name, r.rule, r.flows, r.peers_used, r.peers_allowed, r.ports_used,
+                               r.ports_allowed)
                     for r in rule_use(analysis, mapper, traffic)),
         unsegmented=tuple(UnsegmentedRow(u.namespace, u.workload, u.direction, u.peers, u.flows) for u in unsegmented(analysis, mapper, traffic)),
     )
@@ -189,25 +190,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
         if cls.governed and not config.is_excluded(cls.namespace) and analysis.is_isolated(cls.id, "Ingress") and analysis.is_isolated(cls.id, "Egress"):
             both += cls.pods
 
-    policy_rows = []
-    for parsed in analysis.parsed:
-        p = parsed.policy
-        obj = parsed.obj
-        if p is None:
-            policy_rows.append(PolicyRow(obj.namespace, obj.name, False, "", (), False, 0, (), (), (),
-                                         tuple(map(str, parsed.errors)), location(obj.source)))
-            continue
-        chosen = [analysis.classes[c] for c in sorted(analysis.selected[p.key])]
-        policy_rows.append(PolicyRow(
-            namespace=p.namespace, name=p.name, valid=True, pod_selector=str(p.pod_selector),
-            policy_types=p.types, types_explicit=p.types_explicit,
-            selected_pods=sum(c.pods for c in chosen if c.governed),
-            selected_workloads=tuple(sorted({w.ref for c in chosen for w in c.workloads})),
-            ingress_rules=tuple(r.describe() for r in p.rules("Ingress")),
-            egress_rules=tuple(r.describe() for r in p.rules("Egress")),
-            errors=(), source=location(p.source),
-        ))
-
+    policy_rows = policy_table(analysis)
     fails = [f for f in findings if f.status == "fail"]
     by_severity = {s: sum(1 for f in fails if f.severity == s) for s in SEVERITIES}
     if not col.complete:
@@ -219,9 +202,10 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
     else:
         verdict = "pass"
 
-    extended: dict[str, int] = {}
-    for ext in inv.extended:
-        extended[ext.kind] = extended.get(ext.kind, 0) + 1
+    by_kind: dict[str, int] = {}
+    for row in policy_rows:
+        if row.valid:
+            by_kind[row.kind] = by_kind.get(row.kind, 0) + 1
 
     failing_checks = frozenset(f.check for f in fails if f.severity != "info")
     undecided = frozenset(f.check for f in fails if f.severity == "info")
@@ -271,8 +255,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
             pods_isolated_egress=sum(r.isolated_egress for r in audited),
             pods_isolated_both=both,
             host_network_pods=sum(r.host_network_pods for r in audited),
-            policies=len(analysis.policies), invalid_policies=len(analysis.parsed) - len(analysis.policies),
-            extended_policies=dict(sorted(extended.items())),
+            policies=sum(by_kind.values()), invalid_policies=len(analysis.invalid), policies_by_kind=dict(sorted(by_kind.items())),
             findings=by_severity, waived_findings=sum(1 for f in findings if f.status == "waived"),
         ),
         namespaces=tuple(ns_rows),
@@ -286,6 +269,26 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
         evidence=_evidence(analysis, checks, config),
         traffic=traffic,
     )
+
+
+def policy_table(analysis: Analysis) -> tuple[PolicyRow, ...]:
+    """Every policy object of every kind: the valid ones (taking part or not) with what they select, and
+    the invalid ones with why, in one order (kind, namespace, name)."""
+    rows = []
+    for policy, enforced in [(p, True) for p in analysis.policies] + [(p, False) for p in analysis.unenforced_policies]:
+        chosen = [analysis.classes[c] for c in sorted(analysis.selected(policy) if enforced else analysis.select(policy.subject.selection))]
+        rows.append(PolicyRow(
+            kind=policy.display_kind, namespace=policy.namespace, name=policy.name, valid=True, enforced=enforced,
+            subject=policy.subject.text, policy_types=policy.types, types_explicit=policy.types_explicit,
+            selected_pods=sum(c.pods for c in chosen if c.governed),
+            selected_workloads=tuple(sorted({w.ref for c in chosen for w in c.workloads})),
+            ingress_rules=tuple(f"{r.action}: {r.text}" if r.action != "Allow" else r.text for r in policy.rules_in("Ingress")),
+            egress_rules=tuple(f"{r.action}: {r.text}" if r.action != "Allow" else r.text for r in policy.rules_in("Egress")),
+            errors=(), source=location(policy.source)))
+    for bad in analysis.invalid:
+        rows.append(PolicyRow(bad.display_kind, bad.obj.namespace, bad.obj.name, False, False, "", (), False, 0, (), (), (),
+                              tuple(map(str, bad.errors)), location(bad.obj.source)))
+    return tuple(sorted(rows, key=lambda r: (r.kind, r.namespace or "", r.name)))
 
 
 def completeness(source: str, complete: bool, inputs: int, issues: int) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from audit.report.severity import at_least
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "2.0"
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,11 @@ class Summary:
     pods_isolated_both: int
     host_network_pods: int
     policies: int
+    """Valid policy objects of every kind (enforced or not)."""
     invalid_policies: int
-    extended_policies: dict[str, int]
+    """Policy objects of every kind that the API server would reject."""
+    policies_by_kind: dict[str, int]
+    """Valid policy objects per kind (as reports name the kind: "Calico NetworkPolicy")."""
     findings: dict[str, int]
     waived_findings: int
 
@@ -128,10 +131,16 @@ class NamespaceRow:
 
 @dataclass(frozen=True)
 class PolicyRow:
-    namespace: str
+    """A policy object of any kind: what it selects and what its rules say, or why it is invalid."""
+
+    kind: str
+    namespace: str | None
     name: str
     valid: bool
-    pod_selector: str
+    enforced: bool
+    """Its kind takes part (the CNI enforces it, or that is assumed); False: present, no effect."""
+    subject: str
+    """The subject selector as the kind writes it (``podSelector app=api``, ``endpointSelector {}``)."""
     policy_types: tuple[str, ...]
     types_explicit: bool
     selected_pods: int
@@ -269,10 +278,12 @@ class DeniedFlowRow:
 
 @dataclass(frozen=True)
 class RuleUseRow:
-    """A NetworkPolicy allow rule against the observed traffic."""
+    """An allow rule, of any kind, against the observed traffic."""
 
     policy: str
-    namespace: str
+    namespace: str | None
+    kind: str
+    name: str
     rule: str
     flows: int
     peers_used: int

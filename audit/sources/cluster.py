@@ -26,6 +26,7 @@ import urllib3
 import yaml
 
 from audit import __version__
+from audit.engine.kinds import resources as policy_resources
 from audit.errors import AuditError, InputError
 from audit.gcpause import gc_paused
 from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
@@ -64,6 +65,8 @@ class Resource:
     (a missed Allow can hide an exposure), so the scan is incomplete."""
     namespaced: bool = False
     """Listed per namespace when the scan is scoped to namespaces (`-n`): what a Role allows."""
+    same_as: str | None = None
+    """The label of a resource that serves the same objects: when it was read, this one is not."""
 
     @property
     def essential(self) -> bool:
@@ -74,30 +77,26 @@ class Resource:
         return f"{self.name}.{self.group}" if self.group else self.name
 
 
-# What the scanner reads; `netpol-audit rbac` grants get/list on exactly these.
-RESOURCES: tuple[Resource, ...] = (
+_CONTEXT: tuple[Resource, ...] = (
     Resource("namespaces", "", ("v1",), "Namespace", core=True),
     Resource("pods", "", ("v1",), "Pod", core=True, namespaced=True),
-    Resource("networkpolicies", "networking.k8s.io", ("v1",), "NetworkPolicy", core=True, namespaced=True),
     Resource("daemonsets", "apps", ("v1",), "DaemonSet", core=True, namespaced=True),
     Resource("nodes", "", ("v1",), "Node", core=False),
     # What an ingress controller sends outside traffic to (connectivity's {ingress-controller}).
     Resource("services", "", ("v1",), "Service", core=False, namespaced=True),
     Resource("ingresses", "networking.k8s.io", ("v1",), "Ingress", core=False, namespaced=True),
     Resource("routes", "route.openshift.io", ("v1",), "Route", core=False, namespaced=True),
-    # network-policy-api: a group may serve v1alpha1 (ANP/BANP) and v1alpha2 (ClusterNetworkPolicy)
-    # at once, and its preferred version need not have every resource: each is found by name.
-    Resource("adminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "AdminNetworkPolicy", core=False, policy=True),
-    Resource("baselineadminnetworkpolicies", "policy.networking.k8s.io", ("v1alpha1", "v1beta1"), "BaselineAdminNetworkPolicy", core=False, policy=True),
-    Resource("clusternetworkpolicies", "policy.networking.k8s.io", ("v1alpha2",), "ClusterNetworkPolicy", core=False, policy=True),
-    Resource("ciliumnetworkpolicies", "cilium.io", ("v2",), "CiliumNetworkPolicy", core=False, policy=True, namespaced=True),
-    Resource("ciliumclusterwidenetworkpolicies", "cilium.io", ("v2",), "CiliumClusterwideNetworkPolicy", core=False, policy=True),
-    # Calico's aggregated API (v3) and its CRDs (v1) hold the same objects: read one of them.
-    Resource("networkpolicies", "projectcalico.org", ("v3",), "NetworkPolicy", core=False, policy=True, namespaced=True),
-    Resource("globalnetworkpolicies", "projectcalico.org", ("v3",), "GlobalNetworkPolicy", core=False, policy=True),
-    Resource("networkpolicies", "crd.projectcalico.org", ("v1",), "NetworkPolicy", core=False, policy=True, namespaced=True),
-    Resource("globalnetworkpolicies", "crd.projectcalico.org", ("v1",), "GlobalNetworkPolicy", core=False, policy=True),
 )
+
+
+def resources() -> tuple[Resource, ...]:
+    """What the scanner reads; `netpol-audit rbac` grants get/list on exactly these. The policy
+    kinds come from their declarations (audit.engine.kinds): a group may serve several versions
+    (network-policy-api's v1alpha1 and v1alpha2 at once), and its preferred version need not have
+    every resource, so each is found by name."""
+    policies = tuple(Resource(r.plural, r.group, r.versions, r.kind, core=kind.declaration.core, policy=True, namespaced=r.namespaced,
+                              same_as=r.same_as) for kind, r in policy_resources())
+    return _CONTEXT[:2] + policies + _CONTEXT[2:]
 
 
 @dataclass
@@ -473,16 +472,16 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
         raise ClusterError(f"the API server at {conn.server} rejected the credentials (401 Unauthorized): the token is invalid or expired")
     server_version = _version_of(version_resp.body) if version_resp.status == 200 else None
     served = _served_versions(lister)
-    resources: dict[tuple[str, str], frozenset[str] | None] = {}
+    discovered: dict[tuple[str, str], frozenset[str] | None] = {}
 
     builder = InventoryBuilder()
     issues: list[CollectionIssue] = []
-    calico_v3 = False
+    read: set[str] = set()
     with gc_paused(), _responsive_fetch():
-        for res in RESOURCES:
-            if res.group == "crd.projectcalico.org" and calico_v3:
+        for res in resources():
+            if res.same_as in read:
                 continue
-            version, problem = _pick_version(res, served, lambda group, v: _group_resources(lister, group, v, resources))
+            version, problem = _pick_version(res, served, lambda group, v: _group_resources(lister, group, v, discovered))
             if version is None:
                 if problem is None:
                     lister.notices.append(f"{res.label}: not installed")
@@ -512,8 +511,7 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
                         count += 1
                         if opts.progress and count % 2000 == 0:
                             opts.progress(f"reading {label}: {count:,}")
-                    if res.group == "projectcalico.org":
-                        calico_v3 = True
+                    read.add(res.label)
                 except _HttpError as exc:
                     if exc.status == 401:
                         raise ClusterError(f"the API server at {conn.server} rejected the credentials (401 Unauthorized)") from None
@@ -617,7 +615,7 @@ def _now() -> str:
 def rbac_cluster_role(name: str = "netpol-audit") -> dict[str, Any]:
     """The ClusterRole the scanner needs: get and list on exactly the resources it reads."""
     by_group: dict[str, list[str]] = {}
-    for res in RESOURCES:
+    for res in resources():
         names = by_group.setdefault(res.group, [])
         if res.name not in names:
             names.append(res.name)
@@ -636,7 +634,7 @@ def rbac_namespace_roles(namespaces: list[str], name: str = "netpol-audit") -> l
     """For `scan -n`: a Role per namespace granting get and list on the namespaced resources the
     scanner reads there, and get on that Namespace (authorized within it); nothing cluster-wide."""
     by_group: dict[str, list[str]] = {}
-    for res in RESOURCES:
+    for res in resources():
         if res.namespaced:
             names = by_group.setdefault(res.group, [])
             if res.name not in names:

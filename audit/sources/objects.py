@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.engine.kinds import Resource, resource_of
 from audit.errors import InputError
 from audit.inventory import (
     NAMESPACE_NAME_LABEL,
@@ -20,7 +21,6 @@ from audit.inventory import (
     Container,
     ContainerPort,
     DaemonSet,
-    ExtendedPolicy,
     IngressRoute,
     Inventory,
     Labels,
@@ -48,21 +48,6 @@ TEMPLATE_KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
 }
 
 ROUTING_KINDS = {("", "Service"), ("networking.k8s.io", "Ingress"), ("extensions", "Ingress"), ("route.openshift.io", "Route")}
-
-EXTENDED_KINDS = {
-    ("policy.networking.k8s.io", "AdminNetworkPolicy"),
-    ("policy.networking.k8s.io", "BaselineAdminNetworkPolicy"),
-    ("policy.networking.k8s.io", "ClusterNetworkPolicy"),
-    ("cilium.io", "CiliumNetworkPolicy"),
-    ("cilium.io", "CiliumClusterwideNetworkPolicy"),
-    ("projectcalico.org", "NetworkPolicy"),
-    ("crd.projectcalico.org", "NetworkPolicy"),
-    ("projectcalico.org", "GlobalNetworkPolicy"),
-    ("crd.projectcalico.org", "GlobalNetworkPolicy"),
-}
-
-CLUSTER_SCOPED_EXTENDED = {"AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy", "CiliumClusterwideNetworkPolicy",
-                           "GlobalNetworkPolicy"}
 
 # Node annotation/label prefixes that reveal the CNI when its DaemonSet cannot be read.
 NODE_CNI_HINTS = ("flannel.alpha.coreos.com", "projectcalico.org", "io.cilium", "network.cilium.io",
@@ -262,9 +247,8 @@ class InventoryBuilder:
     _pod_groups: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
     _templates: dict[tuple[str, str, str], Workload] = field(default_factory=dict)
     _owned_by: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
-    _policies: dict[tuple[str, str], PolicyObject] = field(default_factory=dict)
+    _policies: dict[tuple[str, str, str], PolicyObject] = field(default_factory=dict)
     _daemonsets: dict[tuple[str, str], DaemonSet] = field(default_factory=dict)
-    _extended: dict[tuple[str, str, str], ExtendedPolicy] = field(default_factory=dict)
     _referenced: set[str] = field(default_factory=set)
     _seen_pods: set[tuple[str, str]] = field(default_factory=set)
     _repeated_pods: int = 0
@@ -307,12 +291,13 @@ class InventoryBuilder:
         if not name or not isinstance(name, str):
             raise _fail(where, "metadata.name", "required (a non-empty string)")
         where = f"{where} {kind} {_name(name)}"
-        self.counts[kind] += 1
         ns = meta.get("namespace") or DEFAULT_NAMESPACE
         if not isinstance(ns, str):
             raise _fail(where, "metadata.namespace", "must be a string")
-        if (group, kind) in EXTENDED_KINDS or kind == "NetworkPolicy":
-            self._add_policy(obj, meta, group, kind, ns, name, source, where)
+        policy = resource_of(group, kind)
+        self.counts[policy[1].name if policy else kind] += 1
+        if policy is not None:
+            self._add_policy(obj, meta, policy[1], ns, name, source, where)
             return
         # Any other kind is context (pods, namespaces, workloads, routes): an invalid one is left
         # out and reported, and the rest is still analysed; an invalid policy is a finding instead.
@@ -325,22 +310,17 @@ class InventoryBuilder:
         scope = "" if kind in ("Namespace", "Node") else f"{_name(ns)}/"
         self.invalid.append(CollectionIssue(f"{kind} {scope}{_name(name)}", str(exc), core=True, invalid=True))
 
-    def _add_policy(self, obj: Mapping[str, Any], meta: Mapping[str, Any], group: str, kind: str, ns: str, name: str,
+    def _add_policy(self, obj: Mapping[str, Any], meta: Mapping[str, Any], resource: Resource, ns: str, name: str,
                     source: SourceRef, where: str) -> None:
-        if (group, kind) in EXTENDED_KINDS:
-            scope = None if kind in CLUSTER_SCOPED_EXTENDED else ns
-            if scope:
-                self._referenced.add(scope)
-            self._extended[(kind, scope or "", name)] = ExtendedPolicy(
-                kind, str(obj.get("apiVersion")), scope, name, obj.get("spec"), source
-            )
-            return
-        self._referenced.add(ns)
-        key = (ns, name)
+        scope = ns if resource.namespaced else None
+        if scope:
+            self._referenced.add(scope)
+        key = (resource.name, scope or "", name)
         if key in self._policies:
-            self.notices.append(f"NetworkPolicy {ns}/{name} appears twice; the later one ({source.describe()}) is used")
+            self.notices.append(f"{resource.name} {f'{scope}/' if scope else ''}{name} appears twice; the later one ({source.describe()}) is used")
         annotations = freeze_labels({str(k): str(v) for k, v in _mapping(meta.get("annotations"), where, "metadata.annotations").items()})
-        self._policies[key] = PolicyObject(ns, name, obj.get("spec"), annotations, source)
+        more = tuple((k, obj[k]) for k in sorted(obj) if k not in ("apiVersion", "kind", "metadata", "spec", "status"))
+        self._policies[key] = PolicyObject(resource.kind, str(obj.get("apiVersion")), scope, name, obj.get("spec"), annotations, source, more)
 
     def _add_context(self, obj: Mapping[str, Any], meta: Mapping[str, Any], kind: str, ns: str, name: str,
                      source: SourceRef, where: str) -> None:
@@ -364,10 +344,8 @@ class InventoryBuilder:
 
     @staticmethod
     def _handles(group: str, kind: str) -> bool:
-        if (group, kind) in EXTENDED_KINDS:
+        if resource_of(group, kind) is not None:
             return True
-        if kind == "NetworkPolicy":
-            return group in ("", "networking.k8s.io", "extensions")
         return kind in ("Namespace", "Pod", "Node") or kind in TEMPLATE_KINDS or (group, kind) in ROUTING_KINDS
 
     def _add_routing(self, obj: Mapping[str, Any], kind: str, ns: str, name: str, source: SourceRef, where: str) -> None:
@@ -543,7 +521,6 @@ class InventoryBuilder:
             workloads=tuple(workloads),
             policies=tuple(self._policies[k] for k in sorted(self._policies)),
             daemonsets=tuple(self._daemonsets[k] for k in sorted(self._daemonsets)),
-            extended=tuple(self._extended[k] for k in sorted(self._extended)),
             node_hints=tuple(sorted(self._node_hints)),
             collection=collection_with_counts,
             services=tuple(self._services[k] for k in sorted(self._services)),

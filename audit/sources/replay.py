@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -13,9 +14,10 @@ from audit.inventory import Collection, Inventory
 from audit.report.serde import DecodeError, from_jsonable
 
 KIND = "NetpolAuditInventory"
-VERSION = 2
-"""2: the inventory's own field names, encoded and decoded (with every type checked) by msgspec in
-C; 1 (camelCase keys, decoded in Python, ten times slower) is still read."""
+VERSION = 3
+"""3: policy objects of every kind in one list; 2: the inventory's own field names, encoded and
+decoded (with every type checked) by msgspec in C, NetworkPolicies apart from the other kinds;
+1 (camelCase keys, decoded in Python, ten times slower). 1 and 2 are still read."""
 
 _AT = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 
@@ -24,7 +26,21 @@ def dump_inventory(inventory: Inventory) -> str:
     return msgspec.json.encode({"kind": KIND, "version": VERSION, "inventory": inventory}).decode() + "\n"
 
 
-def _decode_v2(raw: msgspec.Raw, path: str) -> Inventory:
+def _one_policy_list(inventory: Any, api_version: str) -> Any:
+    """A version 1 or 2 inventory with its NetworkPolicies and other kinds in one list, as version 3 keeps them."""
+    if not isinstance(inventory, dict):
+        return inventory
+    policies = inventory.get("policies")
+    if isinstance(policies, list):
+        inventory["policies"] = [{"kind": "NetworkPolicy", api_version: "networking.k8s.io/v1", **p} if isinstance(p, dict) else p
+                                 for p in policies]
+    extended = inventory.pop("extended", None)
+    if isinstance(extended, list) and isinstance(inventory.get("policies"), list):
+        inventory["policies"] += extended
+    return inventory
+
+
+def _decode_v3(raw: msgspec.Raw | bytes, path: str) -> Inventory:
     try:
         return msgspec.json.decode(raw, type=Inventory)
     except msgspec.ValidationError as exc:
@@ -46,14 +62,17 @@ def load_inventory(path: str) -> Inventory:
         raise InputError(f"{path}: not a saved inventory (invalid JSON: {exc})") from None
     if kind != KIND:
         raise InputError(f"{path}: not a saved inventory (expected kind {KIND}; write one with `netpol-audit collect`)")
-    if version not in (1, VERSION):
-        raise InputError(f"{path}: inventory version {version!r} is not supported (this version reads 1 and {VERSION})")
+    if version not in (1, 2, VERSION):
+        raise InputError(f"{path}: inventory version {version!r} is not supported (this version reads 1, 2 and {VERSION})")
     inv: Inventory
+    raw = data.get("inventory", msgspec.Raw(b"null"))
     if version == VERSION:
-        inv = _decode_v2(data.get("inventory", msgspec.Raw(b"null")), path)
+        inv = _decode_v3(raw, path)
+    elif version == 2:
+        inv = _decode_v3(msgspec.json.encode(_one_policy_list(msgspec.json.decode(raw), "api_version")), path)
     else:
         try:
-            inv = from_jsonable(Inventory, msgspec.json.decode(data.get("inventory", msgspec.Raw(b"null"))), "inventory")
+            inv = from_jsonable(Inventory, _one_policy_list(msgspec.json.decode(raw), "apiVersion"), "inventory")
         except DecodeError as exc:
             raise InputError(f"{path}: malformed inventory: {exc}") from None
     original = inv.collection

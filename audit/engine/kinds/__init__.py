@@ -1,55 +1,55 @@
-"""Every policy kind beyond NetworkPolicy v1, behind one protocol.
+"""Every policy kind, NetworkPolicy included, behind one protocol (``audit.engine.kinds.base``).
 
-A kind reads its raw objects (``ExtendedPolicy``), validates them as the API server's schema
-would, and compiles the valid ones into ``StackPolicy`` objects (see ``audit.engine.stack``).
-It also says which dataplanes enforce it (see ``ENFORCEMENT`` for the sources). Adding a kind
-is one new module plus a line in ``KINDS``.
+A kind is one module: its declaration (API resources, which dataplanes enforce it) and a
+compiler from its raw objects to the compiled model. Adding a kind is one module and one line
+in ``_MODULES``; the manifest reader, the live resource list, RBAC, counts and the README's
+matrix all read the declarations from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+import contextlib
+import importlib
+from collections.abc import Iterator
 
-from audit.engine.selectors import FieldError
-from audit.inventory import ExtendedPolicy
+from audit.engine.kinds.base import Compiled, Enforcement, KindDeclaration, PolicyKind, Resource, group_of
 
-if TYPE_CHECKING:
-    from audit.engine.stack import StackPolicy
+__all__ = ["Compiled", "Enforcement", "KindDeclaration", "PolicyKind", "Resource", "group_of", "kind_of", "kinds", "registered",
+           "resource_of", "resources"]
 
-Enforcement = Literal["yes", "conditional", "no"]
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """What a kind made of its objects: stack policies, the objects it rejected, and its own
-    parsed forms for the kind's own checks."""
-
-    policies: tuple[StackPolicy, ...] = ()
-    invalid: tuple[tuple[ExtendedPolicy, tuple[FieldError, ...]], ...] = ()
-    native: tuple[Any, ...] = field(default=())
-
-
-class PolicyKind(Protocol):
-    name: str
-    """How reports name the kind, e.g. "AdminNetworkPolicy / BaselineAdminNetworkPolicy"."""
-    enforced_by: dict[str, Enforcement]
-    """CNI name (as ``audit.engine.cni`` names it) -> whether it enforces this kind; absent: no."""
-
-    def reads(self, obj: ExtendedPolicy) -> bool:
-        """Whether ``obj`` (by API group and kind) is one of this kind's objects."""
-
-    def compile(self, objects: Sequence[ExtendedPolicy]) -> Compiled: ...
-
-
-def group_of(obj: ExtendedPolicy) -> str:
-    return obj.api_version.rsplit("/", 1)[0] if "/" in obj.api_version else ""
+_MODULES = ("networkpolicy", "admin", "clusternetwork", "cilium", "calico")
+_extra: list[PolicyKind] = []
 
 
 def kinds() -> tuple[PolicyKind, ...]:
-    """The registered kinds, in stack order of their modules (imports are late: each kind
-    module imports the stack, which imports nothing of them)."""
-    from audit.engine.kinds import admin, calico, cilium, clusternetwork
+    """The registered kinds, NetworkPolicy first."""
+    found = tuple(importlib.import_module(f"{__name__}.{m}").KIND for m in _MODULES)
+    return found + tuple(_extra)
 
-    return (admin.KIND, clusternetwork.KIND, cilium.KIND, calico.KIND)
+
+def resources() -> tuple[tuple[PolicyKind, Resource], ...]:
+    """Every resource of every kind, in declaration order."""
+    return tuple((k, r) for k in kinds() for r in k.declaration.resources)
+
+
+def resource_of(group: str, kind: str) -> tuple[PolicyKind, Resource] | None:
+    """The kind and resource an object of ``kind`` in API group ``group`` belongs to, if any."""
+    for k, r in resources():
+        if r.kind == kind and (group == r.group or group in r.manifest_groups):
+            return k, r
+    return None
+
+
+def kind_of(api_version: str, kind: str) -> PolicyKind | None:
+    found = resource_of(group_of(api_version), kind)
+    return found[0] if found else None
+
+
+@contextlib.contextmanager
+def registered(kind: PolicyKind) -> Iterator[PolicyKind]:
+    """Register one more kind while the block runs (a kind outside this package, or a test's)."""
+    _extra.append(kind)
+    try:
+        yield kind
+    finally:
+        _extra.remove(kind)

@@ -9,21 +9,20 @@ BaselineAdminNetworkPolicy's first matching rule (Allow or Deny); no match allow
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from audit.engine.addresses import IPAddress, IPNetwork, parse_cidr
-from audit.engine.direction import Direction
-from audit.engine.kinds import Compiled, Enforcement, group_of
-from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, port_name_error, resolve_ports
+from audit.engine.addresses import IPBlock, IPNetwork, parse_cidr
+from audit.engine.compiled import Action, CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer, Tier
+from audit.engine.direction import DIRECTIONS, Direction, peer_word
+from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
+from audit.engine.ports import PROTOCOLS, port_name_error
+from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, Selector, parse_selector
-from audit.engine.stack import Action, Tier
-from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
+from audit.inventory import Labels, PolicyObject, SourceRef
 
-if TYPE_CHECKING:
-    from audit.engine.analysis import Analysis, Endpoint
-
+GROUP = "policy.networking.k8s.io"
 ANP = "AdminNetworkPolicy"
 BANP = "BaselineAdminNetworkPolicy"
 
@@ -85,11 +84,6 @@ class AdminRule:
     peers: tuple[AdminPeer, ...]
     ports: tuple[AdminPort, ...]
 
-    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        if not self.ports:
-            return ALL
-        return resolve_ports((port.entry() for port in self.ports), dst_ports)
-
     def describe(self) -> str:
         word = "from" if self.direction == "Ingress" else "to"
         ports = ", ".join(map(str, self.ports)) if self.ports else "all ports"
@@ -108,6 +102,9 @@ class AdminPolicy:
     egress: tuple[AdminRule, ...]
     source: SourceRef = SourceRef()
     tier: Tier = "admin"
+    family: str = "AdminNetworkPolicy / BaselineAdminNetworkPolicy"
+    annotations: Labels = ()
+    spec: Any = None
 
     @property
     def key(self) -> str:
@@ -119,12 +116,12 @@ class AdminPolicy:
 
 @dataclass(frozen=True)
 class ParsedAdmin:
-    obj: ExtendedPolicy
+    obj: PolicyObject
     policy: AdminPolicy | None
     errors: tuple[FieldError, ...]
 
 
-def parse_admin(obj: ExtendedPolicy) -> ParsedAdmin:
+def parse_admin(obj: PolicyObject) -> ParsedAdmin:
     """Validate an ANP or BANP as the API server's schema would; errors name the field."""
     errors: list[FieldError] = []
     spec = obj.spec if isinstance(obj.spec, dict) else {}
@@ -142,7 +139,8 @@ def parse_admin(obj: ExtendedPolicy) -> ParsedAdmin:
     if errors:
         return ParsedAdmin(obj, None, tuple(errors))
     tier: Tier = "admin" if obj.kind == ANP else "baseline"
-    return ParsedAdmin(obj, AdminPolicy(obj.kind, obj.name, priority, sub_ns, sub_pod_ns, sub_pods, ingress, egress, obj.source, tier), ())
+    return ParsedAdmin(obj, AdminPolicy(obj.kind, obj.name, priority, sub_ns, sub_pod_ns, sub_pods, ingress, egress, obj.source, tier,
+                                        annotations=obj.annotations, spec=obj.spec), ())
 
 
 def parse_subject(subject: Any, errors: list[FieldError], strict: bool = False
@@ -284,17 +282,13 @@ def _port(raw: Any, path: str, errors: list[FieldError]) -> AdminPort | None:
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
             errors.append(FieldError(f"{path}.portNumber.port", f"{port!r} must be between 1 and 65535"))
             return None
-        return AdminPort(protocol, port, port)
+        return AdminPort(protocol, port)
     start, end = value.get("start"), value.get("end")
     if not (isinstance(start, int) and isinstance(end, int) and not isinstance(start, bool) and not isinstance(end, bool)
             and 1 <= start < end <= 65535):
         errors.append(FieldError(f"{path}.portRange", f"start {start!r} and end {end!r} must be ports with start < end"))
         return None
     return AdminPort(protocol, start, end)
-
-
-def network_contains(peer: AdminPeer, ip: IPAddress) -> bool:
-    return any(ip.version == net.version and ip in net for net in peer.networks)
 
 
 def _label_keys(raw: Any, path: str, errors: list[FieldError]) -> tuple[str, ...]:
@@ -306,122 +300,68 @@ def _label_keys(raw: Any, path: str, errors: list[FieldError]) -> tuple[str, ...
     return tuple(raw)
 
 
-def subject_selects(policy: AdminPolicy, ns_labels: Mapping[str, str], pod_labels: Mapping[str, str]) -> bool:
-    """Whether the policy's subject (namespaces, or namespaces AND pods) selects a pod."""
+def compile_admin(policy: AdminPolicy, ports_field: str = "ports") -> CompiledPolicy:
+    """An admin-tier policy in the compiled model: one layer in its tier at its priority; the first
+    rule that names the peer decides, and what none decides goes on to the next tier."""
+    rules = tuple(_compile_rule(policy, rule, ports_field) for d in DIRECTIONS for rule in policy.rules(d))
     if policy.subject_namespaces is not None:
-        return policy.subject_namespaces.matches(ns_labels)
-    return (policy.subject_pod_namespaces is not None and policy.subject_pod_namespaces.matches(ns_labels)
-            and policy.subject_pods is not None and policy.subject_pods.matches(pod_labels))
+        subject = CompiledSubject("spec.subject.namespaces", f"subject namespaces {policy.subject_namespaces}",
+                                  PodSelection(namespaces=policy.subject_namespaces))
+    else:
+        subject = CompiledSubject("spec.subject.pods", f"subject namespaces [{policy.subject_pod_namespaces}] AND pods [{policy.subject_pods}]",
+                                  PodSelection(namespaces=policy.subject_pod_namespaces, pods=policy.subject_pods))
+    kind = policy.kind if policy.kind != "ClusterNetworkPolicy" else f"ClusterNetworkPolicy, {policy.tier.capitalize()} tier"
+    layer = Layer(policy.tier, (float(policy.priority or 0), policy.name), _NOTES[policy.tier].format(kind=kind),
+                  tuple((d, tuple(r for r in rules if r.direction == d)) for d in DIRECTIONS), priority=policy.priority)
+    types = tuple(d for d in DIRECTIONS if policy.rules(d))
+    return CompiledPolicy(policy.kind, policy.family, None, policy.name, policy.key, subject, rules, types, (layer,), policy.source,
+                          policy.annotations, spec=policy.spec)
 
 
-def peer_has(analysis: Analysis, peer: AdminPeer, subject: int, other: Endpoint) -> bool:
-    """Whether a from/to entry names ``other``: a pod class (never a hostNetwork one) or an address."""
-    if not isinstance(other, int):
-        return network_contains(peer, other)
-    cls = analysis.classes[other]
-    if not cls.governed and not cls.virtual:
-        return False
-    ns_labels = analysis.namespace_labels(cls.namespace)
+def _compile_rule(policy: AdminPolicy, rule: AdminRule, ports_field: str) -> CompiledRule:
+    field = f"spec.{rule.direction.lower()}[{rule.index}]"
+    word = peer_word(rule.direction)
+    peers = tuple(_compile_peer(peer, f"{field}.{word}[{j}]") for j, peer in enumerate(rule.peers))
+    ports = None if not rule.ports else tuple(
+        CompiledPort(f"{field}.{ports_field}[{j}]", *port.entry()) for j, port in enumerate(rule.ports))
+    label = f"{policy.key} {rule.direction.lower()}[{rule.index}]" + (f" ({rule.name})" if rule.name else "")
+    return CompiledRule(rule.direction, rule.action, field, label, rule.describe(), peers, False, ports, index=rule.index)
+
+
+def _compile_peer(peer: AdminPeer, field: str) -> CompiledPeer:
+    if peer.unresolvable:
+        return CompiledPeer(field, str(peer), unresolvable=peer.unresolvable)
     if peer.same_labels or peer.not_same_labels:
-        mine = analysis.namespace_labels(analysis.classes[subject].namespace)
-        return (all(k in mine and ns_labels.get(k) == mine[k] for k in peer.same_labels)
-                and all(ns_labels.get(k) != mine.get(k) for k in peer.not_same_labels))
+        return CompiledPeer(field, str(peer), PodSelection(), same_labels=peer.same_labels, not_same_labels=peer.not_same_labels)
     if peer.namespaces is not None:
-        return peer.namespaces.matches(ns_labels)
+        return CompiledPeer(field, f"namespaces {peer.namespaces}", PodSelection(namespaces=peer.namespaces),
+                            selectors=((f"{field}.namespaces", peer.namespaces),))
     if peer.pods is not None:
-        return (peer.pod_namespaces is not None and peer.pod_namespaces.matches(ns_labels)
-                and peer.pods.matches(cls.label_map))
-    return any(network_contains(peer, ip) for ip in cls.ips)
+        return CompiledPeer(field, f"pods namespaces[{peer.pod_namespaces}] AND pods[{peer.pods}]",
+                            PodSelection(namespaces=peer.pod_namespaces, pods=peer.pods),
+                            selectors=tuple((f"{field}.pods.{name}", sel) for name, sel in
+                                            (("namespaceSelector", peer.pod_namespaces), ("podSelector", peer.pods)) if sel is not None))
+    return CompiledPeer(field, str(peer), blocks=tuple(IPBlock(n) for n in peer.networks))
 
 
 _NOTES = {"admin": "{kind}, before any NetworkPolicy", "baseline": "{kind}"}
 
 
-class AdminStackRule(MemoPorts):
-    """An admin or baseline rule in the stack: the first one that names the peer decides."""
-
-    __slots__ = ("action", "everyone", "label", "rule", "subject_dependent")
-
-    def __init__(self, policy: AdminPolicy, rule: AdminRule):
-        self.rule = rule
-        self.action: Action = rule.action
-        self.label = f"{policy.key} {rule.direction.lower()}[{rule.index}]" + (f" ({rule.name})" if rule.name else "")
-        self.everyone = not rule.ports and any(
-            (p.namespaces is not None and p.namespaces.empty and not p.same_labels and not p.not_same_labels)
-            or (p.pods is not None and p.pods.empty and p.pod_namespaces is not None and p.pod_namespaces.empty)
-            for p in rule.peers)
-        self.subject_dependent = any(p.same_labels or p.not_same_labels for p in rule.peers)
-        super().__init__()
-
-    def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
-        return any(peer_has(analysis, peer, subject, other) for peer in self.rule.peers)
-
-    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        return self.rule.port_set(dst_ports)
-
-    def peer_sets(self, analysis: Analysis) -> None:
-        return None
-
-    def describe(self) -> str:
-        return self.rule.describe()
-
-
-class AdminStackPolicy:
-    """An AdminNetworkPolicy, BaselineAdminNetworkPolicy or ClusterNetworkPolicy in its tier."""
-
-    __slots__ = ("_rules", "key", "kind", "note", "order", "policy", "source", "tier")
-
-    def __init__(self, policy: AdminPolicy):
-        self.policy = policy
-        self.kind = policy.kind
-        self.key = policy.key
-        self.tier = policy.tier
-        self.order = (float(policy.priority or 0), policy.name)
-        self.note = _NOTES[policy.tier].format(kind=policy.kind if policy.kind != "ClusterNetworkPolicy"
-                                               else f"ClusterNetworkPolicy, {policy.tier.capitalize()} tier")
-        self.source = policy.source
-        self._rules = {d: tuple(AdminStackRule(policy, r) for r in policy.rules(d)) for d in ("Ingress", "Egress")}
-
-    def rules(self, direction: Direction) -> tuple[AdminStackRule, ...]:
-        return self._rules[direction]
-
-    def isolates(self, direction: Direction) -> bool:
-        return False  # an admin tier never closes: what it does not decide goes on
-
-    def selects(self, analysis: Analysis, cid: int) -> bool:
-        cls = analysis.classes[cid]
-        return subject_selects(self.policy, analysis.namespace_labels(cls.namespace), cls.label_map)
-
-    def whole_namespace(self, analysis: Analysis, namespace: str) -> bool:
-        p = self.policy
-        labels = analysis.namespace_labels(namespace)
-        if p.subject_namespaces is not None:
-            return p.subject_namespaces.matches(labels)
-        return (p.subject_pods is not None and p.subject_pods.empty and p.subject_pod_namespaces is not None
-                and p.subject_pod_namespaces.matches(labels))
-
-    def networks(self) -> Iterable[IPNetwork]:
-        for direction in ("Ingress", "Egress"):
-            for rule in self.policy.rules(direction):
-                for peer in rule.peers:
-                    yield from peer.networks
-
-
 class _AdminKind:
-    name = "AdminNetworkPolicy / BaselineAdminNetworkPolicy"
-    # Sources in the README's enforcement matrix.
-    enforced_by: dict[str, Enforcement] = {"ovn-kubernetes": "yes", "antrea": "yes", "kube-network-policies": "conditional",
-                   "calico": "conditional", "kube-ovn": "conditional"}
+    declaration = KindDeclaration(
+        "AdminNetworkPolicy / BaselineAdminNetworkPolicy",
+        (Resource(ANP, GROUP, ("v1alpha1", "v1beta1"), "adminnetworkpolicies", namespaced=False),
+         Resource(BANP, GROUP, ("v1alpha1", "v1beta1"), "baselineadminnetworkpolicies", namespaced=False)),
+        # Sources in the README's enforcement matrix.
+        enforced_by={"ovn-kubernetes": "yes", "antrea": "yes", "kube-network-policies": "conditional", "calico": "conditional",
+                     "kube-ovn": "conditional"},
+        summary="subject (namespaces, pods), priority, Allow/Deny/Pass rules, peers (namespaces, pods, networks, sameLabels, "
+                "notSameLabels), ports (number, range, named); nodes peers match nothing here")
 
-    def reads(self, obj: ExtendedPolicy) -> bool:
-        return obj.kind in (ANP, BANP) and group_of(obj) == "policy.networking.k8s.io"
-
-    def compile(self, objects: Sequence[ExtendedPolicy]) -> Compiled:
+    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
         parsed = tuple(parse_admin(o) for o in objects)
-        valid = [p.policy for p in parsed if p.policy is not None]
-        return Compiled(tuple(AdminStackPolicy(p) for p in valid),
-                        tuple((p.obj, p.errors) for p in parsed if p.policy is None), tuple(valid))
+        return Compiled(tuple(compile_admin(p.policy) for p in parsed if p.policy is not None),
+                        tuple((p.obj, p.errors) for p in parsed if p.policy is None))
 
 
 KIND = _AdminKind()
-

@@ -10,25 +10,23 @@ decided, the connection is denied (end of tier).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from audit.engine.addresses import IPAddress, IPNetwork, parse_cidr
-from audit.engine.direction import Direction
-from audit.engine.kinds import Compiled, Enforcement, group_of
-from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, resolve_ports
+from audit.engine.addresses import IPBlock, IPNetwork, parse_cidr
+from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer
+from audit.engine.direction import DIRECTIONS, Direction
+from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
+from audit.engine.ports import PROTOCOLS
+from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError
-from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
-
-if TYPE_CHECKING:
-    from audit.engine.analysis import Analysis, Endpoint
-    from audit.engine.stack import Action, Tier
+from audit.inventory import PolicyObject
 
 NAMESPACE_LABEL = "projectcalico.org/namespace"
 NAMESPACE_PREFIX = "pcns."
 Labels = dict[str, str]
-Match = Callable[[Labels], bool]
+Match = Callable[[Mapping[str, str]], bool]
 
 _TOKEN = re.compile(r"\s*(?:(\|\||&&|==|!=|\(|\)|\{|\}|,|!)|('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")|([A-Za-z0-9_./\-]+))")
 
@@ -165,70 +163,61 @@ def compile_selector(text: Any) -> Match:
 
 
 @dataclass(frozen=True)
-class EntityRule:
-    """source or destination of a Calico rule."""
+class CalicoSelector:
+    """A compiled Calico selector expression (``audit.engine.selection.Matcher``), equal by its text."""
 
-    selector: Match | None = None
-    namespace_selector: Match | None = None
-    nets: tuple[IPNetwork, ...] = ()
-    not_nets: tuple[IPNetwork, ...] = ()
-    ports: tuple[tuple[int | str, int | None], ...] = ()  # (port or name, end)
-    text: str = ""
+    text: str
+    test: Match = field(compare=False, hash=False)
+    empty_values: tuple[str, ...] = field(default=(), compare=False, hash=False)
+
+    @property
+    def empty(self) -> bool:
+        return self.text.replace(" ", "") in ("", "all()")
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return self.test(labels)
+
+    def __str__(self) -> str:
+        return self.text or "all()"
+
+
+def parse_calico_selector(text: Any) -> CalicoSelector:
+    """A Calico selector as a matcher; raises SelectorError as Calico would reject it."""
+    test = compile_selector(text)
+    tokens = _tokens(text) if isinstance(text, str) else []
+    empty = tuple(tokens[i - 1] for i in range(1, len(tokens) - 1) if tokens[i] == "==" and tokens[i + 1] in ("''", '""'))
+    return CalicoSelector(text.strip() if isinstance(text, str) else "", test, empty)
 
 
 @dataclass(frozen=True)
-class CalicoRule:
-    direction: Direction
-    index: int
-    action: str
-    protocol: str | None
-    source: EntityRule
-    destination: EntityRule
+class CalicoView:
+    """The labels Calico's selectors see (``audit.engine.selection.LabelView``)."""
 
-    @property
-    def field(self) -> str:
-        return f"{self.direction.lower()}[{self.index}]"
+    def pod(self, labels: Mapping[str, str], namespace: str, namespace_labels: Mapping[str, str],
+            service_account: str | None) -> Mapping[str, str]:
+        return calico_labels(labels, namespace, namespace_labels)
 
-    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        protocols = (self.protocol,) if self.protocol in PROTOCOLS else PROTOCOLS if self.protocol is None else ()
-        if not self.destination.ports:
-            return resolve_ports([(protocols, None, None)], dst_ports) if self.protocol is not None else ALL
-        return resolve_ports(((protocols, port, end) for port, end in self.destination.ports), dst_ports)
+    def namespace(self, name: str, labels: Mapping[str, str]) -> Mapping[str, str]:
+        return labels
 
 
-@dataclass(frozen=True)
-class CalicoPolicy:
-    kind: str
-    namespace: str | None
-    name: str
-    order: float
-    selector: Match
-    namespace_selector: Match | None
-    types: tuple[Direction, ...]
-    ingress: tuple[CalicoRule, ...]
-    egress: tuple[CalicoRule, ...]
-    selector_text: str = "all()"
-    source: SourceRef = SourceRef()
-
-    @property
-    def key(self) -> str:
-        return f"Calico {self.kind}/{self.namespace}/{self.name}" if self.namespace else f"Calico {self.kind}/{self.name}"
-
-    def rules(self, direction: Direction) -> tuple[CalicoRule, ...]:
-        if direction not in self.types:
-            return ()
-        return self.ingress if direction == "Ingress" else self.egress
+VIEW = CalicoView()
+FAMILY = "Calico"
+_KINDS = ("NetworkPolicy", "GlobalNetworkPolicy")
 
 
-def parse_calico(obj: ExtendedPolicy) -> tuple[CalicoPolicy | None, list[FieldError]]:
+def compile_calico(obj: PolicyObject) -> tuple[CompiledPolicy | None, list[FieldError]]:
+    """A Calico NetworkPolicy or GlobalNetworkPolicy in the compiled model, or the errors that reject it."""
     errors: list[FieldError] = []
     spec = obj.spec if isinstance(obj.spec, dict) else {}
+    namespace = obj.namespace if obj.kind == "NetworkPolicy" else None
+    key = f"Calico {obj.kind}/{namespace}/{obj.name}" if namespace else f"Calico {obj.kind}/{obj.name}"
 
-    def selector(raw: Any, path: str) -> Match | None:
+    def selector(raw: Any, path: str) -> CalicoSelector | None:
         if raw is None:
             return None
         try:
-            return compile_selector(raw)
+            return parse_calico_selector(raw)
         except SelectorError as exc:
             errors.append(FieldError(path, f"invalid selector {raw!r}: {exc}"))
             return None
@@ -237,10 +226,11 @@ def parse_calico(obj: ExtendedPolicy) -> tuple[CalicoPolicy | None, list[FieldEr
     if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))):
         errors.append(FieldError("spec.order", f"{order!r} must be a number"))
         order = None
-    subject = selector(spec.get("selector", "all()"), "spec.selector") or (lambda labels: True)
+    subject = selector(spec.get("selector", "all()"), "spec.selector") or parse_calico_selector("all()")
     ns_sel = selector(spec.get("namespaceSelector"), "spec.namespaceSelector")
-    rules: dict[Direction, list[CalicoRule]] = {"Ingress": [], "Egress": []}
-    for direction in ("Ingress", "Egress"):
+    rules: list[CompiledRule] = []
+    written: dict[Direction, bool] = {"Ingress": False, "Egress": False}
+    for direction in DIRECTIONS:
         raw_rules = spec.get(direction.lower()) or []
         if not isinstance(raw_rules, list):
             errors.append(FieldError(f"spec.{direction.lower()}", "must be a list"))
@@ -254,68 +244,96 @@ def parse_calico(obj: ExtendedPolicy) -> tuple[CalicoPolicy | None, list[FieldEr
             if action not in ("Allow", "Deny", "Pass", "Log"):
                 errors.append(FieldError(f"{path}.action", f"{action!r} must be Allow, Deny, Pass or Log"))
                 continue
+            written[direction] = True
             protocol = _protocol(raw.get("protocol"), f"{path}.protocol", errors)
-            entities = []
+            sides = {}
             for side in ("source", "destination"):
                 ent = raw.get(side) or {}
                 if not isinstance(ent, dict):
                     errors.append(FieldError(f"{path}.{side}", "must be an object"))
                     ent = {}
-                nets = _nets(ent.get("nets"), f"{path}.{side}.nets", errors)
-                not_nets = _nets(ent.get("notNets"), f"{path}.{side}.notNets", errors)
-                ports: list[tuple[int | str, int | None]] = []
-                for p in ent.get("ports") or []:
-                    if isinstance(p, int) and not isinstance(p, bool):
-                        ports.append((p, None))
-                    elif isinstance(p, str) and re.fullmatch(r"\d+:\d+", p):
-                        lo, hi = (int(x) for x in p.split(":"))
-                        ports.append((lo, hi))
-                    elif isinstance(p, str) and p.isdigit():
-                        ports.append((int(p), None))
-                    elif isinstance(p, str):
-                        ports.append((p, None))
-                    else:
-                        errors.append(FieldError(f"{path}.{side}.ports", f"{p!r} is not a port, range or name"))
-                entities.append(EntityRule(selector(ent.get("selector"), f"{path}.{side}.selector"),
-                                           selector(ent.get("namespaceSelector"), f"{path}.{side}.namespaceSelector"),
-                                           nets, not_nets, tuple(ports), str(ent.get("selector") or ent.get("namespaceSelector") or ent.get("nets") or "any")))
-            rules[direction].append(CalicoRule(direction, i, action, protocol, entities[0], entities[1]))
+                sides[side] = ent
+            peer_side, own_side = ("source", "destination") if direction == "Ingress" else ("destination", "source")
+            peer = _entity(sides[peer_side], f"{path}.{peer_side}", namespace, selector, errors)
+            own = _entity(sides[own_side], f"{path}.{own_side}", namespace, selector, errors, own=True)
+            ports = _ports(sides["destination"].get("ports"), protocol, f"{path}.destination", errors)
+            limits = tuple(f"{path}.source.ports (the client's port) is not evaluated" for _ in [0] if sides["source"].get("ports"))
+            if action == "Log":
+                continue  # a Log rule decides nothing
+            text = f"{action} from {_text(sides['source'])} to {_text(sides['destination'])}"
+            rules.append(CompiledRule(direction, action, path, f"{key} {direction.lower()}[{i}]", text,
+                                      (peer,) if peer is not None else (), peer is None, ports, own=own, limits=limits, index=i))
     types_raw = spec.get("types")
     if types_raw is not None and (not isinstance(types_raw, list) or not all(t in ("Ingress", "Egress") for t in types_raw)
                                   or len(set(types_raw)) != len(types_raw)):
         errors.append(FieldError("spec.types", f"{types_raw!r} must be a list of Ingress and Egress"))
         types_raw = None
+    types: tuple[Direction, ...]
     if types_raw:
-        types = tuple(t for t in ("Ingress", "Egress") if t in types_raw)
+        types = tuple(d for d in DIRECTIONS if d in types_raw)
     else:
-        types = ("Ingress",) + (("Egress",) if rules["Egress"] else ())
+        types = tuple(d for d in DIRECTIONS if d == "Ingress" or written["Egress"])
     if errors:
         return None, errors
-    namespace = obj.namespace if obj.kind == "NetworkPolicy" else None
-    kind = "NetworkPolicy" if obj.kind == "NetworkPolicy" else "GlobalNetworkPolicy"
-    raw_selector = spec.get("selector")
-    return CalicoPolicy(kind, namespace, obj.name, float(order) if order is not None else float("inf"), subject, ns_sel,
-                        types, tuple(rules["Ingress"]), tuple(rules["Egress"]),  # type: ignore[arg-type]
-                        raw_selector.strip() if isinstance(raw_selector, str) else "all()", obj.source), errors
+    in_effect = tuple(r for r in rules if r.direction in types)
+    ignored = tuple((d, f"spec.{d.lower()} has rules but spec.types is {list(types)}: they are ignored")
+                    for d in DIRECTIONS if written[d] and d not in types)
+    layer = Layer("namespace", (float(order) if order is not None else float("inf"), key), "Calico order",
+                  tuple((d, tuple(r for r in in_effect if r.direction == d)) for d in DIRECTIONS), types, ordered=True)
+    selection = PodSelection(namespace=namespace, namespaces=ns_sel, pods=subject, view=VIEW)
+    return CompiledPolicy(obj.kind, FAMILY, namespace, obj.name, key,
+                          CompiledSubject("spec.selector", f"selector {subject}", selection, missing="selector" not in spec),
+                          in_effect, types, (layer,), obj.source, obj.annotations, bool(types_raw), ignored,
+                          api=f"Calico {obj.kind}", spec=obj.spec), errors
 
 
-def entity_matches(ent: EntityRule, policy: CalicoPolicy, labels: Labels | None, namespace: str | None,
-                   ns_labels: Labels | None, ips: tuple[IPAddress, ...]) -> bool:
-    """Whether a rule's source/destination names an endpoint (labels) or an address (labels None)."""
-    if ent.nets and not any(ip.version == n.version and ip in n for ip in ips for n in ent.nets):
-        return False
-    if ent.not_nets and any(ip.version == n.version and ip in n for ip in ips for n in ent.not_nets):
-        return False
-    if ent.selector is None and ent.namespace_selector is None:
-        return True
-    if labels is None:
-        return False  # selectors name endpoints, never outside addresses
-    if ent.namespace_selector is not None:
-        if not ent.namespace_selector(ns_labels or {}):
-            return False
-    elif policy.namespace is not None and namespace != policy.namespace:
-        return False  # a namespaced policy's selectors stay in its namespace
-    return ent.selector is None or ent.selector(labels)
+def _text(ent: dict[str, Any]) -> str:
+    return str(ent.get("selector") or ent.get("namespaceSelector") or ent.get("nets") or "any")
+
+
+def _entity(ent: dict[str, Any], path: str, namespace: str | None, selector: Callable[[Any, str], CalicoSelector | None],
+            errors: list[FieldError], own: bool = False) -> CompiledPeer | None:
+    """A rule's source or destination as a peer (None: it names everything, or on the rule's own
+    side nothing narrows the subject). Its parts are ANDed; a namespaced policy's selectors stay
+    in its namespace."""
+    sel = selector(ent.get("selector"), f"{path}.selector")
+    ns_sel = selector(ent.get("namespaceSelector"), f"{path}.namespaceSelector")
+    nets = _nets(ent.get("nets"), f"{path}.nets", errors)
+    not_nets = _nets(ent.get("notNets"), f"{path}.notNets", errors)
+    if sel is None and ns_sel is None and not nets and not not_nets:
+        return None
+    pods = None
+    if sel is not None or ns_sel is not None:
+        pods = PodSelection(namespace=namespace if ns_sel is None else None, namespaces=ns_sel, pods=sel, view=VIEW)
+    selectors = tuple((f"{path}.{name}", m) for name, m in (("selector", sel), ("namespaceSelector", ns_sel)) if m is not None)
+    text = " ".join(f"{name}: {m}" for name, m in (("namespaceSelector", ns_sel), ("selector", sel)) if m is not None)
+    text = " ".join(t for t in (text, f"nets {', '.join(map(str, nets))}" if nets else "",
+                                f"notNets {', '.join(map(str, not_nets))}" if not_nets else "") if t)
+    return CompiledPeer(path, text, pods, tuple(IPBlock(n) for n in nets), not_nets, selectors=selectors)
+
+
+def _ports(raw: Any, protocol: str | None, path: str, errors: list[FieldError]) -> tuple[CompiledPort, ...] | None:
+    """The destination ports with the rule's protocol (None: every port of every protocol)."""
+    protocols = (protocol,) if protocol in PROTOCOLS else PROTOCOLS if protocol is None else ()
+    entries = []
+    for k, p in enumerate(raw or []):
+        where = f"{path}.ports[{k}]"
+        if isinstance(p, int) and not isinstance(p, bool):
+            entries.append(CompiledPort(where, protocols, p))
+        elif isinstance(p, str) and re.fullmatch(r"\d+:\d+", p):
+            lo, hi = (int(x) for x in p.split(":"))
+            entries.append(CompiledPort(where, protocols, lo, hi))
+        elif isinstance(p, str) and p.isdigit():
+            entries.append(CompiledPort(where, protocols, int(p)))
+        elif isinstance(p, str):
+            entries.append(CompiledPort(where, protocols, p))
+        else:
+            errors.append(FieldError(where, f"{p!r} is not a port, range or name"))
+    if entries:
+        return tuple(entries) if protocols else ()
+    if protocol is None:
+        return None
+    return (CompiledPort(path.rsplit(".", 1)[0] + ".protocol", protocols),) if protocols else ()
 
 
 _PROTOCOL_NUMBERS = {"6": "TCP", "17": "UDP", "132": "SCTP", "1": "ICMP", "58": "ICMPv6", "136": "UDPLite"}
@@ -358,112 +376,24 @@ def _nets(raw: Any, path: str, errors: list[FieldError]) -> tuple[IPNetwork, ...
     return tuple(out)
 
 
-def endpoint_view(analysis: Analysis, other: Endpoint) -> tuple[Labels | None, str | None, Labels | None, tuple[IPAddress, ...]]:
-    """(Calico labels, namespace, namespace labels, IPs) of an endpoint, for rule matching."""
-    if not isinstance(other, int):
-        return None, None, None, (other,)
-    memo: dict[int, tuple[Labels | None, str | None, Labels | None, tuple[IPAddress, ...]]] = analysis.memo.setdefault(("calico-view",), {})  # type: ignore[assignment]
-    hit = memo.get(other)
-    if hit is None:
-        cls = analysis.classes[other]
-        ns_labels = analysis.namespace_labels(cls.namespace)
-        hit = memo[other] = (calico_labels(cls.label_map, cls.namespace, ns_labels), cls.namespace, ns_labels, cls.ips)
-    return hit
-
-
-def _everyone(rule: CalicoRule) -> bool:
-    peer, own = (rule.source, rule.destination) if rule.direction == "Ingress" else (rule.destination, rule.source)
-    open_peer = peer.selector is None and peer.namespace_selector is None and not peer.nets and not peer.not_nets
-    own_all = own.selector is None and own.namespace_selector is None and not own.nets and not own.not_nets
-    return open_peer and own_all and not rule.destination.ports and not rule.source.ports and rule.protocol is None
-
-
-class CalicoStackRule(MemoPorts):
-    __slots__ = ("action", "everyone", "label", "policy", "rule")
-    subject_dependent = True  # a rule's own side (destination of an ingress rule) may narrow the subject
-
-    def __init__(self, policy: CalicoPolicy, rule: CalicoRule):
-        self.policy = policy
-        self.rule = rule
-        self.action: Action = rule.action  # type: ignore[assignment]  # Log rules are left out at compile
-        self.label = f"{policy.key} {rule.field}"
-        self.everyone = _everyone(rule)
-        super().__init__()
-
-    def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
-        o = endpoint_view(analysis, other)
-        s = endpoint_view(analysis, subject)
-        src, dst = (o, s) if self.rule.direction == "Ingress" else (s, o)
-        rule = self.rule
-        return (entity_matches(rule.source, self.policy, *src)
-                and entity_matches(EntityRule(rule.destination.selector, rule.destination.namespace_selector,
-                                              rule.destination.nets, rule.destination.not_nets), self.policy, *dst))
-
-    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        return self.rule.port_set(dst_ports)
-
-    def peer_sets(self, analysis: Analysis) -> None:
-        return None
-
-    def describe(self) -> str:
-        return f"{self.rule.action} from {self.rule.source.text} to {self.rule.destination.text}"
-
-
-class CalicoStackPolicy:
-    """A Calico policy in the namespace tier at its order (NetworkPolicy sits at 1000)."""
-
-    __slots__ = ("_rules", "key", "order", "policy", "source")
-    kind = "Calico"
-    tier: Tier = "namespace"
-    note = "Calico order"
-
-    def __init__(self, policy: CalicoPolicy):
-        self.policy = policy
-        self.key = policy.key
-        self.order = (policy.order, policy.key)
-        self.source = policy.source
-        self._rules = {d: tuple(CalicoStackRule(policy, r) for r in policy.rules(d) if r.action != "Log")
-                       for d in ("Ingress", "Egress")}
-
-    def rules(self, direction: Direction) -> tuple[CalicoStackRule, ...]:
-        return self._rules[direction]
-
-    def isolates(self, direction: Direction) -> bool:
-        return direction in self.policy.types
-
-    def selects(self, analysis: Analysis, cid: int) -> bool:
-        labels, ns, ns_labels, _ = endpoint_view(analysis, cid)
-        p = self.policy
-        return ((p.namespace is None or p.namespace == ns) and (p.namespace_selector is None or p.namespace_selector(ns_labels or {}))
-                and p.selector(labels or {}))
-
-    def whole_namespace(self, analysis: Analysis, namespace: str) -> bool:
-        """Only a selector that is all() (or empty) selects every pod, present and future: an
-        expression is never judged on a made-up pod."""
-        p = self.policy
-        if p.namespace not in (None, namespace) or p.selector_text not in ("", "all()"):
-            return False
-        return p.namespace_selector is None or p.namespace_selector(analysis.namespace_labels(namespace))
-
-    def networks(self) -> Iterable[IPNetwork]:
-        for direction in ("Ingress", "Egress"):
-            for rule in self.policy.rules(direction):
-                for entity in (rule.source, rule.destination):
-                    yield from entity.nets
-                    yield from entity.not_nets
-
-
 class _CalicoKind:
-    name = "Calico"
-    enforced_by: dict[str, Enforcement] = {"calico": "yes", "canal": "yes"}
+    declaration = KindDeclaration(
+        FAMILY,
+        (Resource("NetworkPolicy", "projectcalico.org", ("v3",), "networkpolicies", namespaced=True, display="Calico NetworkPolicy"),
+         Resource("GlobalNetworkPolicy", "projectcalico.org", ("v3",), "globalnetworkpolicies", namespaced=False,
+                  display="Calico GlobalNetworkPolicy"),
+         # Calico's aggregated API (v3) and its CRDs (v1) hold the same objects: read one of them.
+         Resource("NetworkPolicy", "crd.projectcalico.org", ("v1",), "networkpolicies", namespaced=True, display="Calico NetworkPolicy",
+                  same_as="networkpolicies.projectcalico.org"),
+         Resource("GlobalNetworkPolicy", "crd.projectcalico.org", ("v1",), "globalnetworkpolicies", namespaced=False,
+                  display="Calico GlobalNetworkPolicy", same_as="globalnetworkpolicies.projectcalico.org")),
+        enforced_by={"calico": "yes", "canal": "yes"},
+        summary="order, selector, namespaceSelector, types, Allow/Deny/Pass/Log rules, source/destination selector, "
+                "namespaceSelector, nets, notNets, ports, protocol")
 
-    def reads(self, obj: ExtendedPolicy) -> bool:
-        return obj.kind in ("NetworkPolicy", "GlobalNetworkPolicy") and group_of(obj) in ("projectcalico.org", "crd.projectcalico.org")
-
-    def compile(self, objects: Sequence[ExtendedPolicy]) -> Compiled:
-        parsed = [(o, *parse_calico(o)) for o in objects]
-        valid = [p for _, p, _ in parsed if p is not None]
-        return Compiled(tuple(CalicoStackPolicy(p) for p in valid), tuple((o, tuple(e)) for o, p, e in parsed if e), tuple(parsed))
+    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
+        parsed = [(o, *compile_calico(o)) for o in objects]
+        return Compiled(tuple(p for _, p, _ in parsed if p is not None), tuple((o, tuple(e)) for o, p, e in parsed if e))
 
 
 KIND = _CalicoKind()

@@ -3,32 +3,32 @@
 A pod selected by a Cilium policy with ingress (egress) rules, or deny rules, is enforced in
 that direction (unless enableDefaultDeny says otherwise): only what some NetworkPolicy or Cilium
 allow rule allows passes, and Cilium deny rules win over every allow. L7 rules (http, dns,
-kafka) allow their port at L4; toFQDNs and toServices cannot be resolved from an inventory and
-match nothing (the explanation says so).
+kafka) allow their port at L4 (the rule's limits say so); toFQDNs and toServices cannot be
+resolved from an inventory and match nothing (the explanation says so).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from audit.engine.addresses import IPAddress, IPBlock, IPNetwork, parse_cidr
-from audit.engine.direction import Direction
-from audit.engine.kinds import Compiled, Enforcement, group_of
-from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, port_name_error, resolve_ports
+from audit.engine.addresses import EVERY_ADDRESS, IPBlock, parse_cidr
+from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer
+from audit.engine.direction import DIRECTIONS, Direction
+from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
+from audit.engine.ports import PROTOCOLS, port_name_error
+from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, Selector, parse_selector
-from audit.inventory import ContainerPort, ExtendedPolicy, SourceRef
-
-if TYPE_CHECKING:
-    from audit.engine.analysis import Analysis, Endpoint
-    from audit.engine.stack import Action, Tier
+from audit.inventory import PolicyObject
 
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
+FAMILY = "Cilium"
 NAMESPACE_KEY = "io.kubernetes.pod.namespace"
 NAMESPACE_LABEL_PREFIX = "io.cilium.k8s.namespace.labels."
-_WORLD = {"world", "world-ipv4", "world-ipv6"}
+_L7 = {"http": "HTTP", "dns": "DNS", "kafka": "Kafka", "l7proto": "L7"}
+_UNRESOLVABLE = ("FQDNs", "Services", "Requires", "Nodes", "Groups")
 
 
 def cilium_labels(pod_labels: Mapping[str, str], namespace: str, namespace_labels: Mapping[str, str]) -> dict[str, str]:
@@ -40,59 +40,18 @@ def cilium_labels(pod_labels: Mapping[str, str], namespace: str, namespace_label
 
 
 @dataclass(frozen=True)
-class CiliumPeer:
-    selector: Selector | None = None  # endpoints
-    namespace: str | None = None  # endpoints of a namespaced policy stay in its namespace
-    entities: tuple[str, ...] = ()
-    blocks: tuple[IPBlock, ...] = ()
-    unresolvable: str | None = None  # toFQDNs, toServices, ...
+class CiliumView:
+    """The labels Cilium's endpoint selectors see (``audit.engine.selection.LabelView``)."""
 
-    def __str__(self) -> str:
-        if self.selector is not None:
-            return f"endpoints[{self.selector}]" + (f" in {self.namespace}" if self.namespace else "")
-        if self.entities:
-            return "entities " + ",".join(self.entities)
-        if self.blocks:
-            return "CIDR " + ", ".join(map(str, self.blocks))
-        return f"{self.unresolvable} (not evaluated)"
+    def pod(self, labels: Mapping[str, str], namespace: str, namespace_labels: Mapping[str, str],
+            service_account: str | None) -> Mapping[str, str]:
+        return cilium_labels(labels, namespace, namespace_labels)
+
+    def namespace(self, name: str, labels: Mapping[str, str]) -> Mapping[str, str]:
+        return cilium_labels({}, name, labels)
 
 
-@dataclass(frozen=True)
-class CiliumRule:
-    direction: Direction
-    index: int
-    deny: bool
-    peers: tuple[CiliumPeer, ...]  # empty: any peer (when ports are given)
-    ports: tuple[tuple[str, int | str | None, int | None], ...]  # (protocol or ANY, port or name or None, end)
-    empty: bool  # `{}`: selects nothing (Cilium's default-deny idiom)
-    l7: bool
-
-    @property
-    def field(self) -> str:
-        return f"{self.direction.lower()}{'Deny' if self.deny else ''}[{self.index}]"
-
-    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        if not self.ports:
-            return ALL
-        return resolve_ports(((PROTOCOLS if proto == "ANY" else (proto,), port, end) for proto, port, end in self.ports), dst_ports)
-
-
-@dataclass(frozen=True)
-class CiliumPolicy:
-    kind: str
-    namespace: str | None
-    name: str
-    subject: Selector
-    ingress: tuple[CiliumRule, ...]
-    egress: tuple[CiliumRule, ...]
-    enforces: tuple[Direction, ...]
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
-
-    def rules(self, direction: Direction) -> tuple[CiliumRule, ...]:
-        return self.ingress if direction == "Ingress" else self.egress
+VIEW = CiliumView()
 
 
 def _strip(raw: Any) -> Any:
@@ -111,9 +70,20 @@ def _strip(raw: Any) -> Any:
     return out
 
 
-def parse_cilium(obj: ExtendedPolicy) -> tuple[list[CiliumPolicy], list[FieldError]]:
-    """The policies of one object (`spec` and each of `specs`), or the errors that reject it."""
-    errors: list[FieldError] = []
+def endpoints(selector: Selector, namespace: str | None) -> PodSelection:
+    """The pods an endpoint selector names: its namespace requirements (the namespace's name and
+    labels, as Cilium labels them) select namespaces, the rest pods. A namespaced policy's
+    selector that does not name the namespace stays in the policy's own."""
+    names_namespace = any(r.key == NAMESPACE_KEY for r in selector.requirements)
+    on_namespace = tuple(r for r in selector.requirements if r.key == NAMESPACE_KEY or r.key.startswith(NAMESPACE_LABEL_PREFIX))
+    on_pods = tuple(r for r in selector.requirements if r not in on_namespace)
+    # Every endpoint carries its namespace's name: `Exists` on it narrows nothing.
+    on_namespace = tuple(r for r in on_namespace if not (r.key == NAMESPACE_KEY and r.operator == "Exists"))
+    return PodSelection(namespace=None if names_namespace else namespace, namespaces=Selector(on_namespace) if on_namespace else None,
+                        pods=Selector(on_pods), view=VIEW)
+
+
+def _parse_parts(obj: PolicyObject, errors: list[FieldError]) -> list[tuple[str, dict[str, Any]]]:
     spec = obj.spec if isinstance(obj.spec, dict) else {}
     parts: list[tuple[str, Any]] = []
     if set(spec) - {"specs", "description"}:
@@ -121,9 +91,9 @@ def parse_cilium(obj: ExtendedPolicy) -> tuple[list[CiliumPolicy], list[FieldErr
     if isinstance(spec.get("specs"), list):
         parts += [(f"spec.specs[{i}]", s) for i, s in enumerate(spec["specs"])]
     if not parts:
-        return [], [FieldError("spec", "needs an endpointSelector (or specs)")]
+        errors.append(FieldError("spec", "needs an endpointSelector (or specs)"))
     out = []
-    for n, (path, part) in enumerate(parts):
+    for path, part in parts:
         if not isinstance(part, dict):
             errors.append(FieldError(path, "must be an object"))
             continue
@@ -131,13 +101,26 @@ def parse_cilium(obj: ExtendedPolicy) -> tuple[list[CiliumPolicy], list[FieldErr
         if ("endpointSelector" in part) == ("nodeSelector" in part):
             errors.append(FieldError(path, "exactly one of endpointSelector or nodeSelector is required"))
             continue
+        out.append((path, part))
+    return out
+
+
+def compile_cilium(obj: PolicyObject) -> tuple[list[CompiledPolicy], list[FieldError]]:
+    """The policies of one object (`spec` and each of `specs`), or the errors that reject it."""
+    errors: list[FieldError] = []
+    parts = _parse_parts(obj, errors)
+    namespace = obj.namespace if obj.kind == CNP else None
+    out = []
+    for n, (path, part) in enumerate(parts):
         if "nodeSelector" in part:
             continue  # host policies select nodes, not pods
-        subject, errs = parse_selector(_strip(part.get("endpointSelector") or {}), f"{path}.endpointSelector")
+        sel, errs = parse_selector(_strip(part.get("endpointSelector") or {}), f"{path}.endpointSelector")
         errors += errs
-        rules: dict[Direction, list[CiliumRule]] = {"Ingress": [], "Egress": []}
+        name = obj.name if len(parts) == 1 else f"{obj.name}[{n}]"
+        key = f"{obj.kind}/{namespace}/{name}" if namespace else f"{obj.kind}/{name}"
+        rules: list[CompiledRule] = []
         has: dict[Direction, bool] = {"Ingress": False, "Egress": False}
-        for direction in ("Ingress", "Egress"):
+        for direction in DIRECTIONS:
             for deny in (False, True):
                 field = direction.lower() + ("Deny" if deny else "")
                 raw_rules = part.get(field)
@@ -148,217 +131,151 @@ def parse_cilium(obj: ExtendedPolicy) -> tuple[list[CiliumPolicy], list[FieldErr
                     continue
                 has[direction] = True
                 for i, raw in enumerate(raw_rules):
-                    rule = _rule(raw, direction, i, deny, obj.namespace if obj.kind == CNP else None, f"{path}.{field}[{i}]", errors)
+                    rule = _rule(raw, direction, i, deny, namespace, f"{path}.{field}[{i}]", f"{key} {field}[{i}]", errors)
                     if rule is not None:
-                        rules[direction].append(rule)
+                        rules.append(rule)
         raw_default = part.get("enableDefaultDeny")
         default_deny: dict[str, Any] = raw_default if isinstance(raw_default, dict) else {}
-        enforces = tuple(d for d in ("Ingress", "Egress") if has[d] and default_deny.get(d.lower(), True) is not False)
-        name = obj.name if len(parts) == 1 else f"{obj.name}[{n}]"
-        out.append(CiliumPolicy(obj.kind, obj.namespace if obj.kind == CNP else None, name, subject,
-                                tuple(rules["Ingress"]), tuple(rules["Egress"]), enforces))  # type: ignore[arg-type]
+        enforces = tuple(d for d in DIRECTIONS if has[d] and default_deny.get(d.lower(), True) is not False)
+        denies, allows = ([r for r in rules if (r.action == "Deny") == deny] for deny in (True, False))
+        layers = (Layer("namespace", (float("-inf"), key), "Cilium deny rules win over allows",
+                        tuple((d, tuple(r for r in denies if r.direction == d)) for d in DIRECTIONS)),
+                  Layer("namespace", (1000.0, key), obj.kind,
+                        tuple((d, tuple(r for r in allows if r.direction == d)) for d in DIRECTIONS), enforces))
+        subject = CompiledSubject(f"{path}.endpointSelector", f"endpointSelector {sel}", endpoints(sel, namespace))
+        out.append(CompiledPolicy(obj.kind, FAMILY, namespace, name, key, subject, tuple(rules),
+                                  tuple(d for d in DIRECTIONS if has[d]), layers, obj.source, obj.annotations, spec=obj.spec))
     return ([] if errors else out), errors
 
 
-def _rule(raw: Any, direction: Direction, index: int, deny: bool, namespace: str | None, path: str,
-          errors: list[FieldError]) -> CiliumRule | None:
+def _rule(raw: Any, direction: Direction, index: int, deny: bool, namespace: str | None, path: str, label: str,
+          errors: list[FieldError]) -> CompiledRule | None:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         errors.append(FieldError(path, "must be an object"))
         return None
     side = "from" if direction == "Ingress" else "to"
-    peers: list[CiliumPeer] = []
-    for sel_raw in raw.get(f"{side}Endpoints") or []:
-        sel, errs = parse_selector(_strip(sel_raw or {}), f"{path}.{side}Endpoints")
+    peers = _peers(raw, side, namespace, path, errors)
+    ports, limits = _ports(raw.get("toPorts"), path, errors)
+    empty = not peers and ports is None and not raw.get("toPorts")
+    peer_text = " OR ".join(p.text for p in peers) if peers else ("no peer" if empty else "any peer")
+    text = f"{'deny ' if deny else ''}{peer_text}"
+    # An L3 part with only ports means every peer; `{}` names none (Cilium's default-deny idiom).
+    return CompiledRule(direction, "Deny" if deny else "Allow", path, label, text, tuple(peers), not peers and not empty, ports,
+                        limits=limits, index=index)
+
+
+def _peers(raw: dict[str, Any], side: str, namespace: str | None, path: str, errors: list[FieldError]) -> list[CompiledPeer]:
+    peers: list[CompiledPeer] = []
+    for j, sel_raw in enumerate(_list(raw.get(f"{side}Endpoints"), f"{path}.{side}Endpoints", errors)):
+        field = f"{path}.{side}Endpoints[{j}]"
+        sel, errs = parse_selector(_strip(sel_raw or {}), field)
         errors += errs
-        names_namespace = any(r.key == NAMESPACE_KEY for r in sel.requirements)
-        peers.append(CiliumPeer(selector=sel, namespace=None if names_namespace else namespace))
-    if raw.get(f"{side}Entities"):
-        peers.append(CiliumPeer(entities=tuple(str(e) for e in raw[f"{side}Entities"])))
-    blocks = []
-    for cidr in raw.get(f"{side}CIDR") or []:
+        peers.append(CompiledPeer(field, f"{side}Endpoints [{sel}]", endpoints(sel, namespace), selectors=((field, sel),)))
+    for j, entity in enumerate(_list(raw.get(f"{side}Entities"), f"{path}.{side}Entities", errors)):
+        field = f"{path}.{side}Entities[{j}]"
+        text = f"{side}Entities {entity}"
+        if entity == "all":
+            peers.append(CompiledPeer(field, text))
+        elif entity == "cluster":
+            peers.append(CompiledPeer(field, text, PodSelection()))
+        elif entity in ("world", "world-ipv4", "world-ipv6"):
+            blocks = {"world": EVERY_ADDRESS, "world-ipv4": EVERY_ADDRESS[:1], "world-ipv6": EVERY_ADDRESS[1:]}[str(entity)]
+            peers.append(CompiledPeer(field, text, blocks=blocks, blocks_match_pods=False))
+        else:
+            peers.append(CompiledPeer(field, text, unresolvable=f"{side}Entities {entity}"))
+    for j, cidr in enumerate(_list(raw.get(f"{side}CIDR"), f"{path}.{side}CIDR", errors)):
         net = parse_cidr(cidr)
         if net is None:
-            errors.append(FieldError(f"{path}.{side}CIDR", f"{cidr!r} is not a valid CIDR"))
+            errors.append(FieldError(f"{path}.{side}CIDR[{j}]", f"{cidr!r} is not a valid CIDR"))
         else:
-            blocks.append(IPBlock(net))
-    for item in raw.get(f"{side}CIDRSet") or []:
+            peers.append(CompiledPeer(f"{path}.{side}CIDR[{j}]", f"{side}CIDR {net}", blocks=(IPBlock(net),), blocks_match_pods=False))
+    for j, item in enumerate(_list(raw.get(f"{side}CIDRSet"), f"{path}.{side}CIDRSet", errors)):
         net = parse_cidr(item.get("cidr")) if isinstance(item, dict) else None
         excepts = [parse_cidr(e) for e in (item.get("except") or [])] if isinstance(item, dict) else []
         if net is None or any(e is None for e in excepts):
-            errors.append(FieldError(f"{path}.{side}CIDRSet", f"{item!r} is not a valid CIDR set"))
+            errors.append(FieldError(f"{path}.{side}CIDRSet[{j}]", f"{item!r} is not a valid CIDR set"))
         else:
-            blocks.append(IPBlock(net, tuple(excepts)))  # type: ignore[arg-type]
-    if blocks:
-        peers.append(CiliumPeer(blocks=tuple(blocks)))
-    for key in (f"{side}FQDNs", f"{side}Services", f"{side}Requires", f"{side}Nodes", f"{side}Groups"):
+            block = IPBlock(net, tuple(e for e in excepts if e is not None))
+            peers.append(CompiledPeer(f"{path}.{side}CIDRSet[{j}]", f"{side}CIDRSet {block}", blocks=(block,), blocks_match_pods=False))
+    for what in _UNRESOLVABLE:
+        key = f"{side}{what}"
         if raw.get(key):
-            peers.append(CiliumPeer(unresolvable=key))
-    ports: list[tuple[str, int | str | None, int | None]] = []
-    l7 = False
-    for tp in raw.get("toPorts") or []:
+            peers.append(CompiledPeer(f"{path}.{key}", key, unresolvable=key))
+    return peers
+
+
+def _list(raw: Any, path: str, errors: list[FieldError]) -> list[Any]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        errors.append(FieldError(path, "must be a list"))
+        return []
+    return raw
+
+
+def _ports(raw: Any, path: str, errors: list[FieldError]) -> tuple[tuple[CompiledPort, ...] | None, tuple[str, ...]]:
+    """toPorts as port entries (None: no toPorts, every port), and the L7 rules that restrict them."""
+    entries: list[CompiledPort] = []
+    limits: list[str] = []
+    for t, tp in enumerate(_list(raw, f"{path}.toPorts", errors)):
         if not isinstance(tp, dict):
+            errors.append(FieldError(f"{path}.toPorts[{t}]", "must be an object"))
             continue
-        l7 = l7 or bool(tp.get("rules"))
-        for p in tp.get("ports") or [{}]:
-            protocol = str((p or {}).get("protocol") or "ANY").upper()
-            if protocol not in PROTOCOLS + ("ANY",):
-                errors.append(FieldError(f"{path}.toPorts", f"protocol {protocol!r} is not supported"))
+        rules = tp.get("rules")
+        if isinstance(rules, dict):
+            limits += [f"{_L7.get(k, k)} rules restrict {path}.toPorts[{t}]" for k in rules if rules[k]]
+        for k, p in enumerate(tp.get("ports") or [{}]):
+            where = f"{path}.toPorts[{t}].ports[{k}]"
+            p = p or {}
+            if not isinstance(p, dict):
+                errors.append(FieldError(where, "must be an object"))
                 continue
-            port_raw = (p or {}).get("port")
+            protocol = str(p.get("protocol") or "ANY").upper()
+            if protocol not in PROTOCOLS + ("ANY",):
+                errors.append(FieldError(f"{where}.protocol", f"protocol {protocol!r} is not supported"))
+                continue
+            port_raw = p.get("port")
             port: int | str | None
             if port_raw in (None, "", "0", 0):
                 port = None
             elif isinstance(port_raw, bool) or not isinstance(port_raw, (int, str)):
-                errors.append(FieldError(f"{path}.toPorts", f"port {port_raw!r} must be a number or a name"))
+                errors.append(FieldError(f"{where}.port", f"port {port_raw!r} must be a number or a name"))
                 continue
             elif str(port_raw).isdigit():
                 port = int(port_raw)
                 if not 1 <= port <= 65535:
-                    errors.append(FieldError(f"{path}.toPorts", f"port {port_raw!r} must be between 1 and 65535"))
+                    errors.append(FieldError(f"{where}.port", f"port {port_raw!r} must be between 1 and 65535"))
                     continue
             elif port_name_error(str(port_raw)):
-                errors.append(FieldError(f"{path}.toPorts", f"port {port_raw!r} is not a port number or a valid port name"))
+                errors.append(FieldError(f"{where}.port", f"port {port_raw!r} is not a port number or a valid port name"))
                 continue
             else:
                 port = str(port_raw)
-            end = (p or {}).get("endPort")
+            end = p.get("endPort")
             if end is not None and (isinstance(end, bool) or not isinstance(end, int) or not isinstance(port, int)
                                     or not port <= end <= 65535):
-                errors.append(FieldError(f"{path}.toPorts", f"endPort {end!r} must be a port number from port to 65535"))
+                errors.append(FieldError(f"{where}.endPort", f"endPort {end!r} must be a port number from port to 65535"))
                 continue
-            ports.append((protocol, port, end))
-    empty = not peers and not ports
-    return CiliumRule(direction, index, deny, tuple(peers), tuple(ports), empty, l7)
-
-
-def peer_matches(peer: CiliumPeer, other_labels: dict[str, str] | None, other_namespace: str | None,
-                 other_ip: IPAddress | None) -> bool:
-    """Whether a peer names an endpoint (given by its Cilium labels) or an outside address."""
-    if peer.selector is not None:
-        return other_labels is not None and (peer.namespace is None or peer.namespace == other_namespace) \
-            and peer.selector.matches(other_labels)
-    if peer.entities:
-        ents = set(peer.entities)
-        if "all" in ents:
-            return True
-        if other_labels is not None:
-            return "cluster" in ents
-        return bool(ents & _WORLD)
-    if peer.blocks:
-        return other_ip is not None and any(b.contains(other_ip) for b in peer.blocks)
-    return False
-
-
-def endpoint_labels(analysis: Analysis, cid: int) -> dict[str, str]:
-    """Cilium's labels of a pod class, computed once per analysis."""
-    memo: dict[int, dict[str, str]] = analysis.memo.setdefault(("cilium-labels",), {})  # type: ignore[assignment]
-    hit = memo.get(cid)
-    if hit is None:
-        cls = analysis.classes[cid]
-        hit = memo[cid] = cilium_labels(cls.label_map, cls.namespace, analysis.namespace_labels(cls.namespace))
-    return hit
-
-
-def _everyone(rule: CiliumRule) -> bool:
-    return not rule.empty and not rule.ports and (not rule.peers or any(
-        "all" in p.entities or "cluster" in p.entities or (p.selector is not None and p.selector.empty and p.namespace is None)
-        for p in rule.peers))
-
-
-class CiliumStackRule(MemoPorts):
-    __slots__ = ("action", "everyone", "label", "rule")
-    subject_dependent = False
-
-    def __init__(self, policy: CiliumPolicy, rule: CiliumRule):
-        self.rule = rule
-        self.action: Action = "Deny" if rule.deny else "Allow"
-        self.label = f"{policy.key} {rule.field}"
-        self.everyone = _everyone(rule)
-        super().__init__()
-
-    def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
-        """An empty L3 part with ports means any peer; `{}` names none (Cilium's default-deny idiom)."""
-        rule = self.rule
-        if rule.empty:
-            return False
-        if not rule.peers:
-            return True
-        if isinstance(other, int):
-            cls = analysis.classes[other]
-            if not cls.governed and not cls.virtual:
-                return False
-            labels = endpoint_labels(analysis, other)
-            return any(peer_matches(p, labels, cls.namespace, None) for p in rule.peers)
-        return any(peer_matches(p, None, None, other) for p in rule.peers)
-
-    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        return self.rule.port_set(dst_ports)
-
-    def peer_sets(self, analysis: Analysis) -> None:
-        return None
-
-    def describe(self) -> str:
-        return f"{'deny ' if self.rule.deny else ''}{'any peer' if not self.rule.peers else ' OR '.join(map(str, self.rule.peers))}"
-
-
-class CiliumStackPolicy:
-    """One half of a Cilium policy in the namespace tier: its deny rules first (they win over
-    every allow, NetworkPolicy's included), its allow rules beside NetworkPolicy's."""
-
-    __slots__ = ("_rules", "deny", "key", "note", "order", "policy", "source")
-    kind = "Cilium"
-    tier: Tier = "namespace"
-
-    def __init__(self, policy: CiliumPolicy, deny: bool, source: SourceRef):
-        self.policy = policy
-        self.key = policy.key
-        self.deny = deny
-        self.order = (float("-inf") if deny else 1000.0, policy.key)
-        self.note = "Cilium deny rules win over allows" if deny else policy.kind
-        self.source = source
-        self._rules = {d: tuple(CiliumStackRule(policy, r) for r in policy.rules(d) if r.deny == deny) for d in ("Ingress", "Egress")}
-
-    def rules(self, direction: Direction) -> tuple[CiliumStackRule, ...]:
-        return self._rules[direction]
-
-    def isolates(self, direction: Direction) -> bool:
-        return direction in self.policy.enforces
-
-    def selects(self, analysis: Analysis, cid: int) -> bool:
-        p = self.policy
-        return (p.namespace is None or p.namespace == analysis.classes[cid].namespace) and p.subject.matches(endpoint_labels(analysis, cid))
-
-    def whole_namespace(self, analysis: Analysis, namespace: str) -> bool:
-        """An endpointSelector that names only the namespace (its name or labels) selects all of it."""
-        p = self.policy
-        if p.namespace not in (None, namespace):
-            return False
-        if any(r.key != NAMESPACE_KEY and not r.key.startswith(NAMESPACE_LABEL_PREFIX) for r in p.subject.requirements):
-            return False
-        return p.subject.matches(cilium_labels({}, namespace, analysis.namespace_labels(namespace)))
-
-    def networks(self) -> Iterable[IPNetwork]:
-        for direction in ("Ingress", "Egress"):
-            for rule in self.policy.rules(direction):
-                for peer in rule.peers:
-                    for block in peer.blocks:
-                        yield block.cidr
-                        yield from block.excepts
+            entries.append(CompiledPort(where, PROTOCOLS if protocol == "ANY" else (protocol,), port, end))
+    if raw is None or (not entries and not isinstance(raw, list)):
+        return None, tuple(limits)
+    return (tuple(entries) if entries else None), tuple(limits)
 
 
 class _CiliumKind:
-    name = "Cilium"
-    enforced_by: dict[str, Enforcement] = {"cilium": "yes"}
+    declaration = KindDeclaration(
+        FAMILY,
+        (Resource(CNP, "cilium.io", ("v2",), "ciliumnetworkpolicies", namespaced=True),
+         Resource(CCNP, "cilium.io", ("v2",), "ciliumclusterwidenetworkpolicies", namespaced=False)),
+        enforced_by={"cilium": "yes"},
+        summary="endpointSelector, ingress/egress and their Deny rules, fromEndpoints/toEndpoints, entities, CIDR and CIDR sets, "
+                "toPorts (L7 rules judged at L4), enableDefaultDeny; toFQDNs, toServices, fromRequires, nodes and groups match nothing here")
 
-    def reads(self, obj: ExtendedPolicy) -> bool:
-        return obj.kind in (CNP, CCNP) and group_of(obj) == "cilium.io"
-
-    def compile(self, objects: Sequence[ExtendedPolicy]) -> Compiled:
-        parsed = [(o, *parse_cilium(o)) for o in objects]
-        stack = tuple(CiliumStackPolicy(p, deny, o.source) for o, ps, _ in parsed for p in ps for deny in (True, False))
-        return Compiled(stack, tuple((o, tuple(e)) for o, _, e in parsed if e), tuple(parsed))
+    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
+        parsed = [(o, *compile_cilium(o)) for o in objects]
+        return Compiled(tuple(p for _, ps, _ in parsed for p in ps), tuple((o, tuple(e)) for o, _, e in parsed if e))
 
 
 KIND = _CiliumKind()

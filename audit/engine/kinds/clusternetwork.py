@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from audit.engine.compiled import Tier
 from audit.engine.direction import Direction
-from audit.engine.kinds import Compiled, Enforcement, group_of
-from audit.engine.kinds.admin import AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminStackPolicy, _peer, parse_subject, rule_items
+from audit.engine.kinds.admin import GROUP, AdminPeer, AdminPolicy, AdminPort, AdminRule, _peer, compile_admin, parse_subject, rule_items
+from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import port_name_error
 from audit.engine.selectors import FieldError
-from audit.engine.stack import Tier
-from audit.inventory import ExtendedPolicy
+from audit.inventory import PolicyObject
 
 CNP = "ClusterNetworkPolicy"
 _SPEC_FIELDS = {"tier", "priority", "subject", "ingress", "egress"}
@@ -28,7 +28,7 @@ _RULE_FIELDS = {"Ingress": {"name", "action", "from", "protocols"}, "Egress": {"
 _PROTOCOL_KEYS = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP"}
 
 
-def parse_cluster_network_policy(obj: ExtendedPolicy) -> tuple[AdminPolicy | None, tuple[FieldError, ...]]:
+def parse_cluster_network_policy(obj: PolicyObject) -> tuple[AdminPolicy | None, tuple[FieldError, ...]]:
     """Validate as the v1alpha2 CRD's schema and CEL rules would; errors name the field."""
     errors: list[FieldError] = []
     spec = obj.spec if isinstance(obj.spec, dict) else {}
@@ -49,7 +49,8 @@ def parse_cluster_network_policy(obj: ExtendedPolicy) -> tuple[AdminPolicy | Non
     if errors:
         return None, tuple(errors)
     placed: Tier = "admin" if tier == "Admin" else "baseline"
-    return AdminPolicy(CNP, obj.name, priority, sub_ns, sub_pod_ns, sub_pods, ingress, egress, obj.source, placed), ()
+    return AdminPolicy(CNP, obj.name, priority, sub_ns, sub_pod_ns, sub_pods, ingress, egress, obj.source, placed, CNP,
+                       obj.annotations, obj.spec), ()
 
 
 def _rules(raw: Any, direction: Direction, errors: list[FieldError]) -> tuple[AdminRule, ...]:
@@ -128,7 +129,7 @@ def _protocols(raw: Any, path: str, errors: list[FieldError]) -> list[AdminPort]
             if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
                 errors.append(FieldError(f"{epath}.{key}.destinationPort.number", f"{number!r} must be between 1 and 65535"))
                 continue
-            out.append(AdminPort(protocol, number, number))
+            out.append(AdminPort(protocol, number))
             continue
         rng = port["range"]
         start, end = (rng.get("start"), rng.get("end")) if isinstance(rng, dict) else (None, None)
@@ -140,17 +141,17 @@ def _protocols(raw: Any, path: str, errors: list[FieldError]) -> list[AdminPort]
 
 
 class _ClusterNetworkKind:
-    name = "ClusterNetworkPolicy"
-    # Sources in the README's enforcement matrix.
-    enforced_by: dict[str, Enforcement] = {"kube-network-policies": "conditional"}
+    declaration = KindDeclaration(
+        CNP, (Resource(CNP, GROUP, ("v1alpha2",), "clusternetworkpolicies", namespaced=False),),
+        # Sources in the README's enforcement matrix.
+        enforced_by={"kube-network-policies": "conditional"},
+        summary="tier (Admin, Baseline), priority, subject, Accept/Deny/Pass rules, peers (namespaces, pods, networks), "
+                "protocols (tcp/udp/sctp ports and ranges, named ports); domainNames and nodes peers match nothing here")
 
-    def reads(self, obj: ExtendedPolicy) -> bool:
-        return obj.kind == CNP and group_of(obj) == "policy.networking.k8s.io"
-
-    def compile(self, objects: Sequence[ExtendedPolicy]) -> Compiled:
+    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
         parsed = [(o, *parse_cluster_network_policy(o)) for o in objects]
-        valid = [p for _, p, _ in parsed if p is not None]
-        return Compiled(tuple(AdminStackPolicy(p) for p in valid), tuple((o, e) for o, p, e in parsed if p is None), tuple(valid))
+        return Compiled(tuple(compile_admin(p, "protocols") for _, p, _ in parsed if p is not None),
+                        tuple((o, e) for o, p, e in parsed if p is None))
 
 
 KIND = _ClusterNetworkKind()

@@ -7,19 +7,20 @@ so checks can report it, and it takes no part in analysis.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from audit.engine.addresses import IPBlock, IPNetwork, parse_cidr
-from audit.engine.direction import DIRECTIONS, Direction
-from audit.engine.ports import ALL, PROTOCOLS, MemoPorts, PortSet, port_name_error, resolve_ports
+from audit.engine.addresses import IPBlock, parse_cidr
+from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer
+from audit.engine.direction import DIRECTIONS, Direction, peer_word
+from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
+from audit.engine.ports import PROTOCOLS, port_name_error
+from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, Selector, parse_selector
 from audit.inventory import ContainerPort, Labels, PolicyObject, SourceRef
 
-if TYPE_CHECKING:
-    from audit.engine.analysis import Analysis
-    from audit.engine.stack import Action, Endpoint, Tier
+KIND_NAME = "NetworkPolicy"
 
 
 _SPEC_FIELDS = {"podSelector", "policyTypes", "ingress", "egress"}
@@ -205,7 +206,7 @@ def parse_policy(obj: PolicyObject) -> ParsedPolicy:
         return ParsedPolicy(obj, None, tuple(errors))
     ignored = tuple(d for d, rules in (("Ingress", ingress), ("Egress", egress)) if rules and d not in types)
     policy = Policy(
-        namespace=obj.namespace,
+        namespace=obj.namespace or "",
         name=obj.name,
         pod_selector=pod_selector,
         types=tuple(d for d in DIRECTIONS if d in types),
@@ -363,79 +364,52 @@ def _parse_port(raw: Any, path: str, errors: list[FieldError]) -> PortRule | Non
     return PortRule(protocol, port, end_port)
 
 
-def rule_ports(rule: Rule, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-    """What a NetworkPolicy rule admits to a destination."""
-    if not rule.ports:
-        return ALL
-    return resolve_ports((((p.protocol,), p.port, p.end_port) for p in rule.ports), dst_ports)
+def compile_policy(policy: Policy, spec: Any) -> CompiledPolicy:
+    """A valid NetworkPolicy in the compiled model: one Allow layer in the namespace tier, at
+    Calico's order 1000 for it; selecting a pod isolates it in each of its policyTypes."""
+    rules = tuple(_compile_rule(policy, rule) for d in policy.types for rule in policy.rules(d))
+    ignored = tuple((d, f"spec.{d.lower()} has rules but spec.policyTypes is {list(policy.types)}: they are ignored")
+                    for d in policy.ignored_rules)
+    subject = CompiledSubject("spec.podSelector", f"podSelector {policy.pod_selector}",
+                              PodSelection(namespace=policy.namespace, pods=policy.pod_selector), missing=policy.pod_selector_missing)
+    layer = Layer("namespace", (1000.0, policy.key), "NetworkPolicy",
+                  tuple((d, tuple(r for r in rules if r.direction == d)) for d in DIRECTIONS), policy.types)
+    return CompiledPolicy(KIND_NAME, KIND_NAME, policy.namespace, policy.name, policy.key, subject, rules, policy.types, (layer,),
+                          policy.source, policy.annotations, policy.types_explicit, ignored, spec=spec)
 
 
-def rule_opens_everything(rule: Rule) -> bool:
-    """All ports from (to) every peer, or from (to) every pod of the cluster."""
-    return rule.all_ports and (rule.all_peers or any(p.all_cluster_pods for p in rule.peers))
+def _compile_rule(policy: Policy, rule: Rule) -> CompiledRule:
+    word = peer_word(rule.direction)
+    peers = tuple(_compile_peer(policy.namespace, peer, f"{rule.field}.{word}[{j}]") for j, peer in enumerate(rule.peers))
+    ports = None if not rule.ports else tuple(
+        CompiledPort(f"{rule.field}.ports[{j}]", (p.protocol,), p.port, p.end_port) for j, p in enumerate(rule.ports))
+    return CompiledRule(rule.direction, "Allow", rule.field, f"{policy.key} {rule.direction.lower()}[{rule.index}]", rule.describe(),
+                        peers, not rule.peers, ports, index=rule.index)
 
 
-class StackRule(MemoPorts):
-    """A NetworkPolicy rule in the stack: an Allow of its ports to the peers it names."""
-
-    __slots__ = ("everyone", "label", "policy", "rule")
-    action: Action = "Allow"
-    subject_dependent = False
-
-    def __init__(self, policy: Policy, rule: Rule):
-        self.policy = policy
-        self.rule = rule
-        self.label = f"{policy.key} {rule.direction.lower()}[{rule.index}]"
-        self.everyone = rule_opens_everything(rule)
-        super().__init__()
-
-    def names(self, analysis: Analysis, subject: int, other: Endpoint) -> bool:
-        return analysis.peer_admits(self.policy, self.rule, other)
-
-    def port_set(self, dst_ports: tuple[ContainerPort, ...] | None) -> PortSet:
-        return rule_ports(self.rule, dst_ports)
-
-    def peer_sets(self, analysis: Analysis) -> tuple[frozenset[int], ...] | None:
-        """The class sets its peers select (None: every peer), for connectivity's candidates."""
-        if self.rule.all_peers:
-            return None
-        return tuple(analysis.peer_classes(self.policy.namespace, peer) for peer in self.rule.peers)
-
-    def describe(self) -> str:
-        return self.rule.describe()
+def _compile_peer(namespace: str, peer: Peer, field: str) -> CompiledPeer:
+    if peer.ip_block is not None:
+        return CompiledPeer(field, f"ipBlock {peer.ip_block}", blocks=(peer.ip_block,))
+    selectors = tuple((f"{field}.{name}", sel) for name, sel in (("namespaceSelector", peer.namespaces), ("podSelector", peer.pods))
+                      if sel is not None)
+    text = " ".join(f"{name.rsplit('.', 1)[-1]}: {sel}" for name, sel in selectors)
+    if peer.namespaces is None:
+        return CompiledPeer(field, text, PodSelection(namespace=namespace, pods=peer.pods), selectors=selectors)
+    return CompiledPeer(field, text, PodSelection(namespaces=peer.namespaces, pods=peer.pods), selectors=selectors)
 
 
-class StackPolicy:
-    """A NetworkPolicy in the namespace tier, at Calico's order 1000 for it."""
+class _NetworkPolicyKind:
+    declaration = KindDeclaration(
+        KIND_NAME,
+        (Resource(KIND_NAME, "networking.k8s.io", ("v1",), "networkpolicies", namespaced=True, manifest_groups=("extensions", "")),),
+        enforced_by=None, core=True,
+        summary="every field: podSelector, policyTypes (and its default), ingress/egress peers (podSelector, namespaceSelector, "
+                "ipBlock with except), ports (numbers, names, endPort, protocols)")
 
-    __slots__ = ("_rules", "key", "order", "policy", "source")
-    kind = "NetworkPolicy"
-    tier: Tier = "namespace"
-    note = "NetworkPolicy"
+    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
+        parsed = [parse_policy(o) for o in objects]
+        return Compiled(tuple(compile_policy(p.policy, p.obj.spec) for p in parsed if p.policy is not None),
+                        tuple((p.obj, p.errors) for p in parsed if p.policy is None))
 
-    def __init__(self, policy: Policy):
-        self.policy = policy
-        self.key = policy.key
-        self.order = (1000.0, policy.key)
-        self.source = policy.source
-        self._rules = {d: tuple(StackRule(policy, r) for r in policy.rules(d)) for d in DIRECTIONS}
 
-    def rules(self, direction: Direction) -> tuple[StackRule, ...]:
-        return self._rules[direction]
-
-    def isolates(self, direction: Direction) -> bool:
-        return direction in self.policy.types
-
-    def selects(self, analysis: Analysis, cid: int) -> bool:
-        return cid in analysis.selected[self.key]
-
-    def whole_namespace(self, analysis: Analysis, namespace: str) -> bool:
-        return namespace == self.policy.namespace and self.policy.pod_selector.empty
-
-    def networks(self) -> Iterable[IPNetwork]:
-        for direction in self.policy.types:
-            for rule in self.policy.rules(direction):
-                for peer in rule.peers:
-                    if peer.ip_block is not None:
-                        yield peer.ip_block.cidr
-                        yield from peer.ip_block.excepts
+KIND = _NetworkPolicyKind()

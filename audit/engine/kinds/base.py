@@ -1,0 +1,76 @@
+"""What every policy kind declares and provides: its API resources, which dataplanes enforce it,
+and a compiler from its raw objects to the compiled model (``audit.engine.compiled``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from audit.engine.compiled import CompiledPolicy
+from audit.engine.selectors import FieldError
+from audit.inventory import PolicyObject
+
+Enforcement = Literal["yes", "conditional", "no"]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One API resource that holds a kind's objects."""
+
+    kind: str
+    group: str
+    versions: tuple[str, ...]
+    """Versions read, first preferred; a live scan lists the first one discovery shows."""
+    plural: str
+    namespaced: bool
+    display: str = ""
+    """How reports name and count its objects when the kind alone is ambiguous ("Calico NetworkPolicy")."""
+    same_as: str | None = None
+    """The label of a resource that serves the same objects: when it was read, this one is not."""
+    manifest_groups: tuple[str, ...] = ()
+    """Older groups manifests may still use for the same kind (extensions/v1beta1)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def name(self) -> str:
+        return self.display or self.kind
+
+
+@dataclass(frozen=True)
+class KindDeclaration:
+    """Everything the tool knows of a kind outside its compiler: one place for the manifest
+    reader, the live resource list, RBAC, the deploy ClusterRole, counts and the README's matrix."""
+
+    name: str
+    """How reports name the kind ("Cilium", "AdminNetworkPolicy / BaselineAdminNetworkPolicy")."""
+    resources: tuple[Resource, ...]
+    enforced_by: Mapping[str, Enforcement] | None
+    """CNI name (as ``audit.engine.cni`` names it) -> whether it enforces this kind; absent: no.
+    None: the CNI report's own verdict on NetworkPolicy decides (``audit.engine.cni``)."""
+    core: bool = False
+    """A core resource: a scan that cannot read it is incomplete (NetworkPolicy)."""
+    summary: str = ""
+    """One line for the README's kind matrix: what the audit evaluates."""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What a kind made of its objects: compiled policies, and the objects it rejected with why."""
+
+    policies: tuple[CompiledPolicy, ...] = ()
+    invalid: tuple[tuple[PolicyObject, tuple[FieldError, ...]], ...] = ()
+
+
+class PolicyKind(Protocol):
+    declaration: KindDeclaration
+
+    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
+        """Validate the objects as the API server's schema would and compile the valid ones."""
+
+
+def group_of(api_version: str) -> str:
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
