@@ -130,6 +130,8 @@ def test_metrics_file_parses_and_matches_the_result(tmp_path):
     assert samples[("netpol_audit_pods_unselected", (("direction", "egress"),))] == data["summary"]["pods"] - data["summary"]["podsIsolatedEgress"]
     assert samples[("netpol_audit_check_findings", (("check", "NP-PERM-008"),))] == 2
     assert samples[("netpol_audit_check_findings", (("check", "NP-CNI-001"),))] == 0
+    assert samples[("netpol_audit_policies", (("kind", "NetworkPolicy"), ("state", "enforced")))] == 18
+    assert samples[("netpol_audit_policies", (("kind", "NetworkPolicy"), ("state", "invalid")))] == 1
     assert samples[("netpol_audit_last_success_timestamp_seconds", ())] > 0
     assert ("netpol_audit_info", (("schema", "2.0"), ("source", "manifests"), ("version", data["tool"]["version"]))) in samples
 

@@ -19,6 +19,7 @@ import yaml
 
 from audit.checks import fixes
 from audit.engine.classes import DnsTarget
+from audit.engine.kinds import resources
 from audit.inventory import Inventory, PolicyObject, SourceRef
 from audit.report.model import FindingRow
 
@@ -97,6 +98,24 @@ def bundle(findings: tuple[FindingRow, ...], excluded: tuple[str, ...], dns: Dns
             "# (Kyverno generate rules; the namespaces excluded from the audit are excluded here too)."]
     files.append(BundleFile(KYVERNO_FILE, "\n".join(head) + "\n" + fixes.dump(kyverno), (kyverno,), ()))
     return files
+
+
+def without_fix(findings: tuple[FindingRow, ...]) -> str:
+    """What the bundle has no fix for, in words: checks that generate none, and findings on policies of
+    kinds the fixes do not rewrite ("no generated fix for CiliumNetworkPolicy")."""
+    policy_kinds = {r.name for _, r in resources()}
+    checks: set[str] = set()
+    by_kind: dict[str, set[str]] = {}
+    for f in findings:
+        if f.status != "fail" or f.fix_yaml:
+            continue
+        if f.kind in policy_kinds and f.kind != fixes.EDITABLE:
+            by_kind.setdefault(f.kind, set()).add(f.check)
+        else:
+            checks.add(f.check)
+    parts = [", ".join(sorted(checks))] if checks else []
+    parts += [f"{kind} ({', '.join(sorted(ids))})" for kind, ids in sorted(by_kind.items())]
+    return "; ".join(parts) or "none"
 
 
 def apply(inventory: Inventory, files: list[BundleFile]) -> Inventory:

@@ -740,7 +740,7 @@ def fix(
     opens any connection (it must not). Exit codes: 0 written, 1 the bundle would open a
     connection, 2 usage or input error, 3 cluster error.
     """
-    from audit.checks.bundle import apply, bundle
+    from audit.checks.bundle import apply, bundle, without_fix
     from audit.engine.diff import widened
     from audit.engine.ports import parse_port_set
 
@@ -781,9 +781,8 @@ def fix(
         raise _fail(OutputError(f"{out}: cannot write the bundle: {exc.strerror}")) from None
     except AuditError as exc:
         raise _fail(exc) from None
-    unfixed = sorted({f.check for f in before if f.status == "fail" and not f.fix_yaml})
     _echo(f"netpol-audit fix: applied to the inputs, the bundle resolves {len(verified)} of {len(offered)} findings that have a "
-          f"fix ({sum(1 for f in before if f.status == 'fail')} unwaived in all; no generated fix for {', '.join(unfixed) or 'none'})", err=True)
+          f"fix ({sum(1 for f in before if f.status == 'fail')} unwaived in all; no generated fix for {without_fix(before)})", err=True)
     for c in restored[:20]:
         _echo(f"netpol-audit fix: restores DNS: {c}", err=True)
     if opened:

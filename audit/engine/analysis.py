@@ -40,6 +40,7 @@ INGRESS_NAMESPACE = "ingress-controller-ns"
 
 
 _RANK = {"no": 0, "conditional": 1, "yes": 2}
+_EVERY_POD = PodSelection()
 
 
 @dataclass(frozen=True)
@@ -134,11 +135,11 @@ class Analysis:
         """Every policy object a kind rejected, with its errors."""
         self.unenforced_policies: tuple[CompiledPolicy, ...] = tuple(unenforced)
         """Valid policies of kinds the dataplane does not enforce: listed, never evaluated."""
-        self.families: dict[str, tuple[str, ...]] = {}
-        """Kind name -> the keys of its policies that take part."""
+        families: dict[str, list[str]] = {}
         for policy in self.policies:
-            self.families.setdefault(policy.family, ())
-            self.families[policy.family] += (policy.key,)
+            families.setdefault(policy.family, []).append(policy.key)
+        self.families: dict[str, tuple[str, ...]] = {k: tuple(dict.fromkeys(v)) for k, v in families.items()}
+        """Kind name -> the keys of its policies that take part."""
 
         self.classes: list[PodClass] = []
         self.classes_by_ns: dict[str, list[int]] = {}
@@ -181,11 +182,15 @@ class Analysis:
         self._selected: dict[int, frozenset[int]] = {}
         self._by_class: dict[int, list[Entry]] = {}
         for policy in self.policies:
-            self._selected[id(policy)] = frozenset(
-                c for c in self.select(policy.subject.selection) if self.classes[c].governed or self.classes[c].virtual)
+            self._selected[id(policy)] = self.select(policy.subject.selection)  # governed or virtual: never hostNetwork
+        self._isolated: dict[Direction, set[int]] = {"Ingress": set(), "Egress": set()}
         for entry in self.entries:
-            for cid in self._selected[id(entry.policy)]:
+            chosen = self._selected[id(entry.policy)]
+            for cid in chosen:
                 self._by_class.setdefault(cid, []).append(entry)
+            for direction, isolated in self._isolated.items():
+                if closes(entry, direction):
+                    isolated.update(chosen)
         self.coverage: dict[str, NamespaceCoverage] = {ns: namespace_coverage(self, ns) for ns in ns_names}
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
@@ -374,13 +379,15 @@ class Analysis:
         found: frozenset[int] | None
         if peer.relative:
             found = None
-        elif peer.unresolvable is not None:
+        elif peer.unresolvable is not None or (peer.blocks and not peer.blocks_match_pods):
             found = frozenset()
         else:
-            found = self.select(peer.pods) if peer.pods is not None else frozenset(
-                c.id for c in self.classes if not c.host_network)
             if peer.blocks:
-                found = found & frozenset().union(*(self.classes_in_block(b) for b in peer.blocks)) if peer.blocks_match_pods else frozenset()
+                found = frozenset().union(*(self.classes_in_block(b) for b in peer.blocks))
+                if peer.pods is not None:
+                    found = found & self.select(peer.pods)
+            else:
+                found = self.select(peer.pods) if peer.pods is not None else self.select(_EVERY_POD)
             if peer.not_blocks:
                 found = frozenset(c for c in found if not any(ip in net for ip in self.classes[c].ips for net in peer.not_blocks))
         self._peer_memo[key] = found
@@ -472,7 +479,7 @@ class Analysis:
     def is_isolated(self, cid: int, direction: Direction) -> bool:
         """Whether some policy of any kind isolates class ``cid`` in ``direction``: the namespace
         tier closes for it, or an admin or baseline policy denies it every peer on every port."""
-        return any(closes(e, direction) for entries in self.stack_for(cid, direction).values() for e in entries)
+        return cid in self._isolated[direction]
 
     def egress_signature(self, cid: int) -> tuple[int, ...] | None:
         """What a class's egress verdicts depend on: the layers of every tier that act on it.
@@ -556,6 +563,8 @@ class Analysis:
 
     def whole_namespace(self, policy: CompiledPolicy, namespace: str) -> bool:
         """Whether a policy selects every pod of ``namespace``, present and future."""
+        if policy.namespace is not None and policy.namespace != namespace:
+            return False  # a namespaced policy selects in its own namespace only
         return policy.subject.selection.whole_namespace(namespace, self.namespace_labels(namespace))
 
     # -- lookups ------------------------------------------------------------------------

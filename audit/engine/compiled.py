@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from audit.engine.addresses import IPBlock, IPNetwork
@@ -49,35 +50,35 @@ class CompiledPeer:
     selectors: tuple[tuple[str, Matcher], ...] = ()
     """(field, matcher) of every selector it writes, for the empty-value check."""
 
-    @property
+    @cached_property
     def relative(self) -> bool:
         """What it names depends on the subject (sameLabels)."""
         return bool(self.same_labels or self.not_same_labels)
 
-    @property
+    @cached_property
     def everything(self) -> bool:
         """Every pod and every address."""
         return (self.pods is None and not self.blocks and not self.not_blocks and not self.relative
                 and self.unresolvable is None)
 
-    @property
+    @cached_property
     def every_namespace(self) -> bool:
         """It names pods in every namespace, present and future."""
         if self.unresolvable is not None or self.relative or (self.blocks and self.pods is None):
             return False
         return self.pods is None or self.pods.every_namespace
 
-    @property
+    @cached_property
     def every_pod(self) -> bool:
         """It names every pod of every namespace."""
         return self.every_namespace and (self.pods is None or self.pods.every_pod) and not self.not_blocks and not self.blocks
 
-    @property
+    @cached_property
     def whole_address_space(self) -> bool:
         """It names every address of a family (0.0.0.0/0 or ::/0 without except)."""
         return self.everything or (self.pods is None and not self.not_blocks and any(b.is_everything for b in self.blocks))
 
-    @property
+    @cached_property
     def names_addresses(self) -> bool:
         """It names some outside addresses."""
         return self.unresolvable is None and self.pods is None and not self.relative
@@ -128,7 +129,7 @@ class CompiledRule:
     index: int = 0
     """Its place in the list it is written in (``spec.egress[index]``)."""
 
-    @property
+    @cached_property
     def every_port(self) -> bool:
         """No port number narrows it (every port of the protocols it names, or of every protocol)."""
         if self.ports is None:
@@ -136,32 +137,32 @@ class CompiledRule:
         return bool(self.ports) and not self.not_ports and all(
             p.port is None and set(p.protocols) <= set(PROTOCOLS) for p in self.ports)
 
-    @property
+    @cached_property
     def every_protocol_port(self) -> bool:
         """Every port of every protocol."""
         return self.ports is None and not self.not_ports
 
-    @property
+    @cached_property
     def names_every_peer(self) -> bool:
         """Every pod and every address."""
         return self.all_peers or any(p.everything for p in self.peers)
 
-    @property
+    @cached_property
     def names_every_pod(self) -> bool:
         """Every pod of the cluster (and maybe every address)."""
         return self.all_peers or any(p.every_pod for p in self.peers)
 
-    @property
+    @cached_property
     def everyone(self) -> bool:
         """It names every cluster pod on every port, whatever the subject: what a policy does to everyone."""
         return self.names_every_pod and self.every_protocol_port and self.own is None
 
-    @property
+    @cached_property
     def subject_dependent(self) -> bool:
         """Whether what it names also depends on the subject (not only on the peer)."""
         return self.own is not None or any(p.relative for p in self.peers)
 
-    @property
+    @cached_property
     def dns_only(self) -> bool:
         """It opens only port 53 (or the conventional named DNS ports)."""
         return bool(self.ports) and all(p.port in (53, "dns", "dns-tcp") and p.end is None for p in self.ports or ())

@@ -116,8 +116,7 @@ def segments(analysis: Analysis) -> list[Segment]:
 def _simple(analysis: Analysis, cid: int) -> bool:
     """Only namespace-tier allow rules act on the class, naming peers whatever the class is: its
     verdicts are the union of those rules, and its peers can be listed from the rules."""
-    return all(p.tier == "namespace" and all(r.action == "Allow" and not r.subject_dependent for r in p.rules(d))
-               for d in ("Ingress", "Egress") for ps in analysis.stack_for(cid, d).values() for p in ps)
+    return all(e.simple for d in ("Ingress", "Egress") for es in analysis.stack_for(cid, d).values() for e in es)
 
 
 OutsideMemo = dict[tuple[object, ...], list[tuple[str, PortSet]]]

@@ -9,7 +9,7 @@ checks judge them alike ("every namespace", "matches no pod").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -55,6 +55,13 @@ class PodSelection:
     namespaces: Matcher | None = None
     pods: Matcher | None = None
     view: LabelView | None = None
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        # Selections key the analysis's memos: hashed once.
+        if self._hash is None:
+            object.__setattr__(self, "_hash", hash((self.namespace, self.namespaces, self.pods, self.view)))
+        return self._hash  # type: ignore[return-value]
 
     @property
     def every_namespace(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
@@ -91,6 +91,13 @@ class Selector:
     """A compiled label selector: requirements ANDed together. No requirement selects all."""
 
     requirements: tuple[Requirement, ...] = ()
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        # Selectors key every memo and may hold thousands of values: hashed once.
+        if self._hash is None:
+            object.__setattr__(self, "_hash", hash(self.requirements))
+        return self._hash  # type: ignore[return-value]
 
     @property
     def empty(self) -> bool:

@@ -43,7 +43,7 @@ DstPorts = Union[tuple[ContainerPort, ...], None]
 class Entry:
     """A policy's layer in the stack: what the walk reads, with the policy it comes from."""
 
-    __slots__ = ("_rules", "isolating", "key", "kind", "layer", "note", "order", "policy", "tier", "union")
+    __slots__ = ("_rules", "isolating", "key", "kind", "layer", "note", "order", "policy", "simple", "tier", "union")
 
     def __init__(self, policy: CompiledPolicy, layer: Layer):
         self.policy = policy
@@ -58,6 +58,8 @@ class Entry:
         self._rules.update(dict(layer.rules))
         self.union = layer.tier == "namespace" and all(r.action == "Allow" for rs in self._rules.values() for r in rs)
         """Only Allow rules in the namespace tier: walking it is the union of the rules that name the peer."""
+        self.simple = self.union and not any(r.subject_dependent for rs in self._rules.values() for r in rs)
+        """A union whose rules name their peers whatever the subject: the peers can be listed from the rules."""
 
     def rules(self, direction: Direction) -> tuple[CompiledRule, ...]:
         return self._rules[direction]

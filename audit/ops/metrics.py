@@ -66,6 +66,10 @@ def registry_for(report: Report, duration_seconds: float, finished_unix: float,
     for f in report.findings:
         if f.status == "fail":
             by_check.labels(f.check).inc()
+    policies = Gauge("netpol_audit_policies", "Policy objects per kind: enforced, present but not enforced by the CNI, invalid.",
+                     ["kind", "state"], registry=reg)
+    for row in report.policies:
+        policies.labels(row.kind, "invalid" if not row.valid else "enforced" if row.enforced else "not-enforced").inc()
     return reg
 
 

@@ -19,6 +19,7 @@ __all__ = ["Compiled", "Enforcement", "KindDeclaration", "PolicyKind", "Resource
 
 _MODULES = ("networkpolicy", "admin", "clusternetwork", "cilium", "calico")
 _extra: list[PolicyKind] = []
+_memo: dict[tuple[int, ...], dict[tuple[str, str], tuple[PolicyKind, Resource]]] = {}
 
 
 def kinds() -> tuple[PolicyKind, ...]:
@@ -34,10 +35,21 @@ def resources() -> tuple[tuple[PolicyKind, Resource], ...]:
 
 def resource_of(group: str, kind: str) -> tuple[PolicyKind, Resource] | None:
     """The kind and resource an object of ``kind`` in API group ``group`` belongs to, if any."""
-    for k, r in resources():
-        if r.kind == kind and (group == r.group or group in r.manifest_groups):
-            return k, r
-    return None
+    index = _index()
+    return index.get((group, kind))
+
+
+def _index() -> dict[tuple[str, str], tuple[PolicyKind, Resource]]:
+    """(group, kind) -> its kind and resource; built once per set of registered kinds (every object is looked up)."""
+    key = tuple(map(id, _extra))
+    index = _memo.get(key)
+    if index is None:
+        _memo.clear()
+        index = _memo[key] = {}
+        for k, r in resources():
+            for group in (r.group, *r.manifest_groups):
+                index.setdefault((group, r.kind), (k, r))
+    return index
 
 
 def kind_of(api_version: str, kind: str) -> PolicyKind | None:
