@@ -76,7 +76,7 @@ def empty_label_value(ctx: Context) -> Iterable[Hit]:
     for policy in ctx.audited_policies():
         for field, matcher in _selectors(policy):
             for key in matcher.empty_values:
-                yield hit(policy, f"{field}: label {key!r} must equal the empty string (an unset template value?)", f"{field}.{key}")
+                yield hit(policy, f"{field}: label {key!r} must equal the empty string (an unset template value?)", field, key=f"{field}.{key}")
 
 
 def _selectors(policy: CompiledPolicy) -> list[tuple[str, Matcher]]:
@@ -155,7 +155,7 @@ def _invalid(ctx: Context, core: bool) -> Iterable[Hit]:
 def ignored_rules(ctx: Context) -> Iterable[Hit]:
     for policy in ctx.audited_policies():
         for direction, why in policy.ignored:
-            yield hit(policy, why, direction)
+            yield hit(policy, why, f"spec.{direction.lower()}", key=direction)
 
 
 @check(

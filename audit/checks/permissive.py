@@ -55,11 +55,12 @@ def where(policy: CompiledPolicy) -> str:
     return policy.namespace if policy.namespace is not None else "the cluster"
 
 
-def hit(policy: CompiledPolicy, message: str, key: str, accepted: str | None = None, overridden: str | None = None,
-        fix_yaml: str | None = None) -> Hit:
-    """A finding on a policy object, named as its kind names it."""
-    return Hit(policy.namespace, policy.display_kind, policy.name, message, source=policy.source, key=key, accepted=accepted,
-               overridden=overridden, fix_yaml=fix_yaml)
+def hit(policy: CompiledPolicy, message: str, field: str, accepted: str | None = None, overridden: str | None = None,
+        fix_yaml: str | None = None, key: str | None = None) -> Hit:
+    """A finding on a field of a policy object, named as its kind names them (``key``, what tells two
+    findings of one check on one object apart, is the field unless given)."""
+    return Hit(policy.namespace, policy.display_kind, policy.name, message, source=policy.source, key=field if key is None else key,
+               accepted=accepted, overridden=overridden, fix_yaml=fix_yaml, field=field or None)
 
 
 def _sides(rule: CompiledRule) -> tuple[str, str]:

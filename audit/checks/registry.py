@@ -38,6 +38,8 @@ class Hit:
     overridden: str | None = None
     """A higher tier decides what the flagged rule would allow, for every pod it selects: the
     finding is kept (status waived, with this as the reason) but is no exposure."""
+    field: str | None = None
+    """The field of the object it is about, in the kind's own terms (``spec.ingress[0].from[1]``)."""
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def run_checks(ctx: Context, timings: dict[str, float] | None = None) -> tuple[F
                 namespace=hit.namespace, kind=hit.kind, name=hit.name, message=hit.message,
                 remediation=check.remediation, fix_yaml=hit.fix_yaml, objects=tuple(dict.fromkeys(hit.objects)),
                 source=location(hit.source), waiver=reason, references=check.references,
-                default_severity=check.severity if severity != check.severity else None,
+                default_severity=check.severity if severity != check.severity else None, field=hit.field,
             )
         if timings is not None:
             timings[check.id] = time.perf_counter() - started

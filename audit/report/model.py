@@ -170,6 +170,8 @@ class FindingRow:
     waiver: str | None
     references: tuple[str, ...]
     default_severity: str | None = None  # the check's own severity when the configuration overrode it
+    field: str | None = None
+    """The field of the object the finding is about, in its kind's own terms (``spec.ingress[0].fromEntities[0]``)."""
 
 
 @dataclass(frozen=True)
