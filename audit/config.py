@@ -18,7 +18,7 @@ from audit.engine.analysis import DnsTarget
 from audit.errors import ConfigError
 from audit.inventory import freeze_labels
 from audit.report.severity import SEVERITIES
-from audit.sources.yaml_loader import KubeLoader
+from audit.yaml_loader import KubeLoader
 
 DEFAULT_EXCLUDED = ("kube-system", "kube-public", "kube-node-lease")
 # PostgreSQL, MySQL, Redis, MongoDB, Elasticsearch, Kafka, RabbitMQ, memcached, etcd.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from audit.checks.registry import Context, ObservedTraffic, checks_for
+from audit.checks.catalogue import checks_for
+from audit.checks.registry import Context, ObservedTraffic
 from audit.checks.runner import run_checks
 from audit.config import Config
 from audit.engine.analysis import Analysis

@@ -81,7 +81,8 @@ def measure_floor(directory: Path) -> dict[str, Any]:
 def measure_scan(directory: Path) -> dict[str, Any]:
     import datetime as dt
 
-    from audit.checks.registry import Context, all_checks
+    from audit.checks.catalogue import all_checks
+    from audit.checks.registry import Context
     from audit.checks.runner import run_checks
     from audit.config import Config
     from audit.engine.analysis import Analysis
@@ -214,7 +215,7 @@ def measure_connectivity(directory: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "connectivity.txt"
         start = time.perf_counter()
-        write_atomic_chunks(out, render(counted(connections(analysis)), "txt", analysis))
+        write_atomic_chunks(out, render(counted(connections(analysis)), "txt"))
         seconds = time.perf_counter() - start
         size = out.stat().st_size
     return {"stages": [["connectivity (all lines)", seconds, rss_mb()]], "lines": lines, "mb": size / 2**20}

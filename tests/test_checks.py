@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from audit.checks.registry import all_checks
+from audit.checks.catalogue import all_checks
 from tests.conftest import audit, findings
 from tests.test_semantics import API, CLUSTER, DENY_IN, DENY_OUT, policies, sel
 

@@ -36,7 +36,7 @@ def test_every_command_has_help_and_is_documented():
         sub = run(name, "--help")
         assert sub.exit_code == 0 and len(sub.output) > 200, name
         assert f"netpol-audit {name}" in readme, f"README does not document `netpol-audit {name}`"
-    from audit.checks.registry import all_checks
+    from audit.checks.catalogue import all_checks
 
     for check in all_checks():
         assert f"| {check.id} | {check.severity} | {check.title} |" in readme, f"README's check table lacks {check.id}"

@@ -334,11 +334,11 @@ def _legacy(inventory: dict, keys: dict[str, str]) -> dict:
 
 
 def test_an_inventory_saved_by_version_1_or_2_is_still_read(objects, kubeconfig_file, tmp_path):
-    """Version 1 wrote camelCase keys (audit.report.serde); version 2 field names via msgspec, both with
+    """Version 1 wrote camelCase keys (audit.serde); version 2 field names via msgspec, both with
     NetworkPolicies apart from the other kinds; version 3 keeps every kind in one list."""
     import json
 
-    from audit.report.serde import to_jsonable
+    from audit.serde import to_jsonable
     from audit.sources.replay import VERSION, dump_inventory, load_inventory
 
     cilium = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "c", "namespace": "frontend"},

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from audit.checks.registry import all_checks
+from audit.checks.catalogue import all_checks
 from audit.config import DEFAULT_EXCLUDED, load_config, parse_config
 from audit.errors import ConfigError
 

@@ -7,8 +7,9 @@ import json
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.engine.connectivity import connections, is_external
+from audit.engine.connectivity import connections
 from audit.engine.ports import ALL, PortSet
+from audit.report.model import is_external
 from tests.conftest import EXAMPLES, analyse
 
 runner = CliRunner()

@@ -83,12 +83,12 @@ def test_streamed_formats_equal_whole_documents(tmp_path):
     analysis = Analysis(load_manifests([str(EXAMPLES / "mixed-cluster")]))
     conns = list(connections(analysis))
     assert len(conns) > 10
-    as_json = "".join(render(iter(conns), "json", analysis))
+    as_json = "".join(render(iter(conns), "json"))
     assert as_json == json.dumps([{"src": c.src, "dst": c.dst, "conn": str(c.conns)} for c in conns], indent=2) + "\n"
-    assert "".join(render(iter([]), "json", analysis)) == "[]\n"
-    rows = list(csv.reader(io.StringIO("".join(render(iter(conns), "csv", analysis)))))
+    assert "".join(render(iter([]), "json")) == "[]\n"
+    rows = list(csv.reader(io.StringIO("".join(render(iter(conns), "csv")))))
     assert rows[0] == ["src", "dst", "conn"] and rows[1:] == [[c.src, c.dst, str(c.conns)] for c in conns]
-    assert "".join(render(iter(conns), "txt", analysis)).splitlines() == [str(c) for c in conns]
+    assert "".join(render(iter(conns), "txt")).splitlines() == [str(c) for c in conns]
 
 
 def test_a_failing_stream_leaves_the_old_file(tmp_path):

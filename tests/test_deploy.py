@@ -80,7 +80,7 @@ def test_cronjob_args_parse_with_the_real_cli():
 
 
 def test_config_map_config_is_valid():
-    from audit.checks.registry import all_checks
+    from audit.checks.catalogue import all_checks
     from audit.config import parse_config
 
     config_map = next(d for _, d in manifests() if d["kind"] == "ConfigMap")

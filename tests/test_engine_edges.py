@@ -263,12 +263,14 @@ import ipaddress  # noqa: E402
 
 from audit.engine.classes import parse_ip  # noqa: E402
 from audit.engine.cni import detect_cni  # noqa: E402
-from audit.engine.connectivity import connections, namespace_matrix  # noqa: E402
+from audit.engine.connectivity import connections  # noqa: E402
 from audit.engine.kinds.admin import parse_admin  # noqa: E402
 from audit.engine.kinds.clusternetwork import parse_cluster_network_policy  # noqa: E402
 from audit.engine.kinds.networkpolicy import PortRule  # noqa: E402
 from audit.engine.ports import resolve_ports  # noqa: E402
 from audit.inventory import ContainerPort  # noqa: E402
+from audit.render.connectivity import namespace_matrix  # noqa: E402
+from audit.report.build import namespaces_with_pods  # noqa: E402
 from tests.conftest import findings  # noqa: E402
 from tests.test_stack import CALICO_NODE, daemonset  # noqa: E402
 
@@ -581,7 +583,7 @@ def test_an_admin_policy_on_every_namespace_governs_the_ingress_controller_too()
 def test_namespace_matrix_counts_pairs():
     text = docs(ns_doc("p"), ns_doc("q"), pod("p", "a"), pod("p", "b"), pod("q", "c"))
     a = analysis_of(text, cni=False)
-    names, counts = namespace_matrix(list(connections(a)), a)
+    names, counts = namespace_matrix(list(connections(a)), namespaces_with_pods(a))
     assert names == ["external", "p", "q"]
     assert counts[("p", "p")] == 2 and counts[("p", "q")] == 2 and counts[("q", "p")] == 2 and counts[("external", "q")] == 1
 

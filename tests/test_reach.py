@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.engine.expectations import load_expectations
 from audit.errors import InputError
+from audit.sources.documents import load_expectations
 from tests.conftest import EXAMPLES, analyse
 
 runner = CliRunner()

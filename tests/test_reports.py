@@ -352,7 +352,7 @@ def test_scope_configuration_and_inputs_are_part_of_the_evidence(tmp_path):
 
 
 def test_the_catalogue_digest_changes_with_the_catalogue():
-    from audit.checks.registry import all_checks
+    from audit.checks.catalogue import all_checks
     from audit.report.build import catalogue_digest
 
     checks = all_checks()

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from audit.checks.compliance import STATUSES
 from audit.checks.registry import _PREFIX
 from audit.report import model
-from audit.report.serde import camel
 from audit.report.severity import SEVERITIES
+from audit.serde import camel
 
 CATEGORIES = sorted(set(_PREFIX.values()))  # the registry's categories, one list for both places
 

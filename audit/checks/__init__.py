@@ -1,5 +1,5 @@
 """Checks: small pure functions over the analysis, discovered from one registry."""
 
-from audit.checks.registry import REGISTRY, Check, Context, Hit, all_checks, check
+from audit.checks.registry import REGISTRY, Check, Context, Hit, check
 
-__all__ = ["REGISTRY", "Check", "Context", "Hit", "all_checks", "check"]
+__all__ = ["REGISTRY", "Check", "Context", "Hit", "check"]

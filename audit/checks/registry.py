@@ -123,15 +123,3 @@ def check(id: str, title: str, severity: str, rationale: str, remediation: str, 
         return fn
 
     return register
-
-
-def all_checks() -> list[Check]:
-    """Every registered check, by id. Importing the modules registers them."""
-    from audit.checks import cni, config, coverage, dns, exposure, flows, hygiene, permissive  # noqa: F401
-
-    return [REGISTRY[k] for k in sorted(REGISTRY)]
-
-
-def checks_for(ctx: Context) -> list[Check]:
-    """The checks that can run on ``ctx``: those needing flows only when flows were given."""
-    return [c for c in all_checks() if c.needs is None or (c.needs == "flows" and ctx.traffic is not None)]

@@ -6,12 +6,20 @@ import dataclasses
 import hashlib
 import time
 
-from audit.checks.registry import Context, Hit, checks_for
+from audit.checks.catalogue import checks_for
+from audit.checks.registry import Context, Hit
 from audit.config import BROAD_SELECTOR_ANNOTATION
 from audit.gcpause import gc_paused
-from audit.report.build import location
-from audit.report.model import FindingRow
+from audit.inventory import SourceRef
+from audit.report.model import FindingRow, SourceLocation
 from audit.report.severity import rank
+
+
+def location(src: SourceRef | None) -> SourceLocation | None:
+    """Where a manifest object came from (None for objects read from the API)."""
+    if src is None or src.file is None:
+        return None
+    return SourceLocation(src.file, src.line, src.document)
 
 
 def fingerprint(check: str, hit: Hit) -> str:

@@ -19,7 +19,8 @@ import typer
 from tabulate import tabulate
 
 from audit import __version__
-from audit.checks.registry import ObservedTraffic, all_checks
+from audit.checks.catalogue import all_checks
+from audit.checks.registry import ObservedTraffic
 from audit.cli.progress import QUIET, display, status
 from audit.config import DEFAULT_EXCLUDED, Config, load_config
 from audit.errors import AuditError, InputError, OutputError
@@ -592,6 +593,7 @@ def connectivity(
     """List every allowed connection: `src => dst : connections`, workloads and outside address ranges."""
     from audit.engine.connectivity import bare, connections
     from audit.render.connectivity import render
+    from audit.report.build import blast_rows, namespaces_with_pods
 
     try:
         _check_output(output, "txt, json, csv, dot, matrix or blast")
@@ -601,7 +603,8 @@ def connectivity(
         status("listing connections")
         focus = set(namespace) if namespace else None
         conns = connections(analysis, focus)
-        chunks = render(map(bare, conns) if bare_ranges else conns, format.value, analysis, focus)
+        blast = blast_rows(analysis, focus) if format.value == "blast" else ()
+        chunks = render(map(bare, conns) if bare_ranges else conns, format.value, namespaces_with_pods(analysis), blast)
         if output:
             write_atomic_chunks(output, chunks)
         else:
@@ -624,8 +627,9 @@ def diff(
 ) -> None:
     """Which connections a change opens (+), closes (-), widens (+~), narrows (-~) or changes (~)."""
     from audit.engine.connectivity import connections
-    from audit.engine.diff import MalformedConnections, load_connections
+    from audit.engine.diff import MalformedConnections
     from audit.engine.diff import diff as connection_diff
+    from audit.sources.documents import load_connections
 
     analyses: list[Analysis] = []
 
@@ -688,8 +692,9 @@ def verify(
     """
     import json as jsonlib
 
-    from audit.engine.expectations import evaluate, load_expectations
+    from audit.engine.expectations import evaluate
     from audit.render.junit import render_junit
+    from audit.sources.documents import load_expectations
 
     try:
         wanted = load_expectations(str(expectations))

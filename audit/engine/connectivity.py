@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -23,8 +23,8 @@ from audit.engine.direction import Direction
 from audit.engine.ingress import SOURCE as INGRESS_SOURCE
 from audit.engine.ingress import ingress_ports
 from audit.engine.ports import ALL, NONE, PortSet
+from audit.report.model import EXTERNAL
 
-EXTERNAL = "[External]"
 """The suffix netpol-analyzer puts on outside address ranges; `--bare-ranges` drops it."""
 
 
@@ -37,11 +37,6 @@ class Connection(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.src} => {self.dst} : {self.conns}"
-
-
-def is_external(name: str) -> bool:
-    """Whether a connection end is an outside address range (not a workload or the ingress controller)."""
-    return name.endswith(EXTERNAL)
 
 
 def bare(conn: Connection) -> Connection:
@@ -398,19 +393,6 @@ def _from_ingress_controller(analysis: Analysis, focus: Callable[[int], bool]) -
         for w in cls.workloads:
             lines[w.pod_ref] = lines.get(w.pod_ref, NONE) | conns
     return [Connection(INGRESS_SOURCE, dst, conns) for dst, conns in sorted(lines.items()) if conns]
-
-
-def namespace_matrix(conns: Iterable[Connection], analysis: Analysis) -> tuple[list[str], dict[tuple[str, str], int]]:
-    """Namespaces (plus `external`) and how many source/destination pairs connect between them."""
-    def ns_of(name: str) -> str:
-        return "external" if is_external(name) or "[" not in name else name.split("/", 1)[0]
-
-    counts: dict[tuple[str, str], int] = {}
-    for c in conns:
-        key = (ns_of(c.src), ns_of(c.dst))
-        counts[key] = counts.get(key, 0) + 1
-    names = sorted({n for key in counts for n in key} | {c.namespace for c in analysis.real_classes() if c.governed})
-    return names, counts
 
 
 def blast_radius(analysis: Analysis, namespaces: set[str] | None = None) -> tuple[BlastRadius, ...]:

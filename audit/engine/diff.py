@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from audit.engine.analysis import Analysis
-from audit.engine.connectivity import EXTERNAL, Connection, connections, is_external, segments, with_suffix
+from audit.engine.connectivity import Connection, connections, segments, with_suffix
 from audit.engine.direction import Direction
 from audit.engine.ports import PortSet, parse_port_set
 from audit.errors import InputError
 from audit.inventory import ContainerPort
+from audit.report.model import EXTERNAL, is_external
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,9 @@ class MalformedConnections(InputError):
     """A connectivity list whose entries have the wrong shape (not some other JSON document)."""
 
 
-def load_connections(path: str) -> list[Connection]:
-    """A connectivity JSON file (`connectivity -f json`)."""
+def parse_connections(data: Any, path: str) -> list[Connection]:
+    """A connectivity list as `connectivity -f json` writes it (read by audit.sources.documents)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, list):
             raise InputError(f"{path}: not a connectivity list (a JSON array of src, dst, conn; write one with `netpol-audit connectivity -f json`)")
         out = []
@@ -49,8 +48,6 @@ def load_connections(path: str) -> list[Connection]:
             # Files written before outside ranges carried `[External]` still compare with today's.
             out.append(Connection(with_suffix(c["src"]), with_suffix(c["dst"]), parse_port_set(c["conn"])))
         return out
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a connectivity list (write one with `netpol-audit connectivity -f json`): {exc}") from None
 

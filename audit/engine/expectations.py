@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from audit.engine.analysis import Analysis
 from audit.engine.reach import PathResult, check_paths, parse_label_selector, parse_port, resolve
@@ -28,20 +25,28 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Outcome:
+    """An expectation checked (``audit.report.model.ExpectationResult``)."""
+
     expectation: Expectation
     passed: bool
     detail: str
     results: tuple[PathResult, ...]
 
+    @property
+    def name(self) -> str:
+        return self.expectation.name
 
-def load_expectations(path: str) -> list[Expectation]:
-    """Read an expectations file; every problem names the file, the entry and the field."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    @property
+    def expect(self) -> str:
+        return self.expectation.expect
+
+    @property
+    def paths(self) -> tuple[PathResult, ...]:
+        return self.results
+
+
+def parse_expectations(raw: Any, path: str) -> list[Expectation]:
+    """An expectations document (read by audit.sources.documents); every problem names the file, the entry and the field."""
     if not isinstance(raw, dict) or not isinstance(raw.get("expectations"), list) or not raw["expectations"]:
         raise InputError(f"{path}: expectations: required, a non-empty list")
     out = []

@@ -41,6 +41,9 @@ class PathResult:
     def allowed(self) -> bool:
         return self.verdict.allowed
 
+    def explain(self) -> list[str]:
+        return self.verdict.explain_lines()
+
 
 def parse_port(value: str) -> tuple[int, str]:
     """``8080``, ``53/UDP``: a port number and protocol (TCP by default)."""

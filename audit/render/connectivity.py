@@ -10,8 +10,7 @@ from itertools import islice
 
 from tabulate import tabulate
 
-from audit.engine.analysis import Analysis
-from audit.engine.connectivity import Connection, blast_radius, is_external, namespace_matrix
+from audit.report.model import BlastRadiusRow, ConnectionLine, is_external
 
 FORMATS = ("txt", "json", "csv", "dot", "matrix", "blast")
 BATCH = 2000
@@ -24,10 +23,12 @@ def csv_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def render(conns: Iterable[Connection], fmt: str, analysis: Analysis, namespaces: set[str] | None = None) -> Iterator[str]:
+def render(conns: Iterable[ConnectionLine], fmt: str, namespaces: Iterable[str] = (),
+           blast: Iterable[BlastRadiusRow] = ()) -> Iterator[str]:
     """The text of ``fmt``, in chunks; line-oriented formats never hold the whole listing.
 
-    ``blast`` is counted from the analysis (for the ``namespaces`` given), not from ``conns``.
+    ``matrix`` has a row for each of ``namespaces`` (those with pods) and each namespace a line
+    names; ``blast`` prints the rows given (counted from the analysis, not from ``conns``).
     """
     if fmt == "txt":
         yield from _batched(f"{c}\n" for c in conns)
@@ -47,19 +48,32 @@ def render(conns: Iterable[Connection], fmt: str, analysis: Analysis, namespaces
     elif fmt == "dot":
         yield render_dot(list(conns))
     elif fmt == "matrix":
-        names, counts = namespace_matrix(conns, analysis)
+        names, counts = namespace_matrix(conns, namespaces)
         rows: list[list[object]] = [[src, *(counts.get((src, dst), "") for dst in names)] for src in names]
         yield "Connected source/destination pairs (rows: source namespace, columns: destination)\n"
         yield tabulate(rows, headers=["from \\ to"] + names, tablefmt="simple") + "\n"
     elif fmt == "blast":
-        rows = [[b.namespace, b.workloads, b.namespaces, "yes" if b.outside else "no"] for b in blast_radius(analysis, namespaces)]
+        rows = [[b.namespace, b.workloads, b.namespaces, "yes" if b.outside else "no"] for b in blast]
         yield "Blast radius: what a compromised pod of each namespace can reach\n"
         yield tabulate(rows, headers=["namespace", "workloads", "other namespaces", "outside addresses"], tablefmt="simple") + "\n"
     else:
         raise ValueError(f"unknown connectivity format {fmt!r}")
 
 
-def _chunks(conns: Iterable[Connection]) -> Iterator[list[Connection]]:
+def namespace_matrix(conns: Iterable[ConnectionLine], namespaces: Iterable[str] = ()) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """Namespaces (``namespaces``, those the lines name, and `external`) and how many source/destination
+    pairs connect between them."""
+    def ns_of(name: str) -> str:
+        return "external" if is_external(name) or "[" not in name else name.split("/", 1)[0]
+
+    counts: dict[tuple[str, str], int] = {}
+    for c in conns:
+        key = (ns_of(c.src), ns_of(c.dst))
+        counts[key] = counts.get(key, 0) + 1
+    return sorted({n for key in counts for n in key} | set(namespaces)), counts
+
+
+def _chunks(conns: Iterable[ConnectionLine]) -> Iterator[list[ConnectionLine]]:
     it = iter(conns)
     while chunk := list(islice(it, BATCH)):
         yield chunk
@@ -71,7 +85,7 @@ def _batched(lines: Iterable[str]) -> Iterator[str]:
         yield chunk
 
 
-def render_dot(conns: list[Connection]) -> str:
+def render_dot(conns: list[ConnectionLine]) -> str:
     """Graphviz: workloads grouped by namespace, outside ranges apart."""
     nodes: dict[str, set[str]] = {}
     external: set[str] = set()

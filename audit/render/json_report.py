@@ -11,7 +11,7 @@ import orjson
 from audit.errors import InputError
 from audit.gcpause import gc_paused
 from audit.report.model import SCHEMA_VERSION, Report
-from audit.report.serde import DecodeError, from_jsonable, to_jsonable
+from audit.serde import DecodeError, from_jsonable, to_jsonable
 
 
 @gc_paused()

@@ -14,14 +14,14 @@ import json
 from audit import __version__
 from audit.checks.compliance import CONTROLS, assess
 from audit.checks.registry import Check, ObservedTraffic
+from audit.checks.runner import location
 from audit.config import Config
 from audit.engine.analysis import Analysis
 from audit.engine.cni import CniReport
-from audit.engine.connectivity import Connection, blast_radius, connections, is_external
+from audit.engine.connectivity import Connection, blast_radius, connections
 from audit.engine.flows import rule_use, unsegmented, would_break
 from audit.engine.ports import NONE, PortSet
 from audit.gcpause import gc_paused
-from audit.inventory import SourceRef
 from audit.observed import ReadStats
 from audit.report.model import (
     SCHEMA_VERSION,
@@ -46,12 +46,12 @@ from audit.report.model import (
     RuleUseRow,
     ScanInfo,
     SegmentationMap,
-    SourceLocation,
     Summary,
     ToolInfo,
     TrafficInfo,
     UnsegmentedRow,
     WaiverRow,
+    is_external,
     score_and_grade,
 )
 from audit.report.severity import SEVERITIES
@@ -64,13 +64,6 @@ MAP_CLASSES = 2_000
 """Reports carry the blast radius up to this many pod classes (it costs one pass over the class pairs)."""
 
 
-def location(src: SourceRef | None) -> SourceLocation | None:
-    """Where a manifest object came from (None for objects read from the API)."""
-    if src is None or src.file is None:
-        return None
-    return SourceLocation(src.file, src.line, src.document)
-
-
 def report_connectivity(analysis: Analysis, sensitive_ports: tuple[int, ...] = ()) -> ConnectivityInfo:
     """The connectivity section of a report: connections listed for small clusters, the blast
     radius up to ``BLAST_CLASSES`` pod classes, a pointer to the command beyond; the segmentation
@@ -79,7 +72,7 @@ def report_connectivity(analysis: Analysis, sensitive_ports: tuple[int, ...] = (
     if count > BLAST_CLASSES:
         return ConnectivityInfo(False, f"{count} pod classes: too many for a report; run `netpol-audit connectivity` "
                                        "(-f blast for the blast radius, -f matrix, -n NAMESPACE)", ())
-    radius = tuple(BlastRadiusRow(r.namespace, r.workloads, r.namespaces, r.outside) for r in blast_radius(analysis))
+    radius = blast_rows(analysis)
     if count > MAP_CLASSES:
         return ConnectivityInfo(True, f"{count} pod classes: too many to list every connection in a report (run "
                                       "`netpol-audit connectivity`); the blast radius is below", (), radius)
@@ -269,6 +262,16 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
         evidence=_evidence(analysis, checks, config),
         traffic=traffic,
     )
+
+
+def blast_rows(analysis: Analysis, namespaces: set[str] | None = None) -> tuple[BlastRadiusRow, ...]:
+    """The blast radius of every namespace (or of ``namespaces``), worst first, as report rows."""
+    return tuple(BlastRadiusRow(r.namespace, r.workloads, r.namespaces, r.outside) for r in blast_radius(analysis, namespaces))
+
+
+def namespaces_with_pods(analysis: Analysis) -> list[str]:
+    """The namespaces that have pods policies govern: the rows a namespace matrix always has."""
+    return sorted({c.namespace for c in analysis.real_classes() if c.governed})
 
 
 def policy_table(analysis: Analysis) -> tuple[PolicyRow, ...]:

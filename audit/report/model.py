@@ -7,7 +7,9 @@ assembles it; renderers never recompute anything from it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from audit.report.severity import at_least
 
@@ -219,6 +221,70 @@ class ConnectionRow:
     src: str
     dst: str
     conn: str
+
+
+EXTERNAL = "[External]"
+"""The suffix of a connection end that is a range of outside addresses (np-guard's notation)."""
+
+
+def is_external(name: str) -> bool:
+    """Whether a connection end is an outside address range (not a workload or the ingress controller)."""
+    return name.endswith(EXTERNAL)
+
+
+class ConnectionLine(Protocol):
+    """One allowed connection as listings print it (millions stream through `connectivity`)."""
+
+    @property
+    def src(self) -> str: ...
+
+    @property
+    def dst(self) -> str: ...
+
+    @property
+    def conns(self) -> object:
+        """What is allowed; its text is what listings print (``TCP 80,443``, ``All Connections``)."""
+
+
+class PathLine(Protocol):
+    """One source, destination and port an expectation was checked on, with the explanation."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def destination(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def allowed(self) -> bool: ...
+
+    def explain(self) -> Sequence[str]:
+        """Why, side by side: the rules that decided each side."""
+
+
+class ExpectationResult(Protocol):
+    """A `verify` expectation and whether the policies meet it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def expect(self) -> str: ...
+
+    @property
+    def passed(self) -> bool: ...
+
+    @property
+    def detail(self) -> str: ...
+
+    @property
+    def paths(self) -> Sequence[PathLine]: ...
 
 
 @dataclass(frozen=True)

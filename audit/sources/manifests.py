@@ -17,7 +17,7 @@ from audit.gcpause import gc_paused
 from audit.inventory import Collection, Inventory, SourceRef
 from audit.sources import slim
 from audit.sources.objects import InventoryBuilder
-from audit.sources.yaml_loader import MAX_EXPANDED_NODES, KubeLoader, alias_bomb, excerpt
+from audit.yaml_loader import MAX_EXPANDED_NODES, KubeLoader, alias_bomb, excerpt
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 def expand_paths(paths: Sequence[str]) -> list[str]:

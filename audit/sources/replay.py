@@ -11,7 +11,7 @@ import msgspec
 
 from audit.errors import InputError
 from audit.inventory import Collection, Inventory
-from audit.report.serde import DecodeError, from_jsonable
+from audit.serde import DecodeError, from_jsonable
 
 KIND = "NetpolAuditInventory"
 VERSION = 3
