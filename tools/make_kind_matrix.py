@@ -1,0 +1,46 @@
+"""Write the README's policy-kind matrix from the kinds' declarations (audit.engine.kinds).
+
+Run `python tools/make_kind_matrix.py` after changing a kind's declaration; a test fails while
+the README's table differs from what this writes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from audit.engine.kinds import kinds
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- kind matrix: written by tools/make_kind_matrix.py -->", "<!-- end of kind matrix -->"
+
+
+def matrix() -> str:
+    """The table: each kind's resources (group, versions, scope), who enforces it, what is evaluated."""
+    rows = ["| kind | resources read (manifests and live) | enforced by | evaluated |", "|---|---|---|---|"]
+    for kind in kinds():
+        d = kind.declaration
+        resources = "<br>".join(
+            f"`{r.kind}` {r.group}/{', '.join(r.versions)} ({'namespaced' if r.namespaced else 'cluster-scoped'}"
+            + (f"; read only when `{r.same_as}` is not served" if r.same_as else "") + ")" for r in d.resources)
+        if d.enforced_by is None:
+            enforced = "as `audit/engine/cni.py` judges the CNI (NP-CNI-001/002/003)"
+        else:
+            enforced = ", ".join(f"`{cni}`" + (" (conditional)" if how == "conditional" else "")
+                                 for cni, how in d.enforced_by.items() if how != "no") or "no CNI known"
+        rows.append(f"| {d.name} | {resources} | {enforced} | {d.summary} |")
+    return "\n".join(rows) + "\n"
+
+
+def updated(text: str) -> str:
+    """The README text with the matrix between its markers replaced."""
+    head, _, rest = text.partition(BEGIN + "\n")
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{matrix()}{END}{tail}"
+
+
+if __name__ == "__main__":
+    README.write_text(updated(README.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote the kind matrix into {README}")
