@@ -44,7 +44,7 @@ class ToyKind:
             key = f"ToyPolicy/{obj.namespace}/{obj.name}"
             peers = []
             for j, raw in enumerate(spec.get("from") or []):
-                sel, errs = parse_selector(raw, f"spec.from[{j}]")
+                sel, _errs = parse_selector(raw, f"spec.from[{j}]")
                 peers.append(CompiledPeer(f"spec.from[{j}]", f"namespaces {sel}", PodSelection(namespaces=sel), selectors=((f"spec.from[{j}]", sel),)))
             rule = CompiledRule("Ingress", "Allow", "spec.from", f"{key} from", "from the listed namespaces", tuple(peers), False,
                                 (CompiledPort("spec.port", ("TCP",), spec["port"]),))
