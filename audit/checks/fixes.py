@@ -237,11 +237,11 @@ PER_POD_LABELS = ("pod-template-hash", "controller-revision-hash", "pod-template
 """Labels a controller stamps on each pod: never a selector for a workload."""
 
 
-def _stable_labels(labels: Mapping[str, str]) -> dict[str, str]:
+def stable_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in sorted(labels.items()) if k not in PER_POD_LABELS}
 
 
-def _exact_selector(analysis: Analysis, namespace: str, labels: dict[str, str], classes: frozenset[int]) -> dict[str, Any] | None:
+def exact_selector(analysis: Analysis, namespace: str, labels: dict[str, str], classes: frozenset[int]) -> dict[str, Any] | None:
     """``matchLabels`` for ``labels`` when, in ``namespace``, they select exactly ``classes`` (else None)."""
     if not labels:
         return None
@@ -270,10 +270,10 @@ def narrowed_selector(analysis: Analysis, policy: CompiledPolicy) -> list[dict[s
         serving = [c for c in members if any(w.name == policy.name for w in c.workloads)]
     if not serving or len(serving) == len(members):
         return None
-    common = _stable_labels(serving[0].label_map)
+    common = stable_labels(serving[0].label_map)
     for cls in serving[1:]:
         common = {k: v for k, v in common.items() if cls.label_map.get(k) == v}
-    pod_selector = _exact_selector(analysis, policy.namespace, common, frozenset(c.id for c in serving))
+    pod_selector = exact_selector(analysis, policy.namespace, common, frozenset(c.id for c in serving))
     spec = _raw_spec(policy)
     if pod_selector is None or spec is None:
         return None
@@ -298,7 +298,7 @@ def _client_peers(analysis: Analysis, clients: tuple[int, ...], memo: dict[tuple
         by_labels: dict[tuple[tuple[str, str], ...], set[str]] = {}
         for cid in clients:
             client = analysis.classes[cid]
-            by_labels.setdefault(tuple(sorted(_stable_labels(client.label_map).items())), set()).add(client.namespace)
+            by_labels.setdefault(tuple(sorted(stable_labels(client.label_map).items())), set()).add(client.namespace)
         peers = []
         for labels, namespaces in sorted(by_labels.items(), key=lambda kv: (sorted(kv[1]), kv[0])):
             names = sorted(namespaces)
@@ -316,7 +316,7 @@ def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ..
     namespace and to ``clients`` (workloads of other namespaces whose egress policies name it).
     None when no label set selects exactly this workload."""
     cls = analysis.classes[cls_id]
-    pod_selector = _exact_selector(analysis, cls.namespace, _stable_labels(cls.label_map), frozenset({cls_id}))
+    pod_selector = exact_selector(analysis, cls.namespace, stable_labels(cls.label_map), frozenset({cls_id}))
     if pod_selector is None:
         return None
     sources: list[dict[str, Any]] = [{"podSelector": {}}, *copy.deepcopy(_client_peers(analysis, tuple(clients), {} if memo is None else memo))]

@@ -99,18 +99,18 @@ def _workload_selector(analysis: Analysis, cid: int) -> dict[str, Any] | None:
     cls = analysis.classes[cid]
     refs = {w.ref for w in cls.workloads}
     same = frozenset(c for c in analysis.classes_by_ns.get(cls.namespace, ()) if {w.ref for w in analysis.classes[c].workloads} & refs)
-    common = dict(fixes._stable_labels(cls.label_map))
+    common = dict(fixes.stable_labels(cls.label_map))
     for other in same:
         labels = analysis.classes[other].label_map
         common = {k: v for k, v in common.items() if labels.get(k) == v}
-    return fixes._exact_selector(analysis, cls.namespace, common, same)
+    return fixes.exact_selector(analysis, cls.namespace, common, same)
 
 
 def _peers(analysis: Analysis, mapper: FlowMapper, own_ns: str, other: End, tally: Tally, side: str) -> list[dict[str, Any]]:
     """The peer entries that name ``other`` as narrowly as its labels (or addresses) allow."""
     if isinstance(other, int):
         cls = analysis.classes[other]
-        labels = fixes._stable_labels(cls.label_map)
+        labels = fixes.stable_labels(cls.label_map)
         if not labels:
             return []
         pods = {"matchLabels": labels}

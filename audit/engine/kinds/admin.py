@@ -194,7 +194,7 @@ def _rules(raw: Any, direction: Direction, kind: str, errors: list[FieldError]) 
         if not isinstance(raw_peers, list) or not raw_peers:
             errors.append(FieldError(f"{path}.{peer_field}", "required, a non-empty list of peers"))
             raw_peers = []
-        peers = [p for j, rp in enumerate(raw_peers) if (p := _peer(rp, f"{path}.{peer_field}[{j}]", direction, errors))]
+        peers = [p for j, rp in enumerate(raw_peers) if (p := parse_peer(rp, f"{path}.{peer_field}[{j}]", direction, errors))]
         ports: list[AdminPort] = []
         raw_ports = item.get("ports")
         if raw_ports is not None:
@@ -209,7 +209,7 @@ def _rules(raw: Any, direction: Direction, kind: str, errors: list[FieldError]) 
     return tuple(rules)
 
 
-def _peer(raw: Any, path: str, direction: Direction, errors: list[FieldError]) -> AdminPeer | None:
+def parse_peer(raw: Any, path: str, direction: Direction, errors: list[FieldError]) -> AdminPeer | None:
     if not isinstance(raw, dict):
         errors.append(FieldError(path, "must be an object"))
         return None

@@ -16,7 +16,7 @@ from typing import Any
 
 from audit.engine.compiled import Tier
 from audit.engine.direction import Direction
-from audit.engine.kinds.admin import GROUP, AdminPeer, AdminPolicy, AdminPort, AdminRule, _peer, compile_admin, parse_subject, rule_items
+from audit.engine.kinds.admin import GROUP, AdminPeer, AdminPolicy, AdminPort, AdminRule, compile_admin, parse_peer, parse_subject, rule_items
 from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import port_name_error
 from audit.engine.selectors import FieldError
@@ -81,7 +81,7 @@ def _rules(raw: Any, direction: Direction, errors: list[FieldError]) -> tuple[Ad
                 continue
             if isinstance(rp, dict) and "pods" in rp and isinstance(rp["pods"], dict) and "podSelector" not in rp["pods"]:
                 errors.append(FieldError(f"{ppath}.pods.podSelector", "required"))
-            peer = _peer(rp, ppath, direction, errors)
+            peer = parse_peer(rp, ppath, direction, errors)
             if peer is not None:
                 peers.append(peer)
         ports = _protocols(item.get("protocols"), f"{path}.protocols", errors)
