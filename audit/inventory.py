@@ -76,6 +76,8 @@ class Workload:
     ips: tuple[str, ...] = ()
     source: SourceRef = SourceRef()
     controller: str | None = None  # "Kind/name" of the pods' own controller where the record names its owner (a ReplicaSet's Deployment)
+    service_account: str = "default"
+    """The pods' service account (`serviceAccountName`; the API server's default is `default`): some kinds select by it."""
 
     @property
     def ref(self) -> str:
@@ -136,6 +138,16 @@ class DaemonSet:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """A ServiceAccount's labels: Calico selects pods by them (`pcsa.*`)."""
+
+    namespace: str
+    name: str
+    labels: Labels = ()
+    source: SourceRef = SourceRef()
+
+
+@dataclass(frozen=True, slots=True)
 class ServicePort:
     """One port of a Service: what clients ask for, and where on the pods it lands."""
 
@@ -152,6 +164,8 @@ class Service:
     selector: Labels | None  # None: no selector (endpoints kept by hand): not followed
     ports: tuple[ServicePort, ...] = ()
     source: SourceRef = SourceRef()
+    labels: Labels = ()
+    """The Service's own labels (Cilium's k8sServiceSelector selects Services by them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,3 +244,4 @@ class Inventory:
     collection: Collection = field(default_factory=lambda: Collection(source="manifests"))
     services: tuple[Service, ...] = ()
     ingresses: tuple[IngressRoute, ...] = ()
+    service_accounts: tuple[ServiceAccount, ...] = ()

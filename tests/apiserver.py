@@ -24,6 +24,7 @@ COLLECTIONS = {
     ("", "v1", "pods"): ("Pod", True),
     ("", "v1", "nodes"): ("Node", False),
     ("", "v1", "services"): ("Service", True),
+    ("", "v1", "serviceaccounts"): ("ServiceAccount", True),
     ("networking.k8s.io", "v1", "ingresses"): ("Ingress", True),
     ("route.openshift.io", "v1", "routes"): ("Route", True),
     ("networking.k8s.io", "v1", "networkpolicies"): ("NetworkPolicy", True),

@@ -54,7 +54,8 @@ def test_kustomization_lists_every_manifest():
 
 def test_cluster_role_is_exactly_the_printed_one():
     (role,) = documents(DEPLOY / "clusterrole.yaml")
-    assert role == rbac_cluster_role()
+    assert role == rbac_cluster_role(), "run: python tools/make_clusterrole.py"
+    assert (DEPLOY / "clusterrole.yaml").read_text(encoding="utf-8") == yaml.safe_dump(role, sort_keys=False)
     binding = documents(DEPLOY / "clusterrolebinding.yaml")[0]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "netpol-audit", "namespace": "netpol-audit"}]

@@ -662,9 +662,14 @@ def test_cilium_host_policies_and_cidr_sets():
     assert a.allowed(endpoint(a, "other/x"), endpoint(a, "prod/api"), 80).allowed  # it selects nodes, not pods
     bad_set = ciliumnp("prod", "bad", {"endpointSelector": {}, "egress": [{"toCIDRSet": [{"cidr": "10.0.0.0/8", "except": ["nope"]}]}]})
     assert findings(audit(cluster(bad_set)), "NP-HYG-007")
-    l7 = ciliumnp("prod", "l7", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "80"}], "rules": {"http": [{"method": "GET"}]}}]}]})
+    l7 = ciliumnp("prod", "l7", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}],
+                                                                                   "rules": {"http": [{"method": "GET"}]}}]}]})
     (hit,) = findings(audit(cluster(l7)), "NP-HYG-009")
     assert hit.message == "HTTP rules restrict spec.ingress[0].toPorts[0]: judged at layer 4 only"
+    any_protocol = ciliumnp("prod", "l7", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "80"}],
+                                                                                              "rules": {"http": [{"method": "GET"}]}}]}]})
+    (bad,) = findings(audit(cluster(any_protocol)), "NP-HYG-007")
+    assert bad.message == "spec.ingress[0].toPorts[0].ports: L7 rules can only apply to TCP (not ANY) except for DNS rules"
 
 
 def coredns_helm(selector_labels: dict, pod_labels: dict) -> str:
@@ -804,12 +809,15 @@ def test_a_policy_naming_one_statefulset_pod_is_still_evaluated_per_pod():
 
 
 @pytest.mark.parametrize("ports,ok", [
-    ([{"port": "80"}], True), ([{"port": 65535}], True), ([{"port": "70000"}], False), ([{"port": -5}], False),
+    # The CRD types port as a string; the agent parses it as Go's ParseUint(port, 0, 16) or a service name.
+    ([{"port": "80"}], True), ([{"port": "65535"}], True), ([{"port": 65535}], False), ([{"port": "70000"}], False), ([{"port": -5}], False),
     ([{"port": "http"}], True), ([{"port": "Bad_Name"}], False), ([{"port": "80", "endPort": 90}], True),
-    ([{"port": "80", "endPort": 70}], False), ([{"port": "80", "endPort": 70000}], False), ([{"port": True}], False),
-    ([{"port": 65536}], False), ([{"port": "65536"}], False), ([{"port": 1}], True),
+    ([{"port": "80", "endPort": 70}], True),  # no check: an end below the start is the start alone (pkg/policy/portrange.go)
+    ([{"port": "80", "endPort": 70000}], False), ([{"port": True}], False),
+    ([{"port": "65536"}], False), ([{"port": "1"}], True), ([{"port": ""}], False), ([{"protocol": "TCP"}], False),
     ([{"port": "80", "endPort": 80}], True), ([{"port": "80", "endPort": 65535}], True), ([{"port": "80", "endPort": 65536}], False),
-    ([{"port": 65535, "endPort": 65535}], True),
+    ([{"port": "65535", "endPort": 65535}], True), ([{"port": "0080"}], False), ([{"port": "0x50"}], True),
+    ([{"port": "80", "protocol": "tcp"}], False), ([{"port": "80", "protocol": "ICMP"}], False), ([{"port": "0", "protocol": "VRRP"}], True),
 ])
 def test_cilium_ports_are_range_checked(ports, ok):
     policy = ciliumnp("prod", "p", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": ports}]}]})
@@ -924,9 +932,13 @@ def test_cilium_namespace_label_selectors_cover_the_namespace():
 
 
 def test_cilium_port_one_is_one_port():
-    for one in ("1", 1):
+    for one in ("1", "01"):  # Go's ParseUint with base 0: a leading 0 is octal ("0x1" is a port name: it has a letter)
         assert cilium_allowed({"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": one}]}]}]}, "other/x", "prod/api", 1)
         assert not cilium_allowed({"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": one}]}]}]}, "other/x", "prod/api", 2)
+    octal = {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "010"}]}]}]}
+    assert cilium_allowed(octal, "other/x", "prod/api", 8) and not cilium_allowed(octal, "other/x", "prod/api", 10)
+    below = {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "80", "endPort": 70}]}]}]}
+    assert cilium_allowed(below, "other/x", "prod/api", 80) and not cilium_allowed(below, "other/x", "prod/api", 75)
     ranged = {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "80", "endPort": 90}]}]}]}
     assert cilium_allowed(ranged, "other/x", "prod/api", 85) and not cilium_allowed(ranged, "other/x", "prod/api", 91)
     for spec in ({"ingress": [{}]}, {"endpointSelector": {}, "nodeSelector": {}, "ingress": [{}]}):

@@ -401,7 +401,7 @@ def test_findings_name_the_field_and_speak_the_kinds_language():
                              calico("prod", "k", {"selector": "app == 'api'", "types": ["Egress"], "egress": [
                                  {"action": "Allow", "destination": {"nets": ["0.0.0.0/0"]}}]})]))
     by = {(f.check, f.kind): f.message for f in report.findings}
-    assert by[("NP-PERM-003", "CiliumNetworkPolicy")] == ("spec.ingress[0].fromEntities[0] (fromEntities cluster) matches every pod "
+    assert by[("NP-PERM-003", "CiliumNetworkPolicy")] == ("spec.ingress[0].fromEntities[0] (entity cluster) matches every pod "
                                                           "of every namespace")
     assert by[("NP-PERM-004", "Calico NetworkPolicy")] == ("spec.egress[0].destination (nets 0.0.0.0/0) admits every address on all ports")
     assert by[("NP-PERM-007", "Calico NetworkPolicy")] == "spec.egress[0].destination (nets 0.0.0.0/0) contains 169.254.169.254 (cloud metadata)"

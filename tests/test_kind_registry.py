@@ -14,7 +14,7 @@ from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledPort, Co
 from audit.engine.kinds import Compiled, KindDeclaration, Resource, kinds, registered
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, parse_selector
-from audit.inventory import PolicyObject
+from audit.inventory import Inventory, PolicyObject
 from audit.sources.cluster import rbac_cluster_role, resources
 from audit.sources.manifests import load_manifests
 from tests.conftest import NOW
@@ -31,7 +31,7 @@ class ToyKind:
         "Toy", (Resource("ToyPolicy", "toy.example.com", ("v1",), "toypolicies", namespaced=True),),
         enforced_by={"toy-cni": "yes"}, summary="pods, from, port")
 
-    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
+    def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         good, bad = [], []
         for obj in objects:
             spec = obj.spec if isinstance(obj.spec, dict) else {}

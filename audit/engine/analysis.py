@@ -117,7 +117,7 @@ class Analysis:
             objs = by_kind.get(id(kind))
             if not objs:
                 continue
-            result = kind.compile(objs)
+            result = kind.compile(objs, inventory)
             name = kind.declaration.name
             invalid += (Invalid(obj, errors, name, kind.declaration.core, _display(obj)) for obj, errors in result.invalid)
             verdict, why = _credit(kind.declaration, cni, assume_enforced)
@@ -156,6 +156,7 @@ class Analysis:
         self._ns_names = ns_names
         self._class_index = SelectorIndex([c.label_map for c in self.classes])
         self._ns_labels: dict[str, dict[str, str]] = {}
+        self._account_labels: dict[tuple[str, str], dict[str, str]] = {(a.namespace, a.name): dict(a.labels) for a in inventory.service_accounts}
         self._view_labels: dict[tuple[LabelView, int], Mapping[str, str]] = {}
         self._view_ns_labels: dict[tuple[LabelView, str], Mapping[str, str]] = {}
         self._selection_fast: dict[int, tuple[PodSelection, frozenset[int]]] = {}
@@ -209,16 +210,16 @@ class Analysis:
     # -- construction -------------------------------------------------------------------
 
     def _build_classes(self, workloads: Sequence[Workload]) -> None:
-        groups: dict[tuple[str, Labels, tuple[ContainerPort, ...], bool], list[Workload]] = {}
+        groups: dict[tuple[str, Labels, tuple[ContainerPort, ...], bool, str], list[Workload]] = {}
         for w in workloads:
-            groups.setdefault((w.namespace, w.labels, w.ports, w.host_network), []).append(w)
-        for (ns, labels, ports, host_network), members in sorted(groups.items(), key=lambda kv: kv[0][:2]):
-            self._add_class(ns, labels, ports, host_network, sum(w.pods for w in members), tuple(members))
+            groups.setdefault((w.namespace, w.labels, w.ports, w.host_network, w.service_account), []).append(w)
+        for (ns, labels, ports, host_network, account), members in sorted(groups.items(), key=lambda kv: (kv[0][:2], kv[0][4])):
+            self._add_class(ns, labels, ports, host_network, sum(w.pods for w in members), tuple(members), account=account)
 
     def _add_class(self, ns: str, labels: Labels, ports: tuple[ContainerPort, ...], host_network: bool,
-                   pods: int, workloads: tuple[Workload, ...], virtual: bool = False) -> int:
+                   pods: int, workloads: tuple[Workload, ...], virtual: bool = False, account: str = "default") -> int:
         cid = len(self.classes)
-        self.classes.append(PodClass(cid, ns, labels, dict(labels), ports, host_network, pods, workloads, virtual))
+        self.classes.append(PodClass(cid, ns, labels, dict(labels), ports, host_network, pods, workloads, virtual, account))
         self.classes_by_ns.setdefault(ns, []).append(cid)
         return cid
 
@@ -322,7 +323,8 @@ class Analysis:
         hit = self._view_labels.get(key)
         if hit is None:
             cls = self.classes[cid]
-            hit = self._view_labels[key] = view.pod(cls.label_map, cls.namespace, self.namespace_labels(cls.namespace), None)
+            hit = self._view_labels[key] = view.pod(cls.label_map, cls.namespace, self.namespace_labels(cls.namespace), cls.service_account,
+                                                    self._account_labels.get((cls.namespace, cls.service_account), {}))
         return hit
 
     def _view_namespace_labels(self, view: LabelView, namespace: str) -> Mapping[str, str]:

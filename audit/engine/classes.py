@@ -45,6 +45,7 @@ class PodClass:
     pods: int
     workloads: tuple[Workload, ...]
     virtual: bool = False
+    service_account: str = "default"
 
     @functools.cached_property
     def ips(self) -> tuple[IPAddress, ...]:

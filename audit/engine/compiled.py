@@ -135,7 +135,7 @@ class CompiledRule:
         if self.ports is None:
             return not self.not_ports
         return bool(self.ports) and not self.not_ports and all(
-            p.port is None and set(p.protocols) <= set(PROTOCOLS) for p in self.ports)
+            p.port is None and p.protocols and set(p.protocols) <= set(PROTOCOLS) for p in self.ports)
 
     @cached_property
     def every_protocol_port(self) -> bool:

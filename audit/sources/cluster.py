@@ -84,6 +84,8 @@ _CONTEXT: tuple[Resource, ...] = (
     Resource("nodes", "", ("v1",), "Node", core=False),
     # What an ingress controller sends outside traffic to (connectivity's {ingress-controller}).
     Resource("services", "", ("v1",), "Service", core=False, namespaced=True),
+    # Calico selects pods by their service account's labels (pcsa.*).
+    Resource("serviceaccounts", "", ("v1",), "ServiceAccount", core=False, namespaced=True),
     Resource("ingresses", "networking.k8s.io", ("v1",), "Ingress", core=False, namespaced=True),
     Resource("routes", "route.openshift.io", ("v1",), "Route", core=False, namespaced=True),
 )

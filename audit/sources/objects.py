@@ -27,6 +27,7 @@ from audit.inventory import (
     Namespace,
     PolicyObject,
     Service,
+    ServiceAccount,
     ServicePort,
     SourceRef,
     Workload,
@@ -170,8 +171,20 @@ def _container_port(number: int, protocol: str, name: str | None) -> ContainerPo
     return port
 
 
+def service_account_of(spec: Mapping[str, Any], where: str, field: str) -> str:
+    """A pod's service account: `serviceAccountName`, else the deprecated `serviceAccount`, else
+    `default` (what the API server's admission sets)."""
+    for key in ("serviceAccountName", "serviceAccount"):
+        value = spec.get(key)
+        if value is not None and value != "":
+            if type(value) is not str:
+                raise _fail(where, f"{field}.{key}", f"must be a string, got {_short(value)}")
+            return value
+    return "default"
+
+
 def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = False
-                   ) -> tuple[tuple[ContainerPort, ...], bool, tuple[Container, ...]]:
+                   ) -> tuple[tuple[ContainerPort, ...], bool, tuple[Container, ...], str]:
     """Container ports, hostNetwork and (for CNI detection only) containers of a pod spec."""
     spec = _mapping(spec, where, field)
     ports: list[ContainerPort] = []
@@ -205,7 +218,7 @@ def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = Fa
                     raise _fail(where, f"{field}.{group}[{i}].command", "command and args must be lists of strings")
                 containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), tuple(words)))
     host_network = _bool(spec.get("hostNetwork"), where, f"{field}.hostNetwork")
-    return _port_tuple(ports), host_network, tuple(containers)
+    return _port_tuple(ports), host_network, tuple(containers), service_account_of(spec, where, field)
 
 
 def _owner_of(refs: Iterable[tuple[Any, Any, Any]], template_hash: Any) -> tuple[str, str] | None:
@@ -255,6 +268,7 @@ class InventoryBuilder:
     _node_hints: set[str] = field(default_factory=set)
     _services: dict[tuple[str, str], Service] = field(default_factory=dict)
     _ingresses: dict[tuple[str, str, str], IngressRoute] = field(default_factory=dict)
+    _service_accounts: dict[tuple[str, str], ServiceAccount] = field(default_factory=dict)
 
     def add(self, obj: Any, source: SourceRef, where: str) -> None:
         """Add one object (a dict as the API serves it, or a pod typed by audit.sources.slim);
@@ -334,7 +348,10 @@ class InventoryBuilder:
             self._namespaces[name] = Namespace(name, freeze_labels(labels), True, source)
             return
         if (group, kind) in ROUTING_KINDS:
-            self._add_routing(obj, kind, ns, name, source, where)
+            self._add_routing(obj, meta, kind, ns, name, source, where)
+            return
+        if kind == "ServiceAccount" and not group:
+            self._service_accounts[(ns, name)] = ServiceAccount(ns, name, _labels(meta.get("labels"), where, "metadata.labels"), source)
             return
         if kind == "Node":
             keys = list(_mapping(meta.get("annotations"), where, "metadata.annotations")) + list(_mapping(meta.get("labels"), where, "metadata.labels"))
@@ -346,9 +363,11 @@ class InventoryBuilder:
     def _handles(group: str, kind: str) -> bool:
         if resource_of(group, kind) is not None:
             return True
-        return kind in ("Namespace", "Pod", "Node") or kind in TEMPLATE_KINDS or (group, kind) in ROUTING_KINDS
+        return kind in ("Namespace", "Pod", "Node") or kind in TEMPLATE_KINDS or (group, kind) in ROUTING_KINDS or (
+            group, kind) == ("", "ServiceAccount")
 
-    def _add_routing(self, obj: Mapping[str, Any], kind: str, ns: str, name: str, source: SourceRef, where: str) -> None:
+    def _add_routing(self, obj: Mapping[str, Any], meta: Mapping[str, Any], kind: str, ns: str, name: str, source: SourceRef,
+                     where: str) -> None:
         """Services, Ingresses and Routes: what an ingress controller can reach (see audit.engine.ingress)."""
         spec = _mapping(obj.get("spec"), where, "spec")
         if kind == "Service":
@@ -365,7 +384,7 @@ class InventoryBuilder:
                 ports.append(ServicePort(number, target, _optional_str(port.get("name"), where, f"spec.ports[{i}].name"),
                                          str(port.get("protocol") or "TCP")))
             self._services[(ns, name)] = Service(ns, name, None if selector is None else _labels(selector, where, "spec.selector"),
-                                                 tuple(ports), source)
+                                                 tuple(ports), source, _labels(meta.get("labels"), where, "metadata.labels"))
             return
         backends: list[Backend] = []
         if kind == "Route":
@@ -410,14 +429,14 @@ class InventoryBuilder:
         if self._finished(ns, name, status.get("phase")):
             return
         labels = _labels(meta.get("labels"), where, "metadata.labels")
-        ports, host_network, _ = pod_spec_facts(obj.get("spec"), where, "spec")
+        ports, host_network, _, account = pod_spec_facts(obj.get("spec"), where, "spec")
         owner = self._owner(meta, where) or ("Pod", name)
         ips: list[Any] = [p.get("ip") for p in _list(status.get("podIPs"), where, "status.podIPs") if isinstance(p, dict) and p.get("ip")]
         if not ips and status.get("podIP"):
             ips = [status["podIP"]]
         if not all(type(ip) is str for ip in ips):
             raise _fail(where, "status.podIPs", "addresses must be strings")
-        self._record_pod(ns, labels, ports, host_network, owner, ips, source)
+        self._record_pod(ns, labels, ports, host_network, owner, ips, source, account)
 
     def _add_typed_pod(self, pod: slim.Pod, source: SourceRef) -> None:
         """A pod whose every field msgspec has checked against the types `_add_pod` accepts."""
@@ -437,8 +456,9 @@ class InventoryBuilder:
             ips = [p.ip for p in status.podIPs or () if p.ip]
             if not ips and status.podIP:
                 ips = [status.podIP]
+        account = (spec.serviceAccountName or spec.serviceAccount or "default") if spec is not None else "default"
         self._record_pod(ns, _labels(meta.labels, "", "") if meta.labels else (), _port_tuple(ports),
-                         bool(spec is not None and spec.hostNetwork), owner or ("Pod", name), ips, source)
+                         bool(spec is not None and spec.hostNetwork), owner or ("Pod", name), ips, source, account)
 
     def _first_sight(self, ns: str, name: str) -> bool:
         """False for a pod read before (a restarted list after 410 Gone, a repeated manifest): counted once."""
@@ -456,12 +476,12 @@ class InventoryBuilder:
         return False
 
     def _record_pod(self, ns: str, labels: Labels, ports: tuple[ContainerPort, ...], host_network: bool,
-                    owner: tuple[str, str], ips: list[str], source: SourceRef) -> None:
+                    owner: tuple[str, str], ips: list[str], source: SourceRef, account: str = "default") -> None:
         """One running pod, however it was read: grouped under its owner with the pods alike."""
         if ns not in self._referenced:
             self._referenced.add(ns)
-        # Pods of one owner that differ in labels or ports (a rollout in progress) are kept apart.
-        key = (ns, owner[0], owner[1], labels, ports, host_network)
+        # Pods of one owner that differ in labels, ports or service account (a rollout in progress) are kept apart.
+        key = (ns, owner[0], owner[1], labels, ports, host_network, account)
         group = self._pod_groups.setdefault(key, [0, [], source])
         group[0] += 1
         group[1].extend(str(ip) for ip in ips)
@@ -472,7 +492,7 @@ class InventoryBuilder:
         template = _mapping(_dig(obj, path, where), where, ".".join(path))
         tmeta = _mapping(template.get("metadata"), where, ".".join(path) + ".metadata")
         labels = _labels(tmeta.get("labels"), where, ".".join(path) + ".metadata.labels")
-        ports, host_network, containers = pod_spec_facts(template.get("spec"), where, ".".join(path) + ".spec", kind == "DaemonSet")
+        ports, host_network, containers, account = pod_spec_facts(template.get("spec"), where, ".".join(path) + ".spec", kind == "DaemonSet")
         spec = _mapping(obj.get("spec"), where, "spec")
         pods = _int(spec.get(count_field), where, f"spec.{count_field}", 1, 0) if count_field else 1
         if kind == "DaemonSet":
@@ -484,17 +504,18 @@ class InventoryBuilder:
             kind, name = owner
             if (ns, kind, name) in self._templates:
                 return
-        self._templates[(ns, kind, name)] = Workload(ns, kind, name, labels, ports, host_network, pods, (), source)
+        self._templates[(ns, kind, name)] = Workload(ns, kind, name, labels, ports, host_network, pods, (), source, service_account=account)
 
     def build(self, collection: Collection) -> Inventory:
         workloads: list[Workload] = []
         live_owners: set[tuple[str, str, str]] = set()
-        for (ns, kind, name, labels, ports, host_network), (count, ips, source) in self._pod_groups.items():
+        for (ns, kind, name, labels, ports, host_network, account), (count, ips, source) in self._pod_groups.items():
             live_owners.add((ns, kind, name))
             # Live pods of a Deployment are owned by its ReplicaSet <name>-<pod-template-hash> (see _owner).
             template_hash = dict(labels).get("pod-template-hash") if kind == "Deployment" else None
             controller = f"ReplicaSet/{name}-{template_hash}" if template_hash else None
-            workloads.append(Workload(ns, kind, name, labels, ports, host_network, count, tuple(sorted(set(ips))), source, controller))
+            workloads.append(Workload(ns, kind, name, labels, ports, host_network, count, tuple(sorted(set(ips))), source, controller,
+                                      account))
         for key, template in self._templates.items():
             if key not in live_owners:
                 workloads.append(template)
@@ -525,5 +546,6 @@ class InventoryBuilder:
             collection=collection_with_counts,
             services=tuple(self._services[k] for k in sorted(self._services)),
             ingresses=tuple(self._ingresses[k] for k in sorted(self._ingresses)),
+            service_accounts=tuple(self._service_accounts[k] for k in sorted(self._service_accounts)),
         )
 

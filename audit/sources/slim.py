@@ -34,6 +34,8 @@ class PodSpec(msgspec.Struct):
     containers: list[PodContainer] | None = None
     initContainers: list[PodContainer] | None = None
     hostNetwork: bool | None = None
+    serviceAccountName: str | None = None
+    serviceAccount: str | None = None
 
 
 class OwnerReference(msgspec.Struct):

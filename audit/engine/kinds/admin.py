@@ -20,7 +20,7 @@ from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import PROTOCOLS, port_name_error
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, Selector, parse_selector
-from audit.inventory import Labels, PolicyObject, SourceRef
+from audit.inventory import Inventory, Labels, PolicyObject, SourceRef
 
 GROUP = "policy.networking.k8s.io"
 ANP = "AdminNetworkPolicy"
@@ -358,7 +358,7 @@ class _AdminKind:
         summary="subject (namespaces, pods), priority, Allow/Deny/Pass rules, peers (namespaces, pods, networks, sameLabels, "
                 "notSameLabels), ports (number, range, named); nodes peers match nothing here")
 
-    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
+    def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         parsed = tuple(parse_admin(o) for o in objects)
         return Compiled(tuple(compile_admin(p.policy) for p in parsed if p.policy is not None),
                         tuple((p.obj, p.errors) for p in parsed if p.policy is None))

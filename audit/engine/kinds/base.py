@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from audit.engine.compiled import CompiledPolicy
 from audit.engine.selectors import FieldError
-from audit.inventory import PolicyObject
+from audit.inventory import Inventory, PolicyObject
 
 Enforcement = Literal["yes", "conditional", "no"]
 
@@ -68,8 +68,9 @@ class Compiled:
 class PolicyKind(Protocol):
     declaration: KindDeclaration
 
-    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
-        """Validate the objects as the API server's schema would and compile the valid ones."""
+    def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
+        """Validate the objects as the API server's schema would and compile the valid ones; the
+        inventory is there for what a kind resolves (the Services a Cilium rule names, Calico tiers)."""
 
 
 def group_of(api_version: str) -> str:

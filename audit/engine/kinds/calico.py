@@ -21,7 +21,7 @@ from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import PROTOCOLS
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError
-from audit.inventory import PolicyObject
+from audit.inventory import Inventory, PolicyObject
 
 NAMESPACE_LABEL = "projectcalico.org/namespace"
 NAMESPACE_PREFIX = "pcns."
@@ -194,7 +194,7 @@ class CalicoView:
     """The labels Calico's selectors see (``audit.engine.selection.LabelView``)."""
 
     def pod(self, labels: Mapping[str, str], namespace: str, namespace_labels: Mapping[str, str],
-            service_account: str | None) -> Mapping[str, str]:
+            service_account: str, service_account_labels: Mapping[str, str]) -> Mapping[str, str]:
         return calico_labels(labels, namespace, namespace_labels)
 
     def namespace(self, name: str, labels: Mapping[str, str]) -> Mapping[str, str]:
@@ -391,7 +391,7 @@ class _CalicoKind:
         summary="order, selector, namespaceSelector, types, Allow/Deny/Pass/Log rules, source/destination selector, "
                 "namespaceSelector, nets, notNets, ports, protocol")
 
-    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
+    def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         parsed = [(o, *compile_calico(o)) for o in objects]
         return Compiled(tuple(p for _, p, _ in parsed if p is not None), tuple((o, tuple(e)) for o, p, e in parsed if e))
 

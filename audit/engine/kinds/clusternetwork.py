@@ -20,7 +20,7 @@ from audit.engine.kinds.admin import GROUP, AdminPeer, AdminPolicy, AdminPort, A
 from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import port_name_error
 from audit.engine.selectors import FieldError
-from audit.inventory import PolicyObject
+from audit.inventory import Inventory, PolicyObject
 
 CNP = "ClusterNetworkPolicy"
 _SPEC_FIELDS = {"tier", "priority", "subject", "ingress", "egress"}
@@ -148,7 +148,7 @@ class _ClusterNetworkKind:
         summary="tier (Admin, Baseline), priority, subject, Accept/Deny/Pass rules, peers (namespaces, pods, networks), "
                 "protocols (tcp/udp/sctp ports and ranges, named ports); domainNames and nodes peers match nothing here")
 
-    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
+    def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         parsed = [(o, *parse_cluster_network_policy(o)) for o in objects]
         return Compiled(tuple(compile_admin(p, "protocols") for _, p, _ in parsed if p is not None),
                         tuple((o, e) for o, p, e in parsed if p is None))

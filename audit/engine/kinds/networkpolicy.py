@@ -18,7 +18,7 @@ from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import PROTOCOLS, port_name_error
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, Selector, parse_selector
-from audit.inventory import ContainerPort, Labels, PolicyObject, SourceRef
+from audit.inventory import ContainerPort, Inventory, Labels, PolicyObject, SourceRef
 
 KIND_NAME = "NetworkPolicy"
 
@@ -406,7 +406,7 @@ class _NetworkPolicyKind:
         summary="every field: podSelector, policyTypes (and its default), ingress/egress peers (podSelector, namespaceSelector, "
                 "ipBlock with except), ports (numbers, names, endPort, protocols)")
 
-    def compile(self, objects: Sequence[PolicyObject]) -> Compiled:
+    def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         parsed = [parse_policy(o) for o in objects]
         return Compiled(tuple(compile_policy(p.policy, p.obj.spec) for p in parsed if p.policy is not None),
                         tuple((p.obj, p.errors) for p in parsed if p.policy is None))
