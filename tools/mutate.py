@@ -35,13 +35,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = [
     "audit/engine/selectors.py", "audit/engine/ports.py", "audit/engine/stack.py", "audit/engine/analysis.py",
+    "audit/engine/compiled.py", "audit/engine/selection.py", "audit/engine/addresses.py", "audit/engine/clients.py",
+    "audit/checks/permissive.py", "audit/checks/hygiene.py",
     "audit/engine/classes.py", "audit/engine/verdict.py", "audit/engine/coverage.py",
     "audit/engine/connectivity.py", "audit/engine/kinds/networkpolicy.py", "audit/engine/kinds/admin.py",
     "audit/engine/kinds/clusternetwork.py", "audit/engine/kinds/cilium.py", "audit/engine/kinds/calico.py",
 ]
 # Fast truth tables first: pytest stops at the first failure, so most mutants die in seconds.
 TESTS = [
-    "tests/test_semantics.py", "tests/test_admin.py", "tests/test_cilium.py", "tests/test_calico.py", "tests/test_coverage.py",
+    "tests/test_semantics.py", "tests/test_kind_checks.py", "tests/test_admin.py", "tests/test_cilium.py", "tests/test_calico.py", "tests/test_coverage.py",
     "tests/test_parsing.py", "tests/test_engine_edges.py", "tests/test_reach.py", "tests/test_connectivity.py",
     "tests/test_ingress.py", "tests/test_netpol_analyzer.py", "tests/test_checks.py", "tests/test_examples.py",
     "tests/test_connectivity_graph.py", "tests/test_stack.py", "tests/test_compliance.py", "tests/test_fix.py",
