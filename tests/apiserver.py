@@ -38,6 +38,8 @@ COLLECTIONS = {
     ("crd.projectcalico.org", "v1", "globalnetworkpolicies"): ("GlobalNetworkPolicy", False),
     ("projectcalico.org", "v3", "networkpolicies"): ("NetworkPolicy", True),
     ("projectcalico.org", "v3", "globalnetworkpolicies"): ("GlobalNetworkPolicy", False),
+    ("crd.projectcalico.org", "v1", "tiers"): ("Tier", False),
+    ("projectcalico.org", "v3", "tiers"): ("Tier", False),
 }
 
 

@@ -300,7 +300,8 @@ def test_scanner_requests_stay_inside_its_printed_role(objects, kubeconfig_file)
         assert (group, resource) in allowed, r.path
     used = {(r.path.split("/")[2] if r.path.startswith("/apis/") else "", r.path.rsplit("/", 1)[-1]) for r in requests if r.path not in discovery}
     # It asks for nothing it does not use (Calico's CRDs are skipped when its v3 API is served).
-    assert used == allowed - {("projectcalico.org", "networkpolicies"), ("projectcalico.org", "globalnetworkpolicies")}
+    assert used == allowed - {("projectcalico.org", "networkpolicies"), ("projectcalico.org", "globalnetworkpolicies"),
+                              ("projectcalico.org", "tiers")}
     assert {(res.group, res.name) for res in resources()} == allowed
 
 

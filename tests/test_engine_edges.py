@@ -268,7 +268,7 @@ from audit.engine.kinds.admin import parse_admin  # noqa: E402
 from audit.engine.kinds.clusternetwork import parse_cluster_network_policy  # noqa: E402
 from audit.engine.kinds.networkpolicy import PortRule  # noqa: E402
 from audit.engine.ports import resolve_ports  # noqa: E402
-from audit.inventory import ContainerPort  # noqa: E402
+from audit.inventory import ContainerPort, Inventory  # noqa: E402
 from audit.render.connectivity import namespace_matrix  # noqa: E402
 from audit.report.build import namespaces_with_pods  # noqa: E402
 from tests.conftest import findings  # noqa: E402
@@ -872,7 +872,7 @@ def test_calico_selector_grammar_edges(text, labels, matches):
 ])
 def test_calico_validation_edges(spec, ok):
     from audit.engine.kinds.calico import compile_calico
-    policy, errors = compile_calico(PolicyObject("GlobalNetworkPolicy", "projectcalico.org/v3", None, "p", spec))
+    policy, errors = compile_calico(PolicyObject("GlobalNetworkPolicy", "projectcalico.org/v3", None, "p", spec), Inventory((), (), ()))
     assert (policy is not None and not errors) is ok, errors
 
 

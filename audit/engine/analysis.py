@@ -392,6 +392,8 @@ class Analysis:
                 found = self.select(peer.pods) if peer.pods is not None else self.select(_EVERY_POD)
             if peer.not_blocks:
                 found = frozenset(c for c in found if not any(ip in net for ip in self.classes[c].ips for net in peer.not_blocks))
+            if peer.not_pods is not None:
+                found = found - self.select(peer.not_pods)
         self._peer_memo[key] = found
         return found
 
@@ -419,9 +421,19 @@ class Analysis:
         """Whether a rule applies between ``subject`` (its side's pod) and ``other`` (the peer)."""
         if rule.own is not None and not self.peer_names(rule.own, None, subject):
             return False
+        if rule.ip_family is not None and self.family(other) != rule.ip_family:
+            return False
         if rule.all_peers:
             return True
         return any(self.peer_names(peer, subject, other) for peer in rule.peers)
+
+    def family(self, endpoint: Endpoint) -> int:
+        """The IP version of traffic with an endpoint: an address's own; a pod's, 6 only when every
+        IP it has is IPv6 (pods without known IPs are taken as IPv4)."""
+        if not isinstance(endpoint, int):
+            return endpoint.version
+        ips = self.classes[endpoint].ips
+        return 6 if ips and all(ip.version == 6 for ip in ips) else 4
 
     def rule_ports(self, rule: CompiledRule, dst_ports: DstPorts) -> PortSet:
         """What a rule covers, resolved against the destination's container ports (once per rule and port list)."""
@@ -439,7 +451,7 @@ class Analysis:
 
     def rule_peer_sets(self, rule: CompiledRule) -> tuple[frozenset[int], ...] | None:
         """The pod-class sets a rule's peers name, for listing candidates (None: possibly any peer)."""
-        if rule.all_peers or rule.own is not None:
+        if rule.all_peers or rule.own is not None or rule.ip_family is not None:
             return None
         out = []
         for peer in rule.peers:

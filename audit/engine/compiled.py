@@ -22,6 +22,8 @@ from audit.engine.selection import Matcher, PodSelection
 from audit.inventory import Labels, SourceRef
 
 Tier = Literal["admin", "namespace", "baseline"]
+DEFAULT_GROUP: tuple[float, str] = (1_000_000.0, "default")
+"""Calico's default tier (order 1,000,000), where Kubernetes NetworkPolicy sits at order 1000."""
 TIERS: tuple[Tier, ...] = ("admin", "namespace", "baseline")
 Action = Literal["Allow", "Deny", "Pass"]
 
@@ -49,6 +51,8 @@ class CompiledPeer:
     unresolvable: str | None = None
     selectors: tuple[tuple[str, Matcher], ...] = ()
     """(field, matcher) of every selector it writes, for the empty-value check."""
+    not_pods: PodSelection | None = None
+    """Pods it never names (a global Calico notSelector alone: anything but those)."""
 
     @cached_property
     def relative(self) -> bool:
@@ -59,7 +63,7 @@ class CompiledPeer:
     def everything(self) -> bool:
         """Every pod and every address."""
         return (self.pods is None and not self.blocks and not self.not_blocks and not self.relative
-                and self.unresolvable is None)
+                and self.unresolvable is None and self.not_pods is None)
 
     @cached_property
     def every_namespace(self) -> bool:
@@ -71,7 +75,8 @@ class CompiledPeer:
     @cached_property
     def every_pod(self) -> bool:
         """It names every pod of every namespace."""
-        return self.every_namespace and (self.pods is None or self.pods.every_pod) and not self.not_blocks and not self.blocks
+        return (self.every_namespace and (self.pods is None or self.pods.every_pod) and not self.not_blocks and not self.blocks
+                and self.not_pods is None)
 
     @cached_property
     def whole_address_space(self) -> bool:
@@ -128,6 +133,8 @@ class CompiledRule:
     """What else restricts it that this audit judges at layer 4 only (HTTP rules, ...)."""
     index: int = 0
     """Its place in the list it is written in (``spec.egress[index]``)."""
+    ip_family: int | None = None
+    """It matches only traffic of this IP version (Calico's ipVersion, or the family of its nets)."""
 
     @cached_property
     def every_port(self) -> bool:
@@ -208,6 +215,12 @@ class Layer:
     is denied at the end of the tier (an explanation says so)."""
     priority: int | None = None
     """The priority the kind writes (admin tiers): two layers of a tier with one priority have no defined order."""
+    group: tuple[float, str] = DEFAULT_GROUP
+    """Within the namespace tier, the CNI's own tier it sits in (Calico tiers: order, name); NetworkPolicy
+    sits in the default one. Groups are walked in order, each closing on its own."""
+    group_closes: bool = True
+    """What the group does at its end to a pod one of its layers isolates: deny the rest (Calico's
+    defaultAction Deny), or pass it on to the next group (defaultAction Pass)."""
 
 
 @dataclass(frozen=True, eq=False)

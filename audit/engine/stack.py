@@ -23,7 +23,7 @@ kind by name. The walk runs over port sets, so connectivity takes the allowed se
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, Union
 
@@ -43,7 +43,7 @@ DstPorts = Union[tuple[ContainerPort, ...], None]
 class Entry:
     """A policy's layer in the stack: what the walk reads, with the policy it comes from."""
 
-    __slots__ = ("_rules", "isolating", "key", "kind", "layer", "note", "order", "policy", "simple", "tier", "union")
+    __slots__ = ("_rules", "closing", "isolating", "key", "kind", "layer", "note", "order", "policy", "simple", "tier", "union")
 
     def __init__(self, policy: CompiledPolicy, layer: Layer):
         self.policy = policy
@@ -51,9 +51,11 @@ class Entry:
         self.key = policy.key
         self.kind = policy.kind
         self.tier: Tier = layer.tier
-        self.order = layer.order
+        self.order = (layer.group, layer.order) if layer.tier == "namespace" else ((0.0, ""), layer.order)
+        """Where it is walked in its tier: its group (a CNI tier) first, then its own order."""
         self.note = layer.note
         self.isolating = layer.isolates
+        self.closing = layer.isolates if layer.tier == "namespace" and layer.group_closes else ()
         self._rules: dict[Direction, tuple[CompiledRule, ...]] = {"Ingress": (), "Egress": ()}
         self._rules.update(dict(layer.rules))
         self.union = layer.tier == "namespace" and all(r.action == "Allow" for rs in self._rules.values() for r in rs)
@@ -65,8 +67,8 @@ class Entry:
         return self._rules[direction]
 
     def isolates(self, direction: Direction) -> bool:
-        """Whether selecting a pod closes the namespace tier for it (the rest is denied)."""
-        return direction in self.isolating
+        """Whether selecting a pod closes its group of the namespace tier for it (the rest is denied)."""
+        return direction in self.closing
 
 
 class Universe(Protocol):
@@ -137,31 +139,38 @@ def evaluate(universe: Universe, subject: int, direction: Direction, other: Endp
     passed_by: dict[PortSet, Decision] = {}
     for tier in TIERS:
         entries = tiers.get(tier, ())
-        if not entries:
-            continue
-        passed = NONE
+        # The namespace tier holds the CNI's own tiers (groups), walked in order, each closing on its own.
+        groups: list[list[Entry]] = []
         for entry in entries:
-            for rule in entry.rules(direction):
-                if not scope:
-                    break
-                if not universe.rule_names(rule, subject, other):
-                    continue
-                ports = universe.rule_ports(rule, dst_ports) & scope
-                if not ports:
-                    continue
-                decision = Decision(rule.action, rule.label, entry.note, tier)
-                if rule.action == "Pass":
-                    passed = passed | ports
-                    passed_by[ports] = decision
-                else:
-                    segments += _split(ports, rule.action == "Allow", decision, passed_by)
-                scope = scope - ports
-        if tier == "namespace":
-            isolated = tuple(e for e in entries if e.isolates(direction))
-            if isolated and scope:
-                segments += _split(scope, False, None, passed_by)
-                scope = NONE
-        scope = scope | passed
+            if groups and groups[-1][0].order[0] == entry.order[0]:
+                groups[-1].append(entry)
+            else:
+                groups.append([entry])
+        for group in groups:
+            passed = NONE
+            for entry in group:
+                for rule in entry.rules(direction):
+                    if not scope:
+                        break
+                    if not universe.rule_names(rule, subject, other):
+                        continue
+                    ports = universe.rule_ports(rule, dst_ports) & scope
+                    if not ports:
+                        continue
+                    decision = Decision(rule.action, rule.label, entry.note, tier)
+                    if rule.action == "Pass":
+                        passed = passed | ports
+                        passed_by[ports] = decision
+                    else:
+                        segments += _split(ports, rule.action == "Allow", decision, passed_by)
+                    scope = scope - ports
+            if tier == "namespace":
+                closing = tuple(e for e in group if e.isolates(direction))
+                isolated += closing
+                if closing and scope:
+                    segments += _split(scope, False, None, passed_by)
+                    scope = NONE
+            scope = scope | passed
     if scope:
         segments += _split(scope, True, None, passed_by)
     return Outcome(tuple(s for s in segments if s.ports), isolated)
@@ -188,12 +197,3 @@ def closes(entry: Entry, direction: Direction) -> bool:
         return entry.isolates(direction)
     first = next((r for r in entry.rules(direction) if r.everyone), None)
     return first is not None and first.action == "Deny"
-
-
-def first_everyone(entries: Sequence[Entry], direction: Direction) -> tuple[Entry, CompiledRule] | None:
-    """The first rule of ``entries`` (in their order) that names every cluster pod on every port."""
-    for entry in entries:
-        rule = next((r for r in entry.rules(direction) if r.everyone), None)
-        if rule is not None:
-            return entry, rule
-    return None

@@ -30,6 +30,8 @@ class Resource:
     """The label of a resource that serves the same objects: when it was read, this one is not."""
     manifest_groups: tuple[str, ...] = ()
     """Older groups manifests may still use for the same kind (extensions/v1beta1)."""
+    auxiliary: bool = False
+    """Objects the kind reads beside its policies (Calico's Tiers): never counted as policies."""
 
     @property
     def label(self) -> str:
