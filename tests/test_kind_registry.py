@@ -31,6 +31,10 @@ class ToyKind:
         "Toy", (Resource("ToyPolicy", "toy.example.com", ("v1",), "toypolicies", namespaced=True),),
         enforced_by={"toy-cni": "yes"}, summary="pods, from, port")
 
+    def subject(self, obj: PolicyObject) -> PodSelection | None:
+        pods, errors = parse_selector((obj.spec or {}).get("pods") if isinstance(obj.spec, dict) else None, "spec.pods")
+        return None if errors else PodSelection(namespace=obj.namespace, pods=pods)
+
     def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         good, bad = [], []
         for obj in objects:

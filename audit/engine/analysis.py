@@ -54,6 +54,13 @@ class Invalid:
     """Of a core kind (NetworkPolicy)."""
     display_kind: str = ""
     """How reports name its kind (the resource's display name: "Calico NetworkPolicy")."""
+    subject: PodSelection | None = None
+    """The pods it would have selected, read on its own (None: unreadable)."""
+
+    def describe(self) -> str:
+        errors = "; ".join(map(str, self.errors[:2])) + ("; ..." if len(self.errors) > 2 else "")
+        where = f"{self.obj.namespace}/" if self.obj.namespace else ""
+        return f"{self.display_kind or self.obj.kind} {where}{self.obj.name} is invalid ({errors}) and was left out"
 
 
 def _display(obj: PolicyObject) -> str:
@@ -119,7 +126,7 @@ class Analysis:
                 continue
             result = kind.compile(objs, inventory)
             name = kind.declaration.name
-            invalid += (Invalid(obj, errors, name, kind.declaration.core, _display(obj)) for obj, errors in result.invalid)
+            invalid += (Invalid(obj, errors, name, kind.declaration.core, _display(obj), kind.subject(obj)) for obj, errors in result.invalid)
             verdict, why = _credit(kind.declaration, cni, assume_enforced)
             if verdict == "no":
                 self.unenforced[name] = why
@@ -358,6 +365,13 @@ class Analysis:
         excepts = [(int(ex.network_address), int(ex.broadcast_address)) for ex in block.excepts]
         hit = self._block_memo[block] = frozenset(cid for value, cid in entries[lo:hi] if not any(a <= value <= b for a, b in excepts))
         return hit
+
+    def rejected_for(self, cid: int) -> tuple[Invalid, ...]:
+        """The invalid policy objects that would have selected class ``cid`` (or may have: their
+        subject is unreadable and they are of its namespace or cluster-wide): they take no part."""
+        namespace = self.classes[cid].namespace
+        return tuple(bad for bad in self.invalid if bad.obj.namespace in (None, namespace) and (
+            bad.subject is None or cid in self.select(bad.subject)))
 
     def policies_of(self, core: bool) -> tuple[CompiledPolicy, ...]:
         """The policies of the core kinds (NetworkPolicy), or of every other kind."""

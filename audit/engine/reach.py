@@ -36,13 +36,15 @@ class PathResult:
     port: int
     protocol: str
     verdict: Verdict
+    rejected: tuple[str, ...] = ()
+    """Policies that would have selected either end but are invalid, so they take no part."""
 
     @property
     def allowed(self) -> bool:
         return self.verdict.allowed
 
     def explain(self) -> list[str]:
-        return self.verdict.explain_lines()
+        return self.verdict.explain_lines() + [f"note: {note}" for note in self.rejected]
 
 
 def parse_port(value: str) -> tuple[int, str]:
@@ -178,7 +180,9 @@ def check_paths(analysis: Analysis, sources: list[Target], destinations: list[Ta
         for number, protocol in ports_to_check(analysis, dst, port):
             for src in sources:
                 verdict = analysis.allowed(src.endpoint, dst.endpoint, number, protocol)
-                results.append(PathResult(src.label, dst.label, number, protocol, verdict))
+                rejected = tuple(dict.fromkeys(bad.describe() for end in (src.endpoint, dst.endpoint) if isinstance(end, int)
+                                               for bad in analysis.rejected_for(end)))
+                results.append(PathResult(src.label, dst.label, number, protocol, verdict, rejected))
     return results
 
 
@@ -189,4 +193,5 @@ def render_paths(results: list[PathResult]) -> str:
         word = "ALLOWED" if r.allowed else "DENIED"
         lines.append(f"{r.source} -> {r.destination} : {r.port}/{r.protocol}  {word}")
         lines.extend(f"  {step}" for step in r.verdict.explain_lines())
+        lines.extend(f"  note: {note}" for note in r.rejected)
     return "\n".join(lines) + "\n"

@@ -347,6 +347,16 @@ def _compile_peer(peer: AdminPeer, field: str) -> CompiledPeer:
 _NOTES = {"admin": "{kind}, before any NetworkPolicy", "baseline": "{kind}"}
 
 
+def admin_subject(obj: PolicyObject) -> PodSelection | None:
+    """An admin-tier object's subject on its own, or None when it cannot be read."""
+    errors: list[FieldError] = []
+    spec = obj.spec if isinstance(obj.spec, dict) else {}
+    namespaces, pod_namespaces, pods = parse_subject(spec.get("subject"), errors)
+    if errors:
+        return None
+    return PodSelection(namespaces=namespaces) if namespaces is not None else PodSelection(namespaces=pod_namespaces, pods=pods)
+
+
 class _AdminKind:
     declaration = KindDeclaration(
         "AdminNetworkPolicy / BaselineAdminNetworkPolicy",
@@ -357,6 +367,9 @@ class _AdminKind:
                      "kube-ovn": "conditional"},
         summary="subject (namespaces, pods), priority, Allow/Deny/Pass rules, peers (namespaces, pods, networks, sameLabels, "
                 "notSameLabels), ports (number, range, named); nodes peers match nothing here")
+
+    def subject(self, obj: PolicyObject) -> PodSelection | None:
+        return admin_subject(obj)
 
     def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         parsed = tuple(parse_admin(o) for o in objects)

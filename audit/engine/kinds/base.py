@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from audit.engine.compiled import CompiledPolicy
+from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError
 from audit.inventory import Inventory, PolicyObject
 
@@ -69,6 +70,10 @@ class Compiled:
 
 class PolicyKind(Protocol):
     declaration: KindDeclaration
+
+    def subject(self, obj: PolicyObject) -> PodSelection | None:
+        """The pods an object's subject selects, read on its own (for an object the kind rejected:
+        `reach` says a policy that would have selected the pod was left out); None: unreadable."""
 
     def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         """Validate the objects as the API server's schema would and compile the valid ones; the

@@ -769,6 +769,17 @@ class _CalicoKind:
                 "notPorts, the labels Calico gives pods and namespaces; HTTP matches, ICMP types and source ports judged at L4 "
                 "and named; doNotTrack/preDNAT policies apply to hosts only; network sets and host endpoints match nothing here")
 
+    def subject(self, obj: PolicyObject) -> PodSelection | None:
+        if obj.kind == "Tier":
+            return None
+        reader = _Reader(obj, Inventory((), (), ()))
+        spec = obj.spec if isinstance(obj.spec, dict) else {}
+        selector = reader.selector(spec.get("selector", ""), "spec.selector")
+        namespaces = reader.selector(spec.get("namespaceSelector"), "spec.namespaceSelector") if reader.namespace is None else None
+        if reader.errors:
+            return None
+        return PodSelection(namespace=reader.namespace, namespaces=namespaces, pods=selector, view=VIEW)
+
     def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         tier_errors: dict[int, list[FieldError]] = {}
         tiers = Tiers.of([o for o in objects if o.kind == "Tier"], tier_errors)

@@ -609,6 +609,20 @@ class _CiliumKind:
                 "names, ANY; L7 rules judged at L4 and named), icmps, enableDefaultDeny, the sanitizer's validation; toFQDNs, "
                 "nodes, groups and Cilium's own identities match nothing here")
 
+    def subject(self, obj: PolicyObject) -> PodSelection | None:
+        spec = obj.spec if isinstance(obj.spec, dict) else None
+        specs = dict(obj.more).get("specs")
+        part = spec if spec is not None else specs[0] if isinstance(specs, list) and specs and isinstance(specs[0], dict) else None
+        if not isinstance(part, dict) or "endpointSelector" not in part:
+            return None
+        errors: list[FieldError] = []
+        keys = endpoint_selector(part.get("endpointSelector"), "endpointSelector", errors)
+        if errors:
+            return None
+        selection = endpoints(keys, obj.namespace if obj.kind == CNP else None, obj.kind == CCNP)
+        return PodSelection(namespace=obj.namespace, namespaces=selection.namespaces, pods=selection.pods, view=VIEW) \
+            if obj.kind == CNP else selection
+
     def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         parsed = [(o, *compile_cilium(o, inventory)) for o in objects]
         return Compiled(tuple(p for _, ps, _ in parsed for p in ps), tuple((o, tuple(e)) for o, _, e in parsed if e))

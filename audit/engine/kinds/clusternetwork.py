@@ -16,9 +16,10 @@ from typing import Any
 
 from audit.engine.compiled import Tier
 from audit.engine.direction import Direction
-from audit.engine.kinds.admin import GROUP, AdminPeer, AdminPolicy, AdminPort, AdminRule, compile_admin, parse_peer, parse_subject, rule_items
+from audit.engine.kinds.admin import GROUP, AdminPeer, AdminPolicy, AdminPort, AdminRule, admin_subject, compile_admin, parse_peer, parse_subject, rule_items
 from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import port_name_error
+from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError
 from audit.inventory import Inventory, PolicyObject
 
@@ -147,6 +148,9 @@ class _ClusterNetworkKind:
         enforced_by={"kube-network-policies": "conditional"},
         summary="tier (Admin, Baseline), priority, subject, Accept/Deny/Pass rules, peers (namespaces, pods, networks), "
                 "protocols (tcp/udp/sctp ports and ranges, named ports); domainNames and nodes peers match nothing here")
+
+    def subject(self, obj: PolicyObject) -> PodSelection | None:
+        return admin_subject(obj)
 
     def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         parsed = [(o, *parse_cluster_network_policy(o)) for o in objects]

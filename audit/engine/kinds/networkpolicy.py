@@ -406,6 +406,11 @@ class _NetworkPolicyKind:
         summary="every field: podSelector, policyTypes (and its default), ingress/egress peers (podSelector, namespaceSelector, "
                 "ipBlock with except), ports (numbers, names, endPort, protocols)")
 
+    def subject(self, obj: PolicyObject) -> PodSelection | None:
+        spec = obj.spec if isinstance(obj.spec, dict) else {}
+        selector, errors = parse_selector(spec.get("podSelector"), "spec.podSelector")
+        return None if errors else PodSelection(namespace=obj.namespace, pods=selector)
+
     def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
         parsed = [parse_policy(o) for o in objects]
         return Compiled(tuple(compile_policy(p.policy, p.obj.spec) for p in parsed if p.policy is not None),
