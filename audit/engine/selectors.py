@@ -13,12 +13,28 @@ _NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
+MESSAGE_LIMIT = 400
+"""Characters of a validation message kept: a hostile value (a 5 MB label) never becomes a 5 MB line."""
+
+
+def show(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """A validation error naming the field as the API server would."""
+    """A validation error naming the field as the API server would (message and field capped)."""
 
     field: str
     message: str
+
+    def __post_init__(self) -> None:
+        for name in ("field", "message"):
+            text = getattr(self, name)
+            if len(text) > MESSAGE_LIMIT:
+                object.__setattr__(self, name, text[:MESSAGE_LIMIT] + f"... ({len(text)} characters)")
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"

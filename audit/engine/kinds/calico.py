@@ -28,7 +28,7 @@ from audit.engine.direction import DIRECTIONS, Direction
 from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import PROTOCOLS
 from audit.engine.selection import PodSelection
-from audit.engine.selectors import FieldError, Requirement, Selector
+from audit.engine.selectors import FieldError, Requirement, Selector, show
 from audit.inventory import Inventory, PolicyObject
 
 NAMESPACE_LABEL = "projectcalico.org/namespace"
@@ -334,7 +334,7 @@ class _Reader:
         if raw is None:
             return None
         if not isinstance(raw, str):
-            self.errors.append(FieldError(path, f"{_short(raw)} must be a selector string"))
+            self.errors.append(FieldError(path, f"{show(raw)} must be a selector string"))
             return None
         if len(raw) > 1024:
             self.errors.append(FieldError(path, "must be at most 1024 characters"))
@@ -345,7 +345,7 @@ class _Reader:
         try:
             return parse_calico_selector(raw, prefix)
         except SelectorError as exc:
-            self.errors.append(FieldError(path, f"invalid selector {_short(raw)}: {exc}"))
+            self.errors.append(FieldError(path, f"invalid selector {show(raw)}: {exc}"))
             return None
 
     def rule(self, raw: Any, direction: Direction, index: int, label: str) -> tuple[CompiledRule | None, bool]:
@@ -357,13 +357,13 @@ class _Reader:
         self.unknown(raw, _RULE_FIELDS, path)
         action = raw.get("action")
         if action not in ("Allow", "Deny", "Pass", "Log"):
-            self.errors.append(FieldError(f"{path}.action", f"{_short(action)}: supported values: Allow, Deny, Pass, Log"))
+            self.errors.append(FieldError(f"{path}.action", f"{show(action)}: supported values: Allow, Deny, Pass, Log"))
             return None, False
         protocol = _protocol(raw.get("protocol"), f"{path}.protocol", self.errors)
         not_protocol = _protocol(raw.get("notProtocol"), f"{path}.notProtocol", self.errors)
         version = raw.get("ipVersion")
         if version is not None and version not in (4, 6):
-            self.errors.append(FieldError(f"{path}.ipVersion", f"{_short(version)}: supported values: 4, 6"))
+            self.errors.append(FieldError(f"{path}.ipVersion", f"{show(version)}: supported values: 4, 6"))
             version = None
         limits: list[str] = []
         for key in ("icmp", "notICMP"):
@@ -525,7 +525,7 @@ class _Reader:
                 where = f"{path}.{key}[{k}]"
                 parsed = _port(p)
                 if parsed is None:
-                    self.errors.append(FieldError(where, f"{_short(p)} is not a port (1-65535), a range min:max or a port name"))
+                    self.errors.append(FieldError(where, f"{show(p)} is not a port (1-65535), a range min:max or a port name"))
                     continue
                 if not isinstance(parsed[0], str) and protocol not in PROTOCOLS:
                     self.errors.append(FieldError(where, "rules with numeric ports or port ranges must set protocol to TCP, UDP or SCTP"))
@@ -567,9 +567,9 @@ class _Reader:
         self.unknown(raw, {"type", "code"}, path)
         kind, code = raw.get("type"), raw.get("code")
         if kind is not None and (isinstance(kind, bool) or not isinstance(kind, int) or not 0 <= kind <= 254):
-            self.errors.append(FieldError(f"{path}.type", f"{_short(kind)} must be an integer from 0 to 254"))
+            self.errors.append(FieldError(f"{path}.type", f"{show(kind)} must be an integer from 0 to 254"))
         if code is not None and (isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255):
-            self.errors.append(FieldError(f"{path}.code", f"{_short(code)} must be an integer from 0 to 255"))
+            self.errors.append(FieldError(f"{path}.code", f"{show(code)} must be an integer from 0 to 255"))
         if code is not None and kind is None:
             self.errors.append(FieldError(f"{path}.code", "ICMP code specified without an ICMP type"))
         if positive and protocol not in ("ICMP", "ICMPv6", "1", "58"):
@@ -595,7 +595,7 @@ class _Reader:
                 continue
             value = next(iter(entry.values()))
             if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in "?# "):
-                self.errors.append(FieldError(f"{path}.paths[{i}]", f"{_short(value)} must start with / and hold no ?, # or space"))
+                self.errors.append(FieldError(f"{path}.paths[{i}]", f"{show(value)} must start with / and hold no ?, # or space"))
 
 
 def _port(raw: Any) -> tuple[int | str, int | None] | None:
@@ -624,7 +624,7 @@ def _protocol(raw: Any, path: str, errors: list[FieldError]) -> str | None:
             return _PROTOCOL_NUMBERS.get(str(int(raw)), str(int(raw)))
         if raw in _PROTOCOL_NAMES:
             return raw
-    errors.append(FieldError(path, f"{_short(raw)} is not a protocol name (TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite) or number 1-255"))
+    errors.append(FieldError(path, f"{show(raw)} is not a protocol name (TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite) or number 1-255"))
     return None
 
 
@@ -642,7 +642,7 @@ def _nets(raw: Any, path: str, errors: list[FieldError]) -> tuple[IPNetwork, ...
             text = f"{text}/{128 if ':' in text else 32}"
         net = parse_cidr(text)
         if net is None:
-            errors.append(FieldError(f"{path}[{k}]", f"{_short(item)} is not a valid CIDR or address"))
+            errors.append(FieldError(f"{path}[{k}]", f"{show(item)} is not a valid CIDR or address"))
         else:
             out.append(net)
     return tuple(out)
@@ -650,11 +650,6 @@ def _nets(raw: Any, path: str, errors: list[FieldError]) -> tuple[IPNetwork, ...
 
 def _text(ent: dict[str, Any]) -> str:
     return str(ent.get("selector") or ent.get("namespaceSelector") or ent.get("nets") or ent.get("services") or "any")
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def compile_calico(obj: PolicyObject, inventory: Inventory, tiers: Tiers | None = None) -> tuple[CompiledPolicy | None, list[FieldError]]:
@@ -670,14 +665,14 @@ def compile_calico(obj: PolicyObject, inventory: Inventory, tiers: Tiers | None 
     name = obj.name
     tier = spec.get("tier") or "default"
     if not isinstance(tier, str):
-        errors.append(FieldError("spec.tier", f"{_short(tier)} must be a tier name"))
+        errors.append(FieldError("spec.tier", f"{show(tier)} must be a tier name"))
         tier = "default"
     if obj.api_version.startswith("crd.projectcalico.org/") and name.startswith(f"{tier}."):
         name = name[len(tier) + 1:]  # the CRD's stored name carries its tier
     key = f"Calico {obj.kind}/{namespace}/{name}" if namespace else f"Calico {obj.kind}/{name}"
     order = spec.get("order")
     if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))):
-        errors.append(FieldError("spec.order", f"{_short(order)} must be a number"))
+        errors.append(FieldError("spec.order", f"{show(order)} must be a number"))
         order = None
     subject_sel = reader.selector(spec.get("selector", ""), "spec.selector")
     account_sel = reader.selector(spec.get("serviceAccountSelector"), "spec.serviceAccountSelector", prefix=ACCOUNT_PREFIX)
@@ -738,7 +733,7 @@ def _types(raw: Any, written: dict[Direction, bool], api_version: str, errors: l
     if raw is not None:
         if not isinstance(raw, list) or not raw or len(raw) > 2 or not all(t in ("Ingress", "Egress") for t in raw) \
                 or len(set(raw)) != len(raw):
-            errors.append(FieldError("spec.types", f"{_short(raw)} must be a list of Ingress and Egress, each once"))
+            errors.append(FieldError("spec.types", f"{show(raw)} must be a list of Ingress and Egress, each once"))
             return ()
         return tuple(d for d in DIRECTIONS if d in raw)
     if api_version.startswith("crd.projectcalico.org/"):

@@ -26,7 +26,7 @@ from audit.engine.direction import DIRECTIONS, Direction
 from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import PROTOCOLS
 from audit.engine.selection import PodSelection
-from audit.engine.selectors import OPERATORS, FieldError, Requirement, Selector, label_value_error, parse_selector
+from audit.engine.selectors import OPERATORS, FieldError, Requirement, Selector, label_value_error, parse_selector, show
 from audit.inventory import Inventory, PolicyObject, Service
 
 CNP = "CiliumNetworkPolicy"
@@ -199,6 +199,8 @@ class _Reader:
     inventory: Inventory
     errors: list[FieldError]
     notes: list[str]
+    groups: bool = False
+    """A rule names cloud groups: the agent ignores the object (its operator derives others)."""
 
     @property
     def namespace(self) -> str | None:
@@ -317,7 +319,7 @@ class _Reader:
         for j, cidr in enumerate(self.items(raw, f"{side}CIDR", path)):
             net = parse_cidr(cidr)
             if net is None:
-                self.errors.append(FieldError(f"{path}.{side}CIDR[{j}]", f"{_short(cidr)} is not a valid CIDR"))
+                self.errors.append(FieldError(f"{path}.{side}CIDR[{j}]", f"{show(cidr)} is not a valid CIDR"))
             else:
                 peers.append(CompiledPeer(f"{path}.{side}CIDR[{j}]", f"CIDR {net}", blocks=(IPBlock(net),), blocks_match_pods=False))
         for j, item in enumerate(self.items(raw, f"{side}CIDRSet", path)):
@@ -330,6 +332,7 @@ class _Reader:
             for j, _item in enumerate(self.items(raw, key, path)):
                 peers.append(CompiledPeer(f"{path}.{key}[{j}]", key, unresolvable=f"{key}: {what}"))
         if raw.get(f"{side}Groups"):
+            self.groups = True
             self.notes.append(f"{path}.{side}Groups: Cilium's agent ignores the whole object; only policies its operator derives "
                               "from the cloud groups take effect, and they are not in the inventory")
         for j, svc in enumerate(self.items(raw, "toServices", path) if side == "to" else ()):
@@ -354,11 +357,11 @@ class _Reader:
             self.errors.append(FieldError(field, "exactly one of cidr, cidrGroupRef or cidrGroupSelector is required"))
             return None
         if sources[0] != "cidr":
-            return CompiledPeer(field, f"CIDR group {_short(item[sources[0]])}",
+            return CompiledPeer(field, f"CIDR group {show(item[sources[0]])}",
                                 unresolvable=f"{sources[0]}: CiliumCIDRGroups are not in the inventory")
         net = parse_cidr(item["cidr"])
         if net is None:
-            self.errors.append(FieldError(f"{field}.cidr", f"{_short(item['cidr'])} is not a valid CIDR"))
+            self.errors.append(FieldError(f"{field}.cidr", f"{show(item['cidr'])} is not a valid CIDR"))
             return None
         excepts = []
         raw_except = item.get("except") or []
@@ -368,7 +371,7 @@ class _Reader:
         for k, value in enumerate(raw_except):
             ex = parse_cidr(value)
             if ex is None or ex.version != net.version or not ex.subnet_of(net):  # type: ignore[arg-type]
-                self.errors.append(FieldError(f"{field}.except[{k}]", f"{_short(value)} must be a CIDR inside {net}"))
+                self.errors.append(FieldError(f"{field}.except[{k}]", f"{show(value)} must be a CIDR inside {net}"))
                 return None
             excepts.append(ex)
         block = IPBlock(net, tuple(excepts))
@@ -384,16 +387,18 @@ class _Reader:
             return CompiledPeer(field, "toServices", unresolvable="toServices")
         ref = raw.get("k8sService")
         chosen: list[Service] = []
-        if ref is not None:
-            if not isinstance(ref, dict) or not isinstance(ref.get("serviceName"), str):
-                self.errors.append(FieldError(f"{field}.k8sService.serviceName", "required, a string"))
+        if "k8sService" in raw:
+            if not isinstance(ref, dict) or not isinstance(ref.get("serviceName"), str) or not isinstance(ref.get("namespace") or "", str):
+                self.errors.append(FieldError(f"{field}.k8sService", "needs serviceName (and namespace) as strings"))
                 return CompiledPeer(field, "toServices", unresolvable="toServices")
             ns = ref.get("namespace") or ""
             text = f"service {ns + '/' if ns else '*/'}{ref['serviceName']}"
             chosen = [s for s in self.inventory.services if s.name == ref["serviceName"] and ns in ("", s.namespace)]
         else:
             sel_raw = raw["k8sServiceSelector"]
-            sel_raw = sel_raw if isinstance(sel_raw, dict) else {}
+            if not isinstance(sel_raw, dict) or not isinstance(sel_raw.get("namespace") or "", str) or sel_raw.get("selector") is None:
+                self.errors.append(FieldError(f"{field}.k8sServiceSelector", "needs a selector (and a namespace string)"))
+                return CompiledPeer(field, "toServices", unresolvable="toServices")
             selector, errs = parse_selector(sel_raw.get("selector"), f"{field}.k8sServiceSelector.selector")
             self.errors.extend(errs)
             ns = sel_raw.get("namespace") or ""
@@ -444,7 +449,7 @@ class _Reader:
         self.unknown(raw, {"port", "endPort", "protocol"}, where)
         protocol = raw.get("protocol", "ANY") or "ANY"
         if protocol not in _PORT_PROTOCOLS:
-            self.errors.append(FieldError(f"{where}.protocol", f"{_short(protocol)}: supported values: {', '.join(_PORT_PROTOCOLS)}"))
+            self.errors.append(FieldError(f"{where}.protocol", f"{show(protocol)}: supported values: {', '.join(_PORT_PROTOCOLS)}"))
             return None
         value = raw.get("port")
         if protocol in ("VRRP", "IGMP"):
@@ -455,7 +460,7 @@ class _Reader:
             self.errors.append(FieldError(f"{where}.port", 'port must be specified ("0" for every port)'))
             return None
         if not isinstance(value, str):
-            self.errors.append(FieldError(f"{where}.port", f"{_short(value)} must be a string (a port number or name in quotes, as Cilium's CRD types it)"))
+            self.errors.append(FieldError(f"{where}.port", f"{show(value)} must be a string (a port number or name in quotes, as Cilium's CRD types it)"))
             return None
         text = value
         protocols = PROTOCOLS if protocol == "ANY" else (protocol,)
@@ -463,11 +468,11 @@ class _Reader:
             return CompiledPort(where, protocols, text.lower())
         number = _go_uint(text)
         if number is None or number > 65535:
-            self.errors.append(FieldError(f"{where}.port", f"{_short(value)} is not a port number (0-65535) or a port name"))
+            self.errors.append(FieldError(f"{where}.port", f"{show(value)} is not a port number (0-65535) or a port name"))
             return None
         end = raw.get("endPort")
         if end is not None and (isinstance(end, bool) or not isinstance(end, int) or not 0 <= end <= 65535):
-            self.errors.append(FieldError(f"{where}.endPort", f"{_short(end)} must be a number from 0 to 65535"))
+            self.errors.append(FieldError(f"{where}.endPort", f"{show(end)} must be a number from 0 to 65535"))
             return None
         if number == 0:
             # Port 0 is every port; with an endPort below 65535, 0..endPort (pkg/policy/portrange.go).
@@ -529,11 +534,6 @@ def _go_uint(text: str) -> int | None:
         return None
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def compile_cilium(obj: PolicyObject, inventory: Inventory) -> tuple[list[CompiledPolicy], list[FieldError]]:
     """The policies of one object (`spec` and each of `specs`), or the errors that reject it whole."""
     reader = _Reader(obj, inventory, [], [])
@@ -568,8 +568,7 @@ def compile_cilium(obj: PolicyObject, inventory: Inventory) -> tuple[list[Compil
         selection = endpoints(keys, namespace, obj.kind == CCNP)
         if obj.kind == CNP:  # the agent always ANDs the policy's namespace into a namespaced subject
             selection = PodSelection(namespace=namespace, namespaces=selection.namespaces, pods=selection.pods, view=VIEW)
-        ignored = any(r.get(k) for d in ("ingress", "egress", "ingressDeny", "egressDeny") for r in (part.get(d) or []) if isinstance(r, dict)
-                      for k in ("fromGroups", "toGroups"))
+        ignored = reader.groups
         denies, allows = ([r for r in rules if (r.action == "Deny") == deny] for deny in (True, False))
         layers = () if ignored else (
             Layer("namespace", (float("-inf"), key), "Cilium deny rules win over allows",
