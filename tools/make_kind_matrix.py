@@ -31,6 +31,12 @@ def matrix() -> str:
             enforced = ", ".join(f"`{cni}`" + (" (conditional)" if how == "conditional" else "")
                                  for cni, how in d.enforced_by.items() if how != "no") or "no CNI known"
         rows.append(f"| {d.name} | {resources} | {enforced} | {d.summary} |")
+    for kind in kinds():
+        d = kind.declaration
+        if not d.fields:
+            continue
+        rows += ["", f"**{d.name}, field by field**", "", "| field | judged | how |", "|---|---|---|"]
+        rows += [f"| `{field}` | {how} | {what} |" for field, how, what in d.fields]
     return "\n".join(rows) + "\n"
 
 

@@ -58,6 +58,10 @@ class KindDeclaration:
     """A core resource: a scan that cannot read it is incomplete (NetworkPolicy)."""
     summary: str = ""
     """One line for the README's kind matrix: what the audit evaluates."""
+    fields: tuple[tuple[str, str, str], ...] = ()
+    """(field, how it is judged, what that means) for the README's field matrix; how: `evaluated`
+    (exactly), `L4 only` (the layer-4 part judged, the rest named), `not evaluable` (matches nothing
+    here, named), `validated` (checked as the API server or agent checks it, no effect on traffic)."""
 
 
 @dataclass(frozen=True)

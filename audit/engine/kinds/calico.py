@@ -758,6 +758,28 @@ class _CalicoKind:
          Resource("Tier", "crd.projectcalico.org", ("v1",), "tiers", namespaced=False, display="Calico Tier", auxiliary=True,
                   same_as="tiers.projectcalico.org")),
         enforced_by={"calico": "yes", "canal": "yes"},
+        fields=(
+            ("tier (and Tier objects)", "evaluated", "tiers walked by order; a tier's end denies (or passes, defaultAction Pass) for pods its policies select; built-in default, kube-admin, kube-baseline; a tier missing from the inventory is named"),
+            ("order", "evaluated", "lower first; none: last; ties by name, namespace, kind"),
+            ("selector", "evaluated", "the whole expression language on the labels Calico gives pods (projectcalico.org/namespace, orchestrator, serviceaccount, pcns.*, pcsa.*); a namespaced policy's own namespace ANDed"),
+            ("serviceAccountSelector", "evaluated", "the service account's labels (pcsa.*)"),
+            ("namespaceSelector (GlobalNetworkPolicy)", "evaluated", "the namespace's labels and projectcalico.org/name"),
+            ("types", "evaluated", "and Calico's default: Ingress, Egress for egress-only rules, both for both; raw crd.projectcalico.org/v1 objects: both"),
+            ("doNotTrack, preDNAT, applyOnForward", "evaluated", "doNotTrack and preDNAT policies apply to host endpoints only, never to pods"),
+            ("action", "evaluated", "Allow, Deny, Pass (to the next tier), Log (decides nothing)"),
+            ("protocol, notProtocol", "evaluated", "names and numbers; ICMP, ICMPv6, UDPLite open no TCP, UDP or SCTP port"),
+            ("ipVersion (and the family of nets)", "evaluated", "a rule matches only traffic of its IP version; pods without known addresses are taken as IPv4"),
+            ("icmp, notICMP", "L4 only", "ICMP type and code named"),
+            ("source/destination selector, namespaceSelector", "evaluated", "scoped as Felix scopes them: the policy's namespace unless a namespaceSelector; every namespace for a global policy; global(): host endpoints and network sets, nothing here"),
+            ("notSelector", "evaluated", "in a namespaced policy the rest of its namespace; alone in a global policy anything else, outside addresses included"),
+            ("serviceAccounts (names, selector)", "evaluated", "the pod's service account and its labels"),
+            ("services", "evaluated", "a destination Service: its pods and target ports; a source Service: its pods; without a selector, not in the inventory, or an empty namespace in a namespaced policy: nothing here"),
+            ("nets, notNets", "evaluated", "outside addresses and pods by their addresses"),
+            ("destination ports, notPorts", "evaluated", "numbers, ranges, names"),
+            ("source ports", "L4 only", "the client's port is named"),
+            ("http", "L4 only", "Felix ignores it; only Application Layer Policy enforces it: named"),
+            ("performanceHints, metadata", "validated", "no effect on traffic"),
+        ),
         summary="tier (Tier order and defaultAction), order, selector, serviceAccountSelector, namespaceSelector, types and their "
                 "default, Allow/Deny/Pass/Log rules, protocol and notProtocol, ipVersion, source/destination selector, notSelector, "
                 "namespaceSelector, serviceAccounts, services (resolved to the Service's pods and ports), nets, notNets, ports, "

@@ -602,6 +602,28 @@ class _CiliumKind:
         (Resource(CNP, "cilium.io", ("v2",), "ciliumnetworkpolicies", namespaced=True),
          Resource(CCNP, "cilium.io", ("v2",), "ciliumclusterwidenetworkpolicies", namespaced=False)),
         enforced_by={"cilium": "yes"},
+        fields=(
+            ("spec, specs", "evaluated", "side by side at the top level; every rule of both; neither: the agent imports nothing"),
+            ("endpointSelector", "evaluated", "k8s:, any: and unprefixed keys match the pod's identity labels; reserved: and other sources never a pod; a namespaced policy's own namespace always ANDed"),
+            ("nodeSelector", "validated", "host policies select nodes, never a pod (CiliumClusterwideNetworkPolicy only)"),
+            ("ingress, egress", "evaluated", "an entry in a direction enforces it; `{}` allows nothing"),
+            ("ingressDeny, egressDeny", "evaluated", "win over every allow, NetworkPolicy's included"),
+            ("enableDefaultDeny", "evaluated", "false: the rules' allows only add, their denies restrict"),
+            ("fromEndpoints, toEndpoints", "evaluated", "namespace scoping as the agent injects it (namespace key, namespace-labels keys, reserved keys); identity labels only (pod-template-hash and kubernetes.io/* are dropped); io.kubernetes.pod.namespace, io.cilium.k8s.namespace.labels.*, io.cilium.k8s.policy.serviceaccount derived"),
+            ("fromEntities, toEntities", "evaluated", "all, cluster (every pod), world (outside addresses, never a pod), none; host, remote-node, kube-apiserver, ingress, health, init, unmanaged name nodes and Cilium's own identities: nothing here; world-ipv4/6 rejected as the CRD does"),
+            ("fromCIDR, toCIDR, fromCIDRSet, toCIDRSet", "evaluated", "outside addresses, with except; never a pod; CIDR groups: not evaluable"),
+            ("toServices", "evaluated", "a Service with a selector: its pods (k8sService by name, any namespace when none is given; k8sServiceSelector by the Service's labels); without a selector or not in the inventory: nothing here; in a deny rule: never resolved (as the agent)"),
+            ("toFQDNs", "not evaluable", "the addresses DNS names resolve to at run time"),
+            ("fromNodes, toNodes", "not evaluable", "nodes; the agent also rejects the policy unless enable-node-selector-labels is on"),
+            ("fromGroups, toGroups", "not evaluable", "the agent ignores the object; its operator derives policies from cloud groups"),
+            ("fromRequires, toRequires", "validated", "removed in Cilium 1.19: rejected as the CRD does"),
+            ("toPorts.ports", "evaluated", "port as a string (Go's base 0, or a name), endPort (below port: the port alone), TCP/UDP/SCTP/ANY; VRRP and IGMP open no port; `toPorts: [{}]` allows nothing"),
+            ("toPorts.rules (http, kafka, dns, l7proto)", "L4 only", "the port is judged and the L7 restriction named"),
+            ("toPorts TLS, serverNames, listener", "L4 only", "named"),
+            ("icmps", "L4 only", "ICMP only: no TCP, UDP or SCTP port opens"),
+            ("authentication", "L4 only", "mutual authentication named"),
+            ("labels, description, log", "validated", "no effect on traffic"),
+        ),
         summary="spec and specs, endpointSelector (k8s:, any: and reserved: keys; the identity labels Cilium keeps, namespace, "
                 "service account), ingress/egress and their Deny rules, fromEndpoints/toEndpoints (namespace scoping as the agent "
                 "injects it), every entity, CIDR and CIDR sets, toServices (resolved to the Service's pods), toPorts (ranges, "
