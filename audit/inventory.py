@@ -124,17 +124,44 @@ class Container:
     name: str
     image: str
     args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    """Only the variables a CNI reads its settings from (``audit.engine.cni.ENV_NAMES``), with a
+    literal value: never the rest, which may hold secrets."""
 
 
 @dataclass(frozen=True, slots=True)
 class DaemonSet:
-    """Only what CNI detection needs."""
+    """A CNI's agent, or a controller it configures itself with (``kind`` Deployment): only what
+    CNI detection needs."""
 
     namespace: str
     name: str
     labels: Labels
     containers: tuple[Container, ...]
     source: SourceRef = SourceRef()
+    kind: str = "DaemonSet"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigObject:
+    """An object a CNI reads its settings from (a ConfigMap, the Calico operator's Installation),
+    with only the keys that decide what it enforces.
+
+    ``state``: ``found``; ``missing`` (the server answered 404: the CNI runs on its defaults);
+    ``unreadable`` (``reason`` says why: whatever it holds is unknown).
+    """
+
+    kind: str
+    namespace: str | None
+    name: str
+    data: tuple[tuple[str, str], ...] = ()
+    state: str = "found"
+    reason: str = ""
+    source: SourceRef = SourceRef()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,3 +272,5 @@ class Inventory:
     services: tuple[Service, ...] = ()
     ingresses: tuple[IngressRoute, ...] = ()
     service_accounts: tuple[ServiceAccount, ...] = ()
+    cni_config: tuple[ConfigObject, ...] = ()
+    """What the CNIs read their settings from (``audit.engine.cni``)."""

@@ -19,7 +19,7 @@ from audit.report.model import FindingRow, Report
 
 def analyse(inventory: Inventory, config: Config, assume_enforced: bool = False) -> Analysis:
     """The analysis of an inventory, with its CNI report."""
-    return Analysis(inventory, config.dns, detect_cni(inventory.daemonsets, inventory.node_hints), assume_enforced)
+    return Analysis(inventory, config.dns, detect_cni(inventory), assume_enforced)
 
 
 def findings_of(analysis: Analysis, config: Config, today: dt.date, traffic: ObservedTraffic | None = None) -> tuple[FindingRow, ...]:
@@ -28,7 +28,7 @@ def findings_of(analysis: Analysis, config: Config, today: dt.date, traffic: Obs
 
 
 def _context(analysis: Analysis, config: Config, today: dt.date, traffic: ObservedTraffic | None) -> Context:
-    cni = analysis.cni or detect_cni(analysis.inventory.daemonsets, analysis.inventory.node_hints)
+    cni = analysis.cni or detect_cni(analysis.inventory)
     return Context(analysis, config, cni, today, traffic)
 
 

@@ -105,7 +105,7 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     inventory = stage("load", lambda: load_manifests([str(p) for p in files_of(directory)]))
     analysis = stage("analysis", lambda: Analysis(inventory, config.dns))
-    cni = detect_cni(inventory.daemonsets)
+    cni = detect_cni(inventory)
     timings: dict[str, float] = {}
     findings = stage("checks", lambda: run_checks(Context(analysis, config, cni, now.date()), timings))
     stage("reachability sample", lambda: reachability_sample(analysis))

@@ -40,6 +40,10 @@ COLLECTIONS = {
     ("projectcalico.org", "v3", "globalnetworkpolicies"): ("GlobalNetworkPolicy", False),
     ("crd.projectcalico.org", "v1", "tiers"): ("Tier", False),
     ("projectcalico.org", "v3", "tiers"): ("Tier", False),
+    # Read by name only (the CNIs' settings): never listed by the scanner.
+    ("", "v1", "configmaps"): ("ConfigMap", True),
+    ("apps", "v1", "deployments"): ("Deployment", True),
+    ("operator.tigera.io", "v1", "installations"): ("Installation", False),
 }
 
 
@@ -55,6 +59,7 @@ class Faults:
     slow: dict[str, float] = field(default_factory=dict)  # path -> seconds to wait before answering
     unauthorized: bool = False
     hostile: dict[str, str] = field(default_factory=dict)  # path -> a misbehaviour of HOSTILE
+    fail_get: dict[str, int] = field(default_factory=dict)  # path of one object -> status it always answers
 
 
 @dataclass
@@ -68,6 +73,36 @@ class Recorded:
 
 _NAMESPACED = re.compile(r"^(/api/v1|/apis/[^/]+/[^/]+)/namespaces/([^/]+)(?:/([^/]+))?$")
 """A request scoped to one namespace: its list of a namespaced resource, or the Namespace itself."""
+_NAMED = re.compile(r"^(/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/([^/]+))?/([^/]+)/([^/]+)$")
+"""A GET of one object by name: namespaced (…/namespaces/NS/RESOURCE/NAME) or cluster-scoped (…/RESOURCE/NAME)."""
+
+
+def request_attributes(path: str) -> tuple[str, str, str, str | None, str | None] | None:
+    """(verb, group, resource, name, namespace) as RBAC sees a GET; None for discovery, which
+    every authenticated user may read (the system:discovery role)."""
+    if path in ("/version", "/apis", "/api", "/api/v1") or (path.startswith("/apis/") and path.count("/") == 3):
+        return None
+    core = path.startswith("/api/v1")
+    parts = path.strip("/").split("/")[2:] if core else path.strip("/").split("/")[3:]
+    group = "" if core else path.split("/")[2]
+    namespace = None
+    if len(parts) >= 2 and parts[0] == "namespaces":
+        if len(parts) == 2:
+            return "get", group, "namespaces", parts[1], None
+        namespace, parts = parts[1], parts[2:]
+    resource, name = parts[0], (parts[1] if len(parts) > 1 else None)
+    return ("get" if name else "list"), group, resource, name, namespace
+
+
+def role_allows(rules: list[dict[str, Any]], verb: str, group: str, resource: str, name: str | None) -> bool:
+    """Whether a ClusterRole's rules allow the request (resourceNames restrict get by name; a list
+    is never allowed by a rule with resourceNames)."""
+    for rule in rules:
+        names = rule.get("resourceNames") or []
+        if (group in rule.get("apiGroups", []) and resource in rule.get("resources", []) and verb in rule.get("verbs", [])
+                and (not names or (name is not None and name in names))):
+            return True
+    return False
 
 HOSTILE = ("empty-200", "status-200", "continue-loop", "continue-loop-empty", "empty-pages-new-token", "items-wrong-types",
            "items-dict", "page-is-list", "metadata-string", "invalid-json", "truncated-json", "html-200",
@@ -79,10 +114,15 @@ class ApiDouble:
 
     def __init__(self, objects: list[dict[str, Any]], groups: set[str] | None = None, faults: Faults | None = None,
                  token: str | None = None, tls: tuple[str, str] | None = None, version: str = "v1.31.2",
-                 page_size_cap: int | None = None, versions: dict[str, list[str]] | None = None):
+                 page_size_cap: int | None = None, versions: dict[str, list[str]] | None = None,
+                 role: dict[str, Any] | None = None):
+        # role: a ClusterRole; when given, every request it does not allow answers 403, as a real
+        # server's authorizer would for a ServiceAccount bound to exactly that role.
         # versions: group -> the versions it serves, preferred first (default: every version of
         # COLLECTIONS for the group, in its order); a collection at a version not served is 404.
         self.faults = faults or Faults()
+        self.role = role
+        self.denied: list[str] = []
         self.token = token
         self.version = version
         self.page_size_cap = page_size_cap
@@ -157,6 +197,13 @@ class ApiDouble:
                 # The auth scheme is case-insensitive (the in-cluster loader sends "bearer").
                 if double.faults.unauthorized or (double.token and (auth[0].lower() != "bearer" or auth[-1] != double.token)):
                     return self._status(401, "Unauthorized", "Unauthorized")
+                attributes = request_attributes(path)
+                if double.role is not None and attributes is not None:
+                    verb, group, resource, name, _ns = attributes
+                    if not role_allows(double.role["rules"], verb, group, resource, name):
+                        double.denied.append(path)
+                        return self._status(403, "Forbidden", f'{resource} "{name or ""}" is forbidden: User '
+                                            f'"system:serviceaccount:audit:netpol-audit" cannot {verb} resource "{resource}"')
                 if path in double.faults.slow:
                     time.sleep(double.faults.slow[path])
                 with double._lock:
@@ -187,6 +234,16 @@ class ApiDouble:
                         return self._send(200, obj)
                     if f"{prefix}/{resource}" in double.items:
                         return self._list(f"{prefix}/{resource}", query, ns)
+                named = _NAMED.match(path)
+                if named and path not in double.faults.forbidden and f"{named[1]}/{named[3]}" in double.items:
+                    prefix, ns, resource, name = named.groups()
+                    if path in double.faults.fail_get:
+                        return self._status(double.faults.fail_get[path], "InternalError", "etcd leader changed")
+                    obj = next((o for o in double.items[f"{prefix}/{resource}"] if o["metadata"]["name"] == name
+                                and (ns is None or (o["metadata"].get("namespace") or "default") == ns)), None)
+                    if obj is None:
+                        return self._status(404, "NotFound", f'{resource} "{name}" not found')
+                    return self._send(200, obj)  # a GET of one object carries its kind and apiVersion
                 if path not in double.items:
                     return self._status(404, "NotFound", "the server could not find the requested resource")
                 if path in double.faults.hostile:

@@ -35,10 +35,16 @@ spec:
 ANP_OK = {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": "deny-metadata"},
           "spec": {"priority": 10, "subject": {"namespaces": {}}, "egress": [{"action": "Deny", "to": [{"networks": ["169.254.169.254/32"]}]}]}}
 ANP_BAD = {**ANP_OK, "spec": {**ANP_OK["spec"], "priority": -1}}
-CALICO = ds("calico-node", "docker.io/calico/node:v3.29.0")
+CALICO = ds("calico-node", "docker.io/calico/node:v3.29.0", "\n          env: [{name: DATASTORE_TYPE, value: kubernetes}]")
 FLANNEL = ds("kube-flannel-ds", "docker.io/flannel/flannel:v0.25.1")
 KINDNET = ds("kindnet", "docker.io/kindest/kindnetd:v20240813-c6f155d6")
-CILIUM = ds("cilium", "quay.io/cilium/cilium:v1.16.0")
+CILIUM = ds("cilium", "quay.io/cilium/cilium:v1.16.0") + """
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cilium-config, namespace: kube-system}
+data: {enable-policy: default}
+"""
 CILIUM_LEFTOVER = """
 ---
 apiVersion: cilium.io/v2
@@ -105,6 +111,7 @@ CASES: dict[str, tuple[str, str, str | None]] = {
     "NP-CNI-004": (policies(*FULL) + CALICO + CILIUM_LEFTOVER, policies(*FULL) + CILIUM + CILIUM_LEFTOVER, None),
     # Unknown CNI: the Cilium policy's enforcement is assumed, and said so; with Cilium it is not assumed.
     "NP-CNI-005": (policies(*FULL) + CILIUM_LEFTOVER, policies(*FULL) + CILIUM + CILIUM_LEFTOVER, None),
+    "NP-CNI-006": (policies(*FULL) + CILIUM.replace("enable-policy: default", "enable-policy: always"), policies(*FULL) + CILIUM, None),
 }
 
 CONFIG_CASES = {

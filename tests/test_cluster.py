@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.sources.cluster import ConnectOptions, collect, rbac_cluster_role, resources
 from audit.sources.objects import TEMPLATE_KINDS
-from tests.apiserver import HOSTILE, ApiDouble, Faults, kubeconfig
+from tests.apiserver import HOSTILE, ApiDouble, Faults, kubeconfig, request_attributes
 from tests.conftest import EXAMPLES
 
 runner = CliRunner()
@@ -282,34 +282,62 @@ def test_connection_errors_are_one_line_exit_3(objects, kubeconfig_file, case, e
 def test_scanner_requests_stay_inside_its_printed_role(objects, kubeconfig_file):
     role = yaml.safe_load(runner.invoke(app, ["rbac"]).output)
     assert role == rbac_cluster_role()
-    allowed = {(group, res) for rule in role["rules"] for group in rule["apiGroups"] for res in rule["resources"]}
     assert {v for rule in role["rules"] for v in rule["verbs"]} == {"get", "list"}
-    groups = {"networking.k8s.io", "apps", "policy.networking.k8s.io", "cilium.io", "crd.projectcalico.org", "route.openshift.io"}
-    with ApiDouble(objects, token="test-token", groups=groups) as api:
-        assert scan("--kubeconfig", kubeconfig_file(api.url)).exit_code == 0
+    # Settings objects are granted by name, get only.
+    named = [rule for rule in role["rules"] if rule.get("resourceNames")]
+    assert named and all(rule["verbs"] == ["get"] for rule in named)
+    assert {(g, r) for rule in named for g in rule["apiGroups"] for r in rule["resources"]} == {
+        ("", "configmaps"), ("apps", "deployments"), ("operator.tigera.io", "installations")}
+    groups = {"networking.k8s.io", "apps", "policy.networking.k8s.io", "cilium.io", "crd.projectcalico.org", "route.openshift.io",
+              "operator.tigera.io"}
+    cni = [_daemonset("cilium", "quay.io/cilium/cilium:v1.16.3"), _daemonset("kube-ovn-cni", "docker.io/kubeovn/kube-ovn:v1.14.0"),
+           _configmap("cilium-config", {"enable-policy": "default"}), _configmap("unrelated", {"password": "x"}),
+           _daemonset("kube-ovn-controller", "docker.io/kubeovn/kube-ovn:v1.14.0", kind="Deployment", args=["--enable-anp=true"])]
+    with ApiDouble(objects + cni, token="test-token", groups=groups, role=role) as api:
+        result = scan("--kubeconfig", kubeconfig_file(api.url), "-f", "json")
         requests = list(api.requests)
-    # Discovery (/version, /apis, /apis/GROUP/VERSION) is readable by every authenticated user
-    # (the system:discovery role); everything else must be in the printed role.
-    discovery = {"/version", "/apis"} | {r.path for r in requests if r.path.startswith("/apis/") and r.path.count("/") == 3}
-    for r in requests:
-        assert r.method == "GET"
-        if r.path in discovery:
-            continue
-        parts = r.path.strip("/").split("/")
-        group, resource = ("", parts[2]) if parts[0] == "api" else (parts[1], parts[3])
-        assert (group, resource) in allowed, r.path
-    used = {(r.path.split("/")[2] if r.path.startswith("/apis/") else "", r.path.rsplit("/", 1)[-1]) for r in requests if r.path not in discovery}
+    # The double answers 403 to anything the role does not allow: the scanner asked for nothing else.
+    assert api.denied == [], api.denied
+    assert result.exit_code == 0, result.output
+    assert all(r.method == "GET" for r in requests)
+    attributes = [a for r in requests if (a := request_attributes(r.path)) is not None]
+    used = {(group, resource) for _verb, group, resource, _name, _ns in attributes}
+    allowed = {(group, res) for rule in role["rules"] for group in rule["apiGroups"] for res in rule["resources"]}
     # It asks for nothing it does not use (Calico's CRDs are skipped when its v3 API is served).
     assert used == allowed - {("projectcalico.org", "networkpolicies"), ("projectcalico.org", "globalnetworkpolicies"),
                               ("projectcalico.org", "tiers")}
-    assert {(res.group, res.name) for res in resources()} == allowed
+    assert {(res.group, res.name) for res in resources()} == {(g, r) for g, r in allowed if (g, r) not in {
+        ("", "configmaps"), ("apps", "deployments"), ("operator.tigera.io", "installations")}}
+    # Settings were read by name, where the CNIs keep them; no other ConfigMap was asked for.
+    gets = {r.path for r in requests if "configmaps" in r.path or "deployments" in r.path or "installations" in r.path}
+    assert gets == {"/api/v1/namespaces/kube-system/configmaps/cilium-config", "/apis/apps/v1/namespaces/kube-system/deployments/kube-ovn-controller",
+                    "/apis/operator.tigera.io/v1/installations/default"}
+    data = json.loads(result.output)
+    settings = {s for c in data["cni"]["components"] for s in c["settings"]}
+    assert "kube-system/cilium-config enable-policy=default" in settings
+    assert "kube-system/Deployment kube-ovn-controller container kube-ovn-controller --enable-anp=true" in settings
 
 
 def test_rbac_is_valid_kubernetes_yaml():
     out = runner.invoke(app, ["rbac", "--name", "auditor"])
     role = yaml.safe_load(out.output)
     assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == "auditor"
-    assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in role["rules"])
+    assert all(set(rule) in ({"apiGroups", "resources", "verbs"}, {"apiGroups", "resources", "resourceNames", "verbs"})
+               for rule in role["rules"])
+    assert all(rule["verbs"] == ["get"] for rule in role["rules"] if "resourceNames" in rule)
+
+
+def _daemonset(name: str, image: str, kind: str = "DaemonSet", args: list[str] | None = None, env: dict[str, str] | None = None,
+               namespace: str = "kube-system") -> dict:
+    container: dict = {"name": name, "image": image, **({"args": args} if args else {}),
+                       **({"env": [{"name": k, "value": v} for k, v in env.items()]} if env else {})}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}},
+                                                                             "spec": {"hostNetwork": True, "containers": [container]}}}}
+
+
+def _configmap(name: str, data: dict[str, str], namespace: str = "kube-system") -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data}
 
 
 def test_dataclass_round_trip_of_inventory(objects, kubeconfig_file, tmp_path):

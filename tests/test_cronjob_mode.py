@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.ops import atomic, rotation
+from audit.report.model import SCHEMA_VERSION
 from tests.conftest import EXAMPLES
 
 runner = CliRunner()
@@ -133,7 +134,7 @@ def test_metrics_file_parses_and_matches_the_result(tmp_path):
     assert samples[("netpol_audit_policies", (("kind", "NetworkPolicy"), ("state", "enforced")))] == 18
     assert samples[("netpol_audit_policies", (("kind", "NetworkPolicy"), ("state", "invalid")))] == 1
     assert samples[("netpol_audit_last_success_timestamp_seconds", ())] > 0
-    assert ("netpol_audit_info", (("schema", "2.0"), ("source", "manifests"), ("version", data["tool"]["version"]))) in samples
+    assert ("netpol_audit_info", (("schema", SCHEMA_VERSION), ("source", "manifests"), ("version", data["tool"]["version"]))) in samples
 
 
 def pushed(*args: str, env: dict[str, str] | None = None) -> list[tuple[str, str, str | None]]:

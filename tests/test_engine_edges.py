@@ -648,10 +648,10 @@ def test_a_whole_namespace_policy_counts_in_an_empty_namespace():
 def test_credit_takes_the_best_of_several_cni_components():
     deny = anp("deny", 10, PROD, ingress=[{"action": "Deny", "from": [ALL_NS]}])
     flannel = daemonset("kube-flannel-ds", "docker.io/flannel/flannel:v0.25.1")
-    ovn = daemonset("ovnkube-node", "ovn-kubernetes/ovn-daemonset:v1")
-    knp = daemonset("kube-network-policies", "registry.k8s.io/networking/kube-network-policies:v0.9")
+    ovn = daemonset("ovnkube-node", "ovn-kubernetes/ovn-daemonset:v1", env={"OVN_ADMIN_NETWORK_POLICY_ENABLE": "true"})
+    knp = daemonset("kube-network-policies", "registry.k8s.io/networking/kube-network-policies@sha256:0123")  # version unknown
     assert analysis_of(cluster(deny, flannel, knp)).assumed  # no, then conditional: conditional
-    assert not analysis_of(cluster(deny, CALICO_NODE, ovn)).assumed  # conditional, then yes: yes
+    assert not analysis_of(cluster(deny, CALICO_NODE, ovn)).assumed  # no (Calico 3.28), then yes: yes
     assert not analysis_of(cluster(deny, ovn, CALICO_NODE)).assumed and not analysis_of(cluster(deny, ovn, CALICO_NODE)).unenforced
 
 
@@ -744,7 +744,7 @@ def test_dns_location_is_configurable():
 def test_the_default_credits_only_what_the_cni_enforces():
     from audit.engine.analysis import Analysis
     inv = inventory(cluster(ciliumnp("prod", "d", {"endpointSelector": {}, "ingress": [{}]}), CALICO_NODE))
-    a = Analysis(inv, cni=detect_cni(inv.daemonsets, inv.node_hints))  # no assume_enforced given
+    a = Analysis(inv, cni=detect_cni(inv))  # no assume_enforced given
     assert a.unenforced and not a.policies and [p.key for p in a.unenforced_policies] == ["CiliumNetworkPolicy/prod/d"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from audit.engine.analysis import Analysis
 from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer
-from audit.engine.kinds import Compiled, KindDeclaration, Resource, kinds, registered
+from audit.engine.kinds import Compiled, KindDeclaration, Resource, Support, kinds, registered
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, parse_selector
 from audit.inventory import Inventory, PolicyObject
@@ -29,7 +29,7 @@ class ToyKind:
 
     declaration = KindDeclaration(
         "Toy", (Resource("ToyPolicy", "toy.example.com", ("v1",), "toypolicies", namespaced=True),),
-        enforced_by={"toy-cni": "yes"}, summary="pods, from, port")
+        enforced_by={"toy-cni": (Support(),)}, summary="pods, from, port")
 
     def subject(self, obj: PolicyObject) -> PodSelection | None:
         pods, errors = parse_selector((obj.spec or {}).get("pods") if isinstance(obj.spec, dict) else None, "spec.pods")

@@ -49,20 +49,30 @@ def tcp(port: int) -> dict:
     return {"tcp": {"destinationPort": {"number": port}}}
 
 
-def daemonset(name: str, image: str) -> dict:
-    return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": "kube-system"},
+def daemonset(name: str, image: str, args: tuple[str, ...] = (), env: dict[str, str] | None = None, namespace: str = "kube-system",
+              kind: str = "DaemonSet") -> dict:
+    container: dict = {"name": name, "image": image}
+    if args:
+        container["args"] = list(args)
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": namespace},
             "spec": {"selector": {"matchLabels": {"app": name}}, "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"hostNetwork": True, "containers": [{"name": name, "image": image}]}}}}
+                "spec": {"hostNetwork": True, "containers": [container]}}}}
 
 
-CALICO_NODE = daemonset("calico-node", "docker.io/calico/node:v3.28.0")
+def configmap(name: str, data: dict[str, str], namespace: str = "kube-system") -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data}
+
+
+CALICO_NODE = daemonset("calico-node", "docker.io/calico/node:v3.28.0", env={"DATASTORE_TYPE": "kubernetes"})
 CILIUM_AGENT = daemonset("cilium", "quay.io/cilium/cilium:v1.16.0")
 
 
 def analysis_of(text: str, cni: bool = True, assume_enforced: bool = False) -> Analysis:
     inv = inventory(text)
-    return Analysis(inv, cni=detect_cni(inv.daemonsets, inv.node_hints) if cni else None, assume_enforced=assume_enforced)
+    return Analysis(inv, cni=detect_cni(inv) if cni else None, assume_enforced=assume_enforced)
 
 
 def endpoint(a: Analysis, ref: str):
@@ -294,8 +304,10 @@ DENY_STAGING_CALICO = gnp("deny", 10, {"selector": "all()", "types": ["Ingress"]
 @pytest.mark.parametrize("policy,enforcing,ignoring", [
     (DENY_STAGING_CILIUM, CILIUM_AGENT, CALICO_NODE),
     (DENY_STAGING_CALICO, CALICO_NODE, CILIUM_AGENT),
-    (DENY_STAGING_ANP, daemonset("ovnkube-node", "ovn-kubernetes/ovn-daemonset:v1"), CILIUM_AGENT),
-    (DENY_STAGING_CNP, daemonset("kube-network-policies", "registry.k8s.io/networking/kube-network-policies:v0.9"), CALICO_NODE),
+    (DENY_STAGING_ANP, daemonset("ovnkube-node", "ovn-kubernetes/ovn-daemonset:v1", env={"OVN_ADMIN_NETWORK_POLICY_ENABLE": "true"}),
+     CILIUM_AGENT),
+    (DENY_STAGING_CNP, daemonset("kube-network-policies", "registry.k8s.io/networking/kube-network-policies:v1.1.1-npa-v1alpha2"),
+     CALICO_NODE),
 ], ids=["cilium", "calico", "anp", "clusternetworkpolicy"])
 def test_a_kind_counts_only_where_the_cni_enforces_it(policy, enforcing, ignoring):
     assert not allowed(cluster(policy, enforcing), "staging/web", "prod/api", 8080)
@@ -316,7 +328,7 @@ def test_a_leftover_cilium_default_deny_is_no_coverage_on_calico():
     prod = next(n for n in on_calico.namespaces if n.name == "prod")
     assert not prod.default_deny_ingress and prod.isolated_ingress == 0
     (hit,) = findings(on_calico, "NP-CNI-004")
-    assert "CiliumNetworkPolicy/prod/default-deny" in hit.message and "calico" in hit.message
+    assert "CiliumNetworkPolicy/prod/default-deny" in hit.message and "Calico does not implement" in hit.message
 
 
 def test_a_namespace_isolated_only_by_cilium_is_not_reported_without_policy():

@@ -11,6 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from audit.engine.cni import AGENTS
+from audit.engine.cni.versions import describe_range
 from audit.engine.kinds import kinds
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -26,11 +28,32 @@ def matrix() -> str:
             f"`{r.kind}` {r.group}/{', '.join(r.versions)} ({'namespaced' if r.namespaced else 'cluster-scoped'}"
             + (f"; read only when `{r.same_as}` is not served" if r.same_as else "") + ")" for r in d.resources)
         if d.enforced_by is None:
-            enforced = "as `audit/engine/cni.py` judges the CNI (NP-CNI-001/002/003)"
+            enforced = "as `audit/engine/cni/` judges each CNI (NP-CNI-001/002/003)"
         else:
-            enforced = ", ".join(f"`{cni}`" + (" (conditional)" if how == "conditional" else "")
-                                 for cni, how in d.enforced_by.items() if how != "no") or "no CNI known"
+            enforced = ", ".join(f"`{cni}`" for cni in d.enforced_by) or "no CNI known"
         rows.append(f"| {d.name} | {resources} | {enforced} | {d.summary} |")
+    rows += ["", "**Enforcement, per policy resource and CNI** (versions from the CNI's image tag, or the Calico operator's "
+             "Installation; switches read from the CNI's own settings, below)", "",
+             "| resource | CNI | versions | needs | documented in |", "|---|---|---|---|---|"]
+    seen = set()
+    for kind in kinds():
+        d = kind.declaration
+        for resource in (r for r in d.resources if not r.auxiliary):
+            for cni, supports in (d.enforced_by or {}).items():
+                for s in (s for s in supports if s.covers(resource.kind)):
+                    if (resource.name, cni, s) in seen:
+                        continue  # one resource served by two API groups (Calico's)
+                    seen.add((resource.name, cni, s))
+                    rows.append(f"| {resource.name} | `{cni}` | {describe_range(s.since, s.until)} | {f'`{s.switch}` on' if s.switch else '-'} "
+                                f"| {s.source or '-'} |")
+    rows += ["", "**Enforcement, per CNI** (recognised by its agent's DaemonSet; the objects are read by name, live with "
+             "`get` only)", "", "| CNI | NetworkPolicy | settings read | switches |", "|---|---|---|---|"]
+    for agent in AGENTS:
+        read = "<br>".join(f"{ref.kind} `{ref.name}`" + (f" ({', '.join(map(ref.describe, ref.keys))})" if ref.keys else " (container flags)")
+                           for ref in agent.reads) or "the DaemonSet's containers"
+        env = f"<br>env {', '.join(f'`{e}`' for e in agent.env)}" if agent.env else ""
+        switches = "<br>".join(f"`{name}`: {what}" for name, what in agent.switches.items()) or "-"
+        rows.append(f"| {agent.title} | {agent.decided_by} | {read}{env} | {switches} |")
     for kind in kinds():
         d = kind.declaration
         if not d.fields:

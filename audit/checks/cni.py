@@ -91,3 +91,18 @@ def kind_assumed(ctx: Context) -> Iterable[Hit]:
         keys = _keys(ctx, kind)
         if keys:
             yield Hit(None, kind, kind, f"{len(keys)} {kind} policies counted as enforced: {why}", objects=keys, key=kind)
+
+
+@check(
+    "NP-CNI-006",
+    "The CNI isolates every pod, selected by a policy or not",
+    "info",
+    rationale="""Cilium with enable-policy=always drops every connection no policy allows, in both
+    directions, for every pod, even where no policy selects it: coverage, reachability and the
+    other answers count that isolation. A pod with no allow for DNS cannot resolve names.""",
+    remediation="Nothing to fix if intended; make sure every workload has the allows it needs (DNS included).",
+)
+def cni_isolates_every_pod(ctx: Context) -> Iterable[Hit]:
+    for component in ctx.cni.isolates_all:
+        yield Hit(None, "Cluster", "cni", f"{component.isolates_all}: {component.title or component.name} isolates every pod in "
+                  "both directions; only what a policy allows passes", objects=(str(component.isolates_all),), key=component.name)

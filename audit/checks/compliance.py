@@ -60,24 +60,27 @@ class Assessment:
     evidence: tuple[str, ...]  # the failing (or undecided) checks the verdict rests on
 
 
-def assess(control: Control, failing: frozenset[str], undecided: frozenset[str], complete: bool, cni: str) -> Assessment:
+def assess(control: Control, failing: frozenset[str], undecided: frozenset[str], complete: bool, cni: str,
+           cni_reason: str = "") -> Assessment:
     """The verdict of ``control``: ``failing`` are the checks with an unwaived finding above info,
     ``undecided`` those with only info findings (the check could not decide), ``cni`` the CNI
-    verdict (enforced, conditional, not-enforced, unknown)."""
+    verdict (enforced, conditional, not-enforced, unknown) and ``cni_reason`` what it rests on
+    (the settings read), cited in the reason of a segmentation control."""
+    cited = f" ({cni_reason})" if cni_reason else ""
     if control.kind == "manual":
         return Assessment("manual", "the tool cannot judge this control; see its evidence", ())
     fails = tuple(sorted(failing & set(control.checks)))
     if control.kind == "segmentation" and cni == "not-enforced":
         # Said even when checks fail too: fixing them alone would not make this control pass.
         also = f"; failing: {', '.join(fails)}" if fails else ""
-        return Assessment("fail", f"the CNI does not enforce NetworkPolicy: no policy isolates anything{also}",
+        return Assessment("fail", f"the CNI does not enforce NetworkPolicy{cited}: no policy isolates anything{also}",
                           tuple(sorted({*fails, "NP-CNI-001"})))
     if fails:
         return Assessment("fail", f"failing: {', '.join(fails)}", fails)
     if not complete:
         return Assessment("not-assessable", "the scan is incomplete", ())
     if control.kind == "segmentation" and cni != "enforced":
-        return Assessment("not-assessable", f"whether the CNI enforces NetworkPolicy is {'conditional' if cni == 'conditional' else 'unknown'}",
+        return Assessment("not-assessable", f"whether the CNI enforces NetworkPolicy is {'conditional' if cni == 'conditional' else 'unknown'}{cited}",
                           tuple(sorted(undecided & set(_CNI_CHECKS))))
     open_questions = tuple(sorted(undecided & set(control.checks)))
     if open_questions:

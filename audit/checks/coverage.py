@@ -27,7 +27,7 @@ def namespace_without_policy(ctx: Context) -> Iterable[Hit]:
         cov = ctx.analysis.coverage[ns.name]
         # Judged by policies, whatever the pods: an empty or hostNetwork-only namespace is unprotected
         # for the next pod scheduled there (one rule for every namespace; see the README's method).
-        if cov.policies:
+        if cov.policies or ctx.analysis.settings:  # a CNI that isolates every pod leaves none open
             continue
         invalid = [bad.obj.name for bad in ctx.analysis.invalid if bad.obj.namespace == ns.name]
         note = f" ({_plural(len(invalid), 'policy')} present but invalid: {', '.join(invalid)})" if invalid else ""

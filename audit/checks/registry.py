@@ -61,7 +61,7 @@ class Context:
 
     def audited_policies(self) -> list[CompiledPolicy]:
         """The policies of every kind that take part, but those of excluded namespaces."""
-        return [p for p in self.analysis.policies if p.namespace is None or not self.config.is_excluded(p.namespace)]
+        return [p for p in self.analysis.policies if not p.setting and (p.namespace is None or not self.config.is_excluded(p.namespace))]
 
     def governed_classes(self, namespace: str) -> list[PodClass]:
         """The namespace's pod classes with running pods that policies govern."""

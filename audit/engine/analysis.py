@@ -13,16 +13,16 @@ import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
 
 from audit.engine.addresses import IPBlock
 from audit.engine.classes import DnsTarget, PodClass, ip_value, parse_ip
 from audit.engine.clients import Clients
-from audit.engine.cni import CniReport
-from audit.engine.compiled import TIERS, CompiledPeer, CompiledPolicy, CompiledRule, Tier
+from audit.engine.cni import CniComponent, CniReport
+from audit.engine.compiled import TIERS, CompiledPeer, CompiledPolicy, CompiledRule, CompiledSubject, Layer, Tier
 from audit.engine.coverage import DirectionCoverage, NamespaceCoverage, governed_classes, namespace_coverage, policies_in
 from audit.engine.direction import Direction
-from audit.engine.kinds import KindDeclaration, group_of, kind_of, kinds, resource_of
+from audit.engine.enforcement import credit
+from audit.engine.kinds import group_of, kind_of, kinds, resource_of
 from audit.engine.ports import ALL, NONE, PortSet, resolve_ports
 from audit.engine.selection import LabelView, PodSelection
 from audit.engine.selectors import FieldError, Selector, SelectorIndex
@@ -39,7 +39,6 @@ INGRESS_NAMESPACE = "ingress-controller-ns"
 """Where the virtual ingress-controller pod lives (np-guard's placeholder namespace)."""
 
 
-_RANK = {"no": 0, "conditional": 1, "yes": 2}
 _EVERY_POD = PodSelection()
 
 
@@ -68,21 +67,23 @@ def _display(obj: PolicyObject) -> str:
     return found[1].name if found else obj.kind
 
 
-def _credit(kind: KindDeclaration, cni: CniReport | None, assume_enforced: bool) -> tuple[Literal["yes", "assumed", "no"], str]:
-    """Whether a kind's policies take part, and why: only where the detected dataplane enforces it."""
-    if kind.enforced_by is None:
-        return "yes", ""  # NetworkPolicy: the CNI report's own verdict says whether it is enforced (audit.checks.cni)
-    if cni is None or not cni.components:
-        return "assumed", "the CNI was not identified: these results assume it enforces them"
-    best = max((kind.enforced_by.get(c.name, "no") for c in cni.components), key=_RANK.__getitem__)
-    names = ", ".join(sorted({c.name for c in cni.components}))
-    if best == "yes":
-        return "yes", ""
-    if best == "conditional":
-        return "assumed", f"{names} enforces them only in some versions or settings: these results assume it does"
-    if assume_enforced:
-        return "assumed", f"{names} does not enforce them; evaluated as if enforced (--assume-enforced)"
-    return "no", f"{names} does not enforce them: they are present but have no effect"
+def _resource_kind(obj: PolicyObject) -> tuple[str, bool]:
+    """(the resource's kind, whether it is auxiliary: read beside the policies, never one)."""
+    found = resource_of(group_of(obj.api_version), obj.kind)
+    return (found[1].kind, found[1].auxiliary) if found else (obj.kind, False)
+
+
+def cni_setting_policy(component: CniComponent) -> CompiledPolicy:
+    """A CNI setting that isolates every pod both ways (Cilium's enable-policy=always), as a layer
+    of the namespace tier that selects every pod and allows nothing: the allows of the policies
+    beside it are all that passes, exactly as where a policy selects the pod."""
+    setting = str(component.isolates_all)
+    directions: tuple[Direction, ...] = ("Ingress", "Egress")
+    return CompiledPolicy(
+        kind="CNI setting", family="CNI", namespace=None, name=setting, key=setting,
+        subject=CompiledSubject(setting, "every pod", _EVERY_POD), rules=(), types=directions,
+        layers=(Layer("namespace", (1000.0, setting), f"{component.title or component.name} setting", (), directions),),
+        setting=True)
 
 
 class Analysis:
@@ -124,18 +125,32 @@ class Analysis:
             objs = by_kind.get(id(kind))
             if not objs:
                 continue
-            result = kind.compile(objs, inventory)
             name = kind.declaration.name
-            invalid += (Invalid(obj, errors, name, kind.declaration.core, _display(obj), kind.subject(obj)) for obj, errors in result.invalid)
-            verdict, why = _credit(kind.declaration, cni, assume_enforced)
-            if verdict == "no":
-                self.unenforced[name] = why
-                self.uncredited[name] = tuple(dict.fromkeys(p.key for p in result.policies))
-                unenforced.extend(result.policies)
-                continue
-            if verdict == "assumed":
-                self.assumed[name] = why
-            compiled.extend(result.policies)
+            # Resources of one kind may be enforced apart (Cilium's two switches, Calico's versions).
+            credits = {r.kind: credit(kind.declaration, r.kind, cni, assume_enforced) for r in kind.declaration.resources if not r.auxiliary}
+            auxiliary = [o for o in objs if _resource_kind(o)[1]]
+            groups: dict[tuple[str, str], list[PolicyObject]] = {}
+            for obj in objs:
+                resource, aux = _resource_kind(obj)
+                if not aux:
+                    groups.setdefault(credits.get(resource, ("yes", "")), []).append(obj)
+            for (verdict, why), members in (groups or {("yes", ""): []}).items():
+                result = kind.compile(members + auxiliary, inventory)
+                auxiliary = []  # compiled once
+                invalid += (Invalid(obj, errors, name, kind.declaration.core, _display(obj), kind.subject(obj)) for obj, errors in result.invalid)
+                label = name if len(groups) <= 1 else " / ".join(dict.fromkeys(_display(o) for o in members))
+                if verdict == "no":
+                    self.unenforced[label] = why
+                    self.uncredited[label] = tuple(dict.fromkeys(p.key for p in result.policies))
+                    unenforced.extend(result.policies)
+                    continue
+                if verdict == "assumed":
+                    self.assumed[label] = why
+                compiled.extend(result.policies)
+        self.settings: tuple[CompiledPolicy, ...] = tuple(
+            cni_setting_policy(c) for c in (cni.isolates_all if cni is not None else ()))
+        """CNI settings that act as policies (every pod isolated): in the stack, never listed as objects."""
+        compiled.extend(self.settings)
         self.policies: tuple[CompiledPolicy, ...] = tuple(compiled)
         """Every valid policy that takes part, of every kind, in kind order."""
         self.invalid: tuple[Invalid, ...] = tuple(invalid)
@@ -144,7 +159,8 @@ class Analysis:
         """Valid policies of kinds the dataplane does not enforce: listed, never evaluated."""
         families: dict[str, list[str]] = {}
         for policy in self.policies:
-            families.setdefault(policy.family, []).append(policy.key)
+            if not policy.setting:
+                families.setdefault(policy.family, []).append(policy.key)
         self.families: dict[str, tuple[str, ...]] = {k: tuple(dict.fromkeys(v)) for k, v in families.items()}
         """Kind name -> the keys of its policies that take part."""
 
@@ -375,7 +391,7 @@ class Analysis:
 
     def policies_of(self, core: bool) -> tuple[CompiledPolicy, ...]:
         """The policies of the core kinds (NetworkPolicy), or of every other kind."""
-        return tuple(p for p in self.policies if self._core[p.family] == core)
+        return tuple(p for p in self.policies if not p.setting and self._core[p.family] == core)
 
     def entries_of(self, policy: CompiledPolicy) -> tuple[Entry, ...]:
         """A policy's layers in the stack."""

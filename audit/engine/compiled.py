@@ -250,6 +250,8 @@ class CompiledPolicy:
     """How reports name the kind with its group, when the kind name alone is ambiguous (Calico's NetworkPolicy)."""
     spec: Any = None
     """The spec as written, for fixes that edit the policy itself."""
+    setting: bool = False
+    """Not an object: a CNI setting that acts as a policy (``audit.engine.analysis.cni_setting_policy``)."""
 
     def annotation(self, key: str) -> str | None:
         return dict(self.annotations).get(key)

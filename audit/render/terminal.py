@@ -97,6 +97,10 @@ def render_terminal(report: Report, colour: bool = False, max_rows: int = 50, ma
         out.append(s(f"POLICIES ARE NOT ENFORCED: {report.cni.summary}", "critical"))
     out.append("")
     out.append(f"CNI:                 {report.cni.verdict} - {report.cni.summary}")
+    for c in report.cni.components:
+        version = f" {c.version}" if c.version else " (version unknown)"
+        out.append(f"  {c.name}{version} {c.namespace}/{c.daemonset}: NetworkPolicy {c.enforces}")
+        out.extend(f"    {setting}" for setting in c.settings)
     out.append(f"Default-deny:        ingress {summ.default_deny_ingress}/{summ.audited_namespaces} namespaces, "
                f"egress {summ.default_deny_egress}/{summ.audited_namespaces} namespaces")
     out.append(f"Pods isolated:       ingress {_pct(summ.pods_isolated_ingress, summ.pods)}, "

@@ -17,9 +17,11 @@ from audit.checks.registry import Check, ObservedTraffic
 from audit.checks.runner import location
 from audit.config import Config
 from audit.engine.analysis import Analysis
-from audit.engine.cni import CniReport
+from audit.engine.cni import CniComponent, CniReport
 from audit.engine.connectivity import Connection, blast_radius, connections
+from audit.engine.enforcement import supported
 from audit.engine.flows import rule_use, unsegmented, would_break
+from audit.engine.kinds import kinds
 from audit.engine.ports import NONE, PortSet
 from audit.gcpause import gc_paused
 from audit.observed import ReadStats
@@ -154,6 +156,20 @@ def traffic_info(analysis: Analysis, observed: ObservedTraffic, stats: ReadStats
     )
 
 
+def kind_support(component: CniComponent) -> tuple[str, ...]:
+    """What a CNI enforces of each policy resource but NetworkPolicy (judged by the component itself)."""
+    out = []
+    for kind in kinds():
+        if kind.declaration.enforced_by is None:
+            continue
+        supports = kind.declaration.enforced_by.get(component.name, ())
+        for resource in kind.declaration.resources:
+            if not resource.auxiliary:
+                verdict, why = supported(component, supports, resource.kind)
+                out.append(f"{resource.name}: {verdict} ({why})")
+    return tuple(out)
+
+
 def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: list[Check], cni: CniReport,
                  config: Config, now: dt.datetime, connectivity: ConnectivityInfo | None = None,
                  traffic: TrafficInfo | None = None) -> Report:
@@ -207,7 +223,7 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
     for control in CONTROLS:
         # A control is judged on the checks that ran: the flow checks only with flows.
         judged = dataclasses.replace(control, checks=tuple(c for c in control.checks if c in ran))
-        verdict_of = assess(judged, failing_checks, undecided, col.complete, cni.verdict)
+        verdict_of = assess(judged, failing_checks, undecided, col.complete, cni.verdict, cni.summary)
         not_run = tuple(c for c in control.checks if c not in ran)
         reason = verdict_of.reason + (f" ({', '.join(not_run)} not run: no flows were given)" if not_run else "")
         controls.append(ControlRow(control.framework, control.id, control.title, verdict_of.status, judged.checks,
@@ -234,7 +250,8 @@ def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: l
             notices=col.notices + (f"DNS: {analysis.dns_note}",), object_counts=dict(col.object_counts), skipped_kinds=dict(col.skipped_kinds),
         ),
         cni=CniInfo(cni.verdict, cni.summary, tuple(
-            CniComponentRow(c.name, c.namespace, c.daemonset, c.enforces, c.evidence) for c in cni.components)),
+            CniComponentRow(c.name, c.namespace, c.daemonset, c.enforces, c.evidence, c.version, c.version_source,
+                            tuple(map(str, c.settings)), kind_support(c)) for c in cni.components)),
         summary=Summary(
             verdict=verdict,
             score=score, grade=grade, score_formula=SCORE_FORMULA,
@@ -278,7 +295,7 @@ def policy_table(analysis: Analysis) -> tuple[PolicyRow, ...]:
     """Every policy object of every kind: the valid ones (taking part or not) with what they select, and
     the invalid ones with why, in one order (kind, namespace, name)."""
     rows = []
-    for policy, enforced in [(p, True) for p in analysis.policies] + [(p, False) for p in analysis.unenforced_policies]:
+    for policy, enforced in [(p, True) for p in analysis.policies if not p.setting] + [(p, False) for p in analysis.unenforced_policies]:
         chosen = [analysis.classes[c] for c in sorted(analysis.selected(policy) if enforced else analysis.select(policy.subject.selection))]
         rows.append(PolicyRow(
             kind=policy.display_kind, namespace=policy.namespace, name=policy.name, valid=True, enforced=enforced,

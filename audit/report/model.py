@@ -13,7 +13,7 @@ from typing import Protocol
 
 from audit.report.severity import at_least
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,21 @@ class ScanInfo:
 
 @dataclass(frozen=True)
 class CniComponentRow:
+    """A CNI found, and what it was judged by: its settings (object, field, value) and version."""
+
     name: str
     namespace: str
     daemonset: str
     enforces: str
+    """Whether it enforces NetworkPolicy."""
     evidence: str
+    version: str | None = None
+    version_source: str = ""
+    """Where the version was read, or why it is unknown."""
+    settings: tuple[str, ...] = ()
+    """Every setting read: "kube-system/cilium-config enable-policy=never"."""
+    kinds: tuple[str, ...] = ()
+    """What it enforces of each other policy kind, and why: "ClusterNetworkPolicy: no (...)"."""
 
 
 @dataclass(frozen=True)

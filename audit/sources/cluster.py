@@ -26,12 +26,13 @@ import urllib3
 import yaml
 
 from audit import __version__
+from audit.engine.cni import ConfigRef, config_refs, named_reads
 from audit.engine.kinds import resources as policy_resources
 from audit.errors import AuditError, InputError
 from audit.gcpause import gc_paused
-from audit.inventory import Collection, CollectionIssue, Inventory, SourceRef
+from audit.inventory import Collection, CollectionIssue, ConfigObject, Inventory, SourceRef
 from audit.sources import slim
-from audit.sources.objects import InventoryBuilder
+from audit.sources.objects import InventoryBuilder, ObjectError, config_object
 
 USER_AGENT = f"netpol-audit/{__version__}"
 
@@ -525,6 +526,9 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
                     issues.append(CollectionIssue(label, f"{reason}{'' if exc.status != 403 else _detail(str(exc))}", core=res.essential))
                 except _GiveUp as exc:
                     issues.append(CollectionIssue(label, str(exc), core=res.essential))
+        # What the CNIs found read their settings from, each object by name (get, never list).
+        for ref, namespace in config_refs(builder.agents()):
+            _read_config(lister, builder, ref, namespace, conn.server)
     if opts.namespaces:
         lister.notices.append(f"scoped to the namespaces {', '.join(opts.namespaces)}: pods and policies of other namespaces "
                               "were not read, so they are not known as peers (exposure from them is not assessed)")
@@ -534,6 +538,37 @@ def collect(opts: ConnectOptions, conn: Connection | None = None, sleep: Callabl
         notices=tuple(lister.notices), api_requests=lister.requests,
     )
     return builder.build(collection)
+
+
+def _read_config(lister: Lister, builder: InventoryBuilder, ref: ConfigRef, namespace: str | None, server: str) -> None:
+    """Get one object a CNI reads its settings from. Missing (404): the CNI runs on its defaults.
+    Unreadable (403, errors): what it holds is unknown, said in the notices, never guessed."""
+    label = f"{ref.kind} {namespace}/{ref.name}" if namespace else f"{ref.kind} {ref.name}"
+    problem = ""
+    try:
+        obj = lister.get_object(ref.path(namespace))
+    except _HttpError as exc:
+        if exc.status == 401:
+            raise ClusterError(f"the API server at {server} rejected the credentials (401 Unauthorized)") from None
+        if exc.status == 404:
+            builder.add_config(ConfigObject(ref.kind, namespace, ref.name, state="missing"))
+            return
+        problem = f"forbidden (403): the scanner's role does not allow get{_detail(str(exc))}" if exc.status == 403 else str(exc)
+    except (_GiveUp, ValueError) as exc:
+        problem = str(exc) or type(exc).__name__
+    else:
+        if ref.plural != "deployments":
+            builder.add_config(config_object(obj, ref.kind, namespace, ref.name, SourceRef()))
+            return
+        obj.setdefault("kind", ref.kind)
+        obj.setdefault("apiVersion", f"{ref.group}/{ref.version}")
+        try:
+            builder.add(obj, SourceRef(), label)
+            return
+        except ObjectError as exc:
+            problem = str(exc)
+    lister.notices.append(f"{label} could not be read ({problem}): what the CNI enforces is judged without it")
+    builder.add_config(ConfigObject(ref.kind, namespace, ref.name, state="unreadable", reason=problem))
 
 
 @contextlib.contextmanager
@@ -628,6 +663,10 @@ def rbac_cluster_role(name: str = "netpol-audit") -> dict[str, Any]:
         "rules": [
             {"apiGroups": [group], "resources": sorted(names), "verbs": ["get", "list"]}
             for group, names in sorted(by_group.items())
+        ] + [
+            # The CNIs' settings: only the objects of these names, and only get.
+            {"apiGroups": [group], "resources": [plural], "resourceNames": sorted(names), "verbs": ["get"]}
+            for (group, plural), names in sorted(named_reads().items())
         ],
     }
 

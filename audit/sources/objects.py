@@ -6,11 +6,15 @@ of templates give the same inventory for the same objects.
 
 from __future__ import annotations
 
+import configparser
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
+from audit.engine.cni import ENV_NAMES, kept_keys
 from audit.engine.kinds import Resource, resource_of
 from audit.errors import InputError
 from audit.inventory import (
@@ -18,6 +22,7 @@ from audit.inventory import (
     Backend,
     Collection,
     CollectionIssue,
+    ConfigObject,
     Container,
     ContainerPort,
     DaemonSet,
@@ -47,6 +52,11 @@ TEMPLATE_KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "Job": (("spec", "template"), "parallelism"),
     "CronJob": (("spec", "jobTemplate", "spec", "template"), None),
 }
+
+CONFIG_KINDS = {("", "ConfigMap"): "ConfigMap", ("operator.tigera.io", "Installation"): "Installation"}
+"""Objects CNIs read their settings from: kept only when a CNI reads one of that name (``audit.engine.cni``)."""
+CONTROLLER_KINDS = ("Deployment",)
+"""Workloads a CNI reads settings from besides its agent (kube-ovn-controller's flags)."""
 
 ROUTING_KINDS = {("", "Service"), ("networking.k8s.io", "Ingress"), ("extensions", "Ingress"), ("route.openshift.io", "Route")}
 
@@ -183,6 +193,85 @@ def service_account_of(spec: Mapping[str, Any], where: str, field: str) -> str:
     return "default"
 
 
+def _env(raw: Any, where: str, field: str) -> tuple[tuple[str, str], ...]:
+    """The variables a CNI reads settings from, with literal values: never any other (they may hold secrets)."""
+    out = []
+    for i, item in enumerate(_list(raw, where, field)):
+        if type(item) is dict and item.get("name") in ENV_NAMES:
+            value = item.get("value")
+            if value is not None and type(value) is not str:
+                raise _fail(where, f"{field}[{i}].value", f"must be a string, got {_short(value)}")
+            if value is not None:
+                out.append((str(item["name"]), value))
+    return tuple(out)
+
+
+def config_object(obj: Mapping[str, Any], kind: str, namespace: str | None, name: str, source: SourceRef) -> ConfigObject:
+    """What the CNIs read of a ConfigMap or operator object named ``name``: only the declared keys."""
+    refs = kept_keys(kind, name)
+    data: dict[str, str] = {}
+    problems: list[str] = []
+    raw = obj.get("data") if kind == "ConfigMap" else obj
+    if raw is not None and not isinstance(raw, dict):
+        return ConfigObject(kind, namespace, name, (), "unreadable", f"{'data' if kind == 'ConfigMap' else 'the object'} is not a mapping", source)
+    raw = raw or {}
+    documents: dict[tuple[str, str], Any] = {}
+    for ref in refs:
+        for key in ref.keys:
+            value = _config_value(raw, key, kind, documents, problems)
+            if value is not None:
+                data[key] = value
+    if problems:
+        return ConfigObject(kind, namespace, name, tuple(sorted(data.items())), "unreadable", "; ".join(dict.fromkeys(problems)), source)
+    return ConfigObject(kind, namespace, name, tuple(sorted(data.items())), "found", "", source)
+
+
+def _config_value(raw: Mapping[str, Any], key: str, kind: str, documents: dict[tuple[str, str], Any], problems: list[str]) -> str | None:
+    if kind != "ConfigMap":
+        found: Any = raw
+        for part in key.split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        return None if found is None or isinstance(found, (dict, list)) else _text(found)
+    if not key.startswith(("yaml:", "ini:")):
+        value = raw.get(key)
+        return None if value is None else _text(value)
+    form, file, path = key.split(":", 2)
+    if (form, file) not in documents:
+        documents[(form, file)] = _document(form, raw.get(file), file, problems)
+    doc = documents[(form, file)]
+    if form == "ini":
+        section, _, option = path.partition(".")
+        return doc.get(section, option, fallback=None) if doc is not None else None
+    for part in path.split("."):
+        doc = doc.get(part) if isinstance(doc, dict) else None
+    return None if doc is None or isinstance(doc, (dict, list)) else _text(doc)
+
+
+def _document(form: str, text: Any, file: str, problems: list[str]) -> Any:
+    if text is None:
+        return None
+    if type(text) is not str:
+        problems.append(f"data.{file} is not a string")
+        return None
+    if form == "ini":
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            parser.read_string(text)
+        except configparser.Error as exc:
+            problems.append(f"data.{file} is not a valid INI file ({str(exc).splitlines()[0][:120]})")
+            return None
+        return parser
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problems.append(f"data.{file} is not valid YAML ({str(exc).splitlines()[0][:120]})")
+        return None
+
+
+def _text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = False
                    ) -> tuple[tuple[ContainerPort, ...], bool, tuple[Container, ...], str]:
     """Container ports, hostNetwork and (for CNI detection only) containers of a pod spec."""
@@ -212,11 +301,12 @@ def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = Fa
                     raise _fail(where, f"{ppath}.name", f"must be a string, got {_short(name)}")
                 ports.append(_container_port(number, protocol, name))
             if with_containers:
-                # Only what CNI detection needs: never env, which may hold secrets.
+                # Only what CNI detection needs: never other variables, which may hold secrets.
                 words = _list(c.get("command"), where, f"{field}.{group}[{i}].command") + _list(c.get("args"), where, f"{field}.{group}[{i}].args")
                 if not all(type(w) is str for w in words):
                     raise _fail(where, f"{field}.{group}[{i}].command", "command and args must be lists of strings")
-                containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), tuple(words)))
+                containers.append(Container(str(c.get("name", "")), str(c.get("image", "")), tuple(words),
+                                            _env(c.get("env"), where, f"{field}.{group}[{i}].env")))
     host_network = _bool(spec.get("hostNetwork"), where, f"{field}.hostNetwork")
     return _port_tuple(ports), host_network, tuple(containers), service_account_of(spec, where, field)
 
@@ -261,7 +351,8 @@ class InventoryBuilder:
     _templates: dict[tuple[str, str, str], Workload] = field(default_factory=dict)
     _owned_by: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     _policies: dict[tuple[str, str, str], PolicyObject] = field(default_factory=dict)
-    _daemonsets: dict[tuple[str, str], DaemonSet] = field(default_factory=dict)
+    _daemonsets: dict[tuple[str, str, str], DaemonSet] = field(default_factory=dict)
+    _config: dict[tuple[str, str | None, str], ConfigObject] = field(default_factory=dict)
     _referenced: set[str] = field(default_factory=set)
     _seen_pods: set[tuple[str, str]] = field(default_factory=set)
     _repeated_pods: int = 0
@@ -296,6 +387,9 @@ class InventoryBuilder:
         if not isinstance(obj.get("apiVersion"), str) or not obj["apiVersion"]:
             raise _fail(where, "apiVersion", f"required (a string such as v1 or apps/v1), got {_short(obj.get('apiVersion'))}")
         group = api_group(obj.get("apiVersion"))
+        if (group, kind) in CONFIG_KINDS and not kept_keys(kind, str((obj.get("metadata") or {}).get("name") if isinstance(obj.get("metadata"), dict) else "")):
+            self.skipped[kind] += 1  # a ConfigMap no CNI reads: never kept (it may hold anything)
+            return
         if not self._handles(group, kind):
             # Kinds the audit does not read (Service, Kustomization, ...) are counted, not validated.
             self.skipped[kind] += 1
@@ -353,6 +447,10 @@ class InventoryBuilder:
         if kind == "ServiceAccount" and not group:
             self._service_accounts[(ns, name)] = ServiceAccount(ns, name, _labels(meta.get("labels"), where, "metadata.labels"), source)
             return
+        if (group, kind) in CONFIG_KINDS:
+            scope = None if kind == "Installation" else ns
+            self._config[(kind, scope, name)] = config_object(obj, kind, scope, name, source)
+            return
         if kind == "Node":
             keys = list(_mapping(meta.get("annotations"), where, "metadata.annotations")) + list(_mapping(meta.get("labels"), where, "metadata.labels"))
             self._node_hints.update(h for h in NODE_CNI_HINTS for k in keys if isinstance(k, str) and k.startswith(h))
@@ -364,7 +462,7 @@ class InventoryBuilder:
         if resource_of(group, kind) is not None:
             return True
         return kind in ("Namespace", "Pod", "Node") or kind in TEMPLATE_KINDS or (group, kind) in ROUTING_KINDS or (
-            group, kind) == ("", "ServiceAccount")
+            group, kind) == ("", "ServiceAccount") or (group, kind) in CONFIG_KINDS
 
     def _add_routing(self, obj: Mapping[str, Any], meta: Mapping[str, Any], kind: str, ns: str, name: str, source: SourceRef,
                      where: str) -> None:
@@ -492,11 +590,14 @@ class InventoryBuilder:
         template = _mapping(_dig(obj, path, where), where, ".".join(path))
         tmeta = _mapping(template.get("metadata"), where, ".".join(path) + ".metadata")
         labels = _labels(tmeta.get("labels"), where, ".".join(path) + ".metadata.labels")
-        ports, host_network, containers, account = pod_spec_facts(template.get("spec"), where, ".".join(path) + ".spec", kind == "DaemonSet")
+        controller = kind in CONTROLLER_KINDS and bool(kept_keys(kind, name))
+        ports, host_network, containers, account = pod_spec_facts(template.get("spec"), where, ".".join(path) + ".spec",
+                                                                  kind == "DaemonSet" or controller)
         spec = _mapping(obj.get("spec"), where, "spec")
         pods = _int(spec.get(count_field), where, f"spec.{count_field}", 1, 0) if count_field else 1
-        if kind == "DaemonSet":
-            self._daemonsets[(ns, name)] = DaemonSet(ns, name, _labels(meta.get("labels"), where, "metadata.labels"), containers, source)
+        if kind == "DaemonSet" or controller:
+            self._daemonsets[(kind, ns, name)] = DaemonSet(ns, name, _labels(meta.get("labels"), where, "metadata.labels"), containers, source,
+                                                           kind)
         owner = self._owner(meta, where)
         if owner:
             # A ReplicaSet of a Deployment, a Job of a CronJob: the owner stands for it.
@@ -547,5 +648,14 @@ class InventoryBuilder:
             services=tuple(self._services[k] for k in sorted(self._services)),
             ingresses=tuple(self._ingresses[k] for k in sorted(self._ingresses)),
             service_accounts=tuple(self._service_accounts[k] for k in sorted(self._service_accounts)),
+            cni_config=tuple(self._config[k] for k in sorted(self._config, key=lambda k: (k[0], k[1] or "", k[2]))),
         )
+
+    def agents(self) -> tuple[DaemonSet, ...]:
+        """The DaemonSets (and CNI controllers) read so far."""
+        return tuple(self._daemonsets.values())
+
+    def add_config(self, item: ConfigObject) -> None:
+        """A CNI settings object as a live scan found it (or found it missing, or could not read it)."""
+        self._config[(item.kind, item.namespace, item.name)] = item
 

@@ -12,9 +12,9 @@ import contextlib
 import importlib
 from collections.abc import Iterator
 
-from audit.engine.kinds.base import Compiled, Enforcement, KindDeclaration, PolicyKind, Resource, group_of
+from audit.engine.kinds.base import Compiled, Enforcement, KindDeclaration, PolicyKind, Resource, Support, group_of
 
-__all__ = ["Compiled", "Enforcement", "KindDeclaration", "PolicyKind", "Resource", "group_of", "kind_of", "kinds", "registered",
+__all__ = ["Compiled", "Enforcement", "KindDeclaration", "PolicyKind", "Resource", "Support", "group_of", "kind_of", "kinds", "registered",
            "resource_of", "resources"]
 
 _MODULES = ("networkpolicy", "admin", "clusternetwork", "cilium", "calico")

@@ -16,7 +16,7 @@ from typing import Any
 from audit.engine.addresses import IPBlock, IPNetwork, parse_cidr
 from audit.engine.compiled import Action, CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer, Tier
 from audit.engine.direction import DIRECTIONS, Direction, peer_word
-from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
+from audit.engine.kinds.base import Compiled, KindDeclaration, Resource, Support
 from audit.engine.ports import PROTOCOLS, port_name_error
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, Selector, parse_selector
@@ -363,8 +363,17 @@ class _AdminKind:
         (Resource(ANP, GROUP, ("v1alpha1", "v1beta1"), "adminnetworkpolicies", namespaced=False),
          Resource(BANP, GROUP, ("v1alpha1", "v1beta1"), "baselineadminnetworkpolicies", namespaced=False)),
         # Sources in the README's enforcement matrix.
-        enforced_by={"ovn-kubernetes": "yes", "antrea": "yes", "kube-network-policies": "conditional", "calico": "conditional",
-                     "kube-ovn": "conditional"},
+        enforced_by={
+            "ovn-kubernetes": (Support(switch="enable-admin-network-policy", source="OVN-Kubernetes go-controller/pkg/config"),),
+            "antrea": (Support(since="1.13", switch="AdminNetworkPolicy", source="Antrea docs/admin-network-policy.md"),),
+            "kube-network-policies": (
+                Support((ANP,), switch="admin-network-policy", source="kube-network-policies cmd/kube-network-policies"),
+                Support((BANP,), switch="baseline-admin-network-policy", source="kube-network-policies cmd/kube-network-policies")),
+            **{calico: (Support((ANP,), since="3.29", until="3.32", switch="kubernetes-datastore", source="Calico v3.29 and v3.32 release notes"),
+                        Support((BANP,), since="3.30", until="3.32", switch="kubernetes-datastore", source="Calico v3.30 and v3.32 release notes"))
+               for calico in ("calico", "canal")},
+            "kube-ovn": (Support(since="1.13", switch="enable-anp", source="Kube-OVN pkg/controller/config.go"),),
+        },
         summary="subject (namespaces, pods), priority, Allow/Deny/Pass rules, peers (namespaces, pods, networks, sameLabels, "
                 "notSameLabels), ports (number, range, named); nodes peers match nothing here")
 

@@ -16,6 +16,27 @@ Enforcement = Literal["yes", "conditional", "no"]
 
 
 @dataclass(frozen=True)
+class Support:
+    """A CNI enforces a kind, or some of its resources, in a range of its versions and while one of
+    its switches is on (``audit.engine.cni`` reads both from the cluster)."""
+
+    resources: tuple[str, ...] = ()
+    """The resources' kinds this covers (empty: every resource of the kind)."""
+    since: str | None = None
+    """The first version that enforces them."""
+    until: str | None = None
+    """The first version that no longer does."""
+    switch: str | None = None
+    """The CNI's switch they need (as its module in ``audit.engine.cni`` names it)."""
+    source: str = ""
+    """Where this is documented (the README's enforcement table cites it)."""
+
+    def covers(self, resource: str) -> bool:
+        return not self.resources or resource in self.resources
+
+
+
+@dataclass(frozen=True)
 class Resource:
     """One API resource that holds a kind's objects."""
 
@@ -51,9 +72,10 @@ class KindDeclaration:
     name: str
     """How reports name the kind ("Cilium", "AdminNetworkPolicy / BaselineAdminNetworkPolicy")."""
     resources: tuple[Resource, ...]
-    enforced_by: Mapping[str, Enforcement] | None
-    """CNI name (as ``audit.engine.cni`` names it) -> whether it enforces this kind; absent: no.
-    None: the CNI report's own verdict on NetworkPolicy decides (``audit.engine.cni``)."""
+    enforced_by: Mapping[str, tuple[Support, ...]] | None
+    """CNI name (as ``audit.engine.cni`` names it) -> in which versions and with which switch it
+    enforces this kind's resources; absent: not at all. None: the CNI report's own verdict on
+    NetworkPolicy decides (``audit.engine.cni``)."""
     core: bool = False
     """A core resource: a scan that cannot read it is incomplete (NetworkPolicy)."""
     summary: str = ""

@@ -25,7 +25,7 @@ from typing import Any
 from audit.engine.addresses import IPBlock, IPNetwork, parse_cidr
 from audit.engine.compiled import DEFAULT_GROUP, Action, CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer
 from audit.engine.direction import DIRECTIONS, Direction
-from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
+from audit.engine.kinds.base import Compiled, KindDeclaration, Resource, Support
 from audit.engine.ports import PROTOCOLS
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, Requirement, Selector, show
@@ -757,7 +757,7 @@ class _CalicoKind:
                   display="Calico GlobalNetworkPolicy", same_as="globalnetworkpolicies.projectcalico.org"),
          Resource("Tier", "crd.projectcalico.org", ("v1",), "tiers", namespaced=False, display="Calico Tier", auxiliary=True,
                   same_as="tiers.projectcalico.org")),
-        enforced_by={"calico": "yes", "canal": "yes"},
+        enforced_by={cni: (Support(source="Calico's own API: Felix enforces it in every version"),) for cni in ("calico", "canal")},
         fields=(
             ("tier (and Tier objects)", "evaluated", "tiers walked by order; a tier's end denies (or passes, defaultAction Pass) for pods its policies select; built-in default, kube-admin, kube-baseline; a tier missing from the inventory is named"),
             ("order", "evaluated", "lower first; none: last; ties by name, namespace, kind"),

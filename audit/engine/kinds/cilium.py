@@ -23,7 +23,7 @@ from typing import Any
 from audit.engine.addresses import EVERY_ADDRESS, IPBlock, parse_cidr
 from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer
 from audit.engine.direction import DIRECTIONS, Direction
-from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
+from audit.engine.kinds.base import Compiled, KindDeclaration, Resource, Support
 from audit.engine.ports import PROTOCOLS
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import OPERATORS, FieldError, Requirement, Selector, label_value_error, parse_selector, show
@@ -601,7 +601,9 @@ class _CiliumKind:
         FAMILY,
         (Resource(CNP, "cilium.io", ("v2",), "ciliumnetworkpolicies", namespaced=True),
          Resource(CCNP, "cilium.io", ("v2",), "ciliumclusterwidenetworkpolicies", namespaced=False)),
-        enforced_by={"cilium": "yes"},
+        enforced_by={"cilium": (
+            Support((CNP,), switch="enable-cilium-network-policy", source="Cilium pkg/option/config.go"),
+            Support((CCNP,), switch="enable-cilium-clusterwide-network-policy", source="Cilium pkg/option/config.go"))},
         fields=(
             ("spec, specs", "evaluated", "side by side at the top level; every rule of both; neither: the agent imports nothing"),
             ("endpointSelector", "evaluated", "k8s:, any: and unprefixed keys match the pod's identity labels; reserved: and other sources never a pod; a namespaced policy's own namespace always ANDed"),

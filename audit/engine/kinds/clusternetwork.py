@@ -17,7 +17,7 @@ from typing import Any
 from audit.engine.compiled import Tier
 from audit.engine.direction import Direction
 from audit.engine.kinds.admin import GROUP, AdminPeer, AdminPolicy, AdminPort, AdminRule, admin_subject, compile_admin, parse_peer, parse_subject, rule_items
-from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
+from audit.engine.kinds.base import Compiled, KindDeclaration, Resource, Support
 from audit.engine.ports import port_name_error
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError
@@ -145,7 +145,13 @@ class _ClusterNetworkKind:
     declaration = KindDeclaration(
         CNP, (Resource(CNP, GROUP, ("v1alpha2",), "clusternetworkpolicies", namespaced=False),),
         # Sources in the README's enforcement matrix.
-        enforced_by={"kube-network-policies": "conditional"},
+        enforced_by={
+            "kube-network-policies": (Support(switch="cluster-network-policy", source="kube-network-policies cmd/kube-network-policies/npa-v1alpha2"),),
+            "kube-ovn": (Support(since="1.15", switch="enable-anp", source="Kube-OVN pkg/controller/controller.go"),),
+            **{calico: (Support(since="3.32", switch="kubernetes-datastore", source="Calico v3.32 release notes"),) for calico in ("calico", "canal")},
+            "antrea": (Support(since="2.7", switch="ClusterNetworkPolicy", source="Antrea pkg/features/antrea_features.go"),),
+            "cilium": (Support(since="1.20", switch="enable-k8s-cluster-network-policy", source="Cilium pkg/option/config.go"),),
+        },
         summary="tier (Admin, Baseline), priority, subject, Accept/Deny/Pass rules, peers (namespaces, pods, networks), "
                 "protocols (tcp/udp/sctp ports and ranges, named ports); domainNames and nodes peers match nothing here")
 
