@@ -127,7 +127,7 @@ class Analysis:
                 continue
             name = kind.declaration.name
             # Resources of one kind may be enforced apart (Cilium's two switches, Calico's versions).
-            credits = {r.kind: credit(kind.declaration, r.kind, cni, assume_enforced) for r in kind.declaration.resources if not r.auxiliary}
+            credits = {r.kind: credit(kind.declaration, r, cni, assume_enforced) for r in kind.declaration.resources if not r.auxiliary}
             auxiliary = [o for o in objs if _resource_kind(o)[1]]
             groups: dict[tuple[str, str], list[PolicyObject]] = {}
             for obj in objs:

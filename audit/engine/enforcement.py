@@ -8,23 +8,23 @@ from typing import Literal
 
 from audit.engine.cni import CniComponent, CniReport, Enforcement
 from audit.engine.cni.versions import describe_range, in_range, parse_version
-from audit.engine.kinds.base import KindDeclaration, Support
+from audit.engine.kinds.base import KindDeclaration, Resource, Support
 
 Credit = Literal["yes", "assumed", "no"]
 _RANK: dict[Enforcement, int] = {"no": 0, "conditional": 1, "yes": 2}
 
 
-def supported(component: CniComponent, supports: tuple[Support, ...], resource: str) -> tuple[Enforcement, str]:
-    """Whether ``component`` enforces ``resource``, and why (naming the version and setting)."""
-    entries = [s for s in supports if s.covers(resource)]
+def supported(component: CniComponent, supports: tuple[Support, ...], resource: Resource) -> tuple[Enforcement, str]:
+    """Whether ``component`` enforces ``resource``'s objects, and why (naming the version and setting)."""
+    entries = [s for s in supports if s.covers(resource.kind)]
     name = component.title or component.name
     if not entries:
-        return "no", f"{name} does not implement {resource}"
+        return "no", f"{name} does not implement {resource.name}"
     if component.policy.state == "off":
         return "no", f"{name} enforces no policy: {component.policy.why()}"
     best: tuple[Enforcement, str] = ("no", "")
     for entry in entries:
-        verdict = _one(component, entry, resource)
+        verdict = _one(component, entry, resource.name)
         if _RANK[verdict[0]] > _RANK[best[0]]:
             best = verdict
         elif not best[1]:
@@ -58,7 +58,7 @@ def _one(component: CniComponent, entry: Support, resource: str) -> tuple[Enforc
     return "yes", f"{name} enforces {resource}" + (f" ({'; '.join(said)})" if said else "")
 
 
-def credit(kind: KindDeclaration, resource: str, cni: CniReport | None, assume_enforced: bool) -> tuple[Credit, str]:
+def credit(kind: KindDeclaration, resource: Resource, cni: CniReport | None, assume_enforced: bool) -> tuple[Credit, str]:
     """Whether a resource's policies take part, and why: only where the detected dataplane enforces it."""
     if kind.enforced_by is None:
         return "yes", ""  # NetworkPolicy: the CNI report's own verdict says whether it is enforced (audit.checks.cni)

@@ -165,9 +165,9 @@ def kind_support(component: CniComponent) -> tuple[str, ...]:
         supports = kind.declaration.enforced_by.get(component.name, ())
         for resource in kind.declaration.resources:
             if not resource.auxiliary:
-                verdict, why = supported(component, supports, resource.kind)
+                verdict, why = supported(component, supports, resource)
                 out.append(f"{resource.name}: {verdict} ({why})")
-    return tuple(out)
+    return tuple(dict.fromkeys(out))  # a resource served by two API groups (Calico's) once
 
 
 def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: list[Check], cni: CniReport,
