@@ -207,12 +207,10 @@ spec:
     - {name: no-internet, action: Deny, to: [{networks: [0.0.0.0/0]}]}
 """
     got = [str(c) for c in connections(analyse(text))]
+    # Ranges the policies cut but that connect alike are one line (netpol-analyzer prints the five
+    # cut ranges of the source side apart, and sorts them as text).
     assert got == [
-        "0.0.0.0-9.9.9.8[External] => ns1/app[Deployment] : All Connections",
-        "203.0.113.0-203.0.113.255[External] => ns1/app[Deployment] : All Connections",
-        "203.0.114.0-255.255.255.255[External] => ns1/app[Deployment] : All Connections",
-        "9.9.9.10-203.0.112.255[External] => ns1/app[Deployment] : All Connections",
-        "9.9.9.9-9.9.9.9[External] => ns1/app[Deployment] : All Connections",
+        "0.0.0.0-255.255.255.255[External] => ns1/app[Deployment] : All Connections",
         "ns1/app[Deployment] => 203.0.113.0-203.0.113.255[External] : All Connections",
     ]
 

@@ -1,15 +1,18 @@
 """Every allowed connection between workloads, and between workloads and outside address ranges.
 
 Lines read `src => dst : connections`, workloads as `ns/name[Kind]`, outside addresses as
-`first-last[External]` ranges (netpol-analyzer's form) cut at every boundary of every address
-block a policy names, connections
-as `All Connections` or `TCP 80,443,UDP 53`; the ingress controller as `{ingress-controller}`
-(see audit.engine.ingress). Pairs of pod classes are found from the rules (see `ClassGraph`), not by
+`first-last[External]` ranges (netpol-analyzer's form): the address space is cut at every boundary
+of every address block a policy names, then adjacent ranges with the same connections to (or from)
+the same workload are merged, so each line is a maximal range. Connections read `All Connections`
+or `TCP 80,443,UDP 53`; the ingress controller is `{ingress-controller}` (see
+audit.engine.ingress). Lines sort by source then destination: outside ranges first, in address
+order (IPv4 before IPv6), then workloads by name, the ingress controller last. Pairs of pod classes are found from the rules (see `ClassGraph`), not by
 comparing every class with every other, so the work follows the number of allowed connections.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import weakref
 from collections.abc import Callable, Iterator
@@ -78,6 +81,27 @@ class Segment:
         return f"{make(self.first)}-{make(self.last)}{EXTERNAL}"
 
 
+def merged(ranges: list[tuple[Segment, PortSet]]) -> list[tuple[Segment, PortSet]]:
+    """Adjacent ranges with the same connections as one (in address order, IPv4 before IPv6)."""
+    out: list[tuple[Segment, PortSet]] = []
+    for seg, conns in sorted(ranges, key=lambda r: (r[0].version, r[0].first)):
+        if out and out[-1][1] == conns and out[-1][0].version == seg.version and out[-1][0].last + 1 == seg.first:
+            out[-1] = (Segment(seg.version, out[-1][0].first, seg.last), conns)
+        else:
+            out.append((seg, conns))
+    return out
+
+
+def order(name: str) -> tuple[int, int, int, str]:
+    """How listings sort an end: outside ranges first, by address (IPv4 before IPv6), then by name."""
+    if name.endswith(EXTERNAL):
+        first = name[: -len(EXTERNAL)].split("-", 1)[0]
+        with contextlib.suppress(ValueError):
+            ip = ipaddress.ip_address(first)
+            return 0, ip.version, int(ip), name
+    return 1, 0, 0, name
+
+
 def _networks(analysis: Analysis) -> Iterator[IPNetwork]:
     """Every address block a policy of any kind names (ipBlock cidr and except, ANP networks, CIDRs, nets)."""
     for policy in analysis.policies:
@@ -114,7 +138,7 @@ def _simple(analysis: Analysis, cid: int) -> bool:
     return all(e.simple for d in ("Ingress", "Egress") for es in analysis.stack_for(cid, d).values() for e in es)
 
 
-OutsideMemo = dict[tuple[object, ...], list[tuple[str, PortSet]]]
+OutsideMemo = dict[tuple[object, ...], list[tuple[Segment, PortSet]]]
 """Outside lines per side's key, shared by classes whose policies treat addresses alike."""
 
 
@@ -291,7 +315,7 @@ class ClassGraph:
             hit = self._egress_memo[key] = analysis.side_ports(src, "Egress", dst, dst_ports)
         return hit
 
-    def outside(self, cid: int, direction: Direction, segs: list[Segment], memo: OutsideMemo) -> list[tuple[str, PortSet]]:
+    def outside(self, cid: int, direction: Direction, segs: list[Segment], memo: OutsideMemo) -> list[tuple[Segment, PortSet]]:
         """Outside ranges ``cid`` connects to (Egress) or from (Ingress), one per segment."""
         analysis = self.analysis
         cls = analysis.classes[cid]
@@ -305,8 +329,7 @@ class ClassGraph:
         hit = memo.get(key)
         if hit is None:
             ports = cls.ports if direction == "Ingress" else None
-            hit = memo[key] = [(seg.text(), conns) for seg in segs
-                               if (conns := analysis.side_ports(cls.id, direction, seg.probe, ports))]
+            hit = memo[key] = [(seg, conns) for seg in segs if (conns := analysis.side_ports(cls.id, direction, seg.probe, ports))]
         return hit
 
 
@@ -342,37 +365,45 @@ def connections(analysis: Analysis, namespaces: set[str] | None = None) -> Itera
     for cid in graph.ids:
         for ref in refs_of(cid):
             by_ref.setdefault(ref, []).append(cid)
-    from_outside: dict[str, dict[str, PortSet]] = {}
+    # Outside sources: per destination workload, its ranges merged where they connect alike.
+    into: dict[str, dict[Segment, PortSet]] = {}
     for cid in graph.ids:
         if focus(cid):
-            for text, conns in graph.outside(cid, "Ingress", segs, memo):
-                lines = from_outside.setdefault(text, {})
+            for seg, conns in graph.outside(cid, "Ingress", segs, memo):
                 for ref in refs_of(cid):
-                    lines[ref] = lines.get(ref, NONE) | conns
+                    mine = into.setdefault(ref, {})
+                    mine[seg] = mine.get(seg, NONE) | conns
+    from_outside: dict[str, dict[str, PortSet]] = {}
+    for ref, ranges in into.items():
+        for seg, conns in merged(list(ranges.items())):
+            from_outside.setdefault(seg.text(), {})[ref] = conns
     # Open sources reach every open destination with all connections: one shared block of lines.
     block = dict.fromkeys(sorted(ref for dst in open_dsts for ref in refs_of(dst)), ALL)
     focus_block = block if namespaces is None else dict.fromkeys(
         sorted(ref for dst in open_dsts if focus(dst) for ref in refs_of(dst)), ALL)
-    for name in sorted(set(by_ref) | set(from_outside)):
+    for name in sorted(set(by_ref) | set(from_outside), key=order):
         if name in from_outside:
             lines = from_outside[name]
         else:
             lines = {}
+            outside: dict[Segment, PortSet] = {}
             for cid in by_ref[name]:
-                mine = focus(cid)
+                focused = focus(cid)
                 if cid in graph.open_egress:
                     if lines:
-                        for ref in block if mine else focus_block:
+                        for ref in block if focused else focus_block:
                             lines[ref] = ALL
                     else:
-                        lines = dict(block if mine else focus_block)
+                        lines = dict(block if focused else focus_block)
                 for dst, conns in explicit.get(cid, ()):
                     for ref in refs_of(dst):
                         lines[ref] = lines.get(ref, NONE) | conns
-                if mine:
-                    for text, conns in graph.outside(cid, "Egress", segs, memo):
-                        lines[text] = lines.get(text, NONE) | conns
-        for target in sorted(lines):
+                if focused:
+                    for seg, conns in graph.outside(cid, "Egress", segs, memo):
+                        outside[seg] = outside.get(seg, NONE) | conns
+            for seg, conns in merged(list(outside.items())):
+                lines[seg.text()] = conns
+        for target in sorted(lines, key=order):
             if target != name and lines[target]:
                 yield Connection(name, target, lines[target])
     yield from _from_ingress_controller(analysis, focus)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
+import ipaddress
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
 from audit.engine.analysis import Analysis
-from audit.engine.connectivity import Connection, connections, segments, with_suffix
+from audit.engine.connectivity import Connection, connections, order, segments, with_suffix
 from audit.engine.direction import Direction
 from audit.engine.ports import PortSet, parse_port_set
 from audit.errors import InputError
@@ -52,9 +55,82 @@ def parse_connections(data: Any, path: str) -> list[Connection]:
         raise InputError(f"{path}: not a connectivity list (write one with `netpol-audit connectivity -f json`): {exc}") from None
 
 
+def _range(end: str) -> tuple[int, int, int] | None:
+    """(IP version, first, last) of an outside range end; None for a workload."""
+    if not is_external(end):
+        return None
+    first, _, last = end.removesuffix(EXTERNAL).partition("-")
+    try:
+        a, b = ipaddress.ip_address(first), ipaddress.ip_address(last or first)
+    except ValueError:
+        return None
+    return a.version, int(a), int(b)
+
+
+def _text(version: int, first: int, last: int) -> str:
+    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    return f"{make(first)}-{make(last)}{EXTERNAL}"
+
+
+def _pieces(conns: list[Connection], cuts: dict[int, list[int]]) -> list[Connection]:
+    """Each outside range split at every cut either listing makes, so both compare range by range."""
+    out = []
+    for c in conns:
+        for side in (0, 1):
+            end = (c.src, c.dst)[side]
+            found = _range(end)
+            if found is None:
+                continue
+            version, first, last = found
+            points = cuts[version]
+            start = bisect.bisect_right(points, first)
+            bounds = [first] + [p for p in points[start:bisect.bisect_right(points, last)] if p > first] + [last + 1]
+            for lo, hi in itertools.pairwise(bounds):
+                piece = _text(version, lo, hi - 1)
+                out.append(Connection(piece, c.dst, c.conns) if side == 0 else Connection(c.src, piece, c.conns))
+            break
+        else:
+            out.append(c)
+    return out
+
+
+def _joined(changes: list[Change]) -> list[Change]:
+    """Adjacent outside ranges changed alike (same kind, other end, before and after) as one."""
+    out: list[Change] = []
+    groups: dict[tuple[int, str, str, PortSet, PortSet], list[tuple[int, int, int]]] = {}
+    for change in changes:
+        side = 0 if _range(change.src) else 1 if _range(change.dst) else None
+        if side is None:
+            out.append(change)
+            continue
+        found = _range((change.src, change.dst)[side])
+        assert found is not None
+        other = (change.src, change.dst)[1 - side]
+        groups.setdefault((side, other, change.kind, change.before, change.after), []).append(found)
+    for (at, end_other, kind, before, after), ranges in groups.items():
+        joined: list[list[int]] = []
+        for version, first, last in sorted(ranges):
+            if joined and joined[-1][0] == version and joined[-1][2] + 1 == first:
+                joined[-1][2] = last
+            else:
+                joined.append([version, first, last])
+        for version, first, last in joined:
+            end = _text(version, first, last)
+            out.append(Change(kind, end, end_other, before, after) if at == 0 else Change(kind, end_other, end, before, after))
+    return sorted(out, key=lambda c: (order(c.src), order(c.dst)))
+
+
 def diff(before: list[Connection], after: list[Connection]) -> list[Change]:
-    old = {(c.src, c.dst): c.conns for c in before}
-    new = {(c.src, c.dst): c.conns for c in after}
+    """What changed from ``before`` to ``after``, outside ranges compared address by address (the two
+    listings may cut the address space apart), then joined again where they changed alike."""
+    cuts: dict[int, set[int]] = {4: set(), 6: set()}
+    for c in (*before, *after):
+        for end in (c.src, c.dst):
+            if (found := _range(end)) is not None:
+                cuts[found[0]].update((found[1], found[2] + 1))
+    points = {v: sorted(p) for v, p in cuts.items()}
+    old = {(c.src, c.dst): c.conns for c in _pieces(before, points)}
+    new = {(c.src, c.dst): c.conns for c in _pieces(after, points)}
     changes = []
     for key in sorted(old.keys() | new.keys()):
         a, b = old.get(key, PortSet()), new.get(key, PortSet())
@@ -71,7 +147,7 @@ def diff(before: list[Connection], after: list[Connection]) -> list[Change]:
         else:
             kind = "changed"
         changes.append(Change(kind, key[0], key[1], a, b))
-    return changes
+    return _joined(changes)
 
 
 def widened(before: Analysis, after: Analysis) -> list[Connection]:

@@ -336,7 +336,7 @@ class _Reader:
             self.notes.append(f"{path}.{side}Groups: Cilium's agent ignores the whole object; only policies its operator derives "
                               "from the cloud groups take effect, and they are not in the inventory")
         for j, svc in enumerate(self.items(raw, "toServices", path) if side == "to" else ()):
-            peers.append(self.service(svc, f"{path}.toServices[{j}]", deny))
+            peers.extend(self.service(svc, f"{path}.toServices[{j}]", deny))
         return peers
 
     def items(self, raw: dict[str, Any], key: str, path: str) -> list[Any]:
@@ -377,20 +377,20 @@ class _Reader:
         block = IPBlock(net, tuple(excepts))
         return CompiledPeer(field, f"CIDR {block}", blocks=(block,), blocks_match_pods=False)
 
-    def service(self, raw: Any, field: str, deny: bool) -> CompiledPeer:
-        """A toServices entry as the agent resolves it (pkg/policy/k8s/service.go): the pods a Service
-        with a selector selects; the backends of one without (addresses not in the inventory)."""
+    def service(self, raw: Any, field: str, deny: bool) -> list[CompiledPeer]:
+        """A toServices entry as the agent resolves it (pkg/policy/k8s/service.go): the pods each Service
+        it names selects; the backends of one without a selector (addresses not in the inventory)."""
         if deny:
-            return CompiledPeer(field, "toServices", unresolvable="toServices in a deny rule: Cilium's agent never resolves it")
+            return [CompiledPeer(field, "toServices", unresolvable="toServices in a deny rule: Cilium's agent never resolves it")]
         if not isinstance(raw, dict) or len([k for k in ("k8sService", "k8sServiceSelector") if k in raw]) != 1:
             self.errors.append(FieldError(field, "exactly one of k8sService or k8sServiceSelector is required"))
-            return CompiledPeer(field, "toServices", unresolvable="toServices")
+            return []
         ref = raw.get("k8sService")
         chosen: list[Service] = []
         if "k8sService" in raw:
             if not isinstance(ref, dict) or not isinstance(ref.get("serviceName"), str) or not isinstance(ref.get("namespace") or "", str):
                 self.errors.append(FieldError(f"{field}.k8sService", "needs serviceName (and namespace) as strings"))
-                return CompiledPeer(field, "toServices", unresolvable="toServices")
+                return []
             ns = ref.get("namespace") or ""
             text = f"service {ns + '/' if ns else '*/'}{ref['serviceName']}"
             chosen = [s for s in self.inventory.services if s.name == ref["serviceName"] and ns in ("", s.namespace)]
@@ -398,22 +398,25 @@ class _Reader:
             sel_raw = raw["k8sServiceSelector"]
             if not isinstance(sel_raw, dict) or not isinstance(sel_raw.get("namespace") or "", str) or sel_raw.get("selector") is None:
                 self.errors.append(FieldError(f"{field}.k8sServiceSelector", "needs a selector (and a namespace string)"))
-                return CompiledPeer(field, "toServices", unresolvable="toServices")
+                return []
             selector, errs = parse_selector(sel_raw.get("selector"), f"{field}.k8sServiceSelector.selector")
             self.errors.extend(errs)
             ns = sel_raw.get("namespace") or ""
             text = f"services [{selector}]" + (f" in {ns}" if ns else "")
             chosen = [s for s in self.inventory.services if ns in ("", s.namespace) and selector.matches(dict(s.labels))]
         if not chosen:
-            return CompiledPeer(field, text, unresolvable=f"{text}: no such Service in the inventory (Cilium may then allow the rule's "
-                                                          "ports to every destination: cilium/cilium#20067)")
-        if any(s.selector is None for s in chosen):
-            return CompiledPeer(field, text, unresolvable=f"{text}: a Service without a selector (its endpoints' addresses are not in the inventory)")
-        if len(chosen) > 1:
-            return CompiledPeer(field, text, unresolvable=f"{text}: several Services match (this audit names one peer per entry)")
-        service = chosen[0]
-        selector = Selector(tuple(Requirement(k, "In", (v,)) for k, v in service.selector or ()))
-        return CompiledPeer(field, text, PodSelection(namespace=service.namespace, pods=selector, view=VIEW))
+            return [CompiledPeer(field, text, unresolvable=f"{text}: no such Service in the inventory (Cilium may then allow the rule's "
+                                                           "ports to every destination: cilium/cilium#20067)")]
+        out = []
+        for service in chosen:
+            name = f"service {service.namespace}/{service.name}"
+            if service.selector is None:
+                out.append(CompiledPeer(field, name, unresolvable=f"{name}: a Service without a selector (its endpoints' addresses are "
+                                                                  "not in the inventory)"))
+            else:
+                selector = Selector(tuple(Requirement(k, "In", (v,)) for k, v in service.selector))
+                out.append(CompiledPeer(field, name, PodSelection(namespace=service.namespace, pods=selector, view=VIEW)))
+        return out
 
     def ports(self, raw: Any, direction: Direction, deny: bool, path: str) -> tuple[tuple[CompiledPort, ...] | None, tuple[str, ...]]:
         """toPorts as port entries (None: no toPorts, every port of every protocol), and what L7 rules restrict."""
