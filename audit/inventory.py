@@ -78,6 +78,8 @@ class Workload:
     controller: str | None = None  # "Kind/name" of the pods' own controller where the record names its owner (a ReplicaSet's Deployment)
     service_account: str = "default"
     """The pods' service account (`serviceAccountName`; the API server's default is `default`): some kinds select by it."""
+    pod_names: tuple[str, ...] = ()
+    """The pods' own names where the input gives them (Pod objects, a StatefulSet's ordinals): `reach ns/db-0`."""
 
     @property
     def ref(self) -> str:

@@ -66,9 +66,15 @@ spec:
     spec: {containers: [{name: c, image: busybox}]}
 """
     inv = inventory(text)
-    got = {(w.kind, w.name): w.pods for w in inv.workloads}
+    got: dict[tuple[str, str], int] = {}
+    for w in inv.workloads:
+        got[(w.kind, w.name)] = got.get((w.kind, w.name), 0) + w.pods
     assert got == {("Deployment", "web"): 3, ("CronJob", "nightly"): 1, ("StatefulSet", "db"): 2,
                    ("Job", "once"): 4, ("ReplicationController", "old"): 1}
+    # A StatefulSet's pods are named and labelled by ordinal, as its controller does.
+    db = sorted((w.pod_names, dict(w.labels)["statefulset.kubernetes.io/pod-name"], dict(w.labels)["apps.kubernetes.io/pod-index"])
+                for w in inv.workloads if w.name == "db")
+    assert db == [(("db-0",), "db-0", "0"), (("db-1",), "db-1", "1")]
     web = next(w for w in inv.workloads if w.name == "web")
     assert dict(web.labels) == {"app": "web"} and web.ports[0].name == "http"
 

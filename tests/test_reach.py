@@ -152,7 +152,7 @@ spec:
 
 
 @pytest.mark.parametrize("name,workload", [
-    ("shop/web-7d4b9c8f6d-x2x7k", "web"), ("shop/db-2", "db"), ("shop/web[Deployment]", "web"), ("shop/db[StatefulSet]", "db"),
+    ("shop/web-7d4b9c8f6d-x2x7k", "web"), ("shop/db-2", "db"), ("shop/web[Deployment]", "web"),
     ("shop/report-29012345-abcde", "report"), ("shop/web", "web"),
 ])
 def test_names_as_users_type_them(name, workload):
@@ -160,6 +160,58 @@ def test_names_as_users_type_them(name, workload):
     a = analyse(NAMED)
     (target,) = resolve(a, name)
     assert workload in {w.name for w in a.classes[target.endpoint].workloads}
+
+
+def test_a_statefulset_pod_answers_for_itself_and_the_workload_for_each_pod():
+    from audit.engine.reach import resolve
+    a = analyse(NAMED)
+    (pod,) = resolve(a, "shop/db-2")
+    assert dict(a.classes[pod.endpoint].labels)["statefulset.kubernetes.io/pod-name"] == "db-2" and pod.label == "shop/db-2"
+    assert len(resolve(a, "shop/db[StatefulSet]")) == len(resolve(a, "shop/db")) == 3
+    with pytest.raises(InputError, match="no pod or workload named 'db-7'"):
+        resolve(a, "shop/db-7")  # the StatefulSet has three pods: there is no db-7
+
+
+ONE_POD_ALLOWED = NAMED + """
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: prometheus, namespace: monitoring}
+spec:
+  selector: {matchLabels: {app: prometheus}}
+  template: {metadata: {labels: {app: prometheus}}, spec: {containers: [{name: c, image: i}]}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: monitoring}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-0-metrics, namespace: shop}
+spec:
+  podSelector: {matchLabels: {statefulset.kubernetes.io/pod-name: db-0}}
+  policyTypes: [Ingress]
+  ingress:
+    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]
+      ports: [{port: 9187}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-deny, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+"""
+
+
+def test_reach_a_pod_a_policy_selects_by_its_name(tmp_path):
+    path = tmp_path / "in.yaml"
+    path.write_text(ONE_POD_ALLOWED)
+    assert runner.invoke(app, ["reach", "monitoring/prometheus", "shop/db-0", "-p", "9187", str(path)]).exit_code == 0
+    denied = runner.invoke(app, ["reach", "monitoring/prometheus", "shop/db-1", "-p", "9187", str(path)])
+    assert denied.exit_code == 1 and "DENIED" in denied.output
+    every = runner.invoke(app, ["reach", "monitoring/prometheus", "shop/db", "-p", "9187", str(path)])
+    assert every.exit_code == 1 and every.output.count("ALLOWED") == 1 and every.output.count("DENIED") == 2
 
 
 def test_an_unknown_name_suggests_close_matches():

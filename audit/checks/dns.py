@@ -37,7 +37,7 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
                 blocked.append(cls)
         if not blocked:
             continue
-        workloads = tuple(sorted(w.ref for c in blocked for w in c.workloads))
+        workloads = tuple(sorted({w.ref for c in blocked for w in c.workloads}))
         # Name the side that blocks, from the first blocked class.
         verdict = analysis.allowed(blocked[0].id, analysis.dns_classes[0], 53, protocol)
         side = verdict.egress if not verdict.egress.allowed else verdict.ingress

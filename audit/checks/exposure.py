@@ -29,7 +29,7 @@ def metadata_reachable(ctx: Context) -> Iterable[Hit]:
     for ns in ctx.audited_namespaces():
         reach = [c for c in ctx.governed_classes(ns.name) if port_in(graph.egress(c.id, METADATA_IP), 80, "TCP")]
         if reach:
-            workloads = tuple(sorted(w.ref for c in reach for w in c.workloads))
+            workloads = tuple(sorted({w.ref for c in reach for w in c.workloads}))
             why = analysis.allowed(reach[0].id, METADATA_IP, 80).egress.explain()
             yield Hit(ns.name, "Namespace", ns.name,
                       f"{len(workloads)} workload(s) can connect to {METADATA_IP}:80 ({why})", objects=workloads,

@@ -189,6 +189,7 @@ class Analysis:
         self._ports_memo: dict[tuple[int, DstPorts], PortSet] = {}
         self._ip_index: dict[int, list[tuple[int, int]]] | None = None
         self._block_memo: dict[IPBlock, frozenset[int]] = {}
+        self._pods: dict[tuple[str, str], int] | None = None
         self._egress_memo: dict[tuple[object, ...], SideVerdict] = {}
         self._stack_memo: dict[tuple[int, Direction], dict[Tier, tuple[Entry, ...]]] = {}
         self._signatures: dict[int, tuple[int, ...] | None] = {}
@@ -621,6 +622,17 @@ class Analysis:
             if any(w.name == name or (w.controller is not None and w.controller.split("/", 1)[1] == name)
                    for w in self.classes[cid].workloads)
         ]
+
+    def find_pod(self, namespace: str, name: str) -> list[int]:
+        """The class of the pod named ``name`` (where the input names its pods), else nothing."""
+        if self._pods is None:
+            self._pods = {}
+            for cls in self.classes:
+                for w in cls.workloads:
+                    for pod in w.pod_names:
+                        self._pods.setdefault((w.namespace, pod), cls.id)
+        cid = self._pods.get((namespace, name))
+        return [] if cid is None else [cid]
 
     def real_classes(self) -> Iterable[PodClass]:
         return (c for c in self.classes if not c.virtual)

@@ -119,13 +119,16 @@ _POD_SUFFIXES = (re.compile(r"-[a-z0-9]{5,10}-[a-z0-9]{5}$"), re.compile(r"-[0-9
 
 
 def _by_pod_name(analysis: Analysis, namespace: str, name: str) -> list[int]:
-    """The pods of the workload whose controller named the pod ``name`` (pods are kept per
-    workload, not by name: a pod name is read back to its owner)."""
+    """The pod named ``name``: its own class where the input names its pods; else, where it does
+    not (a template), the pods of the workload whose controller would have named it so."""
+    exact = analysis.find_pod(namespace, name)
+    if exact:
+        return exact
     for suffix in _POD_SUFFIXES:
         owner = suffix.sub("", name)
         if owner != name:
             found = analysis.find_workload(namespace, owner)
-            if found:
+            if found and not any(w.pod_names for cid in found for w in analysis.classes[cid].workloads):
                 return found
     return []
 

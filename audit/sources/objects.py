@@ -57,6 +57,9 @@ CONFIG_KINDS = {("", "ConfigMap"): "ConfigMap", ("operator.tigera.io", "Installa
 """Objects CNIs read their settings from: kept only when a CNI reads one of that name (``audit.engine.cni``)."""
 CONTROLLER_KINDS = ("Deployment",)
 """Workloads a CNI reads settings from besides its agent (kube-ovn-controller's flags)."""
+STATEFULSET_POD_NAME, POD_INDEX = "statefulset.kubernetes.io/pod-name", "apps.kubernetes.io/pod-index"
+MAX_ORDINALS = 1000
+"""A StatefulSet template with more replicas stays one record (its pods then answer together)."""
 
 ROUTING_KINDS = {("", "Service"), ("networking.k8s.io", "Ingress"), ("extensions", "Ingress"), ("route.openshift.io", "Route")}
 
@@ -348,7 +351,7 @@ class InventoryBuilder:
     skipped: Counter[str] = field(default_factory=Counter)
     _namespaces: dict[str, Namespace] = field(default_factory=dict)
     _pod_groups: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
-    _templates: dict[tuple[str, str, str], Workload] = field(default_factory=dict)
+    _templates: dict[tuple[str, str, str], list[Workload]] = field(default_factory=dict)
     _owned_by: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     _policies: dict[tuple[str, str, str], PolicyObject] = field(default_factory=dict)
     _daemonsets: dict[tuple[str, str, str], DaemonSet] = field(default_factory=dict)
@@ -534,7 +537,7 @@ class InventoryBuilder:
             ips = [status["podIP"]]
         if not all(type(ip) is str for ip in ips):
             raise _fail(where, "status.podIPs", "addresses must be strings")
-        self._record_pod(ns, labels, ports, host_network, owner, ips, source, account)
+        self._record_pod(ns, labels, ports, host_network, owner, ips, source, account, name)
 
     def _add_typed_pod(self, pod: slim.Pod, source: SourceRef) -> None:
         """A pod whose every field msgspec has checked against the types `_add_pod` accepts."""
@@ -556,7 +559,7 @@ class InventoryBuilder:
                 ips = [status.podIP]
         account = (spec.serviceAccountName or spec.serviceAccount or "default") if spec is not None else "default"
         self._record_pod(ns, _labels(meta.labels, "", "") if meta.labels else (), _port_tuple(ports),
-                         bool(spec is not None and spec.hostNetwork), owner or ("Pod", name), ips, source, account)
+                         bool(spec is not None and spec.hostNetwork), owner or ("Pod", name), ips, source, account, name)
 
     def _first_sight(self, ns: str, name: str) -> bool:
         """False for a pod read before (a restarted list after 410 Gone, a repeated manifest): counted once."""
@@ -574,15 +577,16 @@ class InventoryBuilder:
         return False
 
     def _record_pod(self, ns: str, labels: Labels, ports: tuple[ContainerPort, ...], host_network: bool,
-                    owner: tuple[str, str], ips: list[str], source: SourceRef, account: str = "default") -> None:
+                    owner: tuple[str, str], ips: list[str], source: SourceRef, account: str = "default", name: str = "") -> None:
         """One running pod, however it was read: grouped under its owner with the pods alike."""
         if ns not in self._referenced:
             self._referenced.add(ns)
         # Pods of one owner that differ in labels, ports or service account (a rollout in progress) are kept apart.
         key = (ns, owner[0], owner[1], labels, ports, host_network, account)
-        group = self._pod_groups.setdefault(key, [0, [], source])
+        group = self._pod_groups.setdefault(key, [0, [], source, []])
         group[0] += 1
         group[1].extend(str(ip) for ip in ips)
+        group[3].append(name)
 
     def _add_template(self, obj: Mapping[str, Any], meta: Mapping[str, Any], kind: str, ns: str, name: str, source: SourceRef, where: str) -> None:
         path, count_field = TEMPLATE_KINDS[kind]
@@ -605,21 +609,29 @@ class InventoryBuilder:
             kind, name = owner
             if (ns, kind, name) in self._templates:
                 return
-        self._templates[(ns, kind, name)] = Workload(ns, kind, name, labels, ports, host_network, pods, (), source, service_account=account)
+        if kind == "StatefulSet" and 0 < pods <= MAX_ORDINALS:
+            # The StatefulSet controller names its pods by ordinal and labels each with its name and
+            # index: a policy may select one of them.
+            self._templates[(ns, kind, name)] = [
+                Workload(ns, kind, name, freeze_labels({**dict(labels), STATEFULSET_POD_NAME: f"{name}-{i}", POD_INDEX: str(i)}), ports,
+                         host_network, 1, (), source, service_account=account, pod_names=(f"{name}-{i}",)) for i in range(pods)]
+        else:
+            self._templates[(ns, kind, name)] = [Workload(ns, kind, name, labels, ports, host_network, pods, (), source,
+                                                          service_account=account)]
 
     def build(self, collection: Collection) -> Inventory:
         workloads: list[Workload] = []
         live_owners: set[tuple[str, str, str]] = set()
-        for (ns, kind, name, labels, ports, host_network, account), (count, ips, source) in self._pod_groups.items():
+        for (ns, kind, name, labels, ports, host_network, account), (count, ips, source, names) in self._pod_groups.items():
             live_owners.add((ns, kind, name))
             # Live pods of a Deployment are owned by its ReplicaSet <name>-<pod-template-hash> (see _owner).
             template_hash = dict(labels).get("pod-template-hash") if kind == "Deployment" else None
             controller = f"ReplicaSet/{name}-{template_hash}" if template_hash else None
             workloads.append(Workload(ns, kind, name, labels, ports, host_network, count, tuple(sorted(set(ips))), source, controller,
-                                      account))
-        for key, template in self._templates.items():
+                                      account, tuple(sorted(names))))
+        for key, templates in self._templates.items():
             if key not in live_owners:
-                workloads.append(template)
+                workloads.extend(templates)
         namespaces = dict(self._namespaces)
         for ns in sorted(self._referenced - set(namespaces)):
             namespaces[ns] = Namespace(ns, ((NAMESPACE_NAME_LABEL, ns),), declared=False)
