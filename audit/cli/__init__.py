@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from audit.sources.cluster import ConnectOptions
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+EXIT_UNKNOWN = 6
+"""`reach`: an answer depends on what the input does not hold (an address a DNS name resolves to, a secret)."""
 
 app = typer.Typer(
     name="netpol-audit",
@@ -534,6 +536,8 @@ def reach(
     port: Optional[str] = typer.Option(None, "--port", "-p", help="N or N/PROTO (default: every port the destination declares)."),
     src_selector: Optional[str] = typer.Option(None, "--src-selector", "-l", help="Narrow a namespace source by labels, as kubectl -l takes them (app=web, tier!=db, app in (a,b), !legacy)."),
     dst_selector: Optional[str] = typer.Option(None, "--dst-selector", "-L", help="Narrow a namespace destination by labels."),
+    http: Optional[str] = typer.Option(None, "--http", help='An HTTP request to judge against the policies\' L7 rules: "GET /api/v1/products/42".'),
+    header: Optional[list[str]] = typer.Option(None, "--header", help='A request header, "Name: value" (repeatable; Host included).'),
     config: Optional[Path] = DNS_CONFIG,
     assume_enforced: bool = ASSUME_ENFORCED,
     inventory_file: Optional[Path] = INVENTORY,
@@ -545,22 +549,29 @@ def reach(
 ) -> None:
     """Can SOURCE connect to DESTINATION? The verdict per port, with the policies and rules that decided each side.
 
-    Exit codes: 0 every path allowed, 1 a path denied, 2 usage or input error, 3 cluster error.
+    Exit codes: 0 every path allowed, 1 a path denied, 2 usage or input error, 3 cluster error,
+    6 an answer is unknown (it depends on what the input does not hold).
     """
+    from audit.engine.l7 import parse_request
     from audit.engine.reach import check_paths, parse_label_selector, render_paths, resolve
 
     try:
+        if header and not http:
+            raise InputError("--header needs --http (the request the headers belong to)")
+        request = parse_request(http, header or ()) if http else None
         analysis, _ = _analysis(paths, inventory_file, config, _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name),
                                 assume_enforced)
         _say_enforcement(analysis)
         sources = resolve(analysis, source, parse_label_selector(src_selector))
         destinations = resolve(analysis, destination, parse_label_selector(dst_selector))
-        results = check_paths(analysis, sources, destinations, port)
+        results = check_paths(analysis, sources, destinations, port, request)
     except AuditError as exc:
         raise _fail(exc) from None
     _echo(render_paths(results), nl=False)
-    if not all(r.allowed for r in results):
+    if any(r.answer == "denied" for r in results):
         raise typer.Exit(EXIT_FINDINGS)
+    if any(r.answer == "unknown" for r in results):
+        raise typer.Exit(EXIT_UNKNOWN)
 
 
 class ConnFormat(str, enum.Enum):

@@ -90,6 +90,50 @@ class CompiledPeer:
 
 
 @dataclass(frozen=True)
+class HttpRule:
+    """One HTTP match: every part it gives must match the request (Cilium: RE2 expressions matched
+    against the whole value, case-sensitive; headers by exact value or presence)."""
+
+    field: str
+    method: str | None = None
+    path: str | None = None
+    host: str | None = None
+    headers: tuple[tuple[str, str | None], ...] = ()
+    """(name, exact value); a value of None: the header must be present, with any value."""
+    unknown: str | None = None
+    """Why no request can be judged against it here (a header value held in a secret)."""
+
+    @property
+    def text(self) -> str:
+        out = f"{self.method or 'any method'} {self.path or 'any path'}"
+        if self.host:
+            out += f" host {self.host}"
+        if self.headers:
+            out += " with " + ", ".join(f"{n}: {v}" if v is not None else n for n, v in self.headers)
+        return out
+
+
+@dataclass(frozen=True)
+class L7:
+    """What a port entry restricts above layer 4: the requests it lets through."""
+
+    protocol: str
+    """HTTP, Kafka, DNS or the name of another L7 parser."""
+    field: str
+    http: tuple[HttpRule, ...] = ()
+    dns: tuple[str, ...] = ()
+    """DNS name patterns (Cilium's matchName and matchPattern, lower-case, with the trailing dot)."""
+
+    @property
+    def text(self) -> str:
+        if self.protocol == "HTTP":
+            return ", ".join(r.text for r in self.http)
+        if self.protocol == "DNS":
+            return "DNS lookups of " + ", ".join(self.dns)
+        return f"{self.protocol} messages as {self.field} allows"
+
+
+@dataclass(frozen=True)
 class CompiledPort:
     """One port entry: protocols with a number, a range, a name, or every port (``port`` None)."""
 
@@ -97,6 +141,8 @@ class CompiledPort:
     protocols: tuple[str, ...]
     port: int | str | None = None
     end: int | None = None
+    l7: L7 | None = None
+    """The requests it lets through above layer 4 (None: every one)."""
 
     def entry(self) -> PortEntry:
         return self.protocols, self.port, self.end

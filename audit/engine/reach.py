@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass
 
 from audit.engine.analysis import Analysis, Endpoint, Verdict
+from audit.engine.l7 import Answer, HttpRequest, SideAnswer
+from audit.engine.l7 import answer as l7_answer
+from audit.engine.l7 import side as l7_side
 from audit.engine.ports import PROTOCOLS
 from audit.engine.selectors import Selector, parse_selector
 from audit.errors import InputError
@@ -38,13 +41,31 @@ class PathResult:
     verdict: Verdict
     rejected: tuple[str, ...] = ()
     """Policies that would have selected either end but are invalid, so they take no part."""
+    request: HttpRequest | None = None
+    l7: tuple[SideAnswer, ...] = ()
+    """Each side's L7 answer (for a request), or the request shapes that pass it."""
+
+    @property
+    def answer(self) -> Answer:
+        """allowed, denied, or unknown (the answer depends on what the input does not hold)."""
+        if not self.verdict.allowed:
+            return "denied"
+        return l7_answer(self.l7) if self.request is not None else "allowed"
 
     @property
     def allowed(self) -> bool:
-        return self.verdict.allowed
+        return self.answer == "allowed"
 
     def explain(self) -> list[str]:
-        return self.verdict.explain_lines() + [f"note: {note}" for note in self.rejected]
+        lines = self.verdict.explain_lines()
+        if self.verdict.allowed:
+            if self.request is not None:
+                lines += [f"L7 {s.reason}" for s in self.l7]
+            else:
+                shapes = [s for s in self.l7 if s.shapes]
+                lines += [f"allowed at L4 for: {'; '.join(s.shapes)} ({'egress' if s.direction == 'Egress' else 'ingress'} HTTP rules; "
+                          "ask about one request with --http)" for s in shapes]
+        return lines + [f"note: {note}" for note in self.rejected]
 
 
 def parse_port(value: str) -> tuple[int, str]:
@@ -177,7 +198,9 @@ def ports_to_check(analysis: Analysis, destination: Target, port: str | None) ->
     raise InputError(f"{destination.label}: declares no container port; give --port")
 
 
-def check_paths(analysis: Analysis, sources: list[Target], destinations: list[Target], port: str | None) -> list[PathResult]:
+def check_paths(analysis: Analysis, sources: list[Target], destinations: list[Target], port: str | None,
+                request: HttpRequest | None = None) -> list[PathResult]:
+    """Each source to each destination on each port; with ``request``, the HTTP request too."""
     results = []
     for dst in destinations:
         for number, protocol in ports_to_check(analysis, dst, port):
@@ -185,7 +208,11 @@ def check_paths(analysis: Analysis, sources: list[Target], destinations: list[Ta
                 verdict = analysis.allowed(src.endpoint, dst.endpoint, number, protocol)
                 rejected = tuple(dict.fromkeys(bad.describe() for end in (src.endpoint, dst.endpoint) if isinstance(end, int)
                                                for bad in analysis.rejected_for(end)))
-                results.append(PathResult(src.label, dst.label, number, protocol, verdict, rejected))
+                l7: tuple[SideAnswer, ...] = ()
+                if verdict.allowed:
+                    l7 = (l7_side(analysis, "Egress", src.endpoint, dst.endpoint, number, protocol, request),
+                          l7_side(analysis, "Ingress", dst.endpoint, src.endpoint, number, protocol, request))
+                results.append(PathResult(src.label, dst.label, number, protocol, verdict, rejected, request, l7))
     return results
 
 
@@ -193,8 +220,8 @@ def render_paths(results: list[PathResult]) -> str:
     """The explanation chain for each path, as `cilium policy trace` would give it."""
     lines = []
     for r in results:
-        word = "ALLOWED" if r.allowed else "DENIED"
-        lines.append(f"{r.source} -> {r.destination} : {r.port}/{r.protocol}  {word}")
-        lines.extend(f"  {step}" for step in r.verdict.explain_lines())
-        lines.extend(f"  note: {note}" for note in r.rejected)
+        word = r.answer.upper()
+        asked = f" {r.request}" if r.request is not None else ""
+        lines.append(f"{r.source} -> {r.destination} : {r.port}/{r.protocol}{asked}  {word}")
+        lines.extend(f"  {step}" for step in r.explain())
     return "\n".join(lines) + "\n"

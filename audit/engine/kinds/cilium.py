@@ -15,13 +15,14 @@ here, and L7 rules are judged at layer 4 with the restriction named (NP-HYG-009)
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from audit.engine.addresses import EVERY_ADDRESS, IPBlock, parse_cidr
-from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer
+from audit.engine.compiled import L7, CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, HttpRule, Layer
 from audit.engine.direction import DIRECTIONS, Direction
 from audit.engine.kinds.base import Compiled, KindDeclaration, Resource, Support
 from audit.engine.ports import PROTOCOLS
@@ -440,10 +441,75 @@ class _Reader:
             if len(ports) > _MAX_PORTS:
                 self.errors.append(FieldError(f"{where}.ports", f"at most {_MAX_PORTS} ports"))
             parsed = [p for k, item in enumerate(ports) if (p := self.port(item, f"{where}.ports[{k}]")) is not None]
-            entries += parsed
             if not deny:
                 limits += self.l7(rule, direction, parsed, where)
+                restricts = self.l7_rules(rule.get("rules"), f"{where}.rules")
+                if restricts is not None:
+                    parsed = [dataclasses.replace(p, l7=restricts) for p in parsed]
+            entries += parsed
         return tuple(entries), tuple(limits)
+
+    def l7_rules(self, rules: Any, where: str) -> L7 | None:
+        """The requests a port rule lets through (None: every request). ``http: []`` is a plain
+        layer-4 allow (no parser is set); ``http: [{}]`` lets every request through the proxy."""
+        if not isinstance(rules, dict) or len(rules) != 1:
+            return None
+        kind, items = next(iter(rules.items()))
+        if kind == "http" and isinstance(items, list) and items:
+            return L7("HTTP", f"{where}.http", tuple(self.http_rule(item, f"{where}.http[{i}]") for i, item in enumerate(items)))
+        if kind == "dns" and isinstance(items, list) and items:
+            names = []
+            for i, item in enumerate(items):
+                value = (item.get("matchName") or item.get("matchPattern")) if isinstance(item, dict) else None
+                if not isinstance(value, str) or not value:
+                    self.errors.append(FieldError(f"{where}.dns[{i}]", "needs matchName or matchPattern"))
+                    continue
+                names.append(value.strip().lower().rstrip(".") + ".")
+            return L7("DNS", f"{where}.dns", dns=tuple(names))
+        if kind == "kafka" and isinstance(items, list) and items:
+            return L7("Kafka", f"{where}.kafka")
+        if kind == "l7proto" and isinstance(items, str):
+            return L7(items, f"{where}.l7")
+        return None
+
+    def http_rule(self, raw: Any, where: str) -> HttpRule:
+        """One PortRuleHTTP as cilium-envoy matches it (pkg/envoy/policy envoy_l7_rules_translator.go)."""
+        if not isinstance(raw, dict):
+            self.errors.append(FieldError(where, "must be an object"))
+            return HttpRule(where, unknown="not an object")
+        self.unknown(raw, {"method", "path", "host", "headers", "headerMatches"}, where)
+        parts: dict[str, str | None] = {}
+        unknown = None
+        for key in ("method", "path", "host"):
+            value = raw.get(key)
+            if value is not None and not isinstance(value, str):
+                self.errors.append(FieldError(f"{where}.{key}", f"{show(value)} must be a string (a regular expression)"))
+                value = None
+            if value:
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    unknown = f"{where}.{key}: {show(value)} is not a regular expression this audit can evaluate ({exc})"
+            parts[key] = value or None
+        headers: list[tuple[str, str | None]] = []
+        for i, header in enumerate(raw.get("headers") or []):
+            if not isinstance(header, str):
+                self.errors.append(FieldError(f"{where}.headers[{i}]", f"{show(header)} must be a string"))
+                continue
+            name, _, value = header.partition(" ")
+            headers.append((name.rstrip(":").lower(), value if _ else None))
+        for i, match in enumerate(raw.get("headerMatches") or []):
+            if not isinstance(match, dict) or not isinstance(match.get("name"), str):
+                self.errors.append(FieldError(f"{where}.headerMatches[{i}]", "needs a name"))
+                continue
+            if match.get("mismatch"):
+                continue  # LOG, ADD, DELETE, REPLACE: the request passes, logged or rewritten
+            if match.get("secret") is not None:
+                unknown = f"{where}.headerMatches[{i}]: the value is held in a secret this audit does not read"
+                continue
+            value = match.get("value")
+            headers.append((match["name"].lower(), str(value) if value else None))
+        return HttpRule(where, parts["method"], parts["path"], parts["host"], tuple(headers), unknown)
 
     def port(self, raw: Any, where: str) -> CompiledPort | None:
         if not isinstance(raw, dict):
