@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from audit.checks.catalogue import all_checks
+from tests import test_dnsnames as dnsnames
 from tests.conftest import audit, findings
 from tests.test_semantics import API, CLUSTER, DENY_IN, DENY_OUT, policies, sel
 
@@ -104,6 +105,8 @@ CASES: dict[str, tuple[str, str, str | None]] = {
     "NP-DNS-001": (policies(("prod", DENY_OUT)), policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)), "prod"),
     "NP-DNS-002": (policies(("prod", DENY_OUT), ("prod", {**DNS_ALLOW, "egress": [{**DNS_ALLOW["egress"][0], "ports": [{"port": 53, "protocol": "UDP"}]}]})),
                    policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)), "prod"),
+    "NP-DNS-003": (dnsnames.base(dnsnames.egress(dnsnames.dns_rule(None), dnsnames.STRIPE)),
+                   dnsnames.base(dnsnames.egress(dnsnames.dns_rule(["*"]), dnsnames.STRIPE)), "shop"),
     "NP-CNI-001": (policies(*FULL) + FLANNEL, policies(*FULL) + FLANNEL + CALICO, None),
     "NP-CNI-002": (policies(*FULL), policies(*FULL) + CALICO, None),
     "NP-CNI-003": (policies(*FULL) + KINDNET, policies(*FULL) + CALICO + KINDNET, None),

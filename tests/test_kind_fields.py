@@ -395,8 +395,8 @@ def test_what_cannot_be_evaluated_is_named():
         knp({"selector": "app == 'api'", "ingress": [{"action": "Allow", "http": {"methods": ["GET"]}}]}),
         gnp({"selector": "all()", "doNotTrack": True, "applyOnForward": True, "ingress": [{"action": "Deny"}]})))
     notes = {(f.kind, f.name): f.message for f in findings(report, "NP-HYG-009")}
-    assert notes[("CiliumNetworkPolicy", "c")] == ("spec.egress[0].toFQDNs[0]: toFQDNs: DNS names (the IPs the DNS proxy resolves them to) "
-                                                   "matches nothing here (not in the inventory)")
+    assert notes[("CiliumNetworkPolicy", "c")] == ("spec.egress[0].toFQDNs[0]: toFQDNs: DNS name api.stripe.com (reach answers for the "
+                                                   "name itself) matches nothing here (not in the inventory)")
     assert notes[("Calico NetworkPolicy", "k")].startswith("HTTP rules restrict spec.ingress[0] (enforced only with Calico's Application Layer Policy")
     assert notes[("Calico GlobalNetworkPolicy", "g")] == "doNotTrack or preDNAT: applies to host endpoints only, never to pods (Felix)"
 

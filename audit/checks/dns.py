@@ -8,6 +8,7 @@ from audit.checks import fixes
 from audit.checks.registry import Context, Hit, check
 from audit.engine.analysis import port_in
 from audit.engine.connectivity import ClassGraph
+from audit.engine.lookup import lookup
 
 
 def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
@@ -68,3 +69,36 @@ def dns_udp_blocked(ctx: Context) -> Iterable[Hit]:
 )
 def dns_tcp_blocked(ctx: Context) -> Iterable[Hit]:
     return _dns_blocked(ctx, "TCP")
+
+
+@check(
+    "NP-DNS-003",
+    "A toFQDNs rule whose pods' lookups Cilium does not see",
+    "medium",
+    rationale="""Cilium learns the addresses a toFQDNs rule allows only from DNS answers its proxy
+    intercepted, and it intercepts a pod's lookups only where the allow to the DNS server carries
+    DNS rules (`toPorts[].rules.dns`); maintainers call that rule required for toFQDNs to work. With
+    port 53 allowed at layer 4 only, the connection works only while another pod on the same node
+    happens to look the name up through the proxy; where the DNS rules refuse the name, never.""",
+    remediation="Add `rules: {dns: [{matchPattern: \"*\"}]}` (or the names) to the egress rule that allows the cluster DNS on 53.",
+)
+def fqdn_without_interception(ctx: Context) -> Iterable[Hit]:
+    analysis = ctx.analysis
+    for policy in ctx.audited_policies():
+        names = tuple(dict.fromkeys(n for r in policy.rules_in("Egress") if r.action == "Allow" for p in r.peers for n in p.names))
+        if not names:
+            continue
+        problems: dict[str, set[str]] = {}
+        for cid in sorted(analysis.selected(policy)):
+            cls = analysis.classes[cid]
+            if not cls.governed or ctx.config.is_excluded(cls.namespace):
+                continue
+            for pattern in names:
+                found = lookup(analysis, cid, pattern.replace("**.", "x.").replace("*", "x"))
+                if found.state in ("plain", "refused"):
+                    problems.setdefault(found.reason if found.state == "refused" else "their lookups are allowed at layer 4 only "
+                                        "(not intercepted)", set()).update(w.ref for w in cls.workloads)
+        for why, workloads in sorted(problems.items()):
+            yield Hit(policy.namespace, policy.display_kind, policy.name,
+                      f"{policy.key} allows {', '.join(n.rstrip('.') for n in names)} by name, but for {len(workloads)} workload(s) {why}",
+                      objects=tuple(sorted(workloads)), source=policy.source, key=why)

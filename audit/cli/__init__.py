@@ -531,13 +531,14 @@ def _say_enforcement(analysis: Analysis, label: str = "") -> None:
 @_inputs_checked
 def reach(
     source: str = typer.Argument(..., help="ns/name (pod or workload), ns (every pod), dns, or an IP address."),
-    destination: str = typer.Argument(..., help="ns/name, ns, dns, or an IP address."),
+    destination: str = typer.Argument(..., help="ns/name, ns, dns, an IP address, or a DNS name (api.stripe.com: a namespace never holds a dot)."),
     paths: Optional[list[str]] = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster."),
     port: Optional[str] = typer.Option(None, "--port", "-p", help="N or N/PROTO (default: every port the destination declares)."),
     src_selector: Optional[str] = typer.Option(None, "--src-selector", "-l", help="Narrow a namespace source by labels, as kubectl -l takes them (app=web, tier!=db, app in (a,b), !legacy)."),
     dst_selector: Optional[str] = typer.Option(None, "--dst-selector", "-L", help="Narrow a namespace destination by labels."),
     http: Optional[str] = typer.Option(None, "--http", help='An HTTP request to judge against the policies\' L7 rules: "GET /api/v1/products/42".'),
     header: Optional[list[str]] = typer.Option(None, "--header", help='A request header, "Name: value" (repeatable; Host included).'),
+    address: Optional[str] = typer.Option(None, "--address", help="For a DNS name destination: the address it resolves to (else every range the policies cut is tried)."),
     config: Optional[Path] = DNS_CONFIG,
     assume_enforced: bool = ASSUME_ENFORCED,
     inventory_file: Optional[Path] = INVENTORY,
@@ -550,7 +551,8 @@ def reach(
     """Can SOURCE connect to DESTINATION? The verdict per port, with the policies and rules that decided each side.
 
     Exit codes: 0 every path allowed, 1 a path denied, 2 usage or input error, 3 cluster error,
-    6 an answer is unknown (it depends on what the input does not hold).
+    6 an answer is unknown or conditional (it depends on what the input does not hold: the address a
+    DNS name resolves to, a secret, another pod's lookups).
     """
     from audit.engine.l7 import parse_request
     from audit.engine.reach import check_paths, parse_label_selector, render_paths, resolve
@@ -564,13 +566,13 @@ def reach(
         _say_enforcement(analysis)
         sources = resolve(analysis, source, parse_label_selector(src_selector))
         destinations = resolve(analysis, destination, parse_label_selector(dst_selector))
-        results = check_paths(analysis, sources, destinations, port, request)
+        results = check_paths(analysis, sources, destinations, port, request, address)
     except AuditError as exc:
         raise _fail(exc) from None
     _echo(render_paths(results), nl=False)
     if any(r.answer == "denied" for r in results):
         raise typer.Exit(EXIT_FINDINGS)
-    if any(r.answer == "unknown" for r in results):
+    if any(r.answer in ("unknown", "conditional") for r in results):
         raise typer.Exit(EXIT_UNKNOWN)
 
 

@@ -21,6 +21,7 @@ from audit.engine.cni import CniComponent, CniReport
 from audit.engine.compiled import TIERS, CompiledPeer, CompiledPolicy, CompiledRule, CompiledSubject, Layer, Tier
 from audit.engine.coverage import DirectionCoverage, NamespaceCoverage, governed_classes, namespace_coverage, policies_in
 from audit.engine.direction import Direction
+from audit.engine.dnsnames import NamedAddress, name_matches
 from audit.engine.enforcement import credit
 from audit.engine.kinds import group_of, kind_of, kinds, resource_of
 from audit.engine.ports import ALL, NONE, PortSet, resolve_ports
@@ -430,6 +431,8 @@ class Analysis:
 
     def peer_names(self, peer: CompiledPeer, subject: int | None, other: Endpoint) -> bool:
         """Whether a peer names ``other`` (a pod class or an outside address), for ``subject``."""
+        if peer.names and isinstance(other, NamedAddress):
+            return any(name_matches(pattern, other.dns_name) for pattern in peer.names)  # toFQDNs: the address a name resolved to
         if peer.unresolvable is not None:
             return False
         if not isinstance(other, int):

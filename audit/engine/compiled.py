@@ -53,6 +53,9 @@ class CompiledPeer:
     """(field, matcher) of every selector it writes, for the empty-value check."""
     not_pods: PodSelection | None = None
     """Pods it never names (a global Calico notSelector alone: anything but those)."""
+    names: tuple[str, ...] = ()
+    """DNS names (Cilium's toFQDNs: lower-case patterns with the trailing dot): it names the addresses
+    they resolve to, which only a question about a name can give (``audit.engine.dnsnames``)."""
 
     @cached_property
     def relative(self) -> bool:

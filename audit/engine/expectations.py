@@ -10,7 +10,7 @@ from audit.engine.l7 import HttpRequest, parse_request
 from audit.engine.reach import PathResult, check_paths, parse_label_selector, parse_port, resolve
 from audit.errors import InputError
 
-_FIELDS = {"name", "from", "to", "port", "expect", "fromSelector", "toSelector", "http", "headers"}
+_FIELDS = {"name", "from", "to", "port", "expect", "fromSelector", "toSelector", "http", "headers", "address"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Expectation:
     http: str | None = None
     """An HTTP request (`GET /api/v1/orders`): the expectation is about it, not only the port."""
     headers: tuple[str, ...] = ()
+    address: str | None = None
+    """For a DNS name destination: the address it resolves to."""
 
     @property
     def request(self) -> HttpRequest | None:
@@ -85,7 +87,8 @@ def parse_expectations(raw: Any, path: str) -> list[Expectation]:
         asked = f" {item['http']}" if item.get("http") else ""
         name = str(item.get("name") or f"{item['from']} -> {item['to']} : {item['port']}{asked} {expect}")
         out.append(Expectation(name, str(item["from"]), str(item["to"]), str(item["port"]), expect,
-                               _opt(item.get("fromSelector")), _opt(item.get("toSelector")), _opt(item.get("http")), tuple(headers)))
+                               _opt(item.get("fromSelector")), _opt(item.get("toSelector")), _opt(item.get("http")), tuple(headers),
+                               _opt(item.get("address"))))
     return out
 
 
@@ -100,14 +103,14 @@ def evaluate(analysis: Analysis, expectations: list[Expectation]) -> list[Outcom
         try:
             sources = resolve(analysis, exp.source, parse_label_selector(exp.source_selector))
             destinations = resolve(analysis, exp.destination, parse_label_selector(exp.destination_selector))
-            results = tuple(check_paths(analysis, sources, destinations, exp.port, exp.request))
+            results = tuple(check_paths(analysis, sources, destinations, exp.port, exp.request, exp.address))
         except InputError as exc:
             outcomes.append(Outcome(exp, False, f"cannot evaluate: {exc}", ()))
             continue
         want = exp.expect == "allowed"
-        unknown = [r for r in results if r.answer == "unknown"]
+        unknown = [r for r in results if r.answer in ("unknown", "conditional")]
         if unknown:
-            why = "; ".join(s.reason for s in unknown[0].l7 if s.answer == "unknown")
+            why = "; ".join(s.reason for s in unknown[0].l7 if s.answer == "unknown") or "; ".join(unknown[0].explain()[-1:])
             outcomes.append(Outcome(exp, False, f"cannot decide {len(unknown)} of {len(results)} path(s): {why}", results))
             continue
         wrong = [r for r in results if r.allowed != want]

@@ -14,9 +14,11 @@ import re
 from dataclasses import dataclass
 
 from audit.engine.analysis import Analysis, Endpoint, Verdict
-from audit.engine.l7 import Answer, HttpRequest, SideAnswer
+from audit.engine.dnsnames import fqdn, is_dns_name
+from audit.engine.l7 import HttpRequest, SideAnswer
 from audit.engine.l7 import answer as l7_answer
 from audit.engine.l7 import side as l7_side
+from audit.engine.lookup import NameResult, reach_name
 from audit.engine.ports import PROTOCOLS
 from audit.engine.selectors import Selector, parse_selector
 from audit.errors import InputError
@@ -26,10 +28,12 @@ _SELECTOR_TERM = re.compile(r"^\s*([^=!\s]+)\s*(==|=|!=)\s*([^,\s]*)\s*$")
 
 @dataclass(frozen=True)
 class Target:
-    """One resolved endpoint: a pod class (with a readable name) or an address."""
+    """One resolved endpoint: a pod class (with a readable name), an address, or a DNS name."""
 
     label: str
     endpoint: Endpoint
+    name: str | None = None
+    """A DNS name: the destination is what it resolves to (``endpoint`` is then unused)."""
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,15 @@ class PathResult:
     request: HttpRequest | None = None
     l7: tuple[SideAnswer, ...] = ()
     """Each side's L7 answer (for a request), or the request shapes that pass it."""
+    name: NameResult | None = None
+    """For a DNS name destination: the lookup and the connection to what it resolves to."""
 
     @property
-    def answer(self) -> Answer:
-        """allowed, denied, or unknown (the answer depends on what the input does not hold)."""
+    def answer(self) -> str:
+        """allowed, denied, unknown (the answer depends on what the input does not hold), or
+        conditional (it depends on what another pod does)."""
+        if self.name is not None and self.name.answer != "allowed":
+            return self.name.answer
         if not self.verdict.allowed:
             return "denied"
         return l7_answer(self.l7) if self.request is not None else "allowed"
@@ -57,6 +66,8 @@ class PathResult:
         return self.answer == "allowed"
 
     def explain(self) -> list[str]:
+        if self.name is not None:
+            return list(self.name.lines) + [f"note: {note}" for note in self.rejected]
         lines = self.verdict.explain_lines()
         if self.verdict.allowed:
             if self.request is not None:
@@ -163,6 +174,8 @@ def resolve(analysis: Analysis, spec: str, selector: Selector | None = None) -> 
         return [Target(spec, ipaddress.ip_address(spec))]
     except ValueError:
         pass
+    if is_dns_name(spec):
+        return [Target(fqdn(spec).rstrip("."), ipaddress.ip_address(0), fqdn(spec))]
     namespace, _, name = spec.partition("/")
     if namespace not in analysis.namespaces:
         raise InputError(f"{spec!r}: no namespace {namespace!r} in the input")
@@ -187,6 +200,13 @@ def resolve(analysis: Analysis, spec: str, selector: Selector | None = None) -> 
     return targets
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise InputError(f"--address {text!r}: not an IP address") from None
+
+
 def ports_to_check(analysis: Analysis, destination: Target, port: str | None) -> list[tuple[int, str]]:
     """The port asked for, or every container port the destination declares."""
     if port is not None:
@@ -199,12 +219,21 @@ def ports_to_check(analysis: Analysis, destination: Target, port: str | None) ->
 
 
 def check_paths(analysis: Analysis, sources: list[Target], destinations: list[Target], port: str | None,
-                request: HttpRequest | None = None) -> list[PathResult]:
-    """Each source to each destination on each port; with ``request``, the HTTP request too."""
+                request: HttpRequest | None = None, address: str | None = None) -> list[PathResult]:
+    """Each source to each destination on each port; with ``request``, the HTTP request too; a DNS
+    name destination at ``address`` when given (what it resolves to)."""
     results = []
+    resolved = _address(address) if address is not None else None
     for dst in destinations:
         for number, protocol in ports_to_check(analysis, dst, port):
             for src in sources:
+                if dst.name is not None:
+                    if not isinstance(src.endpoint, int) or src.name is not None:
+                        raise InputError(f"{dst.label}: a DNS name is a destination for a pod (the source must be a pod or workload)")
+                    found = reach_name(analysis, src.endpoint, dst.name, number, protocol, resolved)
+                    verdict = found.verdict or analysis.allowed(src.endpoint, resolved or ipaddress.ip_address(0), number, protocol)
+                    results.append(PathResult(src.label, dst.label, number, protocol, verdict, (), request, (), found))
+                    continue
                 verdict = analysis.allowed(src.endpoint, dst.endpoint, number, protocol)
                 rejected = tuple(dict.fromkeys(bad.describe() for end in (src.endpoint, dst.endpoint) if isinstance(end, int)
                                                for bad in analysis.rejected_for(end)))

@@ -24,6 +24,7 @@ from typing import Any
 from audit.engine.addresses import EVERY_ADDRESS, IPBlock, parse_cidr
 from audit.engine.compiled import L7, CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, HttpRule, Layer
 from audit.engine.direction import DIRECTIONS, Direction
+from audit.engine.dnsnames import NAME_CHARS, PATTERN_CHARS, fqdn
 from audit.engine.kinds.base import Compiled, KindDeclaration, Resource, Support
 from audit.engine.ports import PROTOCOLS
 from audit.engine.selection import PodSelection
@@ -327,8 +328,13 @@ class _Reader:
             peer = self.cidr_set(item, f"{path}.{side}CIDRSet[{j}]")
             if peer is not None:
                 peers.append(peer)
-        for key, what in ((f"{side}FQDNs", "DNS names (the IPs the DNS proxy resolves them to)"),
-                          (f"{side}Groups", "cloud groups (Cilium's agent ignores this object; the operator derives policies from it)"),
+        for j, item in enumerate(self.items(raw, f"{side}FQDNs", path)):
+            field = f"{path}.{side}FQDNs[{j}]"
+            name = self.fqdn_selector(item, field)
+            if name is not None:
+                peers.append(CompiledPeer(field, f"DNS {name}", unresolvable=f"{side}FQDNs: DNS name {name} (reach answers for the "
+                                                                               "name itself)", names=(fqdn(name),)))
+        for key, what in ((f"{side}Groups", "cloud groups (Cilium's agent ignores this object; the operator derives policies from it)"),
                           (f"{side}Nodes", "nodes (and the agent rejects it unless enable-node-selector-labels is on)")):
             for j, _item in enumerate(self.items(raw, key, path)):
                 peers.append(CompiledPeer(f"{path}.{key}[{j}]", key, unresolvable=f"{key}: {what}"))
@@ -339,6 +345,21 @@ class _Reader:
         for j, svc in enumerate(self.items(raw, "toServices", path) if side == "to" else ()):
             peers.extend(self.service(svc, f"{path}.toServices[{j}]", deny))
         return peers
+
+    def fqdn_selector(self, raw: Any, field: str) -> str | None:
+        """One FQDNSelector (toFQDNs, rules.dns): matchName or matchPattern, as the CRD validates them."""
+        if not isinstance(raw, dict) or len([k for k in ("matchName", "matchPattern") if raw.get(k)]) != 1:
+            self.errors.append(FieldError(field, "exactly one of matchName or matchPattern is required"))
+            return None
+        self.unknown(raw, {"matchName", "matchPattern"}, field)
+        key = "matchName" if raw.get("matchName") else "matchPattern"
+        value = raw[key]
+        check = NAME_CHARS if key == "matchName" else PATTERN_CHARS
+        if not isinstance(value, str) or len(value) > 255 or not check.match(value):
+            self.errors.append(FieldError(f"{field}.{key}", f"{show(value)} is not a valid {key} (letters, digits, -, _ and ."
+                                                           f"{', *' if key == 'matchPattern' else ''}; at most 255 characters)"))
+            return None
+        return value
 
     def items(self, raw: dict[str, Any], key: str, path: str) -> list[Any]:
         value = raw.get(key)
@@ -458,13 +479,7 @@ class _Reader:
         if kind == "http" and isinstance(items, list) and items:
             return L7("HTTP", f"{where}.http", tuple(self.http_rule(item, f"{where}.http[{i}]") for i, item in enumerate(items)))
         if kind == "dns" and isinstance(items, list) and items:
-            names = []
-            for i, item in enumerate(items):
-                value = (item.get("matchName") or item.get("matchPattern")) if isinstance(item, dict) else None
-                if not isinstance(value, str) or not value:
-                    self.errors.append(FieldError(f"{where}.dns[{i}]", "needs matchName or matchPattern"))
-                    continue
-                names.append(value.strip().lower().rstrip(".") + ".")
+            names = [fqdn(value) for i, item in enumerate(items) if (value := self.fqdn_selector(item, f"{where}.dns[{i}]")) is not None]
             return L7("DNS", f"{where}.dns", dns=tuple(names))
         if kind == "kafka" and isinstance(items, list) and items:
             return L7("Kafka", f"{where}.kafka")
