@@ -390,8 +390,7 @@ class _Reader:
             version = nets[0].version
         peer = self.entity(sides[peer_side], f"{path}.{peer_side}", direction, peer_side)
         own = self.entity(sides[own_side], f"{path}.{own_side}", direction, own_side)
-        if (peer_side == "source" and sides["source"].get("services") and direction == "Egress") or \
-                (own_side == "destination" and sides["destination"].get("services")):
+        if (direction == "Egress" and sides["source"].get("services")) or (direction == "Ingress" and sides["destination"].get("services")):
             side = "source" if direction == "Egress" else "destination"
             self.errors.append(FieldError(f"{path}.{side}.services", "a Service may be named only in an ingress rule's source or an "
                                                                       "egress rule's destination"))
