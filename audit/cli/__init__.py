@@ -130,14 +130,14 @@ def _root(
         ctx.call_on_close(done)
 
 
-def parse_now(value: str | None) -> dt.datetime | None:
+def parse_now(value: str | None, option: str = "--now") -> dt.datetime | None:
     """``--now``: an ISO 8601 time (or date) to stamp the report with, for reproducible output."""
     if value is None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InputError(f"--now: {value!r} is not an ISO 8601 time (e.g. 2026-01-31T00:00:00Z)") from None
+        raise InputError(f"{option}: {value!r} is not an ISO 8601 time (e.g. 2026-01-31T00:00:00Z)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC)
@@ -329,12 +329,13 @@ def _load_inventory(paths: Optional[list[str]], inventory_file: Optional[Path], 
     return collect(opts)
 
 
-def _flow_input(flows: Optional[list[Path]]) -> FlowInput | None:
+def _flow_input(flows: Optional[list[Path]] | list[str], since: str | None = None, until: str | None = None) -> FlowInput | None:
     if not flows:
         return None
     from audit.sources.flows import flow_input
+    from audit.sources.flowsql import Window
 
-    return flow_input([str(p) for p in flows])
+    return flow_input([str(p) for p in flows], Window(parse_now(since, "--since"), parse_now(until, "--until")))
 
 
 def _left_out() -> int:
@@ -818,6 +819,8 @@ def flows_command(
     inputs: list[str] = typer.Argument(..., help="Flow files (Hubble JSON lines; CSV or JSON with src, dst, port, protocol), then manifest files or folders; no manifests: --inventory or the live cluster."),
     flows: Optional[list[Path]] = FLOWS,
     candidate: Optional[list[str]] = typer.Option(None, "--candidate", help="Judge the inputs with these manifests applied (a folder of policies not applied yet); repeatable."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only flows seen at or after this time (ISO 8601)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Only flows seen before this time (ISO 8601)."),
     propose_dir: Optional[Path] = typer.Option(None, "--propose", help="Write least-privilege policies for the observed traffic here (one file per namespace), verified by the engine."),
     format: Format = FORMAT,
     output: Optional[Path] = OUTPUT,
@@ -843,7 +846,7 @@ def flows_command(
     input error, 3 cluster error.
     """
     from audit.render.traffic import render_traffic
-    from audit.sources.flows import flow_input, is_flow_file
+    from audit.sources.flows import is_flow_file
 
     try:
         flow_files = [str(p) for p in flows or ()] + [p for p in inputs if is_flow_file(p)]
@@ -854,7 +857,8 @@ def flows_command(
         opts = _connect_options(kubeconfig, context, request_timeout, page_size, cluster_name)
         inventory = _load_inventory(paths or None, inventory_file, opts)
         status("reading the flows and judging the policies")
-        source = flow_input(flow_files)
+        source = _flow_input(flow_files, since, until)
+        assert source is not None
         stamp = parse_now(now) or dt.datetime.now(dt.UTC).replace(microsecond=0)
         # The inputs' own analysis and placed flows serve the report (without a candidate) and the proposal.
         current = analyse(inventory, cfg, assume_enforced) if propose_dir is not None or not candidate else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import gzip
 import io
 import ipaddress
 import re
@@ -30,8 +31,11 @@ import msgspec
 
 from audit.errors import InputError
 from audit.observed import Flow, FlowEnd, FlowInput, ReadStats
+from audit.sources import flowsql
+from audit.sources.flowsql import Window
 
-FLOW_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+FLOW_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet", ".jsonl.gz", ".jsonl.zst", ".ndjson.gz", ".ndjson.zst", ".json.gz", ".json.zst")
+"""What a flow file's name ends with (a folder of rotated exports is read whole)."""
 
 
 # Hubble's `-o json` lines as typed records: only the fields read, the rest (ethernet, event
@@ -82,10 +86,12 @@ def is_flow_file(path: str) -> bool:
     .jsonl, .ndjson), or for .json/.log/.txt files by the first line (a Hubble flow or a
     plain flow with src and dst)."""
     p = Path(path)
+    if p.is_dir():
+        return bool(flow_files(path)) and not any(p.rglob("*.yaml")) and not any(p.rglob("*.yml"))
     if not p.is_file():
         return False
     suffix = p.suffix.lower()
-    if suffix in FLOW_SUFFIXES:
+    if suffix in FLOW_SUFFIXES or p.name.lower().endswith(FLOW_SUFFIXES):
         return True
     if suffix not in (".json", ".log", ".txt"):
         return False
@@ -107,43 +113,85 @@ def is_flow_file(path: str) -> bool:
                                       or ("src" in obj and "dst" in obj))
 
 
-def read_flows(paths: list[str], stats: ReadStats) -> Iterator[Flow]:
-    """Every flow of every file, in order, streamed (a file is read line by line)."""
-    ends: dict[tuple[Any, ...], FlowEnd] = {}
-    for path in paths:
+def flow_files(path: str) -> list[str]:
+    """A folder's flow files (rotated exports), sorted; a file as itself."""
+    p = Path(path)
+    if not p.is_dir():
+        return [path]
+    return sorted(str(f) for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(FLOW_SUFFIXES + (".json", ".log")))
+
+
+def read_flows(paths: list[str], stats: ReadStats, window: Window = Window()) -> Iterator[Flow]:
+    """Every flow of every file (a folder: its files), in order. Hubble JSON lines (plain, .gz,
+    .zst) and Parquet are grouped by DuckDB before Python sees them (``audit.sources.flowsql``);
+    anything it cannot read cleanly is read line by line here, which names what is wrong."""
+    for path in (f for p in paths for f in flow_files(p)):
         stats.files.append(path)
-        try:
-            fh = open(path, "rb")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-        with fh:
-            if path.lower().endswith(".csv"):
-                yield from _csv_flows(path, io.TextIOWrapper(fh, encoding="utf-8", newline=""), stats)
-                continue
-            head = fh.read(1)
-            while head in (b" ", b"\n", b"\r", b"\t"):
-                head = fh.read(1)
-            rest = fh.read() if head == b"[" else None
-            if rest is not None:
-                yield from _json_array_flows(path, head + rest, stats, ends)
-                continue
-            fh.seek(0)
-            for number, raw in enumerate(fh, 1):
-                if not raw.strip():
-                    continue
-                stats.lines += 1
-                fits, typed = _typed_flow(raw, path, number, stats, ends)
-                if fits:
-                    if typed is not None:
-                        yield typed
-                    continue
-                try:
-                    obj = _decode.decode(raw)
-                except msgspec.DecodeError as exc:
-                    raise InputError(f"{path}: line {number}: not a JSON object ({exc})") from None
-                flow = _flow_of(obj, f"{path}: line {number}", stats, ends)
-                if flow is not None:
+        lower = path.lower()
+        if lower.endswith(".parquet"):
+            for row in flowsql.grouped(path, stats):
+                flow = _plain_flow(row, f"{path}: rows of {row['src']} -> {row['dst']}")
+                if window.holds(flow.last):
                     yield flow
+            continue
+        if not lower.endswith(".csv") and (lower.endswith(".zst") or not _is_array(path)):
+            grouped = flowsql.hubble(path, stats, window)
+            if grouped is not None:
+                yield from grouped
+                continue
+        yield from (f for f in _read_lines(path, stats) if window.holds(f.last))
+
+
+def _open(path: str) -> Any:
+    try:
+        if path.lower().endswith(".gz"):
+            return gzip.open(path, "rb")
+        if path.lower().endswith(".zst"):
+            raise InputError(f"{path}: a zstd file the flow engine could not read (it is read line by line only when plain or gzip)")
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _is_array(path: str) -> bool:
+    with _open(path) as fh:
+        try:
+            head = fh.read(4096).lstrip()
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{path}: cannot read: {exc}") from None
+    return bool(head[:1] == b"[")
+
+
+def _read_lines(path: str, stats: ReadStats) -> Iterator[Flow]:
+    """One file line by line (the general reader: every shape, every error named)."""
+    ends: dict[tuple[Any, ...], FlowEnd] = {}
+    with _open(path) as fh:
+        if path.lower().endswith(".csv"):
+            yield from _csv_flows(path, io.TextIOWrapper(fh, encoding="utf-8", newline=""), stats)
+            return
+        head = fh.read(1)
+        while head in (b" ", b"\n", b"\r", b"\t"):
+            head = fh.read(1)
+        if head == b"[":
+            yield from _json_array_flows(path, head + fh.read(), stats, ends)
+            return
+        fh.seek(0)
+        for number, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            stats.lines += 1
+            fits, typed = _typed_flow(raw, path, number, stats, ends)
+            if fits:
+                if typed is not None:
+                    yield typed
+                continue
+            try:
+                obj = _decode.decode(raw)
+            except msgspec.DecodeError as exc:
+                raise InputError(f"{path}: line {number}: not a JSON object ({exc})") from None
+            flow = _flow_of(obj, f"{path}: line {number}", stats, ends)
+            if flow is not None:
+                yield flow
 
 
 _UNFIT: tuple[bool, Flow | None] = (False, None)
@@ -385,9 +433,11 @@ def _csv_flows(path: str, text: io.TextIOWrapper, stats: ReadStats) -> Iterator[
         raise InputError(f"{path}: invalid CSV: {exc}") from None
 
 
-def flow_input(paths: list[str]) -> FlowInput:
+def flow_input(paths: list[str], window: Window = Window()) -> FlowInput:
     """The files as the pipeline reads them: each time it asks, streamed from the start."""
     for path in paths:
-        if not Path(path).is_file():
-            raise InputError(f"{path}: no such flow file")
-    return FlowInput(tuple(paths), lambda stats: read_flows(list(paths), stats))
+        if not Path(path).exists():
+            raise InputError(f"{path}: no such flow file or folder")
+        if Path(path).is_dir() and not flow_files(path):
+            raise InputError(f"{path}: no flow files in this folder (.jsonl, .ndjson, .json, .csv, .parquet, .gz, .zst)")
+    return FlowInput(tuple(paths), lambda stats: read_flows(list(paths), stats, window))

@@ -1,0 +1,199 @@
+"""Flows grouped by DuckDB equal the line-by-line reader's, aggregated: on every fixture, every shape
+Hubble writes (wrapped or bare, proto or lowerCamelCase names, replies, L7 and lost events, ICMP,
+DROPPED, times with nanoseconds or offsets), gzip and zstd files, folders of rotated exports, the
+grouped form in Parquet, and --since/--until; anything odd goes to the line reader, which names it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from audit.cli import app
+from audit.errors import InputError
+from audit.observed import Flow, ReadStats
+from audit.sources import flowsql
+from audit.sources.flows import _read_lines, flow_input, read_flows
+from tests.conftest import EXAMPLES
+
+runner = CliRunner()
+LAB = EXAMPLES / "lab-flows"
+
+
+def aggregate(flows) -> dict:
+    """Flows per (source, destination, port, protocol, dropped): count, first, last (the engine's grouping)."""
+    out: dict = {}
+    for f in flows:
+        key = (f.src, f.dst, f.port, f.protocol, f.dropped)
+        count, first, last = out.get(key, (0, None, None))
+        out[key] = (count + f.count, min(x for x in (first, f.first) if x) if (first or f.first) else None,
+                    max(x for x in (last, f.last) if x) if (last or f.last) else None)
+    return out
+
+
+def both(path: Path) -> tuple[tuple[dict, ReadStats], tuple[dict, ReadStats]]:
+    fast_stats, slow_stats = ReadStats(), ReadStats()
+    fast = aggregate(read_flows([str(path)], fast_stats))
+    slow = aggregate(_read_lines(str(path), slow_stats))
+    return (fast, fast_stats), (slow, slow_stats)
+
+
+def same(path: Path) -> dict:
+    (fast, fs), (slow, ss) = both(path)
+    assert fast == slow
+    assert (fs.lines, fs.replies, fs.skipped) == (ss.lines, ss.replies, ss.skipped)
+    return fast
+
+
+def end(ns: str | None, pod: str | None, camel: bool = False, workload: str | None = None) -> dict:
+    if ns is None:
+        return {"identity": 2, "labels": ["reserved:world"]}
+    out: dict = {"namespace": ns, ("podName" if camel else "pod_name"): pod,
+                 "labels": [f"k8s:app={pod}", f"k8s:io.kubernetes.pod.namespace={ns}", "k8s:io.cilium.k8s.policy.cluster=default"]}
+    if workload:
+        out["workloads"] = [{"name": workload, "kind": "Deployment"}]
+    return out
+
+
+def line(rng: random.Random, i: int) -> str:
+    camel = rng.random() < 0.3
+    kinds = rng.random()
+    pods = [("a", "p1"), ("a", "p2"), ("b", "q1"), ("b", "q2"), (None, None)]
+    (sns, spod), (dns, dpod) = rng.choice(pods), rng.choice(pods[:4])
+    ips = {"p1": "10.0.0.1", "p2": "10.0.0.2", "q1": "10.0.1.1", "q2": "10.0.1.2"}
+    proto = rng.choice(["TCP", "TCP", "UDP", "SCTP"])
+    flow: dict = {
+        "time": rng.choice([f"2026-11-30T10:00:{i % 60:02d}.{i:09d}Z", f"2026-11-30T12:{i % 60:02d}:00+02:00", "2026-11-30T10:00:00Z"]),
+        "verdict": "DROPPED" if rng.random() < 0.1 else "FORWARDED",
+        ("ip" if camel else "IP"): {"source": ips[spod] if spod else f"203.0.113.{i % 7}", "destination": ips[dpod]},
+        "l4": {proto: {("destinationPort" if camel else "destination_port"): rng.choice([80, 443, 53, 5432])}},
+        "source": end(sns, spod, camel, "w" if rng.random() < 0.3 else None), "destination": end(dns, dpod, camel),
+        ("type" if camel else "Type"): "L3_L4",
+    }
+    if kinds < 0.1:
+        flow[("isReply" if camel else "is_reply")] = True
+    elif kinds < 0.15:
+        flow["is_reply"] = {"value": True}
+    elif kinds < 0.2:
+        flow["Type"] = "L7"
+    elif kinds < 0.23:
+        return json.dumps({"lost_events": {"num_events_lost": 3}})
+    elif kinds < 0.26:
+        flow["l4"] = {"ICMPv4": {"type": 8}}
+    elif kinds < 0.3:
+        flow.pop("time")
+    return json.dumps({"flow": flow} if rng.random() < 0.7 else flow)
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    rng = random.Random(5)
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(line(rng, i) for i in range(3000)) + "\n\n")
+    return path
+
+
+def test_the_lab_capture_groups_to_the_same_flows():
+    grouped = same(LAB / "hubble.jsonl")
+    assert sum(c for c, _f, _l in grouped.values()) == 16
+
+
+def test_every_hubble_shape_groups_to_the_same_flows(mixed):
+    grouped = same(mixed)
+    assert len(grouped) < 1000 < sum(c for c, _f, _l in grouped.values())  # fewer groups than flows
+
+
+def test_the_engine_did_the_grouping(mixed):
+    stats = ReadStats()
+    grouped = flowsql.hubble(str(mixed), stats)
+    assert grouped is not None  # not handed to the line reader
+    rows = list(grouped)
+    assert len(rows) < 1000 < sum(f.count for f in rows)
+
+
+def test_compressed_files_and_folders(mixed, tmp_path):
+    expected = aggregate(_read_lines(str(mixed), ReadStats()))
+    gz = tmp_path / "rotated" / "part-1.jsonl.gz"
+    gz.parent.mkdir()
+    gz.write_bytes(gzip.compress(mixed.read_bytes()))
+    assert aggregate(read_flows([str(gz)], ReadStats())) == expected
+    import duckdb
+
+    zst = tmp_path / "rotated" / "part-2.jsonl.zst"
+    # DuckDB writes the zstd file (the standard library has no zstd): each line's JSON text as it was.
+    duckdb.connect().execute(f"COPY (SELECT json::VARCHAR FROM read_json_objects('{mixed}', format='newline_delimited')) TO '{zst}' "
+                             "(FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\t', COMPRESSION zstd)")
+    assert aggregate(read_flows([str(zst)], ReadStats())) == expected
+    both_files = aggregate(read_flows([str(gz.parent)], ReadStats()))
+    assert sum(c for c, _f, _l in both_files.values()) == 2 * sum(c for c, _f, _l in expected.values())
+
+
+@pytest.mark.parametrize("bad,message", [
+    ('{"flow": {"Type": "L3_L4", "l4": {"TCP": {"destination_port": 0}}, "source": {}, "destination": {}}}',
+     r"line 2: flow.l4.TCP.destination_port: must be a port number"),
+    ("{not json", "line 2: not a JSON object"),
+    ('{"flow": {"Type": "L3_L4", "l4": {"TCP": {"destination_port": 80}}, "source": {"namespace": 5}, "destination": {}}}',
+     "line 2: flow.source.namespace: must be a string"),
+    ('{"flow": {"Type": "L3_L4", "l4": {"TCP": {"destination_port": 80}}, "source": {}, "destination": {}, "time": "yesterday"}}',
+     "line 2: flow.time: not an RFC 3339 time"),
+])
+def test_what_the_engine_cannot_read_is_named_by_the_line_reader(tmp_path, bad, message):
+    path = tmp_path / "h.jsonl"
+    path.write_text((LAB / "hubble.jsonl").read_text().splitlines()[0] + "\n" + bad + "\n")
+    assert flowsql.hubble(str(path), ReadStats()) is None
+    with pytest.raises(InputError, match=message):
+        list(read_flows([str(path)], ReadStats()))
+
+
+def test_the_grouped_form_in_parquet_reads_as_the_csv(tmp_path):
+    import duckdb
+
+    parquet = tmp_path / "grouped.parquet"
+    duckdb.connect().execute(f"COPY (SELECT * FROM read_csv('{LAB / 'flows.csv'}', all_varchar=true)) TO '{parquet}' (FORMAT PARQUET)")
+    from_csv = aggregate(read_flows([str(LAB / "flows.csv")], ReadStats()))
+    from_parquet = aggregate(read_flows([str(parquet)], ReadStats()))
+    assert from_parquet == from_csv
+    lab = runner.invoke(app, ["flows", str(parquet), str(EXAMPLES / "lab-before"), "--now", "2026-01-01T00:00:00Z", "-f", "json"])
+    assert lab.exit_code == 0, lab.output
+
+
+def test_a_parquet_file_without_the_columns_is_one_line(tmp_path):
+    import duckdb
+
+    bad = tmp_path / "bad.parquet"
+    duckdb.connect().execute(f"COPY (SELECT 1 AS x) TO '{bad}' (FORMAT PARQUET)")
+    with pytest.raises(InputError, match="the columns lack dst, port, src"):
+        list(read_flows([str(bad)], ReadStats()))
+
+
+def test_since_and_until_keep_the_flows_of_the_window(mixed):
+    window = flowsql.Window(*(  # 10:00:00 (inclusive) to 10:00:30 (exclusive), UTC
+        __import__("datetime").datetime.fromisoformat(t) for t in ("2026-11-30T10:00:00+00:00", "2026-11-30T10:00:30+00:00")))
+    fast = aggregate(read_flows([str(mixed)], ReadStats(), window))
+    slow = aggregate(f for f in _read_lines(str(mixed), ReadStats()) if window.holds(f.last))
+    assert fast == slow and 0 < sum(c for c, _f, _l in fast.values()) < sum(c for c, _f, _l in aggregate(read_flows([str(mixed)], ReadStats())).values())
+    assert all("2026-11-30T10:00:00" <= (first or "") and (last or "") < "2026-11-30T10:00:30" for first, last in
+               ((f, la) for _c, f, la in fast.values()))
+
+
+def test_the_window_on_the_command_line(tmp_path):
+    result = runner.invoke(app, ["flows", str(LAB / "hubble.jsonl"), str(EXAMPLES / "lab-before"), "--since", "2030-01-01T00:00:00Z",
+                                 "--now", "2026-01-01T00:00:00Z", "-f", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["traffic"]["flows"] == 0
+    bad = runner.invoke(app, ["flows", str(LAB / "hubble.jsonl"), str(EXAMPLES / "lab-before"), "--until", "soon"])
+    assert bad.exit_code == 2 and "--until: 'soon' is not an ISO 8601 time" in bad.output
+
+
+def test_an_empty_folder_is_one_line(tmp_path):
+    with pytest.raises(InputError, match="no flow files in this folder"):
+        flow_input([str(tmp_path)])
+
+
+def test_counts_are_kept_per_group():
+    flows = list(read_flows([str(LAB / "hubble.jsonl")], ReadStats()))
+    assert all(isinstance(f, Flow) for f in flows) and Counter(f.count > 1 for f in flows)[True] >= 1
