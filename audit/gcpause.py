@@ -21,4 +21,8 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            # The objects made meanwhile move to the permanent generation: re-enabling the collector
+            # would otherwise walk all of them at once (seconds on a 150k-pod cluster). Freed by
+            # reference counting as before; only cycles among them wait for gc.unfreeze().
+            gc.freeze()
             gc.enable()

@@ -232,11 +232,15 @@ def write(objects: dict[str, list[dict[str, Any]]], out: Path) -> list[Path]:
     return paths
 
 
-def write_hubble_flows(objects: dict[str, list[dict[str, Any]]], n: int, out: Path, seed: int = 7) -> Path:
+def write_hubble_flows(objects: dict[str, list[dict[str, Any]]], n: int, out: Path, seed: int = 7, random_pairs: bool = False) -> Path:
     """``n`` flows as `hubble observe -o json` writes them, between the cluster's pods (most to a
     declared port of a pod in the same namespace, some across namespaces, a few from outside
-    addresses, DNS lookups, replies and DROPPED ones mixed in), one JSON object a line."""
+    addresses, DNS lookups, replies and DROPPED ones mixed in), one JSON object a line.
+
+    Realistic (the default): each pod talks to the same few peers, as services do. ``random_pairs``:
+    every flow between a random source and a random destination (the worst case for grouping)."""
     rng = random.Random(seed)
+    peers: dict[str, list[tuple[dict[str, Any], int, str]]] = {}
     pods = [p for p in objects["Pod"] if p["metadata"]["namespace"] != "kube-system"]
     dns = [p for p in objects["Pod"] if p["metadata"].get("labels", {}).get("k8s-app") == "kube-dns"]
     by_ns: dict[str, list[dict[str, Any]]] = {}
@@ -249,17 +253,25 @@ def write_hubble_flows(objects: dict[str, list[dict[str, Any]]], n: int, out: Pa
                 "labels": [f"k8s:{k}={v}" for k, v in meta.get("labels", {}).items()] + [f"k8s:io.kubernetes.pod.namespace={meta['namespace']}"]}
 
     path = out / "flows.jsonl"
+    def pick(src: dict[str, Any], roll: float) -> tuple[dict[str, Any], int, str]:
+        if roll < 0.15:
+            return rng.choice(dns), 53, "UDP"
+        same = by_ns[src["metadata"]["namespace"]] if roll < 0.75 else by_ns[rng.choice(list(by_ns))]
+        dst = rng.choice(same)
+        declared = [p["containerPort"] for c in dst["spec"]["containers"] for p in c.get("ports", [])]
+        return dst, (rng.choice(declared) if declared else 8080), "TCP"
+
     with path.open("w", encoding="utf-8") as fh:
         for i in range(n):
             src = rng.choice(pods)
             roll = rng.random()
-            if roll < 0.15:
-                dst, port, proto = rng.choice(dns), 53, "UDP"
+            if random_pairs:
+                dst, port, proto = pick(src, roll)
             else:
-                same = by_ns[src["metadata"]["namespace"]] if roll < 0.75 else by_ns[rng.choice(list(by_ns))]
-                dst = rng.choice(same)
-                declared = [p["containerPort"] for c in dst["spec"]["containers"] for p in c.get("ports", [])]
-                port, proto = (rng.choice(declared) if declared else 8080), "TCP"
+                mine = peers.get(src["metadata"]["name"])
+                if mine is None:
+                    mine = peers[src["metadata"]["name"]] = [(rng.choice(dns), 53, "UDP")] + [pick(src, 0.2 + 0.8 * rng.random()) for _ in range(3)]
+                dst, port, proto = rng.choice(mine)
             src_end, src_ip = end(src), src["status"]["podIP"]
             if roll > 0.98:
                 src_end, src_ip = {"identity": 2, "labels": ["reserved:world"]}, f"203.0.113.{rng.randrange(1, 255)}"

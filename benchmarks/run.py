@@ -245,7 +245,25 @@ def measure_flows(directory: Path) -> dict[str, Any]:
             "denied": len(denied), "rules": len(rules), "unsegmented": len(open_)}
 
 
-MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_live, "connectivity": measure_connectivity, "flows": measure_flows}
+def measure_flows_floor(directory: Path) -> dict[str, Any]:
+    """DuckDB alone: read the flow file and group it per (source pod, destination pod or address,
+    port, protocol, verdict): the floor `flows` is measured against."""
+    import duckdb
+
+    start = time.perf_counter()
+    con = duckdb.connect()
+    path = str((directory / "flows.jsonl").resolve())
+    groups = con.execute(f"""
+        SELECT count(*) FROM (
+          SELECT json_extract_string(j, '$.flow.source.pod_name') s, coalesce(json_extract_string(j, '$.flow.destination.pod_name'),
+                 json_extract_string(j, '$.flow.IP.destination')) d, json_extract(j, '$.flow.l4') p,
+                 json_extract_string(j, '$.flow.verdict') v, count(*) n
+          FROM (SELECT json AS j FROM read_json_objects('{path}', format='newline_delimited')) GROUP BY ALL)""").fetchone()[0]
+    return {"stages": [["flows floor (DuckDB)", time.perf_counter() - start, rss_mb()]], "groups": groups}
+
+
+MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_live, "connectivity": measure_connectivity, "flows": measure_flows,
+                "flows_floor": measure_flows_floor}
 
 
 def child(kind: str, directory: Path) -> dict[str, Any]:
@@ -262,6 +280,7 @@ def main() -> None:
     parser.add_argument("--fat", action="store_true", help="fat pods (managedFields, sidecars, status: about 5 KB a pod) instead of lean ones")
     parser.add_argument("--skip-connectivity", action="store_true", help="leave out the whole-cluster connectivity listing")
     parser.add_argument("--flows", type=int, default=0, metavar="N", help="also measure `flows` on N Hubble flows between the cluster's pods (files/flows.jsonl)")
+    parser.add_argument("--random-pairs", action="store_true", help="flows between random pods (the worst case for grouping) instead of each pod's few peers")
     parser.add_argument("--child", choices=sorted(MEASUREMENTS))
     parser.add_argument("--dir", type=Path)
     args = parser.parse_args()
@@ -279,9 +298,9 @@ def main() -> None:
         if not (directory / "pods.json").exists():
             objects = generate(size, fat=args.fat)
             write(objects, directory)
-        flows_file = directory / f"flows-{args.flows}.jsonl"
+        flows_file = directory / f"flows-{args.flows}{'-random' if args.random_pairs else ''}.jsonl"
         if args.flows and not flows_file.exists():
-            write_hubble_flows(objects or generate(size, fat=args.fat), args.flows, directory).rename(flows_file)
+            write_hubble_flows(objects or generate(size, fat=args.fat), args.flows, directory, random_pairs=args.random_pairs).rename(flows_file)
         if args.flows:
             (directory / "flows.jsonl").unlink(missing_ok=True)
             (directory / "flows.jsonl").symlink_to(flows_file.name)
@@ -290,6 +309,7 @@ def main() -> None:
         live = None if args.skip_live else child("live", directory)
         conn = None if args.skip_connectivity else child("connectivity", directory)
         flows = child("flows", directory) if args.flows else None
+        flows_floor = child("flows_floor", directory) if args.flows else None
         print(f"\n== {size}: {scan['pods']} pods, {floor['objects']} objects, {scan['classes']} pod classes, "
               f"{scan['findings']} findings; JSON {scan['json_mb']:.1f} MB, HTML {scan['html_mb']:.1f} MB, PDF {scan['pdf_mb']:.1f} MB")
         print(f"{'stage':<26}{'seconds':>10}{'peak RSS MB':>14}")
@@ -306,9 +326,12 @@ def main() -> None:
             print(f"ratio collect / raw fetch:      {listing / raw:.2f}x ({live['pages']} pages)")
         if conn:
             print(f"connectivity: {conn['lines']} lines, {conn['mb']:.0f} MB (after load and analysis; RSS includes them)")
-        if flows:
+        if flows and flows_floor:
             print(f"flows: {flows['flows']:,} flows ({flows['lines']:,} lines) -> {flows['pairs']:,} pairs; {flows['denied']} denied rows, "
                   f"{flows['rules']} rules, {flows['unsegmented']} unsegmented; RSS {flows['rss_before']:.0f} MB before reading")
+            floor_s, floor_rss = flows_floor["stages"][0][1], flows_floor["stages"][0][2]
+            print(f"flows floor (DuckDB alone reads and groups the file): {floor_s:.2f}s, {floor_rss:.0f} MB, {flows_floor['groups']:,} groups; "
+                  f"ratio read, place, aggregate / floor: {flows['stages'][0][1] / floor_s:.1f}x")
         points.append((scan["pods"], full))
     if len(points) >= 2:
         xs = [math.log(p) for p, _ in points]

@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
@@ -134,12 +138,20 @@ class Window:
         return (self.since is None or when >= self.since) and (self.until is None or when < self.until)
 
 
+MEMORY_LIMIT = "1GB"
+"""DuckDB's own memory (past it, it spills to a temporary folder): the groups, not the lines, stay in memory."""
+
+
 def _connect() -> Any:
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")  # a time without an offset is UTC, as the line reader reads it
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    # Spill under the system's temporary folder, never the working directory (DuckDB's default).
+    spill = Path(tempfile.gettempdir()) / f"netpol-audit-duckdb-{os.getpid()}"
+    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
     return con
 
 
@@ -163,8 +175,10 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> Iterator[F
     try:
         kinds = dict(con.execute(_STATS.format(files=files)).fetchall())
         if kinds.get("odd") or con.execute(_CHECK.format(files=files)).fetchone()[0]:
+            _close(con)
             return None
     except duckdb.Error:
+        _close(con)
         return None
     lines = sum(kinds.values())
     stats.lines += lines
@@ -175,14 +189,23 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> Iterator[F
     return _rows(con, _ROWS.format(files=files, where=window.sql()))
 
 
+def _close(con: Any) -> None:
+    """Close the engine and remove its spill folder."""
+    con.close()
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"netpol-audit-duckdb-{os.getpid()}", ignore_errors=True)
+
+
 def _rows(con: Any, query: str) -> Iterator[Flow]:
     ends: dict[tuple[Any, ...], FlowEnd] = {}
-    result = con.execute(query)
-    while batch := result.fetchmany(20_000):
-        for sns, spod, sip, swl, slab, dns, dpod, dip, dwl, dlab, port, proto, dropped, count, first, last in batch:
-            src = _end(ends, sns, spod, sip, swl, slab)
-            dst = _end(ends, dns, dpod, dip, dwl, dlab)
-            yield Flow(src, dst, port, proto, count, _stamp(first), _stamp(last), bool(dropped))
+    try:
+        result = con.execute(query)
+        while batch := result.fetchmany(20_000):
+            for sns, spod, sip, swl, slab, dns, dpod, dip, dwl, dlab, port, proto, dropped, count, first, last in batch:
+                src = _end(ends, sns, spod, sip, swl, slab)
+                dst = _end(ends, dns, dpod, dip, dwl, dlab)
+                yield Flow(src, dst, port, proto, count, _stamp(first), _stamp(last), bool(dropped))
+    finally:
+        _close(con)
 
 
 def _end(ends: dict[tuple[Any, ...], FlowEnd], namespace: str | None, name: str | None, ip: str | None, workload: str | None,
@@ -223,15 +246,19 @@ def grouped(path: str, stats: ReadStats) -> Iterator[dict[str, Any]]:
     try:
         columns = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
     except duckdb.Error as exc:
+        _close(con)
         raise InputError(f"{path}: not a Parquet file of flows ({str(exc).splitlines()[0]})") from None
     missing = {"src", "dst", "port"} - columns
     if missing:
+        _close(con)
         raise InputError(f"{path}: the columns lack {', '.join(sorted(missing))} (columns: src, dst, port, protocol, count, first, last, verdict)")
     select = ", ".join(c if c in columns else f"NULL AS {c}" for c in ("src", "dst", "port", "protocol", "count", "first", "last", "verdict"))
     try:
         rows = con.execute(_PLAIN.format(source=f"(SELECT {select} FROM {reader})")).fetchall()
     except duckdb.Error as exc:
         raise InputError(f"{path}: cannot read the flows ({str(exc).splitlines()[0]})") from None
+    finally:
+        _close(con)
     for src, dst, port, protocol, dropped, count, first, last, lines in rows:
         stats.lines += lines
         yield {"src": src, "dst": dst, "port": port, "protocol": protocol, "count": count, "first": first or None,
