@@ -107,6 +107,12 @@ CILIUM = [
     ("icmp type name with a dash", ingress_rule({"icmps": [{"fields": [{"type": "Echo-Request"}]}]}), "needs a type"),
     ("icmp family IPv7", ingress_rule({"icmps": [{"fields": [{"type": 8, "family": "IPv7"}]}]}), "needs a type"),
     ("icmp field not an object", ingress_rule({"icmps": [{"fields": [8]}]}), "needs a type"),
+    ("a matchPattern of 255 characters", cnp({"endpointSelector": API, "egress": [{"toFQDNs": [{"matchPattern": "x" * 255}]}]}), None),
+    ("a matchName of 256 characters", cnp({"endpointSelector": API, "egress": [{"toFQDNs": [{"matchName": "x" * 256}]}]}), "at most 255"),
+    ("headerMatches entry not an object", ingress_rule({"toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}],
+                                                                     "rules": {"http": [{"headerMatches": ["X-Env"]}]}}]}), "needs a name"),
+    ("headerMatches without a name", ingress_rule({"toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}],
+                                                                "rules": {"http": [{"headerMatches": [{"value": "x"}]}]}}]}), "needs a name"),
     ("enableDefaultDeny with booleans", cnp({"endpointSelector": API, "ingress": [{}], "enableDefaultDeny": {"ingress": True, "egress": False}}),
      None),
 ]

@@ -115,6 +115,15 @@ def test_kafka_rules_refuse_http():
     assert ask(cluster(kafka), "GET /") == "denied"
 
 
+def test_another_l7_parser_refuses_http():
+    proto = cnp("api", {"endpointSelector": {"matchLabels": {"app": "api-gateway"}}, "ingress": [{
+        "fromEndpoints": [{"matchLabels": {"app": "web-frontend"}}],
+        "toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}], "rules": {"l7proto": "cassandra", "l7": [{"query_action": "select"}]}}]}]})
+    a = analyse(cluster(proto))
+    (result,) = check_paths(a, resolve(a, "production/web-frontend"), resolve(a, "production/api-gateway"), "8080", parse_request("GET /"))
+    assert result.answer == "denied" and "speak cassandra" in result.l7[1].reason
+
+
 def test_the_egress_side_is_judged_too():
     egress = cnp("web", {"endpointSelector": {"matchLabels": {"app": "web-frontend"}}, "egress": [{
         "toEndpoints": [{"matchLabels": {"app": "api-gateway"}}],

@@ -473,9 +473,12 @@ class _Reader:
     def l7_rules(self, rules: Any, where: str) -> L7 | None:
         """The requests a port rule lets through (None: every request). ``http: []`` is a plain
         layer-4 allow (no parser is set); ``http: [{}]`` lets every request through the proxy."""
-        if not isinstance(rules, dict) or len(rules) != 1:
+        if not isinstance(rules, dict):
             return None
-        kind, items = next(iter(rules.items()))
+        kinds = [k for k in ("http", "kafka", "dns", "l7proto") if k in rules]
+        if len(kinds) != 1:
+            return None  # rejected by the validation above
+        kind, items = kinds[0], rules[kinds[0]]
         if kind == "http" and isinstance(items, list) and items:
             return L7("HTTP", f"{where}.http", tuple(self.http_rule(item, f"{where}.http[{i}]") for i, item in enumerate(items)))
         if kind == "dns" and isinstance(items, list) and items:
