@@ -27,7 +27,7 @@ from audit.errors import AuditError, InputError, OutputError
 from audit.inventory import Inventory
 from audit.observed import FlowInput
 from audit.ops.atomic import write_atomic, write_atomic_chunks, written
-from audit.ops.rotation import parse_formats, prepare, previous_result, write_run
+from audit.ops.rotation import parse_formats, prepare, previous_result, signed_renders, write_run
 from audit.ops.trend import with_trend
 from audit.pipeline import analyse, findings_of, observe, report_of, run_audit
 from audit.render.json_report import render_json
@@ -42,6 +42,7 @@ from audit.sources.manifests import load_manifests
 if TYPE_CHECKING:
     from audit.engine.analysis import Analysis
     from audit.engine.connectivity import Connection
+    from audit.ops.evidence import SigningKey
     from audit.sources.cluster import ConnectOptions
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -168,9 +169,15 @@ STDIN_NAME = typer.Option("stdin.yaml", "--stdin-name", help="The file name SARI
 NO_COLOR = typer.Option(False, "--no-color", help="No ANSI colour (also off when NO_COLOR is set or stdout is not a terminal).")
 
 
+def _bytes(content: str | bytes) -> bytes:
+    """What write_atomic writes for ``content``."""
+    return content.encode("utf-8") if isinstance(content, str) else content
+
+
 def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[str], sarif_root: Optional[Path] = None,
-               stdin_name: str = "stdin.yaml") -> dict[str, Callable[[], str | bytes]]:
-    """File format -> a function rendering it; HTML and PDF are imported only when used."""
+               stdin_name: str = "stdin.yaml", signer: SigningKey | None = None) -> dict[str, Callable[[], str | bytes]]:
+    """File format -> a function rendering it; HTML and PDF are imported only when used; with
+    ``signer`` the PDF comes signed."""
 
     def html() -> str:
         from audit.render.html import DEFAULT_MAX_ROWS, render_html
@@ -191,7 +198,8 @@ def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[st
         from audit.render.pdf import DEFAULT_MAX_ROWS, render_pdf
 
         status("rendering the PDF")
-        return render_pdf(report, max_rows or DEFAULT_MAX_ROWS, pdf_variant)
+        rendered = render_pdf(report, max_rows or DEFAULT_MAX_ROWS, pdf_variant)
+        return signer.sign_pdf(rendered) if signer is not None else rendered
 
     return {"json": lambda: render_json(report), "html": html, "pdf": pdf,
             "sarif": lambda: render_sarif(report, sarif_root, stdin_name), "txt": lambda: render_terminal(report),
@@ -201,12 +209,17 @@ def _renderers(report: Report, max_rows: Optional[int], pdf_variant: Optional[st
 def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool, json_file: Optional[Path],
           sarif_file: Optional[Path], html_file: Optional[Path], pdf_file: Optional[Path], max_rows: Optional[int],
           pdf_variant: Optional[str], print_report: bool = True, sarif_root: Optional[Path] = None,
-          stdin_name: str = "stdin.yaml", junit_file: Optional[Path] = None) -> None:
-    """Write every requested file (each atomically), then print or write the --format output."""
-    render = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name)
+          stdin_name: str = "stdin.yaml", junit_file: Optional[Path] = None, signer: SigningKey | None = None) -> None:
+    """Write every requested file (each atomically), then print or write the --format output. With
+    ``signer`` the PDF is signed and the JSON result gets a detached signature (FILE.sig)."""
+    render = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name, signer)
     for path, kind in ((json_file, "json"), (sarif_file, "sarif"), (html_file, "html"), (pdf_file, "pdf"), (junit_file, "junit")):
         if path:
-            write_atomic(path, render[kind]())
+            content = render[kind]()
+            signature = signer.sign_detached(_bytes(content)) if signer is not None and kind == "json" else None
+            write_atomic(path, content)
+            if signature is not None:
+                write_atomic(path.with_name(path.name + ".sig"), signature)
     if not print_report:
         return
     if format is Format.text:
@@ -228,6 +241,30 @@ DNS_CONFIG = typer.Option(None, "--config", "-c", help="Audit configuration (for
 ASSUME_ENFORCED = typer.Option(False, "--assume-enforced", help="Evaluate policy kinds the detected CNI does not enforce as if it did (planning a migration); reports say so.")
 FLOWS = typer.Option(None, "--flows", help="Observed flows to judge the policies against (Hubble JSON lines, or CSV/JSON with src, dst, port, protocol); repeatable.")
 CLUSTER_NAME = typer.Option(None, "--cluster-name", help="Name to show for the cluster in reports (default: the kubeconfig cluster name).")
+# Signed evidence (audit.ops.evidence), declared once for scan and report.
+SIGN_KEY = typer.Option(None, "--sign-key", help="Sign the PDF (PAdES) and the JSON (FILE.sig, detached CMS) with this private key (PEM or DER).")
+SIGN_CERT = typer.Option(None, "--sign-cert", help="The signing certificate (PEM; the file may hold its chain).")
+SIGN_PASS_ENV = typer.Option(None, "--sign-pass-env", help="The environment variable holding the passphrase of an encrypted --sign-key.")
+SIGN_DIR = typer.Option(None, "--sign-dir", help="A mounted kubernetes.io/tls Secret (tls.key, tls.crt): sign with it when it holds a key; else do not sign.")
+TSA_URL = typer.Option(None, "--tsa-url", help="Add an RFC 3161 timestamp from this Time Stamping Authority to every signature.")
+
+
+def _signing(key: Optional[Path], cert: Optional[Path], pass_env: Optional[str], directory: Optional[Path], tsa_url: Optional[str]
+             ) -> SigningKey | None:
+    """The signing key the options name (checked before anything is written), or None."""
+    from audit.ops.evidence import SigningKey
+
+    if (key is None) != (cert is None):
+        raise InputError("--sign-key and --sign-cert go together")
+    if key is not None and cert is not None:
+        if directory is not None:
+            raise InputError("--sign-dir or --sign-key/--sign-cert, not both")
+        return SigningKey.load(key, cert, pass_env, tsa_url)
+    if directory is not None:
+        return SigningKey.from_dir(directory, tsa_url)
+    if tsa_url or pass_env:
+        raise InputError("--tsa-url and --sign-pass-env need a signing key (--sign-key and --sign-cert, or --sign-dir)")
+    return None
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -405,6 +442,11 @@ def scan(
     assume_enforced: bool = ASSUME_ENFORCED,
     flows: Optional[list[Path]] = FLOWS,
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Exit 0/1 even when a core resource could not be read (the report still says INCOMPLETE)."),
+    sign_key: Optional[Path] = SIGN_KEY,
+    sign_cert: Optional[Path] = SIGN_CERT,
+    sign_pass_env: Optional[str] = SIGN_PASS_ENV,
+    sign_dir: Optional[Path] = SIGN_DIR,
+    tsa_url: Optional[str] = TSA_URL,
     kubeconfig: Optional[Path] = KUBECONFIG,
     context: Optional[str] = CONTEXT,
     request_timeout: str = REQUEST_TIMEOUT,
@@ -423,6 +465,7 @@ def scan(
             raise InputError("--fail-on-new compares with a baseline: give --baseline RESULT.json (or use --output-dir)")
         cfg = _config(config, exclude_namespace, namespace, all_namespaces)
         stamp = parse_now(now)
+        signer = _signing(sign_key, sign_cert, sign_pass_env, sign_dir, tsa_url)
         if pushgateway:
             from audit.ops.metrics import check_pushgateway_url
 
@@ -446,11 +489,11 @@ def scan(
                 _echo(f"netpol-audit: warning: {problem}", err=True)
         report = with_trend(report, previous)
         _emit(report, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
-              print_report=output_dir is None, sarif_root=sarif_root, stdin_name=stdin_name, junit_file=junit_file)
+              print_report=output_dir is None, sarif_root=sarif_root, stdin_name=stdin_name, junit_file=junit_file, signer=signer)
         if output_dir:
-            renders = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name)
+            renders = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name, signer)
             # Only a complete scan becomes latest.* (and so the next run's baseline).
-            files = write_run(output_dir, report.generated_datetime, {f: renders[f] for f in run_formats}, keep,
+            files = write_run(output_dir, report.generated_datetime, signed_renders({f: renders[f] for f in run_formats}, signer), keep,
                               publish=report.scan.complete)
             _echo(render_summary_line(report, [str(p) for p in files.written]), nl=False, kind="json")
         if metrics_file or pushgateway:
@@ -496,13 +539,19 @@ def report(
     no_color: bool = NO_COLOR,
     sarif_root: Optional[Path] = SARIF_ROOT,
     stdin_name: str = STDIN_NAME,
+    sign_key: Optional[Path] = SIGN_KEY,
+    sign_cert: Optional[Path] = SIGN_CERT,
+    sign_pass_env: Optional[str] = SIGN_PASS_ENV,
+    sign_dir: Optional[Path] = SIGN_DIR,
+    tsa_url: Optional[str] = TSA_URL,
 ) -> None:
     """Render a saved JSON result (terminal, HTML, PDF, SARIF) without scanning again."""
     try:
         _check_output(output, "text, json, sarif or markdown")
+        signer = _signing(sign_key, sign_cert, sign_pass_env, sign_dir, tsa_url)
         saved = _load_result(result)
         _emit(saved, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
-              sarif_root=sarif_root, stdin_name=stdin_name)
+              sarif_root=sarif_root, stdin_name=stdin_name, signer=signer)
     except AuditError as exc:
         raise _fail(exc) from None
 
@@ -810,6 +859,43 @@ def fix(
         raise typer.Exit(EXIT_FINDINGS)
     _echo("netpol-audit fix: verified by the engine: the bundle opens no connection"
           + (" other than DNS to the cluster DNS pods" if restored else ""), err=True)
+
+
+evidence_app = typer.Typer(help="Signed evidence: check that a report was signed and not changed since.", no_args_is_help=True)
+app.add_typer(evidence_app, name="evidence")
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    file: Path = typer.Argument(..., help="A signed PDF report, or a file with a detached signature beside it (FILE.sig)."),
+    cert: Optional[Path] = typer.Option(None, "--cert", help="The CA certificate (PEM) the signer must chain to; without it the chain is not checked."),
+    signature: Optional[Path] = typer.Option(None, "--signature", help="The detached signature (default: FILE.sig)."),
+) -> None:
+    """Check a signed report: the signature is intact and covers it (the whole PDF), the signer chains
+    to --cert, and a PDF's attached JSON result has the digest the report states.
+
+    Exit codes: 0 valid, 1 invalid (one line says why), 2 usage or input error.
+    """
+    from audit.ops.evidence import verify_detached, verify_pdf
+
+    try:
+        try:
+            with file.open("rb") as fh:
+                is_pdf = fh.read(5) == b"%PDF-"
+        except OSError as exc:
+            raise InputError(f"{file}: cannot read: {exc.strerror}") from None
+        if is_pdf and signature is None:
+            verdict = verify_pdf(file, cert)
+        else:
+            sig = signature or file.with_name(file.name + ".sig")
+            if not sig.exists():
+                raise InputError(f"{sig}: no detached signature (give --signature FILE)")
+            verdict = verify_detached(file, sig, cert)
+    except AuditError as exc:
+        raise _fail(exc) from None
+    _echo(verdict.reason)
+    if not verdict.valid:
+        raise typer.Exit(EXIT_FINDINGS)
 
 
 @app.command("flows")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from audit.errors import InputError, OutputError
 from audit.ops.atomic import write_atomic
@@ -16,7 +18,7 @@ from audit.render.json_report import load_report
 from audit.report.model import Report
 
 PREFIX = "netpol-audit-"
-_RUN_RE = re.compile(rf"^{re.escape(PREFIX)}(\d{{8}}T\d{{6}}Z)(?:-\d+)?\.[a-z]+$")
+_RUN_RE = re.compile(rf"^{re.escape(PREFIX)}(\d{{8}}T\d{{6}}Z)(?:-\d+)?\.[a-z]+(?:\.sig)?$")
 FORMATS = ("json", "html", "pdf", "sarif", "txt")
 
 
@@ -94,6 +96,26 @@ def write_run(directory: Path, stamp: dt.datetime, renders: dict[str, Callable[[
     return RunFiles(tuple(written), tuple(latest), prune(directory, keep))
 
 
+def signed_renders(renders: dict[str, Callable[[], str | bytes]], signer: Any) -> dict[str, Callable[[], str | bytes]]:
+    """With ``signer`` (``audit.ops.evidence.SigningKey``), each format but the PDF (signed inside)
+    gets a detached signature beside it (``.json.sig``): every file a run writes is signed, latest.*
+    included. Each format is rendered once."""
+    if signer is None:
+        return renders
+    out: dict[str, Callable[[], str | bytes]] = {}
+    for ext, render in renders.items():
+        once = functools.cache(render)
+        out[ext] = once
+        if ext != "pdf":
+            out[f"{ext}.sig"] = functools.partial(_signature, signer, once)
+    return out
+
+
+def _signature(signer: Any, render: Callable[[], str | bytes]) -> bytes:
+    content = render()
+    return bytes(signer.sign_detached(content.encode("utf-8") if isinstance(content, str) else content))
+
+
 def _link_or_copy(source: Path, target: Path, content: str | bytes) -> None:
     """Point ``target`` at ``source``'s data (a hard link renamed into place), or copy it."""
     tmp = target.with_name(f".{target.name}.link.tmp")
@@ -118,7 +140,7 @@ def prune(directory: Path, keep: int, now: float | None = None) -> tuple[Path, .
     for path in directory.iterdir():
         match = _RUN_RE.match(path.name)
         if match:
-            runs.setdefault(path.name.rsplit(".", 1)[0], []).append(path)
+            runs.setdefault(path.name.split(".", 1)[0], []).append(path)
         elif path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
             try:
                 if now - path.stat().st_mtime > STALE_TMP_SECONDS:
