@@ -77,6 +77,7 @@ CILIUM = [
     ("k8sServiceSelector: valid", cnp({"endpointSelector": API, "egress": [{"toServices": [{"k8sServiceSelector": {"selector": {}}}]}]}), None),
     ("VRRP with port 0", ingress_rule({"toPorts": [{"ports": [{"port": "0", "protocol": "VRRP"}]}]}), None),
     ("VRRP with a port", ingress_rule({"toPorts": [{"ports": [{"port": "1", "protocol": "VRRP"}]}]}), "VRRP has no ports"),
+    ("VRRP with a number for a port", ingress_rule({"toPorts": [{"ports": [{"port": 0, "protocol": "VRRP"}]}]}), "VRRP has no ports"),
     ("a 15-character port name", ingress_rule({"toPorts": [{"ports": [{"port": "abcdefghijklmno", "protocol": "TCP"}]}]}), None),
     ("a 16-character port name", ingress_rule({"toPorts": [{"ports": [{"port": "abcdefghijklmnop", "protocol": "TCP"}]}]}),
      "is not a port number"),
@@ -140,6 +141,12 @@ CILIUM_VERDICTS = [
         {"k8sService": {"serviceName": "db-svc", "namespace": "staging"}}]}]})], "prod/web", "prod/db", 5432, False),
     ("k8sService in its namespace", [cnp({"endpointSelector": WEB, "egress": [{"toServices": [
         {"k8sService": {"serviceName": "db-svc", "namespace": "prod"}}]}]})], "prod/web", "prod/db", 5432, True),
+    ("port 0 with endPort 100: from 1", [ingress_rule({"toPorts": [{"ports": [{"port": "0", "endPort": 100, "protocol": "TCP"}]}]})],
+     "prod/web", "prod/api", 1, True),
+    ("k8sServiceSelector in the namespace given only", [cnp({"endpointSelector": WEB, "egress": [{"toServices": [
+        {"k8sServiceSelector": {"namespace": "staging", "selector": {"matchLabels": {"tier": "data"}}}}]}]})], "prod/web", "prod/db", 5432, False),
+    ("k8sServiceSelector by the Service's labels", [cnp({"endpointSelector": WEB, "egress": [{"toServices": [
+        {"k8sServiceSelector": {"namespace": "prod", "selector": {"matchLabels": {"tier": "data"}}}}]}]})], "prod/web", "prod/db", 5432, True),
     ("port 0 with endPort 100: up to 100", [ingress_rule({"toPorts": [{"ports": [{"port": "0", "endPort": 100, "protocol": "TCP"}]}]})],
      "prod/web", "prod/api", 100, True),
     ("port 0 with endPort 100: not 101", [ingress_rule({"toPorts": [{"ports": [{"port": "0", "endPort": 100, "protocol": "TCP"}]}]})],

@@ -540,7 +540,7 @@ class _Reader:
             return None
         value = raw.get("port")
         if protocol in ("VRRP", "IGMP"):
-            if value not in (None, "", "0", 0):
+            if value not in (None, "", "0"):
                 self.errors.append(FieldError(f"{where}.port", f"{protocol} has no ports"))
             return CompiledPort(where, ())  # not a TCP, UDP or SCTP port: nothing this audit counts as open
         if value is None or value == "":
