@@ -702,12 +702,14 @@ class _CiliumKind:
             ("fromEntities, toEntities", "evaluated", "all, cluster (every pod), world (outside addresses, never a pod), none; host, remote-node, kube-apiserver, ingress, health, init, unmanaged name nodes and Cilium's own identities: nothing here; world-ipv4/6 rejected as the CRD does"),
             ("fromCIDR, toCIDR, fromCIDRSet, toCIDRSet", "evaluated", "outside addresses, with except; never a pod; CIDR groups: not evaluable"),
             ("toServices", "evaluated", "a Service with a selector: its pods (k8sService by name, any namespace when none is given; k8sServiceSelector by the Service's labels); without a selector or not in the inventory: nothing here; in a deny rule: never resolved (as the agent)"),
-            ("toFQDNs", "not evaluable", "the addresses DNS names resolve to at run time"),
+            ("toFQDNs", "evaluated", "for a DNS name asked about (`reach SRC NAME`): matchName and matchPattern as the agent matches them, the lookup's interception by rules.dns; for pods and addresses: nothing here"),
             ("fromNodes, toNodes", "not evaluable", "nodes; the agent also rejects the policy unless enable-node-selector-labels is on"),
             ("fromGroups, toGroups", "not evaluable", "the agent ignores the object; its operator derives policies from cloud groups"),
             ("fromRequires, toRequires", "validated", "removed in Cilium 1.19: rejected as the CRD does"),
             ("toPorts.ports", "evaluated", "port as a string (Go's base 0, or a name), endPort (below port: the port alone), TCP/UDP/SCTP/ANY; VRRP and IGMP open no port; `toPorts: [{}]` allows nothing"),
-            ("toPorts.rules (http, kafka, dns, l7proto)", "L4 only", "the port is judged and the L7 restriction named"),
+            ("toPorts.rules.http", "evaluated", "per request (`reach --http`): method, path, host matched whole, headers, headerMatches; without a request, the request shapes that pass are listed"),
+            ("toPorts.rules.dns", "evaluated", "the lookups the DNS proxy lets through (for DNS names asked about)"),
+            ("toPorts.rules (kafka, l7proto)", "L4 only", "the port is judged and the restriction named; an HTTP request to it is refused"),
             ("toPorts TLS, serverNames, listener", "L4 only", "named"),
             ("icmps", "L4 only", "ICMP only: no TCP, UDP or SCTP port opens"),
             ("authentication", "L4 only", "mutual authentication named"),
@@ -716,8 +718,8 @@ class _CiliumKind:
         summary="spec and specs, endpointSelector (k8s:, any: and reserved: keys; the identity labels Cilium keeps, namespace, "
                 "service account), ingress/egress and their Deny rules, fromEndpoints/toEndpoints (namespace scoping as the agent "
                 "injects it), every entity, CIDR and CIDR sets, toServices (resolved to the Service's pods), toPorts (ranges, "
-                "names, ANY; L7 rules judged at L4 and named), icmps, enableDefaultDeny, the sanitizer's validation; toFQDNs, "
-                "nodes, groups and Cilium's own identities match nothing here")
+                "names, ANY), HTTP rules per request and toFQDNs/DNS rules for DNS names asked about (Kafka and other L7 named), "
+                "icmps, enableDefaultDeny, the sanitizer's validation; nodes, groups and Cilium's own identities match nothing here")
 
     def subject(self, obj: PolicyObject) -> PodSelection | None:
         spec = obj.spec if isinstance(obj.spec, dict) else None
