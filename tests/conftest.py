@@ -42,3 +42,22 @@ def findings(report: Report, check: str, status: str = "fail") -> list:
 @pytest.fixture
 def examples() -> Path:
     return EXAMPLES
+
+
+# Which suites say what the APIs mean, and which hold one implementation of the engine equal to
+# another (valuable, but they test the optimisations, not the semantics): `-m semantic` runs the first.
+SEMANTIC = {"test_semantics", "test_kind_fields", "test_kind_boundaries", "test_cilium", "test_calico", "test_admin", "test_l7",
+            "test_dnsnames", "test_enforcement", "test_netpol_analyzer_cases", "test_netpol_analyzer", "test_coverage", "test_reach",
+            "test_checks", "test_kind_checks", "test_listings", "test_ingress", "test_exposure_algebra", "test_compliance"}
+CONSISTENCY = {"test_stack", "test_connectivity_graph", "test_slim", "test_flowsql"}
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module is not None else ""
+        if module in SEMANTIC:
+            item.add_marker(pytest.mark.semantic)
+        elif module in CONSISTENCY:
+            item.add_marker(pytest.mark.consistency)

@@ -269,3 +269,23 @@ def test_the_pre_commit_hook_runs_a_command_that_exists():
     assert hook["id"] == "netpol-audit" and hook["language"] == "python" and hook["pass_filenames"] is False
     args = shlex.split(hook["entry"])[1:] + hook["args"]
     assert args[0] == "scan" and run(*args[:1], str(EXAMPLES / "lab-solution"), *args[2:]).exit_code in (0, 1)
+
+
+def test_global_flags_anywhere_on_the_line():
+    from audit.cli import global_flags_first
+
+    assert global_flags_first(["scan", "-q", "x.yaml"]) == ["-q", "scan", "x.yaml"]
+    assert global_flags_first(["reach", "a", "b", "-v", "--debug"]) == ["--debug", "-v", "reach", "a", "b"]
+    assert global_flags_first(["scan", "--", "-q"]) == ["scan", "--", "-q"]  # after --, a file named -q
+    out = subprocess.run([sys.executable, "-m", "audit", "scan", "examples/lab-solution", "-q", "-f", "txt", "--now",
+                          "2026-01-01T00:00:00Z"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.startswith("netpol-audit ")
+
+
+def test_txt_is_text_and_report_writes_junit(tmp_path):
+    text = run("scan", str(ROOT / "examples" / "lab-solution"), "-f", "text", "--now", "2026-01-01T00:00:00Z").output
+    assert run("scan", str(ROOT / "examples" / "lab-solution"), "-f", "txt", "--now", "2026-01-01T00:00:00Z").output == text
+    result = tmp_path / "r.json"
+    assert run("scan", str(ROOT / "examples" / "lab-solution"), "--json", str(result), "--now", "2026-01-01T00:00:00Z").exit_code == 0
+    assert run("report", str(result), "--junit", str(tmp_path / "r.xml")).exit_code == 0
+    assert (tmp_path / "r.xml").read_text().startswith("<?xml")

@@ -27,7 +27,7 @@ from audit.errors import AuditError, InputError, OutputError
 from audit.inventory import Inventory
 from audit.observed import FlowInput
 from audit.ops.atomic import write_atomic, write_atomic_chunks, written
-from audit.ops.rotation import parse_formats, prepare, previous_result, signed_renders, write_run
+from audit.ops.rotation import EXTENSIONS, parse_formats, prepare, previous_result, signed_renders, write_run
 from audit.ops.trend import with_trend
 from audit.pipeline import analyse, findings_of, observe, report_of, run_audit
 from audit.render.json_report import render_json
@@ -61,9 +61,15 @@ app = typer.Typer(
 
 class Format(str, enum.Enum):
     text = "text"
+    txt = "txt"
+    """The same as text, by the name the renderers and --formats use."""
     json = "json"
     sarif = "sarif"
     markdown = "markdown"
+
+    @property
+    def canonical(self) -> Format:
+        return Format.text if self is Format.txt else self
 
 
 class VerifyFormat(str, enum.Enum):
@@ -212,6 +218,7 @@ def _emit(report: Report, format: Format, output: Optional[Path], no_color: bool
           stdin_name: str = "stdin.yaml", junit_file: Optional[Path] = None, signer: SigningKey | None = None) -> None:
     """Write every requested file (each atomically), then print or write the --format output. With
     ``signer`` the PDF is signed and the JSON result gets a detached signature (FILE.sig)."""
+    format = format.canonical
     render = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name, signer)
     for path, kind in ((json_file, "json"), (sarif_file, "sarif"), (html_file, "html"), (pdf_file, "pdf"), (junit_file, "junit")):
         if path:
@@ -241,6 +248,7 @@ DNS_CONFIG = typer.Option(None, "--config", "-c", help="Audit configuration (for
 ASSUME_ENFORCED = typer.Option(False, "--assume-enforced", help="Evaluate policy kinds the detected CNI does not enforce as if it did (planning a migration); reports say so.")
 FLOWS = typer.Option(None, "--flows", help="Observed flows to judge the policies against (Hubble JSON lines, or CSV/JSON with src, dst, port, protocol); repeatable.")
 CLUSTER_NAME = typer.Option(None, "--cluster-name", help="Name to show for the cluster in reports (default: the kubeconfig cluster name).")
+JUNIT_FILE = typer.Option(None, "--junit", help="Also write JUnit XML: a test case per check and namespace, a failure per finding.")
 # Signed evidence (audit.ops.evidence), declared once for scan and report.
 SIGN_KEY = typer.Option(None, "--sign-key", help="Sign the PDF (PAdES) and the JSON (FILE.sig, detached CMS) with this private key (PEM or DER).")
 SIGN_CERT = typer.Option(None, "--sign-cert", help="The signing certificate (PEM; the file may hold its chain).")
@@ -424,7 +432,7 @@ def scan(
     pdf_variant: Optional[str] = PDF_VARIANT,
     fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when an unwaived finding is at or above this severity."),
     fail_on_new: FailOn = typer.Option(FailOn.none, "--fail-on-new", help="Exit 1 when a finding NEW since --baseline (or the last run in --output-dir) is at or above this severity."),
-    junit_file: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML: a test case per check and namespace, a failure per finding."),
+    junit_file: Optional[Path] = JUNIT_FILE,
     exclude_namespace: Optional[list[str]] = EXCLUDE_NAMESPACE,
     namespace: Optional[list[str]] = typer.Option(None, "--namespace", "-n", help="Audit only this namespace (glob; repeatable); the rest are still read, as peers."),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", help="Audit every namespace, kube-system and the other built-in exclusions too."),
@@ -433,7 +441,7 @@ def scan(
     sarif_root: Optional[Path] = SARIF_ROOT,
     stdin_name: str = STDIN_NAME,
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="CronJob mode: write timestamped reports and latest.* here, prune old runs, print one JSON summary line."),
-    formats: str = typer.Option("json,html,pdf", "--formats", help="Formats written to --output-dir (json, html, pdf, sarif, txt)."),
+    formats: str = typer.Option("json,html,pdf", "--formats", help="Formats written to --output-dir (json, html, pdf, sarif, txt, markdown, junit)."),
     keep: int = typer.Option(30, "--keep", min=1, help="Runs kept in --output-dir; older ones are pruned."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="A previous JSON result to compare with (default with --output-dir: its latest.json)."),
     metrics_file: Optional[Path] = typer.Option(None, "--metrics-file", help="Write Prometheus metrics (text exposition format) to this file."),
@@ -493,7 +501,8 @@ def scan(
         if output_dir:
             renders = _renderers(report, max_rows, pdf_variant, sarif_root, stdin_name, signer)
             # Only a complete scan becomes latest.* (and so the next run's baseline).
-            files = write_run(output_dir, report.generated_datetime, signed_renders({f: renders[f] for f in run_formats}, signer), keep,
+            by_extension = {EXTENSIONS.get(f, f): renders[f] for f in run_formats}
+            files = write_run(output_dir, report.generated_datetime, signed_renders(by_extension, signer), keep,
                               publish=report.scan.complete)
             _echo(render_summary_line(report, [str(p) for p in files.written]), nl=False, kind="json")
         if metrics_file or pushgateway:
@@ -544,14 +553,15 @@ def report(
     sign_pass_env: Optional[str] = SIGN_PASS_ENV,
     sign_dir: Optional[Path] = SIGN_DIR,
     tsa_url: Optional[str] = TSA_URL,
+    junit_file: Optional[Path] = JUNIT_FILE,
 ) -> None:
-    """Render a saved JSON result (terminal, HTML, PDF, SARIF) without scanning again."""
+    """Render a saved JSON result (terminal, HTML, PDF, SARIF, JUnit) without scanning again."""
     try:
         _check_output(output, "text, json, sarif or markdown")
         signer = _signing(sign_key, sign_cert, sign_pass_env, sign_dir, tsa_url)
         saved = _load_result(result)
         _emit(saved, format, output, no_color, json_file, sarif_file, html_file, pdf_file, max_rows, pdf_variant,
-              sarif_root=sarif_root, stdin_name=stdin_name, signer=signer)
+              sarif_root=sarif_root, stdin_name=stdin_name, signer=signer, junit_file=junit_file)
     except AuditError as exc:
         raise _fail(exc) from None
 
@@ -956,8 +966,8 @@ def flows_command(
             report = report_of(current, cfg, stamp, *observed)
         assert report.traffic is not None
         # One call writes the files and, for -f json/sarif/markdown, prints; text is the traffic section alone.
-        _emit(report, format, output, True, json_file, None, html_file, pdf_file, None, None, print_report=format is not Format.text)
-        if format is Format.text:
+        _emit(report, format, output, True, json_file, None, html_file, pdf_file, None, None, print_report=format.canonical is not Format.text)
+        if format.canonical is Format.text:
             text = render_traffic(report.traffic)
             if output:
                 write_atomic(output, text)
@@ -1067,10 +1077,24 @@ def list_checks(
     ], indent=2))
 
 
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q", "--verbose", "-v")
+
+
+def global_flags_first(args: list[str]) -> list[str]:
+    """Global flags where people type them: `netpol-audit scan -q` as `netpol-audit -q scan`, as
+    kubectl takes its global flags anywhere on the line (never after `--`)."""
+    end = args.index("--") if "--" in args else len(args)
+    found = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    found.sort(key=lambda a: a != "--debug")  # --debug is read first, before the app parses the rest
+    return found + rest + args[end:]
+
+
 def main() -> None:
     """Console-script entry point: an unexpected error is one line and its own exit code (5);
     NETPOL_AUDIT_DEBUG=1 (or --debug first) shows the traceback."""
     debug = os.environ.get("NETPOL_AUDIT_DEBUG") == "1"
+    sys.argv[1:] = global_flags_first(sys.argv[1:])
     if sys.argv[1:2] == ["--debug"]:
         debug = True
         del sys.argv[1]

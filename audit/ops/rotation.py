@@ -19,7 +19,9 @@ from audit.report.model import Report
 
 PREFIX = "netpol-audit-"
 _RUN_RE = re.compile(rf"^{re.escape(PREFIX)}(\d{{8}}T\d{{6}}Z)(?:-\d+)?\.[a-z]+(?:\.sig)?$")
-FORMATS = ("json", "html", "pdf", "sarif", "txt")
+FORMATS = ("json", "html", "pdf", "sarif", "txt", "markdown", "junit")
+EXTENSIONS = {"markdown": "md", "junit": "xml"}
+"""The file extension of a format whose name is not its extension."""
 
 
 @dataclass(frozen=True)
