@@ -16,8 +16,7 @@ subclasses whose message is one line naming the input and the field.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from audit.config import Config, load_config
@@ -28,10 +27,16 @@ from audit.engine.expectations import Outcome
 from audit.engine.reach import PathResult
 from audit.inventory import Inventory
 from audit.ops.rotation import RunFiles
+from audit.ops.run import Outcome as RunOutcome
+from audit.ops.run import Outputs, outcome, write_rotation
 from audit.pipeline import analyse, run_audit
+from audit.remediation import FixPlan
+from audit.render import formats
+from audit.render.formats import RenderOptions
 from audit.report.model import Report
 
-__all__ = ["analysis", "config", "connectivity", "diff", "inventory", "reach", "render", "scan", "verify", "write_run"]
+__all__ = ["analysis", "config", "connectivity", "diff", "exit_code", "fix", "flows", "inventory", "reach", "render", "scan", "verify",
+           "write_run"]
 
 
 def config(path: str | Path | None = None) -> Config:
@@ -74,38 +79,11 @@ def scan(paths: Sequence[str | Path] = (), *, source: Inventory | None = None, s
                      flows=flow_input([str(f) for f in flows]) if flows else None)
 
 
-def render(report: Report, fmt: str, max_rows: int | None = None) -> str | bytes:
-    """One format of a report: json, html, pdf (bytes), sarif, junit, markdown or txt."""
-    if fmt == "json":
-        from audit.render.json_report import render_json
-
-        return render_json(report)
-    if fmt == "html":
-        from audit.render.html import DEFAULT_MAX_ROWS, render_html
-
-        return render_html(report, max_rows or DEFAULT_MAX_ROWS)
-    if fmt == "pdf":
-        from audit.render.pdf import DEFAULT_MAX_ROWS as PDF_ROWS
-        from audit.render.pdf import render_pdf
-
-        return render_pdf(report, max_rows or PDF_ROWS)
-    if fmt == "sarif":
-        from audit.render.sarif import render_sarif
-
-        return render_sarif(report)
-    if fmt == "junit":
-        from audit.render.junit import render_scan_junit
-
-        return render_scan_junit(report)
-    if fmt == "markdown":
-        from audit.render.markdown import render_markdown
-
-        return render_markdown(report)
-    if fmt == "txt":
-        from audit.render.terminal import render_terminal
-
-        return render_terminal(report)
-    raise ValueError(f"unknown format {fmt!r} (json, html, pdf, sarif, junit, markdown, txt)")
+def render(report: Report, fmt: str, max_rows: int | None = None, options: RenderOptions | None = None) -> str | bytes:
+    """One format of a report: json, html, pdf (bytes), sarif, junit, markdown or txt (see
+    ``audit.render.formats.FORMATS``)."""
+    chosen = options or RenderOptions(max_rows=max_rows)
+    return formats.render(report, fmt, chosen)
 
 
 def reach(source: str, destination: str, paths: Sequence[str | Path] = (), *, engine: Analysis | None = None, port: str | None = None,
@@ -142,13 +120,40 @@ def verify(expectations: str | Path, paths: Sequence[str | Path] = (), *, engine
     return evaluate(engine or analysis(paths), load_expectations(str(expectations)))
 
 
+def flows(flow_files: Sequence[str | Path], paths: Sequence[str | Path] = (), *, source: Inventory | None = None,
+          settings: Config | None = None, candidate: Sequence[str | Path] = (), since: dt.datetime | None = None,
+          until: dt.datetime | None = None, now: dt.datetime | None = None, assume_enforced: bool = False) -> Report:
+    """What observed flows say about the policies (of ``paths``, or ``source``; with ``candidate``,
+    those manifests applied): the report with its ``traffic`` section (flows the policies would
+    break, rules no flow used, traffic no policy isolates)."""
+    from audit.sources.flows import flow_input
+    from audit.sources.flowsql import Window
+    from audit.sources.manifests import load_manifests
+
+    inv = source if source is not None else inventory(paths)
+    read = flow_input([str(f) for f in flow_files], Window(since, until))
+    return run_audit(inv, settings or Config(), now or dt.datetime.now(dt.UTC).replace(microsecond=0), assume_enforced=assume_enforced,
+                     flows=read, candidate=load_manifests([str(c) for c in candidate]) if candidate else None)
+
+
+def fix(paths: Sequence[str | Path] = (), *, source: Inventory | None = None, settings: Config | None = None) -> FixPlan:
+    """The fix bundle for the findings (``files``, one per namespace), verified by the engine:
+    which findings it resolves once applied and any connection it would open."""
+    from audit.remediation import plan_fix
+
+    return plan_fix(source if source is not None else inventory(paths), settings or config())
+
+
 def write_run(report: Report, directory: str | Path, formats: Sequence[str] = ("json", "html", "pdf"), keep: int = 30) -> RunFiles:
     """CronJob mode: the report's files timestamped in ``directory``, latest.* switched (a complete
-    scan only), runs beyond ``keep`` pruned."""
-    from audit.ops.rotation import EXTENSIONS, prepare
-    from audit.ops.rotation import write_run as rotate
+    scan only), runs beyond ``keep`` pruned. For signing, metrics and the Pushgateway build an
+    ``audit.ops.run.Outputs`` and call ``write_rotation`` and ``export_metrics``."""
+    outputs = Outputs(output_dir=Path(directory), formats=tuple(formats), keep=keep)
+    outputs.check()
+    return write_rotation(report, outputs)
 
-    folder = Path(directory)
-    prepare(folder)
-    renders: dict[str, Callable[[], str | bytes]] = {EXTENSIONS.get(f, f): functools.partial(render, report, f) for f in formats}
-    return rotate(folder, report.generated_datetime, renders, keep, publish=report.scan.complete)
+
+def exit_code(report: Report, fail_on: str | None = None, fail_on_new: str | None = None, allow_partial: bool = False) -> RunOutcome:
+    """The exit decision `scan` makes: 4 for an incomplete scan, 1 for a finding at or above
+    ``fail_on`` (or a new one at or above ``fail_on_new``), else 0, with the reason."""
+    return outcome(report, fail_on, fail_on_new, allow_partial)

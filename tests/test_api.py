@@ -45,8 +45,20 @@ def test_answers_and_errors():
     assert any(str(c).startswith("frontend/web[Pod] => backend/api[Pod]") for c in api.connectivity(engine=engine))
     with pytest.raises(InputError, match="no namespace 'nope'"):
         api.reach("nope/x", "backend/api", engine=engine, port="80")
-    with pytest.raises(ValueError, match="unknown format"):
+    with pytest.raises(InputError, match="unknown report format 'docx'"):
         api.render(api.scan(["examples/lab-solution"]), "docx")
+
+
+def test_flows_fix_and_the_exit_decision():
+    """The library answers what `flows`, `fix` and scan's --fail-on decide, with the CLI's numbers."""
+    report = api.flows(["examples/lab-flows/hubble.jsonl"], ["examples/lab-before"])
+    assert report.traffic is not None and report.traffic.flows > 0
+    plan = api.fix(["examples/lab-before"])
+    assert (plan.offered, len(plan.resolved), plan.opened) == (19, 19, ())
+    assert [f.name.split("-")[1] for f in plan.files] == ["backend", "database", "frontend", "kyverno"]
+    before = api.scan(["examples/lab-before"])
+    assert api.exit_code(before, "high").code == 1 and api.exit_code(before, "none").code == 0
+    assert api.exit_code(api.scan(["examples/lab-solution"]), "critical").code == 0
 
 
 def test_write_run(tmp_path):

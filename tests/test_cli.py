@@ -146,7 +146,7 @@ def test_exclude_namespace_option():
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
-    from audit import cli
+    from audit.cli import common as cli
     from audit.render.terminal import render_terminal
     from tests.conftest import audit
 
@@ -160,10 +160,10 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
 
     monkeypatch.setattr(cli.sys, "stdout", TTY())
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert cli._use_colour(no_color=False)
-    assert not cli._use_colour(no_color=True)
+    assert cli.use_colour(no_color=False)
+    assert not cli.use_colour(no_color=True)
     monkeypatch.setenv("NO_COLOR", "1")
-    assert not cli._use_colour(no_color=False)
+    assert not cli.use_colour(no_color=False)
 
 
 def test_kubectl_habits_help_version_durations():
@@ -187,7 +187,7 @@ def test_an_internal_error_is_one_line_and_exit_5(monkeypatch, capsys):
     def broken(*_a, **_k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "run_audit", broken)
+    monkeypatch.setattr("audit.cli.commands.scan.run_audit", broken)
     monkeypatch.setattr("sys.argv", ["netpol-audit", "scan", str(EXAMPLES / "lab-solution")])
     with pytest.raises(SystemExit) as exit_info:
         cli.main()

@@ -309,7 +309,7 @@ def test_stale_temporary_files_are_pruned(tmp_path):
 
 
 def test_interrupted_after_a_write_says_what_was_written(tmp_path, monkeypatch):
-    from audit import cli
+    from audit.ops import run as cli  # where the report files are written
 
     out = tmp_path / "result.json"
     real = cli.write_atomic

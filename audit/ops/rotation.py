@@ -19,9 +19,6 @@ from audit.report.model import Report
 
 PREFIX = "netpol-audit-"
 _RUN_RE = re.compile(rf"^{re.escape(PREFIX)}(\d{{8}}T\d{{6}}Z)(?:-\d+)?\.[a-z]+(?:\.sig)?$")
-FORMATS = ("json", "html", "pdf", "sarif", "txt", "markdown", "junit")
-EXTENSIONS = {"markdown": "md", "junit": "xml"}
-"""The file extension of a format whose name is not its extension."""
 
 
 @dataclass(frozen=True)
@@ -29,14 +26,6 @@ class RunFiles:
     written: tuple[Path, ...]
     latest: tuple[Path, ...]
     pruned: tuple[Path, ...]
-
-
-def parse_formats(value: str) -> tuple[str, ...]:
-    formats = tuple(dict.fromkeys(f.strip().lower() for f in value.split(",") if f.strip()))
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise InputError(f"--formats {value!r}: choose from {', '.join(FORMATS)} (comma-separated)")
-    return formats
 
 
 def prepare(directory: Path) -> None:

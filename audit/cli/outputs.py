@@ -1,0 +1,27 @@
+"""Printing a report (or writing it with -o) beside the files a run writes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from audit.cli.common import echo, use_colour
+from audit.cli.options import Format, Printed
+from audit.ops.atomic import write_atomic
+from audit.ops.run import Outputs, write_files
+from audit.render.formats import report_format
+from audit.report.model import Report
+
+
+def emit(report: Report, printed: Printed, outputs: Outputs, print_report: bool = True) -> None:
+    """Write every requested file (each atomically, signed when a key is given), then print the
+    --format output or write it to -o."""
+    write_files(report, outputs)
+    if not print_report:
+        return
+    fmt = report_format(printed.format.canonical.value)
+    colour = printed.format.canonical is Format.text and printed.output is None and use_colour(printed.no_color)
+    text = str(fmt.render(report, dataclasses.replace(outputs.render, colour=colour)))
+    if printed.output:
+        write_atomic(printed.output, text)
+    else:
+        echo(text, nl=False, kind=fmt.printed_as)
