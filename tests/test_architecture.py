@@ -33,6 +33,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "audit.report.build": ("audit.engine", "audit.checks", "audit.config"),
     "audit.render": ("audit.report",),
     "audit.ops": ("audit.report", "audit.render"),
+    # the orchestration: the pipeline runs engine and checks into the model; the fix bundle is verified through it
+    "audit.pipeline": ("audit.engine", "audit.checks", "audit.config", "audit.report"),
+    "audit.remediation": ("audit.engine", "audit.checks", "audit.config", "audit.pipeline"),
+    # the library: everything but the command line
+    "audit.api": ("audit.engine", "audit.checks", "audit.config", "audit.pipeline", "audit.remediation", "audit.sources",
+                  "audit.ops", "audit.render", "audit.report"),
+    # the command line: a client of all of it, imported by nothing but the entry point
+    "audit.cli": ("audit.engine", "audit.checks", "audit.config", "audit.pipeline", "audit.remediation", "audit.sources",
+                  "audit.ops", "audit.render", "audit.report", "audit.api"),
 }
 
 
@@ -86,6 +95,27 @@ def test_each_module_imports_only_what_its_layer_may(module):
     allowed = (layer, *ALLOWED[layer])
     wrong = sorted(d for d in GRAPH[module] if d not in BASE and not _within(d, allowed))
     assert not wrong, f"{module} ({layer}) imports {wrong}"
+
+
+def test_every_module_is_in_a_layer():
+    unlayered = sorted(m for m in MODULES if _layer(m) is None and m not in BASE and m not in ("audit", "audit.__main__", "audit.report"))
+    assert not unlayered, f"modules in no layer of the contract: {unlayered}"
+
+
+def test_the_command_line_is_a_thin_client():
+    """Nothing but the entry point imports the CLI; its package only wires the app; no command
+    (or any function of the CLI) is longer than 80 lines."""
+    assert not [m for m, deps in GRAPH.items() if not m.startswith("audit.cli") and m != "audit.__main__"
+                and any(d.startswith("audit.cli") for d in deps)]
+    wiring = ast.parse(MODULES["audit.cli"].read_text(encoding="utf-8"))
+    assert not [n for n in wiring.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    long = []
+    for module, path in MODULES.items():
+        if module.startswith("audit.cli"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 80:
+                    long.append(f"{module}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not long, long
 
 
 def test_the_report_model_is_a_leaf():

@@ -117,6 +117,45 @@ CASES: dict[str, tuple[str, str, str | None]] = {
     "NP-CNI-006": (policies(*FULL) + CILIUM.replace("enable-policy: default", "enable-policy: always"), policies(*FULL) + CILIUM, None),
 }
 
+# check id -> every finding its positive case gives, exactly: (namespace, kind, object, field); the count is pinned too.
+PINNED: dict[str, list[tuple[str | None, str, str, str | None]]] = {
+    "NP-CNI-001": [(None, 'Cluster', 'cni', None)],
+    "NP-CNI-002": [(None, 'Cluster', 'cni', None)],
+    "NP-CNI-003": [(None, 'Cluster', 'cni', None)],
+    "NP-CNI-004": [(None, 'Cilium', 'Cilium', None)],
+    "NP-CNI-005": [(None, 'Cilium', 'Cilium', None)],
+    "NP-CNI-006": [(None, 'Cluster', 'cni', None)],
+    "NP-COV-001": [('prod', 'Namespace', 'prod', None)],
+    "NP-COV-002": [('other', 'Namespace', 'other', None), ('prod', 'Namespace', 'prod', None), ('staging', 'Namespace', 'staging', None)],
+    "NP-COV-003": [('other', 'Namespace', 'other', None), ('prod', 'Namespace', 'prod', None), ('staging', 'Namespace', 'staging', None)],
+    "NP-COV-004": [('other', 'Namespace', 'other', None), ('prod', 'Namespace', 'prod', None), ('staging', 'Namespace', 'staging', None)],
+    "NP-COV-005": [('other', 'Namespace', 'other', None), ('prod', 'Namespace', 'prod', None), ('staging', 'Namespace', 'staging', None)],
+    "NP-COV-006": [('prod', 'Namespace', 'prod', None)],
+    "NP-DNS-001": [('prod', 'Namespace', 'prod', None)],
+    "NP-DNS-002": [('prod', 'Namespace', 'prod', None)],
+    "NP-DNS-003": [('shop', 'CiliumNetworkPolicy', 'checkout', None)],
+    "NP-EXP-001": [('other', 'Namespace', 'other', None), ('prod', 'Namespace', 'prod', None), ('staging', 'Namespace', 'staging', None)],
+    "NP-EXP-002": [('prod', 'Workload', 'db', None)],
+    "NP-EXP-003": [('prod', 'Workload', 'api', None)],
+    "NP-HYG-001": [('prod', 'NetworkPolicy', 'p0', 'spec.podSelector')],
+    "NP-HYG-002": [('prod', 'NetworkPolicy', 'p0', 'spec.ingress[0].from[0]')],
+    "NP-HYG-003": [('prod', 'NetworkPolicy', 'p0', 'spec.podSelector')],
+    "NP-HYG-004": [('prod', 'NetworkPolicy', 'p0', 'spec.ingress[0].ports[0]')],
+    "NP-HYG-005": [('prod', 'NetworkPolicy', 'p0', None)],
+    "NP-HYG-006": [('prod', 'NetworkPolicy', 'p0', 'spec.egress')],
+    "NP-HYG-007": [(None, 'AdminNetworkPolicy', 'deny-metadata', None)],
+    "NP-HYG-008": [(None, 'AdminNetworkPolicy', 'deny-metadata, twin', None)],
+    "NP-HYG-009": [('prod', 'CiliumNetworkPolicy', 'l7', None)],
+    "NP-PERM-001": [('prod', 'NetworkPolicy', 'p0', 'spec.ingress[0]')],
+    "NP-PERM-002": [('prod', 'NetworkPolicy', 'p0', 'spec.podSelector')],
+    "NP-PERM-003": [('prod', 'NetworkPolicy', 'p0', 'spec.ingress[0].from[0]')],
+    "NP-PERM-004": [('prod', 'NetworkPolicy', 'p0', 'spec.ingress[0].from[0]')],
+    "NP-PERM-005": [('prod', 'NetworkPolicy', 'p0', 'spec.ingress[0]')],
+    "NP-PERM-006": [('prod', 'NetworkPolicy', 'p0', 'spec.ingress[0]')],
+    "NP-PERM-007": [('prod', 'NetworkPolicy', 'p0', 'spec.egress[0].to[0]')],
+    "NP-PERM-008": [('prod', 'Workload', 'db', None)],
+}
+
 CONFIG_CASES = {
     "NP-CFG-001": ({"waivers": [{"check": "NP-COV-001", "reason": "legacy", "expires": "2025-12-31"}]},
                    {"waivers": [{"check": "NP-COV-001", "reason": "legacy", "expires": "2026-12-31"}]}),
@@ -134,6 +173,7 @@ def test_check_positive(check_id):
     positive, _negative, namespace = CASES[check_id]
     hits = findings(audit(positive), check_id)
     assert hits, f"{check_id} did not fire"
+    assert sorted((f.namespace, f.kind, f.name, f.field) for f in hits) == PINNED[check_id]
     assert namespace is None or namespace in {f.namespace for f in hits}
 
 
