@@ -136,12 +136,18 @@ def flows(flow_files: Sequence[str | Path], paths: Sequence[str | Path] = (), *,
                      flows=read, candidate=load_manifests([str(c) for c in candidate]) if candidate else None)
 
 
-def fix(paths: Sequence[str | Path] = (), *, source: Inventory | None = None, settings: Config | None = None) -> FixPlan:
+def fix(paths: Sequence[str | Path] = (), *, source: Inventory | None = None, settings: Config | None = None,
+        flows: Sequence[str | Path] = ()) -> FixPlan:
     """The fix bundle for the findings (``files``, one per namespace), verified by the engine:
-    which findings it resolves once applied and any connection it would open."""
+    which findings it resolves once applied (``resolved``), the connections allowed today that it
+    denies (``closes``), any it would open (``opened``); with ``flows``, the closed connections
+    marked with the traffic seen and allows added so that no forwarded flow is denied
+    (``traffic``). ``remediation.fix_report(plan)`` is what `fix -f json` prints."""
     from audit.remediation import plan_fix
+    from audit.sources.flows import flow_input
 
-    return plan_fix(source if source is not None else inventory(paths), settings or config())
+    read = flow_input([str(f) for f in flows]) if flows else None
+    return plan_fix(source if source is not None else inventory(paths), settings or config(), flows=read)
 
 
 def write_run(report: Report, directory: str | Path, formats: Sequence[str] = ("json", "html", "pdf"), keep: int = 30) -> RunFiles:

@@ -26,6 +26,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # layer (module prefix) -> the other layers it may import, beside BASE and itself
     "audit.report.model": (),
     "audit.report.severity": (),
+    "audit.report.fixplan": (),
     "audit.engine": (),
     "audit.sources": ("audit.engine",),  # the kinds' declarations (which resources to read), what documents parse into
     "audit.config": ("audit.engine",),
@@ -35,7 +36,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "audit.ops": ("audit.report", "audit.render"),
     # the orchestration: the pipeline runs engine and checks into the model; the fix bundle is verified through it
     "audit.pipeline": ("audit.engine", "audit.checks", "audit.config", "audit.report"),
-    "audit.remediation": ("audit.engine", "audit.checks", "audit.config", "audit.pipeline"),
+    "audit.remediation": ("audit.engine", "audit.checks", "audit.config", "audit.pipeline", "audit.report"),
     # the library: everything but the command line
     "audit.api": ("audit.engine", "audit.checks", "audit.config", "audit.pipeline", "audit.remediation", "audit.sources",
                   "audit.ops", "audit.render", "audit.report"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,11 +59,15 @@ def _denies(doc: dict[str, Any], direction: str) -> bool:
 
 
 def bundle(findings: tuple[FindingRow, ...], excluded: tuple[str, ...], dns: DnsTarget,
-           verified: frozenset[str] | None = None) -> list[BundleFile]:
+           verified: frozenset[str] | None = None, keep: Mapping[str, list[dict[str, Any]]] | None = None,
+           observed_closed: Mapping[str, int] | None = None) -> list[BundleFile]:
     """The bundle for the unwaived findings that have a fix, one file per namespace, then Kyverno.
 
     With ``verified`` (the finding ids the engine saw disappear once the bundle was applied), a
-    file's comment claims only those; the others are listed as offered but not resolved."""
+    file's comment claims only those; the others are listed as offered but not resolved. ``keep``
+    adds, per namespace, the allow policies that keep observed traffic open (`fix --flows`);
+    with ``observed_closed`` (observed flows each namespace's file closes) the files go from the
+    one closing the least observed traffic to the most, and each says its count."""
     by_ns: dict[str, dict[tuple[str, str, str], dict[str, Any]]] = {}
     resolves: dict[str, list[FindingRow]] = {}
     for f in findings:
@@ -74,25 +79,37 @@ def bundle(findings: tuple[FindingRow, ...], excluded: tuple[str, ...], dns: Dns
                 by_ns.setdefault(ns, {}).setdefault(_key(doc), doc)
                 if f not in resolves.setdefault(ns, []):
                     resolves[ns].append(f)
+    keep = keep or {}
     files = []
-    for i, ns in enumerate(sorted(by_ns), start=10):
-        docs = list(by_ns[ns].values())
+    names = sorted(set(by_ns) | set(keep))
+    if observed_closed is not None:
+        names.sort(key=lambda n: observed_closed.get(n, 0))  # stable: by name within a count
+    for i, ns in enumerate(names, start=10):
+        docs = list(by_ns.get(ns, {}).values())
         for direction in ("Ingress", "Egress"):
             if any(_denies(d, direction) for d in docs):
                 # The default-deny already closes what the narrow isolation closes; beside it, the
                 # narrow one would open everything else again (allows add up).
                 docs = [d for d in docs if ((d.get("metadata") or {}).get("annotations") or {}).get(fixes.NARROW_ISOLATION) != direction]
-        head = [f"# netpol-audit fix bundle: namespace {_comment(ns)}", "# Review, then: kubectl apply -f THIS-FILE",
-                "# Resolves:"]
+        kept = [d for d in keep.get(ns, ()) if _key(d) not in {_key(x) for x in docs}]
+        docs += kept
+        head = [f"# netpol-audit fix bundle: namespace {_comment(ns)}", "# Review, then: kubectl apply -f THIS-FILE"]
+        if observed_closed is not None:
+            head.append(f"# Observed flows this file's namespace has closed: {observed_closed.get(ns, 0)}")
+        head.append("# Resolves:")
         line = "#   {0.check} {1}: {2}"
-        done = [f for f in resolves[ns] if verified is None or f.id in verified]
+        mine = resolves.get(ns, [])
+        done = [f for f in mine if verified is None or f.id in verified]
         head += [line.format(f, _comment(f.name), _comment(f.message)[:160]) for f in done] or ["#   (none verified)"]
-        left = [f for f in resolves[ns] if f not in done]
+        left = [f for f in mine if f not in done]
         if left:
             head.append("# Offered, but the finding stays after the whole bundle is applied (fix it by hand):")
             head += [line.format(f, _comment(f.name), _comment(f.message)[:160]) for f in left]
+        if kept:
+            head.append(f"# Keeps observed traffic open: {len(kept)} allow polic{'y' if len(kept) == 1 else 'ies'} for flows the "
+                        "capture saw that the rest of the bundle would deny")
         files.append(BundleFile(file_name(i, ns), "\n".join(head) + "\n" + fixes.dump(*docs), tuple(docs),
-                                tuple(f.id for f in resolves[ns])))
+                                tuple(f.id for f in mine)))
     kyverno = fixes.kyverno_new_namespaces(excluded, dns)
     head = ["# netpol-audit fix bundle: every namespace created from now on gets default-deny and the DNS allow",
             "# (Kyverno generate rules; the namespaces excluded from the audit are excluded here too)."]

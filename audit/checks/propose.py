@@ -46,13 +46,45 @@ def _needed(traffic: Traffic) -> dict[tuple[End, End, int, str], Tally]:
 def propose(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, dns: DnsTarget, excluded: tuple[str, ...] = ()) -> Proposal:
     """The least-privilege policies for the observed traffic (see the module docstring)."""
     needed = _needed(traffic)
-    dns_ids = set(analysis.dns_classes)
+    allows, notes, namespaces = _allows(analysis, mapper, needed, excluded, None, set(analysis.dns_classes))
+    docs: dict[str, list[dict[str, Any]]] = {}
+    for ns in sorted(namespaces):
+        docs[ns] = [fixes.default_deny_policy(ns), fixes.allow_dns_policy(ns, dns)]
+    for ns, items in allows.items():
+        docs.setdefault(ns, []).extend(items)
+    files = tuple(BundleFile(file_name(i, ns), "# netpol-audit flows --propose: least privilege for the traffic observed\n"
+                             + fixes.dump(*items), tuple(items), ()) for i, (ns, items) in enumerate(sorted(docs.items()), 1))
+    return Proposal(files, tuple(notes), tuple(sorted(needed, key=str)))
+
+
+Key = tuple[End, End, int, str]
+
+
+def keep_open(analysis: Analysis, mapper: FlowMapper, broken: dict[Key, tuple[Tally, frozenset[str]]],
+              excluded: tuple[str, ...] = ()) -> tuple[dict[str, list[dict[str, Any]]], tuple[str, ...]]:
+    """Allow policies (by namespace) that keep observed flows open on the sides that would deny
+    them (``broken``: flow -> its tally and the directions, Ingress and/or Egress, that deny it).
+    A policy of one direction added to a pod already isolated in that direction only adds what it
+    names: it closes nothing. With the notes on flows no stable labels can name."""
+    tallies = {key: tally for key, (tally, _) in broken.items()}
+    allows, notes, _ = _allows(analysis, mapper, tallies, excluded, {key: sides for key, (_, sides) in broken.items()}, set())
+    return allows, tuple(notes)
+
+
+def _allows(analysis: Analysis, mapper: FlowMapper, needed: dict[Key, Tally], excluded: tuple[str, ...],
+            sides: dict[Key, frozenset[str]] | None, dns_ids: set[int]
+            ) -> tuple[dict[str, list[dict[str, Any]]], list[str], set[str]]:
+    """Per namespace, one ingress policy per destination workload (a rule per source) and one
+    egress policy per source workload (a rule per destination) for the flows ``needed``: on both
+    sides, or on the ``sides`` named per flow. DNS to ``dns_ids`` is left to the allow-dns policy."""
     inbound: dict[int, dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
     outbound: dict[int, dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
     notes: list[str] = []
     namespaces: set[str] = set()
     for (src, dst, port, protocol), tally in sorted(needed.items(), key=lambda kv: str(kv[0])):
         for subject, other, side, table in ((dst, src, "src", inbound), (src, dst, "dst", outbound)):
+            if sides is not None and ("Ingress" if table is inbound else "Egress") not in sides[(src, dst, port, protocol)]:
+                continue
             if not isinstance(subject, int) or analysis.classes[subject].namespace in excluded:
                 continue
             if table is outbound and other in dns_ids and port == 53:
@@ -73,8 +105,6 @@ def propose(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, dns: DnsTa
                     entry[1].append(spec_port)
             namespaces.add(analysis.classes[subject].namespace)
     docs: dict[str, list[dict[str, Any]]] = {}
-    for ns in sorted(namespaces):
-        docs[ns] = [fixes.default_deny_policy(ns), fixes.allow_dns_policy(ns, dns)]
     for table, direction in ((inbound, "Ingress"), (outbound, "Egress")):
         for cid in sorted(table):
             cls = analysis.classes[cid]
@@ -89,9 +119,7 @@ def propose(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, dns: DnsTa
             name = f"{cls.workloads[0].name}-{word}-observed"[:253]
             docs.setdefault(cls.namespace, []).append(fixes.policy_doc(cls.namespace, name, {
                 "podSelector": selector, "policyTypes": [direction], direction.lower(): spec_rules}))
-    files = tuple(BundleFile(file_name(i, ns), "# netpol-audit flows --propose: least privilege for the traffic observed\n"
-                             + fixes.dump(*items), tuple(items), ()) for i, (ns, items) in enumerate(sorted(docs.items()), 1))
-    return Proposal(files, tuple(notes), tuple(sorted(needed, key=str)))
+    return docs, notes, namespaces
 
 
 def _workload_selector(analysis: Analysis, cid: int) -> dict[str, Any] | None:

@@ -55,7 +55,7 @@ def parse_connections(data: Any, path: str) -> list[Connection]:
         raise InputError(f"{path}: not a connectivity list (write one with `netpol-audit connectivity -f json`): {exc}") from None
 
 
-def _range(end: str) -> tuple[int, int, int] | None:
+def external_range(end: str) -> tuple[int, int, int] | None:
     """(IP version, first, last) of an outside range end; None for a workload."""
     if not is_external(end):
         return None
@@ -78,7 +78,7 @@ def _pieces(conns: list[Connection], cuts: dict[int, list[int]]) -> list[Connect
     for c in conns:
         for side in (0, 1):
             end = (c.src, c.dst)[side]
-            found = _range(end)
+            found = external_range(end)
             if found is None:
                 continue
             version, first, last = found
@@ -99,11 +99,11 @@ def _joined(changes: list[Change]) -> list[Change]:
     out: list[Change] = []
     groups: dict[tuple[int, str, str, PortSet, PortSet], list[tuple[int, int, int]]] = {}
     for change in changes:
-        side = 0 if _range(change.src) else 1 if _range(change.dst) else None
+        side = 0 if external_range(change.src) else 1 if external_range(change.dst) else None
         if side is None:
             out.append(change)
             continue
-        found = _range((change.src, change.dst)[side])
+        found = external_range((change.src, change.dst)[side])
         assert found is not None
         other = (change.src, change.dst)[1 - side]
         groups.setdefault((side, other, change.kind, change.before, change.after), []).append(found)
@@ -126,7 +126,7 @@ def diff(before: list[Connection], after: list[Connection]) -> list[Change]:
     cuts: dict[int, set[int]] = {4: set(), 6: set()}
     for c in (*before, *after):
         for end in (c.src, c.dst):
-            if (found := _range(end)) is not None:
+            if (found := external_range(end)) is not None:
                 cuts[found[0]].update((found[1], found[2] + 1))
     points = {v: sorted(p) for v, p in cuts.items()}
     old = {(c.src, c.dst): c.conns for c in _pieces(before, points)}

@@ -11,7 +11,7 @@ ROWS = 30
 """Findings listed in full; a PR comment stays readable (the rest are counted)."""
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
     """Text for a Markdown table cell: no pipes, no line breaks, no HTML or link syntax from the input."""
     out = " ".join(terminal_safe(text).split()).replace("|", "\\|")
     for ch in "<>[]`*_":
@@ -29,9 +29,9 @@ def render_markdown(report: Report) -> str:
                                                           " (no score: the scan is incomplete)"), ""]
     if not report.scan.complete:
         lines += ["> **INCOMPLETE SCAN**: this is not an all-clear. "
-                  + "; ".join(_cell(f"{i.resource}: {i.reason}") for i in report.scan.issues[:5]), ""]
+                  + "; ".join(cell(f"{i.resource}: {i.reason}") for i in report.scan.issues[:5]), ""]
     if report.cni.verdict != "enforced":
-        lines += [f"> **CNI {report.cni.verdict}**: {_cell(report.cni.summary)}. What follows is what the policies declare.", ""]
+        lines += [f"> **CNI {report.cni.verdict}**: {cell(report.cni.summary)}. What follows is what the policies declare.", ""]
     counts = ", ".join(f"{s.findings[sev]} {sev}" for sev in SEVERITIES if s.findings[sev])
     lines += [f"Default-deny: ingress {s.default_deny_ingress}/{s.audited_namespaces}, egress "
               f"{s.default_deny_egress}/{s.audited_namespaces} namespaces. Findings: {counts or 'none'}"
@@ -47,14 +47,14 @@ def render_markdown(report: Report) -> str:
         lines += ["| severity | check | object | finding |", "| --- | --- | --- | --- |"]
         for f in fails[:ROWS]:
             mark = " (new)" if f.id in new else ""
-            lines.append(f"| {f.severity}{mark} | {f.check} | {_cell(_object(f))} | {_cell(f.message)} |")
+            lines.append(f"| {f.severity}{mark} | {f.check} | {cell(_object(f))} | {cell(f.message)} |")
         if len(fails) > ROWS:
             lines.append(f"\n{len(fails) - ROWS} more findings in the full report.")
         fixes = [f for f in fails[:ROWS] if f.fix_yaml]
         if fixes:
             lines += ["", "<details><summary>Suggested fixes (review before applying; `netpol-audit fix` writes them all)</summary>", ""]
             for f in fixes[:5]:
-                lines += [f"{f.check} {_cell(_object(f))}:", "", "```yaml", (f.fix_yaml or "").replace("```", "'''").rstrip(), "```", ""]
+                lines += [f"{f.check} {cell(_object(f))}:", "", "```yaml", (f.fix_yaml or "").replace("```", "'''").rstrip(), "```", ""]
             lines.append("</details>")
     else:
         lines.append("No unwaived findings." if report.scan.complete else "No findings in what could be read.")

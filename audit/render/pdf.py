@@ -34,15 +34,27 @@ def _no_fetch_class() -> Any:
     return NoFetch
 
 
-def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | None = None) -> bytes:
-    """Render the PDF bytes. ``variant`` is a WeasyPrint PDF variant such as ``pdf/a-3b``."""
+def _weasyprint() -> Any:
     try:
-        from weasyprint import HTML, Attachment
+        import weasyprint
     except OSError as exc:  # WeasyPrint loads Pango and HarfBuzz when imported
         raise OutputError(f"--pdf needs the Pango and HarfBuzz system libraries ({str(exc).splitlines()[0][:160]}); on Debian: "
                           "apt-get install --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 "
                           "fonts-dejavu-core") from None
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)  # it warns about CSS it ignores; the pages are ours
+    return weasyprint
 
+
+def html_to_pdf(html: str) -> bytes:
+    """A PDF of ``html``, rendered offline: every URL is refused."""
+    pdf: bytes = _weasyprint().HTML(string=html, url_fetcher=_no_fetch_class()(), base_url=None).write_pdf()
+    return pdf
+
+
+def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | None = None) -> bytes:
+    """Render the PDF bytes. ``variant`` is a WeasyPrint PDF variant such as ``pdf/a-3b``."""
+    weasyprint = _weasyprint()
+    HTML, Attachment = weasyprint.HTML, weasyprint.Attachment
     if variant is not None and variant not in PDF_VARIANTS:
         raise OutputError(f"--pdf-variant {variant!r} is not supported (use one of {', '.join(PDF_VARIANTS)})")
     result_json = render_json(report).encode("utf-8")
@@ -59,8 +71,6 @@ def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | 
         file_obj=io.BytesIO(result_json), name=ATTACHMENT_NAME, url_fetcher=fetcher,
         description=f"netpol-audit JSON result, SHA-256 {digest}", created=when, modified=when, relationship="Data",
     )
-    # WeasyPrint warns about CSS it ignores; the report is ours, so keep its log quiet.
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
     document = HTML(string=html, url_fetcher=fetcher, base_url=None)
     pdf: bytes = document.write_pdf(
         attachments=[attachment], pdf_variant=variant, pdf_identifier=digest[:32].encode(),

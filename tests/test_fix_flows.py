@@ -1,0 +1,178 @@
+"""`fix` says what its bundle closes, and with observed flows breaks nothing that was seen.
+
+The oracles are the other commands a user would run on the written bundle (`flows --candidate`,
+`diff --apply`, `scan` of the inputs with the bundle beside them) and verdicts stated by hand for
+the domain text's lab: never the bundle's own verification.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+from typer.testing import CliRunner
+
+from audit import pipeline
+from audit.checks.bundle import bundle
+from audit.cli import app
+from audit.config import Config
+from audit.engine.classes import DnsTarget
+from audit.engine.ports import parse_port_set
+from audit.remediation import dry_run
+from audit.report.model import FindingRow
+from tests.conftest import EXAMPLES, inventory
+
+runner = CliRunner()
+LAB = EXAMPLES / "lab-before"
+CAPTURE = EXAMPLES / "lab-flows" / "hubble.jsonl"
+CSV = EXAMPLES / "lab-flows" / "flows.csv"
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def fix_json(*args: str) -> dict:
+    result = invoke("fix", *args, "-f", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def row(closes: list[dict], src: str, dst: str) -> dict:
+    (found,) = [c for c in closes if c["source"] == src and c["destination"] == dst]
+    return found
+
+
+def closes_port(found: dict, spec: str) -> bool:
+    return bool(parse_port_set(spec) & parse_port_set(found["ports"].replace("All Connections", "TCP 1-65535,UDP 1-65535,SCTP 1-65535")))
+
+
+def test_without_flows_the_bundle_lists_the_application_it_closes():
+    data = fix_json(str(LAB))
+    web_api = row(data["closes"], "frontend/web[Pod]", "backend/api[Pod]")
+    api_db = row(data["closes"], "backend/api[Pod]", "database/db[Pod]")
+    assert closes_port(web_api, "TCP 8080") and closes_port(api_db, "TCP 5432")
+    assert web_api["flows"] is None and data["traffic"] is None
+    assert "not checked against observed traffic" in data["summary"]
+    # Six workload pairs (every ordered pair of the three tiers) and both directions to the outside, all closed.
+    assert data["closesBetweenWorkloads"] == 6 and len(data["closes"]) == 12
+    assert "closes 12 connection(s) allowed today, 6 between workloads" in data["summary"]
+
+
+def test_with_the_lab_capture_every_forwarded_flow_stays_allowed(tmp_path):
+    out = tmp_path / "bundle"
+    made = invoke("fix", str(LAB), "--flows", str(CAPTURE), "--out", str(out))
+    assert made.exit_code == 0, made.output
+    summary = (out / "SUMMARY.md").read_text()
+    assert "Observed traffic" in summary and r"kept: frontend/web\[Pod\] -\> backend/api\[Pod\] TCP/8080" in summary
+    # The oracle: the flows command over the same capture, with the bundle as the candidate.
+    judged = invoke("flows", str(CAPTURE), str(LAB), "--candidate", str(out), "-f", "json")
+    assert judged.exit_code == 0, judged.output
+    breaks = json.loads(judged.stdout)["traffic"]["wouldBreak"]
+    assert all(b["count"] == b["dropped"] for b in breaks), breaks  # only web -> db, seen DROPPED, stays denied
+    assert [(b["src"], b["dst"]) for b in breaks] == [("frontend/web[Pod]", "database/db[Pod]")]
+    # The findings it claims are gone once the files sit beside the manifests.
+    applied = tmp_path / "applied"
+    shutil.copytree(LAB, applied)
+    for f in out.glob("*.yaml"):
+        shutil.copy(f, applied / f"zz-{f.name}")
+    after = json.loads(invoke("scan", str(applied), "-f", "json").stdout)
+    data = fix_json(str(LAB), "--flows", str(CAPTURE))
+    still = {f["id"] for f in after["findings"] if f["status"] == "fail"}
+    assert data["resolved"] and not set(data["resolved"]) & still
+    # The application's own connections are no longer among what it closes; the rest was never seen.
+    assert {c["flows"] for c in data["closes"]} == {0}
+    assert row(data["closes"], "frontend/web[Pod]", "backend/api[Pod]")["kind"] == "narrowed"
+    assert not closes_port(row(data["closes"], "frontend/web[Pod]", "backend/api[Pod]"), "TCP 8080")
+    assert data["traffic"]["stillDenied"] == [] and len(data["traffic"]["kept"]) == 2
+
+
+def test_csv_flows_give_the_same_answer_as_hubble():
+    hubble, csv = fix_json(str(LAB), "--flows", str(CAPTURE)), fix_json(str(LAB), "--flows", str(CSV))
+    assert hubble["closes"] == csv["closes"]
+    assert [k.split(" (")[0] for k in hubble["traffic"]["kept"]] == [k.split(" (")[0] for k in csv["traffic"]["kept"]]
+
+
+def test_allows_go_only_on_the_side_that_denies(tmp_path):
+    """frontend already allows all egress: the bundle's default-deny there leaves web's egress open, so
+    only the ingress side of api needs an allow; an egress policy on web would isolate it further."""
+    inputs = tmp_path / "in"
+    shutil.copytree(LAB, inputs)
+    (inputs / "egress.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "all-out", "namespace": "frontend"},
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}}))
+    out = tmp_path / "bundle"
+    made = invoke("fix", str(inputs), "--flows", str(CAPTURE), "--out", str(out))
+    assert made.exit_code == 0, made.output
+    names = {d["metadata"]["name"] for f in out.glob("*.yaml") for d in yaml.safe_load_all(f.read_text()) if d}
+    assert "api-from-observed" in names and "web-to-observed" not in names
+    assert "api-to-observed" in names and "db-from-observed" in names
+
+
+def test_flows_naming_pods_the_inventory_lacks_are_listed_as_not_placed(tmp_path):
+    capture = tmp_path / "flows.csv"
+    capture.write_text(CSV.read_text() + "frontend/ghost,backend/api,8080,TCP,2,2026-11-30T10:00:30Z,2026-11-30T10:00:31Z,\n")
+    data = fix_json(str(LAB), "--flows", str(capture))
+    assert data["traffic"]["unplaced"] == 2
+    assert any("ghost" in e for e in data["traffic"]["unplacedExamples"])
+
+
+def test_the_mixed_example_counts_match_diff_apply(tmp_path):
+    out = tmp_path / "bundle"
+    made = invoke("fix", str(EXAMPLES / "mixed-cluster"), "--out", str(out))
+    assert made.exit_code == 0, made.output
+    compared = invoke("diff", str(EXAMPLES / "mixed-cluster"), "--apply", str(out))
+    closed_lines = [line for line in compared.stdout.splitlines() if line.startswith(("- ", "-~ "))]
+    data = fix_json(str(EXAMPLES / "mixed-cluster"))
+    assert len(data["closes"]) == len(closed_lines) == 59
+    assert f"closes {len(closed_lines)} connection(s) allowed today" in made.output
+    between = [line for line in closed_lines if "[External]" not in line]
+    assert data["closesBetweenWorkloads"] == len(between)
+
+
+def finding(ns: str, check: str = "NP-COV-001") -> FindingRow:
+    fix = yaml.safe_dump({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                          "metadata": {"name": "default-deny-all", "namespace": ns}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}})
+    return FindingRow(f"id-{ns}", check, "t", "high", "coverage", "fail", ns, "Namespace", ns, "m", "r", fix, (), None, None, ())
+
+
+def test_files_go_from_the_least_observed_traffic_closed_to_the_most():
+    dns = DnsTarget()
+    rows = (finding("alpha"), finding("beta"), finding("gamma"))
+    plain = [f.name.split("-")[1] for f in bundle(rows, (), dns)]
+    assert plain[:3] == ["alpha", "beta", "gamma"]
+    ordered = bundle(rows, (), dns, observed_closed={"alpha": 7, "beta": 0, "gamma": 2})
+    assert [f.name.split("-")[1] for f in ordered][:3] == ["beta", "gamma", "alpha"]
+    assert [f.name[:2] for f in ordered][:3] == ["10", "11", "12"]
+    assert "# Observed flows this file's namespace has closed: 7" in ordered[2].text
+    kept = bundle(rows, (), dns, keep={"delta": [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                                                  "metadata": {"name": "x-from-observed", "namespace": "delta"}, "spec": {}}]})
+    (delta,) = [f for f in kept if "delta" in f.name]
+    assert "# Keeps observed traffic open: 1 allow policy" in delta.text and "(none verified)" not in delta.text.split("Resolves:")[0]
+
+
+def test_dry_run_notes_follow_the_detected_cni():
+    from tests.test_checks import CALICO, CILIUM, FLANNEL
+
+    def notes(extra: str) -> list[str]:
+        return list(dry_run(pipeline.analyse(inventory((LAB / "app.yaml").read_text() + extra), Config())))
+
+    assert any("PolicyAuditMode=Enabled" in n and "policy-audit-mode" in n for n in notes(CILIUM))
+    assert any("StagedKubernetesNetworkPolicy" in n for n in notes(CALICO))
+    assert any("changes nothing on the network" in n for n in notes(FLANNEL))
+    assert notes("") and all("Cilium" not in n and "Calico" not in n for n in notes(""))
+
+
+def test_the_html_and_pdf_pages_say_the_same_and_escape_the_input(tmp_path):
+    capture = tmp_path / "flows.csv"
+    capture.write_text(CSV.read_text() + "frontend/ghost,backend/api,8080,TCP,1,2026-11-30T10:00:30Z,2026-11-30T10:00:31Z,\n")
+    html, pdf = tmp_path / "fix.html", tmp_path / "fix.pdf"
+    made = invoke("fix", str(LAB), "--flows", str(capture), "--html", str(html), "--pdf", str(pdf))
+    assert made.exit_code == 0, made.output
+    page = html.read_text()
+    assert "kept: frontend/web[Pod] -&gt; backend/api[Pod] TCP/8080" in page and "not placed: " in page and "ghost" in page
+    assert "12 connection(s) allowed today are denied" in page and "frontend/web[Pod]" in page
+    pypdf = __import__("pytest").importorskip("pypdf")
+    text = " ".join(p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages)
+    assert "What it closes" in text and "kept open" in " ".join(text.split())
