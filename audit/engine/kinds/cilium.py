@@ -576,6 +576,10 @@ class _Reader:
                 self.errors.append(FieldError(f"{where}.rules", "exactly one of http, kafka, dns or l7proto is required"))
                 return out
             kind = kinds[0]
+            if (kind == "l7proto") != isinstance(rules[kind], str) or (kind != "l7proto" and not isinstance(rules[kind], list)):
+                # The CRD types l7proto as a string and the others as lists: anything else is refused.
+                self.errors.append(FieldError(f"{where}.rules.{kind}", "must be a string" if kind == "l7proto" else "must be a list"))
+                return out
             if kind == "dns" and direction == "Ingress":
                 self.errors.append(FieldError(f"{where}.rules.dns", "DNS rules are not allowed on ingress"))
             if kind != "dns" and any(p.protocols != ("TCP",) for p in ports):
