@@ -326,6 +326,32 @@ def test_calico_tier_order(order, ok):
     assert (not bad) is ok, [f.message for f in bad]
 
 
+def test_tiers_order_the_policies_of_both_api_groups_and_are_never_policies_themselves():
+    """Tier objects are read beside the policies (auxiliary): with Calico detected (so the policies
+    carry its credit) they still order the tiers, and are neither counted nor compiled as policies."""
+    from audit import pipeline
+    from audit.config import Config
+    from tests.test_checks import CALICO
+
+    first = {**TIER_OBJ, "metadata": {"name": "zeta"}, "spec": {"order": 10}}
+    second = {"apiVersion": "crd.projectcalico.org/v1", "kind": "Tier", "metadata": {"name": "alpha"}, "spec": {"order": 20}}
+    allow = knp({"tier": "zeta", "selector": "app == 'api'", "ingress": [{"action": "Allow", "source": {"selector": "app == 'web'"}}]},
+                name="zeta.allow-web")
+    deny = knp({"tier": "alpha", "selector": "app == 'api'", "ingress": [{"action": "Deny"}]}, name="alpha.deny")
+
+    def web_to_api(*objs: dict) -> bool:
+        a = pipeline.analyse(inventory(text(*objs) + CALICO), Config())
+        assert a.cni is not None and a.cni.verdict == "enforced" and len(a.policies) == 2
+        ((web,), (api,)) = (a.find_workload("prod", "web"), a.find_workload("prod", "api"))
+        return a.allowed(web, api, 8080).allowed
+
+    assert web_to_api(first, second, allow, deny)  # zeta (order 10) decides first
+    assert not web_to_api({**first, "spec": {"order": 30}}, second, allow, deny)  # now alpha's Deny comes first
+    assert not web_to_api(first, {**second, "spec": {"order": 5}}, allow, deny)
+    report = audit(text(first, second, allow, deny))
+    assert (report.summary.policies, report.summary.invalid_policies) == (2, 0)
+
+
 def calico_allowed(objs: list[dict], src: str, dst: str, port: int, protocol: str = "TCP", extra: str = "") -> bool:
     a = analyse(text(*objs) + extra)
 

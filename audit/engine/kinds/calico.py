@@ -476,9 +476,9 @@ class _Reader:
                 return labels.get(ACCOUNT_LABEL) in wanted
 
             by_name = CalicoSelector(f"{ACCOUNT_LABEL} in {{{', '.join(repr(n) for n in sorted(wanted))}}}", named)
+        # The selector reads the account's labels (pcsa.*); every pod has an account (the API server
+        # defaults it), so `all()` is every pod.
         by_labels = self.selector(raw.get("selector"), f"{path}.selector", prefix=ACCOUNT_PREFIX)
-        if by_labels is not None and by_labels.empty:
-            by_labels = CalicoSelector(f"has({ACCOUNT_LABEL})", lambda labels: ACCOUNT_LABEL in labels)
         return _and([by_name, by_labels])
 
     def service_peer(self, raw: Any, ent: dict[str, Any], path: str) -> CompiledPeer:
