@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -144,6 +145,8 @@ def test_files_go_from_the_least_observed_traffic_closed_to_the_most():
     assert plain[:3] == ["alpha", "beta", "gamma"]
     ordered = bundle(rows, (), dns, observed_closed={"alpha": 7, "beta": 0, "gamma": 2})
     assert [f.name.split("-")[1] for f in ordered][:3] == ["beta", "gamma", "alpha"]
+    missing = bundle(rows, (), dns, observed_closed={"alpha": 1, "beta": 0})  # a namespace the map lacks closed nothing
+    assert [f.name.split("-")[1] for f in missing][:3] == ["beta", "gamma", "alpha"]
     assert [f.name[:2] for f in ordered][:3] == ["10", "11", "12"]
     assert "# Observed flows this file's namespace has closed: 7" in ordered[2].text
     kept = bundle(rows, (), dns, keep={"delta": [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -176,3 +179,132 @@ def test_the_html_and_pdf_pages_say_the_same_and_escape_the_input(tmp_path):
     pypdf = __import__("pytest").importorskip("pypdf")
     text = " ".join(p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages)
     assert "What it closes" in text and "kept open" in " ".join(text.split())
+
+
+STRAY = """
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: apps}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: stray, namespace: apps}
+spec:
+  containers: [{name: main, image: busybox}]
+"""
+STRAY_FLOWS = ("apps/stray,backend/api,8080,TCP,4,2026-11-30T09:00:00Z,2026-11-30T11:00:00Z,\n"
+               "apps/stray,203.0.113.9,443,TCP,2,2026-11-30T09:30:00Z,2026-11-30T09:45:00Z,\n")
+
+
+def stray_inputs(tmp_path: Path) -> Path:
+    inputs = tmp_path / "in"
+    shutil.copytree(LAB, inputs)
+    (inputs / "stray.yaml").write_text(STRAY)
+    return inputs
+
+
+def test_flows_no_allow_can_keep_stay_closed_marked_with_what_was_seen(tmp_path):
+    """A pod without labels: no policy can name it, so its observed flows stay closed. The bundle
+    says so (exit 1, each flow named), and the closed rows carry the flows, first and last seen."""
+    capture = tmp_path / "flows.csv"
+    capture.write_text(CSV.read_text() + STRAY_FLOWS)
+    inputs = stray_inputs(tmp_path)
+    out = tmp_path / "bundle"
+    made = invoke("fix", str(inputs), "--flows", str(capture), "--out", str(out), "-f", "json")
+    assert made.exit_code == 1, made.output
+    assert "still denies the observed flow apps/stray[Pod] -> backend/api[Pod] TCP/8080 (4 flow(s))" in made.stderr
+    data = json.loads(made.stdout)
+    assert data["verified"] is False and len(data["traffic"]["stillDenied"]) == 2
+    assert any("stray" in n and "no stable labels" in n for n in data["traffic"]["notes"])
+    api = row(data["closes"], "apps/stray[Pod]", "backend/api[Pod]")
+    assert (api["flows"], api["firstSeen"], api["lastSeen"]) == (4, "2026-11-30T09:00:00.000000Z", "2026-11-30T11:00:00.000000Z")
+    (outside,) = [c for c in data["closes"] if c["source"] == "apps/stray[Pod]" and c["destination"].endswith("[External]")]
+    assert (outside["destination"], outside["flows"], outside["firstSeen"]) == ("0.0.0.0-255.255.255.255[External]", 2, "2026-11-30T09:30:00.000000Z")
+    # Flows seen on a port the bundle does not close do not count: stray -> db was never seen.
+    assert row(data["closes"], "apps/stray[Pod]", "database/db[Pod]")["flows"] == 0
+    assert "2 of them carried observed flows" in data["summary"]
+    # Observed flows closed per namespace, at either end: apps 6, backend 4; the files go from least to most.
+    order = [(f["namespace"], f["observedClosed"]) for f in data["files"]]
+    assert order == [("database", 0), ("frontend", 0), ("backend", 4), ("apps", 6), (None, 0)]
+    assert "# Observed flows this file's namespace has closed: 6" in (out / data["files"][3]["name"]).read_text()
+    assert [p.name[:2] for p in sorted(out.glob("*.yaml"))] == ["10", "11", "12", "13", "90"]
+
+
+def test_flows_the_current_policies_deny_are_not_the_bundle_s_doing(tmp_path):
+    capture = tmp_path / "flows.csv"
+    capture.write_text(CSV.read_text().replace("5432,TCP,1,2026-11-30T10:00:25Z,2026-11-30T10:00:25Z,DROPPED",
+                                                "5432,TCP,1,2026-11-30T10:00:25Z,2026-11-30T10:00:25Z,"))
+    data = fix_json(str(EXAMPLES / "lab-solution"), "--flows", str(capture))
+    assert data["traffic"]["deniedToday"] == ["frontend/web[Pod] -> database/db[Pod] TCP/5432 (1 flow(s))"]
+    assert data["traffic"]["stillDenied"] == [] and data["verified"] is True
+
+
+def test_the_counts_and_dns_restored_on_the_mixed_example():
+    data = fix_json(str(EXAMPLES / "mixed-cluster"))
+    assert (data["offered"], len(data["resolved"]), data["failing"]) == (27, 26, 40)
+    assert data["restoredDns"] == ["batch/nightly-report[CronJob] => kube-system/coredns[Deployment] : TCP 53,UDP 53"]
+    assert data["opened"] == [] and data["traffic"] is None
+    assert {f["observedClosed"] for f in data["files"]} == {None}
+    assert data["noFix"].startswith("NP-COV-006, NP-EXP-002")
+
+
+def test_unplaced_examples_are_capped_at_ten_with_the_count_whole(tmp_path):
+    capture = tmp_path / "flows.csv"
+    capture.write_text(CSV.read_text() + "".join(f"frontend/ghost-{i},backend/api,8080,TCP,1,2026-11-30T10:00:30Z,2026-11-30T10:00:31Z,\n"
+                                                 for i in range(12)))
+    data = fix_json(str(LAB), "--flows", str(capture))
+    assert data["traffic"]["unplaced"] == 12 and len(data["traffic"]["unplacedExamples"]) == 10
+
+
+def test_the_library_reports_progress_and_the_same_plan():
+    from audit.remediation import fix_report, plan_fix
+    from audit.sources.flows import flow_input
+
+    said: list[str] = []
+    plan = plan_fix(inventory((LAB / "app.yaml").read_text()), Config(), progress=said.append, flows=flow_input([str(CAPTURE)]))
+    assert said == ["building the bundle and checking it with the engine", "keeping the observed traffic open"]
+    report = fix_report(plan)
+    assert report.closes_between_workloads == 6 and len(report.traffic.kept) == 2 and report.verified
+
+
+def test_what_has_no_generated_fix_is_named_by_check_and_by_kind():
+    from audit.checks.bundle import without_fix
+
+    def f(check: str, kind: str, status: str = "fail", fix: str | None = None) -> FindingRow:
+        return FindingRow(check + kind, check, "t", "high", "c", status, "prod", kind, "x", "m", "r", fix, (), None, None, ())
+
+    rows = (f("NP-PERM-003", "CiliumNetworkPolicy"), f("NP-PERM-001", "CiliumNetworkPolicy"), f("NP-HYG-009", "Calico NetworkPolicy"),
+            f("NP-EXP-002", "Namespace"), f("NP-PERM-002", "NetworkPolicy"), f("NP-COV-001", "Namespace", fix="x: 1"),
+            f("NP-COV-002", "Namespace", status="pass"))
+    assert without_fix(rows) == ("NP-EXP-002, NP-PERM-002; Calico NetworkPolicy (NP-HYG-009); "
+                                 "CiliumNetworkPolicy (NP-PERM-001, NP-PERM-003)")
+    assert without_fix(()) == "none"
+
+
+def test_bundle_file_names_keep_fifty_characters_of_the_namespace():
+    from audit.checks.bundle import file_name
+
+    name = file_name(10, "a" * 63)
+    assert name.startswith("10-" + "a" * 50 + "-") and len(name) == 3 + 50 + 1 + 6 + 5
+    assert file_name(11, "--").startswith("11-namespace-")
+
+
+def test_proposals_leave_dns_to_the_dns_allow_and_select_one_workload_among_several(tmp_path):
+    """`flows --propose` shares its rule builder with `fix --flows`: DNS to the cluster DNS pods is the
+    allow-dns policy's (no per-workload rule for it), and a workload's selector picks it alone even
+    where its namespace holds another workload."""
+    inputs = tmp_path / "in"
+    shutil.copytree(LAB, inputs)
+    (inputs / "worker.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: worker, namespace: backend, labels: {app: worker}}\n"
+                                        "spec: {containers: [{name: main, image: busybox}]}\n")
+    out = tmp_path / "proposal"
+    made = invoke("flows", str(CSV), str(inputs), "--propose", str(out))
+    assert made.exit_code == 0, made.output
+    files = sorted(p.name for p in out.glob("*.yaml"))
+    assert [n[:3] for n in files] == ["01-", "02-", "03-"]
+    docs = {d["metadata"]["name"] + "@" + d["metadata"]["namespace"]: d for p in out.glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d}
+    assert docs["api-from-observed@backend"]["spec"]["podSelector"] == {"matchLabels": {"app": "api"}}
+    web_out = docs["web-to-observed@frontend"]["spec"]["egress"]
+    assert [r["ports"] for r in web_out] == [[{"protocol": "TCP", "port": "http"}]]  # no rule to DNS: allow-dns@frontend has it
+    assert "allow-dns@frontend" in docs and "default-deny-all@frontend" in docs
