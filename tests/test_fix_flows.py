@@ -163,6 +163,7 @@ def test_dry_run_notes_follow_the_detected_cni():
 
     assert any("PolicyAuditMode=Enabled" in n and "policy-audit-mode" in n for n in notes(CILIUM))
     assert any("StagedKubernetesNetworkPolicy" in n for n in notes(CALICO))
+    assert not any("changes nothing" in n for n in notes(CILIUM) + notes(CALICO))
     assert any("changes nothing on the network" in n for n in notes(FLANNEL))
     assert notes("") and all("Cilium" not in n and "Calico" not in n for n in notes(""))
 
@@ -194,7 +195,11 @@ spec:
   containers: [{name: main, image: busybox}]
 """
 STRAY_FLOWS = ("apps/stray,backend/api,8080,TCP,4,2026-11-30T09:00:00Z,2026-11-30T11:00:00Z,\n"
-               "apps/stray,203.0.113.9,443,TCP,2,2026-11-30T09:30:00Z,2026-11-30T09:45:00Z,\n")
+               "apps/stray,backend/api,8080,TCP,1,2026-11-30T10:00:00Z,2026-11-30T10:00:00Z,DROPPED\n"  # counted apart
+               "apps/stray,203.0.113.9,443,TCP,2,2026-11-30T09:30:00Z,2026-11-30T09:45:00Z,\n"
+               # the first and the last address of the outside range the bundle closes
+               "apps/stray,0.0.0.0,8443,TCP,1,2026-11-30T09:31:00Z,2026-11-30T09:31:00Z,\n"
+               "apps/stray,255.255.255.255,9443,TCP,1,2026-11-30T09:32:00Z,2026-11-30T09:50:00Z,\n")
 
 
 def stray_inputs(tmp_path: Path) -> Path:
@@ -215,19 +220,20 @@ def test_flows_no_allow_can_keep_stay_closed_marked_with_what_was_seen(tmp_path)
     assert made.exit_code == 1, made.output
     assert "still denies the observed flow apps/stray[Pod] -> backend/api[Pod] TCP/8080 (4 flow(s))" in made.stderr
     data = json.loads(made.stdout)
-    assert data["verified"] is False and len(data["traffic"]["stillDenied"]) == 2
+    assert data["verified"] is False and len(data["traffic"]["stillDenied"]) == 4
     assert any("stray" in n and "no stable labels" in n for n in data["traffic"]["notes"])
     api = row(data["closes"], "apps/stray[Pod]", "backend/api[Pod]")
     assert (api["flows"], api["firstSeen"], api["lastSeen"]) == (4, "2026-11-30T09:00:00.000000Z", "2026-11-30T11:00:00.000000Z")
     (outside,) = [c for c in data["closes"] if c["source"] == "apps/stray[Pod]" and c["destination"].endswith("[External]")]
-    assert (outside["destination"], outside["flows"], outside["firstSeen"]) == ("0.0.0.0-255.255.255.255[External]", 2, "2026-11-30T09:30:00.000000Z")
+    assert (outside["destination"], outside["flows"], outside["firstSeen"]) == ("0.0.0.0-255.255.255.255[External]", 4, "2026-11-30T09:30:00.000000Z")
+    assert outside["lastSeen"] == "2026-11-30T09:50:00.000000Z"
     # Flows seen on a port the bundle does not close do not count: stray -> db was never seen.
     assert row(data["closes"], "apps/stray[Pod]", "database/db[Pod]")["flows"] == 0
     assert "2 of them carried observed flows" in data["summary"]
-    # Observed flows closed per namespace, at either end: apps 6, backend 4; the files go from least to most.
+    # Observed flows closed per namespace, at either end: apps 8, backend 4; the files go from least to most.
     order = [(f["namespace"], f["observedClosed"]) for f in data["files"]]
-    assert order == [("database", 0), ("frontend", 0), ("backend", 4), ("apps", 6), (None, 0)]
-    assert "# Observed flows this file's namespace has closed: 6" in (out / data["files"][3]["name"]).read_text()
+    assert order == [("database", 0), ("frontend", 0), ("backend", 4), ("apps", 8), (None, 0)]
+    assert "# Observed flows this file's namespace has closed: 8" in (out / data["files"][3]["name"]).read_text()
     assert [p.name[:2] for p in sorted(out.glob("*.yaml"))] == ["10", "11", "12", "13", "90"]
 
 
@@ -308,3 +314,23 @@ def test_proposals_leave_dns_to_the_dns_allow_and_select_one_workload_among_seve
     web_out = docs["web-to-observed@frontend"]["spec"]["egress"]
     assert [r["ports"] for r in web_out] == [[{"protocol": "TCP", "port": "http"}]]  # no rule to DNS: allow-dns@frontend has it
     assert "allow-dns@frontend" in docs and "default-deny-all@frontend" in docs
+
+
+def test_bundle_comments_cut_long_messages_and_place_fixes_without_a_namespace_by_their_finding():
+    dns = DnsTarget()
+    long = finding("alpha")
+    long = FindingRow(long.id, long.check, long.title, long.severity, long.category, long.status, long.namespace, long.kind, long.name,
+                      "m" * 200, long.remediation, long.fix_yaml, (), None, None, ())
+    loose = finding("beta")
+    doc = yaml.safe_load(loose.fix_yaml)
+    del doc["metadata"]["namespace"]
+    loose = FindingRow(loose.id, loose.check, loose.title, loose.severity, loose.category, loose.status, loose.namespace, loose.kind,
+                       loose.name, "m", loose.remediation, yaml.safe_dump(doc), (), None, None, ())
+    elsewhere = finding("gamma")
+    elsewhere = FindingRow("id-elsewhere", "NP-DNS-001", "t", "high", "dns", "fail", "delta", "Namespace", "delta", "m", "r",
+                           elsewhere.fix_yaml, (), None, None, ())  # its fix lives in another namespace
+    files = bundle((long, loose, elsewhere), (), dns)
+    assert ("#   NP-COV-001 alpha: " + "m" * 160 + "\n") in files[0].text
+    assert [f.name.split("-")[1] for f in files] == ["alpha", "beta", "gamma", "kyverno"]
+    files = bundle((long,), (), dns, verified=frozenset())  # offered, not resolved: listed as such, cut alike
+    assert ("#   NP-COV-001 alpha: " + "m" * 160 + "\n") in files[0].text and "(none verified)" in files[0].text
