@@ -32,86 +32,102 @@ from audit.observed import Flow, FlowEnd, ReadStats
 
 _STRING_FIELDS = ("namespace", "pod_name", "podName")
 
-# Every line is classified once; only flows (kind 'flow') are grouped.
-_CLASSIFY = """
-WITH raw AS (SELECT json AS j FROM read_json_objects({files}, format='newline_delimited', compression='auto_detect')),
-w AS (
-  SELECT j, CASE WHEN json_type(j, '$.flow') = 'OBJECT' THEN json_extract(j, '$.flow') ELSE j END AS x,
-         json_type(j) AS jt, json_type(j, '$.flow') AS ft FROM raw
-),
-c AS (
-  SELECT x, jt, ft,
-    (json_keys(j))[1] AS firstkey,
-    json_exists(j, '$.src') OR json_exists(j, '$.dst') AS plain,
-    (json_exists(j, '$.flow') OR json_exists(j, '$.l4') OR json_exists(j, '$.source') OR json_exists(j, '$.destination')
-      OR json_exists(j, '$.IP') OR json_exists(j, '$.Type')) AS flowish,
-    coalesce(nullif(json_extract_string(x, '$.Type'), ''), nullif(json_extract_string(x, '$.type'), '')) AS typ,
-    json_type(x, '$.l4') AS l4t,
-    (json_keys(json_extract(x, '$.l4')))[1] AS proto,
-    coalesce(json_extract(x, '$.is_reply'), json_extract(x, '$.isReply')) AS reply
+# Each line is parsed once: one json_extract of every path the reader needs, from the `flow` wrapper
+# and from a bare flow alike (a path list is one parse; a call per path would parse the line again).
+# read_json_objects hands each value's own text: an object is the text that starts with "{".
+_FIELDS = ("Type", "type", "l4", "is_reply", "isReply", "verdict", "time", "source", "destination",
+           "source.namespace", "source.pod_name", "source.podName", "source.workloads[0].name", "source.labels",
+           "destination.namespace", "destination.pod_name", "destination.podName", "destination.workloads[0].name",
+           "destination.labels", "IP.source", "ip.source", "IP.destination", "ip.destination")
+_ROOT = ("flow", "src", "dst", "IP")
+_PATHS = [f"$.flow.{p}" for p in _FIELDS] + [f"$.{p}" for p in _FIELDS] + [f"$.{p}" for p in _ROOT]
+
+
+def _field(name: str) -> str:
+    """The field of x (the `flow` object when the line wraps one, else the line)."""
+    i = _FIELDS.index(name) + 1
+    return f"CASE WHEN ft = 'OBJECT' THEN e[{i}] ELSE e[{len(_FIELDS) + i}] END"
+
+
+def _root(name: str) -> str:
+    return f"e[{2 * len(_FIELDS) + _ROOT.index(name) + 1}]"
+
+
+def _bare(name: str) -> str:
+    return f"e[{len(_FIELDS) + _FIELDS.index(name) + 1}]"
+
+
+def _str(column: str) -> str:
+    return f"json_extract_string({column}, '$')"
+
+
+# Every line classified exactly as the line reader does (flow, reply, skipped with its reason, or
+# odd: not for this engine), flows checked for the types the line reader insists on (bad), and all
+# of it grouped in the same pass: per (kind, bad, in the window, source end, destination end, port,
+# protocol, verdict) with the count and the first and last time.
+_HUBBLE = f"""
+WITH raw AS (SELECT json AS j FROM read_json_objects({{files}}, format='newline_delimited', compression='auto_detect')),
+e AS (SELECT j, starts_with(j, '{{{{') AS object, json_extract(j, [{", ".join(repr(p) for p in _PATHS)}]) AS e FROM raw),
+w AS (SELECT *, json_type({_root("flow")}) AS ft FROM e),
+v AS (
+  SELECT j, object, ft,
+    coalesce(nullif({_str(_field("Type"))}, ''), nullif({_str(_field("type"))}, '')) AS typ,
+    {_field("l4")} AS l4, coalesce({_field("is_reply")}, {_field("isReply")}) AS reply,
+    {_str(_field("verdict"))} = 'DROPPED' AS dropped, {_field("time")} AS timej,
+    json_type({_field("source")}) AS st, json_type({_field("destination")}) AS dt_,
+    {_field("source.namespace")} AS sns, coalesce({_field("source.pod_name")}, {_field("source.podName")}) AS spod,
+    {_field("source.workloads[0].name")} AS swl, {_field("source.labels")} AS slab,
+    {_field("destination.namespace")} AS dns_, coalesce({_field("destination.pod_name")}, {_field("destination.podName")}) AS dpod,
+    {_field("destination.workloads[0].name")} AS dwl, {_field("destination.labels")} AS dlab,
+    coalesce({_field("IP.source")}, {_field("ip.source")}) AS sip, coalesce({_field("IP.destination")}, {_field("ip.destination")}) AS dip,
+    {_root("src")} IS NOT NULL OR {_root("dst")} IS NOT NULL AS plain,
+    ({_root("flow")} IS NOT NULL OR {_bare("l4")} IS NOT NULL OR {_bare("source")} IS NOT NULL OR {_bare("destination")} IS NOT NULL
+      OR {_root("IP")} IS NOT NULL OR {_bare("Type")} IS NOT NULL) AS flowish,
+    ft = 'OBJECT' AND {_root("flow")}::VARCHAR = '{{{{}}}}' AS noflow
   FROM w
 ),
+c AS (SELECT *, json_type(l4) AS l4t, (json_keys(l4))[1] AS proto FROM v),
 k AS (
   SELECT *,
     CASE
-      WHEN jt <> 'OBJECT' OR plain THEN 'odd'
-      WHEN NOT flowish THEN 'skip:not a flow (' || coalesce(firstkey, 'empty') || ')'
+      WHEN NOT object OR plain THEN 'odd'
+      WHEN NOT flowish THEN 'skip:not a flow (' || coalesce((json_keys(j))[1], 'empty') || ')'
       WHEN ft IS NOT NULL AND ft <> 'OBJECT' THEN 'odd'
-      WHEN json_keys(x) = [] THEN 'skip:no flow'
+      WHEN noflow THEN 'skip:no flow'
       WHEN NOT (typ = 'L3_L4' OR (typ IS NULL AND l4t = 'OBJECT')) THEN 'skip:' || coalesce(typ, 'no l4')
-      WHEN reply IS NOT NULL AND json_type(reply) NOT IN ('BOOLEAN', 'NULL') AND reply::VARCHAR <> '{{"value":true}}' THEN 'odd'
-      WHEN reply::VARCHAR IN ('true', '{{"value":true}}') THEN 'reply'
-      WHEN l4t IS DISTINCT FROM 'OBJECT' OR json_keys(json_extract(x, '$.l4')) = [] THEN 'skip:no l4'
+      WHEN reply IS NOT NULL AND json_type(reply) NOT IN ('BOOLEAN', 'NULL') AND reply::VARCHAR <> '{{{{"value":true}}}}' THEN 'odd'
+      WHEN reply::VARCHAR IN ('true', '{{{{"value":true}}}}') THEN 'reply'
+      WHEN l4t IS DISTINCT FROM 'OBJECT' OR json_keys(l4) = [] THEN 'skip:no l4'
       WHEN proto NOT IN ('TCP', 'UDP', 'SCTP') THEN 'skip:protocol ' || proto
       ELSE 'flow'
     END AS kind
   FROM c
-)
-"""
-
-_GROUP = _CLASSIFY + """,
+),
 f AS (
-  SELECT
-    json_extract(x, '$.source') AS s, json_extract(x, '$.destination') AS d,
-    coalesce(json_extract(x, '$.l4."' || proto || '".destination_port'), json_extract(x, '$.l4."' || proto || '".destinationPort')) AS portj,
-    proto, json_extract_string(x, '$.verdict') = 'DROPPED' AS dropped,
-    json_extract(x, '$.time') AS timej,
-    coalesce(json_extract(x, '$.IP.source'), json_extract(x, '$.ip.source')) AS sipj,
-    coalesce(json_extract(x, '$.IP.destination'), json_extract(x, '$.ip.destination')) AS dipj
+  SELECT *, coalesce(json_extract(l4, '$."' || proto || '".destination_port'), json_extract(l4, '$."' || proto || '".destinationPort')) AS portj,
+         try_cast({_str("timej")} AS TIMESTAMPTZ) AS ts
   FROM k WHERE kind = 'flow'
 ),
 g AS (
-  SELECT
-    json_extract(s, '$.namespace') AS sns, coalesce(json_extract(s, '$.pod_name'), json_extract(s, '$.podName')) AS spod,
-    sipj AS sip, json_extract(s, '$.workloads[0].name') AS swl, json_extract(s, '$.labels') AS slab,
-    json_extract(d, '$.namespace') AS dns_, coalesce(json_extract(d, '$.pod_name'), json_extract(d, '$.podName')) AS dpod,
-    dipj AS dip, json_extract(d, '$.workloads[0].name') AS dwl, json_extract(d, '$.labels') AS dlab,
-    portj, proto, dropped, timej,
-    try_cast(json_extract_string(timej, '$') AS TIMESTAMPTZ) AS ts,
-    json_type(s) AS st, json_type(d) AS dt_
+  SELECT *,
+    (st IS NOT NULL AND st <> 'OBJECT') OR (dt_ IS NOT NULL AND dt_ <> 'OBJECT')
+    OR json_type(portj) IS DISTINCT FROM 'UBIGINT' OR portj::BIGINT NOT BETWEEN 1 AND 65535
+    OR (timej IS NOT NULL AND (json_type(timej) <> 'VARCHAR' OR ts IS NULL) AND {_str("timej")} <> '')
+    OR json_type(sns) NOT IN ('VARCHAR', 'NULL') OR json_type(spod) NOT IN ('VARCHAR', 'NULL') OR json_type(sip) NOT IN ('VARCHAR', 'NULL')
+    OR json_type(dns_) NOT IN ('VARCHAR', 'NULL') OR json_type(dpod) NOT IN ('VARCHAR', 'NULL') OR json_type(dip) NOT IN ('VARCHAR', 'NULL')
+    AS bad
   FROM f
 )
+SELECT 'flow' AS kind, bad, {{window}} AS inside,
+       {_str("sns")} AS sns, {_str("spod")} AS spod, {_str("sip")} AS sip, {_str("swl")} AS swl, slab::VARCHAR AS slab,
+       {_str("dns_")} AS dns_, {_str("dpod")} AS dpod, {_str("dip")} AS dip, {_str("dwl")} AS dwl, dlab::VARCHAR AS dlab,
+       CASE WHEN bad THEN NULL ELSE portj::INTEGER END AS port, proto, coalesce(dropped, false) AS dropped,
+       count(*) AS n, min(ts) AS first, max(ts) AS last
+FROM g GROUP BY ALL
+UNION ALL
+SELECT kind, false, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, count(*), NULL, NULL
+FROM k WHERE kind <> 'flow' GROUP BY kind
 """
-
-_CHECK = _GROUP + """
-SELECT count(*) FROM g WHERE
-  (st IS NOT NULL AND st <> 'OBJECT') OR (dt_ IS NOT NULL AND dt_ <> 'OBJECT')
-  OR json_type(portj) IS DISTINCT FROM 'UBIGINT' OR portj::BIGINT NOT BETWEEN 1 AND 65535
-  OR (timej IS NOT NULL AND (json_type(timej) <> 'VARCHAR' OR ts IS NULL) AND json_extract_string(timej, '$') <> '')
-  OR (json_type(sns) NOT IN ('VARCHAR', 'NULL')) OR (json_type(spod) NOT IN ('VARCHAR', 'NULL')) OR (json_type(sip) NOT IN ('VARCHAR', 'NULL'))
-  OR (json_type(dns_) NOT IN ('VARCHAR', 'NULL')) OR (json_type(dpod) NOT IN ('VARCHAR', 'NULL')) OR (json_type(dip) NOT IN ('VARCHAR', 'NULL'))
-"""
-
-_ROWS = _GROUP + """
-SELECT json_extract_string(sns, '$'), json_extract_string(spod, '$'), json_extract_string(sip, '$'), json_extract_string(swl, '$'),
-       slab::VARCHAR, json_extract_string(dns_, '$'), json_extract_string(dpod, '$'), json_extract_string(dip, '$'),
-       json_extract_string(dwl, '$'), dlab::VARCHAR, portj::INTEGER, proto, coalesce(dropped, false),
-       count(*), min(ts), max(ts)
-FROM g {where}
-GROUP BY ALL
-"""
-
-_STATS = _CLASSIFY + "SELECT kind, count(*) FROM k GROUP BY kind"
 
 
 @dataclass(frozen=True)
@@ -122,12 +138,13 @@ class Window:
     until: dt.datetime | None = None
 
     def sql(self) -> str:
+        """The window as a condition on a line's time ``ts`` (true without bounds)."""
         terms = []
         if self.since is not None:
             terms.append(f"ts >= TIMESTAMPTZ '{self.since.isoformat()}'")
         if self.until is not None:
             terms.append(f"ts < TIMESTAMPTZ '{self.until.isoformat()}'")
-        return "WHERE " + " AND ".join(terms) if terms else ""
+        return "coalesce(" + " AND ".join(terms) + ", false)" if terms else "true"
 
     def holds(self, stamp: str | None) -> bool:
         if self.since is None and self.until is None:
@@ -167,26 +184,29 @@ def _stamp(value: dt.datetime | None) -> str | None:
 
 def hubble(path: str, stats: ReadStats, window: Window = Window()) -> Iterator[Flow] | None:
     """One Hubble JSON-lines file (plain, .gz or .zst) as grouped flows; None when the file needs
-    the line-by-line reader (it then names the line that is wrong, or reads what is unusual)."""
+    the line-by-line reader (it then names the line that is wrong, or reads what is unusual).
+
+    One pass over the file: the groups land in a temporary table (DuckDB's memory, spilled past
+    its limit), the line counts are read from it, and only then are the flows streamed out."""
     import duckdb
 
     con = _connect()
-    files = _literal([path])
     try:
-        kinds = dict(con.execute(_STATS.format(files=files)).fetchall())
-        if kinds.get("odd") or con.execute(_CHECK.format(files=files)).fetchone()[0]:
+        con.execute("CREATE TEMP TABLE groups AS " + _HUBBLE.format(files=_literal([path]), window=window.sql()))
+        kinds = dict(con.execute("SELECT kind, sum(n) FROM groups GROUP BY kind").fetchall())
+        if kinds.get("odd") or con.execute("SELECT count(*) FROM groups WHERE bad").fetchone()[0]:
             _close(con)
             return None
     except duckdb.Error:
         _close(con)
         return None
-    lines = sum(kinds.values())
-    stats.lines += lines
-    stats.replies += kinds.get("reply", 0)
+    stats.lines += int(sum(kinds.values()))
+    stats.replies += int(kinds.get("reply", 0))
     for kind, count in kinds.items():
         if kind.startswith("skip:"):
-            stats.skipped[kind[5:]] = stats.skipped.get(kind[5:], 0) + count
-    return _rows(con, _ROWS.format(files=files, where=window.sql()))
+            stats.skipped[kind[5:]] = stats.skipped.get(kind[5:], 0) + int(count)
+    return _rows(con, "SELECT sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab, port, proto, dropped, n, first, last "
+                      "FROM groups WHERE kind = 'flow' AND inside")
 
 
 def _close(con: Any) -> None:
