@@ -31,7 +31,7 @@ from audit.ops.run import Outcome as RunOutcome
 from audit.ops.run import Outputs, outcome, write_rotation
 from audit.pipeline import analyse, run_audit
 from audit.remediation import FixPlan
-from audit.render import formats
+from audit.render import formats as registry
 from audit.render.formats import RenderOptions
 from audit.report.model import Report
 
@@ -83,7 +83,7 @@ def render(report: Report, fmt: str, max_rows: int | None = None, options: Rende
     """One format of a report: json, html, pdf (bytes), sarif, junit, markdown or txt (see
     ``audit.render.formats.FORMATS``)."""
     chosen = options or RenderOptions(max_rows=max_rows)
-    return formats.render(report, fmt, chosen)
+    return registry.render(report, fmt, chosen)
 
 
 def reach(source: str, destination: str, paths: Sequence[str | Path] = (), *, engine: Analysis | None = None, port: str | None = None,

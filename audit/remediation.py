@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.checks.bundle import BundleFile, apply, bundle, without_fix
-from audit.checks.propose import Key, keep_open
+from audit.checks.propose import Key, keep_open, probes
 from audit.checks.registry import ObservedTraffic
 from audit.config import Config
-from audit.engine.analysis import Analysis, Endpoint
+from audit.engine.analysis import Analysis
 from audit.engine.connectivity import Connection, connections
 from audit.engine.diff import Change, diff, external_range, widened
 from audit.engine.flows import End, Tally
@@ -51,25 +51,6 @@ class Closed:
 
 
 @dataclass(frozen=True)
-class TrafficCheck:
-    """What the bundle does to observed traffic, checked by the engine before anything is written."""
-
-    flows: int
-    """Flows read (placed or not)."""
-    kept: tuple[str, ...]
-    """Observed flows the rest of the bundle would deny, kept open by the allow policies added."""
-    still_denied: tuple[str, ...]
-    """Observed forwarded flows allowed today that the bundle still denies: the check failed."""
-    denied_today: tuple[str, ...]
-    """Observed forwarded flows the current policies already deny (not the bundle's doing)."""
-    unplaced: int
-    """Flows naming pods (or addresses) the inventory does not place: not judged."""
-    unplaced_examples: tuple[str, ...]
-    notes: tuple[str, ...]
-    """Flows no stable label can name: no allow policy could be written for them."""
-
-
-@dataclass(frozen=True)
 class FixPlan:
     """A bundle and what the engine found applying it to the inputs."""
 
@@ -88,7 +69,7 @@ class FixPlan:
     """Anything else the bundle opens: a defect, never written silently."""
     closes: tuple[Closed, ...]
     """Connections allowed today that the bundle denies (`diff --apply` lists the same)."""
-    traffic: TrafficCheck | None
+    traffic: TrafficRow | None
     """With flows: what the bundle does to them; None: not checked against traffic."""
     dry_run: tuple[str, ...]
     """How to try the bundle first where the detected CNI offers a dry run."""
@@ -120,19 +101,25 @@ def plan_fix(inventory: Inventory, cfg: Config, today: dt.date | None = None, pr
     after = analyse(apply(inventory, bundle(before, cfg.excluded_namespaces, cfg.dns)), cfg)
     observed = observe(now, flows)[0] if flows is not None else None
     keep: dict[str, list[dict[str, Any]]] = {}
-    kept: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    forwarded: list[tuple[Key, Tally]] = []
+    denied_today: set[Key] = set()
+    broken: dict[Key, tuple[Tally, frozenset[str]]] = {}
     if observed is not None:
         say("keeping the observed traffic open")
-        broken = _broken(now, after, observed)
+        forwarded = list(_forwarded(observed))
+        denied_today = {key for key, tally in forwarded if _denying_sides(now, observed, key, tally) is not None}
+        for key, tally in forwarded:
+            sides = None if key in denied_today else _denying_sides(after, observed, key, tally)
+            if sides is not None:
+                broken[key] = (tally, sides)
         keep, notes = keep_open(now, observed.mapper, broken, cfg.excluded_namespaces)
-        kept = tuple(_describe(observed, key) for key in sorted(broken, key=str))
         if keep:
             after = analyse(apply(inventory, bundle(before, cfg.excluded_namespaces, cfg.dns, keep=keep)), cfg)
     remaining = {f.id for f in findings_of(after, cfg, today) if f.status == "fail"}
     offered = [f for f in before if f.status == "fail" and f.fix_yaml]
     verified = frozenset(f.id for f in offered if f.id not in remaining)
-    closes = _closes(now, after, observed)
+    closes = _closes(now, after, observed, forwarded)
     changes = widened(now, after)
     # Restoring DNS (53 to the cluster DNS pods) is what the DNS fixes are for; anything else opened is a defect.
     dns_refs = {w.pod_ref for cid in now.dns_classes for w in now.classes[cid].workloads}
@@ -140,17 +127,9 @@ def plan_fix(inventory: Inventory, cfg: Config, today: dt.date | None = None, pr
     restored = tuple(c for c in changes if c.dst in dns_refs and not c.conns - dns_ports)
     by_ns = _observed_by_namespace(closes) if observed is not None else None
     files = bundle(before, cfg.excluded_namespaces, cfg.dns, verified, keep=keep, observed_closed=by_ns)
-    check = _traffic_check(now, after, observed, kept, notes) if observed is not None else None
+    check = _traffic_check(after, observed, forwarded, denied_today, broken, notes) if observed is not None else None
     return FixPlan(tuple(files), len(offered), verified, sum(1 for f in before if f.status == "fail"), without_fix(before),
                    restored, tuple(c for c in changes if c not in restored), closes, check, dry_run(now), now, after)
-
-
-def _probes(observed: ObservedTraffic, end: End, tally: Tally, side: str) -> list[Endpoint]:
-    """Where an end is evaluated: the class; outside, each address seen, else the segment's first."""
-    if isinstance(end, int):
-        return [end]
-    seen = tally.ips.get(side)
-    return [ipaddress.ip_address(ip) for ip in sorted(seen)] if seen else [observed.mapper.endpoint(end)]
 
 
 def _forwarded(observed: ObservedTraffic) -> Iterable[tuple[Key, Tally]]:
@@ -160,22 +139,11 @@ def _forwarded(observed: ObservedTraffic) -> Iterable[tuple[Key, Tally]]:
 def _denying_sides(analysis: Analysis, observed: ObservedTraffic, key: Key, tally: Tally) -> frozenset[str] | None:
     """The directions that deny a flow somewhere between its probes; None: allowed everywhere."""
     sides: set[str] = set()
-    for src in _probes(observed, key[0], tally, "src"):
-        for dst in _probes(observed, key[1], tally, "dst"):
+    for src in probes(observed.mapper, key[0], tally, "src"):
+        for dst in probes(observed.mapper, key[1], tally, "dst"):
             verdict = analysis.allowed(src, dst, key[2], key[3])
             sides |= {side.direction for side in (verdict.egress, verdict.ingress) if not side.allowed}
     return frozenset(sides) or None
-
-
-def _broken(now: Analysis, after: Analysis, observed: ObservedTraffic) -> dict[Key, tuple[Tally, frozenset[str]]]:
-    """Observed forwarded flows allowed today that ``after`` denies, with the sides that deny them."""
-    out = {}
-    for key, tally in _forwarded(observed):
-        if _denying_sides(now, observed, key, tally) is None:
-            sides = _denying_sides(after, observed, key, tally)
-            if sides is not None:
-                out[key] = (tally, sides)
-    return out
 
 
 def _describe(observed: ObservedTraffic, key: Key) -> str:
@@ -184,16 +152,15 @@ def _describe(observed: ObservedTraffic, key: Key) -> str:
     return f"{mapper.describe(key[0], tally, 'src')} -> {mapper.describe(key[1], tally, 'dst')} {key[3]}/{key[2]} ({tally.count - tally.dropped} flow(s))"
 
 
-def _traffic_check(now: Analysis, after: Analysis, observed: ObservedTraffic, kept: tuple[str, ...], notes: tuple[str, ...]) -> TrafficCheck:
-    """Every observed forwarded flow judged again with the whole bundle applied."""
-    still, today = [], []
-    for key, tally in _forwarded(observed):
-        if _denying_sides(now, observed, key, tally) is not None:
-            today.append(_describe(observed, key))
-        elif _denying_sides(after, observed, key, tally) is not None:
-            still.append(_describe(observed, key))
+def _traffic_check(after: Analysis, observed: ObservedTraffic, forwarded: list[tuple[Key, Tally]], denied_today: set[Key],
+                   broken: dict[Key, tuple[Tally, frozenset[str]]], notes: tuple[str, ...]) -> TrafficRow:
+    """Every observed forwarded flow judged again with the whole bundle applied: the ones the
+    added allows keep open, the ones still denied, the ones today's policies deny already."""
+    still = {key for key, tally in forwarded if key not in denied_today and _denying_sides(after, observed, key, tally) is not None}
     traffic = observed.traffic
-    return TrafficCheck(traffic.flows, kept, tuple(still), tuple(today), sum(traffic.unmapped.values()),
+    return TrafficRow(traffic.flows, tuple(_describe(observed, k) for k in sorted(broken, key=str) if k not in still),
+                        tuple(_describe(observed, k) for k, _ in forwarded if k in still),
+                        tuple(_describe(observed, k) for k, _ in forwarded if k in denied_today), sum(traffic.unmapped.values()),
                         tuple(traffic.unmapped_examples[:10]), notes)
 
 
@@ -204,7 +171,7 @@ def _names(observed: ObservedTraffic, end: End, tally: Tally, side: str) -> Name
     """A flow end as connection lines name it: its workloads, or the outside addresses probed."""
     if isinstance(end, int):
         return [w.pod_ref for w in observed.mapper.analysis.classes[end].workloads]
-    return [p for p in _probes(observed, end, tally, side) if not isinstance(p, int)]
+    return [p for p in probes(observed.mapper, end, tally, side) if not isinstance(p, int)]
 
 
 def _matches(name: str, ends: Names) -> bool:
@@ -214,13 +181,13 @@ def _matches(name: str, ends: Names) -> bool:
     return any(not isinstance(e, str) and e.version == span[0] and span[1] <= int(e) <= span[2] for e in ends)
 
 
-def _closes(now: Analysis, after: Analysis, observed: ObservedTraffic | None) -> tuple[Closed, ...]:
+def _closes(now: Analysis, after: Analysis, observed: ObservedTraffic | None, forwarded: list[tuple[Key, Tally]]) -> tuple[Closed, ...]:
     """Connections allowed today that ``after`` denies, each with the observed flows on its closed ports."""
     changes = [c for c in diff(list(connections(now)), list(connections(after))) if c.kind in ("closed", "narrowed")]
     if observed is None:
         return tuple(Closed(c.kind, c.src, c.dst, c.before - c.after) for c in changes)
     flows = [(key, tally, _names(observed, key[0], tally, "src"), _names(observed, key[1], tally, "dst"))
-             for key, tally in _forwarded(observed)]
+             for key, tally in forwarded]
     return tuple(_seen(c, flows) for c in changes)
 
 
@@ -275,11 +242,9 @@ def fix_report(plan: FixPlan) -> FixReport:
                                 else None) for f in plan.files)
     closes = tuple(ClosedRow(c.kind, c.source, c.destination, str(c.ports), c.between_workloads, c.flows, c.first, c.last)
                    for c in plan.closes)
-    t = plan.traffic
-    traffic = TrafficRow(t.flows, t.kept, t.still_denied, t.denied_today, t.unplaced, t.unplaced_examples, t.notes) if t else None
     return FixReport(plan.summary, plan.offered, tuple(sorted(plan.resolved)), plan.failing, plan.no_fix, files, closes,
                      sum(1 for c in plan.closes if c.between_workloads), tuple(map(str, plan.opened)), tuple(map(str, plan.restored)),
-                     traffic, plan.dry_run)
+                     plan.traffic, plan.dry_run)
 
 
 def _namespace(file: BundleFile) -> str | None:

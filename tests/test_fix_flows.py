@@ -222,6 +222,7 @@ def test_flows_no_allow_can_keep_stay_closed_marked_with_what_was_seen(tmp_path)
     data = json.loads(made.stdout)
     assert data["verified"] is False and len(data["traffic"]["stillDenied"]) == 4
     assert any("stray" in n and "no stable labels" in n for n in data["traffic"]["notes"])
+    assert len(data["traffic"]["kept"]) == 2 and not [k for k in data["traffic"]["kept"] if "stray" in k]  # only what is open again
     api = row(data["closes"], "apps/stray[Pod]", "backend/api[Pod]")
     assert (api["flows"], api["firstSeen"], api["lastSeen"]) == (4, "2026-11-30T09:00:00.000000Z", "2026-11-30T11:00:00.000000Z")
     (outside,) = [c for c in data["closes"] if c["source"] == "apps/stray[Pod]" and c["destination"].endswith("[External]")]

@@ -173,14 +173,14 @@ def verify(inventory: Inventory, before: Analysis, mapper: FlowMapper, traffic: 
     denied = []
     for key in proposal.flows:
         tally = traffic.pairs[key]
-        for src in _probes(mapper, key[0], tally, "src"):
-            for dst in _probes(mapper, key[1], tally, "dst"):
+        for src in probes(mapper, key[0], tally, "src"):
+            for dst in probes(mapper, key[1], tally, "dst"):
                 if not after.allowed(src, dst, key[2], key[3]).allowed:
                     denied.append(f"{mapper.describe(key[0], tally, 'src')} -> {mapper.describe(key[1], tally, 'dst')} {key[3]}/{key[2]}")
     return ProposalCheck(tuple(dict.fromkeys(denied)), tuple(widened(before, after)))
 
 
-def _probes(mapper: FlowMapper, end: End, tally: Tally, side: str) -> list[Endpoint]:
+def probes(mapper: FlowMapper, end: End, tally: Tally, side: str) -> list[Endpoint]:
     """Where an end is evaluated: the class; for outside ends, each address seen (the proposal
     names those), else the segment's first address."""
     if isinstance(end, int):

@@ -30,8 +30,6 @@ from typing import Any
 from audit.errors import InputError
 from audit.observed import Flow, FlowEnd, ReadStats
 
-_STRING_FIELDS = ("namespace", "pod_name", "podName")
-
 # Each line is parsed once: one json_extract of every path the reader needs, from the `flow` wrapper
 # and from a bare flow alike (a path list is one parse; a call per path would parse the line again).
 # read_json_objects hands each value's own text: an object is the text that starts with "{".
