@@ -31,7 +31,8 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     write_atomic_chunks(path, (data,))
 
 
-def _bytes(chunk: str | bytes) -> bytes:
+def as_bytes(chunk: str | bytes) -> bytes:
+    """What a write of ``chunk`` writes: text as UTF-8."""
     return chunk.encode("utf-8") if isinstance(chunk, str) else chunk
 
 
@@ -43,7 +44,7 @@ def write_atomic_chunks(path: str | os.PathLike[str], chunks: Iterable[str | byt
     if str(path) == "-":
         out = sys.stdout.buffer
         for chunk in chunks:
-            out.write(_bytes(chunk))
+            out.write(as_bytes(chunk))
         out.flush()
         return
     target = Path(path)
@@ -66,7 +67,7 @@ def write_atomic_chunks(path: str | os.PathLike[str], chunks: Iterable[str | byt
     try:
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:
-                handle.write(_bytes(chunk))
+                handle.write(as_bytes(chunk))
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else 0o644)
@@ -87,7 +88,7 @@ def _write_through(target: Path, chunks: Iterable[str | bytes], shown: str) -> N
     try:
         with open(target, "ab") as handle:
             for chunk in chunks:
-                handle.write(_bytes(chunk))
+                handle.write(as_bytes(chunk))
         _WRITTEN.append(shown)
     except OSError as exc:
         raise OutputError(f"{shown}: cannot write: {exc.strerror}") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError, OutputError
-from audit.ops.atomic import write_atomic
+from audit.ops.atomic import as_bytes, write_atomic
 from audit.render.json_report import load_report
 from audit.report.model import Report
 
@@ -103,8 +103,7 @@ def signed_renders(renders: dict[str, Callable[[], str | bytes]], signer: Any) -
 
 
 def _signature(signer: Any, render: Callable[[], str | bytes]) -> bytes:
-    content = render()
-    return bytes(signer.sign_detached(content.encode("utf-8") if isinstance(content, str) else content))
+    return bytes(signer.sign_detached(as_bytes(render())))
 
 
 def _link_or_copy(source: Path, target: Path, content: str | bytes) -> None:

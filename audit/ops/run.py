@@ -8,12 +8,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audit.ops.atomic import write_atomic
+from audit.ops.atomic import as_bytes, write_atomic
 from audit.ops.rotation import RunFiles, prepare, signed_renders, write_run
 from audit.render.formats import FORMATS, RenderOptions, report_format
 from audit.report.model import Report
@@ -74,10 +74,6 @@ def renderers(report: Report, outputs: Outputs) -> dict[str, Callable[[], str | 
     return out
 
 
-def _bytes(content: str | bytes) -> bytes:
-    return content.encode("utf-8") if isinstance(content, str) else content
-
-
 def write_files(report: Report, outputs: Outputs) -> list[Path]:
     """Write ``outputs.files``, each atomically; with a signer the PDF is signed and the JSON
     result gets a detached signature beside it (FILE.sig)."""
@@ -86,7 +82,7 @@ def write_files(report: Report, outputs: Outputs) -> list[Path]:
     for name, path in outputs.files:
         name = report_format(name).name
         content = render[name]()
-        signature = outputs.signer.sign_detached(_bytes(content)) if outputs.signer is not None and name == "json" else None
+        signature = outputs.signer.sign_detached(as_bytes(content)) if outputs.signer is not None and name == "json" else None
         write_atomic(path, content)
         done.append(path)
         if signature is not None:
@@ -146,7 +142,3 @@ def outcome(report: Report, fail_on: str | None = None, fail_on_new: str | None 
             return Outcome(EXIT_FINDINGS, f"{len(new)} new finding(s) at or above {fail_on_new} since the baseline")
     return Outcome(EXIT_OK)
 
-
-def file_outputs(pairs: Sequence[tuple[str, Path | None]]) -> tuple[tuple[str, Path], ...]:
-    """The (format, path) pairs whose path is given."""
-    return tuple((name, path) for name, path in pairs if path is not None)
