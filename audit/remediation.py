@@ -186,9 +186,23 @@ def _closes(now: Analysis, after: Analysis, observed: ObservedTraffic | None, fo
     changes = [c for c in diff(list(connections(now)), list(connections(after))) if c.kind in ("closed", "narrowed")]
     if observed is None:
         return tuple(Closed(c.kind, c.src, c.dst, c.before - c.after) for c in changes)
-    flows = [(key, tally, _names(observed, key[0], tally, "src"), _names(observed, key[1], tally, "dst"))
-             for key, tally in forwarded]
-    return tuple(_seen(c, flows) for c in changes)
+    # Flows indexed by the names their ends take in connection lines (an outside end under "*"), so
+    # each closed connection reads its own flows, not every flow of the capture.
+    index: dict[tuple[str, str], list[tuple[Key, Tally, Names, Names]]] = {}
+    for key, tally in forwarded:
+        srcs, dsts = _names(observed, key[0], tally, "src"), _names(observed, key[1], tally, "dst")
+        for s in _index_names(key[0], srcs):
+            for d in _index_names(key[1], dsts):
+                index.setdefault((s, d), []).append((key, tally, srcs, dsts))
+    return tuple(_seen(c, index.get((_index_name(c.src), _index_name(c.dst)), [])) for c in changes)
+
+
+def _index_names(end: End, names: Names) -> list[str]:
+    return [n for n in names if isinstance(n, str)] if isinstance(end, int) else ["*"]
+
+
+def _index_name(end: str) -> str:
+    return "*" if external_range(end) is not None else end
 
 
 def _seen(change: Change, flows: list[tuple[Key, Tally, Names, Names]]) -> Closed:

@@ -7,15 +7,15 @@ import dataclasses
 from audit.cli.common import echo, use_colour
 from audit.cli.options import Format, Printed
 from audit.ops.atomic import write_atomic
-from audit.ops.run import Outputs, write_files
+from audit.ops.run import Outputs, Renders, write_files
 from audit.render.formats import report_format
 from audit.report.model import Report
 
 
-def emit(report: Report, printed: Printed, outputs: Outputs, print_report: bool = True) -> None:
+def emit(report: Report, printed: Printed, outputs: Outputs, print_report: bool = True, render: Renders | None = None) -> None:
     """Write every requested file (each atomically, signed when a key is given), then print the
-    --format output or write it to -o."""
-    write_files(report, outputs)
+    --format output or write it to -o. ``render``: renderers shared with the run folder."""
+    write_files(report, outputs, render)
     if not print_report:
         return
     fmt = report_format(printed.format.canonical.value)

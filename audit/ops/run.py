@@ -57,9 +57,13 @@ class Outputs:
             prepare(self.output_dir)
 
 
-def renderers(report: Report, outputs: Outputs) -> dict[str, Callable[[], str | bytes]]:
-    """Format name -> a function rendering it (each module imported only when used); with a
-    signer the PDF comes signed."""
+Renders = dict[str, Callable[[], str | bytes]]
+
+
+def renderers(report: Report, outputs: Outputs) -> Renders:
+    """Format name -> a function rendering it once (each module imported only when used; asked
+    again, the same text): the files and the run folder share them. With a signer the PDF comes
+    signed."""
 
     def pdf() -> bytes:
         outputs.progress("rendering the PDF")
@@ -67,17 +71,16 @@ def renderers(report: Report, outputs: Outputs) -> dict[str, Callable[[], str | 
         assert isinstance(rendered, bytes)
         return outputs.signer.sign_pdf(rendered) if outputs.signer is not None else rendered
 
-    out: dict[str, Callable[[], str | bytes]] = {
-        name: functools.partial(fmt.render, report, dataclasses.replace(outputs.render, colour=False))
-        for name, fmt in FORMATS.items()}
-    out["pdf"] = pdf
+    out: Renders = {name: functools.cache(functools.partial(fmt.render, report, dataclasses.replace(outputs.render, colour=False)))
+                    for name, fmt in FORMATS.items()}
+    out["pdf"] = functools.cache(pdf)
     return out
 
 
-def write_files(report: Report, outputs: Outputs) -> list[Path]:
+def write_files(report: Report, outputs: Outputs, render: Renders | None = None) -> list[Path]:
     """Write ``outputs.files``, each atomically; with a signer the PDF is signed and the JSON
-    result gets a detached signature beside it (FILE.sig)."""
-    render = renderers(report, outputs)
+    result gets a detached signature beside it (FILE.sig). ``render``: renderers to share."""
+    render = render or renderers(report, outputs)
     done: list[Path] = []
     for name, path in outputs.files:
         name = report_format(name).name
@@ -86,17 +89,18 @@ def write_files(report: Report, outputs: Outputs) -> list[Path]:
         write_atomic(path, content)
         done.append(path)
         if signature is not None:
-            write_atomic(path.with_name(path.name + ".sig"), signature)
-            done.append(path.with_name(path.name + ".sig"))
+            sig = path.with_name(path.name + ".sig")
+            write_atomic(sig, signature)
+            done.append(sig)
     return done
 
 
-def write_rotation(report: Report, outputs: Outputs) -> RunFiles:
+def write_rotation(report: Report, outputs: Outputs, render: Renders | None = None) -> RunFiles:
     """CronJob mode: the run's files timestamped in ``outputs.output_dir``, latest.* switched (a
     complete scan only: latest.json is the next run's baseline), runs beyond ``keep`` pruned."""
     if outputs.output_dir is None:
         raise ValueError("write_rotation needs outputs.output_dir")
-    render = renderers(report, outputs)
+    render = render or renderers(report, outputs)
     by_extension = {FORMATS[f].extension: render[report_format(f).name] for f in outputs.formats}
     return write_run(outputs.output_dir, report.generated_datetime, signed_renders(by_extension, outputs.signer),
                      outputs.keep, publish=report.scan.complete)

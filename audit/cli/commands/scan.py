@@ -27,7 +27,7 @@ from audit.cli.outputs import emit
 from audit.cli.progress import status
 from audit.errors import InputError
 from audit.ops.rotation import previous_result
-from audit.ops.run import Outputs, export_metrics, outcome, write_rotation
+from audit.ops.run import Outputs, export_metrics, outcome, renderers, write_rotation
 from audit.ops.trend import with_trend
 from audit.pipeline import run_audit
 from audit.render.formats import parse_formats
@@ -92,9 +92,10 @@ def scan(
             if problem:
                 echo(f"netpol-audit: warning: {problem}", err=True)
         report = with_trend(report, previous)
-        emit(report, printed, outputs, print_report=output_dir is None)
+        render = renderers(report, outputs)  # a format asked for as a file and in the run folder is rendered once
+        emit(report, printed, outputs, print_report=output_dir is None, render=render)
         if output_dir:
-            run = write_rotation(report, outputs)
+            run = write_rotation(report, outputs, render)
             echo(render_summary_line(report, [str(p) for p in run.written]), nl=False, kind="json")
         export_metrics(report, outputs, time.monotonic() - started, previous)
     decided = outcome(report, fail_on.value, fail_on_new.value, allow_partial, left_out())
