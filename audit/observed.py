@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,4 +58,55 @@ class FlowInput:
     """Flow files and how to stream them (the source's reader, handed to the pure pipeline)."""
 
     files: tuple[str, ...]
-    open: Callable[[ReadStats], Iterator[Flow]]
+    open: Callable[[ReadStats], Iterator[Flow | FlowGroups]]
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Flows of one placed (source code, destination code, port, protocol): totals and the outside
+    addresses seen at an end whose code is below zero (the smallest eight, in text order)."""
+
+    src: int
+    dst: int
+    port: int
+    protocol: str
+    count: int
+    dropped: int
+    first: str | None
+    last: str | None
+    src_ips: tuple[str, ...] = ()
+    dst_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What a grouping engine returns for codes given to its ends."""
+
+    blamed: list[tuple[str, int, int]]
+    """("source" or "destination", end, flows): flows not placed, charged to the end that is not
+    (the source when neither is)."""
+    examples: list[tuple[int, int, int, str]]
+    """(source end, destination end, port, protocol) of unplaced flows: every one whose (source
+    text, destination text, port, protocol) is among the first fifty."""
+    outside_only: int
+    """Flows whose ends are all outside addresses (every code below zero)."""
+    pairs: Iterator[Placed]
+
+
+class FlowGroups(Protocol):
+    """Flows already grouped by an engine that can also total them per placed pair, so Python works
+    once per distinct end and once per placed pair, never once per flow. An end's code is a pod
+    class (zero or more) or an outside range (below zero); an end without codes is not placed."""
+
+    def ends(self) -> Sequence[FlowEnd]:
+        """Every distinct end of the flows; an end's number is its position."""
+
+    def total(self) -> tuple[int, int, str | None, str | None]:
+        """Every flow: count, dropped, first and last time."""
+
+    def place(self, codes: Sequence[Sequence[int]]) -> Placement:
+        """The flows totalled per (source code, destination code, port, protocol), each end
+        standing for each of its codes."""
+
+    def flows(self) -> Iterator[Flow]:
+        """The groups as flows (what the line reader would have aggregated)."""

@@ -6,6 +6,7 @@ grouped form in Parquet, and --since/--until; anything odd goes to the line read
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import json
 import random
 from collections import Counter
@@ -18,7 +19,7 @@ from audit.cli import app
 from audit.errors import InputError
 from audit.observed import Flow, ReadStats
 from audit.sources import flowsql
-from audit.sources.flows import _read_lines, flow_input, read_flows
+from audit.sources.flows import _read_lines, flow_input, read_flows, read_groups
 from tests.conftest import EXAMPLES
 
 runner = CliRunner()
@@ -112,7 +113,7 @@ def test_the_engine_did_the_grouping(mixed):
     stats = ReadStats()
     grouped = flowsql.hubble(str(mixed), stats)
     assert grouped is not None  # not handed to the line reader
-    rows = list(grouped)
+    rows = list(grouped.flows())
     assert len(rows) < 1000 < sum(f.count for f in rows)
 
 
@@ -197,3 +198,92 @@ def test_an_empty_folder_is_one_line(tmp_path):
 def test_counts_are_kept_per_group():
     flows = list(read_flows([str(LAB / "hubble.jsonl")], ReadStats()))
     assert all(isinstance(f, Flow) for f in flows) and Counter(f.count > 1 for f in flows)[True] >= 1
+
+
+# -- placing grouped flows: the engine totals per placed pair as Python does per flow ---------
+
+
+def _capture(rng: random.Random, n: int) -> tuple[list[str], dict]:
+    """Hubble lines over the mixed cluster: workload pods (postgres's three classes named without
+    labels), stale pods, outside addresses (many behind one pair), outside-only flows."""
+    pods = [("frontend", "web-6d4cf56db6-x2x9k", ["k8s:app=web"]), ("backend", "api-7f9c-abcde", ["k8s:app=api"]),
+            ("backend", "worker-5c6d-zz9zz", ["k8s:app=worker"]), ("data", "postgres-1", []), ("data", "redis-0", ["k8s:app=redis"]),
+            ("batch", "nightly-report-28391-q8d7n", ["k8s:app=nightly-report"]), ("kube-system", "coredns-5d78c9869d-1", ["k8s:k8s-app=kube-dns"])]
+    stale = [("backend", f"gone-{i}-abcde", []) for i in range(30)]
+    outside = [f"203.0.113.{i}" for i in range(1, 40)] + ["198.51.100.7", "8.8.8.8"]
+    oracle: dict = {"unplaced": set(), "ips": {}, "outside_only": 0, "stale": 0}
+    lines = []
+    for i in range(n):
+        kind = rng.random()
+        def pod(choice):
+            ns, name, labels = choice
+            return {"namespace": ns, "pod_name": name, "labels": labels + [f"k8s:io.kubernetes.pod.namespace={ns}"]}, f"{ns}/{name}"
+        if kind < 0.5:
+            (src, stext), (dst, dtext), dip = pod(rng.choice(pods)), pod(rng.choice(pods)), "10.0.0.1"
+        elif kind < 0.7:
+            (src, stext), (dst, dtext), dip = pod(pods[5]), ({"labels": ["reserved:world"]}, None), rng.choice(outside)
+            dtext = dip
+        elif kind < 0.85:
+            (src, stext), (dst, dtext), dip = pod(rng.choice(stale)), pod(rng.choice(pods)), "10.0.0.1"
+        else:
+            src, stext = {"labels": ["reserved:world"]}, "198.51.100.9"
+            dst, dtext, dip = {"labels": ["reserved:world"]}, "8.8.8.8", "8.8.8.8"
+        port, proto = rng.choice([(443, "TCP"), (5432, "TCP"), (53, "UDP"), (8080, "TCP")])
+        if 0.5 <= kind < 0.7:
+            oracle["ips"].setdefault((port, proto), set()).add(dip)
+        if kind >= 0.7 and kind < 0.85:
+            oracle["unplaced"].add((stext, dtext, port, proto))
+            oracle["stale"] += 1
+        if kind >= 0.85:
+            oracle["outside_only"] += 1
+        flow = {"time": f"2026-11-30T10:{i // 60 % 60:02d}:{i % 60:02d}Z", "verdict": "DROPPED" if rng.random() < 0.1 else "FORWARDED",
+                "IP": {"source": "198.51.100.9" if kind >= 0.85 else "10.0.0.2", "destination": dip},
+                "l4": {proto: {"destination_port": port}}, "source": src, "destination": dst, "Type": "L3_L4"}
+        if rng.random() < 0.5 and kind < 0.85 and src.get("namespace") != "data":
+            flow["source"] = {**src, "workloads": [{"name": src["pod_name"].rsplit("-", 2)[0], "kind": "Deployment"}]}
+        lines.append(json.dumps({"flow": flow}))
+    return lines, oracle
+
+
+def _traffic(items):
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper, aggregate
+    from audit.sources.manifests import load_manifests
+
+    analysis = Analysis(load_manifests([str(EXAMPLES / "mixed-cluster")]))
+    mapper = FlowMapper(analysis)
+    return aggregate(mapper, items), mapper
+
+
+def test_grouped_flows_are_placed_and_totalled_as_flows_one_by_one(tmp_path):
+    lines, oracle = _capture(random.Random(11), 4000)
+    path = tmp_path / "capture.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    items = list(read_groups([str(path)], ReadStats()))
+    assert len(items) == 1 and not isinstance(items[0], Flow)  # DuckDB grouped the file
+    fast, mapper = _traffic(items)
+    slow, _ = _traffic(_read_lines(str(path), ReadStats()))
+    rng = random.Random(3)
+    rng.shuffle(lines)
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_text("\n".join(lines) + "\n")
+    again, _ = _traffic(_read_lines(str(shuffled), ReadStats()))
+    for one in (slow, again):
+        assert fast.pairs == one.pairs
+        assert (fast.unmapped, fast.unmapped_examples, fast.outside_only) == (one.unmapped, one.unmapped_examples, one.outside_only)
+        assert (fast.total.count, fast.total.dropped, fast.total.first, fast.total.last) == (
+            one.total.count, one.total.dropped, one.total.first, one.total.last)
+    # The oracles, from the lines as written.
+    assert fast.total.count == 4000 and fast.outside_only == oracle["outside_only"] > 0
+    expected = sorted(oracle["unplaced"])[:50]
+    assert [e.split(": ")[0] for e in fast.unmapped_examples] == [f"{s} -> {d} {p}/{proto}" for s, d, p, proto in expected]
+    assert len(fast.unmapped) == 30 and all(why.startswith("source no pod or workload backend/gone-") for why in fast.unmapped)
+    assert sum(fast.unmapped.values()) == oracle["stale"] > 0
+    outside = [(d, p, pr, t) for (_s, d, p, pr), t in fast.pairs.items() if not isinstance(d, int)]
+    assert max(len(t.seen("dst")) for *_k, t in outside) == 8  # the cap, reached
+    for d, port, proto, t in outside:  # the smallest eight addresses of each pair's range, in text order
+        seg = mapper.segments[d[1]]
+        inside = sorted(ip for ip in oracle["ips"][(port, proto)] if seg.first <= int(ipaddress.ip_address(ip)) <= seg.last)
+        assert sorted(t.seen("dst")) == inside[:8]
+    postgres = [cid for cid in mapper.by_name[("data", "postgres")]]
+    assert len(postgres) == 3 and any(d in postgres for (_s, d, _p, _pr) in fast.pairs)  # one end standing for three classes

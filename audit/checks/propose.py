@@ -145,7 +145,7 @@ def _peers(analysis: Analysis, mapper: FlowMapper, own_ns: str, other: End, tall
         if cls.namespace == own_ns:
             return [{"podSelector": pods}]
         return [{"namespaceSelector": {"matchLabels": {NAME_LABEL: cls.namespace}}, "podSelector": pods}]
-    seen = sorted(tally.ips.get(side, ()), key=lambda ip: (ipaddress.ip_address(ip).version, int(ipaddress.ip_address(ip))))
+    seen = sorted(tally.seen(side), key=lambda ip: (ipaddress.ip_address(ip).version, int(ipaddress.ip_address(ip))))
     if seen and len(seen) < MAX_IPS:  # fewer than the tally keeps: these are all the addresses seen
         return [{"ipBlock": {"cidr": str(ipaddress.ip_network(ip))}} for ip in seen]
     seg = mapper.segments[other[1]]
@@ -185,7 +185,7 @@ def probes(mapper: FlowMapper, end: End, tally: Tally, side: str) -> list[Endpoi
     names those), else the segment's first address."""
     if isinstance(end, int):
         return [end]
-    seen = tally.ips.get(side)
+    seen = tally.seen(side)
     return [ipaddress.ip_address(ip) for ip in sorted(seen)] if seen else [mapper.endpoint(end)]
 
 

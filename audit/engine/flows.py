@@ -20,7 +20,7 @@ from audit.engine.compiled import CompiledRule
 from audit.engine.connectivity import ClassGraph, Segment, segments
 from audit.engine.direction import Direction
 from audit.engine.verdict import Verdict, port_in
-from audit.observed import Flow, FlowEnd
+from audit.observed import Flow, FlowEnd, FlowGroups
 
 Outside = tuple[str, int]
 """("outside", segment index): an address range outside the pods that every policy treats alike."""
@@ -32,7 +32,7 @@ MAX_EXPLAINED = 1000
 """Denied rows that carry their rule chain (most flows first): an explanation costs a full walk of both sides."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Tally:
     """Flows of one (source, destination, port, protocol): how many, dropped ones apart, when."""
 
@@ -40,8 +40,9 @@ class Tally:
     dropped: int = 0
     first: str | None = None
     last: str | None = None
-    ips: dict[str, set[str]] = field(default_factory=dict)
-    """Outside addresses seen at each end ("src"/"dst"), a few of them."""
+    ips: dict[str, set[str]] | None = None
+    """Outside addresses seen at each end ("src"/"dst"): the smallest few in text order (None
+    until one is seen: most tallies are between pods, and a capture holds millions of them)."""
 
     def add(self, flow: Flow) -> None:
         self.merge(flow.count, flow.count if flow.dropped else 0, flow.first, flow.last)
@@ -54,6 +55,23 @@ class Tally:
             self.first = first
         if last and (self.last is None or last > self.last):
             self.last = last
+
+    def seen(self, side: str) -> set[str]:
+        """The outside addresses kept for an end ("src"/"dst")."""
+        return self.ips.get(side, set()) if self.ips else set()
+
+    def see(self, side: str, ip: str) -> None:
+        """Keep an outside address: the MAX_IPS smallest in text order, whatever order they come in."""
+        if self.ips is None:
+            self.ips = {}
+        kept = self.ips.setdefault(side, set())
+        if ip in kept:
+            return
+        if len(kept) < MAX_IPS:
+            kept.add(ip)
+        elif ip < (largest := max(kept)):
+            kept.discard(largest)
+            kept.add(ip)
 
 
 @dataclass
@@ -193,7 +211,7 @@ class FlowMapper:
             if text is None:
                 text = self._names[end] = ", ".join(w.ref for w in self.analysis.classes[end].workloads[:3])
             return text
-        seen = sorted((tally.ips.get(side) if tally else None) or ())
+        seen = sorted(tally.seen(side)) if tally else []
         return ", ".join(seen[:3]) + (f" (+{len(seen) - 3})" if len(seen) > 3 else "") if seen else self.segments[end[1]].text()
 
 
@@ -204,35 +222,81 @@ def _canonical(ip: str) -> str:
         return ip
 
 
-def aggregate(mapper: FlowMapper, flows: Iterable[Flow]) -> Traffic:
-    """Every flow placed and added to its (source, destination, port, protocol) tally."""
+def aggregate(mapper: FlowMapper, items: Iterable[Flow | FlowGroups]) -> Traffic:
+    """Every flow placed and added to its (source, destination, port, protocol) tally: flows one by
+    one, groups through their engine (each distinct end placed once here, the totals summed there)."""
     traffic = Traffic()
-    for flow in flows:
-        traffic.total.add(flow)
-        srcs, why_src = mapper.place(flow.src)
-        dsts, why_dst = mapper.place(flow.dst)
-        if not srcs or not dsts:
-            why = f"source {why_src}" if not srcs else f"destination {why_dst}"
-            traffic.unmapped[why] = traffic.unmapped.get(why, 0) + flow.count
-            if len(traffic.unmapped_examples) < MAX_UNMAPPED:
-                traffic.unmapped_examples.append(f"{flow.src.text()} -> {flow.dst.text()} {flow.port}/{flow.protocol}: {why}")
-            continue
-        if all(not isinstance(e, int) for e in srcs + dsts):
-            traffic.outside_only += flow.count
-            continue
-        for src in srcs:
-            for dst in dsts:
-                key = (src, dst, flow.port, flow.protocol)
-                tally = traffic.pairs.get(key)
-                if tally is None:
-                    tally = traffic.pairs[key] = Tally()
-                tally.add(flow)
-                for side, end, at in (("src", src, flow.src), ("dst", dst, flow.dst)):
-                    if not isinstance(end, int) and at.ip:
-                        seen = tally.ips.setdefault(side, set())
-                        if len(seen) < MAX_IPS:
-                            seen.add(at.ip)
+    examples: list[tuple[tuple[str, str, int, str], str]] = []
+    for item in items:
+        if isinstance(item, Flow):
+            _add_flow(mapper, traffic, item, examples)
+        else:
+            _add_groups(mapper, traffic, item, examples)
+    traffic.unmapped_examples = [text for _, text in sorted(set(examples))[:MAX_UNMAPPED]]
     return traffic
+
+
+def _example(examples: list[tuple[tuple[str, str, int, str], str]], src: FlowEnd, dst: FlowEnd, port: int, protocol: str, why: str) -> None:
+    """Keep the unplaced flows that come first by (source, destination, port, protocol) as text:
+    the same examples whatever order the flows are read in."""
+    examples.append(((src.text(), dst.text(), port, protocol), f"{src.text()} -> {dst.text()} {port}/{protocol}: {why}"))
+    if len(examples) > 4 * MAX_UNMAPPED:
+        examples[:] = sorted(set(examples))[:MAX_UNMAPPED]
+
+
+def _add_flow(mapper: FlowMapper, traffic: Traffic, flow: Flow, examples: list[tuple[tuple[str, str, int, str], str]]) -> None:
+    traffic.total.add(flow)
+    srcs, why_src = mapper.place(flow.src)
+    dsts, why_dst = mapper.place(flow.dst)
+    if not srcs or not dsts:
+        why = f"source {why_src}" if not srcs else f"destination {why_dst}"
+        traffic.unmapped[why] = traffic.unmapped.get(why, 0) + flow.count
+        _example(examples, flow.src, flow.dst, flow.port, flow.protocol, why)
+        return
+    if all(not isinstance(e, int) for e in srcs + dsts):
+        traffic.outside_only += flow.count
+        return
+    for src in srcs:
+        for dst in dsts:
+            key = (src, dst, flow.port, flow.protocol)
+            tally = traffic.pairs.get(key)
+            if tally is None:
+                tally = traffic.pairs[key] = Tally()
+            tally.add(flow)
+            for side, end, at in (("src", src, flow.src), ("dst", dst, flow.dst)):
+                if not isinstance(end, int) and at.ip:
+                    tally.see(side, at.ip)
+
+
+def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, examples: list[tuple[tuple[str, str, int, str], str]]) -> None:
+    """Grouped flows: each distinct end placed once; the engine totals the groups per placed pair.
+    An outside range is coded below zero (segment i as -1 - i)."""
+    count, dropped, first, last = groups.total()
+    traffic.total.merge(count, dropped, first, last)
+    ends = groups.ends()
+    placed = [mapper.place(end) for end in ends]
+    codes = [[e if isinstance(e, int) else -1 - e[1] for e in targets] for targets, _ in placed]
+    placement = groups.place(codes)
+    for side, at, flows in placement.blamed:
+        why = f"{side} {placed[at][1]}"
+        traffic.unmapped[why] = traffic.unmapped.get(why, 0) + flows
+    for se, de, port, protocol in placement.examples:
+        why = f"source {placed[se][1]}" if not codes[se] else f"destination {placed[de][1]}"
+        _example(examples, ends[se], ends[de], port, protocol, why)
+    traffic.outside_only += placement.outside_only
+    for row in placement.pairs:
+        key = (_decode(row.src), _decode(row.dst), row.port, row.protocol)
+        tally = traffic.pairs.get(key)
+        if tally is None:
+            tally = traffic.pairs[key] = Tally()
+        tally.merge(row.count, row.dropped, row.first, row.last)
+        for side, ips in (("src", row.src_ips), ("dst", row.dst_ips)):
+            for ip in ips:
+                tally.see(side, ip)
+
+
+def _decode(code: int) -> End:
+    return code if code >= 0 else ("outside", -1 - code)
 
 
 # -- the questions ------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from audit.errors import InputError
-from audit.observed import Flow, FlowEnd, FlowInput, ReadStats
+from audit.observed import Flow, FlowEnd, FlowGroups, FlowInput, ReadStats
 from audit.sources import flowsql
 from audit.sources.flowsql import Window
 
@@ -122,9 +122,20 @@ def flow_files(path: str) -> list[str]:
 
 
 def read_flows(paths: list[str], stats: ReadStats, window: Window = Window()) -> Iterator[Flow]:
-    """Every flow of every file (a folder: its files), in order. Hubble JSON lines (plain, .gz,
-    .zst) and Parquet are grouped by DuckDB before Python sees them (``audit.sources.flowsql``);
-    anything it cannot read cleanly is read line by line here, which names what is wrong."""
+    """Every flow of every file (a folder: its files), in order; what DuckDB grouped comes as
+    grouped flows (see ``read_groups`` for the groups themselves)."""
+    for item in read_groups(paths, stats, window):
+        if isinstance(item, Flow):
+            yield item
+        else:
+            yield from item.flows()
+
+
+def read_groups(paths: list[str], stats: ReadStats, window: Window = Window()) -> Iterator[Flow | FlowGroups]:
+    """Every file's flows (a folder: its files), in order. Hubble JSON lines (plain, .gz, .zst)
+    stay grouped in DuckDB (``audit.sources.flowsql``), for the engine to place each distinct end
+    once and have the groups totalled per placed pair; Parquet is grouped there too. Anything
+    DuckDB cannot read cleanly is read line by line here, which names what is wrong."""
     for path in (f for p in paths for f in flow_files(p)):
         stats.files.append(path)
         lower = path.lower()
@@ -137,7 +148,7 @@ def read_flows(paths: list[str], stats: ReadStats, window: Window = Window()) ->
         if not lower.endswith(".csv") and (lower.endswith(".zst") or not _is_array(path)):
             grouped = flowsql.hubble(path, stats, window)
             if grouped is not None:
-                yield from grouped
+                yield grouped
                 continue
         yield from (f for f in _read_lines(path, stats) if window.holds(f.last))
 
@@ -440,4 +451,4 @@ def flow_input(paths: list[str], window: Window = Window()) -> FlowInput:
             raise InputError(f"{path}: no such flow file or folder")
         if Path(path).is_dir() and not flow_files(path):
             raise InputError(f"{path}: no flow files in this folder (.jsonl, .ndjson, .json, .csv, .parquet, .gz, .zst)")
-    return FlowInput(tuple(paths), lambda stats: read_flows(list(paths), stats, window))
+    return FlowInput(tuple(paths), lambda stats: read_groups(list(paths), stats, window))

@@ -22,13 +22,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
-from audit.observed import Flow, FlowEnd, ReadStats
+from audit.observed import Flow, FlowEnd, Placed, Placement, ReadStats
 
 # Each line is parsed once: one json_extract of every path the reader needs, from the `flow` wrapper
 # and from a bare flow alike (a path list is one parse; a call per path would parse the line again).
@@ -106,22 +106,24 @@ f AS (
          try_cast({_str("timej")} AS TIMESTAMPTZ) AS ts
   FROM k WHERE kind = 'flow'
 ),
+grp AS (
+  SELECT st, dt_, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab, portj, proto, coalesce(dropped, false) AS dropped,
+         {{window}} AS inside, count(*) AS n, min(ts) AS first, max(ts) AS last,
+         bool_or(timej IS NOT NULL AND (json_type(timej) <> 'VARCHAR' OR ts IS NULL) AND {_str("timej")} <> '') AS badtime
+  FROM f GROUP BY ALL
+),
 g AS (
   SELECT *,
     (st IS NOT NULL AND st <> 'OBJECT') OR (dt_ IS NOT NULL AND dt_ <> 'OBJECT')
-    OR json_type(portj) IS DISTINCT FROM 'UBIGINT' OR portj::BIGINT NOT BETWEEN 1 AND 65535
-    OR (timej IS NOT NULL AND (json_type(timej) <> 'VARCHAR' OR ts IS NULL) AND {_str("timej")} <> '')
+    OR json_type(portj) IS DISTINCT FROM 'UBIGINT' OR portj::BIGINT NOT BETWEEN 1 AND 65535 OR badtime
     OR json_type(sns) NOT IN ('VARCHAR', 'NULL') OR json_type(spod) NOT IN ('VARCHAR', 'NULL') OR json_type(sip) NOT IN ('VARCHAR', 'NULL')
     OR json_type(dns_) NOT IN ('VARCHAR', 'NULL') OR json_type(dpod) NOT IN ('VARCHAR', 'NULL') OR json_type(dip) NOT IN ('VARCHAR', 'NULL')
     AS bad
-  FROM f
+  FROM grp
 )
-SELECT 'flow' AS kind, bad, {{window}} AS inside,
-       {_str("sns")} AS sns, {_str("spod")} AS spod, {_str("sip")} AS sip, {_str("swl")} AS swl, slab::VARCHAR AS slab,
-       {_str("dns_")} AS dns_, {_str("dpod")} AS dpod, {_str("dip")} AS dip, {_str("dwl")} AS dwl, dlab::VARCHAR AS dlab,
-       CASE WHEN bad THEN NULL ELSE portj::INTEGER END AS port, proto, coalesce(dropped, false) AS dropped,
-       count(*) AS n, min(ts) AS first, max(ts) AS last
-FROM g GROUP BY ALL
+SELECT 'flow' AS kind, bad, inside, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab,
+       CASE WHEN bad THEN NULL ELSE portj::INTEGER END AS port, proto, dropped, n, first, last
+FROM g
 UNION ALL
 SELECT kind, false, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, count(*), NULL, NULL
 FROM k WHERE kind <> 'flow' GROUP BY kind
@@ -180,12 +182,13 @@ def _stamp(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def hubble(path: str, stats: ReadStats, window: Window = Window()) -> Iterator[Flow] | None:
-    """One Hubble JSON-lines file (plain, .gz or .zst) as grouped flows; None when the file needs
-    the line-by-line reader (it then names the line that is wrong, or reads what is unusual).
+def hubble(path: str, stats: ReadStats, window: Window = Window()) -> HubbleGroups | None:
+    """One Hubble JSON-lines file (plain, .gz or .zst) grouped; None when the file needs the
+    line-by-line reader (it then names the line that is wrong, or reads what is unusual).
 
     One pass over the file: the groups land in a temporary table (DuckDB's memory, spilled past
-    its limit), the line counts are read from it, and only then are the flows streamed out."""
+    its limit) and the line counts are read from it; the groups stay in the engine for
+    ``HubbleGroups`` to place and total."""
     import duckdb
 
     con = _connect()
@@ -195,6 +198,9 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> Iterator[F
         if kinds.get("odd") or con.execute("SELECT count(*) FROM groups WHERE bad").fetchone()[0]:
             _close(con)
             return None
+        con.execute(_ENDS)
+        con.execute(_PAIRS)
+        con.execute("DROP TABLE groups")
     except duckdb.Error:
         _close(con)
         return None
@@ -203,27 +209,121 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> Iterator[F
     for kind, count in kinds.items():
         if kind.startswith("skip:"):
             stats.skipped[kind[5:]] = stats.skipped.get(kind[5:], 0) + int(count)
-    return _rows(con, "SELECT sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab, port, proto, dropped, n, first, last "
-                      "FROM groups WHERE kind = 'flow' AND inside")
+    return HubbleGroups(con)
+
+
+# The distinct ends (as the lines write them, and as text), numbered in a fixed order; then the
+# groups by end number.
+_ENDS = """
+CREATE TEMP TABLE ends AS
+SELECT (row_number() OVER (ORDER BY ns::VARCHAR, pod::VARCHAR, ip::VARCHAR, wl::VARCHAR, lab::VARCHAR) - 1)::INTEGER AS id,
+       ns, pod, ip, wl, lab, json_extract_string(ns, '$') AS ns_t, json_extract_string(pod, '$') AS pod_t,
+       json_extract_string(ip, '$') AS ip_t, json_extract_string(wl, '$') AS wl_t, lab::VARCHAR AS lab_t
+FROM (SELECT sns AS ns, spod AS pod, sip AS ip, swl AS wl, slab AS lab FROM groups WHERE kind = 'flow' AND inside
+      UNION SELECT dns_, dpod, dip, dwl, dlab FROM groups WHERE kind = 'flow' AND inside)
+"""
+_SAME = ("g.{g}ns IS NOT DISTINCT FROM {g}.ns AND g.{g}pod IS NOT DISTINCT FROM {g}.pod AND g.{g}ip IS NOT DISTINCT FROM {g}.ip "
+         "AND g.{g}wl IS NOT DISTINCT FROM {g}.wl AND g.{g}lab IS NOT DISTINCT FROM {g}.lab")
+_PAIRS = f"""
+CREATE TEMP TABLE pairs AS
+SELECT s.id AS se, d.id AS de, g.port, g.proto, g.dropped, g.n, g.first, g.last
+FROM (SELECT sns AS sns, spod AS spod, sip AS sip, swl AS swl, slab AS slab, dns_ AS dns, dpod AS dpod, dip AS dip, dwl AS dwl,
+             dlab AS dlab, port, proto, dropped, n, first, last
+      FROM groups WHERE kind = 'flow' AND inside) g
+JOIN ends s ON {_SAME.format(g="s")} JOIN ends d ON {_SAME.format(g="d")}
+"""
+
+MAX_EXAMPLES = 50
+"""Unplaced flows named as examples."""
+MAX_IPS = 8
+"""Outside addresses kept per end of a placed pair (the smallest, in text order)."""
+
+
+class HubbleGroups:
+    """A Hubble file's flows grouped in DuckDB (a ``FlowGroups``): Python places each distinct end
+    once, DuckDB totals the groups per placed pair. The engine closes once the pairs (or the
+    flows) are read."""
+
+    def __init__(self, con: Any):
+        self._con = con
+        self._ends: list[FlowEnd] | None = None
+
+    def ends(self) -> list[FlowEnd]:
+        if self._ends is None:
+            cache: dict[tuple[Any, ...], FlowEnd] = {}
+            rows = self._con.execute("SELECT ns_t, pod_t, ip_t, wl_t, lab_t FROM ends ORDER BY id").fetchall()
+            self._ends = [_end(cache, *row) for row in rows]
+        return self._ends
+
+    def total(self) -> tuple[int, int, str | None, str | None]:
+        count, dropped, first, last = self._con.execute(
+            "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE dropped), 0), min(first), max(last) FROM pairs").fetchone()
+        return int(count), int(dropped), _stamp(first), _stamp(last)
+
+    def flows(self) -> Iterator[Flow]:
+        ends = self.ends()
+        try:
+            result = self._con.execute("SELECT se, de, port, proto, dropped, n, first, last FROM pairs")
+            while batch := result.fetchmany(20_000):
+                for se, de, port, proto, dropped, count, first, last in batch:
+                    yield Flow(ends[se], ends[de], port, proto, count, _stamp(first), _stamp(last), bool(dropped))
+        finally:
+            _close(self._con)
+
+    def place(self, codes: Sequence[Sequence[int]]) -> Placement:
+        con = self._con
+        ends = self.ends()
+        con.execute("CREATE TEMP TABLE codes AS SELECT unnest($1::INTEGER[]) AS id, unnest($2::BIGINT[]) AS code",
+                    [[i for i, c in enumerate(codes) for _ in c], [code for c in codes for code in c]])
+        # Each end: placed or not, all outside or not, and its rank by text (the examples' order).
+        texts = {t: r for r, t in enumerate(sorted({end.text() for end in ends}))}
+        rank = [texts[end.text()] for end in ends]
+        con.execute("CREATE TEMP TABLE endst AS SELECT unnest($1::INTEGER[]) AS id, unnest($2::BOOLEAN[]) AS unplaced, "
+                    "unnest($3::BOOLEAN[]) AS outside, unnest($4::INTEGER[]) AS rank",
+                    [list(range(len(ends))), [not c for c in codes], [bool(c) and all(x < 0 for x in c) for c in codes], rank])
+        joined = "FROM pairs p JOIN endst s ON s.id = p.se JOIN endst d ON d.id = p.de"
+        blamed = [("source" if s is not None else "destination", s if s is not None else d, int(n)) for s, d, n in con.execute(
+            f"SELECT CASE WHEN s.unplaced THEN p.se END, CASE WHEN NOT s.unplaced THEN p.de END, sum(n) {joined} "
+            "WHERE s.unplaced OR d.unplaced GROUP BY ALL ORDER BY ALL").fetchall()]
+        # Every unplaced (source, destination, port, protocol) among the first fifty as text (ends
+        # of the same text share a rank: each of them is returned).
+        examples = [(se, de, port, proto) for se, de, port, proto in con.execute(
+            f"WITH first AS (SELECT DISTINCT s.rank AS sr, d.rank AS dr, p.port, p.proto {joined} WHERE s.unplaced OR d.unplaced "
+            f"ORDER BY ALL LIMIT {MAX_EXAMPLES}) "
+            f"SELECT DISTINCT p.se, p.de, p.port, p.proto {joined} JOIN first f ON (f.sr, f.dr, f.port, f.proto) = (s.rank, d.rank, p.port, p.proto) "
+            "ORDER BY ALL").fetchall()]
+        outside = con.execute(f"SELECT coalesce(sum(n), 0) {joined} WHERE NOT s.unplaced AND NOT d.unplaced AND s.outside AND d.outside").fetchone()[0]
+        con.execute(f"""CREATE TEMP TABLE placed AS
+            SELECT cs.code AS sc, cd.code AS dc, p.port, p.proto, p.dropped, p.n, p.first, p.last,
+                   CASE WHEN cs.code < 0 THEN e1.ip_t END AS sip, CASE WHEN cd.code < 0 THEN e2.ip_t END AS dip
+            {joined} JOIN codes cs ON cs.id = p.se JOIN codes cd ON cd.id = p.de
+            JOIN ends e1 ON e1.id = p.se JOIN ends e2 ON e2.id = p.de
+            WHERE NOT (s.outside AND d.outside)""")
+        con.execute("DROP TABLE pairs")
+        return Placement(blamed, examples, int(outside), self._placed())
+
+    def _placed(self) -> Iterator[Placed]:
+        con = self._con
+        key = "sc, dc, port, proto"
+        ips = f"""SELECT {key}, list(ip ORDER BY ip) FROM (
+            SELECT DISTINCT {key}, {{side}} AS ip FROM placed WHERE coalesce({{side}}, '') <> ''
+            QUALIFY dense_rank() OVER (PARTITION BY {key} ORDER BY ip) <= {MAX_IPS}) GROUP BY ALL"""
+        try:
+            seen = {side: {tuple(r[:4]): tuple(r[4]) for r in con.execute(ips.format(side=side)).fetchall()} for side in ("sip", "dip")}
+            result = con.execute(f"SELECT {key}, sum(n), coalesce(sum(n) FILTER (WHERE dropped), 0), min(first), max(last) FROM placed GROUP BY ALL")
+            while batch := result.fetchmany(20_000):
+                for sc, dc, port, proto, count, dropped, first, last in batch:
+                    at = (sc, dc, port, proto)
+                    yield Placed(sc, dc, port, proto, int(count), int(dropped), _stamp(first), _stamp(last),
+                                 seen["sip"].get(at, ()) if sc < 0 else (), seen["dip"].get(at, ()) if dc < 0 else ())
+        finally:
+            _close(con)
 
 
 def _close(con: Any) -> None:
     """Close the engine and remove its spill folder."""
     con.close()
     shutil.rmtree(Path(tempfile.gettempdir()) / f"netpol-audit-duckdb-{os.getpid()}", ignore_errors=True)
-
-
-def _rows(con: Any, query: str) -> Iterator[Flow]:
-    ends: dict[tuple[Any, ...], FlowEnd] = {}
-    try:
-        result = con.execute(query)
-        while batch := result.fetchmany(20_000):
-            for sns, spod, sip, swl, slab, dns, dpod, dip, dwl, dlab, port, proto, dropped, count, first, last in batch:
-                src = _end(ends, sns, spod, sip, swl, slab)
-                dst = _end(ends, dns, dpod, dip, dwl, dlab)
-                yield Flow(src, dst, port, proto, count, _stamp(first), _stamp(last), bool(dropped))
-    finally:
-        _close(con)
 
 
 def _end(ends: dict[tuple[Any, ...], FlowEnd], namespace: str | None, name: str | None, ip: str | None, workload: str | None,
