@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +61,7 @@ class FlowInput:
     open: Callable[[ReadStats], Iterator[Flow | FlowGroups]]
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
+class Placed(NamedTuple):
     """Flows of one placed (source code, destination code, port, protocol): totals and the outside
     addresses seen at an end whose code is below zero (the smallest eight, in text order)."""
 
@@ -70,7 +69,7 @@ class Placed:
     dst: int
     port: int
     protocol: str
-    count: int
+    flows: int
     dropped: int
     first: str | None
     last: str | None

@@ -289,7 +289,7 @@ def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, exampl
         tally = traffic.pairs.get(key)
         if tally is None:
             tally = traffic.pairs[key] = Tally()
-        tally.merge(row.count, row.dropped, row.first, row.last)
+        tally.merge(row.flows, row.dropped, row.first, row.last)
         for side, ips in (("src", row.src_ips), ("dst", row.dst_ips)):
             for ip in ips:
                 tally.see(side, ip)

@@ -18,7 +18,6 @@ which names the line and the field, or reads it the general way.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 import tempfile
@@ -57,6 +56,11 @@ def _bare(name: str) -> str:
 
 def _str(column: str) -> str:
     return f"json_extract_string({column}, '$')"
+
+
+def _flow_only(*columns: str) -> str:
+    """Columns kept for flows only: every other line kind falls into one group of its own."""
+    return ", ".join(f"CASE WHEN kind = 'flow' THEN {c} END AS {c}" for c in columns)
 
 
 # Every line classified exactly as the line reader does (flow, reply, skipped with its reason, or
@@ -102,31 +106,28 @@ k AS (
   FROM c
 ),
 f AS (
-  SELECT *, coalesce(json_extract(l4, '$."' || proto || '".destination_port'), json_extract(l4, '$."' || proto || '".destinationPort')) AS portj,
-         try_cast({_str("timej")} AS TIMESTAMPTZ) AS ts
-  FROM k WHERE kind = 'flow'
+  SELECT kind, {_flow_only("st", "dt_", "sns", "spod", "sip", "swl", "slab", "dns_", "dpod", "dip", "dwl", "dlab", "proto", "timej")},
+    CASE WHEN kind = 'flow' THEN coalesce(dropped, false) END AS dropped,
+    CASE WHEN kind = 'flow' THEN coalesce(json_extract(l4, '$."' || proto || '".destination_port'),
+                                          json_extract(l4, '$."' || proto || '".destinationPort')) END AS portj,
+    CASE WHEN kind = 'flow' THEN try_cast({_str("timej")} AS TIMESTAMPTZ) END AS ts
+  FROM k
 ),
 grp AS (
-  SELECT st, dt_, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab, portj, proto, coalesce(dropped, false) AS dropped,
+  SELECT kind, st, dt_, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab, portj, proto, dropped,
          {{window}} AS inside, count(*) AS n, min(ts) AS first, max(ts) AS last,
          bool_or(timej IS NOT NULL AND (json_type(timej) <> 'VARCHAR' OR ts IS NULL) AND {_str("timej")} <> '') AS badtime
   FROM f GROUP BY ALL
-),
-g AS (
-  SELECT *,
-    (st IS NOT NULL AND st <> 'OBJECT') OR (dt_ IS NOT NULL AND dt_ <> 'OBJECT')
+)
+SELECT kind,
+    kind = 'flow' AND ((st IS NOT NULL AND st <> 'OBJECT') OR (dt_ IS NOT NULL AND dt_ <> 'OBJECT')
     OR json_type(portj) IS DISTINCT FROM 'UBIGINT' OR portj::BIGINT NOT BETWEEN 1 AND 65535 OR badtime
     OR json_type(sns) NOT IN ('VARCHAR', 'NULL') OR json_type(spod) NOT IN ('VARCHAR', 'NULL') OR json_type(sip) NOT IN ('VARCHAR', 'NULL')
-    OR json_type(dns_) NOT IN ('VARCHAR', 'NULL') OR json_type(dpod) NOT IN ('VARCHAR', 'NULL') OR json_type(dip) NOT IN ('VARCHAR', 'NULL')
-    AS bad
-  FROM grp
-)
-SELECT 'flow' AS kind, bad, inside, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab,
-       CASE WHEN bad THEN NULL ELSE portj::INTEGER END AS port, proto, dropped, n, first, last
-FROM g
-UNION ALL
-SELECT kind, false, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, count(*), NULL, NULL
-FROM k WHERE kind <> 'flow' GROUP BY kind
+    OR json_type(dns_) NOT IN ('VARCHAR', 'NULL') OR json_type(dpod) NOT IN ('VARCHAR', 'NULL') OR json_type(dip) NOT IN ('VARCHAR', 'NULL'))
+    AS bad, inside, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab,
+    CASE WHEN kind = 'flow' AND json_type(portj) = 'UBIGINT' AND portj::BIGINT BETWEEN 1 AND 65535 THEN portj::INTEGER END AS port,
+    proto, dropped, n, first, last
+FROM grp
 """
 
 
@@ -176,6 +177,10 @@ def _literal(paths: list[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
+_STAMP = "strftime({}, '%Y-%m-%dT%H:%M:%S.%fZ')"
+"""A time as ``_stamp`` writes it (the session's time zone is UTC)."""
+
+
 def _stamp(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
@@ -212,13 +217,18 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> HubbleGrou
     return HubbleGroups(con)
 
 
+# Cilium's labels of a pod from Kubernetes (``k8s:`` name=value), without those Cilium derives.
+_LABELS = """CASE WHEN json_type(lab) = 'ARRAY' THEN list_filter(
+  list_transform(list_filter(json_extract(lab, '$[*]'), lambda x: json_type(x) = 'VARCHAR'), lambda x: json_extract_string(x, '$')),
+  lambda x: starts_with(x, 'k8s:') AND contains(x, '=') AND NOT starts_with(x, 'k8s:io.kubernetes.') AND NOT starts_with(x, 'k8s:io.cilium.')) END"""
+
 # The distinct ends (as the lines write them, and as text), numbered in a fixed order; then the
 # groups by end number.
-_ENDS = """
+_ENDS = f"""
 CREATE TEMP TABLE ends AS
 SELECT (row_number() OVER (ORDER BY ns::VARCHAR, pod::VARCHAR, ip::VARCHAR, wl::VARCHAR, lab::VARCHAR) - 1)::INTEGER AS id,
        ns, pod, ip, wl, lab, json_extract_string(ns, '$') AS ns_t, json_extract_string(pod, '$') AS pod_t,
-       json_extract_string(ip, '$') AS ip_t, json_extract_string(wl, '$') AS wl_t, lab::VARCHAR AS lab_t
+       json_extract_string(ip, '$') AS ip_t, json_extract_string(wl, '$') AS wl_t, {_LABELS} AS lab_t
 FROM (SELECT sns AS ns, spod AS pod, sip AS ip, swl AS wl, slab AS lab FROM groups WHERE kind = 'flow' AND inside
       UNION SELECT dns_, dpod, dip, dwl, dlab FROM groups WHERE kind = 'flow' AND inside)
 """
@@ -250,23 +260,23 @@ class HubbleGroups:
 
     def ends(self) -> list[FlowEnd]:
         if self._ends is None:
-            cache: dict[tuple[Any, ...], FlowEnd] = {}
             rows = self._con.execute("SELECT ns_t, pod_t, ip_t, wl_t, lab_t FROM ends ORDER BY id").fetchall()
-            self._ends = [_end(cache, *row) for row in rows]
+            self._ends = [_end(*row) for row in rows]
         return self._ends
 
     def total(self) -> tuple[int, int, str | None, str | None]:
         count, dropped, first, last = self._con.execute(
-            "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE dropped), 0), min(first), max(last) FROM pairs").fetchone()
-        return int(count), int(dropped), _stamp(first), _stamp(last)
+            f"SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE dropped), 0), {_STAMP.format('min(first)')}, {_STAMP.format('max(last)')} "
+            "FROM pairs").fetchone()
+        return int(count), int(dropped), first, last
 
     def flows(self) -> Iterator[Flow]:
         ends = self.ends()
         try:
-            result = self._con.execute("SELECT se, de, port, proto, dropped, n, first, last FROM pairs")
+            result = self._con.execute(f"SELECT se, de, port, proto, dropped, n, {_STAMP.format('first')}, {_STAMP.format('last')} FROM pairs")
             while batch := result.fetchmany(20_000):
                 for se, de, port, proto, dropped, count, first, last in batch:
-                    yield Flow(ends[se], ends[de], port, proto, count, _stamp(first), _stamp(last), bool(dropped))
+                    yield Flow(ends[se], ends[de], port, proto, count, first, last, bool(dropped))
         finally:
             _close(self._con)
 
@@ -310,11 +320,12 @@ class HubbleGroups:
             QUALIFY dense_rank() OVER (PARTITION BY {key} ORDER BY ip) <= {MAX_IPS}) GROUP BY ALL"""
         try:
             seen = {side: {tuple(r[:4]): tuple(r[4]) for r in con.execute(ips.format(side=side)).fetchall()} for side in ("sip", "dip")}
-            result = con.execute(f"SELECT {key}, sum(n), coalesce(sum(n) FILTER (WHERE dropped), 0), min(first), max(last) FROM placed GROUP BY ALL")
+            result = con.execute(f"SELECT {key}, sum(n)::BIGINT, coalesce(sum(n) FILTER (WHERE dropped), 0)::BIGINT, "
+                                 f"{_STAMP.format('min(first)')}, {_STAMP.format('max(last)')} FROM placed GROUP BY ALL")
             while batch := result.fetchmany(20_000):
                 for sc, dc, port, proto, count, dropped, first, last in batch:
                     at = (sc, dc, port, proto)
-                    yield Placed(sc, dc, port, proto, int(count), int(dropped), _stamp(first), _stamp(last),
+                    yield Placed(sc, dc, port, proto, count, dropped, first, last,
                                  seen["sip"].get(at, ()) if sc < 0 else (), seen["dip"].get(at, ()) if dc < 0 else ())
         finally:
             _close(con)
@@ -326,23 +337,10 @@ def _close(con: Any) -> None:
     shutil.rmtree(Path(tempfile.gettempdir()) / f"netpol-audit-duckdb-{os.getpid()}", ignore_errors=True)
 
 
-def _end(ends: dict[tuple[Any, ...], FlowEnd], namespace: str | None, name: str | None, ip: str | None, workload: str | None,
-         labels: str | None) -> FlowEnd:
-    key = (namespace, name, ip, workload, labels)
-    hit = ends.get(key)
-    if hit is None:
-        pairs = []
-        parsed = json.loads(labels) if labels else ()
-        for raw in parsed if isinstance(parsed, list) else ():
-            if isinstance(raw, str) and raw.startswith("k8s:") and "=" in raw:
-                label, _, value = raw[4:].partition("=")
-                if not label.startswith(("io.kubernetes.", "io.cilium.")):
-                    pairs.append((label, value))
-        hit = FlowEnd(namespace or None, name or None, ip or None, tuple(sorted(pairs)), workload)
-        if len(ends) > 200_000:
-            ends.clear()
-        ends[key] = hit
-    return hit
+def _end(namespace: str | None, name: str | None, ip: str | None, workload: str | None, labels: list[str] | None) -> FlowEnd:
+    """An end as the line reader makes it; ``labels`` are the Kubernetes ones (``_LABELS``)."""
+    pairs = sorted((raw[4:].partition("=")[0], raw[4:].partition("=")[2]) for raw in labels or ())
+    return FlowEnd(namespace or None, name or None, ip or None, tuple(pairs), workload)
 
 
 _PLAIN = """
