@@ -284,8 +284,12 @@ def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, exampl
         why = f"source {placed[se][1]}" if not codes[se] else f"destination {placed[de][1]}"
         _example(examples, ends[se], ends[de], port, protocol, why)
     traffic.outside_only += placement.outside_only
+    # One object per distinct end, port and protocol, shared by every key (a capture has millions of keys).
+    decoded = {code: _decode(code) for c in codes for code in c}
+    ports: dict[int, int] = {}
+    protocols: dict[str, str] = {}
     for row in placement.pairs:
-        key = (_decode(row.src), _decode(row.dst), row.port, row.protocol)
+        key = (decoded[row.src], decoded[row.dst], ports.setdefault(row.port, row.port), protocols.setdefault(row.protocol, row.protocol))
         tally = traffic.pairs.get(key)
         if tally is None:
             tally = traffic.pairs[key] = Tally()

@@ -156,8 +156,10 @@ class Window:
         return (self.since is None or when >= self.since) and (self.until is None or when < self.until)
 
 
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "768MB"
 """DuckDB's own memory (past it, it spills to a temporary folder): the groups, not the lines, stay in memory."""
+STREAM_MEMORY_LIMIT = "256MB"
+"""DuckDB's memory while Python reads the placed pairs out (and holds them)."""
 
 
 def _connect() -> Any:
@@ -310,6 +312,8 @@ class HubbleGroups:
             JOIN ends e1 ON e1.id = p.se JOIN ends e2 ON e2.id = p.de
             WHERE NOT (s.outside AND d.outside)""")
         con.execute("DROP TABLE pairs")
+        # What is left is read out into Python: DuckDB keeps little of its memory beside it (the tables spill).
+        con.execute(f"SET memory_limit = '{STREAM_MEMORY_LIMIT}'")
         return Placement(blamed, examples, int(outside), self._placed())
 
     def _placed(self) -> Iterator[Placed]:
