@@ -32,6 +32,29 @@ def test_dump_equals_pyyaml_on_any_tree(docs):
     assert dump(*docs) == reference(*docs)
 
 
+NAMES = st.one_of(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,12}", fullmatch=True), st.sampled_from(["80", "1e3", "yes", "1:20", "0o17", "2026-12-01", "1_000", "Null"]))
+NAME_TREES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), NAMES),
+                          lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(NAMES, kids, max_size=4)), max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.dictionaries(NAMES, NAME_TREES, min_size=1, max_size=5), min_size=1, max_size=3))
+def test_the_direct_writer_equals_pyyaml_on_trees_of_names(docs):
+    """Names (written directly) and the look-alikes YAML would read as numbers, booleans or times (quoted by the emitter)."""
+    assert dump(*docs) == reference(*docs)
+
+
+def test_the_direct_writer_writes_plain_trees_without_the_emitter(monkeypatch):
+    import audit.checks.fixes as fixes
+
+    doc = {"apiVersion": "networking.k8s.io/v1", "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [
+        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "web"}}}], "ports": [{"port": 5432}]}], "egress": []}}
+    expected = reference(doc)
+    monkeypatch.setattr(fixes, "_emit", lambda docs: "emitter")
+    assert dump(doc) == expected and dump(doc, doc) == reference(doc, doc)
+    assert dump({"a": "yes"}) == "emitter"  # YAML 1.1 reads it as a boolean: quoted by the emitter
+
+
 def test_dump_equals_pyyaml_on_every_fix_of_the_examples():
     seen = 0
     for example in ("lab-before", "war-story", "mixed-cluster", "flannel"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import io
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,11 +43,85 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def dump(*docs: dict[str, Any]) -> str:
     """YAML documents, separated by ``---``: what ``yaml.dump_all(docs, sort_keys=False,
-    default_flow_style=False, width=1000)`` writes, from nodes built directly.
+    default_flow_style=False, width=1000)`` writes.
 
-    PyYAML's representer costs most of a dump (a dispatch and an alias check per value); fixes are
-    plain trees of mappings, lists, strings, numbers and booleans, so their nodes are built here
-    and handed to the same serializer and emitter (libyaml's when present)."""
+    Fixes are written for thousands of findings at scale and are plain trees of mappings, lists,
+    names, numbers and booleans: written here directly when every string is one YAML reads back
+    as the same plain string (``_plain``), else by the YAML emitter (any other string is quoted
+    or escaped there, so a name never becomes more than one scalar)."""
+    try:
+        return "---\n".join("\n".join(_block(doc, 0)) + "\n" for doc in docs) if all(isinstance(d, dict) and d for d in docs) else _emit(docs)
+    except _NotPlain:
+        return _emit(docs)
+
+
+class _NotPlain(Exception):
+    """A value the direct writer leaves to the YAML emitter."""
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*\Z")
+_RESOLVER = yaml.resolver.Resolver()
+_plain_memo: dict[str, bool] = {}
+
+
+def _plain(text: str) -> bool:
+    """Whether ``text`` is written plain and read back as this string: name characters only (no
+    indicator, space or quote) and no implicit YAML 1.1 type (true, no, 80, 1e3, 1:20, 2026-01-01...)."""
+    hit = _plain_memo.get(text)
+    if hit is None:
+        hit = bool(_PLAIN.match(text)) and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR  # type: ignore[no-untyped-call]
+        if len(_plain_memo) < 200_000:
+            _plain_memo[text] = hit
+    return hit
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        if _plain(value):
+            return value
+        raise _NotPlain
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if value is None:
+        return "null"
+    if value == {} and isinstance(value, dict):
+        return "{}"
+    if value == [] and isinstance(value, (list, tuple)):
+        return "[]"
+    raise _NotPlain
+
+
+def _block(value: Any, indent: int) -> list[str]:
+    """The lines of a non-empty mapping or list in block style at ``indent``, as libyaml lays
+    them out (a list under a key is not indented further)."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict) and item:
+                lines.append(f"{pad}{_scalar(key)}:")
+                lines += _block(item, indent + 2)
+            elif isinstance(item, (list, tuple)) and item:
+                lines.append(f"{pad}{_scalar(key)}:")
+                lines += _block(item, indent)
+            else:
+                lines.append(f"{pad}{_scalar(key)}: {_scalar(item)}")
+        return lines
+    for item in value:
+        if isinstance(item, (dict, list, tuple)) and item:
+            inner = _block(item, indent + 2)
+            lines.append(f"{pad}- {inner[0][indent + 2:]}")
+            lines += inner[1:]
+        else:
+            lines.append(f"{pad}- {_scalar(item)}")
+    return lines
+
+
+def _emit(docs: tuple[dict[str, Any], ...]) -> str:
+    """The YAML emitter's dump of ``docs``, from nodes built directly (PyYAML's representer costs
+    a dispatch and an alias check per value); libyaml's emitter when present."""
     stream = io.StringIO()
     dumper = _DUMPER(stream, default_flow_style=False, sort_keys=False, explicit_start=False, width=1000)
     try:

@@ -251,12 +251,20 @@ def _admin_denies_metadata(ctx: Context, policy: CompiledPolicy) -> str | None:
 def sensitive_ports_of(ctx: Context, cls: PodClass) -> set[int]:
     """Data ports a pod class serves: declared container ports, or single ports that ingress rules
     of the policies selecting it name."""
-    sensitive = set(ctx.config.sensitive_ports)
-    ports = {p.port for p in cls.ports if p.port in sensitive}
-    for policy in ctx.analysis.policies_acting_on(cls.id):
-        for rule in policy.rules_in("Ingress"):
-            ports.update(p.port for p in rule.ports or () if isinstance(p.port, int) and p.end is None and p.port in sensitive)
-    return ports
+    key = ("sensitive_ports_of", cls.id)
+    hit: set[int] | None = ctx.memo.get(key)
+    if hit is None:
+        sensitive = set(ctx.config.sensitive_ports)
+        hit = {p.port for p in cls.ports if p.port in sensitive}
+        for policy in ctx.analysis.policies_acting_on(cls.id):
+            named = ctx.memo.get(("sensitive_ports_of.policy", id(policy)))
+            if named is None:  # per policy: thousands of classes share one
+                named = ctx.memo[("sensitive_ports_of.policy", id(policy))] = frozenset(
+                    p.port for rule in policy.rules_in("Ingress") for p in rule.ports or ()
+                    if isinstance(p.port, int) and p.end is None and p.port in sensitive)
+            hit |= named
+        ctx.memo[key] = hit
+    return set(hit)
 
 
 def _broad_peer_reasons(ctx: Context, rule: CompiledRule, own_ns: str) -> list[str]:

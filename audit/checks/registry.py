@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from audit.checks.compliance import references
 from audit.checks.fixes import FixWriter
@@ -54,6 +55,8 @@ class Context:
     """Observed flows (`--flows`), mapped onto this analysis; checks that need them run only with them."""
     fixes: FixWriter = field(default_factory=FixWriter)
     """Fix text shared by findings of one run (the same client peers for many destinations)."""
+    memo: dict[Hashable, Any] = field(default_factory=dict)
+    """What several checks derive alike, derived once a run (keys name the deriving function)."""
 
     def audited_namespaces(self) -> list[Namespace]:
         """Namespaces from the input that are not excluded by configuration."""

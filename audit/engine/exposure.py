@@ -85,6 +85,7 @@ class Exposure:
     def __init__(self, graph: ClassGraph):
         self.graph = graph
         self._pools: dict[frozenset[int], _Pool] = {}
+        self._by_id: dict[int, tuple[frozenset[int], _Pool]] = {}
         self._common: dict[tuple[int, int], int | None] = {}  # (id(peer set), id(group)) -> a class in both
 
     @classmethod
@@ -96,9 +97,15 @@ class Exposure:
         return hit
 
     def _pool(self, pool: frozenset[int]) -> _Pool:
+        # By identity first: a pool is a set of up to every class, and comparing an equal set
+        # made anew costs a walk of it; callers pass the same set object again and again.
+        known = self._by_id.get(id(pool))
+        if known is not None and known[0] is pool:
+            return known[1]
         hit = self._pools.get(pool)
         if hit is None:
             hit = self._pools[pool] = _Pool(self.graph, pool)
+        self._by_id[id(pool)] = (pool, hit)
         return hit
 
     def _admitted(self, dst: int, port: int, protocol: str) -> tuple[frozenset[int], ...] | None:
