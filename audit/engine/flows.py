@@ -40,9 +40,10 @@ class Tally:
     dropped: int = 0
     first: str | None = None
     last: str | None = None
-    ips: dict[str, set[str]] | None = None
-    """Outside addresses seen at each end ("src"/"dst"): the smallest few in text order (None
-    until one is seen: most tallies are between pods, and a capture holds millions of them)."""
+    src_ips: tuple[str, ...] = ()
+    dst_ips: tuple[str, ...] = ()
+    """Outside addresses seen at each end: the smallest few in text order, sorted (empty for a pod
+    end: most tallies are between pods, and a capture holds millions of them)."""
 
     def add(self, flow: Flow) -> None:
         self.merge(flow.count, flow.count if flow.dropped else 0, flow.first, flow.last)
@@ -58,20 +59,18 @@ class Tally:
 
     def seen(self, side: str) -> set[str]:
         """The outside addresses kept for an end ("src"/"dst")."""
-        return self.ips.get(side, set()) if self.ips else set()
+        return set(self.src_ips if side == "src" else self.dst_ips)
 
-    def see(self, side: str, ip: str) -> None:
-        """Keep an outside address: the MAX_IPS smallest in text order, whatever order they come in."""
-        if self.ips is None:
-            self.ips = {}
-        kept = self.ips.setdefault(side, set())
-        if ip in kept:
-            return
-        if len(kept) < MAX_IPS:
-            kept.add(ip)
-        elif ip < (largest := max(kept)):
-            kept.discard(largest)
-            kept.add(ip)
+    def see(self, side: str, *ips: str) -> None:
+        """Keep outside addresses: the MAX_IPS smallest in text order, whatever order they come in."""
+        kept = self.src_ips if side == "src" else self.dst_ips
+        if len(ips) == 1 and (ips[0] in kept or (len(kept) >= MAX_IPS and ips[0] > kept[-1])):
+            return  # the common case, one flow at a time: nothing changes
+        new = tuple(sorted(set(kept).union(ips))[:MAX_IPS])
+        if side == "src":
+            self.src_ips = new
+        else:
+            self.dst_ips = new
 
 
 @dataclass
@@ -294,9 +293,10 @@ def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, exampl
         if tally is None:
             tally = traffic.pairs[key] = Tally()
         tally.merge(row.flows, row.dropped, row.first, row.last)
-        for side, ips in (("src", row.src_ips), ("dst", row.dst_ips)):
-            for ip in ips:
-                tally.see(side, ip)
+        if row.src_ips:
+            tally.see("src", *row.src_ips)
+        if row.dst_ips:
+            tally.see("dst", *row.dst_ips)
 
 
 def _decode(code: int) -> End:
