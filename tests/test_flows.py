@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from audit.cli import app
@@ -507,3 +509,18 @@ def _traffic_text(text: str, rows: str, tmp_path: Path):
     manifests = tmp_path / "m.yaml"
     manifests.write_text(text)
     return _traffic(manifests, rows, tmp_path)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.ip_addresses(v=4).map(str), st.from_regex(r"[0-9. ]{1,16}", fullmatch=True), st.text(max_size=16)))
+def test_an_address_is_compared_in_the_one_form_python_writes_it(text):
+    """The fast path of _canonical (no colon: given back) equals parsing and writing it again."""
+    import ipaddress
+
+    from audit.engine.flows import _canonical
+
+    try:
+        expected = str(ipaddress.ip_address(text))
+    except ValueError:
+        expected = text
+    assert _canonical(text) == expected

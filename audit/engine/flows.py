@@ -215,6 +215,8 @@ class FlowMapper:
 
 
 def _canonical(ip: str) -> str:
+    if ":" not in ip:
+        return ip  # IPv4 has one written form (leading zeros are refused): parsing would give it back
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:
