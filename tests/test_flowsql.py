@@ -285,5 +285,14 @@ def test_grouped_flows_are_placed_and_totalled_as_flows_one_by_one(tmp_path):
         seg = mapper.segments[d[1]]
         inside = sorted(ip for ip in oracle["ips"][(port, proto)] if seg.first <= int(ipaddress.ip_address(ip)) <= seg.last)
         assert sorted(t.seen("dst")) == inside[:8]
+    # Rotated files: each grouped apart, their placed totals summed (addresses: the smallest of both).
+    folder = tmp_path / "rotated"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("\n".join(lines[:1500]) + "\n")
+    (folder / "b.jsonl").write_text("\n".join(lines[1500:]) + "\n")
+    items = list(read_groups([str(folder)], ReadStats()))
+    assert len(items) == 2 and not any(isinstance(i, Flow) for i in items)
+    rotated, _ = _traffic(items)
+    assert rotated.pairs == fast.pairs and rotated.unmapped == fast.unmapped and rotated.unmapped_examples == fast.unmapped_examples
     postgres = [cid for cid in mapper.by_name[("data", "postgres")]]
     assert len(postgres) == 3 and any(d in postgres for (_s, d, _p, _pr) in fast.pairs)  # one end standing for three classes

@@ -343,7 +343,11 @@ def _close(con: Any) -> None:
 
 def _end(namespace: str | None, name: str | None, ip: str | None, workload: str | None, labels: list[str] | None) -> FlowEnd:
     """An end as the line reader makes it; ``labels`` are the Kubernetes ones (``_LABELS``)."""
-    pairs = sorted((raw[4:].partition("=")[0], raw[4:].partition("=")[2]) for raw in labels or ())
+    pairs = []
+    for raw in labels or ():
+        label, _, value = raw[4:].partition("=")
+        pairs.append((label, value))
+    pairs.sort()
     return FlowEnd(namespace or None, name or None, ip or None, tuple(pairs), workload)
 
 
