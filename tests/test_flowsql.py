@@ -88,7 +88,8 @@ def line(rng: random.Random, i: int) -> str:
         flow["l4"] = {"ICMPv4": {"type": 8}}
     elif kinds < 0.3:
         flow.pop("time")
-    return json.dumps({"flow": flow} if rng.random() < 0.7 else flow)
+    # Hubble writes compact lines that open with the flow object (the engine's short path); others are spaced or bare.
+    return json.dumps({"flow": flow} if rng.random() < 0.7 else flow, separators=(",", ":") if rng.random() < 0.5 else None)
 
 
 @pytest.fixture
@@ -134,6 +135,15 @@ def test_compressed_files_and_folders(mixed, tmp_path):
     assert sum(c for c, _f, _l in both_files.values()) == 2 * sum(c for c, _f, _l in expected.values())
 
 
+def _compact(line: str) -> str:
+    """The line as Hubble writes it (no spaces): the engine's short path for lines opening with the flow."""
+    try:
+        return json.dumps(json.loads(line), separators=(",", ":"))
+    except json.JSONDecodeError:
+        return line
+
+
+@pytest.mark.parametrize("form", [str, _compact])
 @pytest.mark.parametrize("bad,message", [
     ('{"flow": {"Type": "L3_L4", "l4": {"TCP": {"destination_port": 0}}, "source": {}, "destination": {}}}',
      r"line 2: flow.l4.TCP.destination_port: must be a port number"),
@@ -143,9 +153,9 @@ def test_compressed_files_and_folders(mixed, tmp_path):
     ('{"flow": {"Type": "L3_L4", "l4": {"TCP": {"destination_port": 80}}, "source": {}, "destination": {}, "time": "yesterday"}}',
      "line 2: flow.time: not an RFC 3339 time"),
 ])
-def test_what_the_engine_cannot_read_is_named_by_the_line_reader(tmp_path, bad, message):
+def test_what_the_engine_cannot_read_is_named_by_the_line_reader(tmp_path, bad, message, form):
     path = tmp_path / "h.jsonl"
-    path.write_text((LAB / "hubble.jsonl").read_text().splitlines()[0] + "\n" + bad + "\n")
+    path.write_text((LAB / "hubble.jsonl").read_text().splitlines()[0] + "\n" + form(bad) + "\n")
     assert flowsql.hubble(str(path), ReadStats()) is None
     with pytest.raises(InputError, match=message):
         list(read_flows([str(path)], ReadStats()))
