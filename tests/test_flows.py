@@ -524,3 +524,32 @@ def test_an_address_is_compared_in_the_one_form_python_writes_it(text):
     except ValueError:
         expected = text
     assert _canonical(text) == expected
+
+
+def test_a_pod_of_a_workload_is_narrowed_by_what_the_capture_shows_and_never_by_what_it_does_not(tmp_path):
+    """A StatefulSet with a labelled pod and an unlabelled one: two classes. A capture end naming
+    another pod of it without labels or address stands for both; the address narrows it.
+    An address that is not one (an invalid pod IP in the inventory, another in the capture) matches nothing."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper
+    from audit.observed import FlowEnd
+    from audit.sources.manifests import load_manifests
+
+    def pod(name: str, ip: str, labels: dict | None) -> dict:
+        meta = {"name": name, "namespace": "data", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "cache", "uid": "u1", "controller": True}]}
+        if labels:
+            meta["labels"] = labels
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": [{"name": "c", "image": "i"}]},
+                "status": {"podIP": ip, "phase": "Running"}}
+
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "data"}},
+                                             pod("cache-0", "10.0.0.5", {"app": "cache"}), pod("cache-1", "fe80::zz", None)]))
+    analysis = Analysis(load_manifests([str(manifests)]))
+    mapper = FlowMapper(analysis)
+    labelled = next(c.id for c in analysis.classes if c.label_map == {"app": "cache"})
+    bare = next(c.id for c in analysis.classes if c.namespace == "data" and not c.label_map)
+    assert sorted(mapper.place(FlowEnd("data", "cache-7"))[0]) == sorted([labelled, bare])
+    assert mapper.place(FlowEnd("data", "cache-7", ip="10.0.0.5"))[0] == [labelled]
+    assert mapper.place(FlowEnd(ip="yy::zz")) == ([], "'yy::zz' is not an IP address")
