@@ -553,3 +553,17 @@ def test_a_pod_of_a_workload_is_narrowed_by_what_the_capture_shows_and_never_by_
     assert sorted(mapper.place(FlowEnd("data", "cache-7"))[0]) == sorted([labelled, bare])
     assert mapper.place(FlowEnd("data", "cache-7", ip="10.0.0.5"))[0] == [labelled]
     assert mapper.place(FlowEnd(ip="yy::zz")) == ([], "'yy::zz' is not an IP address")
+
+
+def test_an_ipv6_address_is_placed_when_no_policy_names_ipv6():
+    """Dual-stack captures: with only IPv4 blocks in the policies, every IPv6 address is one outside range."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper
+    from audit.observed import FlowEnd
+    from audit.sources.manifests import load_manifests
+
+    mapper = FlowMapper(Analysis(load_manifests([str(EXAMPLES / "mixed-cluster")])))
+    (end,), why = mapper.place(FlowEnd(ip="2001:db8::5"))
+    assert why is None and end[0] == "outside" and mapper.segments[end[1]].version == 6
+    assert mapper.place(FlowEnd(ip="2001:DB8:0::5")) == ([end], None)  # written otherwise, the same address
+    assert mapper.describe(end) == mapper.segments[end[1]].text()

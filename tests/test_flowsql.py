@@ -192,6 +192,32 @@ def test_since_and_until_keep_the_flows_of_the_window(mixed):
                ((f, la) for _c, f, la in fast.values()))
 
 
+@pytest.mark.parametrize("since,until", [("2026-11-30T10:00:30", None), (None, "2026-11-30T10:00:30")])
+@pytest.mark.parametrize("source", ["mixed", "csv"])
+def test_a_window_open_at_one_end_keeps_the_flows_on_its_side(mixed, since, until, source):
+    """The oracle compares the line reader's times as text (UTC, fixed width) with the bounds; a flow without a time is outside any window."""
+    import datetime as dt
+
+    path = mixed if source == "mixed" else LAB / "flows.csv"
+    window = flowsql.Window(*(dt.datetime.fromisoformat(t + "+00:00") if t else None for t in (since, until)))
+    lo, hi = (f"{t}.000000Z" if t else None for t in (since, until))
+    expected = aggregate(f for f in _read_lines(str(path), ReadStats())
+                         if f.last is not None and (lo is None or f.last >= lo) and (hi is None or f.last < hi))
+    got = aggregate(read_flows([str(path)], ReadStats(), window))
+    assert got == expected
+    if source == "mixed":
+        assert 0 < sum(c for c, _f, _l in got.values()) < sum(c for c, _f, _l in aggregate(_read_lines(str(path), ReadStats())).values())
+
+
+def test_a_capture_without_replies_or_skipped_lines_counts_none(tmp_path):
+    path = tmp_path / "plain.jsonl"
+    path.write_text("\n".join(line for line in (LAB / "hubble.jsonl").read_text().splitlines()
+                              if '"is_reply":true' not in line.replace(" ", "") and '"L3_L4"' in line) + "\n")
+    stats = ReadStats()
+    assert flowsql.hubble(str(path), stats) is not None
+    assert (stats.replies, stats.skipped) == (0, {}) and stats.lines > 0
+
+
 def test_the_window_on_the_command_line(tmp_path):
     result = runner.invoke(app, ["flows", str(LAB / "hubble.jsonl"), str(EXAMPLES / "lab-before"), "--since", "2030-01-01T00:00:00Z",
                                  "--now", "2026-01-01T00:00:00Z", "-f", "json"])
@@ -218,9 +244,10 @@ def _capture(rng: random.Random, n: int) -> tuple[list[str], dict]:
     labels), stale pods, outside addresses (many behind one pair), outside-only flows."""
     pods = [("frontend", "web-6d4cf56db6-x2x9k", ["k8s:app=web"]), ("backend", "api-7f9c-abcde", ["k8s:app=api"]),
             ("backend", "worker-5c6d-zz9zz", ["k8s:app=worker"]), ("data", "postgres-1", []), ("data", "redis-0", ["k8s:app=redis"]),
-            ("batch", "nightly-report-28391-q8d7n", ["k8s:app=nightly-report"]), ("kube-system", "coredns-5d78c9869d-1", ["k8s:k8s-app=kube-dns"])]
+            ("batch", "nightly-report-28391-q8d7n", ["k8s:app=nightly-report"]), ("kube-system", "coredns-5d78c9869d-1", ["k8s:k8s-app=kube-dns"]),
+            ("analytics", "collector-5d4f-abcde", ["k8s:app=collector"])]
     stale = [("backend", f"gone-{i}-abcde", []) for i in range(30)]
-    outside = [f"203.0.113.{i}" for i in range(1, 40)] + ["198.51.100.7", "8.8.8.8"]
+    outside = [f"203.0.113.{i}" for i in range(1, 40)] + ["198.51.100.7", "8.8.8.8", "2001:db8::5", "2001:db8::7"]
     oracle: dict = {"unplaced": set(), "ips": {}, "outside_only": 0, "stale": 0}
     lines = []
     for i in range(n):
@@ -231,7 +258,7 @@ def _capture(rng: random.Random, n: int) -> tuple[list[str], dict]:
         if kind < 0.5:
             (src, stext), (dst, dtext), dip = pod(rng.choice(pods)), pod(rng.choice(pods)), "10.0.0.1"
         elif kind < 0.7:
-            (src, stext), (dst, dtext), dip = pod(pods[5]), ({"labels": ["reserved:world"]}, None), rng.choice(outside)
+            (src, stext), (dst, dtext), dip = pod(rng.choice(pods[5::2])), ({"labels": ["reserved:world"]}, None), rng.choice(outside)
             dtext = dip
         elif kind < 0.85:
             (src, stext), (dst, dtext), dip = pod(rng.choice(stale)), pod(rng.choice(pods)), "10.0.0.1"
@@ -240,7 +267,7 @@ def _capture(rng: random.Random, n: int) -> tuple[list[str], dict]:
             dst, dtext, dip = {"labels": ["reserved:world"]}, "8.8.8.8", "8.8.8.8"
         port, proto = rng.choice([(443, "TCP"), (5432, "TCP"), (53, "UDP"), (8080, "TCP")])
         if 0.5 <= kind < 0.7:
-            oracle["ips"].setdefault((port, proto), set()).add(dip)
+            oracle["ips"].setdefault((src["namespace"], port, proto), set()).add(dip)
         if kind >= 0.7 and kind < 0.85:
             oracle["unplaced"].add((stext, dtext, port, proto))
             oracle["stale"] += 1
@@ -289,11 +316,12 @@ def test_grouped_flows_are_placed_and_totalled_as_flows_one_by_one(tmp_path):
     assert [e.split(": ")[0] for e in fast.unmapped_examples] == [f"{s} -> {d} {p}/{proto}" for s, d, p, proto in expected]
     assert len(fast.unmapped) == 30 and all(why.startswith("source no pod or workload backend/gone-") for why in fast.unmapped)
     assert sum(fast.unmapped.values()) == oracle["stale"] > 0
-    outside = [(d, p, pr, t) for (_s, d, p, pr), t in fast.pairs.items() if not isinstance(d, int)]
+    outside = [(s, d, p, pr, t) for (s, d, p, pr), t in fast.pairs.items() if not isinstance(d, int)]
     assert max(len(t.seen("dst")) for *_k, t in outside) == 8  # the cap, reached
-    for d, port, proto, t in outside:  # the smallest eight addresses of each pair's range, in text order
+    for s, d, port, proto, t in outside:  # the smallest eight addresses of each pair's range, in text order
         seg = mapper.segments[d[1]]
-        inside = sorted(ip for ip in oracle["ips"][(port, proto)] if seg.first <= int(ipaddress.ip_address(ip)) <= seg.last)
+        inside = sorted(ip for ip in oracle["ips"][(mapper.analysis.classes[s].namespace, port, proto)]
+                        if ipaddress.ip_address(ip).version == seg.version and seg.first <= int(ipaddress.ip_address(ip)) <= seg.last)
         assert sorted(t.seen("dst")) == inside[:8]
     # Rotated files: each grouped apart, their placed totals summed (addresses: the smallest of both).
     folder = tmp_path / "rotated"
@@ -304,5 +332,22 @@ def test_grouped_flows_are_placed_and_totalled_as_flows_one_by_one(tmp_path):
     assert len(items) == 2 and not any(isinstance(i, Flow) for i in items)
     rotated, _ = _traffic(items)
     assert rotated.pairs == fast.pairs and rotated.unmapped == fast.unmapped and rotated.unmapped_examples == fast.unmapped_examples
+    # A flow between class 0 and an outside address is a pair, not "outside only"; IPv6 addresses land in their ranges.
+    collector = mapper.by_name[("analytics", "collector")]
+    assert collector == [0] and any(s == 0 and not isinstance(d, int) for (s, d, _p, _pr) in fast.pairs)
+    assert any(":" in ip for *_k, t in outside for ip in t.seen("dst"))  # placed in the IPv6 range (no policy names one)
     postgres = [cid for cid in mapper.by_name[("data", "postgres")]]
     assert len(postgres) == 3 and any(d in postgres for (_s, d, _p, _pr) in fast.pairs)  # one end standing for three classes
+
+
+def test_line_counts_add_up_over_the_files_of_a_folder(mixed, tmp_path):
+    folder = tmp_path / "rotated"
+    folder.mkdir()
+    lines = mixed.read_text().splitlines()
+    (folder / "1.jsonl").write_text("\n".join(lines[:1500]) + "\n")
+    (folder / "2.jsonl").write_text("\n".join(lines[1500:]) + "\n")
+    one, both = ReadStats(), ReadStats()
+    list(read_groups([str(mixed)], one))
+    list(read_groups([str(folder)], both))
+    assert (both.lines, both.replies, both.skipped) == (one.lines, one.replies, one.skipped)
+    assert len(one.skipped) >= 3 and one.replies > 0

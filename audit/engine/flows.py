@@ -123,6 +123,10 @@ class FlowMapper:
                 for ip in w.ips:
                     self.by_ip.setdefault(_canonical(ip), cls.id)
         self.segments: list[Segment] = segments(analysis)
+        if not any(s.version == 6 for s in self.segments):
+            # No policy names an IPv6 block: every IPv6 address is treated alike, one range (the
+            # connectivity listing leaves it out; a dual-stack capture still has such flows).
+            self.segments.append(Segment(6, 0, 2**128 - 1))
         self._starts = {v: [s.first for s in self.segments if s.version == v] for v in (4, 6)}
         self._index = {v: [i for i, s in enumerate(self.segments) if s.version == v] for v in (4, 6)}
         self._placed: dict[FlowEnd, tuple[list[End], str | None]] = {}

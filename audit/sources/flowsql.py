@@ -187,13 +187,7 @@ def _literal(paths: list[str]) -> str:
 
 
 _STAMP = "strftime({}, '%Y-%m-%dT%H:%M:%S.%fZ')"
-"""A time as ``_stamp`` writes it (the session's time zone is UTC)."""
-
-
-def _stamp(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+"""A time as the line reader writes it: UTC, microseconds, fixed width (the session's time zone is UTC)."""
 
 
 def hubble(path: str, stats: ReadStats, window: Window = Window()) -> HubbleGroups | None:
@@ -337,7 +331,7 @@ class HubbleGroups:
                 for sc, dc, port, proto, count, dropped, first, last in batch:
                     at = (sc, dc, port, proto)
                     yield Placed(sc, dc, port, proto, count, dropped, first, last,
-                                 seen["sip"].get(at, ()) if sc < 0 else (), seen["dip"].get(at, ()) if dc < 0 else ())
+                                 seen["sip"].get(at, ()), seen["dip"].get(at, ()))  # addresses only at outside ends (the table's own CASE)
         finally:
             _close(con)
 
