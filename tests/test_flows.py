@@ -567,3 +567,37 @@ def test_an_ipv6_address_is_placed_when_no_policy_names_ipv6():
     assert why is None and end[0] == "outside" and mapper.segments[end[1]].version == 6
     assert mapper.place(FlowEnd(ip="2001:DB8:0::5")) == ([end], None)  # written otherwise, the same address
     assert mapper.describe(end) == mapper.segments[end[1]].text()
+
+
+def test_a_pod_name_is_cut_at_most_at_its_two_generated_suffixes():
+    """<deployment>-<hash>-<id>: backend/api-gateway-7d4b-x2x9 is no pod of backend/api (four parts cut three times would say so)."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper
+    from audit.observed import FlowEnd
+    from audit.sources.manifests import load_manifests
+
+    analysis = Analysis(load_manifests([str(EXAMPLES / "mixed-cluster")]))
+    mapper = FlowMapper(analysis)
+    api = mapper.by_name[("backend", "api")]
+    assert mapper.place(FlowEnd("backend", "api-7d4b-x2x9"))[0] == api
+    assert mapper.place(FlowEnd("backend", "api-gateway-7d4b-x2x9")) == (
+        [], "no pod or workload backend/api-gateway-7d4b-x2x9 in the inventory")
+
+
+@pytest.mark.parametrize("count,expected", [(3, "w0, w1, w2"), (4, "w0, w1, w2 (+1)")])
+def test_a_class_of_many_workloads_is_named_by_its_first_three(count, expected, tmp_path):
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import _workload_names
+    from audit.sources.manifests import load_manifests
+
+    def deploy(name: str) -> dict:
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "x"},
+                "spec": {"selector": {"matchLabels": {"app": "same"}},
+                         "template": {"metadata": {"labels": {"app": "same"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}]
+                                            + [deploy(f"w{i}") for i in range(count)]))
+    analysis = Analysis(load_manifests([str(manifests)]))
+    (cls,) = [c for c in analysis.classes if c.namespace == "x"]
+    assert _workload_names(analysis, cls.id) == expected
