@@ -83,7 +83,8 @@ def render(report: Report, fmt: str, max_rows: int | None = None, options: Rende
     """One format of a report: json, html, pdf (bytes), sarif, junit, markdown or txt (see
     ``audit.render.formats.FORMATS``)."""
     chosen = options or RenderOptions(max_rows=max_rows)
-    return registry.render(report, fmt, chosen)
+    out = registry.render(report, fmt, chosen)
+    return out.decode() if isinstance(out, bytes) and registry.report_format(fmt).name != "pdf" else out
 
 
 def reach(source: str, destination: str, paths: Sequence[str | Path] = (), *, engine: Analysis | None = None, port: str | None = None,

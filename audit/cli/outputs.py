@@ -20,8 +20,8 @@ def emit(report: Report, printed: Printed, outputs: Outputs, print_report: bool 
         return
     fmt = report_format(printed.format.canonical.value)
     colour = printed.format.canonical is Format.text and printed.output is None and use_colour(printed.no_color)
-    text = str(fmt.render(report, dataclasses.replace(outputs.render, colour=colour)))
+    content = fmt.render(report, dataclasses.replace(outputs.render, colour=colour))
     if printed.output:
-        write_atomic(printed.output, text)
+        write_atomic(printed.output, content)
     else:
-        echo(text, nl=False, kind=fmt.printed_as)
+        echo(content.decode() if isinstance(content, bytes) else content, nl=False, kind=fmt.printed_as)

@@ -38,10 +38,10 @@ class ReportFormat:
     ``trusted`` (the terminal text, safe already) prints as is."""
 
 
-def _json(report: Report, _: RenderOptions) -> str:
-    from audit.render.json_report import render_json
+def _json(report: Report, _: RenderOptions) -> bytes:
+    from audit.render.json_report import render_json_bytes
 
-    return render_json(report)
+    return render_json_bytes(report)
 
 
 def _html(report: Report, options: RenderOptions) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from audit.errors import OutputError
 from audit.render.html import cluster_label
-from audit.render.json_report import render_json
+from audit.render.json_report import render_json_bytes
 from audit.render.safe import map_strings, printable
 from audit.render.view import environment, read_asset, view_model
 from audit.report.model import Report
@@ -57,7 +57,7 @@ def render_pdf(report: Report, max_rows: int = DEFAULT_MAX_ROWS, variant: str | 
     HTML, Attachment = weasyprint.HTML, weasyprint.Attachment
     if variant is not None and variant not in PDF_VARIANTS:
         raise OutputError(f"--pdf-variant {variant!r} is not supported (use one of {', '.join(PDF_VARIANTS)})")
-    result_json = render_json(report).encode("utf-8")
+    result_json = render_json_bytes(report)
     digest = hashlib.sha256(result_json).hexdigest()
     printed = map_strings(report, printable)  # bounded strings: layout stays linear; the JSON keeps them whole
     html = environment().get_template("report-pdf.html.j2").render(
