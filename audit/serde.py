@@ -18,7 +18,7 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 @functools.cache
-def _keys(cls: type) -> tuple[tuple[str, str], ...]:
+def keys_of(cls: type) -> tuple[tuple[str, str], ...]:
     """(attribute, camelCase key) per field, computed once per dataclass."""
     return tuple((f.name, camel(f.name)) for f in dataclasses.fields(cls))
 
@@ -32,7 +32,7 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {key: to_jsonable(getattr(obj, attr)) for attr, key in _keys(type(obj))}
+        return {key: to_jsonable(getattr(obj, attr)) for attr, key in keys_of(type(obj))}
     return obj
 
 

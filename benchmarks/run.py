@@ -87,8 +87,9 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     from audit.config import Config
     from audit.engine.analysis import Analysis
     from audit.engine.cni import detect_cni
+    from audit.ops.atomic import write_atomic_chunks
     from audit.render.html import render_html
-    from audit.render.json_report import render_json
+    from audit.render.json_report import json_chunks
     from audit.render.pdf import render_pdf
     from audit.report.build import build_report, report_connectivity
     from audit.sources.manifests import load_manifests
@@ -112,12 +113,15 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     # As `scan` builds it (audit.pipeline): the connectivity section included.
     report = stage("report model", lambda: build_report(analysis, findings, all_checks(), cni, config, now,
                                                         report_connectivity(analysis, config.sensitive_ports)))
-    text = stage("JSON", lambda: render_json(report))
+    with tempfile.TemporaryDirectory() as tmp:  # as `scan --json FILE` writes it: piece by piece
+        result = Path(tmp) / "result.json"
+        stage("JSON", lambda: write_atomic_chunks(result, json_chunks(report)))
+        json_mb = result.stat().st_size / 1e6
     html = stage("HTML", lambda: render_html(report))
     pdf = stage("PDF", lambda: render_pdf(report))
     return {"stages": stages, "check_times": sorted(timings.items(), key=lambda kv: -kv[1]),
             "pods": sum(w.pods for w in inventory.workloads), "classes": len(analysis.classes),
-            "findings": len(findings), "json_mb": len(text) / 1e6, "html_mb": len(html) / 1e6, "pdf_mb": len(pdf) / 1e6}
+            "findings": len(findings), "json_mb": json_mb, "html_mb": len(html) / 1e6, "pdf_mb": len(pdf) / 1e6}
 
 
 def reachability_sample(analysis) -> int:

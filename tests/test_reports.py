@@ -434,3 +434,22 @@ def test_few_namespaces_are_drawn_as_a_graph_many_as_a_matrix():
     assert "segmentation map: who can reach whom" in few and "<line " in few
     many = render_html(audit("\n---\n".join(p.read_text() for p in sorted((EXAMPLES / "mixed-cluster").glob("*.yaml")))))
     assert "segmentation matrix: rows can reach columns" in many
+
+
+@pytest.mark.parametrize("example", ["mixed-cluster", "lab-before", "war-story", "flannel"])
+def test_the_json_written_piece_by_piece_is_byte_for_byte_the_whole(example, tmp_path):
+    """`scan --json FILE` writes the result in pieces (never whole in memory): the same bytes as
+    the result rendered at once, with flows (the traffic section) and with empty lists alike."""
+    import datetime as dt
+
+    from audit import api
+    from audit.render.json_report import json_chunks, render_json_bytes
+
+    flows = [EXAMPLES / "lab-flows" / "hubble.jsonl"] if example == "lab-before" else []
+    report = api.scan([str(EXAMPLES / example)], now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), flows=flows)
+    whole = render_json_bytes(report)
+    pieces = list(json_chunks(report))
+    assert b"".join(pieces) == whole and len(pieces) > 20 and (report.traffic is not None) == bool(flows)
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["scan", str(EXAMPLES / example), "--json", str(out), "--now", "2026-01-01T00:00:00Z", "-f", "json"])
+    assert out.read_bytes() == result.stdout.encode()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audit.ops.atomic import as_bytes, write_atomic
+from audit.ops.atomic import as_bytes, write_atomic, write_atomic_chunks
 from audit.ops.rotation import RunFiles, prepare, signed_renders, write_run
 from audit.render.formats import FORMATS, RenderOptions, report_format
 from audit.report.model import Report
@@ -83,7 +83,12 @@ def write_files(report: Report, outputs: Outputs, render: Renders | None = None)
     render = render or renderers(report, outputs)
     done: list[Path] = []
     for name, path in outputs.files:
-        name = report_format(name).name
+        fmt = report_format(name)
+        name = fmt.name
+        if fmt.chunks is not None and outputs.signer is None:  # written piece by piece: a 70 MB result never whole in memory
+            write_atomic_chunks(path, fmt.chunks(report, outputs.render))
+            done.append(path)
+            continue
         content = render[name]()
         signature = outputs.signer.sign_detached(as_bytes(content)) if outputs.signer is not None and name == "json" else None
         write_atomic(path, content)

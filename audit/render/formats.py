@@ -6,7 +6,7 @@ HTML, PDF, Markdown and JUnit are imported only when rendered: start-up stays fa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +36,20 @@ class ReportFormat:
     printed_as: str = "text"
     """How the CLI prints it: ``json`` keeps JSON valid while escaping control characters,
     ``trusted`` (the terminal text, safe already) prints as is."""
+    chunks: Callable[[Report, RenderOptions], Iterator[bytes]] | None = None
+    """The same bytes in pieces, for a file written without the whole of it in memory."""
 
 
 def _json(report: Report, _: RenderOptions) -> bytes:
     from audit.render.json_report import render_json_bytes
 
     return render_json_bytes(report)
+
+
+def _json_chunks(report: Report, _: RenderOptions) -> Iterator[bytes]:
+    from audit.render.json_report import json_chunks
+
+    return json_chunks(report)
 
 
 def _html(report: Report, options: RenderOptions) -> str:
@@ -81,7 +89,7 @@ def _junit(report: Report, _: RenderOptions) -> str:
 
 
 FORMATS: dict[str, ReportFormat] = {f.name: f for f in (
-    ReportFormat("json", "json", _json, "json"),
+    ReportFormat("json", "json", _json, "json", _json_chunks),
     ReportFormat("html", "html", _html),
     ReportFormat("pdf", "pdf", _pdf),
     ReportFormat("sarif", "sarif", _sarif, "json"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -11,7 +13,7 @@ import orjson
 from audit.errors import InputError
 from audit.gcpause import gc_paused
 from audit.report.model import SCHEMA_VERSION, Report
-from audit.serde import DecodeError, from_jsonable, to_jsonable
+from audit.serde import DecodeError, from_jsonable, keys_of, to_jsonable
 
 
 @gc_paused()
@@ -48,3 +50,52 @@ def load_report(text: str, name: str) -> Report:
         return report
     except DecodeError as exc:
         raise InputError(f"{name}: not a netpol-audit result: {exc}") from None
+
+
+_OPTIONS = orjson.OPT_INDENT_2
+_STREAMED = 2
+"""Levels written piece by piece: the report's fields and the elements of its lists (findings,
+policies, namespaces); anything deeper is dumped as one piece."""
+
+
+@gc_paused()
+def json_chunks(report: Report) -> Iterator[bytes]:
+    """The JSON result in pieces, byte for byte what ``render_json_bytes`` writes: the report's
+    object and its lists are written here, each element dumped on its own and indented, so a file
+    is written without the whole result (or its dict form) in memory at once."""
+    yield from _pieces(report, 0)
+    yield b"\n"
+
+
+def _pieces(value: Any, depth: int) -> Iterator[bytes]:
+    if depth < _STREAMED:
+        items: list[tuple[str, Any]] | None = None
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            items = [(key, getattr(value, attr)) for attr, key in keys_of(type(value))]
+        elif isinstance(value, dict):
+            items = [(str(k), v) for k, v in value.items()]
+        if items:
+            inner = b"  " * (depth + 1)
+            yield b"{\n"
+            for i, (key, item) in enumerate(items):
+                yield inner + orjson.dumps(key) + b": "
+                yield from _pieces(item, depth + 1)
+                yield b",\n" if i < len(items) - 1 else b"\n"
+            yield b"  " * depth + b"}"
+            return
+        if isinstance(value, (list, tuple)) and value:
+            inner = b"  " * (depth + 1)
+            last = len(value) - 1
+            yield b"[\n"
+            for i, item in enumerate(value):
+                yield inner + _dump(item, depth + 1) + (b",\n" if i < last else b"\n")
+            yield b"  " * depth + b"]"
+            return
+    yield _dump(value, depth)
+
+
+def _dump(value: Any, depth: int) -> bytes:
+    """One value as orjson indents it at ``depth`` (a string holds no raw newline: each newline of
+    the text starts an indented line)."""
+    text = orjson.dumps(to_jsonable(value), option=_OPTIONS)
+    return text.replace(b"\n", b"\n" + b"  " * depth) if depth and b"\n" in text else text
