@@ -566,7 +566,44 @@ def test_an_ipv6_address_is_placed_when_no_policy_names_ipv6():
     (end,), why = mapper.place(FlowEnd(ip="2001:db8::5"))
     assert why is None and end[0] == "outside" and mapper.segments[end[1]].version == 6
     assert mapper.place(FlowEnd(ip="2001:DB8:0::5")) == ([end], None)  # written otherwise, the same address
-    assert mapper.describe(end) == mapper.segments[end[1]].text()
+    assert mapper.describe(end) == "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff[External]"
+    for first_or_last in ("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"):  # the range is the whole space
+        assert mapper.place(FlowEnd(ip=first_or_last)) == ([end], None)
+
+
+def test_ipv6_ranges_come_from_the_policies_when_one_names_ipv6(tmp_path):
+    """With an IPv6 block in a policy, its boundaries cut the IPv6 space (no extra whole-space range on top)."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.connectivity import segments
+    from audit.engine.flows import FlowMapper
+    from audit.observed import FlowEnd
+    from audit.sources.manifests import load_manifests
+
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(policies(("prod", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": "2001:db8::/32"}}]}]})))
+    analysis = Analysis(load_manifests([str(manifests)]))
+    mapper = FlowMapper(analysis)
+    assert [s for s in mapper.segments if s.version == 6] == [s for s in segments(analysis) if s.version == 6]
+    (inside,), _ = mapper.place(FlowEnd(ip="2001:db8::9"))
+    (beyond,), _ = mapper.place(FlowEnd(ip="2001:db9::9"))
+    assert inside != beyond and mapper.segments[inside[1]].text().startswith("2001:db8::")
+
+
+def test_a_pod_address_written_another_way_is_the_pod(tmp_path):
+    """An IPv6 pod address matches the capture's however either writes it (zeros, case)."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper
+    from audit.observed import FlowEnd
+    from audit.sources.manifests import load_manifests
+
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "v6"}}, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo", "namespace": "v6", "labels": {"app": "solo"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"podIP": "fd00::1", "phase": "Running"}}]))
+    analysis = Analysis(load_manifests([str(manifests)]))
+    mapper = FlowMapper(analysis)
+    (cls,) = [c.id for c in analysis.classes if c.namespace == "v6"]
+    assert mapper.place(FlowEnd(ip="FD00:0:0::1")) == ([cls], None)
 
 
 def test_a_pod_name_is_cut_at_most_at_its_two_generated_suffixes():

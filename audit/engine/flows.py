@@ -138,7 +138,8 @@ class FlowMapper:
         hit = self._placed.get(end)
         if hit is None:
             hit = self._placed[end] = self._place(end)
-            if len(self._placed) > MAX_PLACED:  # bounded: a capture of many distinct outside addresses
+            # Bounded: a capture of many distinct outside addresses.
+            if len(self._placed) > MAX_PLACED:
                 self._placed.clear()
         return hit
 
