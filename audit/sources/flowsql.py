@@ -163,7 +163,7 @@ class Window:
         return (self.since is None or when >= self.since) and (self.until is None or when < self.until)
 
 
-MEMORY_LIMIT = "768MB"
+MEMORY_LIMIT = "640MB"
 """DuckDB's own memory (past it, it spills to a temporary folder): the groups, not the lines, stay in memory."""
 STREAM_MEMORY_LIMIT = "256MB"
 """DuckDB's memory while Python reads the placed pairs out (and holds them)."""
