@@ -275,13 +275,12 @@ def _add_flow(mapper: FlowMapper, traffic: Traffic, flow: Flow, examples: list[t
 
 
 def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, examples: list[tuple[tuple[str, str, int, str], str]]) -> None:
-    """Grouped flows: each distinct end placed once; the engine totals the groups per placed pair.
-    An outside range is coded below zero (segment i as -1 - i)."""
+    """Grouped flows: each distinct end placed once; the engine totals the groups per placed pair."""
     count, dropped, first, last = groups.total()
     traffic.total.merge(count, dropped, first, last)
     ends = groups.ends()
     placed = [mapper.place(end) for end in ends]
-    codes = [[e if isinstance(e, int) else -1 - e[1] for e in targets] for targets, _ in placed]
+    codes = [[_encode(e) for e in targets] for targets, _ in placed]
     placement = groups.place(codes)
     for side, at, flows in placement.blamed:
         why = f"{side} {placed[at][1]}"
@@ -304,6 +303,11 @@ def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, exampl
             tally.see("src", *row.src_ips)
         if row.dst_ips:
             tally.see("dst", *row.dst_ips)
+
+
+def _encode(end: End) -> int:
+    """An end as the grouping engine codes it: a pod class as itself, outside range i as -1 - i."""
+    return end if isinstance(end, int) else -1 - end[1]
 
 
 def _decode(code: int) -> End:
