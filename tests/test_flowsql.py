@@ -351,3 +351,28 @@ def test_line_counts_add_up_over_the_files_of_a_folder(mixed, tmp_path):
     list(read_groups([str(folder)], both))
     assert (both.lines, both.replies, both.skipped) == (one.lines, one.replies, one.skipped)
     assert len(one.skipped) >= 3 and one.replies > 0
+
+
+def test_each_open_engine_spills_to_its_own_folder_and_leaves_none(mixed, tmp_path):
+    """The groups of two files open at once (a caller listing them) never share a spill folder;
+    reading them removes both."""
+    import os
+    import tempfile
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    lines = mixed.read_text().splitlines()
+    (folder / "1.jsonl").write_text("\n".join(lines[:1000]) + "\n")
+    (folder / "2.jsonl").write_text("\n".join(lines[1000:]) + "\n")
+    def spills() -> set[str]:
+        return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith(f"netpol-audit-duckdb-{os.getpid()}-")}
+
+    before = spills()
+    first, second = read_groups([str(folder)], ReadStats())
+    assert len(spills() - before) == 2
+    assert sum(f.count for f in first.flows()) + sum(f.count for f in second.flows()) > 0
+    assert spills() == before
+    unread = flowsql.hubble(str(folder / "1.jsonl"), ReadStats())
+    assert len(spills() - before) == 1
+    del unread  # dropped unread: its engine closes and its folder goes
+    assert spills() == before

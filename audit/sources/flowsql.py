@@ -21,9 +21,9 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
@@ -176,10 +176,16 @@ def _connect() -> Any:
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")  # a time without an offset is UTC, as the line reader reads it
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    # Spill under the system's temporary folder, never the working directory (DuckDB's default).
-    spill = Path(tempfile.gettempdir()) / f"netpol-audit-duckdb-{os.getpid()}"
-    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+    # Spill under the system's temporary folder, never the working directory (DuckDB's default);
+    # a folder per connection: the groups of several files can be open at once.
+    spill = tempfile.mkdtemp(prefix=f"netpol-audit-duckdb-{os.getpid()}-")
+    _SPILL[id(con)] = spill
+    con.execute(f"SET temp_directory = '{spill.replace(chr(39), chr(39) * 2)}'")
     return con
+
+
+_SPILL: dict[int, str] = {}
+"""Each open connection's spill folder, removed when it closes."""
 
 
 def _literal(paths: list[str]) -> str:
@@ -255,11 +261,12 @@ MAX_IPS = 8
 class HubbleGroups:
     """A Hubble file's flows grouped in DuckDB (a ``FlowGroups``): Python places each distinct end
     once, DuckDB totals the groups per placed pair. The engine closes once the pairs (or the
-    flows) are read."""
+    flows) are read, or when the groups are dropped unread."""
 
     def __init__(self, con: Any):
         self._con = con
         self._ends: list[FlowEnd] | None = None
+        self._close = weakref.finalize(self, _close, con)
 
     def ends(self) -> list[FlowEnd]:
         if self._ends is None:
@@ -281,7 +288,7 @@ class HubbleGroups:
                 for se, de, port, proto, dropped, count, first, last in batch:
                     yield Flow(ends[se], ends[de], port, proto, count, first, last, bool(dropped))
         finally:
-            _close(self._con)
+            self._close()
 
     def place(self, codes: Sequence[Sequence[int]]) -> Placement:
         con = self._con
@@ -333,13 +340,15 @@ class HubbleGroups:
                     yield Placed(sc, dc, port, proto, count, dropped, first, last,
                                  seen["sip"].get(at, ()), seen["dip"].get(at, ()))  # addresses only at outside ends (the table's own CASE)
         finally:
-            _close(con)
+            self._close()
 
 
 def _close(con: Any) -> None:
     """Close the engine and remove its spill folder."""
     con.close()
-    shutil.rmtree(Path(tempfile.gettempdir()) / f"netpol-audit-duckdb-{os.getpid()}", ignore_errors=True)
+    spill = _SPILL.pop(id(con), None)
+    if spill is not None:
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _end(namespace: str | None, name: str | None, ip: str | None, workload: str | None, labels: list[str] | None) -> FlowEnd:
