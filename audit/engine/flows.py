@@ -317,7 +317,7 @@ def _decode(code: int) -> End:
 # -- the questions ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Denied:
     """Observed flows the policies deny, with what denies them."""
 
@@ -378,7 +378,7 @@ def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explai
     return rows
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     key: tuple[End, End, int, str]
     """One of its (source, destination, port, protocol): the one explained."""

@@ -339,7 +339,7 @@ class ConnectivityInfo:
     map: SegmentationMap | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeniedFlowRow:
     """Observed flows the policies deny, per workload pair and port, with each side's rule chain."""
 
