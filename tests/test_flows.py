@@ -528,7 +528,7 @@ def test_an_address_is_compared_in_the_one_form_python_writes_it(text):
 
 def test_a_pod_of_a_workload_is_narrowed_by_what_the_capture_shows_and_never_by_what_it_does_not(tmp_path):
     """A StatefulSet with a labelled pod and an unlabelled one: two classes. A capture end naming
-    another pod of it without labels or address stands for both; the address narrows it.
+    another pod of it without labels or address stands for both; its labels or address narrow it.
     An address that is not one (an invalid pod IP in the inventory, another in the capture) matches nothing."""
     from audit.engine.analysis import Analysis
     from audit.engine.flows import FlowMapper
@@ -545,12 +545,17 @@ def test_a_pod_of_a_workload_is_narrowed_by_what_the_capture_shows_and_never_by_
 
     manifests = tmp_path / "m.yaml"
     manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "data"}},
-                                             pod("cache-0", "10.0.0.5", {"app": "cache"}), pod("cache-1", "fe80::zz", None)]))
+                                             pod("cache-0", "10.0.0.5", {"app": "cache", "statefulset.kubernetes.io/pod-name": "cache-0"}),
+                                             pod("cache-1", "fe80::zz", None)]))
     analysis = Analysis(load_manifests([str(manifests)]))
     mapper = FlowMapper(analysis)
-    labelled = next(c.id for c in analysis.classes if c.label_map == {"app": "cache"})
+    labelled = next(c.id for c in analysis.classes if c.label_map.get("app") == "cache")
     bare = next(c.id for c in analysis.classes if c.namespace == "data" and not c.label_map)
     assert sorted(mapper.place(FlowEnd("data", "cache-7"))[0]) == sorted([labelled, bare])
+    # The capture shows identity labels (Cilium drops the pod-name label): app=cache is the labelled pod's,
+    # never the unlabelled one's (which fits any capture); labels no class has leave both.
+    assert mapper.place(FlowEnd("data", "cache-7", labels=(("app", "cache"),)))[0] == [labelled]
+    assert sorted(mapper.place(FlowEnd("data", "cache-7", labels=(("app", "other"),)))[0]) == sorted([labelled, bare])
     assert mapper.place(FlowEnd("data", "cache-7", ip="10.0.0.5"))[0] == [labelled]
     assert mapper.place(FlowEnd(ip="yy::zz")) == ([], "'yy::zz' is not an IP address")
 
@@ -638,3 +643,27 @@ def test_a_class_of_many_workloads_is_named_by_its_first_three(count, expected, 
     analysis = Analysis(load_manifests([str(manifests)]))
     (cls,) = [c for c in analysis.classes if c.namespace == "x"]
     assert _workload_names(analysis, cls.id) == expected
+
+
+def test_a_capture_end_is_the_class_that_shows_the_most_of_its_labels(tmp_path):
+    """Two classes of one StatefulSet, {app} and {app, tier}: a capture showing both labels is the second's
+    pod (the first fits too, showing fewer), one showing app alone is the first's."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper
+    from audit.observed import FlowEnd
+    from audit.sources.manifests import load_manifests
+
+    def pod(name: str, labels: dict) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "data", "labels": labels, "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u2", "controller": True}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}}
+
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "data"}},
+                                             pod("db-0", {"app": "db"}), pod("db-1", {"app": "db", "tier": "primary"})]))
+    analysis = Analysis(load_manifests([str(manifests)]))
+    mapper = FlowMapper(analysis)
+    plain = next(c.id for c in analysis.classes if c.label_map == {"app": "db"})
+    primary = next(c.id for c in analysis.classes if c.label_map == {"app": "db", "tier": "primary"})
+    assert mapper.place(FlowEnd("data", "db-5", labels=(("app", "db"), ("tier", "primary"))))[0] == [primary]
+    assert mapper.place(FlowEnd("data", "db-5", labels=(("app", "db"),)))[0] == [plain]

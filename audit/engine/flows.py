@@ -19,6 +19,7 @@ from audit.engine.analysis import Analysis, Endpoint
 from audit.engine.compiled import CompiledRule
 from audit.engine.connectivity import ClassGraph, Segment, segments
 from audit.engine.direction import Direction
+from audit.engine.labelsfilter import identity_label
 from audit.engine.verdict import Verdict, port_in
 from audit.observed import Flow, FlowEnd, FlowGroups
 
@@ -195,10 +196,16 @@ class FlowMapper:
             if ids:
                 break
         if len(ids) > 1 and end.labels:
+            # A capture shows a pod's identity labels (Cilium's label filter drops pod-template-hash,
+            # statefulset.kubernetes.io/pod-name, ...): a class fits when it has identity labels (a
+            # labelled pod is no pod of a class without) and the capture shows every one of them;
+            # of those, the classes that show the most are the pod's.
             labels = dict(end.labels)
-            fitting = [c for c in ids if all(labels.get(k) == v for k, v in self.analysis.classes[c].label_map.items())]
+            shown = {c: {k: v for k, v in self.analysis.classes[c].label_map.items() if identity_label(k)} for c in ids}
+            fitting = [c for c in ids if shown[c] and all(labels.get(k) == v for k, v in shown[c].items())]
             if fitting:
-                ids = fitting
+                most = max(len(shown[c]) for c in fitting)
+                ids = [c for c in fitting if len(shown[c]) == most]
         if len(ids) > 1 and end.ip:
             cid = self.by_ip.get(_canonical(end.ip))
             if cid in ids:

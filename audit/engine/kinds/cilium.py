@@ -26,6 +26,7 @@ from audit.engine.compiled import L7, CompiledPeer, CompiledPolicy, CompiledPort
 from audit.engine.direction import DIRECTIONS, Direction
 from audit.engine.dnsnames import NAME_CHARS, PATTERN_CHARS, fqdn
 from audit.engine.kinds.base import Compiled, KindDeclaration, Resource, Support
+from audit.engine.labelsfilter import CLUSTER_KEY, NAMESPACE_KEY, SERVICE_ACCOUNT_KEY, identity_label
 from audit.engine.ports import PROTOCOLS
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import OPERATORS, FieldError, Requirement, Selector, label_value_error, parse_selector, show
@@ -34,10 +35,7 @@ from audit.inventory import Inventory, PolicyObject, Service
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
 FAMILY = "Cilium"
-NAMESPACE_KEY = "io.kubernetes.pod.namespace"
 NAMESPACE_LABEL_PREFIX = "io.cilium.k8s.namespace.labels."
-SERVICE_ACCOUNT_KEY = "io.cilium.k8s.policy.serviceaccount"
-CLUSTER_KEY = "io.cilium.k8s.policy.cluster"
 CLUSTER_NAME = "default"
 """Cilium's cluster name when none is configured (`cluster-name` in cilium-config)."""
 
@@ -58,26 +56,6 @@ _COMMON = {"Ingress": {"fromEndpoints", "fromRequires", "fromCIDR", "fromCIDRSet
 _ALLOW_ONLY = {"Ingress": {"toPorts", "authentication"}, "Egress": {"toPorts", "toFQDNs", "authentication"}}
 _DENY_ONLY = {"toPorts"}
 _PORT_RULE_FIELDS = {"ports", "rules", "terminatingTLS", "originatingTLS", "serverNames", "listener"}
-
-# pkg/labelsfilter: the labels that make up a pod's identity (a selector on any other never matches).
-_INCLUDE = ("reserved:", NAMESPACE_KEY, "io.cilium.k8s.namespace.labels", "app.kubernetes.io", CLUSTER_KEY, SERVICE_ACCOUNT_KEY)
-_IGNORE = (r"io\.kubernetes", r"kubernetes\.io", r".*beta\.kubernetes\.io", r"k8s\.io", r"topology\.kubernetes\.io",
-           "statefulset.kubernetes.io/pod-name", "apps.kubernetes.io/pod-index", "batch.kubernetes.io/job-completion-index",
-           "batch.kubernetes.io/controller-uid", "pod-template-generation", "pod-template-hash", "controller-revision-hash",
-           "controller-uid", "annotation.*", "etcd_node")
-_IGNORE_RE = tuple((len(p), re.compile(p)) for p in _IGNORE)
-
-
-def identity_label(key: str) -> bool:
-    """Whether Cilium keeps a pod label in its identity (pkg/labelsfilter's default prefixes): kept
-    when no ignore rule matches it, or when the longest matching include is longer than the
-    shortest matching ignore."""
-    ignored = [n for n, pattern in _IGNORE_RE if pattern.match(key)]
-    if not ignored:
-        return True
-    included = [len(p) for p in _INCLUDE if key.startswith(p)]
-    return bool(included) and max(included) > min(ignored)
-
 
 def cilium_labels(pod_labels: Mapping[str, str], namespace: str, namespace_labels: Mapping[str, str],
                   service_account: str | None = None) -> dict[str, str]:
