@@ -667,3 +667,27 @@ def test_a_capture_end_is_the_class_that_shows_the_most_of_its_labels(tmp_path):
     primary = next(c.id for c in analysis.classes if c.label_map == {"app": "db", "tier": "primary"})
     assert mapper.place(FlowEnd("data", "db-5", labels=(("app", "db"), ("tier", "primary"))))[0] == [primary]
     assert mapper.place(FlowEnd("data", "db-5", labels=(("app", "db"),)))[0] == [plain]
+
+
+def test_each_answer_is_computed_once_per_analysis_and_mapper(monkeypatch):
+    """The checks and the report ask the same questions of the same traffic: asked again, the same
+    answer object; asked of another analysis (a candidate applied), computed for it."""
+    import audit.engine.flows as engine
+    from audit.engine.analysis import Analysis
+    from audit.sources.manifests import load_manifests
+
+    analysis = Analysis(load_manifests([str(EXAMPLES / "lab-solution")]))
+    mapper = engine.FlowMapper(analysis)
+    traffic = engine.aggregate(mapper, read_flows([str(LAB / "hubble.jsonl")], ReadStats()))
+    calls: list[str] = []
+    for name in ("_allowed", "_would_break", "_rule_use", "_unsegmented"):
+        original = getattr(engine, name)
+        monkeypatch.setattr(engine, name, lambda *a, _o=original, _n=name: calls.append(_n) or _o(*a))
+    first = [engine.would_break(analysis, mapper, traffic), engine.rule_use(analysis, mapper, traffic), engine.unsegmented(analysis, mapper, traffic)]
+    again = [engine.would_break(analysis, mapper, traffic), engine.rule_use(analysis, mapper, traffic), engine.unsegmented(analysis, mapper, traffic)]
+    assert all(a is b for a, b in zip(first, again)) and first[0]  # the solution denies web -> db, which the capture saw
+    assert sorted(calls) == ["_allowed", "_rule_use", "_unsegmented", "_would_break"]
+    other = Analysis(load_manifests([str(EXAMPLES / "lab-before")]))
+    assert engine.would_break(other, mapper, traffic) == []  # no policy: nothing denied
+    assert calls.count("_would_break") == 2 and calls.count("_allowed") == 2
+    assert engine.would_break(analysis, mapper, traffic, explained=0) is not first[0]  # another question

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from audit.engine.analysis import Analysis, Endpoint
 from audit.engine.compiled import CompiledRule
@@ -23,6 +24,7 @@ from audit.engine.labelsfilter import identity_label
 from audit.engine.verdict import Verdict, port_in
 from audit.observed import Flow, FlowEnd, FlowGroups
 
+T = TypeVar("T")
 Outside = tuple[str, int]
 """("outside", segment index): an address range outside the pods that every policy treats alike."""
 End = int | Outside
@@ -86,7 +88,8 @@ class Traffic:
     unmapped_examples: list[str] = field(default_factory=list)
     outside_only: int = 0
     """Flows between two outside addresses: no pod of the cluster is on either end."""
-    allowed_memo: dict[int, tuple[Analysis, dict[tuple[End, End, int, str], bool]]] = field(default_factory=dict)
+    answers: dict[tuple[object, ...], tuple[Analysis, FlowMapper, Any]] = field(default_factory=dict)
+    """Each answer computed once per (analysis, mapper): the checks and the report ask alike (see ``_answer``)."""
 
     @property
     def flows(self) -> int:
@@ -343,9 +346,10 @@ def allowed(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> dict[tu
     """Whether the policies allow each observed (source, destination, port, protocol), computed
     once per analysis: pod pairs from the class graph's port sets (shared per egress signature
     and ingress key), anything else from the stack's walk."""
-    memo = traffic.allowed_memo.get(id(analysis))
-    if memo is not None and memo[0] is analysis:
-        return memo[1]
+    return _answer(traffic, analysis, mapper, ("allowed",), lambda: _allowed(analysis, mapper, traffic))
+
+
+def _allowed(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> dict[tuple[End, End, int, str], bool]:
     graph = ClassGraph.of(analysis)
     out: dict[tuple[End, End, int, str], bool] = {}
     for key in traffic.pairs:
@@ -354,8 +358,20 @@ def allowed(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> dict[tu
             out[key] = port_in(graph.reaches(src, dst), port, protocol)
         else:
             out[key] = analysis.allowed(mapper.endpoint(src), mapper.endpoint(dst), port, protocol).allowed
-    traffic.allowed_memo[id(analysis)] = (analysis, out)
     return out
+
+
+def _answer(traffic: Traffic, analysis: Analysis, mapper: FlowMapper, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+    """``compute()`` once per (analysis, mapper, key) for this traffic. The analysis and mapper are
+    kept beside the answer: an id reused by a freed object never finds another's answer."""
+    full = (*key, id(analysis), id(mapper))
+    hit = traffic.answers.get(full)
+    if hit is not None and hit[0] is analysis and hit[1] is mapper:
+        answer: T = hit[2]
+        return answer
+    value = compute()
+    traffic.answers[full] = (analysis, mapper, value)
+    return value
 
 
 def verdict(analysis: Analysis, mapper: FlowMapper, key: tuple[End, End, int, str]) -> Verdict:
@@ -367,6 +383,10 @@ def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explai
     """Observed flows that ``analysis``'s policies deny, one row per workload pair and port, most
     flows first; the first ``explained`` rows carry the rule chain of each side (as `reach`
     explains it), the rest say how to ask for it."""
+    return _answer(traffic, analysis, mapper, ("would_break", explained), lambda: _would_break(analysis, mapper, traffic, explained))
+
+
+def _would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explained: int) -> list[Denied]:
     groups: dict[tuple[str, str, int, str], _Group] = {}
     for key in sorted((k for k, ok in allowed(analysis, mapper, traffic).items() if not ok), key=_order):
         tally = traffic.pairs[key]
@@ -419,6 +439,10 @@ class RuleUse:
 def rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[RuleUse]:
     """Every Allow rule, of every kind, with the flows that exercised it (a flow exercises an Allow
     rule of a policy acting on its side when the rule names the other end and covers the port)."""
+    return _answer(traffic, analysis, mapper, ("rule_use",), lambda: _rule_use(analysis, mapper, traffic))
+
+
+def _rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[RuleUse]:
     used: dict[int, _Use] = {}
     judged = allowed(analysis, mapper, traffic)
     for key, tally in traffic.pairs.items():
@@ -482,6 +506,10 @@ class Unsegmented:
 
 def unsegmented(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[Unsegmented]:
     """Workloads with traffic and no isolation in that direction, most distinct peers first."""
+    return _answer(traffic, analysis, mapper, ("unsegmented",), lambda: _unsegmented(analysis, mapper, traffic))
+
+
+def _unsegmented(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[Unsegmented]:
     peers: dict[tuple[int, str], set[End]] = {}
     flows: dict[tuple[int, str], int] = {}
     for (src, dst, _port, _proto), tally in traffic.pairs.items():
