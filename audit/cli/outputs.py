@@ -6,7 +6,7 @@ import dataclasses
 
 from audit.cli.common import echo, use_colour
 from audit.cli.options import Format, Printed
-from audit.ops.atomic import write_atomic
+from audit.ops.atomic import write_atomic, write_atomic_chunks
 from audit.ops.run import Outputs, Renders, write_files
 from audit.render.formats import report_format
 from audit.report.model import Report
@@ -20,7 +20,11 @@ def emit(report: Report, printed: Printed, outputs: Outputs, print_report: bool 
         return
     fmt = report_format(printed.format.canonical.value)
     colour = printed.format.canonical is Format.text and printed.output is None and use_colour(printed.no_color)
-    content = fmt.render(report, dataclasses.replace(outputs.render, colour=colour))
+    options = dataclasses.replace(outputs.render, colour=colour)
+    if printed.output and fmt.chunks is not None:  # written piece by piece, as the file options write it
+        write_atomic_chunks(printed.output, fmt.chunks(report, options))
+        return
+    content = fmt.render(report, options)
     if printed.output:
         write_atomic(printed.output, content)
     else:
