@@ -26,6 +26,7 @@ from audit.engine.diff import Change
 from audit.engine.expectations import Outcome
 from audit.engine.reach import PathResult
 from audit.inventory import Inventory
+from audit.observed import TOP
 from audit.ops.rotation import RunFiles
 from audit.ops.run import Outcome as RunOutcome
 from audit.ops.run import Outputs, outcome, write_rotation
@@ -69,14 +70,15 @@ def analysis(source: Inventory | Sequence[str | Path], settings: Config | None =
 
 
 def scan(paths: Sequence[str | Path] = (), *, source: Inventory | None = None, settings: Config | None = None,
-         now: dt.datetime | None = None, flows: Sequence[str | Path] = (), assume_enforced: bool = False) -> Report:
+         now: dt.datetime | None = None, flows: Sequence[str | Path] = (), assume_enforced: bool = False, top: int = TOP) -> Report:
     """Audit manifests (or ``source``, an inventory; neither: the live cluster): the report model,
-    as `netpol-audit scan` writes it. ``flows``: flow files to judge the policies against."""
+    as `netpol-audit scan` writes it. ``flows``: flow files to judge the policies against;
+    ``top``: the denied flow rows kept, most flows first (0: every one)."""
     from audit.sources.flows import flow_input
 
     inv = source if source is not None else inventory(paths)
     return run_audit(inv, settings or Config(), now, assume_enforced=assume_enforced,
-                     flows=flow_input([str(f) for f in flows]) if flows else None)
+                     flows=flow_input([str(f) for f in flows]) if flows else None, top=top)
 
 
 def render(report: Report, fmt: str, max_rows: int | None = None, options: RenderOptions | None = None) -> str | bytes:
@@ -123,10 +125,11 @@ def verify(expectations: str | Path, paths: Sequence[str | Path] = (), *, engine
 
 def flows(flow_files: Sequence[str | Path], paths: Sequence[str | Path] = (), *, source: Inventory | None = None,
           settings: Config | None = None, candidate: Sequence[str | Path] = (), since: dt.datetime | None = None,
-          until: dt.datetime | None = None, now: dt.datetime | None = None, assume_enforced: bool = False) -> Report:
+          until: dt.datetime | None = None, now: dt.datetime | None = None, assume_enforced: bool = False, top: int = TOP) -> Report:
     """What observed flows say about the policies (of ``paths``, or ``source``; with ``candidate``,
     those manifests applied): the report with its ``traffic`` section (flows the policies would
-    break, rules no flow used, traffic no policy isolates)."""
+    break, the ``top`` with the most flows beside the totals of all, 0: every one; rules no flow
+    used; traffic no policy isolates)."""
     from audit.sources.flows import flow_input
     from audit.sources.flowsql import Window
     from audit.sources.manifests import load_manifests
@@ -134,7 +137,7 @@ def flows(flow_files: Sequence[str | Path], paths: Sequence[str | Path] = (), *,
     inv = source if source is not None else inventory(paths)
     read = flow_input([str(f) for f in flow_files], Window(since, until))
     return run_audit(inv, settings or Config(), now or dt.datetime.now(dt.UTC).replace(microsecond=0), assume_enforced=assume_enforced,
-                     flows=read, candidate=load_manifests([str(c) for c in candidate]) if candidate else None)
+                     flows=read, candidate=load_manifests([str(c) for c in candidate]) if candidate else None, top=top)
 
 
 def fix(paths: Sequence[str | Path] = (), *, source: Inventory | None = None, settings: Config | None = None,

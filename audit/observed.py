@@ -6,6 +6,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+TOP = 1000
+"""Denied flow rows a report keeps, most flows first, beside the totals of all (a capture of random
+pairs denies millions of workload pairs; each row is text in every format)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FlowEnd:

@@ -12,7 +12,7 @@ from audit.engine.analysis import Analysis
 from audit.engine.cni import detect_cni
 from audit.engine.flows import FlowMapper, aggregate
 from audit.inventory import Inventory
-from audit.observed import FlowInput, ReadStats
+from audit.observed import TOP, FlowInput, ReadStats
 from audit.report.build import build_report, report_connectivity, traffic_info
 from audit.report.model import FindingRow, Report
 
@@ -32,18 +32,21 @@ def _context(analysis: Analysis, config: Config, today: dt.date, traffic: Observ
     return Context(analysis, config, cni, today, traffic)
 
 
-def observe(analysis: Analysis, flows: FlowInput) -> tuple[ObservedTraffic, ReadStats]:
-    """The flows placed on ``analysis`` and aggregated (streamed: read once per call)."""
+def observe(analysis: Analysis, flows: FlowInput, top: int = TOP) -> tuple[ObservedTraffic, ReadStats]:
+    """The flows placed on ``analysis`` and aggregated (streamed: read once per call); ``top``:
+    the denied rows kept (most flows first; 0: every one)."""
     mapper = FlowMapper(analysis)
     stats = ReadStats()
-    return ObservedTraffic(mapper, aggregate(mapper, flows.open(stats))), stats
+    return ObservedTraffic(mapper, aggregate(mapper, flows.open(stats)), top), stats
 
 
 def run_audit(inventory: Inventory, config: Config | None = None, now: dt.datetime | None = None,
-              assume_enforced: bool = False, flows: FlowInput | None = None, candidate: Inventory | None = None) -> Report:
+              assume_enforced: bool = False, flows: FlowInput | None = None, candidate: Inventory | None = None,
+              top: int = TOP) -> Report:
     """Analyse an inventory and build the report. Pure apart from streaming ``flows`` through the
     reader it carries; deterministic given ``now``. With ``candidate``, its policies are applied
-    to the inventory (as `kubectl apply` would) and the report judges that set."""
+    to the inventory (as `kubectl apply` would) and the report judges that set; ``top``: the
+    denied flow rows kept (most flows first; 0: every one)."""
     config = config or Config()
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     if candidate is not None:
@@ -51,7 +54,7 @@ def run_audit(inventory: Inventory, config: Config | None = None, now: dt.dateti
 
         inventory = with_candidate(inventory, candidate)
     analysis = analyse(inventory, config, assume_enforced)
-    observed, stats = observe(analysis, flows) if flows is not None else (None, None)
+    observed, stats = observe(analysis, flows, top) if flows is not None else (None, None)
     return report_of(analysis, config, now, observed, stats, "the inputs with the candidate applied" if candidate else "the inputs")
 
 

@@ -241,7 +241,7 @@ def measure_flows(directory: Path) -> dict[str, Any]:
     read = time.perf_counter() - start
     read_rss = rss_mb()  # the peak so far: reading, placing, aggregating (the answers come after)
     start = time.perf_counter()
-    denied = would_break(analysis, observed.mapper, observed.traffic)
+    denied = would_break(analysis, observed.mapper, observed.traffic).total
     rules = rule_use(analysis, observed.mapper, observed.traffic)
     open_ = unsegmented(analysis, observed.mapper, observed.traffic)
     answers = time.perf_counter() - start

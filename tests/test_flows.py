@@ -385,7 +385,7 @@ def test_rows_past_the_explained_ones_say_how_to_ask(tmp_path):
 
     analysis, mapper, traffic = _traffic(EXAMPLES / "lab-solution", "frontend/web,database/db,5432,TCP,,\nfrontend/web,database/db,5432,TCP,,\n"
                                                                     "database/db,frontend/web,80,TCP,,\n", tmp_path)
-    first, second = would_break(analysis, mapper, traffic, explained=1)
+    first, second = would_break(analysis, mapper, traffic, explained=1).rows
     assert first.count == 2 and any("denied" in w for w in first.why)
     assert second.why == ("not explained past the first 1 rows: netpol-audit reach database/db frontend/web -p 80/TCP",)
 
@@ -685,9 +685,9 @@ def test_each_answer_is_computed_once_per_analysis_and_mapper(monkeypatch):
         monkeypatch.setattr(engine, name, lambda *a, _o=original, _n=name: calls.append(_n) or _o(*a))
     first = [engine.would_break(analysis, mapper, traffic), engine.rule_use(analysis, mapper, traffic), engine.unsegmented(analysis, mapper, traffic)]
     again = [engine.would_break(analysis, mapper, traffic), engine.rule_use(analysis, mapper, traffic), engine.unsegmented(analysis, mapper, traffic)]
-    assert all(a is b for a, b in zip(first, again)) and first[0]  # the solution denies web -> db, which the capture saw
+    assert all(a is b for a, b in zip(first, again)) and first[0].rows  # the solution denies web -> db, which the capture saw
     assert sorted(calls) == ["_allowed", "_rule_use", "_unsegmented", "_would_break"]
     other = Analysis(load_manifests([str(EXAMPLES / "lab-before")]))
-    assert engine.would_break(other, mapper, traffic) == []  # no policy: nothing denied
+    assert engine.would_break(other, mapper, traffic).rows == ()  # no policy: nothing denied
     assert calls.count("_would_break") == 2 and calls.count("_allowed") == 2
     assert engine.would_break(analysis, mapper, traffic, explained=0) is not first[0]  # another question

@@ -26,12 +26,20 @@ def _window(ctx: Context) -> str:
 )
 def denied_observed_flow(ctx: Context) -> Iterable[Hit]:
     assert ctx.traffic is not None
-    for row in would_break(ctx.analysis, ctx.traffic.mapper, ctx.traffic.traffic):
+    denied = would_break(ctx.analysis, ctx.traffic.mapper, ctx.traffic.traffic, top=ctx.traffic.top)
+    for row in denied.rows:
         namespace = row.dst.split("/", 1)[0] if "/" in row.dst else (row.src.split("/", 1)[0] if "/" in row.src else None)
         dropped = f", {row.dropped} seen DROPPED" if row.dropped else ""
         yield Hit(namespace, "Flow", f"{row.src} -> {row.dst}",
                   f"{row.count} observed flow(s) {row.src} -> {row.dst} on {row.protocol}/{row.port} are denied{dropped}: "
                   + "; ".join(line.strip() for line in row.why), objects=(row.src, row.dst), key=f"{row.protocol}/{row.port}")
+    rest = denied.total - len(denied.rows)
+    if rest:
+        # The rows past the cut, said once with their totals: never dropped without a word.
+        flows = denied.flows - sum(row.count for row in denied.rows)
+        yield Hit(None, "Flow", "(the rest)",
+                  f"{rest:,} more denied (source, destination, port) rows with {flows:,} observed flow(s), none with more flows "
+                  f"than the {len(denied.rows):,} listed, are not listed (--top 0 lists every one)", key="rest")
 
 
 @check(

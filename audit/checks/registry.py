@@ -16,6 +16,7 @@ from audit.engine.cni import CniReport
 from audit.engine.compiled import CompiledPolicy
 from audit.engine.flows import FlowMapper, Traffic
 from audit.inventory import Namespace, SourceRef
+from audit.observed import TOP
 from audit.report.severity import SEVERITIES
 
 _ID_RE = re.compile(r"^NP-(COV|PERM|EXP|HYG|DNS|CNI|CFG|FLOW)-\d{3}$")
@@ -80,6 +81,8 @@ class ObservedTraffic:
 
     mapper: FlowMapper
     traffic: Traffic
+    top: int = TOP
+    """Denied rows the report and NP-FLOW-001 keep, most flows first (0: every one); the totals count all."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from audit.observed import TOP as DENIED_ROWS
 from audit.render.formats import RenderOptions
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ EXCLUDE_NAMESPACE = typer.Option(None, "--exclude-namespace", "-x", help="Also e
 NOW = typer.Option(None, "--now", help="Report time (ISO 8601), for reproducible output.")
 ASSUME_ENFORCED = typer.Option(False, "--assume-enforced", help="Evaluate policy kinds the detected CNI does not enforce as if it did (planning a migration); reports say so.")
 FLOWS = typer.Option(None, "--flows", help="Observed flows to judge the policies against (Hubble JSON lines, or CSV/JSON with src, dst, port, protocol); repeatable.")
+TOP = typer.Option(DENIED_ROWS, "--top", min=0, help=f"Denied flow rows kept in every format, most flows first, beside the totals of all (default {DENIED_ROWS}; 0: every row).")
 INVENTORY = typer.Option(None, "--inventory", help="Read an inventory saved by `netpol-audit collect` instead.")
 MANIFESTS = typer.Argument(None, help="Manifest files or folders; none: --inventory or the live cluster.")
 FORMAT = typer.Option(Format.text, "--format", "-f", help="What to print (or write with -o).")

@@ -11,6 +11,7 @@ Unmapped flows are counted per reason and listed, never dropped.
 from __future__ import annotations
 
 import bisect
+import heapq
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from audit.engine.connectivity import ClassGraph, Segment, segments
 from audit.engine.direction import Direction
 from audit.engine.labelsfilter import identity_label
 from audit.engine.verdict import Verdict, port_in
-from audit.observed import Flow, FlowEnd, FlowGroups
+from audit.observed import TOP, Flow, FlowEnd, FlowGroups
 
 T = TypeVar("T")
 Outside = tuple[str, int]
@@ -379,37 +380,88 @@ def verdict(analysis: Analysis, mapper: FlowMapper, key: tuple[End, End, int, st
     return analysis.allowed(mapper.endpoint(key[0]), mapper.endpoint(key[1]), key[2], key[3])
 
 
-def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explained: int = MAX_EXPLAINED) -> list[Denied]:
+@dataclass(frozen=True, slots=True)
+class WouldBreak:
+    """Observed flows the policies deny: the rows (one per workload pair and port, most flows
+    first, the first ``top`` when cut) and the totals over every row, kept or not."""
+
+    rows: tuple[Denied, ...]
+    total: int
+    """Rows before the cut."""
+    flows: int
+    dropped: int
+
+    @property
+    def forwarded(self) -> int:
+        """Denied flows the capture saw forwarded: applying the policies stops them."""
+        return self.flows - self.dropped
+
+
+def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explained: int = MAX_EXPLAINED, top: int = TOP) -> WouldBreak:
     """Observed flows that ``analysis``'s policies deny, one row per workload pair and port, most
-    flows first; the first ``explained`` rows carry the rule chain of each side (as `reach`
-    explains it), the rest say how to ask for it."""
-    return _answer(traffic, analysis, mapper, ("would_break", explained), lambda: _would_break(analysis, mapper, traffic, explained))
+    flows first, the first ``top`` of them (0: every one) with the totals of all; the first
+    ``explained`` rows carry the rule chain of each side (as `reach` explains it), the rest say
+    how to ask for it."""
+    return _answer(traffic, analysis, mapper, ("would_break", explained, top), lambda: _would_break(analysis, mapper, traffic, explained, top))
 
 
-def _would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explained: int) -> list[Denied]:
-    groups: dict[tuple[str, str, int, str], _Group] = {}
-    for key in sorted((k for k, ok in allowed(analysis, mapper, traffic).items() if not ok), key=_order):
+def _would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explained: int, top: int) -> WouldBreak:
+    # Rows are grouped by their text (two classes of one workload are one row) and kept as list
+    # slots and text ids until the first ``top`` are chosen: a capture of random pairs has
+    # millions of rows, and only those few are ever written out.
+    ids: dict[str, int] = {}
+    texts: list[str] = []
+
+    def text_id(text: str) -> int:
+        at = ids.get(text)
+        if at is None:
+            at = ids[text] = len(texts)
+            texts.append(text)
+        return at
+
+    groups: dict[tuple[int, int, int, str], int] = {}
+    counts: list[int] = []
+    dropped: list[int] = []
+    firsts: list[str | None] = []
+    lasts: list[str | None] = []
+    keys: list[tuple[End, End, int, str]] = []  # each row's (source, destination, port, protocol) explained: its first in _order
+    for key, ok in allowed(analysis, mapper, traffic).items():
+        if ok:
+            continue
         tally = traffic.pairs[key]
-        name = (mapper.describe(key[0], tally, "src"), mapper.describe(key[1], tally, "dst"), key[2], key[3])
-        group = groups.get(name)
-        if group is None:
-            group = groups[name] = _Group(key)
-        group.tally.merge(tally.count, tally.dropped, tally.first, tally.last)
+        name = (text_id(mapper.describe(key[0], tally, "src")), text_id(mapper.describe(key[1], tally, "dst")), key[2], key[3])
+        at = groups.get(name)
+        if at is None:
+            groups[name] = len(counts)
+            counts.append(tally.count)
+            dropped.append(tally.dropped)
+            firsts.append(tally.first)
+            lasts.append(tally.last)
+            keys.append(key)
+            continue
+        counts[at] += tally.count
+        dropped[at] += tally.dropped
+        first, last = firsts[at], lasts[at]
+        if tally.first and (first is None or tally.first < first):
+            firsts[at] = tally.first
+        if tally.last and (last is None or tally.last > last):
+            lasts[at] = tally.last
+        if _order(key) < _order(keys[at]):
+            keys[at] = key
+
+    def rank(item: tuple[tuple[int, int, int, str], int]) -> tuple[int, str, str, int, str]:
+        (src, dst, port, protocol), at = item
+        return (-counts[at], texts[src], texts[dst], port, protocol)
+
+    chosen = heapq.nsmallest(top, groups.items(), key=rank) if 0 < top < len(groups) else sorted(groups.items(), key=rank)
     rows = []
-    for i, ((src, dst, port, protocol), group) in enumerate(sorted(groups.items(), key=lambda kv: (-kv[1].tally.count, kv[0]))):
-        t = group.tally
-        why = (tuple(verdict(analysis, mapper, group.key).explain_lines()) if i < explained else
+    for i, ((src_id, dst_id, port, protocol), at) in enumerate(chosen):
+        src, dst = texts[src_id], texts[dst_id]
+        why = (tuple(verdict(analysis, mapper, keys[at]).explain_lines()) if i < explained else
                (f"not explained past the first {explained} rows: netpol-audit reach {src.split(', ')[0].split('[')[0]} "
                 f"{dst.split(', ')[0].split('[')[0]} -p {port}/{protocol}",))
-        rows.append(Denied(src, dst, port, protocol, t.count, t.dropped, t.first, t.last, why))
-    return rows
-
-
-@dataclass(slots=True)
-class _Group:
-    key: tuple[End, End, int, str]
-    """One of its (source, destination, port, protocol): the one explained."""
-    tally: Tally = field(default_factory=Tally)
+        rows.append(Denied(src, dst, port, protocol, counts[at], dropped[at], firsts[at], lasts[at], why))
+    return WouldBreak(tuple(rows), len(groups), sum(counts), sum(dropped))
 
 
 def _order(key: tuple[End, End, int, str]) -> tuple[object, ...]:

@@ -22,13 +22,15 @@ def render_traffic(traffic: TrafficInfo, limit: int = MAX_LINES) -> str:
         out += [f"    {v:,}: {k}" for k, v in traffic.unmapped[:limit]]
         out += [f"    e.g. {e}" for e in traffic.unmapped_examples[:5]]
     out.append("")
-    out.append(f"Would break ({len(traffic.would_break)}): observed flows these policies deny")
+    out.append(f"Would break ({traffic.denied_rows:,}): observed flows these policies deny{_denied_flows(traffic)}")
     for row in traffic.would_break[:limit]:
         dropped = f", {row.dropped} seen DROPPED" if row.dropped else ""
         out.append(f"  {row.src} -> {row.dst} : {row.protocol} {row.port}  ({row.count} flow(s){dropped})")
         out += [f"      {line}" for line in row.why]
     if not traffic.would_break:
         out.append("  none: every observed flow is allowed")
+    elif traffic.denied_rows > len(traffic.would_break[:limit]):
+        out.append(f"  ... {traffic.denied_rows - len(traffic.would_break[:limit]):,} more row(s), none with more flows{_kept(traffic)}")
     unused = [r for r in traffic.rules if r.flows == 0]
     partial = [r for r in traffic.rules if r.flows and (r.peers_allowed is None or r.peers_used < r.peers_allowed or r.ports_allowed == "every port")]
     out.append("")
@@ -49,7 +51,20 @@ def render_traffic(traffic: TrafficInfo, limit: int = MAX_LINES) -> str:
     out.append(f"Unsegmented ({len(traffic.unsegmented)}): traffic in a direction no policy isolates, most peers first")
     out += [f"  {u.namespace}/{u.workload} {u.direction.lower()}: {u.peers} peer(s), {u.flows:,} flow(s)"
             for u in traffic.unsegmented[:limit]]
-    more = max(len(traffic.would_break), len(unused), len(partial), len(traffic.unsegmented)) - limit
+    more = max(len(unused), len(partial), len(traffic.unsegmented)) - limit
     if more > 0:
         out.append(f"\n(lists cut at {limit}; the JSON result has every row)")
     return terminal_safe("\n".join(out) + "\n")  # names from the capture and the inventory: escapes shown, never run
+
+
+def _denied_flows(traffic: TrafficInfo) -> str:
+    totals = traffic.would_break_totals
+    return f", {totals.flows:,} flow(s) in all, {totals.dropped:,} of them seen DROPPED" if totals and totals.rows else ""
+
+
+def _kept(traffic: TrafficInfo) -> str:
+    """Where the denied rows past the terminal's cut are: the JSON result, up to the --top kept."""
+    totals = traffic.would_break_totals
+    if totals and totals.top and totals.rows > totals.top:
+        return f" (the JSON result lists the first {totals.top:,} denied rows; --top 0 lists every one)"
+    return " (the JSON result lists every one)"

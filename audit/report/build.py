@@ -38,6 +38,7 @@ from audit.report.model import (
     ConnectivityInfo,
     ControlRow,
     DeniedFlowRow,
+    DeniedTotals,
     Evidence,
     FindingRow,
     InputFile,
@@ -142,17 +143,19 @@ def segmentation_map(analysis: Analysis, conns: list[Connection], sensitive_port
 def traffic_info(analysis: Analysis, observed: ObservedTraffic, stats: ReadStats, policies_from: str) -> TrafficInfo:
     """The report's traffic section: the window and sources, and the three answers."""
     mapper, traffic = observed.mapper, observed.traffic
+    denied = would_break(analysis, mapper, traffic, top=observed.top)
     return TrafficInfo(
         files=tuple(stats.files), flows=traffic.flows, dropped=traffic.dropped, first=traffic.first, last=traffic.last,
         replies=stats.replies, skipped=tuple(sorted(stats.skipped.items())),
         unmapped=tuple(sorted(traffic.unmapped.items(), key=lambda kv: (-kv[1], kv[0]))), unmapped_examples=tuple(traffic.unmapped_examples),
         pairs=len(traffic.pairs), outside_only=traffic.outside_only, policies_from=policies_from,
         would_break=tuple(DeniedFlowRow(d.src, d.dst, d.port, d.protocol, d.count, d.dropped, d.first, d.last, d.why)
-                          for d in would_break(analysis, mapper, traffic)),
+                          for d in denied.rows),
         rules=tuple(RuleUseRow(r.policy, r.namespace, r.kind, r.name, r.rule, r.flows, r.peers_used, r.peers_allowed, r.ports_used,
                                r.ports_allowed)
                     for r in rule_use(analysis, mapper, traffic)),
         unsegmented=tuple(UnsegmentedRow(u.namespace, u.workload, u.direction, u.peers, u.flows) for u in unsegmented(analysis, mapper, traffic)),
+        would_break_totals=DeniedTotals(denied.total, denied.flows, denied.dropped, observed.top),
     )
 
 

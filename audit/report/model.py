@@ -13,7 +13,7 @@ from typing import Protocol
 
 from audit.report.severity import at_least
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 
 
 @dataclass(frozen=True)
@@ -355,6 +355,17 @@ class DeniedFlowRow:
 
 
 @dataclass(frozen=True)
+class DeniedTotals:
+    """Every denied row, listed or not: rows (workload pair and port), their flows, of those the
+    flows seen DROPPED; ``top``: the rows listed, most flows first (0: every one)."""
+
+    rows: int
+    flows: int
+    dropped: int
+    top: int
+
+
+@dataclass(frozen=True)
 class RuleUseRow:
     """An allow rule, of any kind, against the observed traffic."""
 
@@ -402,8 +413,23 @@ class TrafficInfo:
     policies_from: str
     """Which policies were judged: "the inputs" or the candidate folder applied to them."""
     would_break: tuple[DeniedFlowRow, ...]
+    """The denied rows with the most flows (``would_break_totals.top`` of them), most flows first."""
     rules: tuple[RuleUseRow, ...]
     unsegmented: tuple[UnsegmentedRow, ...]
+    would_break_totals: DeniedTotals | None = None
+    """Every denied row, listed or not (None: a result written before schema 2.2)."""
+
+    @property
+    def denied_rows(self) -> int:
+        """Denied rows, listed or not."""
+        return self.would_break_totals.rows if self.would_break_totals else len(self.would_break)
+
+    @property
+    def denied_forwarded(self) -> int:
+        """Denied flows the capture saw forwarded: applying the policies stops them."""
+        if self.would_break_totals:
+            return self.would_break_totals.flows - self.would_break_totals.dropped
+        return sum(row.count - row.dropped for row in self.would_break)
 
 
 @dataclass(frozen=True)

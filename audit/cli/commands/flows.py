@@ -10,7 +10,7 @@ import typer
 
 from audit.cli.app import app
 from audit.cli.common import config_of, echo, failing_cleanly, flow_input, inputs_checked, load_inventory, parse_now, shows_progress
-from audit.cli.options import ASSUME_ENFORCED, AUDIT_CONFIG, FLOWS, INVENTORY, NOW, Cluster, Format, Printed, ReportFiles, grouped
+from audit.cli.options import ASSUME_ENFORCED, AUDIT_CONFIG, FLOWS, INVENTORY, NOW, TOP, Cluster, Format, Printed, ReportFiles, grouped
 from audit.cli.outputs import emit
 from audit.cli.progress import status
 from audit.config import Config
@@ -38,6 +38,7 @@ def flows_command(
     since: Optional[str] = typer.Option(None, "--since", help="Only flows seen at or after this time (ISO 8601)."),
     until: Optional[str] = typer.Option(None, "--until", help="Only flows seen before this time (ISO 8601)."),
     propose_dir: Optional[Path] = typer.Option(None, "--propose", help="Write least-privilege policies for the observed traffic here (one file per namespace), verified by the engine."),
+    top: int = TOP,
     printed: Printed,
     files: ReportFiles,
     config: Optional[Path] = AUDIT_CONFIG,
@@ -70,9 +71,9 @@ def flows_command(
         stamp = parse_now(now) or dt.datetime.now(dt.UTC).replace(microsecond=0)
         # The inputs' own analysis and placed flows serve the report (without a candidate) and the proposal.
         current = analyse(inventory, cfg, assume_enforced) if propose_dir is not None or not candidate else None
-        observed = observe(current, source) if current is not None else None
+        observed = observe(current, source, top) if current is not None else None
         if candidate:
-            report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced, flows=source, candidate=load_manifests(candidate))
+            report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced, flows=source, candidate=load_manifests(candidate), top=top)
         else:
             assert current is not None and observed is not None
             report = report_of(current, cfg, stamp, *observed)
@@ -85,7 +86,7 @@ def flows_command(
                 write_atomic(printed.output, render_traffic(report.traffic))
             else:
                 echo(render_traffic(report.traffic), nl=False, kind="trusted")
-        failed = any(row.count > row.dropped for row in report.traffic.would_break)  # already DROPPED: nothing new stops
+        failed = report.traffic.denied_forwarded > 0  # already DROPPED: nothing new stops
         if propose_dir is not None:
             assert current is not None and observed is not None
             failed = _propose(inventory, cfg, current, observed[0], propose_dir) or failed
