@@ -192,6 +192,18 @@ def test_a_proposal_that_would_open_more_fails_verification():
 # -- mapping ------------------------------------------------------------------------------
 
 
+def test_the_ends_placed_are_not_kept_past_the_capture_and_a_second_read_places_them_again():
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper, aggregate
+    from audit.sources.manifests import load_manifests
+
+    mapper = FlowMapper(Analysis(load_manifests([str(EXAMPLES / "lab-solution")])))
+    first = aggregate(mapper, read_flows([str(LAB / "hubble.jsonl")], ReadStats()))
+    assert first.pairs and not mapper._placed  # 150,000 ends with their labels would outlive the capture
+    again = aggregate(mapper, read_flows([str(LAB / "hubble.jsonl")], ReadStats()))
+    assert again.pairs == first.pairs and again.unmapped == first.unmapped and again.total == first.total
+
+
 def test_flows_map_by_pod_name_then_ip_then_as_outside_and_the_rest_are_counted(tmp_path):
     capture = tmp_path / "f.jsonl"
     lines = [
