@@ -75,8 +75,9 @@ class Placed(NamedTuple):
     protocol: str
     flows: int
     dropped: int
-    first: str | None
-    last: str | None
+    start: int | None
+    end: int | None
+    """The first and last time in microseconds since the epoch (UTC)."""
     src_ips: tuple[str, ...] = ()
     dst_ips: tuple[str, ...] = ()
 

@@ -247,7 +247,7 @@ def measure_flows(directory: Path) -> dict[str, Any]:
     answers = time.perf_counter() - start
     return {"stages": [["flows: read, place, aggregate", read, read_rss], ["flows: the three answers", answers, rss_mb()]],
             "flows": observed.traffic.flows, "lines": stats.lines, "pairs": len(observed.traffic.pairs), "rss_before": rss_before,
-            "denied": len(denied), "rules": len(rules), "unsegmented": len(open_)}
+            "denied": denied, "rules": len(rules), "unsegmented": len(open_)}
 
 
 def measure_flows_floor(directory: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ workloads, Type, traffic_direction, is_reply); the engine's verdicts are the ora
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tempfile
 from pathlib import Path
@@ -703,3 +704,19 @@ def test_each_answer_is_computed_once_per_analysis_and_mapper(monkeypatch):
     assert engine.would_break(other, mapper, traffic).rows == ()  # no policy: nothing denied
     assert calls.count("_would_break") == 2 and calls.count("_allowed") == 2
     assert engine.would_break(analysis, mapper, traffic, explained=0) is not first[0]  # another question
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59)),
+       st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59)))
+def test_a_time_kept_in_microseconds_reads_back_as_the_readers_write_it_and_keeps_its_order(a, b):
+    """A tally keeps its times as microseconds: each gives back the readers' text (UTC,
+    microseconds, fixed width), and two compare as their texts do (the window's first and last)."""
+    from audit.engine.flows import stamp_micros, stamp_text
+    from audit.sources.flows import _utc
+
+    ta, tb = (_utc(t.replace(tzinfo=dt.UTC)) for t in (a, b))
+    assert stamp_text(stamp_micros(ta)) == ta and stamp_text(stamp_micros(tb)) == tb
+    assert (stamp_micros(ta) < stamp_micros(tb)) == (ta < tb)  # type: ignore[operator]
+    assert stamp_micros(ta) == (a - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+    assert stamp_micros(None) is None and stamp_text(None) is None

@@ -11,6 +11,7 @@ Unmapped flows are counted per reason and listed, never dropped.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import heapq
 import ipaddress
 from collections.abc import Callable, Iterable
@@ -42,24 +43,38 @@ class Tally:
 
     count: int = 0
     dropped: int = 0
-    first: str | None = None
-    last: str | None = None
+    start: int | None = None
+    end: int | None = None
+    """The first and last time, in microseconds since the epoch (UTC): a capture has millions of
+    tallies, and two times as text cost more than the rest of one."""
     src_ips: tuple[str, ...] = ()
     dst_ips: tuple[str, ...] = ()
     """Outside addresses seen at each end: the smallest few in text order, sorted (empty for a pod
     end: most tallies are between pods, and a capture holds millions of them)."""
 
+    @property
+    def first(self) -> str | None:
+        return stamp_text(self.start)
+
+    @property
+    def last(self) -> str | None:
+        return stamp_text(self.end)
+
     def add(self, flow: Flow) -> None:
         self.merge(flow.count, flow.count if flow.dropped else 0, flow.first, flow.last)
 
     def merge(self, count: int, dropped: int, first: str | None, last: str | None) -> None:
-        """Count more flows in (times are fixed-width UTC text: they compare as text)."""
+        """Count more flows in (times as the readers write them: UTC text, microseconds)."""
+        self.merge_us(count, dropped, stamp_micros(first), stamp_micros(last))
+
+    def merge_us(self, count: int, dropped: int, start: int | None, end: int | None) -> None:
+        """Count more flows in, their times in microseconds since the epoch."""
         self.count += count
         self.dropped += dropped
-        if first and (self.first is None or first < self.first):
-            self.first = first
-        if last and (self.last is None or last > self.last):
-            self.last = last
+        if start is not None and (self.start is None or start < self.start):
+            self.start = start
+        if end is not None and (self.end is None or end > self.end):
+            self.end = end
 
     def seen(self, side: str) -> set[str]:
         """The outside addresses kept for an end ("src"/"dst")."""
@@ -235,6 +250,24 @@ class FlowMapper:
         return ", ".join(seen[:3]) + (f" (+{len(seen) - 3})" if len(seen) > 3 else "") if seen else self.segments[end[1]].text()
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+_MICRO = dt.timedelta(microseconds=1)
+
+
+def stamp_micros(text: str | None) -> int | None:
+    """A time as the readers write it (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``) in microseconds since the epoch."""
+    if not text:
+        return None
+    return (dt.datetime.fromisoformat(text.removesuffix("Z")) - _EPOCH) // _MICRO
+
+
+def stamp_text(micros: int | None) -> str | None:
+    """Microseconds since the epoch as the readers write a time (the inverse of ``stamp_micros``)."""
+    if micros is None:
+        return None
+    return (_EPOCH + micros * _MICRO).isoformat(timespec="microseconds") + "Z"
+
+
 def _canonical(ip: str) -> str:
     if ":" not in ip:
         return ip  # IPv4 has one written form (leading zeros are refused): parsing would give it back
@@ -315,7 +348,7 @@ def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, exampl
         tally = traffic.pairs.get(key)
         if tally is None:
             tally = traffic.pairs[key] = Tally()
-        tally.merge(row.flows, row.dropped, row.first, row.last)
+        tally.merge_us(row.flows, row.dropped, row.start, row.end)
         if row.src_ips:
             tally.see("src", *row.src_ips)
         if row.dst_ips:
@@ -428,8 +461,8 @@ def _would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, expla
     groups: dict[tuple[int, int, int, str], int] = {}
     counts: list[int] = []
     dropped: list[int] = []
-    firsts: list[str | None] = []
-    lasts: list[str | None] = []
+    starts: list[int | None] = []
+    ends: list[int | None] = []
     keys: list[tuple[End, End, int, str]] = []  # each row's (source, destination, port, protocol) explained: its first in _order
     for key, ok in allowed(analysis, mapper, traffic).items():
         if ok:
@@ -441,17 +474,17 @@ def _would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, expla
             groups[name] = len(counts)
             counts.append(tally.count)
             dropped.append(tally.dropped)
-            firsts.append(tally.first)
-            lasts.append(tally.last)
+            starts.append(tally.start)
+            ends.append(tally.end)
             keys.append(key)
             continue
         counts[at] += tally.count
         dropped[at] += tally.dropped
-        first, last = firsts[at], lasts[at]
-        if tally.first and (first is None or tally.first < first):
-            firsts[at] = tally.first
-        if tally.last and (last is None or tally.last > last):
-            lasts[at] = tally.last
+        start, end = starts[at], ends[at]
+        if tally.start is not None and (start is None or tally.start < start):
+            starts[at] = tally.start
+        if tally.end is not None and (end is None or tally.end > end):
+            ends[at] = tally.end
         if _order(key) < _order(keys[at]):
             keys[at] = key
 
@@ -466,7 +499,7 @@ def _would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, expla
         why = (tuple(verdict(analysis, mapper, keys[at]).explain_lines()) if i < explained else
                (f"not explained past the first {explained} rows: netpol-audit reach {src.split(', ')[0].split('[')[0]} "
                 f"{dst.split(', ')[0].split('[')[0]} -p {port}/{protocol}",))
-        rows.append(Denied(src, dst, port, protocol, counts[at], dropped[at], firsts[at], lasts[at], why))
+        rows.append(Denied(src, dst, port, protocol, counts[at], dropped[at], stamp_text(starts[at]), stamp_text(ends[at]), why))
     return WouldBreak(tuple(rows), len(groups), sum(counts), sum(dropped))
 
 

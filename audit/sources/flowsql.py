@@ -333,11 +333,11 @@ class HubbleGroups:
         try:
             seen = {side: {tuple(r[:4]): tuple(r[4]) for r in con.execute(ips.format(side=side)).fetchall()} for side in ("sip", "dip")}
             result = con.execute(f"SELECT {key}, sum(n)::BIGINT, coalesce(sum(n) FILTER (WHERE dropped), 0)::BIGINT, "
-                                 f"{_STAMP.format('min(first)')}, {_STAMP.format('max(last)')} FROM placed GROUP BY ALL")
+                                 "epoch_us(min(first)), epoch_us(max(last)) FROM placed GROUP BY ALL")
             while batch := result.fetchmany(20_000):
-                for sc, dc, port, proto, count, dropped, first, last in batch:
+                for sc, dc, port, proto, count, dropped, start, end in batch:
                     at = (sc, dc, port, proto)
-                    yield Placed(sc, dc, port, proto, count, dropped, first, last,
+                    yield Placed(sc, dc, port, proto, count, dropped, start, end,
                                  seen["sip"].get(at, ()), seen["dip"].get(at, ()))  # addresses only at outside ends (the table's own CASE)
         finally:
             self._close()
