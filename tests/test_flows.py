@@ -712,7 +712,7 @@ def test_each_answer_is_computed_once_per_analysis_and_mapper(monkeypatch):
 def test_a_time_kept_in_microseconds_reads_back_as_the_readers_write_it_and_keeps_its_order(a, b):
     """A tally keeps its times as microseconds: each gives back the readers' text (UTC,
     microseconds, fixed width), and two compare as their texts do (the window's first and last)."""
-    from audit.engine.flows import stamp_micros, stamp_text
+    from audit.engine.pairs import stamp_micros, stamp_text
     from audit.sources.flows import _utc
 
     ta, tb = (_utc(t.replace(tzinfo=dt.UTC)) for t in (a, b))

@@ -11,10 +11,9 @@ Unmapped flows are counted per reason and listed, never dropped.
 from __future__ import annotations
 
 import bisect
-import datetime as dt
 import heapq
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,80 +22,26 @@ from audit.engine.compiled import CompiledRule
 from audit.engine.connectivity import ClassGraph, Segment, segments
 from audit.engine.direction import Direction
 from audit.engine.labelsfilter import identity_label
+from audit.engine.pairs import MAX_IPS as MAX_IPS
+from audit.engine.pairs import End as End
+from audit.engine.pairs import Key, Pairs, Verdicts, encode, stamp_micros
+from audit.engine.pairs import Outside as Outside
+from audit.engine.pairs import Tally as Tally
 from audit.engine.verdict import Verdict, port_in
 from audit.observed import TOP, Flow, FlowEnd, FlowGroups
 
 T = TypeVar("T")
-Outside = tuple[str, int]
-"""("outside", segment index): an address range outside the pods that every policy treats alike."""
-End = int | Outside
 MAX_UNMAPPED = 50
-MAX_IPS = 8
 MAX_PLACED = 500_000
 MAX_EXPLAINED = 1000
 """Denied rows that carry their rule chain (most flows first): an explanation costs a full walk of both sides."""
-
-
-@dataclass(slots=True)
-class Tally:
-    """Flows of one (source, destination, port, protocol): how many, dropped ones apart, when."""
-
-    count: int = 0
-    dropped: int = 0
-    start: int | None = None
-    end: int | None = None
-    """The first and last time, in microseconds since the epoch (UTC): a capture has millions of
-    tallies, and two times as text cost more than the rest of one."""
-    src_ips: tuple[str, ...] = ()
-    dst_ips: tuple[str, ...] = ()
-    """Outside addresses seen at each end: the smallest few in text order, sorted (empty for a pod
-    end: most tallies are between pods, and a capture holds millions of them)."""
-
-    @property
-    def first(self) -> str | None:
-        return stamp_text(self.start)
-
-    @property
-    def last(self) -> str | None:
-        return stamp_text(self.end)
-
-    def add(self, flow: Flow) -> None:
-        self.merge(flow.count, flow.count if flow.dropped else 0, flow.first, flow.last)
-
-    def merge(self, count: int, dropped: int, first: str | None, last: str | None) -> None:
-        """Count more flows in (times as the readers write them: UTC text, microseconds)."""
-        self.merge_us(count, dropped, stamp_micros(first), stamp_micros(last))
-
-    def merge_us(self, count: int, dropped: int, start: int | None, end: int | None) -> None:
-        """Count more flows in, their times in microseconds since the epoch."""
-        self.count += count
-        self.dropped += dropped
-        if start is not None and (self.start is None or start < self.start):
-            self.start = start
-        if end is not None and (self.end is None or end > self.end):
-            self.end = end
-
-    def seen(self, side: str) -> set[str]:
-        """The outside addresses kept for an end ("src"/"dst")."""
-        return set(self.src_ips if side == "src" else self.dst_ips)
-
-    def see(self, side: str, *ips: str) -> None:
-        """Keep outside addresses: the MAX_IPS smallest in text order, whatever order they come in."""
-        kept = self.src_ips if side == "src" else self.dst_ips
-        if len(ips) == 1 and (ips[0] in kept or (len(kept) >= MAX_IPS and ips[0] > kept[-1])):
-            return  # the common case, one flow at a time: nothing changes
-        new = tuple(sorted(set(kept).union(ips))[:MAX_IPS])
-        if side == "src":
-            self.src_ips = new
-        else:
-            self.dst_ips = new
 
 
 @dataclass
 class Traffic:
     """Observed flows, aggregated and mapped; what could not be mapped, counted and sampled."""
 
-    pairs: dict[tuple[End, End, int, str], Tally] = field(default_factory=dict)
+    pairs: Pairs = field(default_factory=Pairs)
     total: Tally = field(default_factory=Tally)
     """Every flow read, placed or not: the window."""
     unmapped: dict[str, int] = field(default_factory=dict)
@@ -250,24 +195,6 @@ class FlowMapper:
         return ", ".join(seen[:3]) + (f" (+{len(seen) - 3})" if len(seen) > 3 else "") if seen else self.segments[end[1]].text()
 
 
-_EPOCH = dt.datetime(1970, 1, 1)
-_MICRO = dt.timedelta(microseconds=1)
-
-
-def stamp_micros(text: str | None) -> int | None:
-    """A time as the readers write it (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``) in microseconds since the epoch."""
-    if not text:
-        return None
-    return (dt.datetime.fromisoformat(text.removesuffix("Z")) - _EPOCH) // _MICRO
-
-
-def stamp_text(micros: int | None) -> str | None:
-    """Microseconds since the epoch as the readers write a time (the inverse of ``stamp_micros``)."""
-    if micros is None:
-        return None
-    return (_EPOCH + micros * _MICRO).isoformat(timespec="microseconds") + "Z"
-
-
 def _canonical(ip: str) -> str:
     if ":" not in ip:
         return ip  # IPv4 has one written form (leading zeros are refused): parsing would give it back
@@ -301,7 +228,9 @@ def _example(examples: list[tuple[tuple[str, str, int, str], str]], src: FlowEnd
 
 
 def _add_flow(mapper: FlowMapper, traffic: Traffic, flow: Flow, examples: list[tuple[tuple[str, str, int, str], str]]) -> None:
-    traffic.total.add(flow)
+    start, end = stamp_micros(flow.first), stamp_micros(flow.last)
+    dropped = flow.count if flow.dropped else 0
+    traffic.total.merge_us(flow.count, dropped, start, end)
     srcs, why_src = mapper.place(flow.src)
     dsts, why_dst = mapper.place(flow.dst)
     if not srcs or not dsts:
@@ -314,14 +243,9 @@ def _add_flow(mapper: FlowMapper, traffic: Traffic, flow: Flow, examples: list[t
         return
     for src in srcs:
         for dst in dsts:
-            key = (src, dst, flow.port, flow.protocol)
-            tally = traffic.pairs.get(key)
-            if tally is None:
-                tally = traffic.pairs[key] = Tally()
-            tally.add(flow)
-            for side, end, at in (("src", src, flow.src), ("dst", dst, flow.dst)):
-                if not isinstance(end, int) and at.ip:
-                    tally.see(side, at.ip)
+            traffic.pairs.add(encode(src), encode(dst), flow.port, flow.protocol, flow.count, dropped, start, end,
+                              (flow.src.ip,) if not isinstance(src, int) and flow.src.ip else (),
+                              (flow.dst.ip,) if not isinstance(dst, int) and flow.dst.ip else ())
 
 
 def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, examples: list[tuple[tuple[str, str, int, str], str]]) -> None:
@@ -330,7 +254,7 @@ def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, exampl
     traffic.total.merge(count, dropped, first, last)
     ends = groups.ends()
     placed = [mapper.place(end) for end in ends]
-    codes = [[_encode(e) for e in targets] for targets, _ in placed]
+    codes = [[encode(e) for e in targets] for targets, _ in placed]
     placement = groups.place(codes)
     for side, at, flows in placement.blamed:
         why = f"{side} {placed[at][1]}"
@@ -339,29 +263,10 @@ def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, exampl
         why = f"source {placed[se][1]}" if not codes[se] else f"destination {placed[de][1]}"
         _example(examples, ends[se], ends[de], port, protocol, why)
     traffic.outside_only += placement.outside_only
-    # One object per distinct end, port and protocol, shared by every key (a capture has millions of keys).
-    decoded = {code: _decode(code) for c in codes for code in c}
-    ports: dict[int, int] = {}
-    protocols: dict[str, str] = {}
+    # Placed pairs are one row each: into an empty table they go without a lookup.
+    new = not traffic.pairs
     for row in placement.pairs:
-        key = (decoded[row.src], decoded[row.dst], ports.setdefault(row.port, row.port), protocols.setdefault(row.protocol, row.protocol))
-        tally = traffic.pairs.get(key)
-        if tally is None:
-            tally = traffic.pairs[key] = Tally()
-        tally.merge_us(row.flows, row.dropped, row.start, row.end)
-        if row.src_ips:
-            tally.see("src", *row.src_ips)
-        if row.dst_ips:
-            tally.see("dst", *row.dst_ips)
-
-
-def _encode(end: End) -> int:
-    """An end as the grouping engine codes it: a pod class as itself, outside range i as -1 - i."""
-    return end if isinstance(end, int) else -1 - end[1]
-
-
-def _decode(code: int) -> End:
-    return code if code >= 0 else ("outside", -1 - code)
+        traffic.pairs.add(row.src, row.dst, row.port, row.protocol, row.flows, row.dropped, row.start, row.end, row.src_ips, row.dst_ips, new)
 
 
 # -- the questions ------------------------------------------------------------------------
@@ -382,23 +287,24 @@ class Denied:
     why: tuple[str, ...]
 
 
-def allowed(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> dict[tuple[End, End, int, str], bool]:
+def allowed(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> Verdicts:
     """Whether the policies allow each observed (source, destination, port, protocol), computed
     once per analysis: pod pairs from the class graph's port sets (shared per egress signature
     and ingress key), anything else from the stack's walk."""
     return _answer(traffic, analysis, mapper, ("allowed",), lambda: _allowed(analysis, mapper, traffic))
 
 
-def _allowed(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> dict[tuple[End, End, int, str], bool]:
+def _allowed(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> Verdicts:
     graph = ClassGraph.of(analysis)
-    out: dict[tuple[End, End, int, str], bool] = {}
-    for key in traffic.pairs:
-        src, dst, port, protocol = key
+    pairs = traffic.pairs
+    out = bytearray(len(pairs))  # a byte per row: a dict of millions of keys is hundreds of MB
+    for at in range(len(pairs)):
+        (src, dst, port, protocol), _ = pairs.row(at)
         if isinstance(src, int) and isinstance(dst, int) and src in graph.members and dst in graph.members:
-            out[key] = port_in(graph.reaches(src, dst), port, protocol)
+            out[at] = port_in(graph.reaches(src, dst), port, protocol)
         else:
-            out[key] = analysis.allowed(mapper.endpoint(src), mapper.endpoint(dst), port, protocol).allowed
-    return out
+            out[at] = analysis.allowed(mapper.endpoint(src), mapper.endpoint(dst), port, protocol).allowed
+    return Verdicts(pairs, out)
 
 
 def _answer(traffic: Traffic, analysis: Analysis, mapper: FlowMapper, key: tuple[object, ...], compute: Callable[[], T]) -> T:
@@ -414,7 +320,7 @@ def _answer(traffic: Traffic, analysis: Analysis, mapper: FlowMapper, key: tuple
     return value
 
 
-def verdict(analysis: Analysis, mapper: FlowMapper, key: tuple[End, End, int, str]) -> Verdict:
+def verdict(analysis: Analysis, mapper: FlowMapper, key: Key) -> Verdict:
     """The full verdict of one observed (source, destination, port, protocol), with what decided each side."""
     return analysis.allowed(mapper.endpoint(key[0]), mapper.endpoint(key[1]), key[2], key[3])
 
@@ -445,11 +351,13 @@ def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explai
 
 
 def _would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explained: int, top: int) -> WouldBreak:
-    # Rows are grouped by their text (two classes of one workload are one row) and kept as list
-    # slots and text ids until the first ``top`` are chosen: a capture of random pairs has
-    # millions of rows, and only those few are ever written out.
+    # A row is a text pair, port and protocol (two classes of one workload are one row), named by
+    # one number while the rows are counted: a capture of random pairs denies millions of rows,
+    # and only the first ``top`` are ever written out. Two passes over the denied pairs: the
+    # first counts each row's flows, the second totals the rows kept.
     ids: dict[str, int] = {}
     texts: list[str] = []
+    protocols: list[str] = []
 
     def text_id(text: str) -> int:
         at = ids.get(text)
@@ -458,52 +366,59 @@ def _would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, expla
             texts.append(text)
         return at
 
-    groups: dict[tuple[int, int, int, str], int] = {}
-    counts: list[int] = []
-    dropped: list[int] = []
-    starts: list[int | None] = []
-    ends: list[int | None] = []
-    keys: list[tuple[End, End, int, str]] = []  # each row's (source, destination, port, protocol) explained: its first in _order
-    for key, ok in allowed(analysis, mapper, traffic).items():
-        if ok:
-            continue
-        tally = traffic.pairs[key]
-        name = (text_id(mapper.describe(key[0], tally, "src")), text_id(mapper.describe(key[1], tally, "dst")), key[2], key[3])
-        at = groups.get(name)
-        if at is None:
-            groups[name] = len(counts)
-            counts.append(tally.count)
-            dropped.append(tally.dropped)
-            starts.append(tally.start)
-            ends.append(tally.end)
-            keys.append(key)
-            continue
-        counts[at] += tally.count
-        dropped[at] += tally.dropped
-        start, end = starts[at], ends[at]
-        if tally.start is not None and (start is None or tally.start < start):
-            starts[at] = tally.start
-        if tally.end is not None and (end is None or tally.end > end):
-            ends[at] = tally.end
-        if _order(key) < _order(keys[at]):
-            keys[at] = key
+    pairs = traffic.pairs
+    judged = allowed(analysis, mapper, traffic).by_row
 
-    def rank(item: tuple[tuple[int, int, int, str], int]) -> tuple[int, str, str, int, str]:
-        (src, dst, port, protocol), at = item
-        return (-counts[at], texts[src], texts[dst], port, protocol)
+    def denied() -> Iterator[tuple[int, int]]:
+        """(pair, the number of its row) of every denied pair."""
+        for at in range(len(pairs)):
+            if judged[at]:
+                continue
+            (src, dst, port, protocol), _ = pairs.row(at)
+            tally = None if isinstance(src, int) and isinstance(dst, int) else pairs.tally(at)  # outside addresses name a row
+            if protocol not in protocols:
+                protocols.append(protocol)
+            name = ((text_id(mapper.describe(src, tally, "src")) << 32 | text_id(mapper.describe(dst, tally, "dst"))) << 16 | port) << 8
+            yield at, name | protocols.index(protocol)
 
-    chosen = heapq.nsmallest(top, groups.items(), key=rank) if 0 < top < len(groups) else sorted(groups.items(), key=rank)
+    def parts(name: int) -> tuple[str, str, int, str]:
+        return texts[name >> 56], texts[name >> 24 & 0xFFFFFFFF], name >> 8 & 0xFFFF, protocols[name & 0xFF]
+
+    counts: dict[int, int] = {}
+    flows = dropped = 0
+    for at, name in denied():
+        count, dropped_here = pairs.flows(at)
+        counts[name] = counts.get(name, 0) + count
+        flows += count
+        dropped += dropped_here
+
+    def rank(name: int) -> tuple[int, str, str, int, str]:
+        return (-counts[name], *parts(name))
+
+    chosen = heapq.nsmallest(top, counts, key=rank) if 0 < top < len(counts) else sorted(counts, key=rank)
+    kept = {name: Tally() for name in chosen}
+    explain: dict[int, Key] = {}  # each row's (source, destination, port, protocol) explained: its first in _order
+    for at, name in denied():
+        tally = kept.get(name)
+        if tally is None:
+            continue
+        row = pairs.tally(at)
+        tally.merge_us(row.count, row.dropped, row.start, row.end)
+        key, _ = pairs.row(at)
+        if name not in explain or _order(key) < _order(explain[name]):
+            explain[name] = key
     rows = []
-    for i, ((src_id, dst_id, port, protocol), at) in enumerate(chosen):
-        src, dst = texts[src_id], texts[dst_id]
-        why = (tuple(verdict(analysis, mapper, keys[at]).explain_lines()) if i < explained else
+    for i, name in enumerate(chosen):
+        src, dst, port, protocol = parts(name)
+        t = kept[name]
+        why = (tuple(verdict(analysis, mapper, explain[name]).explain_lines()) if i < explained else
                (f"not explained past the first {explained} rows: netpol-audit reach {src.split(', ')[0].split('[')[0]} "
                 f"{dst.split(', ')[0].split('[')[0]} -p {port}/{protocol}",))
-        rows.append(Denied(src, dst, port, protocol, counts[at], dropped[at], stamp_text(starts[at]), stamp_text(ends[at]), why))
-    return WouldBreak(tuple(rows), len(groups), sum(counts), sum(dropped))
+        rows.append(Denied(src, dst, port, protocol, t.count, t.dropped, t.first, t.last, why))
+    return WouldBreak(tuple(rows), len(counts), flows, dropped)
 
 
-def _order(key: tuple[End, End, int, str]) -> tuple[object, ...]:
+def _order(key: Key) -> tuple[object, ...]:
     def one(end: End) -> tuple[int, int]:
         return (0, end) if isinstance(end, int) else (1, end[1])
 
@@ -535,11 +450,12 @@ def rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[R
 
 def _rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[RuleUse]:
     used: dict[int, _Use] = {}
-    judged = allowed(analysis, mapper, traffic)
-    for key, tally in traffic.pairs.items():
-        if not judged[key]:
+    pairs = traffic.pairs
+    judged = allowed(analysis, mapper, traffic).by_row
+    for row in range(len(pairs)):
+        if not judged[row]:
             continue
-        src, dst, port, protocol = key
+        (src, dst, port, protocol), count = pairs.row(row)
         dst_ports = analysis.classes[dst].ports if isinstance(dst, int) else None
         sides: tuple[tuple[Direction, End, End], ...] = (("Ingress", dst, src), ("Egress", src, dst))
         for direction, subject, other in sides:
@@ -552,7 +468,7 @@ def _rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[
                         if (rule.action == "Allow" and port_in(analysis.rule_ports(rule, dst_ports), port, protocol)
                                 and analysis.rule_names(rule, subject, endpoint)):
                             use = used.setdefault(id(rule), _Use())
-                            use.flows += tally.count
+                            use.flows += count
                             use.peers.add(other)
                             use.ports.add(f"{protocol}/{port}")
     out = []
@@ -603,12 +519,14 @@ def unsegmented(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> lis
 def _unsegmented(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[Unsegmented]:
     peers: dict[tuple[int, str], set[End]] = {}
     flows: dict[tuple[int, str], int] = {}
-    for (src, dst, _port, _proto), tally in traffic.pairs.items():
+    pairs = traffic.pairs
+    for row in range(len(pairs)):
+        (src, dst, _port, _proto), count = pairs.row(row)
         sides: tuple[tuple[End, End, Direction], ...] = ((dst, src, "Ingress"), (src, dst, "Egress"))
         for subject, other, direction in sides:
             if isinstance(subject, int) and not analysis.is_isolated(subject, direction):
                 peers.setdefault((subject, direction), set()).add(other)
-                flows[(subject, direction)] = flows.get((subject, direction), 0) + tally.count
+                flows[(subject, direction)] = flows.get((subject, direction), 0) + count
     out = [Unsegmented(analysis.classes[c].namespace, _workload_names(analysis, c), d, len(p), flows[(c, d)]) for (c, d), p in peers.items()]
     return sorted(out, key=lambda u: (-u.peers, -u.flows, u.namespace, u.workload, u.direction))
 
