@@ -96,6 +96,7 @@ class FlowMapper:
         self._index = {v: [i for i, s in enumerate(self.segments) if s.version == v] for v in (4, 6)}
         self._placed: dict[FlowEnd, tuple[list[End], str | None]] = {}
         self._names: dict[int, str] = {}
+        self._shown: dict[int, dict[str, str]] = {}
 
     def place(self, end: FlowEnd) -> tuple[list[End], str | None]:
         """The ends a capture end stands for (usually one), or ([], why not); memoized: a capture
@@ -170,7 +171,7 @@ class FlowMapper:
             # labelled pod is no pod of a class without) and the capture shows every one of them;
             # of those, the classes that show the most are the pod's.
             labels = dict(end.labels)
-            shown = {c: {k: v for k, v in self.analysis.classes[c].label_map.items() if identity_label(k)} for c in ids}
+            shown = {c: self._identity(c) for c in ids}
             fitting = [c for c in ids if shown[c] and all(labels.get(k) == v for k, v in shown[c].items())]
             if fitting:
                 most = max(len(shown[c]) for c in fitting)
@@ -180,6 +181,13 @@ class FlowMapper:
             if cid in ids:
                 ids = [cid]
         return ids
+
+    def _identity(self, cid: int) -> dict[str, str]:
+        """A class's identity labels (what a capture shows of its pods), once per class."""
+        shown = self._shown.get(cid)
+        if shown is None:
+            shown = self._shown[cid] = {k: v for k, v in self.analysis.classes[cid].label_map.items() if identity_label(k)}
+        return shown
 
     def endpoint(self, end: End) -> Endpoint:
         """What the engine evaluates for an end: the class, or the first address of the segment."""

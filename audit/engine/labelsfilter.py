@@ -6,6 +6,7 @@ end: both the Cilium kind and the flow mapper read them here.
 
 from __future__ import annotations
 
+import functools
 import re
 
 NAMESPACE_KEY = "io.kubernetes.pod.namespace"
@@ -20,6 +21,7 @@ _IGNORE = (r"io\.kubernetes", r"kubernetes\.io", r".*beta\.kubernetes\.io", r"k8
 _IGNORE_RE = tuple((len(p), re.compile(p)) for p in _IGNORE)
 
 
+@functools.lru_cache(maxsize=4096)  # asked per pod and per capture end; a cluster has few label keys
 def identity_label(key: str) -> bool:
     """Whether Cilium keeps a pod label in its identity (pkg/labelsfilter's default prefixes): kept
     when no ignore rule matches it, or when the longest matching include is longer than the
