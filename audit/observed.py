@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 TOP = 1000
 """Denied flow rows a report keeps, most flows first, beside the totals of all (a capture of random
@@ -65,21 +65,11 @@ class FlowInput:
     open: Callable[[ReadStats], Iterator[Flow | FlowGroups]]
 
 
-class Placed(NamedTuple):
-    """Flows of one placed (source code, destination code, port, protocol): totals and the outside
-    addresses seen at an end whose code is below zero (the smallest eight, in text order)."""
-
-    src: int
-    dst: int
-    port: int
-    protocol: str
-    flows: int
-    dropped: int
-    start: int | None
-    end: int | None
-    """The first and last time in microseconds since the epoch (UTC)."""
-    src_ips: tuple[str, ...] = ()
-    dst_ips: tuple[str, ...] = ()
+Placed = tuple[int, int, int, str, int, int, int | None, int | None, Sequence[str] | None, Sequence[str] | None]
+"""Flows of one placed (source code, destination code, port, protocol), in this order: those four,
+the flows, of them DROPPED, the first and last time in microseconds since the epoch (UTC), and
+the outside addresses seen at an end whose code is below zero (the smallest eight, in text order;
+None or empty at a pod end)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +84,8 @@ class Placement:
     text, destination text, port, protocol) is among the first fifty."""
     outside_only: int
     """Flows whose ends are all outside addresses (every code below zero)."""
-    pairs: Iterator[Placed]
+    pairs: Iterator[Sequence[Placed]]
+    """The placed totals in batches (a few thousand rows each: read into columns at once)."""
 
 
 class FlowGroups(Protocol):

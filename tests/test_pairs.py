@@ -33,21 +33,37 @@ def _model(rows):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(adds, max_size=40), st.integers(min_value=0, max_value=40))
-def test_pairs_total_each_key_as_the_model_does(rows, fresh):
+@given(st.lists(adds, max_size=40), st.integers(min_value=0, max_value=40), st.integers(min_value=0, max_value=40), st.booleans())
+def test_pairs_total_each_key_as_the_model_does(rows, fresh, cut, looked_up):
     pairs = Pairs()
-    # The first rows with keys not seen yet go in as known-new ones (a grouping engine's rows).
+    # Rows of keys not seen yet go in as a grouping engine's: known-new ones, or whole batches.
     seen: set = set()
-    for i, (src, dst, port, proto, count, dropped, start, end, sips, dips) in enumerate(rows):
-        new = i < fresh and (src, dst, port, proto) not in seen
-        seen.add((src, dst, port, proto))
-        pairs.add(src, dst, port, proto, count, dropped, start, end, sips, dips, new=new)
+    batch = []
+    rest = []
+    first = 0
+    if looked_up and rows:
+        pairs.add(*rows[0])  # a lookup before the batches: the index is kept up to date after
+        seen.add(rows[0][:4])
+        first = 1
+    for i, row in enumerate(rows[first:], start=first):
+        key = row[:4]
+        if i < fresh and key not in seen:
+            batch.append(row)
+        else:
+            rest.append(row)
+        seen.add(key)
+    pairs.extend(batch[:cut])
+    for row in batch[cut:]:
+        pairs.add(*row, new=True)
+    for row in rest:
+        pairs.add(*row)
     model = _model(rows)
     assert dict(pairs.items()) == model
     assert len(pairs) == len(model) and set(pairs) == set(model)
     for key, tally in model.items():
-        assert pairs[key] == tally and pairs.at(key) is not None
-        assert pairs.row(pairs.at(key))[0] == key and pairs.row(pairs.at(key))[1] == tally.count  # type: ignore[arg-type]
+        at = pairs.at(key)
+        assert at is not None and pairs[key] == tally
+        assert pairs.row(at) == (key, tally.count) and pairs.flows(at) == (tally.count, tally.dropped)
     assert pairs == model
 
 

@@ -271,10 +271,14 @@ def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, exampl
         why = f"source {placed[se][1]}" if not codes[se] else f"destination {placed[de][1]}"
         _example(examples, ends[se], ends[de], port, protocol, why)
     traffic.outside_only += placement.outside_only
-    # Placed pairs are one row each: into an empty table they go without a lookup.
+    # Placed pairs are one row each: into an empty table they go in as columns, without a lookup.
     new = not traffic.pairs
-    for row in placement.pairs:
-        traffic.pairs.add(row.src, row.dst, row.port, row.protocol, row.flows, row.dropped, row.start, row.end, row.src_ips, row.dst_ips, new)
+    for batch in placement.pairs:
+        if new:
+            traffic.pairs.extend(batch)
+            continue
+        for src, dst, port, protocol, flows, dropped, start, end, src_ips, dst_ips in batch:
+            traffic.pairs.add(src, dst, port, protocol, flows, dropped, start, end, tuple(src_ips or ()), tuple(dst_ips or ()))
 
 
 # -- the questions ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from array import array
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 Outside = tuple[str, int]
@@ -159,6 +159,33 @@ class Pairs(Mapping[Key, Tally]):
         if src_ips or dst_ips:
             kept = self._ips.get(at, ((), ()))
             self._ips[at] = (keep_ips(kept[0], src_ips) if src_ips else kept[0], keep_ips(kept[1], dst_ips) if dst_ips else kept[1])
+
+    def extend(self, rows: Sequence[tuple[int, int, int, str, int, int, int | None, int | None, Sequence[str] | None, Sequence[str] | None]]) -> None:
+        """Rows whose keys no row has (a grouping engine's totals, one row per key), column by
+        column: (source code, destination code, port, protocol, flows, dropped, first and last
+        time in microseconds, outside addresses at each end)."""
+        if not rows:
+            return
+        base = len(self._src)
+        src, dst, port, protocol, count, dropped, start, end, src_ips, dst_ips = zip(*rows, strict=True)
+        for name in dict.fromkeys(protocol):  # ids in the order met: the same run after run
+            if name not in self._proto_ids:
+                self._proto_ids[name] = len(self._protocols)
+                self._protocols.append(name)
+        self._src.extend(src)
+        self._dst.extend(dst)
+        self._port.extend(port)
+        self._proto.extend(map(self._proto_ids.__getitem__, protocol))
+        self._count.extend(count)
+        self._dropped.extend(dropped)
+        self._start.extend(_NO_TIME if t is None else t for t in start)
+        self._end.extend(_NO_TIME if t is None else t for t in end)
+        for i, (s, d) in enumerate(zip(src_ips, dst_ips, strict=True)):
+            if s or d:
+                self._ips[base + i] = (keep_ips((), tuple(s)) if s else (), keep_ips((), tuple(d)) if d else ())
+        if self._index is not None:
+            for i in range(base, len(self._src)):
+                self._index[(self._src[i], self._dst[i], self._port[i], self._proto[i])] = i
 
     def _lookup(self) -> dict[tuple[int, int, int, int], int]:
         if self._index is None:

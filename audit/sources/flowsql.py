@@ -324,21 +324,22 @@ class HubbleGroups:
         con.execute(f"SET memory_limit = '{STREAM_MEMORY_LIMIT}'")
         return Placement(blamed, examples, int(outside), self._placed())
 
-    def _placed(self) -> Iterator[Placed]:
+    def _placed(self) -> Iterator[list[Placed]]:
         con = self._con
         key = "sc, dc, port, proto"
-        ips = f"""SELECT {key}, list(ip ORDER BY ip) FROM (
+        ips = f"""SELECT {key}, list(ip ORDER BY ip) AS ips FROM (
             SELECT DISTINCT {key}, {{side}} AS ip FROM placed WHERE coalesce({{side}}, '') <> ''
             QUALIFY dense_rank() OVER (PARTITION BY {key} ORDER BY ip) <= {MAX_IPS}) GROUP BY ALL"""
         try:
-            seen = {side: {tuple(r[:4]): tuple(r[4]) for r in con.execute(ips.format(side=side)).fetchall()} for side in ("sip", "dip")}
-            result = con.execute(f"SELECT {key}, sum(n)::BIGINT, coalesce(sum(n) FILTER (WHERE dropped), 0)::BIGINT, "
-                                 "epoch_us(min(first)), epoch_us(max(last)) FROM placed GROUP BY ALL")
+            # Addresses only at outside ends (the placed table's own CASE): the joins find none for most pairs.
+            result = con.execute(f"""
+                WITH totals AS (SELECT {key}, sum(n)::BIGINT AS n, coalesce(sum(n) FILTER (WHERE dropped), 0)::BIGINT AS dropped,
+                                       epoch_us(min(first)) AS first, epoch_us(max(last)) AS last FROM placed GROUP BY ALL),
+                     s AS ({ips.format(side="sip")}), d AS ({ips.format(side="dip")})
+                SELECT t.sc, t.dc, t.port, t.proto, t.n, t.dropped, t.first, t.last, s.ips, d.ips
+                FROM totals t LEFT JOIN s USING ({key}) LEFT JOIN d USING ({key})""")
             while batch := result.fetchmany(20_000):
-                for sc, dc, port, proto, count, dropped, start, end in batch:
-                    at = (sc, dc, port, proto)
-                    yield Placed(sc, dc, port, proto, count, dropped, start, end,
-                                 seen["sip"].get(at, ()), seen["dip"].get(at, ()))  # addresses only at outside ends (the table's own CASE)
+                yield batch
         finally:
             self._close()
 
