@@ -135,3 +135,14 @@ def test_a_result_before_the_totals_reads_back_with_its_rows_as_the_totals(tmp_p
     report = load_report(json.dumps(data), "old.json")
     assert report.traffic is not None and report.traffic.would_break_totals is None
     assert report.traffic.denied_rows == 6 and report.traffic.denied_forwarded == 32 - 14
+
+
+def test_a_denied_row_to_outside_addresses_names_the_addresses_seen(tmp_path):
+    capture = tmp_path / "out.csv"
+    capture.write_text("src,dst,port,protocol\nfrontend/web,8.8.8.8,443,TCP\nfrontend/web,8.8.4.4,443,TCP\n"
+                       "frontend/web,database/db,5432,TCP\n")
+    analysis = Analysis(load_manifests([str(SOLUTION)]))
+    mapper = FlowMapper(analysis)
+    traffic = aggregate(mapper, read_flows([str(capture)], ReadStats()))
+    rows = {(row.dst, row.port): row.count for row in would_break(analysis, mapper, traffic).rows}
+    assert rows == {("8.8.4.4, 8.8.8.8", 443): 2, ("database/db[Pod]", 5432): 1}

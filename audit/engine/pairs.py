@@ -94,13 +94,6 @@ class Tally:
         """The outside addresses kept for an end ("src"/"dst")."""
         return set(self.src_ips if side == "src" else self.dst_ips)
 
-    def see(self, side: str, *ips: str) -> None:
-        """Keep outside addresses: the MAX_IPS smallest in text order, whatever order they come in."""
-        if side == "src":
-            self.src_ips = keep_ips(self.src_ips, ips)
-        else:
-            self.dst_ips = keep_ips(self.dst_ips, ips)
-
 
 class Pairs(Mapping[Key, Tally]):
     """Tallies per (source, destination, port, protocol), a row each in typed columns; read as a
