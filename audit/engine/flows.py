@@ -348,11 +348,6 @@ class WouldBreak:
     flows: int
     dropped: int
 
-    @property
-    def forwarded(self) -> int:
-        """Denied flows the capture saw forwarded: applying the policies stops them."""
-        return self.flows - self.dropped
-
 
 def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explained: int = MAX_EXPLAINED, top: int = TOP) -> WouldBreak:
     """Observed flows that ``analysis``'s policies deny, one row per workload pair and port, most
