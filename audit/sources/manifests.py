@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -15,11 +16,14 @@ import yaml
 from audit.errors import InputError
 from audit.gcpause import gc_paused
 from audit.inventory import Collection, Inventory, SourceRef
-from audit.sources import slim
+from audit.sources import jsonlist, slim
 from audit.sources.objects import InventoryBuilder
 from audit.yaml_loader import MAX_EXPANDED_NODES, KubeLoader, alias_bomb, excerpt
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+STREAM_FROM = 32 << 20
+"""JSON files this large are read in pieces (`audit.sources.jsonlist`), not held whole."""
+
 def expand_paths(paths: Sequence[str]) -> list[str]:
     """Files in the order given; folders recursively, sorted; ``-`` is stdin."""
     files: list[str] = []
@@ -119,11 +123,32 @@ def load_manifests(paths: Sequence[str], stdin: TextIO | None = None) -> Invento
 def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> tuple[str, str, int]:
     """Add every object of one file (or stdin) to the builder; the file's (name, SHA-256, size)."""
     display = "<stdin>" if name == "-" else name
+    streamed = _read_in_pieces(name) if name.endswith(".json") else None
+    if streamed is not None:
+        _add_documents(builder, display, iter([(1, 1, streamed.document, [])]), is_json=True)
+        return display, streamed.sha256, streamed.size
     text = _read(name, stdin)
     raw = text.encode("utf-8") if isinstance(text, str) else text
     digest = (display, hashlib.sha256(raw).hexdigest(), len(raw))
     is_json = name.endswith(".json") or (isinstance(text, str) and name == "-" and text.lstrip().startswith("{"))
     docs = _json_documents(text, display) if is_json else _yaml_documents(text if isinstance(text, str) else text.decode(), display)
+    _add_documents(builder, display, docs, is_json)
+    return digest
+
+
+def _read_in_pieces(name: str) -> jsonlist.Streamed | None:
+    """A large JSON List read piece by piece; None for a small file or one to read whole."""
+    try:
+        with open(name, "rb") as stream:
+            if os.fstat(stream.fileno()).st_size < STREAM_FROM:
+                return None
+            return jsonlist.read_list(stream)
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror}") from None
+
+
+def _add_documents(builder: InventoryBuilder, display: str, docs: Iterator[tuple[int, int, Any, list[int]]],
+                   is_json: bool) -> None:
     for number, line, data, item_lines in docs:
         if data is None:
             continue
@@ -145,7 +170,6 @@ def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> tu
             if not is_json:  # JSON Lists arrive typed already (decode_list); YAML is converted here
                 item = slim.typed_pod(item) or item
             builder.add(item, SourceRef(display, number, item_line), f"{where} items[{i}] (line {item_line})")
-    return digest
 
 
 def _is_object(data: Any) -> bool:

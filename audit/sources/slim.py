@@ -97,8 +97,9 @@ _any = msgspec.json.Decoder()
 _envelope = msgspec.json.Decoder(_Envelope)
 _page = msgspec.json.Decoder(PodPage)
 
-Unfit = (msgspec.ValidationError, msgspec.DecodeError)
-"""What the fast path raises when a document does not fit it: decode it the general way."""
+Unfit = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+"""What the fast path raises when a document does not fit it (msgspec refuses nesting past ~1,000,
+orjson past 1,024): decode it the general way."""
 
 
 def decode_pod_page(body: bytes) -> PodPage:
@@ -109,22 +110,33 @@ def decode_pod_page(body: bytes) -> PodPage:
 def decode_list(body: bytes) -> dict[str, Any] | None:
     """A ``List``/``*List`` document with its pods typed (`Pod`) and every other item whole; None when
     the document is not a List of objects (decode it the general way); raises `Unfit`."""
-    envelope = _envelope.decode(body)
+    envelope = decode_envelope(body)
     kind = envelope.get("kind")
     raw_items = envelope.get("items")
     if not isinstance(kind, str) or not kind.endswith("List") or raw_items is None:
         return None
-    typed_pods = kind == "PodList"
-    items: list[Any] = []
-    for raw in raw_items:
-        head = _head.decode(raw)
-        if head.get("kind", "Pod" if typed_pods else None) == "Pod" and head.get("apiVersion", "v1" if typed_pods else None) == "v1":
-            items.append(_pod.decode(raw))
-        else:
-            items.append(_any.decode(raw))
     whole = {k: v for k, v in envelope.items() if k != "items"}
-    whole["items"] = items
+    whole["items"] = [decode_item(raw, kind == "PodList") for raw in raw_items]
     return whole
+
+
+def decode_item(raw: bytes | msgspec.Raw, typed_pods: bool | None) -> Any:
+    """One List item: a v1 Pod typed (`Pod`), anything else whole; raises `Unfit`. In a ``PodList``
+    (``typed_pods``) an item without kind or apiVersion is a v1 Pod, as the API server lists them;
+    with ``typed_pods`` None (the List's kind not read yet) such an item gives None: decide it later."""
+    head = _head.decode(raw)
+    if typed_pods is None:
+        if "kind" not in head or "apiVersion" not in head:
+            return None  # an item is never None here: `null` does not fit _Head
+        typed_pods = False  # the defaults below are not used
+    if head.get("kind", "Pod" if typed_pods else None) == "Pod" and head.get("apiVersion", "v1" if typed_pods else None) == "v1":
+        return _pod.decode(raw)
+    return _any.decode(raw)
+
+
+def decode_envelope(body: bytes) -> dict[str, Any]:
+    """A List's kind, apiVersion and items (as `msgspec.Raw`); raises `Unfit`."""
+    return dict(_envelope.decode(body))
 
 
 def typed_pod(obj: Any) -> Pod | None:

@@ -1,0 +1,213 @@
+"""A large JSON List read in pieces (audit.sources.jsonlist) is what the whole file reads as.
+
+The oracle is `slim.decode_list` of the whole file (itself checked against the general decoder in
+test_slim), and for the manifest reader the inventory of the file read whole: the same documents,
+written compact, pretty or with `json.dumps`' blanks, read in blocks from 1 byte up, give the same
+items, or None (read it whole); cuts guessed inside an item or a string are never taken.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit.errors import InputError
+from audit.sources import jsonlist, manifests, slim
+from audit.sources.manifests import load_manifests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import generate
+
+TRAP = '},{"apiVersion":"v1","kind":"Pod"}'  # the compact cut, inside a string
+
+
+def pod(name: str, *, typed: bool = True, owners: int = 1, trap: bool = False) -> dict:
+    meta = {"name": name, "namespace": "n", "labels": {"app": name[:3]},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"rs{i}"} for i in range(owners)]}
+    if trap:
+        meta["annotations"] = {"note": TRAP, "other": '}, {"apiVersion": 1}'}
+    body = {"metadata": meta, "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}, {"containerPort": 81}]}]},
+            "status": {"podIP": "10.0.0.1"}}
+    return {"apiVersion": "v1", "kind": "Pod", **body} if typed else body
+
+
+def dump(document: dict, style: str) -> bytes:
+    if style == "compact":
+        return json.dumps(document, separators=(",", ":")).encode()
+    if style == "pretty":
+        return json.dumps(document, indent=4).encode()
+    return json.dumps(document).encode()
+
+
+def streamed(body: bytes, chunk: int) -> dict | None:
+    got = jsonlist.read_list(io.BytesIO(body), chunk)
+    return None if got is None else got.document
+
+
+def whole(body: bytes) -> dict | None:
+    try:
+        return slim.decode_list(body)
+    except slim.Unfit:
+        return None
+
+
+def pieces(monkeypatch: pytest.MonkeyPatch, body: bytes, chunk: int) -> list[tuple[int, bool]]:
+    """What was decoded at once: its size and whether it decoded (the last: the head and the rest)."""
+    tried: list[tuple[int, bool]] = []
+    real = slim.decode_envelope
+
+    def counted(text: bytes):
+        try:
+            envelope = real(text)
+        except slim.Unfit:
+            tried.append((len(text), False))
+            raise
+        tried.append((len(text), True))
+        return envelope
+
+    monkeypatch.setattr(slim, "decode_envelope", counted)
+    assert jsonlist.read_list(io.BytesIO(body), chunk) is not None
+    return tried
+
+
+documents = st.builds(
+    lambda kind, kind_first, names, untyped, owners, trap, other: (
+        ({"kind": kind} if kind_first and kind else {})
+        | {"apiVersion": "v1", "metadata": {"resourceVersion": "7"}}
+        | {"items": [pod(n, typed=not (untyped and i % 2), owners=owners, trap=trap and i == 1) for i, n in enumerate(names)]
+           + ([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"items": "[1]"}}] if other else [])}
+        | ({"kind": kind} if not kind_first and kind else {})),
+    st.sampled_from(["List", "PodList", "ConfigMapList", None]), st.booleans(),
+    st.lists(st.sampled_from(["web", "api", "db", "cache"]), max_size=6), st.booleans(), st.integers(0, 3), st.booleans(),
+    st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents, st.sampled_from(["compact", "pretty", "spaced"]), st.sampled_from([1, 2, 7, 64, 300, 1 << 20]))
+def test_any_list_reads_in_pieces_as_it_reads_whole(document, style, chunk):
+    body = dump(document, style)
+    got = streamed(body, chunk)
+    expected = whole(body)
+    if document.get("kind") in (None, "ConfigMapList") or not document["items"]:
+        assert got == expected  # None for a document that is no List; the same for one
+    else:
+        assert got is not None and got == expected
+        assert [type(i) for i in got["items"]] == [type(i) for i in expected["items"]]
+
+
+@pytest.mark.parametrize("style", ["compact", "pretty", "spaced"])
+def test_a_big_list_is_decoded_a_piece_at_a_time(style, monkeypatch):
+    items = [pod(f"p{i}", owners=i % 3, trap=i % 5 == 0) for i in range(200)]
+    body = dump({"apiVersion": "v1", "kind": "List", "items": items}, style)
+    tried = pieces(monkeypatch, body, 4096)
+    decoded = [size for size, ok in tried if ok]
+    assert len(decoded) > len(body) // 8192, "the items were decoded in pieces"
+    assert max(decoded) < 2 * 4096, "no piece longer than a block and an item"
+    assert streamed(body, 4096) == whole(body)
+    assert len(streamed(body, 4096)["items"]) == 200
+
+
+def test_a_wrong_cut_is_tried_refused_and_one_before_it_taken(monkeypatch):
+    """An owner reference starts as a pod does (`},{"apiVersion":`): a block ending after one ends
+    inside a pod, the cut there cannot decode, and the one before it (between two pods) is taken."""
+    body = dump({"kind": "PodList", "apiVersion": "v1", "items": [pod(n, owners=3) for n in "abcdef"]}, "compact")
+    inner = body.index(b'},{"apiVersion":"apps/v1"', body.index(b'"name":"c","namespace"'))  # in the third pod
+    tried = pieces(monkeypatch, body, inner + 20)
+    head = len(b'{"kind":"PodList","apiVersion":"v1","items":[')
+    assert tried[0] == (len(b'{"items":[]}') + inner + 1 - head, False), "the last cut held, inside the pod, refused"
+    between = body.rindex(b'},{"apiVersion":"v1"', 0, inner)
+    assert tried[1] == (len(b'{"items":[]}') + between + 1 - head, True), "the one before it, between two pods, taken"
+    assert streamed(body, inner + 20) == whole(body) and len(streamed(body, inner + 20)["items"]) == 6
+
+
+def test_no_cut_lies_in_a_string():
+    """In JSON a string's quotes are escaped, so `},{"key":` as text is never a cut; read the same."""
+    body = dump({"kind": "List", "items": [pod("a", trap=True), pod("b", trap=True)]}, "compact")
+    assert b'},{\\"apiVersion\\"' in body and streamed(body, 3) == whole(body)
+
+
+def test_items_without_kind_are_pods_in_a_podlist_whose_kind_comes_last():
+    items = [pod("a", typed=False), pod("b"), pod("c", typed=False)]
+    for kind, typed in (("PodList", True), ("List", False)):
+        body = dump({"apiVersion": "v1", "items": items, "kind": kind}, "compact")
+        got = streamed(body, 16)
+        assert got == whole(body)
+        assert [type(i) is slim.Pod for i in got["items"]] == [typed, True, typed]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"kind":"List","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"}},',  # cut short
+    b'{"kind":"List","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"}}]} x',  # text after it
+    b'{"kind":"List","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"}}],"items":[]}',  # items twice
+    b'{"kind":"List","kind":"PodList","items":[]}',  # kind twice
+    b'{"kind":"List","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"x":NaN}]}',
+    b'{"metadata":{"items":[]},"kind":"List","items":[{"apiVersion":"v1","kind":"Pod"}]}',  # items nested first
+    b'{"kind":"ConfigMap","items":[{"apiVersion":"v1","kind":"Pod"}]}',  # not a List
+    b'{"kind":"List","items":[1,2]}', b'{"kind":"List"}', b'[]', b'',
+    b'\xef\xbb\xbf{"kind":"List","items":[]}', b'{"kind":"List","items":[{"apiVersion":"v1","kind":"\xff"}]}',
+    b'{"kind":"List","items":[{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"ports":[{"containerPort":0}]}]}}]}',
+])
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 20])
+def test_what_it_does_not_take_is_read_whole(body, chunk):
+    assert streamed(body, chunk) is None
+
+
+def test_nesting_counts_as_in_the_whole_document():
+    """msgspec refuses JSON nested past its limit: a piece nests its items as deep as the file does."""
+    for depth in range(990, 1003):
+        deep = b'{"apiVersion":"v1","kind":"ConfigMap","data":' + b"[" * depth + b"]" * depth + b"}"
+        body = b'{"kind":"List","items":[' + deep + b"," + deep + b"]}"
+        assert streamed(body, 64) == whole(body), depth
+    assert whole(body) is None, "past the limit: read whole, by the general decoder"
+
+
+def test_a_list_read_to_its_end_when_no_cut_is_found():
+    items = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}} for i in range(50)]
+    body = dump({"kind": "List", "items": items}, "compact").replace(b'},{"apiVersion"', b'}\n,\n{"apiVersion"')
+    assert streamed(body, 10) == whole(body)
+    assert streamed(b'{"kind":"List","items":[{}]}', 5) == whole(b'{"kind":"List","items":[{}]}') == {"kind": "List", "items": [{}]}
+    head_far = b'{"metadata":{"x":"' + b"y" * (2 * jsonlist.HEAD_LIMIT) + b'"},"kind":"List","items":[]}'
+    assert streamed(head_far, 1 << 16) is None and whole(head_far) == {"kind": "List", "items": []}
+
+
+def test_the_manifest_reader_reads_large_files_in_pieces(tmp_path, monkeypatch):
+    paths = [str(p) for p in generate.write(generate.generate("S", fat=True), tmp_path)]
+    expected = load_manifests(paths)
+    monkeypatch.setattr(manifests, "STREAM_FROM", 0)
+    monkeypatch.setattr(jsonlist, "CHUNK", 1 << 12)
+    calls: list[int] = []
+    real = jsonlist.read_list
+    monkeypatch.setattr(jsonlist, "read_list", lambda stream, chunk=1 << 12: calls.append(1) or real(stream, chunk))
+    assert load_manifests(paths) == expected  # the objects, the digests and the sizes
+    assert len(calls) == len(paths)
+
+
+def test_a_large_file_read_whole_says_what_it_always_said(tmp_path, monkeypatch):
+    path = tmp_path / "bad.json"
+    path.write_text('{"kind": "List",\n "items": [}')
+    monkeypatch.setattr(manifests, "STREAM_FROM", 0)
+    with pytest.raises(InputError, match=r"bad.json: document 1 \(line 2, column \d+\): invalid JSON"):
+        load_manifests([str(path)])
+    path.write_text('{"kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"},'
+                    ' "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 0}]}]}}]}')
+    [issue] = load_manifests([str(path)]).collection.issues
+    assert "items[0] (line 1) Pod p: spec.containers[0].ports[0].containerPort: 0 is out of range" in issue.reason
+    deep = '{"kind": "List", "items": [' + "[" * 1100 + "]" * 1100 + "]}"
+    path.write_text(deep)
+    with pytest.raises(InputError, match=r"bad.json: document 1 \(line 1, column \d+\): invalid JSON"):
+        load_manifests([str(path)])
+
+
+def test_an_unreadable_large_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(manifests, "STREAM_FROM", 0)
+    path = tmp_path / "gone.json"
+    path.mkdir()
+    monkeypatch.setattr(manifests, "expand_paths", lambda paths: [str(path)])
+    with pytest.raises(InputError, match=r"gone.json: cannot read"):
+        load_manifests([str(path)])
