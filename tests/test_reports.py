@@ -252,6 +252,31 @@ def test_scan_writes_html_and_pdf(tmp_path):
     assert out.exit_code == 2 and "--pdf-variant" in out.output
 
 
+def test_html_is_written_in_pieces_byte_for_byte_as_jinja_renders_it(tmp_path, monkeypatch):
+    """`--html FILE` writes the page piece by piece (never whole in memory);
+    the oracle is Jinja's own `Template.render` of the same context."""
+    from audit.render import html as html_module
+    from audit.render.view import environment, read_asset, view_model
+
+    report = mixed_report()
+    css, script = read_asset("report.css"), read_asset("report.js")
+    context = dict(**view_model(report, html_module.DEFAULT_MAX_ROWS), css=css, script=script,
+                   cluster_label=html_module.cluster_label(report), style_hash=html_module.csp_hash(css),
+                   script_hash=html_module.csp_hash(script))
+    template = environment().get_template("report.html.j2")
+    expected = template.render(**context)
+    largest = max(len(part) for part in template.generate(**context))  # what Jinja yields at once
+    monkeypatch.setattr(html_module, "_PIECE", 4096)
+    pieces = list(html_module.html_chunks(report))
+    assert "".join(pieces) == expected and len(pieces) > len(expected) // 8192
+    assert all(len(p) < 4096 + largest for p in pieces), "a piece is about _PIECE long, not the page"
+    page = tmp_path / "a.html"
+    out = runner.invoke(app, ["scan", str(EXAMPLES / "mixed-cluster"), "--config", str(EXAMPLES / "config.yaml"), "--html", str(page),
+                                "--now", "2026-01-01T00:00:00Z"])
+    assert out.exit_code in (0, 1), out.output
+    assert page.read_text() == expected
+
+
 @pytest.mark.slow
 def test_installed_wheel_renders_reports(tmp_path):
     """Build the wheel, install it into a fresh venv, and render from there (templates included)."""

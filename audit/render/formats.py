@@ -36,7 +36,7 @@ class ReportFormat:
     printed_as: str = "text"
     """How the CLI prints it: ``json`` keeps JSON valid while escaping control characters,
     ``trusted`` (the terminal text, safe already) prints as is."""
-    chunks: Callable[[Report, RenderOptions], Iterator[bytes]] | None = None
+    chunks: Callable[[Report, RenderOptions], Iterator[str | bytes]] | None = None
     """The same bytes in pieces, for a file written without the whole of it in memory."""
 
 
@@ -56,6 +56,12 @@ def _html(report: Report, options: RenderOptions) -> str:
     from audit.render.html import DEFAULT_MAX_ROWS, render_html
 
     return render_html(report, options.max_rows or DEFAULT_MAX_ROWS)
+
+
+def _html_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
+    from audit.render.html import DEFAULT_MAX_ROWS, html_chunks
+
+    return html_chunks(report, options.max_rows or DEFAULT_MAX_ROWS)
 
 
 def _pdf(report: Report, options: RenderOptions) -> bytes:
@@ -90,7 +96,7 @@ def _junit(report: Report, _: RenderOptions) -> str:
 
 FORMATS: dict[str, ReportFormat] = {f.name: f for f in (
     ReportFormat("json", "json", _json, "json", _json_chunks),
-    ReportFormat("html", "html", _html),
+    ReportFormat("html", "html", _html, chunks=_html_chunks),
     ReportFormat("pdf", "pdf", _pdf),
     ReportFormat("sarif", "sarif", _sarif, "json"),
     ReportFormat("txt", "txt", _text, "trusted"),
