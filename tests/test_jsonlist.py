@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -124,6 +125,29 @@ def test_a_wrong_cut_is_tried_refused_and_one_before_it_taken(monkeypatch):
     between = body.rindex(b'},{"apiVersion":"v1"', 0, inner)
     assert tried[1] == (len(b'{"items":[]}') + between + 1 - head, True), "the one before it, between two pods, taken"
     assert streamed(body, inner + 20) == whole(body) and len(streamed(body, inner + 20)["items"]) == 6
+
+
+def test_kubectl_output_is_cut_at_the_items_indentation_only(monkeypatch):
+    """kubectl sorts keys: managedFields entries and owner references start with "apiVersion" as
+    pods do, one indentation further in. Only cuts at the items' own indentation are tried."""
+    fields = [{"apiVersion": "v1", "manager": m, "operation": "Update"} for m in ("kubelet", "kube-controller-manager", "x")]
+    items = [pod(f"p{i}", owners=2) for i in range(100)]
+    for item in items:
+        item["metadata"]["managedFields"] = fields
+    body = json.dumps({"apiVersion": "v1", "items": items, "kind": "List"}, indent=4, sort_keys=True).encode()
+    assert len(re.findall(rb'\},\s*\{\s*"apiVersion"', body)) >= 99 + 300, "nested objects that start like a pod"
+    tried = pieces(monkeypatch, body, 3000)
+    assert all(ok for _, ok in tried) and len(tried) > 20, "no cut tried inside a pod"
+    assert streamed(body, 3000) == whole(body)
+
+
+def test_items_whose_blanks_differ_from_the_first_are_still_cut(monkeypatch):
+    """Pretty items whose first one is indented unlike the rest: once much is held without a cut at
+    its indentation, cuts with any blanks are looked for."""
+    body = dump({"kind": "List", "items": [pod(f"p{i}") for i in range(60)]}, "pretty").replace(b'"items": [\n        {', b'"items": [\n  {', 1)
+    monkeypatch.setattr(jsonlist, "_LOOSE_FROM", 2000)
+    tried = pieces(monkeypatch, body, 1000)
+    assert len([ok for _, ok in tried if ok]) > 10 and streamed(body, 1000) == whole(body)
 
 
 def test_no_cut_lies_in_a_string():

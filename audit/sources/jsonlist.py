@@ -30,10 +30,13 @@ HEAD_LIMIT = 1 << 20
 """How far into the file ``"items": [`` (and the first item's first key) must be."""
 _WINDOW = 1 << 16
 """Where the last cut is looked for first: the end of what is held (a piece is a chunk, items are KBs)."""
+_LOOSE_FROM = 1 << 18
+"""Held bytes past which a cut with other blanks than the first item's is looked for too."""
 _TRIES = 8
 """Cuts tried, from the last held back, before reading on (an owner reference starts like a pod)."""
 _ITEMS = re.compile(rb'"items"\s*:\s*\[')
-_FIRST_KEY = re.compile(rb'\s*\{\s*"([^"\\]*)"\s*:')
+_FIRST_KEY = re.compile(rb'(\s*)\{\s*"([^"\\]*)"\s*:')
+_NEVER = re.compile(rb"(?!)")
 
 
 class Streamed(NamedTuple):
@@ -71,12 +74,11 @@ class _Pieces:
         self.held = bytearray()  # from the start of an item not decoded yet (or of the file)
         self.head: bytes | None = None  # the document up to and with the `[` of its items
         self.typed_pods: bool | None = None  # the List is a PodList: None until its kind is read
-        self.cut: re.Pattern[bytes] | None = None
+        self.cut = self.loose = _NEVER
         self.compact = b""  # the cut without blanks
         self.no_items = False
         self.scan_from = 0  # cuts before this were tried and failed
         self.retry_at = 0  # after failed cuts, try again once this much is held: O(file) in all
-        self.until: int | None = None  # cuts are looked for before this (after one failed)
         self.items: list[Any] = []
         self.undecided: list[tuple[int, bytes]] = []  # items without kind or apiVersion, kind unknown
 
@@ -84,7 +86,7 @@ class _Pieces:
         self.held += block
         if self.head is None and not self._read_head():
             return
-        if self.no_items or (self.cut is None and not self._read_first_key()):
+        if self.no_items or (self.cut is _NEVER and not self._read_first_key()):
             return
         self._cut()
 
@@ -108,9 +110,13 @@ class _Pieces:
     def _read_first_key(self) -> bool:
         first = _FIRST_KEY.match(self.held)
         if first is not None:
-            key = first.group(1)
-            self.cut = re.compile(rb'\}\s*,\s*(\{)\s*"' + re.escape(key) + rb'"\s*:')
-            self.compact = b'},{"' + key + b'":'
+            blanks, key = first.group(1), re.escape(first.group(2))
+            # Pretty-printed items sit at one indentation, deeper objects further in: an item's
+            # blanks (after `[`, with a line break) set the cut apart from a nested list's (kubectl
+            # sorts keys, so managedFields entries start with "apiVersion" too). Compact: a literal.
+            self.loose = re.compile(rb'\}\s*,\s*(\{)\s*"' + key + rb'"\s*:')
+            self.cut = re.compile(rb"\}\s*," + re.escape(blanks) + rb'(\{)\s*"' + key + rb'"\s*:') if b"\n" in blanks else self.loose
+            self.compact = b'},{"' + first.group(2) + b'":' if not blanks else b""
             return True
         opening = bytes(self.held.lstrip()[:1])
         if opening == b"]":
@@ -124,8 +130,9 @@ class _Pieces:
         held = self.held
         if len(held) < self.retry_at:
             return
+        until = len(held)
         for _ in range(_TRIES):
-            last = self._last_cut()
+            last = self._last_cut(until)
             if last is None:
                 self.scan_from = max(self.scan_from, len(held) - 4096)  # a cut spans a few bytes of blanks
                 return
@@ -133,27 +140,31 @@ class _Pieces:
             try:  # nested as deep as in the whole document: msgspec refuses nesting past ~1,000
                 raws = slim.decode_envelope(b"".join((b'{"items":[', memoryview(held)[:end], b"]}")))["items"]
             except slim.Unfit:
-                self.until = end - 1  # a cut inside an item: look before it
+                until = end - 1  # a cut inside an item: look before it
                 continue
             self._decode(raws)
             del held[: last.start(1)]
             self.scan_from = self.retry_at = 0
-            self.until = None
             return
-        self.until = None  # no cut proved right: read on, and try again once twice as much is held
-        self.retry_at = 2 * len(held)
+        self.retry_at = 2 * len(held)  # no cut proved right: read on, and try again once twice as much is held
 
-    def _last_cut(self) -> re.Match[bytes] | None:
-        assert self.cut is not None
-        held, until = self.held, len(self.held) if self.until is None else self.until
-        compact = held.rfind(self.compact, self.scan_from, until)  # as the API server writes it
-        if compact >= 0:
-            return self.cut.match(held, compact)
-        start = max(self.scan_from, until - _WINDOW)
-        last = _last(self.cut.finditer(held, start, until))
-        if last is None and start > self.scan_from:
-            last = _last(self.cut.finditer(held, self.scan_from, until))
-        return last
+    def _last_cut(self, until: int) -> re.Match[bytes] | None:
+        """The last cut that ends before ``until``: the literal, else at the items' indentation, else any."""
+        held = self.held
+        if self.compact:
+            at = held.rfind(self.compact, self.scan_from, until)
+            if at >= 0:
+                return self.cut.match(held, at)
+        # Cuts with other blanks only once much is held without one at the items' indentation: else
+        # a large pretty item would have its nested objects tried.
+        for pattern in (self.cut, self.loose) if len(held) > _LOOSE_FROM and self.cut is not self.loose else (self.cut,):
+            start = max(self.scan_from, until - _WINDOW)
+            last = _last(pattern.finditer(held, start, until))
+            if last is None and start > self.scan_from:
+                last = _last(pattern.finditer(held, self.scan_from, until))
+            if last is not None:
+                return last
+        return None
 
     def _decode(self, raws: list[Any]) -> None:
         for raw in raws:
