@@ -59,20 +59,28 @@ def whole(body: bytes) -> dict | None:
 
 
 def pieces(monkeypatch: pytest.MonkeyPatch, body: bytes, chunk: int) -> list[tuple[int, bool]]:
-    """What was decoded at once: its size and whether it decoded (the last: the head and the rest)."""
+    """Each piece tried: its size and whether it decoded, as pods at once or item by item (the last:
+    the head and the rest)."""
     tried: list[tuple[int, bool]] = []
-    real = slim.decode_envelope
+    envelope, pods = slim.decode_envelope, slim.decode_pods
 
-    def counted(text: bytes):
+    def by_item(text: bytes):
         try:
-            envelope = real(text)
+            decoded = envelope(text)
         except slim.Unfit:
             tried.append((len(text), False))
             raise
         tried.append((len(text), True))
-        return envelope
+        return decoded
 
-    monkeypatch.setattr(slim, "decode_envelope", counted)
+    def at_once(text: bytes, typed: bool | None):
+        decoded = pods(text, typed)
+        if decoded is not None:
+            tried.append((len(text), True))
+        return decoded
+
+    monkeypatch.setattr(slim, "decode_envelope", by_item)
+    monkeypatch.setattr(slim, "decode_pods", at_once)
     assert jsonlist.read_list(io.BytesIO(body), chunk) is not None
     return tried
 
@@ -235,3 +243,22 @@ def test_an_unreadable_large_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(manifests, "expand_paths", lambda paths: [str(path)])
     with pytest.raises(InputError, match=r"gone.json: cannot read"):
         load_manifests([str(path)])
+
+
+MISSING = object()
+
+
+@pytest.mark.parametrize("kind", [MISSING, None, "Pod", "Service", 5])
+@pytest.mark.parametrize("version", [MISSING, None, "v1", "v2"])
+@pytest.mark.parametrize("typed_pods", [True, False, None])
+def test_pods_at_once_are_what_item_by_item_makes_of_them(kind, version, typed_pods):
+    item = pod("a", typed=False) | ({} if kind is MISSING else {"kind": kind}) | ({} if version is MISSING else {"apiVersion": version})
+    piece = json.dumps({"items": [pod("b"), item]}).encode()
+    one_by_one = [slim.decode_item(raw, typed_pods) for raw in slim.decode_envelope(piece)["items"]]
+    at_once = slim.decode_pods(piece, typed_pods)
+    if all(type(i) is slim.Pod for i in one_by_one):
+        assert at_once == one_by_one
+    else:
+        assert at_once is None  # then item by item
+    assert slim.decode_pods(b'{"items":[{"kind":"Pod","apiVersion":"v1","metadata":{"name":""}}]}', True) is None
+    assert slim.decode_pods(b'{"items":[]}', None) == []

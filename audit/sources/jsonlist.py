@@ -137,12 +137,18 @@ class _Pieces:
                 self.scan_from = max(self.scan_from, len(held) - 4096)  # a cut spans a few bytes of blanks
                 return
             end = last.start() + 1
-            try:  # nested as deep as in the whole document: msgspec refuses nesting past ~1,000
-                raws = slim.decode_envelope(b"".join((b'{"items":[', memoryview(held)[:end], b"]}")))["items"]
-            except slim.Unfit:
-                until = end - 1  # a cut inside an item: look before it
-                continue
-            self._decode(raws)
+            # Nested as deep as in the whole document: msgspec refuses nesting past ~1,000.
+            piece = b"".join((b'{"items":[', memoryview(held)[:end], b"]}"))
+            pods = slim.decode_pods(piece, self.typed_pods)  # a piece of pods: one pass
+            if pods is not None:
+                self.items += pods
+            else:
+                try:
+                    raws = slim.decode_envelope(piece)["items"]
+                except slim.Unfit:
+                    until = end - 1  # a cut inside an item: look before it
+                    continue
+                self._decode(raws)
             del held[: last.start(1)]
             self.scan_from = self.retry_at = 0
             return

@@ -71,6 +71,20 @@ class Pod(msgspec.Struct):
     status: PodStatus | None = None
 
 
+class _PodItem(msgspec.Struct):
+    """A List item read as a pod in the same pass as its kind and apiVersion (UNSET: absent)."""
+
+    metadata: PodMeta
+    spec: PodSpec | None = None
+    status: PodStatus | None = None
+    kind: Any = msgspec.UNSET
+    apiVersion: Any = msgspec.UNSET
+
+
+class _PodItems(msgspec.Struct):
+    items: list[_PodItem]
+
+
 class PodPage(msgspec.Struct):
     """A page of `GET /api/v1/pods`: the List's own fields, its items as typed pods."""
 
@@ -96,6 +110,7 @@ _pod = msgspec.json.Decoder(Pod)
 _any = msgspec.json.Decoder()
 _envelope = msgspec.json.Decoder(_Envelope)
 _page = msgspec.json.Decoder(PodPage)
+_pod_items = msgspec.json.Decoder(_PodItems)
 
 Unfit = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 """What the fast path raises when a document does not fit it (msgspec refuses nesting past ~1,000,
@@ -132,6 +147,21 @@ def decode_item(raw: bytes | msgspec.Raw, typed_pods: bool | None) -> Any:
     if head.get("kind", "Pod" if typed_pods else None) == "Pod" and head.get("apiVersion", "v1" if typed_pods else None) == "v1":
         return _pod.decode(raw)
     return _any.decode(raw)
+
+
+def decode_pods(body: bytes | bytearray, typed_pods: bool | None) -> list[Pod] | None:
+    """The items of ``{"items": [...]}`` when every one is a v1 Pod that fits `Pod`, in one pass:
+    what `decode_item` makes of each; None otherwise (then decode them one by one)."""
+    try:
+        items = _pod_items.decode(body).items
+    except Unfit:
+        return None
+    default_kind, default_version = ("Pod", "v1") if typed_pods else (None, None)
+    for item in items:
+        kind, version = item.kind, item.apiVersion
+        if (default_kind if kind is msgspec.UNSET else kind) != "Pod" or (default_version if version is msgspec.UNSET else version) != "v1":
+            return None
+    return [Pod(item.metadata, item.spec, item.status) for item in items]
 
 
 def decode_envelope(body: bytes) -> dict[str, Any]:
