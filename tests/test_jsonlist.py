@@ -262,3 +262,51 @@ def test_pods_at_once_are_what_item_by_item_makes_of_them(kind, version, typed_p
         assert at_once is None  # then item by item
     assert slim.decode_pods(b'{"items":[{"kind":"Pod","apiVersion":"v1","metadata":{"name":""}}]}', True) is None
     assert slim.decode_pods(b'{"items":[]}', None) == []
+
+
+@pytest.mark.parametrize("style", ["compact", "pretty", "spaced"])
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_pieces_stay_small_whatever_the_blocks(style, chunk, monkeypatch):
+    """The head found a byte at a time, each piece about a block and an item: the memory bound."""
+    items = [pod(f"p{i}", owners=i % 3) for i in range(40)]
+    body = dump({"apiVersion": "v1", "kind": "List", "items": items}, style)
+    largest = max(len(dump(i, style)) for i in items)
+    decoded = [size for size, ok in pieces(monkeypatch, body, chunk) if ok]
+    assert len(decoded) >= 40 * 1 // max(1, chunk // largest + 1) // 2, "cut as the file is read"
+    assert max(decoded[:-1]) < chunk + 2 * largest + 64, "no piece longer than a block and an item"
+
+
+def test_items_larger_than_the_window_are_still_cut(monkeypatch):
+    monkeypatch.setattr(jsonlist, "_WINDOW", 128)
+    items = [pod(f"p{i}") | {"spec": {"containers": [{"name": f"c{j}"} for j in range(40)]}} for i in range(30)]
+    body = dump({"kind": "List", "items": items}, "spaced")
+    assert len(dump(items[0], "spaced")) > 4 * 128
+    decoded = [size for size, ok in pieces(monkeypatch, body, 3000) if ok]
+    assert len(decoded) >= 8 and max(decoded[:-1]) < 3000 + 2 * len(dump(items[0], "spaced")) + 64
+    assert streamed(body, 3000) == whole(body)
+
+
+class Head(io.BytesIO):
+    """A stream that fails a test if read past its first ``limit`` bytes: what is given up early."""
+
+    def __init__(self, body: bytes, limit: int):
+        super().__init__(body)
+        self.limit = limit
+
+    def read(self, size: int | None = -1) -> bytes:
+        assert self.tell() < self.limit, "read on after the head said no"
+        return super().read(size)
+
+
+@pytest.mark.parametrize("head", [b'{"kind":"ConfigMap","items":[', b'{"kind":5,"items":[', b'{"kind":"List","items":[1,'])
+def test_what_the_head_refuses_is_not_read_on(head):
+    body = head + b" " * 100_000 + b"]}"
+    assert jsonlist.read_list(Head(body, len(head) + 64), 64) is None
+
+
+def test_an_item_with_a_kind_and_no_apiversion_waits_for_the_lists_kind():
+    item = pod("a", typed=False) | {"kind": "Pod"}
+    for kind, typed in (("PodList", True), ("List", False)):
+        body = dump({"apiVersion": "v1", "items": [pod("b"), item], "kind": kind}, "compact")
+        got = streamed(body, 50)
+        assert got == whole(body) and [type(i) is slim.Pod for i in got["items"]] == [True, typed]

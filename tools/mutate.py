@@ -171,8 +171,9 @@ def _workspace() -> Path:
     shutil.copytree(ROOT / "audit", scratch / "audit")
     shutil.copytree(ROOT / "tests", scratch / "tests")
     shutil.copytree(ROOT / "examples", scratch / "examples")
-    if (ROOT / "templates").exists():
-        shutil.copytree(ROOT / "templates", scratch / "templates")
+    for folder in ("templates", "benchmarks"):  # tests read the benchmark's cluster generator
+        if (ROOT / folder).exists():
+            shutil.copytree(ROOT / folder, scratch / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, scratch / name)
     return scratch
@@ -186,17 +187,24 @@ def _run(workspace: Path, mutant: Mutant) -> tuple[Mutant, str, float]:
     started = time.monotonic()
     try:
         target.write_text(ast.unparse(tree))
-        tests = [t for t in (SELECTED or TESTS) if (workspace / t).exists()]
+        status = _verdict(workspace)
+    finally:
+        target.write_text(source)
+    return mutant, status, time.monotonic() - started
+
+
+def _verdict(workspace: Path) -> str:
+    """killed (a test failed, hung, or the tests no longer import: the unmutated tree passes, see
+    main), survived (all passed), or error: pytest itself failed (usage, no tests, internal)."""
+    tests = [t for t in (SELECTED or TESTS) if (workspace / t).exists()]
+    try:
         proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", *tests],
                               cwd=workspace, capture_output=True, timeout=TIMEOUT,
                               env={**os.environ, "PYTHONPATH": str(workspace), "PYTHONDONTWRITEBYTECODE": "1",
                                    "NETPOL_PROPERTY_EXAMPLES": "20"})
-        status = "survived" if proc.returncode == 0 else "killed"
     except subprocess.TimeoutExpired:
-        status = "killed"  # a hang is noticed too
-    finally:
-        target.write_text(source)
-    return mutant, status, time.monotonic() - started
+        return "killed"  # a hang is noticed too
+    return {0: "survived", 1: "killed", 2: "killed"}.get(proc.returncode, "error")
 
 
 def main() -> int:
@@ -220,6 +228,11 @@ def main() -> int:
         print(f"{len(todo)} mutants")
         return 0
     equivalent = load_equivalent()
+    if _verdict(workspaces[0]) != "survived":  # the unmutated tree must pass, else every mutant looks killed
+        for ws in workspaces:
+            shutil.rmtree(ws, ignore_errors=True)
+        print("the selected tests do not pass on the unmutated tree (in a scratch copy): fix that first", file=sys.stderr)
+        return 2
     results: list[tuple[Mutant, str, float]] = []
     try:
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
@@ -260,6 +273,9 @@ def _summarise(results: list[tuple[Mutant, str, float]], equivalent: set[str], j
         print(f"  {path}: {k} killed, {sv} survived ({100 * k / max(k + sv, 1):.0f}%)")
     for m in survived:
         print(f"  survived: {m.stable_key}   (line {m.line})")
+    for m, s, _ in results:
+        if s == "error":
+            print(f"  error (pytest did not run; counted as not killed): {m.stable_key}   (line {m.line})")
     if json_path:
         Path(json_path).write_text(json.dumps([{**asdict(m), "status": s, "seconds": round(t, 1)} for m, s, t in results], indent=1))
 

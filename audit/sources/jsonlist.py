@@ -5,8 +5,10 @@
 piece of the ``items`` array at a time is in memory. The array is cut where an item ends and the next
 begins, found by a pattern: ``}`` then ``,`` then ``{"<the first item's first key>":``. The pattern is
 a guess and never trusted: a piece is used only when ``{"items":[<piece>]}`` decodes, and a cut inside
-an item cannot (the item's prefix leaves a bracket or a string open), so a wrong guess only makes the
-piece longer. The items are decoded by `slim.decode_item`, as `slim.decode_list` decodes them.
+an item cannot (the item's prefix leaves a bracket open; in valid JSON the pattern never lies in a
+string, whose quotes are escaped), so a wrong guess only makes the piece longer. The items are decoded
+as `slim.decode_list` decodes them: a piece of v1 Pods in one pass (`slim.decode_pods`), any other
+piece item by item (`slim.decode_item`).
 
 Anything else gives None and the caller reads the file whole the usual way, which judges it and words
 any error as it always did: no top-level ``"items": [`` near the start, a key twice at the top level,
