@@ -269,7 +269,7 @@ def test_pods_at_once_are_what_item_by_item_makes_of_them(kind, version, typed_p
 def test_pieces_stay_small_whatever_the_blocks(style, chunk, monkeypatch):
     """The head found a byte at a time, each piece about a block and an item: the memory bound."""
     items = [pod(f"p{i}", owners=i % 3) for i in range(40)]
-    body = dump({"apiVersion": "v1", "kind": "List", "items": items}, style)
+    body = dump({"kind": "List", "apiVersion": "v1", "items": items}, style)  # the List's first key is not its items'
     largest = max(len(dump(i, style)) for i in items)
     decoded = [size for size, ok in pieces(monkeypatch, body, chunk) if ok]
     assert len(decoded) >= 40 * 1 // max(1, chunk // largest + 1) // 2, "cut as the file is read"
@@ -307,6 +307,6 @@ def test_what_the_head_refuses_is_not_read_on(head):
 def test_an_item_with_a_kind_and_no_apiversion_waits_for_the_lists_kind():
     item = pod("a", typed=False) | {"kind": "Pod"}
     for kind, typed in (("PodList", True), ("List", False)):
-        body = dump({"apiVersion": "v1", "items": [pod("b"), item], "kind": kind}, "compact")
-        got = streamed(body, 50)
-        assert got == whole(body) and [type(i) is slim.Pod for i in got["items"]] == [True, typed]
+        body = dump({"apiVersion": "v1", "items": [pod("b"), item, pod("c")], "kind": kind}, "compact")
+        got = streamed(body, 50)  # cut after it: decoded before the List's kind is read
+        assert got == whole(body) and [type(i) is slim.Pod for i in got["items"]] == [True, typed, True]

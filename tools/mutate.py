@@ -153,8 +153,14 @@ def mutants(path: str, root: Path = ROOT) -> list[Mutant]:
     source = (root / path).read_text()
     lines = source.splitlines()
     tree = ast.parse(source)
-    return [Mutant(path, i, line, kind, lines[line - 1].strip() if 0 < line <= len(lines) else "")
+    return [Mutant(path, i, line, kind, _code(lines[line - 1]) if 0 < line <= len(lines) else "")
             for i, (_node, kind, line) in enumerate(_points(tree))]
+
+
+def _code(line: str) -> str:
+    """A source line as the equivalents list names it: stripped, without its comment (the list's
+    own reason follows ``  #``, so a line's comment would never match)."""
+    return line.split("  #", 1)[0].strip()
 
 
 def load_equivalent() -> set[str]:
@@ -291,7 +297,7 @@ def _score_saved(path: Path, commit: str | None) -> int:
     equivalent = load_equivalent()
     results = []
     for item in saved:
-        line = sources[item["path"]][item["line"] - 1].strip() if item["line"] else ""
+        line = _code(sources[item["path"]][item["line"] - 1]) if item["line"] else ""
         results.append((Mutant(item["path"], item["index"], item["line"], item["description"], line), item["status"], item["seconds"]))
     _summarise(results, equivalent, None)
     return 0
