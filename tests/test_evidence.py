@@ -185,3 +185,16 @@ def test_verify_usage_errors(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     result = verify(str(tmp_path / "x.json"))
     assert result.exit_code == 2 and "no detached signature" in result.output
+
+
+def test_a_scan_without_signing_options_never_loads_pyhanko(tmp_path):
+    """pyHanko and cryptography cost about 40 MB of a 150k-pod scan's peak: loaded only to sign."""
+    import sys
+
+    script = ("import sys\nfrom audit.cli import app\n"
+              f"sys.argv = ['netpol-audit', 'scan', {LAB!r}, '--json', {str(tmp_path / 'r.json')!r}, '--now', '2026-12-01T00:00:00Z']\n"
+              "try:\n    app()\nexcept SystemExit as exc:\n    code = exc.code\n"
+              "print(code, sorted(m for m in ('pyhanko', 'cryptography', 'asn1crypto') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    assert out in ("0 []", "1 []"), out
+    assert (tmp_path / "r.json").stat().st_size > 0
