@@ -312,14 +312,14 @@ def test_interrupted_after_a_write_says_what_was_written(tmp_path, monkeypatch):
     from audit.ops import run as cli  # where the report files are written
 
     out = tmp_path / "result.json"
-    real = cli.write_atomic
+    real = cli.write_atomic_chunks  # the JSON result and the HTML page are written piece by piece
 
-    def write_then_interrupt(path, data):
-        real(path, data)
+    def write_then_interrupt(path, chunks):
+        real(path, chunks)
         if str(path).endswith(".html"):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "write_atomic", write_then_interrupt)
+    monkeypatch.setattr(cli, "write_atomic_chunks", write_then_interrupt)
     result = run("scan", str(EXAMPLES / "lab-solution"), "--json", str(out), "--html", str(tmp_path / "r.html"))
     assert result.exit_code == 130
     assert "already written in full" in result.output and str(out) in result.output
