@@ -49,10 +49,13 @@ def test_the_direct_writer_writes_plain_trees_without_the_emitter(monkeypatch):
 
     doc = {"apiVersion": "networking.k8s.io/v1", "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [
         {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "web"}}}], "ports": [{"port": 5432}]}], "egress": []}}
-    expected = reference(doc)
+    expected, quoted = reference(doc), reference({"a": "yes", "b": ["::/0"]})
+    assert dump({"a": "yes", "b": ["::/0"]}) == quoted  # values YAML 1.1 would misread: quoted as the emitter quotes them, asked once
     monkeypatch.setattr(fixes, "_emit", lambda docs: "emitter")
     assert dump(doc) == expected and dump(doc, doc) == reference(doc, doc)
-    assert dump({"a": "yes"}) == "emitter"  # YAML 1.1 reads it as a boolean: quoted by the emitter
+    assert dump({"a": "yes", "b": ["::/0"]}) == quoted, "a value's quoted form is asked of the emitter once, then reused"
+    assert dump({"a: b": 1}) == "emitter"  # a key that needs quoting: the emitter writes the document
+    assert dump({"a": "x\ny"}) == "emitter"  # a value over lines: the emitter writes the document
 
 
 def test_dump_equals_pyyaml_on_every_fix_of_the_examples():

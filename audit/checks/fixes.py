@@ -80,6 +80,37 @@ def _scalar(value: Any) -> str:
         if _plain(value):
             return value
         raise _NotPlain
+    return _other(value)
+
+
+def _value(value: Any) -> str:
+    """A scalar in a mapping's value or a list's item: a string the direct writer cannot write
+    plain is written as the emitter writes it there (``'::/0'``), asked once per string."""
+    if isinstance(value, str) and not _plain(value):
+        return _quoted(value)
+    return _scalar(value)
+
+
+_quoted_memo: dict[str, str] = {}
+
+
+def _quoted(text: str) -> str:
+    """How the emitter writes ``text`` as a block value: its style (plain, single- or double-quoted)
+    depends only on the text there. A text it would fold or spread over lines is left to it."""
+    hit = _quoted_memo.get(text)
+    if hit is None:
+        if len(text) > 200:
+            raise _NotPlain
+        line = _emit(({"k": text},))
+        if not line.startswith("k: ") or line.count("\n") != 1:
+            raise _NotPlain
+        hit = line[3:-1]
+        if len(_quoted_memo) < 10_000:
+            _quoted_memo[text] = hit
+    return hit
+
+
+def _other(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -107,7 +138,7 @@ def _block(value: Any, indent: int) -> list[str]:
                 lines.append(f"{pad}{_scalar(key)}:")
                 lines += _block(item, indent)
             else:
-                lines.append(f"{pad}{_scalar(key)}: {_scalar(item)}")
+                lines.append(f"{pad}{_scalar(key)}: {_value(item)}")
         return lines
     for item in value:
         if isinstance(item, (dict, list, tuple)) and item:
@@ -115,7 +146,7 @@ def _block(value: Any, indent: int) -> list[str]:
             lines.append(f"{pad}- {inner[0][indent + 2:]}")
             lines += inner[1:]
         else:
-            lines.append(f"{pad}- {_scalar(item)}")
+            lines.append(f"{pad}- {_value(item)}")
     return lines
 
 
