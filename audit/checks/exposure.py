@@ -82,12 +82,15 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
         env = env_of.get(ns.name)
         if not env:
             continue
-        fix = _environment_fix(ctx, ns.name, env, tuple(e for e in by_env if e != env))
+        fix: str | None = None
+        unwritten = True  # the fix is written at the namespace's first finding: most namespaces have none
         for cls in ctx.governed_classes(ns.name):
             for port in sorted(sensitive_ports_of(ctx, cls)):
                 src = exposure.source_of(cls.id, port, others[env])
                 if src is None:
                     continue
+                if unwritten:
+                    fix, unwritten = _environment_fix(ctx, ns.name, env, tuple(e for e in by_env if e != env)), False
                 source = analysis.classes[src]
                 yield Hit(ns.name, "Workload", cls.workloads[0].name,
                           f"port {port} (env={env}) is reachable from {source.describe()} (env={env_of[source.namespace]})",
