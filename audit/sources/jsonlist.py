@@ -188,16 +188,14 @@ class _Pieces:
         last = self.head + bytes(self.held)
         _top_level(last)  # a key twice at the top level, or JSON that is not valid: read it whole
         envelope = slim.decode_envelope(last)
-        kind = envelope.get("kind")
-        if not isinstance(kind, str) or not kind.endswith("List") or envelope.get("items") is None:
+        kind = slim.list_kind(envelope)
+        if kind is None:
             raise _GiveUp
         self.typed_pods = kind == "PodList"
         for index, raw in self.undecided:
             self.items[index] = slim.decode_item(raw, self.typed_pods)
         self._decode(envelope["items"])
-        whole = {k: v for k, v in envelope.items() if k != "items"}
-        whole["items"] = self.items
-        return whole
+        return slim.with_items(envelope, self.items)
 
 
 def _last(found: Iterator[re.Match[bytes]]) -> re.Match[bytes] | None:

@@ -126,12 +126,22 @@ def decode_list(body: bytes) -> dict[str, Any] | None:
     """A ``List``/``*List`` document with its pods typed (`Pod`) and every other item whole; None when
     the document is not a List of objects (decode it the general way); raises `Unfit`."""
     envelope = decode_envelope(body)
-    kind = envelope.get("kind")
-    raw_items = envelope.get("items")
-    if not isinstance(kind, str) or not kind.endswith("List") or raw_items is None:
+    kind = list_kind(envelope)
+    if kind is None:
         return None
+    return with_items(envelope, [decode_item(raw, kind == "PodList") for raw in envelope["items"]])
+
+
+def list_kind(envelope: dict[str, Any]) -> str | None:
+    """The kind of a ``List``/``*List`` envelope that has items; None for any other document."""
+    kind = envelope.get("kind")
+    return kind if isinstance(kind, str) and kind.endswith("List") and envelope.get("items") is not None else None
+
+
+def with_items(envelope: dict[str, Any], items: list[Any]) -> dict[str, Any]:
+    """The List as `decode_list` gives it: the envelope's fields with ``items`` decoded."""
     whole = {k: v for k, v in envelope.items() if k != "items"}
-    whole["items"] = [decode_item(raw, kind == "PodList") for raw in raw_items]
+    whole["items"] = items
     return whole
 
 
