@@ -443,7 +443,8 @@ class FixWriter:
     same hundreds of namespaces for many destinations, built and written once."""
 
     _peers: dict[tuple[int, ...], list[dict[str, Any]]] = field(default_factory=dict)
-    _yaml: dict[tuple[int, ...], str] = field(default_factory=dict)
+    _yaml: dict[tuple[tuple[int, ...], str], str] = field(default_factory=dict)
+    """The client peers' YAML per peer set and indentation, indented."""
 
     def sensitive_ports_yaml(self, analysis: Analysis, cls_id: int, ports: tuple[int, ...], clients: list[int]) -> tuple[str, int] | None:
         """`sensitive_ports_policy` as YAML, with how many client peers it names; the same text as
@@ -457,10 +458,11 @@ class FixWriter:
             return dump(doc), 0
         doc["spec"]["ingress"][1]["from"].append(_PEERS_HERE)
         text = dump(doc)
-        block = self._yaml.get(key)
-        if block is None:
-            block = self._yaml[key] = yaml.dump(peers, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=1000)
         line = next(line for line in text.splitlines() if line.strip() == f"- {_PEERS_HERE}")
         indent = line[: len(line) - len(line.lstrip())]
-        # Block YAML indented as a whole keeps its structure: the sequence becomes the rest of `from`.
-        return text.replace(line + "\n", "".join(indent + part + "\n" for part in block.splitlines()), 1), len(peers)
+        block = self._yaml.get((key, indent))
+        if block is None:
+            plain = yaml.dump(peers, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=1000)
+            # Block YAML indented as a whole keeps its structure: the sequence becomes the rest of `from`.
+            block = self._yaml[(key, indent)] = "".join(indent + part + "\n" for part in plain.splitlines())
+        return text.replace(line + "\n", block, 1), len(peers)

@@ -248,23 +248,25 @@ def _admin_denies_metadata(ctx: Context, policy: CompiledPolicy) -> str | None:
     return ", ".join(sorted(rules)) + " denies it for every pod the policy selects" if rules else None
 
 
-def sensitive_ports_of(ctx: Context, cls: PodClass) -> set[int]:
+def sensitive_ports_of(ctx: Context, cls: PodClass) -> frozenset[int]:
     """Data ports a pod class serves: declared container ports, or single ports that ingress rules
     of the policies selecting it name."""
     key = ("sensitive_ports_of", cls.id)
-    hit: set[int] | None = ctx.memo.get(key)
+    hit: frozenset[int] | None = ctx.memo.get(key)
     if hit is None:
-        sensitive = set(ctx.config.sensitive_ports)
-        hit = {p.port for p in cls.ports if p.port in sensitive}
+        sensitive: frozenset[int] | None = ctx.memo.get("sensitive_ports_of.ports")
+        if sensitive is None:
+            sensitive = ctx.memo["sensitive_ports_of.ports"] = frozenset(ctx.config.sensitive_ports)
+        found = {p.port for p in cls.ports if p.port in sensitive}
         for policy in ctx.analysis.policies_acting_on(cls.id):
             named = ctx.memo.get(("sensitive_ports_of.policy", id(policy)))
             if named is None:  # per policy: thousands of classes share one
                 named = ctx.memo[("sensitive_ports_of.policy", id(policy))] = frozenset(
                     p.port for rule in policy.rules_in("Ingress") for p in rule.ports or ()
                     if isinstance(p.port, int) and p.end is None and p.port in sensitive)
-            hit |= named
-        ctx.memo[key] = hit
-    return set(hit)
+            found |= named
+        hit = ctx.memo[key] = frozenset(found)
+    return hit
 
 
 def _broad_peer_reasons(ctx: Context, rule: CompiledRule, own_ns: str) -> list[str]:

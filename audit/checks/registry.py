@@ -61,7 +61,10 @@ class Context:
 
     def audited_namespaces(self) -> list[Namespace]:
         """Namespaces from the input that are not excluded by configuration."""
-        return [ns for ns in self.analysis.inventory.namespaces if not self.config.is_excluded(ns.name)]
+        found: list[Namespace] | None = self.memo.get("audited_namespaces")
+        if found is None:  # every check asks: 10,000 namespaces matched against the patterns once
+            found = self.memo["audited_namespaces"] = [ns for ns in self.analysis.inventory.namespaces if not self.config.is_excluded(ns.name)]
+        return list(found)
 
     def audited_policies(self) -> list[CompiledPolicy]:
         """The policies of every kind that take part, but those of excluded namespaces."""
