@@ -58,6 +58,13 @@ def test_the_direct_writer_writes_plain_trees_without_the_emitter(monkeypatch):
     assert dump({"a": "x\ny"}) == "emitter"  # a value over lines: the emitter writes the document
 
 
+def test_values_over_lines_and_long_values_are_the_emitters_at_any_depth():
+    """A quoted value's continuation lines are indented by where it stands: never reused from another depth."""
+    for text in ("x\ny", "a b\n\nc", "it's\nhere", "w " * 150 + "end", "w " * 497 + "e"):  # the last folds at 1,000 columns when indented
+        for doc in ({"a": text}, {"a": {"b": text}}, {"a": [text, {"c": [text]}]}, {"s": {"t": {"u": [[text]]}}}):
+            assert dump(doc) == reference(doc), (text, doc)
+
+
 def test_dump_equals_pyyaml_on_every_fix_of_the_examples():
     seen = 0
     for example in ("lab-before", "war-story", "mixed-cluster", "flannel"):
