@@ -79,7 +79,7 @@ class _Pieces:
         self.cut = self.loose = _NEVER
         self.compact = b""  # the cut without blanks
         self.no_items = False
-        self.scan_from = 0  # cuts before this were tried and failed
+        self.scan_from = 0  # where cuts are looked for from: none before it (or only refused ones)
         self.retry_at = 0  # after failed cuts, try again once this much is held: O(file) in all
         self.items: list[Any] = []
         self.undecided: list[tuple[int, bytes]] = []  # items without kind or apiVersion, kind unknown
@@ -100,9 +100,9 @@ class _Pieces:
             return False
         head = bytes(self.held[: found.end()])
         top = _top_level(head + b"]}")  # valid only when that `"items": [` is the top level's
-        kind = top.get("kind")
-        if "kind" in top:
-            if not isinstance(kind, str) or not kind.endswith("List"):
+        if "kind" in top:  # else it comes after the items
+            kind = slim.list_kind(top)
+            if kind is None:
                 raise _GiveUp
             self.typed_pods = kind == "PodList"
         self.head = head
