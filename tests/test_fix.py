@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from audit.cli import app
@@ -434,3 +436,21 @@ def test_clients_with_the_same_labels_in_many_namespaces_share_one_peer(tmp_path
     applied = with_files(tmp_path, manifests, [], fix=hit["fixYaml"])
     for src, code in (("app1/api", 0), ("app2/api", 0), ("other/api", 1)):
         assert runner.invoke(app, ["reach", src, "data/pg", str(applied), "-p", "5432"]).exit_code == code, src
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 65535), max_size=8) | st.sampled_from([[1], [65535], [1, 2], [65534, 65535], [5432, 5433], [1, 65535]]))
+def test_every_port_but_the_sensitive_ones_is_allowed_and_nothing_else(excluded):
+    """The other-environments fix keeps every TCP port but the sensitive ones (as ranges) and all of
+    UDP and SCTP: the ranges, spelled out, against the set they stand for."""
+    from audit.checks.fixes import _ports_except
+
+    ports = _ports_except(tuple(excluded))
+    tcp: set[int] = set()
+    for p in (p for p in ports if p["protocol"] == "TCP"):
+        assert 1 <= p["port"] <= p.get("endPort", p["port"]) <= 65535 and ("endPort" not in p or p["endPort"] > p["port"])
+        tcp.update(range(p["port"], p.get("endPort", p["port"]) + 1))
+    assert tcp == set(range(1, 65536)) - set(excluded)
+    assert sum(p.get("endPort", p["port"]) - p["port"] + 1 for p in ports if p["protocol"] == "TCP") == len(tcp), "no range overlaps another"
+    assert [p for p in ports if p["protocol"] != "TCP"] == [{"protocol": "UDP", "port": 1, "endPort": 65535},
+                                                            {"protocol": "SCTP", "port": 1, "endPort": 65535}]
