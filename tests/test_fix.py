@@ -454,3 +454,54 @@ def test_every_port_but_the_sensitive_ones_is_allowed_and_nothing_else(excluded)
     assert sum(p.get("endPort", p["port"]) - p["port"] + 1 for p in ports if p["protocol"] == "TCP") == len(tcp), "no range overlaps another"
     assert [p for p in ports if p["protocol"] != "TCP"] == [{"protocol": "UDP", "port": 1, "endPort": 65535},
                                                             {"protocol": "SCTP", "port": 1, "endPort": 65535}]
+
+
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")  # Kubernetes' IsDNS1123Subdomain
+
+
+@pytest.mark.parametrize("suffix", ["isolation", "sensitive-ports", "from-observed", "to-observed"])
+def test_a_generated_name_is_a_valid_object_name_whatever_the_base_length(suffix):
+    from audit.checks.fixes import object_name
+
+    for length in range(225, 254):
+        for base in ("a" * length, ("ab." * 90)[:length].rstrip(".") or "a"):
+            name = object_name(base, suffix)
+            assert len(name) <= 253 and DNS_SUBDOMAIN.match(name), (length, name[-20:])
+            assert f"{base}-{suffix}".startswith(name) and len(name) >= min(len(base) + len(suffix) + 1, 253) - 2
+
+
+def test_the_sensitive_ports_fix_of_a_long_named_workload_applies(tmp_path):
+    """A 242-character name plus "-sensitive-ports" cut at 253 ended in "-": kubectl refused the fix."""
+    name = "d" * 242
+    (tmp_path / "m.yaml").write_text(f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: db, labels: {{kubernetes.io/metadata.name: db}}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: web, labels: {{kubernetes.io/metadata.name: web}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: db}}
+spec:
+  selector: {{matchLabels: {{app: pg}}}}
+  template:
+    metadata: {{labels: {{app: pg}}}}
+    spec: {{containers: [{{name: pg, image: pg, ports: [{{containerPort: 5432}}]}}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: web}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: web, image: web}}]}}
+""")
+    out = runner.invoke(app, ["scan", str(tmp_path), "-f", "json", "--now", "2026-01-01T00:00:00Z"])
+    fixes = [f["fixYaml"] for f in json.loads(out.stdout)["findings"] if f["check"] == "NP-PERM-008" and f.get("fixYaml")]
+    assert fixes, "the check offers a fix"
+    names = [d["metadata"]["name"] for text in fixes for d in yaml.safe_load_all(text) if d]
+    assert names and all(len(n) <= 253 and DNS_SUBDOMAIN.match(n) for n in names), names

@@ -217,6 +217,12 @@ def baseline(namespace: str, dns: DnsTarget) -> str:
     return dump(default_deny_policy(namespace), allow_dns_policy(namespace, dns))
 
 
+def object_name(base: str, suffix: str) -> str:
+    """A generated object's name, ``base-suffix``: cut to the 253 characters a name may have and
+    ending in a letter or digit, as a DNS subdomain must (a cut can end on ``-`` or ``.``)."""
+    return f"{base}-{suffix}"[:253].rstrip("-.")
+
+
 def policy_doc(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": namespace},
             "spec": spec}
@@ -388,7 +394,7 @@ def narrowed_selector(analysis: Analysis, policy: CompiledPolicy) -> list[dict[s
     if "Egress" in policy.types and isinstance(spec.get("egress"), list):
         isolation["egress"] = spec["egress"]
     return [policy_doc(policy.namespace, policy.name, _canonical(narrowed)),
-            policy_doc(policy.namespace, f"{policy.name}-isolation"[:253], _canonical(isolation))]
+            policy_doc(policy.namespace, object_name(policy.name, "isolation"), _canonical(isolation))]
 
 
 def _allows(analysis: Analysis, rule: CompiledRule, port: int, protocol: str, cls: Any) -> bool:
@@ -426,7 +432,7 @@ def sensitive_ports_policy(analysis: Analysis, cls_id: int, ports: tuple[int, ..
     if pod_selector is None:
         return None
     sources: list[dict[str, Any]] = [{"podSelector": {}}, *copy.deepcopy(_client_peers(analysis, tuple(clients), {} if memo is None else memo))]
-    name = f"{cls.workloads[0].name if cls.workloads else 'workload'}-sensitive-ports"[:253]
+    name = object_name(cls.workloads[0].name if cls.workloads else "workload", "sensitive-ports")
     unique = sorted({p for p in ports})
     return narrow(policy_doc(cls.namespace, name, {
         "podSelector": pod_selector, "policyTypes": ["Ingress"],

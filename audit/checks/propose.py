@@ -116,7 +116,7 @@ def _allows(analysis: Analysis, mapper: FlowMapper, needed: dict[Key, Tally], ex
             word = "from" if direction == "Ingress" else "to"
             spec_rules = [{word: [peer], "ports": sorted(ports, key=lambda p: (p["protocol"], str(p["port"])))}
                           for peer, ports in sorted(table[cid].values(), key=lambda e: str(sorted(e[0].items())))]
-            name = f"{cls.workloads[0].name}-{word}-observed"[:253]
+            name = fixes.object_name(cls.workloads[0].name, f"{word}-observed")
             docs.setdefault(cls.namespace, []).append(fixes.policy_doc(cls.namespace, name, {
                 "podSelector": selector, "policyTypes": [direction], direction.lower(): spec_rules}))
     return docs, notes, namespaces
