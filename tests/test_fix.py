@@ -505,3 +505,56 @@ spec:
     assert fixes, "the check offers a fix"
     names = [d["metadata"]["name"] for text in fixes for d in yaml.safe_load_all(text) if d]
     assert names and all(len(n) <= 253 and DNS_SUBDOMAIN.match(n) for n in names), names
+
+
+def _analysis_of(tmp_path, text: str):
+    from audit.engine.analysis import Analysis
+    from audit.sources.manifests import load_manifests
+
+    (tmp_path / "m.yaml").write_text(text)
+    return Analysis(load_manifests([str(tmp_path / "m.yaml")]))
+
+
+EGRESS_POLICY = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: out, namespace: app}}
+spec:
+  podSelector: {{}}
+  policyTypes: [Egress]
+  egress: {egress}
+"""
+
+
+def test_the_metadata_fix_changes_only_what_reaches_the_metadata_address(tmp_path):
+    from audit.checks.fixes import METADATA_CIDR, without_metadata
+
+    def fix(egress: str):
+        analysis = _analysis_of(tmp_path, EGRESS_POLICY.format(egress=egress))
+        [policy] = analysis.policies
+        return without_metadata(analysis, policy)
+
+    # Port 80 to addresses that do not hold the metadata address, or the metadata address on 443 only: nothing to fix.
+    assert fix("[{to: [{ipBlock: {cidr: 10.0.0.0/8}}], ports: [{port: 80}]}]") is None
+    assert fix("[{to: [{ipBlock: {cidr: 0.0.0.0/0}}], ports: [{port: 443}]}]") is None
+    # A pod peer beside an address block on port 80: only the block gets the except.
+    doc = fix("[{to: [{namespaceSelector: {}}, {ipBlock: {cidr: 0.0.0.0/0}}], ports: [{port: 80}]}]")
+    assert doc is not None
+    [rule] = doc["spec"]["egress"]
+    assert rule["to"] == [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}}]
+    assert rule["ports"] == [{"port": 80}]
+
+
+def test_the_metadata_fix_is_never_written_for_another_kind(tmp_path):
+    from audit.checks.fixes import without_metadata
+
+    analysis = _analysis_of(tmp_path, """
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: out, namespace: app}
+spec:
+  endpointSelector: {}
+  egress: [{toCIDR: [0.0.0.0/0], toPorts: [{ports: [{port: "80", protocol: TCP}]}]}]
+""")
+    [policy] = analysis.policies
+    assert policy.family != "NetworkPolicy" and without_metadata(analysis, policy) is None
