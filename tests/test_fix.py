@@ -181,6 +181,8 @@ def test_the_kyverno_policy_covers_new_namespaces_and_skips_the_excluded(tmp_pat
         assert "legacy-*" in rule["exclude"]["any"][0]["resources"]["names"] and "kube-system" in rule["exclude"]["any"][0]["resources"]["names"]
         assert rule["generate"]["namespace"] == "{{request.object.metadata.name}}" and rule["generate"]["synchronize"] is True
     assert rules["default-deny"]["generate"]["data"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    # New namespaces only: the existing ones get the bundle's own files, reviewed one by one, not a Kyverno sweep.
+    assert policy["spec"]["generateExisting"] is False
 
 
 def test_a_hostile_name_cannot_leave_its_comment_or_add_a_document(tmp_path):
@@ -543,6 +545,7 @@ def test_the_metadata_fix_changes_only_what_reaches_the_metadata_address(tmp_pat
     [rule] = doc["spec"]["egress"]
     assert rule["to"] == [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}}]
     assert rule["ports"] == [{"port": 80}]
+    assert list(doc["spec"]) == ["podSelector", "policyTypes", "egress"], "the spec's keys in the order fixes write them: selector, types, then the rules"
 
 
 def test_the_metadata_fix_is_never_written_for_another_kind(tmp_path):
@@ -558,3 +561,62 @@ spec:
 """)
     [policy] = analysis.policies
     assert policy.family != "NetworkPolicy" and without_metadata(analysis, policy) is None
+
+
+def _narrowed(tmp_path, pods: list[tuple[str, dict[str, str], int]], policy: str):
+    """narrowed_selector of the one policy in namespace shop, its pods given as (name, labels, port)."""
+    from audit.checks.fixes import narrowed_selector
+
+    docs = "".join(f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: shop, labels: {json.dumps(labels)}}}
+spec: {{containers: [{{name: c, image: i, ports: [{{containerPort: {port}}}]}}]}}
+""" for name, labels, port in pods)
+    analysis = _analysis_of(tmp_path, docs + "---\n" + policy)
+    [compiled] = [p for p in analysis.policies if p.namespace == "shop"]
+    return narrowed_selector(analysis, compiled)
+
+
+INGRESS_8080 = """apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-in, namespace: shop}
+spec:
+  podSelector: {}
+  ingress: [{from: [{namespaceSelector: {}}], ports: [{port: 8080}]}]
+"""
+
+
+def test_narrowing_selects_by_the_labels_every_serving_workload_shares(tmp_path):
+    pods = [("a", {"app": "x", "extra": "1", "tier": "db"}, 8080), ("b", {"app": "y", "tier": "db"}, 8080),
+            ("c", {"app": "z", "extra": "1", "tier": "db"}, 8080), ("d", {"app": "w"}, 9090)]
+    narrow, isolation = _narrowed(tmp_path, pods, INGRESS_8080)
+    assert narrow["spec"]["podSelector"] == {"matchLabels": {"tier": "db"}}  # "extra" is a's and c's, not b's
+    assert isolation["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+def test_no_narrowing_when_the_shared_labels_select_one_more_workload(tmp_path):
+    pods = [("a", {"app": "x", "tier": "db"}, 8080), ("b", {"app": "y", "tier": "db"}, 8080), ("d", {"app": "w", "tier": "db"}, 9090)]
+    assert _narrowed(tmp_path, pods, INGRESS_8080) is None  # tier=db selects d too, which does not serve 8080
+
+
+def test_without_ports_the_policy_is_narrowed_to_the_workload_it_is_named_after(tmp_path):
+    pods = [("api", {"app": "api"}, 8080), ("worker", {"app": "worker"}, 8080), ("db", {"app": "db"}, 5432)]
+    policy = INGRESS_8080.replace("name: web-in", "name: api").replace(", ports: [{port: 8080}]", "")
+    narrow, isolation = _narrowed(tmp_path, pods, policy)
+    assert narrow["spec"]["podSelector"] == {"matchLabels": {"app": "api"}} and isolation["metadata"]["name"] == "api-isolation"
+
+
+def test_narrowing_keeps_the_others_egress_as_it_was(tmp_path):
+    pods = [("a", {"app": "a"}, 8080), ("b", {"app": "b"}, 9090)]
+    dns = "  egress: [{to: [{namespaceSelector: {}}], ports: [{port: 53, protocol: UDP}]}]\n"
+    typed = INGRESS_8080.replace("  podSelector: {}\n", "  podSelector: {}\n  policyTypes: [Ingress, Egress]\n")
+    narrow, isolation = _narrowed(tmp_path, pods, typed + dns)
+    assert narrow["spec"]["podSelector"] == {"matchLabels": {"app": "a"}} and isolation["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert isolation["spec"]["egress"] == [{"to": [{"namespaceSelector": {}}], "ports": [{"port": 53, "protocol": "UDP"}]}]
+    # Egress isolated with no egress rule: the others stay isolated, with no rule either.
+    narrow, isolation = _narrowed(tmp_path, pods, typed)
+    assert narrow["spec"]["podSelector"] == {"matchLabels": {"app": "a"}}
+    assert isolation["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    # An egress rule that is not DNS only: narrowing would take it from the others, so no fix.
+    assert _narrowed(tmp_path, pods, typed + "  egress: [{to: [{ipBlock: {cidr: 0.0.0.0/0}}]}]\n") is None
