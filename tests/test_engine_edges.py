@@ -966,3 +966,31 @@ def test_the_ingress_controller_has_no_blast_radius_row_of_its_own():
     from tests.test_ingress import SHOP
     rows = blast_radius(analysis_of(SHOP, cni=False))
     assert rows and "ingress-controller-ns" not in {r.namespace for r in rows}
+
+
+def test_a_quoted_value_and_a_validation_message_are_capped_exactly():
+    """A value is quoted whole up to 60 characters, else its first 57 and "..."; a field or message
+    up to MESSAGE_LIMIT characters whole, else cut there with the length it had."""
+    from audit.engine.selectors import MESSAGE_LIMIT, FieldError, show
+
+    for length in (57, 58, 59, 60, 61, 62, 500):
+        text = "x" * (length - 2)  # repr adds the two quotes
+        expected = repr(text) if length <= 60 else repr(text)[:57] + "..."
+        assert show(text) == expected and len(show(text)) == min(length, 60)
+    assert MESSAGE_LIMIT == 400
+    for length in (399, 400, 401, 5000):
+        error = FieldError("f" * length, "m" * length)
+        for got in (error.field, error.message):
+            assert got == got[0] * length if length <= 400 else got == got[0] * 400 + f"... ({length} characters)"
+
+
+def test_an_expression_with_an_error_gives_no_requirement():
+    """A requirement is kept only when nothing is wrong with it: a bad value, operator or key drops it."""
+    from audit.engine.selectors import parse_selector
+
+    for expr in ({"key": "app", "operator": "In", "values": ["bad value!"]}, {"key": "app", "operator": "Exists", "values": ["x"]},
+                 {"key": "app", "operator": "Near", "values": ["x"]}, {"key": "bad key!", "operator": "In", "values": ["x"]}):
+        selector, errors = parse_selector({"matchExpressions": [expr]}, "spec.podSelector")
+        assert errors and selector.requirements == (), expr
+    selector, errors = parse_selector({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}, "spec.podSelector")
+    assert not errors and len(selector.requirements) == 1
