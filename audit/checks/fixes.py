@@ -86,9 +86,9 @@ def _scalar(value: Any) -> str:
 def _value(value: Any) -> str:
     """A scalar in a mapping's value or a list's item: a string the direct writer cannot write
     plain is written as the emitter writes it there (``'::/0'``), asked once per string."""
-    if isinstance(value, str) and not _plain(value):
-        return _quoted(value)
-    return _scalar(value)
+    if isinstance(value, str):
+        return value if _plain(value) else _quoted(value)
+    return _other(value)
 
 
 _quoted_memo: dict[str, str] = {}

@@ -150,13 +150,10 @@ def decode_item(raw: bytes | msgspec.Raw, typed_pods: bool | None) -> Any:
     (``typed_pods``) an item without kind or apiVersion is a v1 Pod, as the API server lists them;
     with ``typed_pods`` None (the List's kind not read yet) such an item gives None: decide it later."""
     head = _head.decode(raw)
-    if typed_pods is None:
-        if "kind" not in head or "apiVersion" not in head:
-            return None  # an item is never None here: `null` does not fit _Head
-        typed_pods = False  # the defaults below are not used
-    if head.get("kind", "Pod" if typed_pods else None) == "Pod" and head.get("apiVersion", "v1" if typed_pods else None) == "v1":
-        return _pod.decode(raw)
-    return _any.decode(raw)
+    kind, version = head.get("kind", msgspec.UNSET), head.get("apiVersion", msgspec.UNSET)
+    if typed_pods is None and (kind is msgspec.UNSET or version is msgspec.UNSET):
+        return None  # an item is never None here: `null` does not fit _Head
+    return _pod.decode(raw) if _is_v1_pod(kind, version, bool(typed_pods)) else _any.decode(raw)
 
 
 def decode_pods(body: bytes | bytearray, typed_pods: bool | None) -> list[Pod] | None:
@@ -166,12 +163,18 @@ def decode_pods(body: bytes | bytearray, typed_pods: bool | None) -> list[Pod] |
         items = _pod_items.decode(body).items
     except Unfit:
         return None
-    default_kind, default_version = ("Pod", "v1") if typed_pods else (None, None)
-    for item in items:
-        kind, version = item.kind, item.apiVersion
-        if (default_kind if kind is msgspec.UNSET else kind) != "Pod" or (default_version if version is msgspec.UNSET else version) != "v1":
-            return None
+    if not all(_is_v1_pod(item.kind, item.apiVersion, bool(typed_pods)) for item in items):
+        return None  # with typed_pods None, an item without kind or apiVersion is undecided: item by item
     return [Pod(item.metadata, item.spec, item.status) for item in items]
+
+
+def _is_v1_pod(kind: Any, version: Any, in_podlist: bool) -> bool:
+    """Whether an item is a v1 Pod by its kind and apiVersion; an absent one (UNSET) is a PodList's own."""
+    if kind is msgspec.UNSET:
+        kind = "Pod" if in_podlist else None
+    if version is msgspec.UNSET:
+        version = "v1" if in_podlist else None
+    return bool(kind == "Pod" and version == "v1")
 
 
 def decode_envelope(body: bytes) -> dict[str, Any]:
