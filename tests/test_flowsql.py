@@ -118,6 +118,73 @@ def test_the_engine_did_the_grouping(mixed):
     assert len(rows) < 1000 < sum(f.count for f in rows)
 
 
+_L4 = '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}}'
+_POD = '{"namespace":"a","pod_name":"p1","labels":["k8s:app=p1"]}'
+# Lines that open with the flow object take the engine's short path, which neither writes out the
+# flow, its source or destination, nor reads their types unless no field of theirs was found.
+SHORT_PATH = [
+    '{"flow":{}}', '{"flow":{ }}', '{"flow":{"foo":1}}', '{"flow":{"Type":"L7"}}', '{"flow":{"node_name":"n"},"time":"x"}',
+    '{"flow":{' + _L4 + ',"source":{},"destination":{}}}',
+    '{"flow":{' + _L4 + '}}',
+    '{"flow":{' + _L4 + ',"source":{"identity":2,"labels":["reserved:world"]},"destination":' + _POD + '}}',
+    '{"flow":{' + _L4 + ',"source":{"workloads":[{"name":"w"}]},"destination":{"podName":"q1"}}}',
+    '{"flow":{' + _L4 + ',"source":{"pod_name":null},"destination":{"identity":7}}}',
+    '{"flow":{"l4":{"UDP":{"destinationPort":53}},"source":' + _POD + ',"destination":{}}}',
+    '{"flow":{"l4":{"SCTP":{"destination_port":9,"destinationPort":10}},"source":' + _POD + '}}',
+    '{"flow":{"l4":{"TCP":{"destinationPort":443},"UDP":{"destination_port":53}},"destination":' + _POD + '}}',
+    '{"flow":{"l4":{"ICMPv4":{"type":8}},"source":' + _POD + '}}',
+]
+
+
+@pytest.mark.parametrize("other", ['"x"', "null", "[]", "[1]", "5"])
+@pytest.mark.parametrize("side", ["source", "destination"])
+def test_an_end_that_is_not_an_object_goes_to_the_line_reader_on_the_short_path(tmp_path, side, other):
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"flow":{' + _L4 + ',"' + side + '":' + other + '}}\n')
+    assert flowsql.hubble(str(path), ReadStats()) is None
+
+
+def test_the_port_is_the_first_protocols_on_the_short_path(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"flow":{"l4":{"UDP":{"source_port":1},"TCP":{"destination_port":22}},"destination":' + _POD + '}}\n')
+    assert flowsql.hubble(str(path), ReadStats()) is None
+    with pytest.raises(InputError, match=r"line 1: flow\.l4\.UDP\.destination_port: must be a port number"):
+        list(read_flows([str(path)], ReadStats()))
+
+
+def test_every_short_path_line_groups_as_the_line_reader_reads_it(tmp_path):
+    path = tmp_path / "short.jsonl"
+    path.write_text("\n".join(SHORT_PATH * 2) + "\n")
+    assert flowsql.hubble(str(path), ReadStats()) is not None  # the engine read every line
+    grouped = same(path)
+    assert sum(c for c, _f, _l in grouped.values()) == 2 * 8
+    assert {k[2:4] for k in grouped} == {(80, "TCP"), (53, "UDP"), (9, "SCTP"), (443, "TCP")}  # the first protocol's port
+    for single in SHORT_PATH:  # and each line alone (its own counts and reasons)
+        path.write_text(single + "\n")
+        assert flowsql.hubble(str(path), ReadStats()) is not None, single
+        same(path)
+
+
+@pytest.mark.parametrize("flow,expected", [
+    ('{"flow":{' + _L4 + ',"source":{},"destination":{"podName":"q1"}}}', ("name", "q1")),
+    ('{"flow":{' + _L4 + ',"ip":{"destination":"10.0.0.9"},"source":{},"destination":{}}}', ("ip", "10.0.0.9")),
+    ('{"flow":{' + _L4 + ',"isReply":true,"source":{},"destination":{}}}', ("reply", 1)),
+])
+def test_a_line_mixing_proto_and_jsonpb_names_is_read_as_the_general_reader_reads_it(tmp_path, flow, expected):
+    """The line reader's typed records know only proto names: a jsonpb name beside them (which the
+    general reader reads) sends the line to the general reader."""
+    path = tmp_path / "h.jsonl"
+    path.write_text(flow + "\n")
+    stats = ReadStats()
+    flows = list(_read_lines(str(path), stats))
+    field, value = expected
+    if field == "reply":
+        assert flows == [] and stats.replies == 1
+    else:
+        assert getattr(flows[0].dst, field) == value
+    same(path)
+
+
 def test_compressed_files_and_folders(mixed, tmp_path):
     expected = aggregate(_read_lines(str(mixed), ReadStats()))
     gz = tmp_path / "rotated" / "part-1.jsonl.gz"

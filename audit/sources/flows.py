@@ -48,6 +48,7 @@ class _HWorkload(msgspec.Struct):
 class _HEnd(msgspec.Struct):
     namespace: str | None = None
     pod_name: str | None = None
+    podName: Any = None  # a jsonpb name beside proto names: the general reader decides which counts
     labels: list[str] | None = None
     workloads: list[_HWorkload] | None = None
 
@@ -65,6 +66,8 @@ class _HFlow(msgspec.Struct):
     Type: str | None = None
     l4: dict[str, _HPorts] | None = None
     is_reply: bool | None = None
+    isReply: Any = None  # jsonpb names, as podName
+    ip: Any = None
     verdict: str | None = None
     time: str | None = None
     IP: _HIP | None = None
@@ -218,6 +221,8 @@ def _typed_flow(raw: bytes, path: str, number: int, stats: ReadStats, ends: dict
     flow = line.flow
     if flow is None or flow.Type != "L3_L4" or flow.l4 is None or len(flow.l4) != 1 or flow.source is None or flow.destination is None:
         return _UNFIT  # skipped lines, replies without Type, jsonpb names: the general reader counts and names them
+    if flow.isReply is not None or flow.ip is not None or flow.source.podName is not None or flow.destination.podName is not None:
+        return _UNFIT  # proto and jsonpb names in one line
     if flow.is_reply:
         stats.replies += 1
         return True, None

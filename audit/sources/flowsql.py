@@ -32,15 +32,19 @@ from audit.observed import Flow, FlowEnd, Placed, Placement, ReadStats
 # Each line is parsed once: one json_extract of every path the reader needs, from the `flow` wrapper
 # and from a bare flow alike (a path list is one parse; a call per path would parse the line again).
 # read_json_objects hands each value's own text: an object is the text that starts with "{".
+_PORTS = tuple(f"l4.{proto}.{name}" for proto in ("TCP", "UDP", "SCTP") for name in ("destination_port", "destinationPort"))
 _FIELDS = ("Type", "type", "l4", "is_reply", "isReply", "verdict", "time", "source", "destination",
            "source.namespace", "source.pod_name", "source.podName", "source.workloads[0].name", "source.labels",
            "destination.namespace", "destination.pod_name", "destination.podName", "destination.workloads[0].name",
-           "destination.labels", "IP.source", "ip.source", "IP.destination", "ip.destination")
+           "destination.labels", "IP.source", "ip.source", "IP.destination", "ip.destination") + _PORTS
 _ROOT = ("flow", "src", "dst", "IP")
 _PATHS = [f"$.flow.{p}" for p in _FIELDS] + [f"$.{p}" for p in _FIELDS] + [f"$.{p}" for p in _ROOT]
 # A line that opens with a `flow` object (what Hubble's exporter writes) needs no bare path: its
-# fields are the flow's. Extracting half the paths is most of a line's cost.
-_WRAPPED = [f"$.flow.{p}" for p in _FIELDS] + [f"$.{p}" for p in _ROOT]
+# fields are the flow's. Nor the objects themselves (the flow, its source and destination): writing
+# them out as text and reading that text again for its type cost more than all the other paths.
+# Their places hold a path that is cheap to find, never read (``_kind_of`` and ``_WRAPPED_FLOW``).
+_OBJECTS = {"source", "destination"}
+_WRAPPED = [f"$.flow.{'Type' if p in _OBJECTS else p}" for p in _FIELDS] + ["$.flow.Type"] + [f"$.{p}" for p in _ROOT[1:]]
 _N = len(_FIELDS)
 
 
@@ -63,6 +67,24 @@ def _str(column: str) -> str:
     return f"json_extract_string({column}, '$')"
 
 
+def _kind_of(side: str) -> str:
+    """The JSON type of the flow's source or destination: an object when any of its fields was
+    found (no need to write it out), else asked of the line (the rare end with none of them)."""
+    found = " OR ".join(f"e[{_FIELDS.index(f'{side}.{k}') + 1}] IS NOT NULL"
+                        for k in ("namespace", "pod_name", "podName", "workloads[0].name", "labels"))
+    return (f"CASE WHEN NOT wrapped THEN json_type({_field(side)}) WHEN {found} THEN 'OBJECT' "
+            f"ELSE json_type(j, '$.flow.{side}') END")
+
+
+def _port(proto: str) -> str:
+    return f"coalesce({_field(f'l4.{proto}.destination_port')}, {_field(f'l4.{proto}.destinationPort')})"
+
+
+# A wrapped line's flow is empty when none of its fields is there and its text is {} (asked only then).
+_WRAPPED_FLOW_EMPTY = (f"CASE WHEN e[{_FIELDS.index('Type') + 1}] IS NOT NULL OR e[{_FIELDS.index('l4') + 1}] IS NOT NULL THEN false "
+                       "ELSE json_extract(j, '$.flow')::VARCHAR = '{{}}' END")
+
+
 def _flow_only(*columns: str) -> str:
     """Columns kept for flows only: every other line kind falls into one group of its own."""
     return ", ".join(f"CASE WHEN kind = 'flow' THEN {c} END AS {c}" for c in columns)
@@ -77,22 +99,23 @@ WITH raw AS (SELECT json AS j FROM read_json_objects({{files}}, format='newline_
 e AS (SELECT j, starts_with(j, '{{{{') AS object, starts_with(j, '{{{{"flow":{{{{') AS wrapped,
   CASE WHEN starts_with(j, '{{{{"flow":{{{{') THEN json_extract(j, [{", ".join(repr(p) for p in _WRAPPED)}])
        ELSE json_extract(j, [{", ".join(repr(p) for p in _PATHS)}]) END AS e FROM raw),
-w AS (SELECT *, json_type({_root("flow")}) AS ft FROM e),
+w AS (SELECT *, CASE WHEN wrapped THEN 'OBJECT' ELSE json_type({_root("flow")}) END AS ft FROM e),
 v AS (
   SELECT j, object, wrapped, ft,
     coalesce(nullif({_str(_field("Type"))}, ''), nullif({_str(_field("type"))}, '')) AS typ,
     {_field("l4")} AS l4, coalesce({_field("is_reply")}, {_field("isReply")}) AS reply,
     {_str(_field("verdict"))} = 'DROPPED' AS dropped, {_field("time")} AS timej,
-    json_type({_field("source")}) AS st, json_type({_field("destination")}) AS dt_,
+    {_kind_of("source")} AS st, {_kind_of("destination")} AS dt_,
+    {_port("TCP")} AS tcpp, {_port("UDP")} AS udpp, {_port("SCTP")} AS sctpp,
     {_field("source.namespace")} AS sns, coalesce({_field("source.pod_name")}, {_field("source.podName")}) AS spod,
     {_field("source.workloads[0].name")} AS swl, {_field("source.labels")} AS slab,
     {_field("destination.namespace")} AS dns_, coalesce({_field("destination.pod_name")}, {_field("destination.podName")}) AS dpod,
     {_field("destination.workloads[0].name")} AS dwl, {_field("destination.labels")} AS dlab,
     coalesce({_field("IP.source")}, {_field("ip.source")}) AS sip, coalesce({_field("IP.destination")}, {_field("ip.destination")}) AS dip,
     {_root("src")} IS NOT NULL OR {_root("dst")} IS NOT NULL AS plain,
-    ({_root("flow")} IS NOT NULL OR {_bare("l4")} IS NOT NULL OR {_bare("source")} IS NOT NULL OR {_bare("destination")} IS NOT NULL
+    (wrapped OR {_root("flow")} IS NOT NULL OR {_bare("l4")} IS NOT NULL OR {_bare("source")} IS NOT NULL OR {_bare("destination")} IS NOT NULL
       OR {_root("IP")} IS NOT NULL OR {_bare("Type")} IS NOT NULL) AS flowish,
-    ft = 'OBJECT' AND {_root("flow")}::VARCHAR = '{{{{}}}}' AS noflow
+    CASE WHEN wrapped THEN {_WRAPPED_FLOW_EMPTY} ELSE ft = 'OBJECT' AND {_root("flow")}::VARCHAR = '{{{{}}}}' END AS noflow
   FROM w
 ),
 c AS (SELECT *, json_type(l4) AS l4t, (json_keys(l4))[1] AS proto FROM v),
@@ -115,8 +138,7 @@ k AS (
 f AS (
   SELECT kind, {_flow_only("st", "dt_", "sns", "spod", "sip", "swl", "slab", "dns_", "dpod", "dip", "dwl", "dlab", "proto", "timej")},
     CASE WHEN kind = 'flow' THEN coalesce(dropped, false) END AS dropped,
-    CASE WHEN kind = 'flow' THEN coalesce(json_extract(l4, '$."' || proto || '".destination_port'),
-                                          json_extract(l4, '$."' || proto || '".destinationPort')) END AS portj,
+    CASE WHEN kind = 'flow' THEN CASE proto WHEN 'TCP' THEN tcpp WHEN 'UDP' THEN udpp WHEN 'SCTP' THEN sctpp END END AS portj,
     CASE WHEN kind = 'flow' THEN try_cast({_str("timej")} AS TIMESTAMPTZ) END AS ts
   FROM k
 ),
