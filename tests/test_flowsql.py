@@ -133,6 +133,7 @@ SHORT_PATH = [
     '{"flow":{"l4":{"SCTP":{"destination_port":9,"destinationPort":10}},"source":' + _POD + '}}',
     '{"flow":{"l4":{"TCP":{"destinationPort":443},"UDP":{"destination_port":53}},"destination":' + _POD + '}}',
     '{"flow":{"l4":{"ICMPv4":{"type":8}},"source":' + _POD + '}}',
+    '{"flow":{' + _L4 + ',"source":{"labels":{"k8s:a=b":"x"}},"destination":{"labels":"k8s:a=b"}}}',
 ]
 
 
@@ -157,7 +158,7 @@ def test_every_short_path_line_groups_as_the_line_reader_reads_it(tmp_path):
     path.write_text("\n".join(SHORT_PATH * 2) + "\n")
     assert flowsql.hubble(str(path), ReadStats()) is not None  # the engine read every line
     grouped = same(path)
-    assert sum(c for c, _f, _l in grouped.values()) == 2 * 8
+    assert sum(c for c, _f, _l in grouped.values()) == 2 * 9
     assert {k[2:4] for k in grouped} == {(80, "TCP"), (53, "UDP"), (9, "SCTP"), (443, "TCP")}  # the first protocol's port
     for single in SHORT_PATH:  # and each line alone (its own counts and reasons)
         path.write_text(single + "\n")
@@ -183,6 +184,123 @@ def test_a_line_mixing_proto_and_jsonpb_names_is_read_as_the_general_reader_read
     else:
         assert getattr(flows[0].dst, field) == value
     same(path)
+
+
+_IPS = '"IP":{"source":"10.0.0.1","destination":"10.0.0.2"}'
+# A field and its jsonpb twin in one flow: the line reader takes the proto name's value when it is
+# truthy (Python's `or`), the twin's otherwise; a JSON null counts as absent.
+TWINS = [
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},' + _IPS + ',"is_reply":null,"isReply":true',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},' + _IPS + ',"is_reply":false,"isReply":true',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},' + _IPS + ',"source":{"namespace":"a","pod_name":"","podName":"q1"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},' + _IPS + ',"source":{"namespace":"a","pod_name":null,"podName":"q1"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},' + _IPS + ',"source":{"namespace":"a","pod_name":"p1","podName":"q1"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":{"source":"10.0.0.1"},"ip":{"destination":"10.0.0.2"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":{"ipVersion":"IPv4"},"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":{},"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":null,"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":{"source":"10.0.0.3"},"ip":{"source":"10.0.0.1"}',
+    '"Type":false,"type":"L7","l4":{"TCP":{"destination_port":80}},' + _IPS,
+    '"Type":"","type":"L7","l4":{"TCP":{"destination_port":80}},' + _IPS,
+    '"Type":null,"type":"L3_L4","l4":{"TCP":{"destination_port":80}},' + _IPS,
+    '"Type":true,"l4":{"TCP":{"destination_port":80}},' + _IPS,
+    '"Type":5,"l4":{"TCP":{"destination_port":80}},' + _IPS,
+    '"Type":"L7","type":"L3_L4","l4":{"TCP":{"destination_port":80}},' + _IPS,
+]
+
+
+@pytest.mark.parametrize("wrap", ["compact", "spaced", "bare"])
+@pytest.mark.parametrize("fields", TWINS, ids=range(len(TWINS)))
+def test_a_field_beside_its_jsonpb_twin_is_read_as_the_line_reader_reads_it(tmp_path, fields, wrap):
+    flow = "{" + fields + "}"
+    text = {"compact": '{"flow":' + flow + "}", "spaced": '{"flow": ' + flow + "}", "bare": flow}[wrap]
+    path = tmp_path / "h.jsonl"
+    path.write_text(text + "\n")
+    same(path)
+
+
+def clean_line(rng: random.Random, i: int) -> str:
+    """A line as Hubble's exporter writes it (proto names, the flow wrapped, Type and IP always
+    there): what DuckDB's JSON reader reads without the path lookups."""
+    pods = [("a", "p1"), ("a", "p2"), ("b", "q1"), ("b", "q2"), (None, None)]
+    (sns, spod), (dns, dpod) = rng.choice(pods), rng.choice(pods[:4])
+    ips = {"p1": "10.0.0.1", "p2": "10.0.0.2", "q1": "10.0.1.1", "q2": "10.0.1.2"}
+    proto = rng.choice(["TCP", "TCP", "UDP", "SCTP", "ICMPv4"])
+    layer = {"type": 8} if proto == "ICMPv4" else {"source_port": 30000 + i, "destination_port": rng.choice([80, 443, 53, 5432])}
+    flow: dict = {
+        "time": rng.choice([f"2026-11-30T10:00:{i % 60:02d}.{i:09d}Z", f"2026-11-30T12:{i % 60:02d}:00+02:00", "2026-11-30T10:00:00Z"]),
+        "verdict": rng.choice(["DROPPED", "FORWARDED", "FORWARDED", "AUDIT"]),
+        "IP": {"source": ips[spod] if spod else f"203.0.113.{i % 7}", "destination": ips[dpod], "ipVersion": "IPv4"},
+        "l4": {proto: layer}, "source": end(sns, spod, False, "w" if rng.random() < 0.3 else None), "destination": end(dns, dpod),
+        "Type": rng.choice(["L3_L4"] * 8 + ["L7", "TRACE"]), "node_name": "node-1", "is_reply": rng.random() < 0.2,
+    }
+    if rng.random() < 0.05:
+        flow["is_reply"] = {"value": True}
+    if rng.random() < 0.05:
+        flow.pop("time")
+    if rng.random() < 0.05:
+        flow["source"]["workloads"] = []
+    return json.dumps({"flow": flow, "node_name": "node-1"}, separators=(",", ":") if rng.random() < 0.7 else None)
+
+
+def _groups(path: Path, query: str) -> tuple[dict, list]:
+    con = flowsql._connect()
+    try:
+        kinds = flowsql._group(con, query, str(path), flowsql.Window())
+        return kinds, con.execute("SELECT * FROM groups ORDER BY ALL").fetchall()
+    finally:
+        flowsql._close(con)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_clean_export_is_read_by_duckdbs_json_reader_as_by_the_path_lookups(tmp_path, seed):
+    rng = random.Random(seed)
+    path = tmp_path / "clean.jsonl"
+    path.write_text("\n".join(clean_line(rng, i) for i in range(2000)) + "\n\n")
+    kinds, fast = _groups(path, flowsql._STRUCTURED)
+    assert "unclear" not in kinds and {"flow", "reply", "skip:L7", "skip:protocol ICMPv4"} <= set(kinds)
+    assert (kinds, fast) == _groups(path, flowsql._HUBBLE)
+    assert sum(c for c, _f, _l in same(path).values()) == kinds["flow"]
+
+
+@pytest.mark.parametrize("line", [
+    '{"lost_events":{"num_events_lost":3}}', '{"flow":null}', '{"flow":{}}', '{"node_name":"n"}',
+    '{"flow":{' + _L4 + ',' + _IPS + '},"src":"a/b"}',
+    '{"flow":{"l4":{"TCP":{"destination_port":80}},' + _IPS + '}}',
+    '{"flow":{"Type":null,' + _L4[len('"Type":"L3_L4",'):] + ',' + _IPS + '}}',
+    '{"flow":{"Type":"","type":"L3_L4","l4":{"TCP":{"destination_port":80}},' + _IPS + '}}',
+    '{"flow":{"Type":1,"l4":{"TCP":{"destination_port":80}},' + _IPS + '}}',
+    '{"flow":{' + _L4 + '}}',
+    '{"flow":{' + _L4 + ',"IP":{"ipVersion":"IPv4"},"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}}}',
+    '{"flow":{"Type":"L3_L4","l4":{"TCP":{"destination_port":80},"UDP":{"destination_port":53}},' + _IPS + '}}',
+    '{"flow":{"Type":"L3_L4","l4":{"TCP":{"destination_port":80},"TCP":{"destination_port":81}},' + _IPS + '}}',
+])
+def test_what_duckdbs_json_reader_cannot_see_is_read_by_the_path_lookups(tmp_path, line):
+    """A line without a flow (its first key names the skip), src or dst (plain flows), no Type, no
+    IP (jsonpb's ip may stand beside it), two protocols or one twice: unclear to the structured
+    reading, so the file is read by the path lookups, as the line reader reads it."""
+    path = tmp_path / "h.jsonl"
+    path.write_text((LAB / "hubble.jsonl").read_text().splitlines()[0] + "\n" + line + "\n")
+    assert "unclear" in _groups(path, flowsql._STRUCTURED)[0]
+    try:
+        same(path)
+    except InputError:  # the line reader refuses it: so does the engine (it hands the file over)
+        assert flowsql.hubble(str(path), ReadStats()) is None
+
+
+@pytest.mark.parametrize("flow", [
+    '"source":{"namespace":"a","namespace":"b"}', '"verdict":"DROPPED","verdict":"FORWARDED"',
+    '"IP":"10.0.0.1"', '"source":{"workloads":"w"}', '"source":{"workloads":[5]}',
+])
+def test_a_shape_duckdbs_json_reader_refuses_goes_to_the_line_reader(tmp_path, flow):
+    """A repeated key (the line reader keeps the last, DuckDB's path lookups the first), or an
+    object where the reader wants another shape: the line reader reads the file."""
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"flow":{' + _L4 + ',' + flow + (',' + _IPS if '"IP"' not in flow else '') + '}}\n')
+    assert flowsql.hubble(str(path), ReadStats()) is None
+    fast = aggregate(read_flows([str(path)], ReadStats()))
+    assert fast == aggregate(_read_lines(str(path), ReadStats()))
 
 
 def test_compressed_files_and_folders(mixed, tmp_path):

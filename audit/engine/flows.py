@@ -28,6 +28,7 @@ from audit.engine.pairs import Key, Pairs, Verdicts, encode, stamp_micros
 from audit.engine.pairs import Outside as Outside
 from audit.engine.pairs import Tally as Tally
 from audit.engine.verdict import Verdict, port_in
+from audit.gcpause import gc_paused
 from audit.observed import TOP, Flow, FlowEnd, FlowGroups
 
 T = TypeVar("T")
@@ -212,6 +213,7 @@ def _canonical(ip: str) -> str:
         return ip
 
 
+@gc_paused()
 def aggregate(mapper: FlowMapper, items: Iterable[Flow | FlowGroups]) -> Traffic:
     """Every flow placed and added to its (source, destination, port, protocol) tally: flows one by
     one, groups through their engine (each distinct end placed once here, the totals summed there)."""
@@ -349,6 +351,7 @@ class WouldBreak:
     dropped: int
 
 
+@gc_paused()
 def would_break(analysis: Analysis, mapper: FlowMapper, traffic: Traffic, explained: int = MAX_EXPLAINED, top: int = TOP) -> WouldBreak:
     """Observed flows that ``analysis``'s policies deny, one row per workload pair and port, most
     flows first, the first ``top`` of them (0: every one) with the totals of all; the first
@@ -449,6 +452,7 @@ class RuleUse:
     ports_allowed: str
 
 
+@gc_paused()
 def rule_use(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[RuleUse]:
     """Every Allow rule, of every kind, with the flows that exercised it (a flow exercises an Allow
     rule of a policy acting on its side when the rule names the other end and covers the port)."""
@@ -518,6 +522,7 @@ class Unsegmented:
     flows: int
 
 
+@gc_paused()
 def unsegmented(analysis: Analysis, mapper: FlowMapper, traffic: Traffic) -> list[Unsegmented]:
     """Workloads with traffic and no isolation in that direction, most distinct peers first."""
     return _answer(traffic, analysis, mapper, ("unsegmented",), lambda: _unsegmented(analysis, mapper, traffic))

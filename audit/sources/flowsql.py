@@ -85,9 +85,67 @@ _WRAPPED_FLOW_EMPTY = (f"CASE WHEN e[{_FIELDS.index('Type') + 1}] IS NOT NULL OR
                        "ELSE json_extract(j, '$.flow')::VARCHAR = '{{}}' END")
 
 
+def _text(column: str) -> str:
+    """The string a JSON text holds: a quoted text without escapes is that string (DuckDB writes
+    JSON minified, escaping only what must be), read as JSON otherwise (other types as text)."""
+    return f"CASE WHEN starts_with({column}, '\"') AND NOT contains({column}, '\\') THEN {column}[2:-2] ELSE {_str(column)} END"
+
+
+def _truthy(column: str) -> str:
+    """Whether a JSON text is what Python counts true (the line reader's ``or`` between a field
+    and its jsonpb twin): present, and not null, false, 0, "", [] or {}."""
+    return (f"({column} IS NOT NULL AND {column} NOT IN ('null', 'false', '\"\"', '[]', '{{{{}}}}') "
+            f"AND NOT coalesce(try_cast({column} AS DOUBLE) = 0, false))")
+
+
+def _either(proto: str, jsonpb: str) -> str:
+    """A field or, when it is null or "" (what the line reader's ``or`` passes over and the type
+    checks let through), its jsonpb twin."""
+    return f"coalesce(nullif(nullif({proto}, 'null'), '\"\"'), {jsonpb})"
+
+
+# A line's IP object, asked only when jsonpb's ip stands beside it: the line reader reads ip only
+# when IP is not truthy.
+_IP_TRUTHY = _truthy("CASE WHEN wrapped OR ft = 'OBJECT' THEN json_extract(j, '$.flow.IP') ELSE json_extract(j, '$.IP') END")
+
+
+def _ip(side: str) -> str:
+    return (f"CASE WHEN {_field('ip.source')} IS NULL AND {_field('ip.destination')} IS NULL THEN {_field(f'IP.{side}')} "
+            f"WHEN {_IP_TRUTHY} THEN {_field(f'IP.{side}')} ELSE {_field(f'ip.{side}')} END")
+
+
 def _flow_only(*columns: str) -> str:
     """Columns kept for flows only: every other line kind falls into one group of its own."""
     return ", ".join(f"CASE WHEN kind = 'flow' THEN {c} END AS {c}" for c in columns)
+
+
+# What follows the classification in both readings: flows checked for the types the line reader
+# insists on (bad), all grouped per (kind, bad, in the window, source end, destination end, port,
+# protocol, verdict) with the count and the first and last time.
+_GROUPED = f"""
+f AS (
+  SELECT kind, {_flow_only("st", "dt_", "sns", "spod", "sip", "swl", "slab", "dns_", "dpod", "dip", "dwl", "dlab", "proto", "timej")},
+    CASE WHEN kind = 'flow' THEN coalesce(dropped, false) END AS dropped,
+    CASE WHEN kind = 'flow' THEN CASE proto WHEN 'TCP' THEN tcpp WHEN 'UDP' THEN udpp WHEN 'SCTP' THEN sctpp END END AS portj,
+    CASE WHEN kind = 'flow' THEN try_cast({_text("timej")} AS TIMESTAMPTZ) END AS ts
+  FROM k
+),
+grp AS (
+  SELECT kind, st, dt_, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab, portj, proto, dropped,
+         {{window}} AS inside, count(*) AS n, min(ts) AS first, max(ts) AS last,
+         bool_or(timej IS NOT NULL AND (NOT starts_with(timej, '"') OR ts IS NULL) AND timej <> '""') AS badtime
+  FROM f GROUP BY ALL
+)
+SELECT kind,
+    kind = 'flow' AND ((st IS NOT NULL AND st <> 'OBJECT') OR (dt_ IS NOT NULL AND dt_ <> 'OBJECT')
+    OR json_type(portj) IS DISTINCT FROM 'UBIGINT' OR portj::BIGINT NOT BETWEEN 1 AND 65535 OR badtime
+    OR json_type(sns) NOT IN ('VARCHAR', 'NULL') OR json_type(spod) NOT IN ('VARCHAR', 'NULL') OR json_type(sip) NOT IN ('VARCHAR', 'NULL')
+    OR json_type(dns_) NOT IN ('VARCHAR', 'NULL') OR json_type(dpod) NOT IN ('VARCHAR', 'NULL') OR json_type(dip) NOT IN ('VARCHAR', 'NULL'))
+    AS bad, inside, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab,
+    CASE WHEN kind = 'flow' AND json_type(portj) = 'UBIGINT' AND portj::BIGINT BETWEEN 1 AND 65535 THEN portj::INTEGER END AS port,
+    proto, dropped, n, first, last
+FROM grp
+"""
 
 
 # Every line classified exactly as the line reader does (flow, reply, skipped with its reason, or
@@ -102,23 +160,23 @@ e AS (SELECT j, starts_with(j, '{{{{') AS object, starts_with(j, '{{{{"flow":{{{
 w AS (SELECT *, CASE WHEN wrapped THEN 'OBJECT' ELSE json_type({_root("flow")}) END AS ft FROM e),
 v AS (
   SELECT j, object, wrapped, ft,
-    coalesce(nullif({_str(_field("Type"))}, ''), nullif({_str(_field("type"))}, '')) AS typ,
-    {_field("l4")} AS l4, coalesce({_field("is_reply")}, {_field("isReply")}) AS reply,
+    CASE WHEN {_truthy(_field("Type"))} THEN {_field("Type")} WHEN {_truthy(_field("type"))} THEN {_field("type")} END AS typj,
+    {_field("l4")} AS l4, coalesce(nullif({_field("is_reply")}, 'null'), {_field("isReply")}) AS reply,
     {_str(_field("verdict"))} = 'DROPPED' AS dropped, {_field("time")} AS timej,
     {_kind_of("source")} AS st, {_kind_of("destination")} AS dt_,
     {_port("TCP")} AS tcpp, {_port("UDP")} AS udpp, {_port("SCTP")} AS sctpp,
-    {_field("source.namespace")} AS sns, coalesce({_field("source.pod_name")}, {_field("source.podName")}) AS spod,
+    {_field("source.namespace")} AS sns, {_either(_field("source.pod_name"), _field("source.podName"))} AS spod,
     {_field("source.workloads[0].name")} AS swl, {_field("source.labels")} AS slab,
-    {_field("destination.namespace")} AS dns_, coalesce({_field("destination.pod_name")}, {_field("destination.podName")}) AS dpod,
+    {_field("destination.namespace")} AS dns_, {_either(_field("destination.pod_name"), _field("destination.podName"))} AS dpod,
     {_field("destination.workloads[0].name")} AS dwl, {_field("destination.labels")} AS dlab,
-    coalesce({_field("IP.source")}, {_field("ip.source")}) AS sip, coalesce({_field("IP.destination")}, {_field("ip.destination")}) AS dip,
+    {_ip("source")} AS sip, {_ip("destination")} AS dip,
     {_root("src")} IS NOT NULL OR {_root("dst")} IS NOT NULL AS plain,
     (wrapped OR {_root("flow")} IS NOT NULL OR {_bare("l4")} IS NOT NULL OR {_bare("source")} IS NOT NULL OR {_bare("destination")} IS NOT NULL
       OR {_root("IP")} IS NOT NULL OR {_bare("Type")} IS NOT NULL) AS flowish,
     CASE WHEN wrapped THEN {_WRAPPED_FLOW_EMPTY} ELSE ft = 'OBJECT' AND {_root("flow")}::VARCHAR = '{{{{}}}}' END AS noflow
   FROM w
 ),
-c AS (SELECT *, json_type(l4) AS l4t, (json_keys(l4))[1] AS proto FROM v),
+c AS (SELECT *, {_str("typj")} AS typ, json_type(l4) AS l4t, (json_keys(l4))[1] AS proto FROM v),
 k AS (
   SELECT *,
     CASE
@@ -126,37 +184,64 @@ k AS (
       WHEN NOT flowish THEN 'skip:not a flow (' || coalesce((json_keys(j))[1], 'empty') || ')'
       WHEN ft IS NOT NULL AND ft <> 'OBJECT' THEN 'odd'
       WHEN noflow THEN 'skip:no flow'
+      WHEN typj IS NOT NULL AND NOT starts_with(typj, '"') THEN 'odd'
       WHEN NOT (typ = 'L3_L4' OR (typ IS NULL AND l4t = 'OBJECT')) THEN 'skip:' || coalesce(typ, 'no l4')
       WHEN reply IS NOT NULL AND json_type(reply) NOT IN ('BOOLEAN', 'NULL') AND reply::VARCHAR <> '{{{{"value":true}}}}' THEN 'odd'
       WHEN reply::VARCHAR IN ('true', '{{{{"value":true}}}}') THEN 'reply'
       WHEN l4t IS DISTINCT FROM 'OBJECT' OR json_keys(l4) = [] THEN 'skip:no l4'
       WHEN proto NOT IN ('TCP', 'UDP', 'SCTP') THEN 'skip:protocol ' || proto
+      WHEN len(list_distinct(json_keys(l4))) <> len(json_keys(l4)) THEN 'odd'  -- a protocol twice: the line reader reads the last
       ELSE 'flow'
     END AS kind
   FROM c
 ),
-f AS (
-  SELECT kind, {_flow_only("st", "dt_", "sns", "spod", "sip", "swl", "slab", "dns_", "dpod", "dip", "dwl", "dlab", "proto", "timej")},
-    CASE WHEN kind = 'flow' THEN coalesce(dropped, false) END AS dropped,
-    CASE WHEN kind = 'flow' THEN CASE proto WHEN 'TCP' THEN tcpp WHEN 'UDP' THEN udpp WHEN 'SCTP' THEN sctpp END END AS portj,
-    CASE WHEN kind = 'flow' THEN try_cast({_str("timej")} AS TIMESTAMPTZ) END AS ts
-  FROM k
+{_GROUPED}
+"""
+
+
+# The same, read by DuckDB's JSON reader into the few fields it needs (no line's text is kept, no
+# path looked up: half the time of the reading above). Every leaf is kept as its JSON text, so
+# nothing is cast; an object of another shape, or a repeated key in an object read here, is an
+# error (the line reader then reads the file). What this reading cannot see (the first key of a
+# line without a flow, a name beside its jsonpb twin when the two differ only in case: Type and
+# type, IP and ip) makes a line `unclear`, and a file with such a line is read as above.
+_END = "STRUCT(namespace JSON, pod_name JSON, podName JSON, labels JSON, workloads STRUCT(name JSON)[])"
+_COLUMNS = ("{flow: 'STRUCT(\"Type\" JSON, verdict JSON, \"time\" JSON, is_reply JSON, isReply JSON, l4 JSON, "
+            f"source {_END}, destination {_END}, \"IP\" STRUCT(source JSON, destination JSON))', src: 'JSON', dst: 'JSON'}}")
+_L4_PORTS = [f"$.{p.removeprefix('l4.')}" for p in _PORTS]
+_STRUCTURED = f"""
+WITH r AS (SELECT flow AS x, src, dst FROM read_json({{files}}, format='newline_delimited', compression='auto_detect', columns={_COLUMNS.replace("{", "{{").replace("}", "}}")})),
+v AS (
+  SELECT x IS NULL OR src IS NOT NULL OR dst IS NOT NULL OR x."Type" IS NULL OR NOT starts_with(x."Type", '"') OR x."Type" = '""' AS unclear,
+    {_text('x."Type"')} AS typ, x.l4 AS l4, coalesce(x.is_reply, x.isReply) AS reply,
+    x.verdict = '"DROPPED"' AS dropped, x."time" AS timej,
+    CASE WHEN x.source IS NOT NULL THEN 'OBJECT' END AS st, CASE WHEN x.destination IS NOT NULL THEN 'OBJECT' END AS dt_,
+    x.source.namespace AS sns, {_either("x.source.pod_name", "x.source.podName")} AS spod, x.source.workloads[1].name AS swl, x.source.labels AS slab,
+    x.destination.namespace AS dns_, {_either("x.destination.pod_name", "x.destination.podName")} AS dpod,
+    x.destination.workloads[1].name AS dwl, x.destination.labels AS dlab,
+    x."IP".source AS sip, x."IP".destination AS dip
+  FROM r
 ),
-grp AS (
-  SELECT kind, st, dt_, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab, portj, proto, dropped,
-         {{window}} AS inside, count(*) AS n, min(ts) AS first, max(ts) AS last,
-         bool_or(timej IS NOT NULL AND (json_type(timej) <> 'VARCHAR' OR ts IS NULL) AND {_str("timej")} <> '') AS badtime
-  FROM f GROUP BY ALL
-)
-SELECT kind,
-    kind = 'flow' AND ((st IS NOT NULL AND st <> 'OBJECT') OR (dt_ IS NOT NULL AND dt_ <> 'OBJECT')
-    OR json_type(portj) IS DISTINCT FROM 'UBIGINT' OR portj::BIGINT NOT BETWEEN 1 AND 65535 OR badtime
-    OR json_type(sns) NOT IN ('VARCHAR', 'NULL') OR json_type(spod) NOT IN ('VARCHAR', 'NULL') OR json_type(sip) NOT IN ('VARCHAR', 'NULL')
-    OR json_type(dns_) NOT IN ('VARCHAR', 'NULL') OR json_type(dpod) NOT IN ('VARCHAR', 'NULL') OR json_type(dip) NOT IN ('VARCHAR', 'NULL'))
-    AS bad, inside, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab,
-    CASE WHEN kind = 'flow' AND json_type(portj) = 'UBIGINT' AND portj::BIGINT BETWEEN 1 AND 65535 THEN portj::INTEGER END AS port,
-    proto, dropped, n, first, last
-FROM grp
+c AS (SELECT *, CASE WHEN starts_with(l4, '{{{{') THEN 'OBJECT' ELSE json_type(l4) END AS l4t, json_keys(l4) AS keys, keys[1] AS proto,
+        json_extract(l4, [{", ".join(repr(p) for p in _L4_PORTS)}]) AS ports FROM v),
+k AS (
+  SELECT *, coalesce(ports[1], ports[2]) AS tcpp, coalesce(ports[3], ports[4]) AS udpp, coalesce(ports[5], ports[6]) AS sctpp,
+    CASE
+      WHEN unclear THEN 'unclear'
+      WHEN typ <> 'L3_L4' THEN 'skip:' || typ
+      WHEN reply IS NOT NULL AND json_type(reply) NOT IN ('BOOLEAN', 'NULL') AND reply::VARCHAR <> '{{{{"value":true}}}}' THEN 'odd'
+      WHEN reply::VARCHAR IN ('true', '{{{{"value":true}}}}') THEN 'reply'
+      WHEN l4t IS DISTINCT FROM 'OBJECT' OR keys = [] THEN 'skip:no l4'
+      WHEN proto NOT IN ('TCP', 'UDP', 'SCTP') THEN 'skip:protocol ' || proto
+      -- jsonpb's ip may stand beside an absent or empty IP; a second protocol (or the same one
+      -- twice) in l4: the reading above decides.
+      WHEN sip IS NULL AND dip IS NULL THEN 'unclear'
+      WHEN len(keys) <> 1 THEN 'unclear'
+      ELSE 'flow'
+    END AS kind
+  FROM c
+),
+{_GROUPED}
 """
 
 
@@ -229,8 +314,10 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> HubbleGrou
 
     con = _connect()
     try:
-        con.execute("CREATE TEMP TABLE groups AS " + _HUBBLE.format(files=_literal([path]), window=window.sql()))
-        kinds = dict(con.execute("SELECT kind, sum(n) FROM groups GROUP BY kind").fetchall())
+        kinds = _group(con, _STRUCTURED, path, window)
+        if kinds.get("unclear"):
+            con.execute("DROP TABLE groups")
+            kinds = _group(con, _HUBBLE, path, window)
         if kinds.get("odd") or con.execute("SELECT count(*) FROM groups WHERE bad").fetchone()[0]:
             _close(con)
             return None
@@ -246,6 +333,12 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> HubbleGrou
         if kind.startswith("skip:"):
             stats.skipped[kind[5:]] = stats.skipped.get(kind[5:], 0) + int(count)
     return HubbleGroups(con)
+
+
+def _group(con: Any, query: str, path: str, window: Window) -> dict[str, int]:
+    """The groups of one reading (table ``groups``) and the lines of each kind."""
+    con.execute("CREATE TEMP TABLE groups AS " + query.format(files=_literal([path]), window=window.sql()))
+    return dict(con.execute("SELECT kind, sum(n) FROM groups GROUP BY kind").fetchall())
 
 
 # Cilium's labels of a pod from Kubernetes (``k8s:`` name=value), without those Cilium derives.
