@@ -204,11 +204,12 @@ k AS (
 # nothing is cast; an object of another shape, or a repeated key in an object read here, is an
 # error (the line reader then reads the file). What this reading cannot see (the first key of a
 # line without a flow, a name beside its jsonpb twin when the two differ only in case: Type and
-# type, IP and ip) makes a line `unclear`, and a file with such a line is read as above.
+# type, IP and ip; l4 absent or null, as a flow without Type) makes a line `unclear`, and a file
+# with such a line is read as above. l4 is read as a map: its keys in their order, a key twice an error.
 _END = "STRUCT(namespace JSON, pod_name JSON, podName JSON, labels JSON, workloads STRUCT(name JSON)[])"
-_COLUMNS = ("{flow: 'STRUCT(\"Type\" JSON, verdict JSON, \"time\" JSON, is_reply JSON, isReply JSON, l4 JSON, "
+_COLUMNS = ("{flow: 'STRUCT(\"Type\" JSON, verdict JSON, \"time\" JSON, is_reply JSON, isReply JSON, "
+            "l4 MAP(VARCHAR, STRUCT(destination_port JSON, destinationPort JSON)), "
             f"source {_END}, destination {_END}, \"IP\" STRUCT(source JSON, destination JSON))', src: 'JSON', dst: 'JSON'}}")
-_L4_PORTS = [f"$.{p.removeprefix('l4.')}" for p in _PORTS]
 _STRUCTURED = f"""
 WITH r AS (SELECT flow AS x, src, dst FROM read_json({{files}}, format='newline_delimited', compression='auto_detect', columns={_COLUMNS.replace("{", "{{").replace("}", "}}")})),
 v AS (
@@ -222,21 +223,21 @@ v AS (
     x."IP".source AS sip, x."IP".destination AS dip
   FROM r
 ),
-c AS (SELECT *, CASE WHEN starts_with(l4, '{{{{') THEN 'OBJECT' ELSE json_type(l4) END AS l4t, json_keys(l4) AS keys, keys[1] AS proto,
-        json_extract(l4, [{", ".join(repr(p) for p in _L4_PORTS)}]) AS ports FROM v),
+c AS (SELECT *, map_keys(l4)[1] AS proto FROM v),
 k AS (
-  SELECT *, coalesce(ports[1], ports[2]) AS tcpp, coalesce(ports[3], ports[4]) AS udpp, coalesce(ports[5], ports[6]) AS sctpp,
+  -- the port of the line's protocol (the first in l4): the grouping picks it by protocol
+  SELECT *, coalesce(l4[proto].destination_port, l4[proto].destinationPort) AS tcpp, tcpp AS udpp, tcpp AS sctpp,
     CASE
       WHEN unclear THEN 'unclear'
       WHEN typ <> 'L3_L4' THEN 'skip:' || typ
       WHEN reply IS NOT NULL AND json_type(reply) NOT IN ('BOOLEAN', 'NULL') AND reply::VARCHAR <> '{{{{"value":true}}}}' THEN 'odd'
       WHEN reply::VARCHAR IN ('true', '{{{{"value":true}}}}') THEN 'reply'
-      WHEN l4t IS DISTINCT FROM 'OBJECT' OR keys = [] THEN 'skip:no l4'
+      -- no l4 (or null): the reading above decides
+      WHEN l4 IS NULL THEN 'unclear'
+      WHEN cardinality(l4) = 0 THEN 'skip:no l4'
       WHEN proto NOT IN ('TCP', 'UDP', 'SCTP') THEN 'skip:protocol ' || proto
-      -- jsonpb's ip may stand beside an absent or empty IP; a second protocol (or the same one
-      -- twice) in l4: the reading above decides.
+      -- jsonpb's ip may stand beside an absent or empty IP: the reading above decides
       WHEN sip IS NULL AND dip IS NULL THEN 'unclear'
-      WHEN len(keys) <> 1 THEN 'unclear'
       ELSE 'flow'
     END AS kind
   FROM c
