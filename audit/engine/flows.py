@@ -97,14 +97,14 @@ class FlowMapper:
         self._index = {v: [i for i, s in enumerate(self.segments) if s.version == v] for v in (4, 6)}
         self._placed: dict[FlowEnd, tuple[list[End], str | None]] = {}
         self._names: dict[int, str] = {}
-        self._shown: dict[int, dict[str, str]] = {}
+        self._shown: dict[int, frozenset[tuple[str, str]]] = {}
 
     def place(self, end: FlowEnd) -> tuple[list[End], str | None]:
         """The ends a capture end stands for (usually one), or ([], why not); memoized: a capture
         names the same pods again and again."""
         hit = self._placed.get(end)
         if hit is None:
-            hit = self._placed[end] = self._place(end)
+            hit = self._placed[end] = self.locate(end)
             # Bounded: a capture of many distinct outside addresses.
             if len(self._placed) > MAX_PLACED:
                 self._placed.clear()
@@ -115,7 +115,8 @@ class FlowMapper:
         labels (150,000 at 150,000 pods: about 190 MB) would outlive it for nothing."""
         self._placed.clear()
 
-    def _place(self, end: FlowEnd) -> tuple[list[End], str | None]:
+    def locate(self, end: FlowEnd) -> tuple[list[End], str | None]:
+        """``place`` without the memo: for ends met once (a grouping engine's distinct ends)."""
         if end.namespace and (end.name or end.workload):
             ids = self._workload_classes(end)
             if ids:
@@ -159,35 +160,39 @@ class FlowMapper:
         assert end.namespace is not None
         ids: list[int] = []
         for name in filter(None, (end.workload, end.name)):
-            parts = name.split("-")
-            for cut in range(0, min(3, len(parts))):  # <deployment>-<hash>-<id>, <statefulset>-<n>, <daemonset>-<id>
-                ids = self.by_name.get((end.namespace, "-".join(parts[: len(parts) - cut])), [])
-                if ids:
-                    break
+            # <deployment>-<hash>-<id>, <statefulset>-<n>, <daemonset>-<id>: the name, then cut of its
+            # last one and two "-" parts (never of all of them)
+            ids = self.by_name.get((end.namespace, name), [])
+            cut = name.rfind("-")
+            if not ids and cut >= 0:
+                ids = self.by_name.get((end.namespace, name[:cut]), [])
+                cut = name.rfind("-", 0, cut)
+                if not ids and cut >= 0:
+                    ids = self.by_name.get((end.namespace, name[:cut]), [])
             if ids:
                 break
         if len(ids) > 1 and end.labels:
             # A capture shows a pod's identity labels (Cilium's label filter drops pod-template-hash,
             # statefulset.kubernetes.io/pod-name, ...): a class fits when it has identity labels (a
             # labelled pod is no pod of a class without) and the capture shows every one of them;
-            # of those, the classes that show the most are the pod's.
-            labels = dict(end.labels)
-            shown = {c: self._identity(c) for c in ids}
-            fitting = [c for c in ids if shown[c] and all(labels.get(k) == v for k, v in shown[c].items())]
+            # of those, the classes that show the most are the pod's. (A label the capture repeats
+            # counts with its last value, as a mapping reads it.)
+            labels = dict(end.labels).items()
+            fitting = [c for c in ids if (shown := self._identity(c)) and shown <= labels]
             if fitting:
-                most = max(len(shown[c]) for c in fitting)
-                ids = [c for c in fitting if len(shown[c]) == most]
+                most = max(len(self._identity(c)) for c in fitting)
+                ids = [c for c in fitting if len(self._identity(c)) == most]
         if len(ids) > 1 and end.ip:
             cid = self.by_ip.get(_canonical(end.ip))
             if cid in ids:
                 ids = [cid]
         return ids
 
-    def _identity(self, cid: int) -> dict[str, str]:
+    def _identity(self, cid: int) -> frozenset[tuple[str, str]]:
         """A class's identity labels (what a capture shows of its pods), once per class."""
         shown = self._shown.get(cid)
         if shown is None:
-            shown = self._shown[cid] = {k: v for k, v in self.analysis.classes[cid].label_map.items() if identity_label(k)}
+            shown = self._shown[cid] = frozenset((k, v) for k, v in self.analysis.classes[cid].label_map.items() if identity_label(k))
         return shown
 
     def endpoint(self, end: End) -> Endpoint:
@@ -263,7 +268,7 @@ def _add_groups(mapper: FlowMapper, traffic: Traffic, groups: FlowGroups, exampl
     count, dropped, first, last = groups.total()
     traffic.total.merge(count, dropped, first, last)
     ends = groups.ends()
-    placed = [mapper.place(end) for end in ends]
+    placed = [mapper.locate(end) for end in ends]
     codes = [[encode(e) for e in targets] for targets, _ in placed]
     placement = groups.place(codes)
     for side, at, flows in placement.blamed:

@@ -368,6 +368,10 @@ FROM (SELECT sns AS sns, spod AS spod, sip AS sip, swl AS swl, slab AS slab, dns
 JOIN ends s ON {_SAME.format(g="s")} JOIN ends d ON {_SAME.format(g="d")}
 """
 
+_TEXT = ("CASE WHEN nullif(e.ns_t, '') IS NOT NULL AND nullif(e.pod_t, '') IS NOT NULL THEN e.ns_t || '/' || e.pod_t "
+         "ELSE coalesce(nullif(e.ip_t, ''), nullif(e.ns_t, ''), '?') END")
+"""An end's text as ``FlowEnd.text`` writes it (an empty field is none)."""
+
 MAX_EXAMPLES = 50
 """Unplaced flows named as examples."""
 MAX_IPS = 8
@@ -411,12 +415,12 @@ class HubbleGroups:
         ends = self.ends()
         con.execute("CREATE TEMP TABLE codes AS SELECT unnest($1::INTEGER[]) AS id, unnest($2::BIGINT[]) AS code",
                     [[i for i, c in enumerate(codes) for _ in c], [code for c in codes for code in c]])
-        # Each end: placed or not, all outside or not, and its rank by text (the examples' order).
-        texts = {t: r for r, t in enumerate(sorted({end.text() for end in ends}))}
-        rank = [texts[end.text()] for end in ends]
-        con.execute("CREATE TEMP TABLE endst AS SELECT unnest($1::INTEGER[]) AS id, unnest($2::BOOLEAN[]) AS unplaced, "
-                    "unnest($3::BOOLEAN[]) AS outside, unnest($4::INTEGER[]) AS rank",
-                    [list(range(len(ends))), [not c for c in codes], [bool(c) and all(x < 0 for x in c) for c in codes], rank])
+        # Each end: placed or not, all outside or not, and its rank by text (the examples' order:
+        # FlowEnd.text, compared as Python compares text: by code point, as UTF-8 bytes compare).
+        con.execute("CREATE TEMP TABLE endst AS SELECT t.id, t.unplaced, t.outside, dense_rank() OVER (ORDER BY "
+                    f"{_TEXT}) AS rank FROM (SELECT unnest($1::INTEGER[]) AS id, unnest($2::BOOLEAN[]) AS unplaced, "
+                    "unnest($3::BOOLEAN[]) AS outside) t JOIN ends e USING (id)",
+                    [list(range(len(ends))), [not c for c in codes], [bool(c) and all(x < 0 for x in c) for c in codes]])
         joined = "FROM pairs p JOIN endst s ON s.id = p.se JOIN endst d ON d.id = p.de"
         blamed = [("source" if s is not None else "destination", s if s is not None else d, int(n)) for s, d, n in con.execute(
             f"SELECT CASE WHEN s.unplaced THEN p.se END, CASE WHEN NOT s.unplaced THEN p.de END, sum(n) {joined} "
