@@ -254,18 +254,22 @@ def measure_flows(directory: Path) -> dict[str, Any]:
 
 def measure_flows_floor(directory: Path) -> dict[str, Any]:
     """DuckDB alone: read the flow file and group it per (source pod, destination pod or address,
-    port, protocol, verdict): the floor `flows` is measured against."""
+    destination port, protocol, verdict): the floor `flows` is measured against (the issue's
+    definition; the port is the destination's, not the whole l4 object with the source port, which
+    made every line its own group and the floor slower)."""
     import duckdb
 
     start = time.perf_counter()
     con = duckdb.connect()
     path = str((directory / "flows.jsonl").resolve())
+    paths = ["$.flow.source.pod_name", "$.flow.destination.pod_name", "$.flow.IP.destination", "$.flow.l4.TCP.destination_port",
+             "$.flow.l4.UDP.destination_port", "$.flow.l4.SCTP.destination_port", "$.flow.l4", "$.flow.verdict"]
     groups = con.execute(f"""
         SELECT count(*) FROM (
-          SELECT json_extract_string(j, '$.flow.source.pod_name') s, coalesce(json_extract_string(j, '$.flow.destination.pod_name'),
-                 json_extract_string(j, '$.flow.IP.destination')) d, json_extract(j, '$.flow.l4') p,
-                 json_extract_string(j, '$.flow.verdict') v, count(*) n
-          FROM (SELECT json AS j FROM read_json_objects('{path}', format='newline_delimited')) GROUP BY ALL)""").fetchone()[0]
+          SELECT e[1] AS source, coalesce(e[2], e[3]) AS destination, coalesce(e[4], e[5], e[6]) AS port,
+                 (json_keys(e[7]))[1] AS protocol, e[8] AS verdict, count(*) AS n
+          FROM (SELECT json_extract_string(json, {paths!r}) AS e FROM read_json_objects('{path}', format='newline_delimited'))
+          GROUP BY ALL)""").fetchone()[0]
     return {"stages": [["flows floor (DuckDB)", time.perf_counter() - start, rss_mb()]], "groups": groups}
 
 

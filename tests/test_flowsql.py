@@ -121,6 +121,7 @@ def test_the_engine_did_the_grouping(mixed):
 
 _L4 = '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}}'
 _POD = '{"namespace":"a","pod_name":"p1","labels":["k8s:app=p1"]}'
+_IPS = '"IP":{"source":"10.0.0.1","destination":"10.0.0.2"}'
 # Lines that open with the flow object take the engine's short path, which neither writes out the
 # flow, its source or destination, nor reads their types unless no field of theirs was found.
 SHORT_PATH = [
@@ -135,6 +136,7 @@ SHORT_PATH = [
     '{"flow":{"l4":{"TCP":{"destinationPort":443},"UDP":{"destination_port":53}},"destination":' + _POD + '}}',
     '{"flow":{"l4":{"ICMPv4":{"type":8}},"source":' + _POD + '}}',
     '{"flow":{' + _L4 + ',"source":{"labels":{"k8s:a=b":"x"}},"destination":{"labels":"k8s:a=b"}}}',
+    '{"flow":{"Type":"L3_L4","l4":{},' + _IPS + '}}', '{"flow":{"Type":"L\\"7\\\\x"}}',
 ]
 
 
@@ -187,7 +189,6 @@ def test_a_line_mixing_proto_and_jsonpb_names_is_read_as_the_general_reader_read
     same(path)
 
 
-_IPS = '"IP":{"source":"10.0.0.1","destination":"10.0.0.2"}'
 # A field and its jsonpb twin in one flow: the line reader takes the proto name's value when it is
 # truthy (Python's `or`), the twin's otherwise; a JSON null counts as absent.
 TWINS = [
@@ -200,6 +201,9 @@ TWINS = [
     '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":{"ipVersion":"IPv4"},"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
     '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":{},"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
     '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":null,"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":0,"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":0.0,"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
+    '"Type":"L3_L4","l4":{"TCP":{"destination_port":80},"TCP":{"destination_port":81}},' + _IPS,
     '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"ip":{"source":"10.0.0.1","destination":"10.0.0.2"}',
     '"Type":"L3_L4","l4":{"TCP":{"destination_port":80}},"IP":{"source":"10.0.0.3"},"ip":{"source":"10.0.0.1"}',
     '"Type":false,"type":"L7","l4":{"TCP":{"destination_port":80}},' + _IPS,

@@ -204,7 +204,8 @@ k AS (
 # nothing is cast; an object of another shape, or a repeated key in an object read here, is an
 # error (the line reader then reads the file). What this reading cannot see (the first key of a
 # line without a flow, a name beside its jsonpb twin when the two differ only in case: Type and
-# type, IP and ip; l4 absent or null, as a flow without Type) makes a line `unclear`, and a file
+# type, IP and ip; l4 absent or null; no Type, which a line without a flow has none of either)
+# makes a line `unclear`, and a file
 # with such a line is read as above. l4 is read as a map: its keys in their order, a key twice an error.
 _END = "STRUCT(namespace JSON, pod_name JSON, podName JSON, labels JSON, workloads STRUCT(name JSON)[])"
 _COLUMNS = ("{flow: 'STRUCT(\"Type\" JSON, verdict JSON, \"time\" JSON, is_reply JSON, isReply JSON, "
@@ -213,10 +214,10 @@ _COLUMNS = ("{flow: 'STRUCT(\"Type\" JSON, verdict JSON, \"time\" JSON, is_reply
 _STRUCTURED = f"""
 WITH r AS (SELECT flow AS x, src, dst FROM read_json({{files}}, format='newline_delimited', compression='auto_detect', columns={_COLUMNS.replace("{", "{{").replace("}", "}}")})),
 v AS (
-  SELECT x IS NULL OR src IS NOT NULL OR dst IS NOT NULL OR x."Type" IS NULL OR NOT starts_with(x."Type", '"') OR x."Type" = '""' AS unclear,
+  SELECT src IS NOT NULL OR dst IS NOT NULL OR x."Type" IS NULL OR NOT starts_with(x."Type", '"') OR x."Type" = '""' AS unclear,
     {_text('x."Type"')} AS typ, x.l4 AS l4, coalesce(x.is_reply, x.isReply) AS reply,
     x.verdict = '"DROPPED"' AS dropped, x."time" AS timej,
-    CASE WHEN x.source IS NOT NULL THEN 'OBJECT' END AS st, CASE WHEN x.destination IS NOT NULL THEN 'OBJECT' END AS dt_,
+    NULL AS st, NULL AS dt_,  -- an end of another shape than an object is the reader's error: never bad here
     x.source.namespace AS sns, {_either("x.source.pod_name", "x.source.podName")} AS spod, x.source.workloads[1].name AS swl, x.source.labels AS slab,
     x.destination.namespace AS dns_, {_either("x.destination.pod_name", "x.destination.podName")} AS dpod,
     x.destination.workloads[1].name AS dwl, x.destination.labels AS dlab,
