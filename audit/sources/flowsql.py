@@ -4,7 +4,9 @@ A Hubble export is millions of lines an hour. DuckDB (an embedded columnar engin
 system dependency) reads the JSON lines (plain, gzip or zstd), decides what each line is exactly as
 the line-by-line reader in ``audit.sources.flows`` does, and groups the flows per (source end,
 destination end, port, protocol, verdict): Python then sees one record per group, never per line,
-and memory follows the groups (DuckDB spills to disk past its own limit).
+and memory follows the groups (DuckDB spills to disk past its own limit). Two readings give the
+same groups: DuckDB's JSON reader taking the few fields needed (what Hubble's exporter writes),
+and path lookups on each line's text for what that reader cannot see.
 
 The same grouping applies to the grouped form (``src``, ``dst``, ``port``, ``protocol``, ``count``,
 ``first``, ``last``, ``verdict``) in CSV or Parquet: what a flow lake's own SQL writes (the README
@@ -42,7 +44,7 @@ _PATHS = [f"$.flow.{p}" for p in _FIELDS] + [f"$.{p}" for p in _FIELDS] + [f"$.{
 # A line that opens with a `flow` object (what Hubble's exporter writes) needs no bare path: its
 # fields are the flow's. Nor the objects themselves (the flow, its source and destination): writing
 # them out as text and reading that text again for its type cost more than all the other paths.
-# Their places hold a path that is cheap to find, never read (``_kind_of`` and ``_WRAPPED_FLOW``).
+# Their places hold a path that is cheap to find, never read (``_kind_of``, ``_WRAPPED_FLOW_EMPTY``).
 _OBJECTS = {"source", "destination"}
 _WRAPPED = [f"$.flow.{'Type' if p in _OBJECTS else p}" for p in _FIELDS] + ["$.flow.Type"] + [f"$.{p}" for p in _ROOT[1:]]
 _N = len(_FIELDS)
@@ -200,13 +202,12 @@ k AS (
 
 
 # The same, read by DuckDB's JSON reader into the few fields it needs (no line's text is kept, no
-# path looked up: half the time of the reading above). Every leaf is kept as its JSON text, so
-# nothing is cast; an object of another shape, or a repeated key in an object read here, is an
-# error (the line reader then reads the file). What this reading cannot see (the first key of a
-# line without a flow, a name beside its jsonpb twin when the two differ only in case: Type and
-# type, IP and ip; l4 absent or null; no Type, which a line without a flow has none of either)
-# makes a line `unclear`, and a file
-# with such a line is read as above. l4 is read as a map: its keys in their order, a key twice an error.
+# path looked up: about two thirds of the time of the reading above). Every leaf is kept as its
+# JSON text, so nothing is cast; l4 is a map (its protocols in their order); an object of another
+# shape, or a key twice in an object read here, is an error (the line reader then reads the file).
+# What this reading cannot see makes a line `unclear`, and a file with such a line is read as
+# above: the first key of a line without a flow (which has no Type either), a name beside its
+# jsonpb twin when the two differ only in case (Type and type, IP and ip), l4 absent or null.
 _END = "STRUCT(namespace JSON, pod_name JSON, podName JSON, labels JSON, workloads STRUCT(name JSON)[])"
 _COLUMNS = ("{flow: 'STRUCT(\"Type\" JSON, verdict JSON, \"time\" JSON, is_reply JSON, isReply JSON, "
             "l4 MAP(VARCHAR, STRUCT(destination_port JSON, destinationPort JSON)), "
@@ -309,8 +310,9 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> HubbleGrou
     """One Hubble JSON-lines file (plain, .gz or .zst) grouped; None when the file needs the
     line-by-line reader (it then names the line that is wrong, or reads what is unusual).
 
-    One pass over the file: the groups land in a temporary table (DuckDB's memory, spilled past
-    its limit) and the line counts are read from it; the groups stay in the engine for
+    The structured reading first, the path lookups when it finds a line it cannot see (a second
+    pass over the file): the groups land in a temporary table (DuckDB's memory, spilled past its
+    limit) and the line counts are read from it; the groups stay in the engine for
     ``HubbleGroups`` to place and total."""
     import duckdb
 
