@@ -267,6 +267,9 @@ def test_a_clean_export_is_read_by_duckdbs_json_reader_as_by_the_path_lookups(tm
     assert "unclear" not in kinds and {"flow", "reply", "skip:L7", "skip:protocol ICMPv4"} <= set(kinds)
     assert (kinds, fast) == _groups(path, flowsql._HUBBLE)
     assert sum(c for c, _f, _l in same(path).values()) == kinds["flow"]
+    gz = tmp_path / "clean.jsonl.gz"  # compressed exports take the same reading
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert _groups(gz, flowsql._STRUCTURED) == (kinds, fast)
 
 
 @pytest.mark.parametrize("line", [
