@@ -508,6 +508,40 @@ def test_unsegmented_rows_count_the_flows_of_each_workload():
     assert rows[("database", "db", "Ingress")] == (2, 4)
 
 
+def test_a_pod_name_finds_its_workload_by_the_longest_cut_first(tmp_path):
+    """A pod's name, then the name cut of its last one and two "-" parts: the first that names a
+    workload decides, never a shorter one, never three cuts."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper
+    from audit.observed import FlowEnd
+    from audit.sources.manifests import load_manifests
+
+    def pod(name: str, owner: str, kind: str, app: str) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "prod", "labels": {"app": app, "pod-template-hash": "7d4"},
+                             "ownerReferences": [{"kind": kind, "name": owner, "controller": True}]},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}}
+
+    manifests = tmp_path / "m.yaml"  # the ReplicaSet's pods are the Deployment kafka's (kafka-7d4 names it too)
+    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}},
+                                             pod("kafka-broker-0", "kafka-broker", "StatefulSet", "broker"),
+                                             pod("kafka-7d4-aaaaa", "kafka-7d4", "ReplicaSet", "kafka")]))
+    analysis = Analysis(load_manifests([str(manifests)]))
+    mapper = FlowMapper(analysis)
+    (broker,) = analysis.find_workload("prod", "kafka-broker")
+    (kafka,) = analysis.find_workload("prod", "kafka")
+    assert broker != kafka
+    assert mapper.place(FlowEnd("prod", "kafka-broker-5")) == ([broker], None)  # one cut finds it; two would find kafka
+    assert mapper.place(FlowEnd("prod", "kafka-broker")) == ([broker], None)
+    assert mapper.place(FlowEnd("prod", "kafka-7d4-zzzzz")) == ([kafka], None)
+    assert mapper.place(FlowEnd("prod", "kafka-8e5-zzzzz")) == ([kafka], None)  # two cuts (another ReplicaSet of kafka)
+    assert mapper.place(FlowEnd("prod", "other-0", workload="kafka-broker")) == ([broker], None)  # the workload first
+    assert mapper.place(FlowEnd("prod", "kafka-broker-5", workload="kafka")) == ([kafka], None)
+    for name in ("kafka-a-b-c", "x-kafka", "-kafka", "-"):  # three cuts, or a prefix that is no workload
+        placed, why = mapper.place(FlowEnd("prod", name))
+        assert placed == [] and why == f"no pod or workload prod/{name} in the inventory"
+
+
 def test_a_pod_the_inventory_lacks_by_name_is_placed_by_its_ip(tmp_path):
     from audit.observed import FlowEnd
 
