@@ -272,6 +272,46 @@ def test_a_clean_export_is_read_by_duckdbs_json_reader_as_by_the_path_lookups(tm
     assert _groups(gz, flowsql._STRUCTURED) == (kinds, fast)
 
 
+def _readings(monkeypatch) -> list[tuple[str, str]]:
+    """The readings hubble() runs, as (which, head)."""
+    calls: list[tuple[str, str]] = []
+    real = flowsql._group
+
+    def spy(con, query, path, window, head=""):
+        calls.append(("structured" if query is flowsql._STRUCTURED else "paths", head))
+        return real(con, query, path, window, head)
+
+    monkeypatch.setattr(flowsql, "_group", spy)
+    return calls
+
+
+def test_a_clean_export_is_read_once_after_its_first_lines(tmp_path, monkeypatch):
+    rng = random.Random(7)
+    path = tmp_path / "clean.jsonl"
+    path.write_text("\n".join(clean_line(rng, i) for i in range(300)) + "\n")
+    calls = _readings(monkeypatch)
+    assert flowsql.hubble(str(path), ReadStats()) is not None
+    assert calls == [("structured", f" LIMIT {flowsql.HEAD_LINES}"), ("structured", "")]
+
+
+def test_an_export_with_lost_events_throughout_goes_to_the_path_lookups_after_its_first_lines(mixed, monkeypatch):
+    calls = _readings(monkeypatch)
+    assert flowsql.hubble(str(mixed), ReadStats()) is not None
+    assert calls == [("structured", f" LIMIT {flowsql.HEAD_LINES}"), ("paths", "")]
+    same(mixed)
+
+
+def test_an_unclear_line_past_the_first_lines_still_sends_the_file_to_the_path_lookups(tmp_path, monkeypatch):
+    rng = random.Random(8)
+    path = tmp_path / "late.jsonl"
+    path.write_text("\n".join(clean_line(rng, i) for i in range(300)) + '\n{"lost_events":{"num_events_lost":3}}\n')
+    monkeypatch.setattr(flowsql, "HEAD_LINES", 5)
+    calls = _readings(monkeypatch)
+    assert flowsql.hubble(str(path), ReadStats()) is not None
+    assert calls[-1] == ("paths", "") and len(calls) in (2, 3)
+    same(path)
+
+
 @pytest.mark.parametrize("line", [
     '{"lost_events":{"num_events_lost":3}}', '{"flow":null}', '{"flow":{}}', '{"node_name":"n"}',
     '{"flow":{' + _L4 + ',' + _IPS + '},"src":"a/b"}',
