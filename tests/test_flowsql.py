@@ -358,6 +358,21 @@ def test_a_shape_duckdbs_json_reader_refuses_goes_to_the_line_reader(tmp_path, f
         assert aggregate(read_flows([str(path)], ReadStats())) == expected
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_byte_order_mark_is_read_past_by_both_readers(tmp_path, compress):
+    """DuckDB reads past a UTF-8 byte order mark; so does the line reader (it named line 1 not JSON)."""
+    rng = random.Random(4)
+    body = ("\ufeff" + "\n".join(clean_line(rng, i) for i in range(200)) + "\n").encode()
+    path = tmp_path / ("bom.jsonl.gz" if compress else "bom.jsonl")
+    path.write_bytes(gzip.compress(body) if compress else body)
+    assert flowsql.hubble(str(path), ReadStats()) is not None
+    assert sum(c for c, _f, _l in same(path).values()) > 0
+    bad = b"\xef\xbb\xbf" + (LAB / "hubble.jsonl").read_bytes().splitlines()[0] + b"\n{not json\n"
+    path.write_bytes(gzip.compress(bad) if compress else bad)
+    with pytest.raises(InputError, match="line 2: not a JSON object"):
+        list(read_flows([str(path)], ReadStats()))
+
+
 def test_compressed_files_and_folders(mixed, tmp_path):
     expected = aggregate(_read_lines(str(mixed), ReadStats()))
     gz = tmp_path / "rotated" / "part-1.jsonl.gz"

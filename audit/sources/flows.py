@@ -80,6 +80,7 @@ class _HLine(msgspec.Struct):
 
 
 _typed_line = msgspec.json.Decoder(_HLine)
+_BOM = b"\xef\xbb\xbf"
 PROTOCOLS = {"TCP", "UDP", "SCTP"}
 _decode = msgspec.json.Decoder()
 
@@ -183,13 +184,15 @@ def _read_lines(path: str, stats: ReadStats) -> Iterator[Flow]:
         if path.lower().endswith(".csv"):
             yield from _csv_flows(path, io.TextIOWrapper(fh, encoding="utf-8", newline=""), stats)
             return
+        bom = fh.read(3) == _BOM  # a UTF-8 byte order mark opens the file: read past it, as DuckDB does
+        fh.seek(len(_BOM) if bom else 0)
         head = fh.read(1)
         while head in (b" ", b"\n", b"\r", b"\t"):
             head = fh.read(1)
         if head == b"[":
             yield from _json_array_flows(path, head + fh.read(), stats, ends)
             return
-        fh.seek(0)
+        fh.seek(len(_BOM) if bom else 0)
         for number, raw in enumerate(fh, 1):
             if not raw.strip():
                 continue
