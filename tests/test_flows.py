@@ -112,6 +112,10 @@ def test_flow_files_are_told_from_manifests(tmp_path):
     (tmp_path / "svc.json").write_text('{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}')
     assert [is_flow_file(str(tmp_path / n)) for n in ("h.json", "plain.json", "list.json", "svc.json")] == [True, True, False, False]
     assert is_flow_file(str(LAB / "flows.csv")) and not is_flow_file(str(EXAMPLES / "lab-before" / "app.yaml"))
+    for name in ("h.json", "plain.json"):  # a UTF-8 byte order mark before them changes nothing
+        (tmp_path / f"bom-{name}").write_bytes(b"\xef\xbb\xbf" + (tmp_path / name).read_bytes())
+        assert is_flow_file(str(tmp_path / f"bom-{name}"))
+    assert list(read_flows([str(tmp_path / "bom-plain.json")], ReadStats())) == list(read_flows([str(tmp_path / "plain.json")], ReadStats()))
 
 
 # -- the lab: the acceptance --------------------------------------------------------

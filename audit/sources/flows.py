@@ -100,11 +100,11 @@ def is_flow_file(path: str) -> bool:
     if suffix not in (".json", ".log", ".txt"):
         return False
     with p.open("rb") as fh:
-        head = fh.read(65536)
+        head = fh.read(65536).removeprefix(_BOM)
     first = head.lstrip()[:1]
     if first == b"[":
         try:
-            items = _decode.decode(p.read_bytes())
+            items = _decode.decode(p.read_bytes().removeprefix(_BOM))
         except msgspec.DecodeError:
             return False
         return bool(items) and isinstance(items[0], dict) and "src" in items[0] and "dst" in items[0]
