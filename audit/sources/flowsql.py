@@ -128,7 +128,7 @@ _GROUPED = f"""
 f AS (
   SELECT kind, {_flow_only("st", "dt_", "sns", "spod", "sip", "swl", "slab", "dns_", "dpod", "dip", "dwl", "dlab", "proto", "timej")},
     CASE WHEN kind = 'flow' THEN coalesce(dropped, false) END AS dropped,
-    CASE WHEN kind = 'flow' THEN CASE proto WHEN 'TCP' THEN tcpp WHEN 'UDP' THEN udpp WHEN 'SCTP' THEN sctpp END END AS portj,
+    CASE WHEN kind = 'flow' THEN portj END AS portj,
     CASE WHEN kind = 'flow' THEN try_cast({_text("timej")} AS TIMESTAMPTZ) END AS ts
   FROM k
 ),
@@ -180,7 +180,7 @@ v AS (
 ),
 c AS (SELECT *, {_str("typj")} AS typ, json_type(l4) AS l4t, (json_keys(l4))[1] AS proto FROM v),
 k AS (
-  SELECT *,
+  SELECT *, CASE proto WHEN 'TCP' THEN tcpp WHEN 'UDP' THEN udpp WHEN 'SCTP' THEN sctpp END AS portj,
     CASE
       WHEN NOT object OR plain THEN 'odd'
       WHEN NOT flowish THEN 'skip:not a flow (' || coalesce((json_keys(j))[1], 'empty') || ')'
@@ -227,8 +227,7 @@ v AS (
 ),
 c AS (SELECT *, map_keys(l4)[1] AS proto FROM v),
 k AS (
-  -- the port of the line's protocol (the first in l4): the grouping picks it by protocol
-  SELECT *, coalesce(l4[proto].destination_port, l4[proto].destinationPort) AS tcpp, tcpp AS udpp, tcpp AS sctpp,
+  SELECT *, coalesce(l4[proto].destination_port, l4[proto].destinationPort) AS portj,  -- the port of the first protocol in l4
     CASE
       WHEN unclear THEN 'unclear'
       WHEN typ <> 'L3_L4' THEN 'skip:' || typ
