@@ -116,6 +116,8 @@ def test_flow_files_are_told_from_manifests(tmp_path):
         (tmp_path / f"bom-{name}").write_bytes(b"\xef\xbb\xbf" + (tmp_path / name).read_bytes())
         assert is_flow_file(str(tmp_path / f"bom-{name}"))
     assert list(read_flows([str(tmp_path / "bom-plain.json")], ReadStats())) == list(read_flows([str(tmp_path / "plain.json")], ReadStats()))
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + (LAB / "flows.csv").read_bytes())
+    assert list(read_flows([str(tmp_path / "bom.csv")], ReadStats())) == list(read_flows([str(LAB / "flows.csv")], ReadStats()))
 
 
 # -- the lab: the acceptance --------------------------------------------------------

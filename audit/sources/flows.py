@@ -182,17 +182,17 @@ def _read_lines(path: str, stats: ReadStats) -> Iterator[Flow]:
     ends: dict[tuple[Any, ...], FlowEnd] = {}
     with _open(path) as fh:
         if path.lower().endswith(".csv"):
-            yield from _csv_flows(path, io.TextIOWrapper(fh, encoding="utf-8", newline=""), stats)
+            yield from _csv_flows(path, io.TextIOWrapper(fh, encoding="utf-8-sig", newline=""), stats)  # past a byte order mark
             return
-        bom = fh.read(3) == _BOM  # a UTF-8 byte order mark opens the file: read past it, as DuckDB does
-        fh.seek(len(_BOM) if bom else 0)
+        start = len(_BOM) if fh.read(len(_BOM)) == _BOM else 0  # read past a UTF-8 byte order mark, as DuckDB does
+        fh.seek(start)
         head = fh.read(1)
         while head in (b" ", b"\n", b"\r", b"\t"):
             head = fh.read(1)
         if head == b"[":
             yield from _json_array_flows(path, head + fh.read(), stats, ends)
             return
-        fh.seek(len(_BOM) if bom else 0)
+        fh.seek(start)
         for number, raw in enumerate(fh, 1):
             if not raw.strip():
                 continue
