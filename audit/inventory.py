@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.fastinit import fast_init
+
 Labels = tuple[tuple[str, str], ...]
 """Labels as a sorted tuple of (key, value) pairs: hashable and ordered."""
 
@@ -50,6 +52,7 @@ class ContainerPort:
     name: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Namespace:
     name: str
@@ -58,6 +61,7 @@ class Namespace:
     source: SourceRef = SourceRef()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Workload:
     """Pods that share an owner and a pod template, counted rather than listed.
@@ -95,6 +99,7 @@ class Workload:
         return f"{self.namespace}/{name}[{kind}]"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PolicyObject:
     """A policy object of any kind (NetworkPolicy, AdminNetworkPolicy, Cilium, Calico, ...) as read,

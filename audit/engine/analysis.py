@@ -36,6 +36,9 @@ __all__ = ["Analysis", "DirectionCoverage", "DnsTarget", "Endpoint", "Invalid", 
            "ip_value", "parse_ip", "port_in"]
 
 
+_NO_STACK: dict[Tier, tuple[Entry, ...]] = {}
+"""The stack of a class no layer acts on (shared: never written to)."""
+
 INGRESS_NAMESPACE = "ingress-controller-ns"
 """Where the virtual ingress-controller pod lives (np-guard's placeholder namespace)."""
 
@@ -193,7 +196,7 @@ class Analysis:
         self._block_memo: dict[IPBlock, frozenset[int]] = {}
         self._pods: dict[tuple[str, str], int] | None = None
         self._egress_memo: dict[tuple[object, ...], SideVerdict] = {}
-        self._stack_memo: dict[tuple[int, Direction], dict[Tier, tuple[Entry, ...]]] = {}
+        self._stacks: dict[Direction, dict[int, dict[Tier, tuple[Entry, ...]]]] = {}
         self._signatures: dict[int, tuple[int, ...] | None] = {}
         self._governed_with_pods: dict[str, list[PodClass]] = {}
 
@@ -503,15 +506,28 @@ class Analysis:
 
     def stack_for(self, cid: int, direction: Direction) -> dict[Tier, tuple[Entry, ...]]:
         """The layers of every kind that act on class ``cid`` in ``direction``, per tier, in order."""
-        key = (cid, direction)
-        hit = self._stack_memo.get(key)
-        if hit is None:
-            found: dict[Tier, list[Entry]] = {}
-            for entry in self._by_class.get(cid, ()):
-                if entry.rules(direction) or entry.isolates(direction):
-                    found.setdefault(entry.tier, []).append(entry)
-            hit = self._stack_memo[key] = {t: tuple(sorted(es, key=lambda e: e.order)) for t, es in found.items()}
-        return hit
+        stacks = self._stacks.get(direction)
+        if stacks is None:
+            stacks = self._stacks[direction] = self._build_stacks(direction)
+        return stacks.get(cid, _NO_STACK)
+
+    def _build_stacks(self, direction: Direction) -> dict[int, dict[Tier, tuple[Entry, ...]]]:
+        """Every class's stack in ``direction``, built once per distinct set of selecting layers:
+        classes that the same policies select share one stack (and one egress signature)."""
+        shared: dict[tuple[int, ...], dict[Tier, tuple[Entry, ...]]] = {}
+        out: dict[int, dict[Tier, tuple[Entry, ...]]] = {}
+        for cid, entries in self._by_class.items():
+            key = tuple(map(id, entries))
+            hit = shared.get(key)
+            if hit is None:
+                found: dict[Tier, list[Entry]] = {}
+                for entry in entries:
+                    if entry.rules(direction) or entry.isolates(direction):
+                        found.setdefault(entry.tier, []).append(entry)
+                hit = shared[key] = {t: tuple(sorted(es, key=lambda e: e.order)) for t, es in found.items()}
+            if hit:
+                out[cid] = hit
+        return out
 
     def isolating(self, cid: int, direction: Direction) -> tuple[Entry, ...]:
         """The namespace-tier layers that isolate class ``cid`` in ``direction`` (empty: none)."""
@@ -540,14 +556,15 @@ class Analysis:
         sources in one namespace share one verdict. None when a rule's match also depends on
         the source itself (rules that narrow their own side, sameLabels peers).
         """
-        if cid in self._signatures:
-            return self._signatures[cid]
         stack = self.stack_for(cid, "Egress")
+        key = id(stack)  # classes share stacks (see _build_stacks), and the stacks live as long as the analysis
+        if key in self._signatures:
+            return self._signatures[key]
         if any(r.subject_dependent for es in stack.values() for e in es for r in e.rules("Egress")):
             signature = None
         else:
             signature = tuple(id(e) for t in TIERS for e in stack.get(t, ()))
-        self._signatures[cid] = signature
+        self._signatures[key] = signature
         return signature
 
     def side_ports(self, subject: int, direction: Direction, other: Endpoint, dst_ports: DstPorts) -> PortSet:

@@ -19,6 +19,7 @@ from audit.engine.addresses import IPBlock, IPNetwork
 from audit.engine.direction import Direction
 from audit.engine.ports import PROTOCOLS, PortEntry
 from audit.engine.selection import Matcher, PodSelection
+from audit.fastinit import fast_init
 from audit.inventory import Labels, SourceRef
 
 Tier = Literal["admin", "namespace", "baseline"]
@@ -28,6 +29,7 @@ TIERS: tuple[Tier, ...] = ("admin", "namespace", "baseline")
 Action = Literal["Allow", "Deny", "Pass"]
 
 
+@fast_init
 @dataclass(frozen=True, eq=False)
 class CompiledPeer:
     """One peer of a rule: it names an endpoint when every part it has matches (absent parts
@@ -136,6 +138,7 @@ class L7:
         return f"{self.protocol} messages as {self.field} allows"
 
 
+@fast_init
 @dataclass(frozen=True)
 class CompiledPort:
     """One port entry: protocols with a number, a range, a name, or every port (``port`` None)."""
@@ -157,6 +160,7 @@ class CompiledPort:
         return f"{protocol}/{self.port}" + (f"-{self.end}" if self.end is not None and self.end != self.port else "")
 
 
+@fast_init
 @dataclass(frozen=True, eq=False)
 class CompiledRule:
     """One rule in effect, in one direction.
@@ -232,6 +236,7 @@ class CompiledRule:
         return ", ".join(map(str, self.ports)) + (f" except {', '.join(map(str, self.not_ports))}" if self.not_ports else "")
 
 
+@fast_init
 @dataclass(frozen=True)
 class CompiledSubject:
     """The pods a policy governs, and where the policy writes that."""
@@ -248,6 +253,7 @@ class CompiledSubject:
         return self.selection.every_pod and (self.selection.namespace is not None or self.selection.every_namespace)
 
 
+@fast_init
 @dataclass(frozen=True, eq=False)
 class Layer:
     """What a policy puts in one place of the stack: a tier, an order there, and rules."""
@@ -272,6 +278,7 @@ class Layer:
     defaultAction Deny), or pass it on to the next group (defaultAction Pass)."""
 
 
+@fast_init
 @dataclass(frozen=True, eq=False)
 class CompiledPolicy:
     """A valid policy object of any kind, compiled."""

@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING
 from audit.engine.classes import PodClass
 from audit.engine.compiled import TIERS, CompiledPolicy
 from audit.engine.direction import DIRECTIONS, Direction
+from audit.fastinit import fast_init
 
 if TYPE_CHECKING:
     from audit.engine.analysis import Analysis
+    from audit.engine.stack import Entry
 
 
+@fast_init
 @dataclass(frozen=True)
 class DirectionCoverage:
     """Coverage of one namespace in one direction, judged by effect."""
@@ -31,6 +34,7 @@ class DirectionCoverage:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class NamespaceCoverage:
     name: str
@@ -67,7 +71,13 @@ def namespace_coverage(analysis: Analysis, ns: str) -> NamespaceCoverage:
     governed = governed_classes(analysis, ns)
     host = [analysis.classes[cid] for cid in analysis.classes_by_ns.get(ns, []) if analysis.classes[cid].host_network]
     mine = tuple(_policies_for(analysis, ns))
-    sides = {d: _direction_coverage(analysis, ns, d, governed, mine) for d in DIRECTIONS}
+    # The layers that act on every pod of the namespace, in the order the walk meets them (per
+    # tier, the sort keeps it), and whether each one's policy selects the whole namespace.
+    governed_ids = frozenset(c.id for c in governed)
+    whole = {id(p): analysis.whole_namespace(p, ns) for p in mine}
+    acting = sorted((e for p in mine if whole[id(p)] or (governed_ids and governed_ids <= analysis.selected(p))
+                     for e in analysis.entries_of(p)), key=lambda e: e.order)
+    sides = {d: _direction_coverage(analysis, d, governed, mine, acting, whole) for d in DIRECTIONS}
     return NamespaceCoverage(
         name=ns,
         policies=tuple(dict.fromkeys(p.key for p in mine if not p.setting)),
@@ -78,23 +88,19 @@ def namespace_coverage(analysis: Analysis, ns: str) -> NamespaceCoverage:
         egress=sides["Egress"],
     )
 
-def _direction_coverage(analysis: Analysis, ns: str, direction: Direction, governed: list[PodClass],
-                        mine: tuple[CompiledPolicy, ...]) -> DirectionCoverage:
+def _direction_coverage(analysis: Analysis, direction: Direction, governed: list[PodClass], mine: tuple[CompiledPolicy, ...],
+                        acting: list[Entry], whole: dict[int, bool]) -> DirectionCoverage:
     """Default-deny by effect, one definition for every kind: a policy that selects every pod
     of the namespace (present and future) closes the direction, no rule reached before it
     opens all ports to every peer, and every current pod is isolated."""
     pods = sum(c.pods for c in governed)
     isolated = sum(c.pods for c in governed if analysis.is_isolated(c.id, direction))
-    governed_ids = frozenset(c.id for c in governed)
     word = "ingress" if direction == "Ingress" else "egress"
     closed_by: tuple[str, ...] = ()
     opened: tuple[str, ...] = ()
     for tier in TIERS:
-        # The policies that act on every pod of the namespace, in the order the walk meets them;
-        # each one's first rule for every peer on every port is what it does to "everyone".
-        candidates = sorted((e for p in mine for e in analysis.entries_of(p) if e.tier == tier
-                             and (analysis.whole_namespace(e.policy, ns) or (governed_ids and governed_ids <= analysis.selected(e.policy)))),
-                            key=lambda e: e.order)
+        # Each acting layer's first rule for every peer on every port is what it does to "everyone".
+        candidates = [e for e in acting if e.tier == tier]
         passed = False
         for policy in candidates:
             first = next((r for r in policy.rules(direction) if r.everyone), None)
@@ -104,14 +110,14 @@ def _direction_coverage(analysis: Analysis, ns: str, direction: Direction, gover
                 opened = (first.label,)
             elif first.action == "Pass":
                 passed = True
-            elif analysis.whole_namespace(policy.policy, ns):
+            elif whole[id(policy.policy)]:
                 closed_by = (policy.key,)
             if opened or passed or closed_by:
                 break
         if opened or closed_by:
             break
         if tier == "namespace" and not passed:
-            closing = [e.key for e in candidates if analysis.whole_namespace(e.policy, ns) and e.isolates(direction)]
+            closing = [e.key for e in candidates if whole[id(e.policy)] and e.isolates(direction)]
             if closing:
                 closed_by = tuple(dict.fromkeys(closing))
                 break

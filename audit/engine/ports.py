@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from audit.fastinit import fast_init
 from audit.inventory import ContainerPort
 
 _PORT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -39,6 +40,7 @@ def _intersect(a: Ranges, b: Ranges) -> Ranges:
     return tuple(out)
 
 
+@fast_init
 @dataclass(frozen=True)
 class PortSet:
     """Protocol -> port ranges; absent protocols have no ports."""

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from audit.fastinit import fast_init
+
 
 class Matcher(Protocol):
     """A predicate over labels: a Kubernetes label selector, or a kind's own expression."""
@@ -43,6 +45,7 @@ class LabelView(Protocol):
     def __hash__(self) -> int: ...
 
 
+@fast_init
 @dataclass(frozen=True)
 class PodSelection:
     """Pods of ``namespace`` (the policy's own; None: any namespace) whose namespace ``namespaces``

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 from audit.engine.direction import Direction
 from audit.engine.ports import PortSet
 from audit.engine.stack import Decision, Endpoint, evaluate
+from audit.fastinit import fast_init
 from audit.inventory import ContainerPort
 
 if TYPE_CHECKING:
     from audit.engine.analysis import Analysis
 
 
+@fast_init
 @dataclass(frozen=True)
 class SideVerdict:
     """One side of a connection (the source's egress or the destination's ingress), as the
@@ -62,6 +64,7 @@ class SideVerdict:
         return lines
 
 
+@fast_init
 @dataclass(frozen=True)
 class Verdict:
     """Whether a connection is allowed, and the rules on each side that decided it."""

@@ -298,13 +298,19 @@ def policy_table(analysis: Analysis) -> tuple[PolicyRow, ...]:
     """Every policy object of every kind: the valid ones (taking part or not) with what they select, and
     the invalid ones with why, in one order (kind, namespace, name)."""
     rows = []
+    # Per selected set (the analysis shares one among equal selections): a namespace's policies often select all of it.
+    selections: dict[int, tuple[frozenset[int], int, tuple[str, ...]]] = {}  # holds each set: its id stays its own
     for policy, enforced in [(p, True) for p in analysis.policies if not p.setting] + [(p, False) for p in analysis.unenforced_policies]:
-        chosen = [analysis.classes[c] for c in sorted(analysis.selected(policy) if enforced else analysis.select(policy.subject.selection))]
+        selected = analysis.selected(policy) if enforced else analysis.select(policy.subject.selection)
+        summary = selections.get(id(selected))
+        if summary is None:
+            chosen = [analysis.classes[c] for c in selected]
+            summary = selections[id(selected)] = (selected, sum(c.pods for c in chosen if c.governed),
+                                                  tuple(sorted({w.ref for c in chosen for w in c.workloads})))
         rows.append(PolicyRow(
             kind=policy.display_kind, namespace=policy.namespace, name=policy.name, valid=True, enforced=enforced,
             subject=policy.subject.text, policy_types=policy.types, types_explicit=policy.types_explicit,
-            selected_pods=sum(c.pods for c in chosen if c.governed),
-            selected_workloads=tuple(sorted({w.ref for c in chosen for w in c.workloads})),
+            selected_pods=summary[1], selected_workloads=summary[2],
             ingress_rules=tuple(f"{r.action}: {r.text}" if r.action != "Allow" else r.text for r in policy.rules_in("Ingress")),
             egress_rules=tuple(f"{r.action}: {r.text}" if r.action != "Allow" else r.text for r in policy.rules_in("Egress")),
             errors=(), source=location(policy.source)))

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from audit.fastinit import fast_init
 from audit.report.severity import at_least
 
 SCHEMA_VERSION = "2.2"
 
 
+@fast_init
 @dataclass(frozen=True)
 class SourceLocation:
     file: str | None
@@ -122,6 +124,7 @@ class Summary:
     waived_findings: int
 
 
+@fast_init
 @dataclass(frozen=True)
 class NamespaceRow:
     name: str
@@ -141,6 +144,7 @@ class NamespaceRow:
     source: SourceLocation | None = None  # where the Namespace object is written (manifests)
 
 
+@fast_init
 @dataclass(frozen=True)
 class PolicyRow:
     """A policy object of any kind: what it selects and what its rules say, or why it is invalid."""
@@ -163,6 +167,7 @@ class PolicyRow:
     source: SourceLocation | None
 
 
+@fast_init
 @dataclass(frozen=True)
 class FindingRow:
     id: str

@@ -162,6 +162,7 @@ def _add_documents(builder: InventoryBuilder, display: str, docs: Iterator[tuple
             builder.add(data if is_json else slim.typed_pod(data) or data, SourceRef(display, number, line), where)
             continue
         item_kind, item_version = _item_type(data)
+        ref = SourceRef(display, number, line)  # shared by the items that start on the document's line (JSON read in pieces)
         for i, item in enumerate(items):
             item_line = item_lines[i] if i < len(item_lines) else line
             if item_kind and type(item) is dict and ("kind" not in item or "apiVersion" not in item):
@@ -169,7 +170,7 @@ def _add_documents(builder: InventoryBuilder, display: str, docs: Iterator[tuple
                 item = {"kind": item_kind, "apiVersion": item_version, **item}
             if not is_json:  # JSON Lists arrive typed already (decode_list); YAML is converted here
                 item = slim.typed_pod(item) or item
-            builder.add(item, SourceRef(display, number, item_line), f"{where} items[{i}] (line {item_line})")
+            builder.add(item, ref if item_line == line else SourceRef(display, number, item_line), f"{where} items[{i}] (line {item_line})")
 
 
 def _is_object(data: Any) -> bool:

@@ -7,6 +7,7 @@ of templates give the same inventory for the same objects.
 from __future__ import annotations
 
 import configparser
+import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -314,6 +315,14 @@ def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = Fa
     return _port_tuple(ports), host_network, tuple(containers), service_account_of(spec, where, field)
 
 
+def _label(labels: Labels, key: str) -> str | None:
+    """One label's value (a dict per workload would cost more than the scan)."""
+    for name, value in labels:
+        if name == key:
+            return value
+    return None
+
+
 def _owner_of(refs: Iterable[tuple[Any, Any, Any]], template_hash: Any) -> tuple[str, str] | None:
     """A pod's controlling owner from its (kind, name, controller) references, as
     netpol-analyzer names them: an owner without `kind` groups its pods under the owner's name
@@ -583,9 +592,11 @@ class InventoryBuilder:
             self._referenced.add(ns)
         # Pods of one owner that differ in labels, ports or service account (a rollout in progress) are kept apart.
         key = (ns, owner[0], owner[1], labels, ports, host_network, account)
-        group = self._pod_groups.setdefault(key, [0, [], source, []])
+        group = self._pod_groups.get(key)
+        if group is None:
+            group = self._pod_groups[key] = [0, [], source, []]
         group[0] += 1
-        group[1].extend(str(ip) for ip in ips)
+        group[1].extend(ips)
         group[3].append(name)
 
     def _add_template(self, obj: Mapping[str, Any], meta: Mapping[str, Any], kind: str, ns: str, name: str, source: SourceRef, where: str) -> None:
@@ -625,7 +636,7 @@ class InventoryBuilder:
         for (ns, kind, name, labels, ports, host_network, account), (count, ips, source, names) in self._pod_groups.items():
             live_owners.add((ns, kind, name))
             # Live pods of a Deployment are owned by its ReplicaSet <name>-<pod-template-hash> (see _owner).
-            template_hash = dict(labels).get("pod-template-hash") if kind == "Deployment" else None
+            template_hash = _label(labels, "pod-template-hash") if kind == "Deployment" else None
             controller = f"ReplicaSet/{name}-{template_hash}" if template_hash else None
             workloads.append(Workload(ns, kind, name, labels, ports, host_network, count, tuple(sorted(set(ips))), source, controller,
                                       account, tuple(sorted(names))))
@@ -638,7 +649,7 @@ class InventoryBuilder:
             self.notices.append(
                 f"namespace {ns!r} is used but not declared; assumed to exist with only the label {NAMESPACE_NAME_LABEL}={ns}"
             )
-        workloads.sort(key=lambda w: (w.namespace, w.kind, w.name, w.labels))
+        workloads.sort(key=operator.attrgetter("namespace", "kind", "name", "labels"))
         if self._repeated_pods:
             self.notices.append(f"{self._repeated_pods} pod(s) were read twice and counted once")
         collection_with_counts = Collection(

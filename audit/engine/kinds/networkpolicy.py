@@ -18,6 +18,7 @@ from audit.engine.kinds.base import Compiled, KindDeclaration, Resource
 from audit.engine.ports import PROTOCOLS, port_name_error
 from audit.engine.selection import PodSelection
 from audit.engine.selectors import FieldError, Selector, parse_selector
+from audit.fastinit import fast_init
 from audit.inventory import ContainerPort, Inventory, Labels, PolicyObject, SourceRef
 
 KIND_NAME = "NetworkPolicy"
@@ -30,6 +31,7 @@ _PORT_FIELDS = {"protocol", "port", "endPort"}
 _IPBLOCK_FIELDS = {"cidr", "except"}
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PortRule:
     """One entry of a rule's ``ports``: a protocol with a number, a range, a name or all ports."""
@@ -65,6 +67,7 @@ class PortRule:
         return f"{self.protocol}/{self.port}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Peer:
     """One ``from``/``to`` entry. ``None`` selectors are absent, which differs from ``{}``."""
@@ -93,6 +96,7 @@ class Peer:
         return " AND ".join(parts)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One ingress or egress rule. No peers means all peers; no ports means all ports."""
@@ -127,6 +131,7 @@ class Rule:
         return f"{word} {peers} on {ports}"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Policy:
     """A valid NetworkPolicy with the API server's defaults applied."""
@@ -157,6 +162,7 @@ class Policy:
         return dict(self.annotations).get(key)
 
 
+@fast_init
 @dataclass(frozen=True)
 class ParsedPolicy:
     """The outcome of parsing one PolicyObject: a policy, or the errors that reject it."""
