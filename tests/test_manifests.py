@@ -248,3 +248,39 @@ def test_an_empty_mapping_where_a_list_belongs_reads_as_none(tmp_path):
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "PodList", "items": [pod]}))
     [issue] = load_manifests([str(path)]).collection.invalid_objects
     assert "spec.containers[0].ports: must be a list" in issue.reason
+
+
+def _pod(ns, name, labels, owner=None):
+    refs = [{"kind": owner[0], "name": owner[1], "controller": True}] if owner else []
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"namespace": ns, "name": name, "labels": labels, "ownerReferences": refs},
+            "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Running"}}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_workloads_are_ordered_by_namespace_kind_name_then_labels(tmp_path, seed):
+    """Whatever order the pods come in: the order a tuple key gives, a StatefulSet's pods (one
+    owner, labels apart) by their labels, names that are prefixes of others before them."""
+    import random
+
+    from audit.sources.objects import _label
+
+    pods = []
+    for ns in ("b", "a", "a-x", "ab"):
+        for i in (3, 1, 2, 0):
+            pods.append(_pod(ns, f"db-{i}", {"app": "db", "statefulset.kubernetes.io/pod-name": f"db-{i}"}, ("StatefulSet", "db")))
+        pods.append(_pod(ns, "web-5d7-x", {"app": "web", "pod-template-hash": "5d7"}, ("ReplicaSet", "web-5d7")))
+        pods.append(_pod(ns, "web", {"app": "web"}))
+        pods.append(_pod(ns, "d", {"z": "1"}, ("DaemonSet", "d")))
+        pods.append(_pod(ns, "d-2", {"a": "1"}, ("DaemonSet", "d")))
+    random.Random(seed).shuffle(pods)
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": pods}))
+    workloads = list(load_manifests([str(path)]).workloads)
+    assert workloads == sorted(workloads, key=lambda w: (w.namespace, w.kind, w.name, w.labels))
+    assert [(w.namespace, w.kind, w.name) for w in workloads[:7]] == [
+        ("a", "DaemonSet", "d"), ("a", "DaemonSet", "d"), ("a", "Deployment", "web"), ("a", "Pod", "web"),
+        ("a", "StatefulSet", "db"), ("a", "StatefulSet", "db"), ("a", "StatefulSet", "db")]
+    assert [dict(w.labels).get("statefulset.kubernetes.io/pod-name") for w in workloads[4:8]] == ["db-0", "db-1", "db-2", "db-3"]
+    assert workloads[2].controller == "ReplicaSet/web-5d7"
+    labels = (("pod-template", "a"), ("pod-template-hash", "b"), ("pod-template-hash-x", "c"))
+    assert (_label(labels, "pod-template-hash"), _label(labels, "pod-template-has"), _label(labels, "zz"), _label((), "a")) == ("b", None, None, None)

@@ -26,6 +26,7 @@ class Clients:
     rules: dict[int, list[tuple[tuple[int, ...], CompiledRule]]] = field(default_factory=dict)
     holders: dict[int, list[int]] = field(default_factory=dict)
     _memo: dict[tuple[object, ...], list[tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
+    _answers: dict[tuple[tuple[object, ...], str], list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         analysis = self.analysis
@@ -64,8 +65,11 @@ class Clients:
                     if any(port_in(analysis.rule_ports(rule, dst.ports), p, "TCP") for p in ports):
                         clients.append((analysis.classes[sources[0]].namespace, sources))
             self._memo[key] = clients
-        found: set[int] = set()
-        for namespace, sources in clients:
-            if namespace != dst.namespace:
-                found.update(sources)
-        return sorted(found)
+        answer = self._answers.get((key, dst.namespace))
+        if answer is None:  # destinations of one namespace with the same key share it; the clients may span thousands
+            found: set[int] = set()
+            for namespace, sources in clients:
+                if namespace != dst.namespace:
+                    found.update(sources)
+            answer = self._answers[(key, dst.namespace)] = sorted(found)
+        return list(answer)

@@ -277,7 +277,8 @@ class SelectorIndex:
             else:
                 by_value = self._by_kv.get(req.key, {})
                 found = set().union(*(by_value.get(v, ()) for v in req.values))
-            result = set(result).intersection(found) if result is self._all else result & set(found)
+            # The index only holds items of the whole set: the first requirement's items are the result so far.
+            result = set(found) if result is self._all else result & set(found)
             if not result:
                 break
         for req in widening:

@@ -6,6 +6,7 @@ of templates give the same inventory for the same objects.
 
 from __future__ import annotations
 
+import bisect
 import configparser
 import operator
 from collections import Counter
@@ -86,6 +87,15 @@ def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:
 
 
 _LABELS: dict[tuple[tuple[Any, Any], ...], Labels] = {}
+
+
+def _typed_labels(value: dict[str, str]) -> Labels:
+    """`_labels` of labels msgspec has checked (string keys and values): sorted, each set once."""
+    key = tuple(value.items())
+    hit = _LABELS.get(key)
+    if hit is None:
+        hit = _LABELS[key] = tuple(sorted(key))
+    return hit
 
 
 def _labels(value: Any, where: str, field: str) -> Labels:
@@ -316,11 +326,26 @@ def pod_spec_facts(spec: Any, where: str, field: str, with_containers: bool = Fa
 
 
 def _label(labels: Labels, key: str) -> str | None:
-    """One label's value (a dict per workload would cost more than the scan)."""
-    for name, value in labels:
-        if name == key:
-            return value
-    return None
+    """One label's value, found in the sorted labels (a dict per workload would cost more)."""
+    i = bisect.bisect_left(labels, (key,))
+    return labels[i][1] if i < len(labels) and labels[i][0] == key else None
+
+
+def _sort_workloads(workloads: list[Workload]) -> None:
+    """Sort by (namespace, kind, name, labels): one stable pass per name field from the last, then
+    each run of one owner's workloads (a StatefulSet's pods differ in labels) by labels. A pass over
+    strings compares them directly, where a tuple key compares namespaces and kinds again and again."""
+    for attribute in ("name", "kind", "namespace"):
+        workloads.sort(key=operator.attrgetter(attribute))
+    start = 0
+    for i in range(1, len(workloads) + 1):
+        if i < len(workloads):
+            a, b = workloads[i - 1], workloads[i]
+            if a.name == b.name and a.kind == b.kind and a.namespace == b.namespace:
+                continue
+        if i - start > 1:
+            workloads[start:i] = sorted(workloads[start:i], key=operator.attrgetter("labels"))
+        start = i
 
 
 def _owner_of(refs: Iterable[tuple[Any, Any, Any]], template_hash: Any) -> tuple[str, str] | None:
@@ -372,6 +397,7 @@ class InventoryBuilder:
     _services: dict[tuple[str, str], Service] = field(default_factory=dict)
     _ingresses: dict[tuple[str, str, str], IngressRoute] = field(default_factory=dict)
     _service_accounts: dict[tuple[str, str], ServiceAccount] = field(default_factory=dict)
+    _typed_ports: dict[tuple[slim.PodPort, ...], tuple[ContainerPort, ...]] = field(default_factory=dict)
 
     def add(self, obj: Any, source: SourceRef, where: str) -> None:
         """Add one object (a dict as the API serves it, or a pod typed by audit.sources.slim);
@@ -555,11 +581,19 @@ class InventoryBuilder:
         self.counts["Pod"] += 1
         if not self._first_sight(ns, name) or self._finished(ns, name, status.phase if status is not None else None):
             return
-        ports: list[ContainerPort] = []
+        declared: list[slim.PodPort] = []
         if spec is not None:
             for group in (spec.initContainers, spec.containers):
                 for c in group or ():
-                    ports.extend(_container_port(p.containerPort, p.protocol, p.name) for p in c.ports or ())
+                    if c.ports:
+                        declared += c.ports
+        ports: tuple[ContainerPort, ...] = ()
+        if declared:  # pods of one workload declare the same ports: made once per distinct list
+            key = tuple(declared)
+            hit = self._typed_ports.get(key)
+            if hit is None:
+                hit = self._typed_ports[key] = _port_tuple([_container_port(p.containerPort, p.protocol, p.name) for p in key])
+            ports = hit
         owner = _owner_of(((r.kind, r.name, r.controller) for r in meta.ownerReferences or ()), (meta.labels or {}).get("pod-template-hash"))
         ips: list[str] = []
         if status is not None:
@@ -567,7 +601,7 @@ class InventoryBuilder:
             if not ips and status.podIP:
                 ips = [status.podIP]
         account = (spec.serviceAccountName or spec.serviceAccount or "default") if spec is not None else "default"
-        self._record_pod(ns, _labels(meta.labels, "", "") if meta.labels else (), _port_tuple(ports),
+        self._record_pod(ns, _typed_labels(meta.labels) if meta.labels else (), ports,
                          bool(spec is not None and spec.hostNetwork), owner or ("Pod", name), ips, source, account, name)
 
     def _first_sight(self, ns: str, name: str) -> bool:
@@ -649,7 +683,7 @@ class InventoryBuilder:
             self.notices.append(
                 f"namespace {ns!r} is used but not declared; assumed to exist with only the label {NAMESPACE_NAME_LABEL}={ns}"
             )
-        workloads.sort(key=operator.attrgetter("namespace", "kind", "name", "labels"))
+        _sort_workloads(workloads)
         if self._repeated_pods:
             self.notices.append(f"{self._repeated_pods} pod(s) were read twice and counted once")
         collection_with_counts = Collection(

@@ -6,6 +6,9 @@ container statuses). msgspec decodes a pod into `msgspec.Struct` types that decl
 `InventoryBuilder` reads; undeclared fields are skipped while parsing, never built as Python
 objects, and the builder records a typed pod without the per-field checks a dict needs.
 
+The types are not tracked by the cyclic garbage collector (``gc=False``): a decoded document is a tree,
+so no pod can be part of a cycle, and 150,000 pods are made and freed faster untracked.
+
 Each field has exactly the type and range the builder accepts (a port 1-65535, a protocol of
 TCP, UDP or SCTP, string labels), so a typed pod needs no further checks. A document that does
 not fit (a port out of range, labels that are not strings, `ports: {}`) raises
@@ -20,17 +23,17 @@ from typing import Annotated, Any, Literal, TypedDict
 import msgspec
 
 
-class PodPort(msgspec.Struct, frozen=True):
+class PodPort(msgspec.Struct, frozen=True, gc=False):
     containerPort: Annotated[int, msgspec.Meta(ge=1, le=65535)]
     name: str | None = None
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
 
 
-class PodContainer(msgspec.Struct):
+class PodContainer(msgspec.Struct, gc=False):
     ports: list[PodPort] | None = None
 
 
-class PodSpec(msgspec.Struct):
+class PodSpec(msgspec.Struct, gc=False):
     containers: list[PodContainer] | None = None
     initContainers: list[PodContainer] | None = None
     hostNetwork: bool | None = None
@@ -38,31 +41,31 @@ class PodSpec(msgspec.Struct):
     serviceAccount: str | None = None
 
 
-class OwnerReference(msgspec.Struct):
+class OwnerReference(msgspec.Struct, gc=False):
     # Any, as the builder reads them: a malformed reference is not an owner, never an error.
     kind: Any = None
     name: Any = None
     controller: Any = None
 
 
-class PodMeta(msgspec.Struct):
+class PodMeta(msgspec.Struct, gc=False):
     name: Annotated[str, msgspec.Meta(min_length=1)]
     namespace: str | None = None
     labels: dict[str, str] | None = None
     ownerReferences: list[OwnerReference] | None = None
 
 
-class PodIP(msgspec.Struct):
+class PodIP(msgspec.Struct, gc=False):
     ip: str | None = None
 
 
-class PodStatus(msgspec.Struct):
+class PodStatus(msgspec.Struct, gc=False):
     phase: Any = None
     podIP: str | None = None
     podIPs: list[PodIP] | None = None
 
 
-class Pod(msgspec.Struct):
+class Pod(msgspec.Struct, gc=False):
     """What `InventoryBuilder` reads of a v1 Pod, each field with the type the builder accepts
     (audit.sources.objects); a pod outside them is decoded whole and judged by the builder."""
 
@@ -71,7 +74,7 @@ class Pod(msgspec.Struct):
     status: PodStatus | None = None
 
 
-class _PodItem(msgspec.Struct):
+class _PodItem(msgspec.Struct, gc=False):
     """A List item read as a pod in the same pass as its kind and apiVersion (UNSET: absent)."""
 
     metadata: PodMeta
@@ -81,11 +84,11 @@ class _PodItem(msgspec.Struct):
     apiVersion: Any = msgspec.UNSET
 
 
-class _PodItems(msgspec.Struct):
+class _PodItems(msgspec.Struct, gc=False):
     items: list[_PodItem]
 
 
-class PodPage(msgspec.Struct):
+class PodPage(msgspec.Struct, gc=False):
     """A page of `GET /api/v1/pods`: the List's own fields, its items as typed pods."""
 
     items: list[Pod]
