@@ -23,16 +23,29 @@ def keys_of(cls: type) -> tuple[tuple[str, str], ...]:
     return tuple((f.name, camel(f.name)) for f in dataclasses.fields(cls))
 
 
+_SCALAR_TYPES = frozenset(_SCALARS)
+_FIELD_KEYS: dict[type, tuple[tuple[str, str], ...] | None] = {}
+"""Per type: `keys_of` for a dataclass, None for any other type (asked once per type, not per value)."""
+
+
 def to_jsonable(obj: Any) -> Any:
     """Dataclasses become dicts with camelCase keys in field order; tuples become lists."""
+    kind = type(obj)
+    if kind in _SCALAR_TYPES:
+        return obj
+    if kind is tuple or kind is list:  # the common cases first, by exact type; subclasses below
+        return [v if type(v) in _SCALAR_TYPES else to_jsonable(v) for v in obj]
+    if kind not in _FIELD_KEYS:
+        _FIELD_KEYS[kind] = keys_of(kind) if dataclasses.is_dataclass(kind) else None
+    keys = _FIELD_KEYS[kind]
+    if keys is not None:
+        return {key: v if type(v := getattr(obj, attr)) in _SCALAR_TYPES else to_jsonable(v) for attr, key in keys}
     if isinstance(obj, _SCALARS):
         return obj
     if isinstance(obj, (list, tuple)):
         return [v if isinstance(v, _SCALARS) else to_jsonable(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {key: to_jsonable(getattr(obj, attr)) for attr, key in keys_of(type(obj))}
     return obj
 
 

@@ -994,3 +994,37 @@ def test_an_expression_with_an_error_gives_no_requirement():
         assert errors and selector.requirements == (), expr
     selector, errors = parse_selector({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}, "spec.podSelector")
     assert not errors and len(selector.requirements) == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_classes_in_a_block_are_those_with_an_address_inside_and_outside_every_except(seed):
+    """Against ipaddress's own membership test, pod by pod: excepts that overlap, that nest, that
+    reach past the block or hold no pod, blocks of either version, addresses on the edges."""
+    import ipaddress
+    import random
+
+    from audit.engine.addresses import IPBlock
+    from tests.conftest import analyse
+
+    rng = random.Random(seed)
+    addresses = [f"10.{rng.choice([0, 1, 2, 255])}.{rng.randrange(256)}.{rng.choice([0, 1, 128, 255, rng.randrange(256)])}" for _ in range(120)]
+    addresses += ["10.0.0.0", "10.255.255.255", "9.255.255.255", "11.0.0.0", "fd00::1", "fd00::ffff", "fd01::1"]
+    analysis = analyse(docs(*(pod("p", f"pod-{i}", {"i": str(i)}, ip) for i, ip in enumerate(addresses))))
+    where = {}
+    for c in analysis.real_classes():
+        for w in c.workloads:
+            for ip in w.ips:
+                where.setdefault(c.id, []).append(ipaddress.ip_address(ip))
+    nets = ["10.0.0.0/8", "10.0.0.0/16", "10.1.0.0/16", "10.0.0.0/24", "10.0.0.128/25", "10.0.0.0/32", "10.255.255.255/32", "10.2.0.0/15",
+            "10.3.0.0/16", "fd00::/16", "fd00::/120", "fd00::1/128"]
+    cases = [("10.0.0.0/8", ("10.0.0.0/16", "10.0.0.128/25")), ("10.0.0.0/8", ("10.0.0.128/25", "10.0.0.0/16", "10.0.0.0/24")),
+             ("10.0.0.0/16", ("10.0.0.0/8",)), ("10.1.0.0/16", ("10.0.0.0/15", "10.1.0.0/24")), ("10.0.0.0/24", ("10.0.0.0/16",))]
+    for _ in range(200):  # excepts drawn from every network, not only the block's own subnets: the walk must clamp them
+        cidr = ipaddress.ip_network(rng.choice(nets))
+        same = [n for n in nets if ipaddress.ip_network(n).version == cidr.version]
+        cases.append((str(cidr), tuple(rng.sample(same, min(len(same), rng.randrange(5))))))
+    for raw_cidr, raw_excepts in cases:
+        cidr, excepts = ipaddress.ip_network(raw_cidr), tuple(ipaddress.ip_network(e) for e in raw_excepts)
+        want = frozenset(cid for cid, ips in where.items()
+                         if any(ip in cidr and not any(ip in ex for ex in excepts) for ip in ips))
+        assert analysis.classes_in_block(IPBlock(cidr, excepts)) == want, (cidr, excepts)

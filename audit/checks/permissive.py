@@ -257,15 +257,14 @@ def sensitive_ports_of(ctx: Context, cls: PodClass) -> frozenset[int]:
         sensitive: frozenset[int] | None = ctx.memo.get("sensitive_ports_of.ports")
         if sensitive is None:
             sensitive = ctx.memo["sensitive_ports_of.ports"] = frozenset(ctx.config.sensitive_ports)
-        found = {p.port for p in cls.ports if p.port in sensitive}
-        for policy in ctx.analysis.policies_acting_on(cls.id):
-            named = ctx.memo.get(("sensitive_ports_of.policy", id(policy)))
-            if named is None:  # per policy: thousands of classes share one
-                named = ctx.memo[("sensitive_ports_of.policy", id(policy))] = frozenset(
-                    p.port for rule in policy.rules_in("Ingress") for p in rule.ports or ()
-                    if isinstance(p.port, int) and p.end is None and p.port in sensitive)
-            found |= named
-        hit = ctx.memo[key] = frozenset(found)
+        acting = ctx.analysis.policies_acting_on(cls.id)  # shared by the classes the same policies select
+        named = ctx.memo.get(("sensitive_ports_of.policies", id(acting)))
+        if named is None:
+            named = ctx.memo[("sensitive_ports_of.policies", id(acting))] = frozenset(
+                p.port for policy in acting for rule in policy.rules_in("Ingress") for p in rule.ports or ()
+                if isinstance(p.port, int) and p.end is None and p.port in sensitive)
+        declared = [p.port for p in cls.ports if p.port in sensitive]
+        hit = ctx.memo[key] = named.union(declared) if declared else named
     return hit
 
 

@@ -192,11 +192,12 @@ class Analysis:
         self._ns_selection_memo: dict[PodSelection, list[str]] = {}
         self._peer_memo: dict[int, frozenset[int] | None] = {}
         self._ports_memo: dict[tuple[int, DstPorts], PortSet] = {}
-        self._ip_index: dict[int, list[tuple[int, int]]] | None = None
+        self._ip_index: dict[int, tuple[list[int], list[int]]] | None = None
         self._block_memo: dict[IPBlock, frozenset[int]] = {}
         self._pods: dict[tuple[str, str], int] | None = None
         self._egress_memo: dict[tuple[object, ...], SideVerdict] = {}
         self._stacks: dict[Direction, dict[int, dict[Tier, tuple[Entry, ...]]]] = {}
+        self._acting: dict[int, tuple[CompiledPolicy, ...]] | None = None
         self._signatures: dict[int, tuple[int, ...] | None] = {}
         self._governed_with_pods: dict[str, list[PodClass]] = {}
 
@@ -372,23 +373,35 @@ class Analysis:
         if hit is not None:
             return hit
         if self._ip_index is None:
-            index: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+            pairs: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
             for c in self.classes:
                 if c.governed:
                     for w in c.workloads:
                         for raw in w.ips:
                             parsed = ip_value(raw)
                             if parsed is not None:
-                                index[parsed[0]].append((parsed[1], c.id))
-            for entries in index.values():
-                entries.sort()
-            self._ip_index = index
-        entries = self._ip_index[block.cidr.version]
-        first, last = int(block.cidr.network_address), int(block.cidr.broadcast_address)
-        lo = bisect.bisect_left(entries, (first, -1))
-        hi = bisect.bisect_right(entries, (last, len(self.classes)))
-        excepts = [(int(ex.network_address), int(ex.broadcast_address)) for ex in block.excepts]
-        hit = self._block_memo[block] = frozenset(cid for value, cid in entries[lo:hi] if not any(a <= value <= b for a, b in excepts))
+                                pairs[parsed[0]].append((parsed[1], c.id))
+            # Per IP version the sorted addresses, and beside them their classes: a range of
+            # addresses is a slice of classes, taken in C.
+            self._ip_index = {}
+            for version, found in pairs.items():
+                found.sort()
+                self._ip_index[version] = ([a for a, _ in found], [c for _, c in found])
+        values, owners = self._ip_index[block.cidr.version]
+        lo = bisect.bisect_left(values, int(block.cidr.network_address))
+        hi = bisect.bisect_right(values, int(block.cidr.broadcast_address))
+        kept: set[int] = set()
+        at = lo
+        # The except ranges as slices, in order: what lies between them (and after the last) is kept.
+        for start, end in sorted((bisect.bisect_left(values, int(ex.network_address)), bisect.bisect_right(values, int(ex.broadcast_address)))
+                                 for ex in block.excepts):
+            start = min(start, hi)  # an except may reach past the block (one before it moves nothing)
+            if start > at:
+                kept.update(owners[at:start])
+            at = max(at, end)
+        if at < hi:
+            kept.update(owners[at:hi])
+        hit = self._block_memo[block] = frozenset(kept)
         return hit
 
     def rejected_for(self, cid: int) -> tuple[Invalid, ...]:
@@ -511,20 +524,33 @@ class Analysis:
             stacks = self._stacks[direction] = self._build_stacks(direction)
         return stacks.get(cid, _NO_STACK)
 
-    def _build_stacks(self, direction: Direction) -> dict[int, dict[Tier, tuple[Entry, ...]]]:
-        """Every class's stack in ``direction``, built once per distinct set of selecting layers:
-        classes that the same policies select share one stack (and one egress signature)."""
-        shared: dict[tuple[int, ...], dict[Tier, tuple[Entry, ...]]] = {}
-        out: dict[int, dict[Tier, tuple[Entry, ...]]] = {}
+    @cached_property
+    def _layers_of(self) -> dict[int, tuple[Entry, ...]]:
+        """Per class, the layers of the policies that select it; classes selected by the same
+        layers share one tuple, so what depends only on them is derived once per tuple."""
+        shared: dict[tuple[int, ...], tuple[Entry, ...]] = {}
+        out: dict[int, tuple[Entry, ...]] = {}
         for cid, entries in self._by_class.items():
             key = tuple(map(id, entries))
             hit = shared.get(key)
+            if hit is None:
+                hit = shared[key] = tuple(entries)
+            out[cid] = hit
+        return out
+
+    def _build_stacks(self, direction: Direction) -> dict[int, dict[Tier, tuple[Entry, ...]]]:
+        """Every class's stack in ``direction``, built once per distinct set of selecting layers:
+        classes that the same layers select share one stack (and one egress signature)."""
+        shared: dict[int, dict[Tier, tuple[Entry, ...]]] = {}
+        out: dict[int, dict[Tier, tuple[Entry, ...]]] = {}
+        for cid, entries in self._layers_of.items():
+            hit = shared.get(id(entries))
             if hit is None:
                 found: dict[Tier, list[Entry]] = {}
                 for entry in entries:
                     if entry.rules(direction) or entry.isolates(direction):
                         found.setdefault(entry.tier, []).append(entry)
-                hit = shared[key] = {t: tuple(sorted(es, key=lambda e: e.order)) for t, es in found.items()}
+                hit = shared[id(entries)] = {t: tuple(sorted(es, key=lambda e: e.order)) for t, es in found.items()}
             if hit:
                 out[cid] = hit
         return out
@@ -627,8 +653,18 @@ class Analysis:
         return policies_in(self, ns)
 
     def policies_acting_on(self, cid: int) -> tuple[CompiledPolicy, ...]:
-        """The policies whose subject selects class ``cid``, in kind order, each once."""
-        return tuple(dict.fromkeys(e.policy for e in self._by_class.get(cid, ())))
+        """The policies whose subject selects class ``cid``, in kind order, each once (one tuple
+        shared by the classes the same policies select: callers may key memos by its identity)."""
+        acting = self._acting
+        if acting is None:
+            acting = self._acting = {}
+            shared: dict[int, tuple[CompiledPolicy, ...]] = {}
+            for c, entries in self._layers_of.items():
+                hit = shared.get(id(entries))
+                if hit is None:
+                    hit = shared[id(entries)] = tuple(dict.fromkeys(e.policy for e in entries))
+                acting[c] = hit
+        return acting.get(cid, ())
 
     def whole_namespace(self, policy: CompiledPolicy, namespace: str) -> bool:
         """Whether a policy selects every pod of ``namespace``, present and future."""

@@ -56,9 +56,11 @@ class _Pool:
             for classes in found.sets:
                 by_set.setdefault(id(classes), (classes, []))[1].append(key)
         self.named: dict[int, list[SigKey]] = {}
+        named = self.named
         for classes, keys in by_set.values():
-            for cid in classes:
-                self.named.setdefault(cid, []).extend(keys)
+            for cid in classes:  # most classes are in one set: its list is shared, never changed in place
+                held = named.get(cid)
+                named[cid] = keys if held is None else held + keys
 
     def groups_naming(self, dst: int) -> Iterable[SigKey]:
         """Egress groups of the pool whose rules may name ``dst`` (each once, in a stable order)."""
