@@ -135,3 +135,51 @@ def test_null_peer_selectors_are_absent_not_empty():
     p = parse({"podSelector": {}, "ingress": [{"from": [{"podSelector": None, "namespaceSelector": {}}]}]}).policy
     peer = p.ingress[0].peers[0]
     assert peer.pods is None and peer.namespaces is not None and peer.all_cluster_pods
+
+
+def _np(ns, name, spec):
+    return PolicyObject("NetworkPolicy", "networking.k8s.io/v1", ns, name, spec)
+
+
+def test_a_batch_with_one_spec_in_many_namespaces_compiles_each_in_its_own():
+    """Specs parsed once per batch: a peer without a namespaceSelector still means the policy's own
+    namespace, labels and keys are each policy's, and the result is what one policy alone gives."""
+    from audit.engine.kinds.networkpolicy import KIND
+    from audit.inventory import Inventory
+
+    spec = {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}},
+                                                      {"namespaceSelector": {"matchLabels": {"env": "prod"}}}],
+                                             "ports": [{"port": 80}]}]}
+    objs = [_np("a", "p", spec), _np("b", "p", dict(spec)), _np("a", "q", spec), _np("b", "bad", {"podSelector": {}, "ingress": 5})]
+    batch = KIND.compile(objs, Inventory((), (), ()))
+    alone = [KIND.compile([o], Inventory((), (), ())).policies for o in objs[:3]]
+    assert [p.key for p in batch.policies] == ["a/p", "b/p", "a/q"]
+    for got, (want,) in zip(batch.policies, alone):
+        (rule,), (expected,) = got.rules, want.rules
+        assert (rule.label, rule.text, rule.field) == (expected.label, expected.text, expected.field)
+        assert [p.pods for p in rule.peers] == [p.pods for p in expected.peers]
+        assert rule.ports == expected.ports
+    assert [p.rules[0].peers[0].pods.namespace for p in batch.policies] == ["a", "b", "a"]
+    assert [p.rules[0].label for p in batch.policies] == ["a/p ingress[0]", "b/p ingress[0]", "a/q ingress[0]"]
+    assert [(o.name, [e.field for e in errors]) for o, errors in batch.invalid] == [("bad", ["spec.ingress"])]
+
+
+@pytest.mark.parametrize("first,second", [
+    (float("nan"), None),  # orjson writes NaN as null
+    (float("inf"), None),
+    (__import__("datetime").date(2024, 1, 2), "2024-01-02"),  # a YAML date beside the string it would be written as
+    (True, 1),
+    (80, 80.0),
+])
+def test_specs_that_only_look_alike_as_json_are_parsed_apart(first, second):
+    from audit.engine.kinds.networkpolicy import KIND
+    from audit.inventory import Inventory
+
+    def spec(port):
+        return {"podSelector": {}, "ingress": [{"ports": [{"port": port}]}]}
+
+    batch = KIND.compile([_np("a", "one", spec(first)), _np("a", "two", spec(second))], Inventory((), (), ()))
+    alone = [KIND.compile([_np("a", n, spec(v))], Inventory((), (), ())) for n, v in (("one", first), ("two", second))]
+    assert [(o.name, [str(e) for e in errs]) for o, errs in batch.invalid] == [
+        (o.name, [str(e) for e in errs]) for c in alone for o, errs in c.invalid]
+    assert [[(r.text, r.ports) for r in p.rules] for p in batch.policies] == [[(r.text, r.ports) for r in p.rules] for c in alone for p in c.policies]

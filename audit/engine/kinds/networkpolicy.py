@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from audit.engine.addresses import IPBlock, parse_cidr
 from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer
 from audit.engine.direction import DIRECTIONS, Direction, peer_word
@@ -172,14 +174,70 @@ class ParsedPolicy:
     errors: tuple[FieldError, ...]
 
 
-def parse_policy(obj: PolicyObject) -> ParsedPolicy:
-    """Parse and validate a NetworkPolicy as the API server would, applying its defaults."""
-    errors: list[FieldError] = []
+@dataclass(frozen=True)
+class _Spec:
+    """What a NetworkPolicy spec says, whatever object holds it: the parts of `Policy` it decides,
+    or its errors. Policies of many namespaces often share one spec (default deny, allow DNS)."""
+
+    errors: tuple[FieldError, ...]
+    pod_selector: Selector | None = None
+    types: tuple[Direction, ...] = ()
+    ingress: tuple[Rule, ...] = ()
+    egress: tuple[Rule, ...] = ()
+    types_explicit: bool = False
+    pod_selector_missing: bool = False
+    ignored_rules: tuple[Direction, ...] = ()
+
+
+SpecMemo = dict[bytes, _Spec]
+"""Parsed specs by their JSON text, for one batch of objects (see `parse_policy`)."""
+
+
+def parse_policy(obj: PolicyObject, memo: SpecMemo | None = None) -> ParsedPolicy:
+    """Parse and validate a NetworkPolicy as the API server would, applying its defaults.
+
+    With ``memo``, a spec parsed before (the same JSON text) is not parsed again: the parse reads
+    nothing but the spec, and what it makes is immutable."""
     spec = obj.spec
+    key = None
+    if memo is not None:
+        try:
+            # Dates and str/int subclasses are refused, not written as the text a plain value would give.
+            key = orjson.dumps(spec, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS)
+        except (TypeError, orjson.JSONEncodeError):  # a YAML value JSON cannot hold (a date, a non-string key): parsed each time
+            key = None
+        if key is not None and b"null" in key:
+            key = None  # orjson writes NaN and infinities as null too: such a spec is parsed each time
+    parsed = memo.get(key) if memo is not None and key is not None else None
+    if parsed is None:
+        parsed = _parse_spec(spec)
+        if memo is not None and key is not None:
+            memo[key] = parsed
+    if parsed.errors:
+        return ParsedPolicy(obj, None, parsed.errors)
+    assert parsed.pod_selector is not None  # a spec without errors has one
+    policy = Policy(
+        namespace=obj.namespace or "",
+        name=obj.name,
+        pod_selector=parsed.pod_selector,
+        types=parsed.types,
+        ingress=parsed.ingress,
+        egress=parsed.egress,
+        types_explicit=parsed.types_explicit,
+        pod_selector_missing=parsed.pod_selector_missing,
+        annotations=obj.annotations,
+        source=obj.source,
+        ignored_rules=parsed.ignored_rules,
+    )
+    return ParsedPolicy(obj, policy, ())
+
+
+def _parse_spec(spec: Any) -> _Spec:
+    errors: list[FieldError] = []
     if spec is None:
         spec = {}
     if not isinstance(spec, dict):
-        return ParsedPolicy(obj, None, (FieldError("spec", "must be an object"),))
+        return _Spec((FieldError("spec", "must be an object"),))
     _unknown_fields(spec, _SPEC_FIELDS, "spec", errors)
 
     pod_selector_missing = "podSelector" not in spec
@@ -209,22 +267,10 @@ def parse_policy(obj: PolicyObject) -> ParsedPolicy:
         types = ["Ingress", "Egress"] if egress else ["Ingress"]
 
     if errors:
-        return ParsedPolicy(obj, None, tuple(errors))
+        return _Spec(tuple(errors))
     ignored = tuple(d for d, rules in (("Ingress", ingress), ("Egress", egress)) if rules and d not in types)
-    policy = Policy(
-        namespace=obj.namespace or "",
-        name=obj.name,
-        pod_selector=pod_selector,
-        types=tuple(d for d in DIRECTIONS if d in types),
-        ingress=tuple(ingress),
-        egress=tuple(egress),
-        types_explicit=bool(raw_types),
-        pod_selector_missing=pod_selector_missing,
-        annotations=obj.annotations,
-        source=obj.source,
-        ignored_rules=ignored,  # type: ignore[arg-type]
-    )
-    return ParsedPolicy(obj, policy, ())
+    return _Spec((), pod_selector, tuple(d for d in DIRECTIONS if d in types), tuple(ingress), tuple(egress), bool(raw_types),
+                 pod_selector_missing, ignored)  # type: ignore[arg-type]
 
 
 def _unknown_fields(raw: Mapping[str, Any], known: set[str], path: str, errors: list[FieldError]) -> None:
@@ -372,10 +418,15 @@ def _parse_port(raw: Any, path: str, errors: list[FieldError]) -> PortRule | Non
     return PortRule(protocol, port, end_port)
 
 
-def compile_policy(policy: Policy, spec: Any) -> CompiledPolicy:
+RuleMemo = dict[tuple[int, str], tuple[str, tuple[CompiledPeer, ...], tuple[CompiledPort, ...] | None]]
+"""Per (parsed rule, namespace): its text, peers and ports, shared by the policies of one batch whose
+specs are one (`parse_policy` with a memo gives them the same rule objects)."""
+
+
+def compile_policy(policy: Policy, spec: Any, memo: RuleMemo | None = None) -> CompiledPolicy:
     """A valid NetworkPolicy in the compiled model: one Allow layer in the namespace tier, at
     Calico's order 1000 for it; selecting a pod isolates it in each of its policyTypes."""
-    rules = tuple(_compile_rule(policy, rule) for d in policy.types for rule in policy.rules(d))
+    rules = tuple(_compile_rule(policy, rule, memo) for d in policy.types for rule in policy.rules(d))
     ignored = tuple((d, f"spec.{d.lower()} has rules but spec.policyTypes is {list(policy.types)}: they are ignored")
                     for d in policy.ignored_rules)
     subject = CompiledSubject("spec.podSelector", f"podSelector {policy.pod_selector}",
@@ -386,12 +437,19 @@ def compile_policy(policy: Policy, spec: Any) -> CompiledPolicy:
                           policy.source, policy.annotations, policy.types_explicit, ignored, spec=spec)
 
 
-def _compile_rule(policy: Policy, rule: Rule) -> CompiledRule:
-    word = peer_word(rule.direction)
-    peers = tuple(_compile_peer(policy.namespace, peer, f"{rule.field}.{word}[{j}]") for j, peer in enumerate(rule.peers))
-    ports = None if not rule.ports else tuple(
-        CompiledPort(f"{rule.field}.ports[{j}]", (p.protocol,), p.port, p.end_port) for j, p in enumerate(rule.ports))
-    return CompiledRule(rule.direction, "Allow", rule.field, f"{policy.key} {rule.direction.lower()}[{rule.index}]", rule.describe(),
+def _compile_rule(policy: Policy, rule: Rule, memo: RuleMemo | None = None) -> CompiledRule:
+    key = (id(rule), policy.namespace)
+    parts = memo.get(key) if memo is not None else None
+    if parts is None:
+        word = peer_word(rule.direction)
+        peers = tuple(_compile_peer(policy.namespace, peer, f"{rule.field}.{word}[{j}]") for j, peer in enumerate(rule.peers))
+        ports = None if not rule.ports else tuple(
+            CompiledPort(f"{rule.field}.ports[{j}]", (p.protocol,), p.port, p.end_port) for j, p in enumerate(rule.ports))
+        parts = (rule.describe(), peers, ports)
+        if memo is not None:
+            memo[key] = parts
+    text, peers, ports = parts
+    return CompiledRule(rule.direction, "Allow", rule.field, f"{policy.key} {rule.direction.lower()}[{rule.index}]", text,
                         peers, not rule.peers, ports, index=rule.index)
 
 
@@ -420,8 +478,10 @@ class _NetworkPolicyKind:
         return None if errors else PodSelection(namespace=obj.namespace, pods=selector)
 
     def compile(self, objects: Sequence[PolicyObject], inventory: Inventory) -> Compiled:
-        parsed = [parse_policy(o) for o in objects]
-        return Compiled(tuple(compile_policy(p.policy, p.obj.spec) for p in parsed if p.policy is not None),
+        specs: SpecMemo = {}
+        parsed = [parse_policy(o, specs) for o in objects]
+        rules: RuleMemo = {}  # alive while `specs` holds the parsed rules its keys name
+        return Compiled(tuple(compile_policy(p.policy, p.obj.spec, rules) for p in parsed if p.policy is not None),
                         tuple((p.obj, p.errors) for p in parsed if p.policy is None))
 
 
