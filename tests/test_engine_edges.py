@@ -1028,3 +1028,24 @@ def test_classes_in_a_block_are_those_with_an_address_inside_and_outside_every_e
         want = frozenset(cid for cid, ips in where.items()
                          if any(ip in cidr and not any(ip in ex for ex in excepts) for ip in ips))
         assert analysis.classes_in_block(IPBlock(cidr, excepts)) == want, (cidr, excepts)
+
+
+def test_classes_are_numbered_by_namespace_labels_and_account_whatever_the_workload_order():
+    import random
+
+    from audit.engine.analysis import Analysis
+    from audit.inventory import Inventory, Namespace, Workload
+
+    workloads = [Workload(ns, "Deployment", f"w{i}", labels, service_account=account)
+                 for i, (ns, labels, account) in enumerate((ns, labels, account) for ns in ("b", "a", "ab", "a-b")
+                                                           for labels in ((("app", "x"),), (("app", "w"), ("z", "1")), (("app", "w"),), ())
+                                                           for account in ("default", "api"))]
+    workloads.append(Workload("a", "StatefulSet", "ports", (("app", "x"),), ports=(ContainerPort(80, "TCP", None),)))  # a tie but for ports
+    random.Random(3).shuffle(workloads)
+    namespaces = tuple(Namespace(n, (("kubernetes.io/metadata.name", n),)) for n in ("a", "a-b", "ab", "b"))
+    analysis = Analysis(Inventory(namespaces, tuple(workloads), ()))
+    keys = [(c.namespace, c.labels, c.service_account) for c in analysis.real_classes()]
+    assert keys == sorted(keys) and len(keys) == 33
+    ties = [c for c in analysis.real_classes() if c.namespace == "a" and c.labels == (("app", "x"),) and c.service_account == "default"]
+    first = next(w for w in workloads if w.namespace == "a" and w.labels == (("app", "x"),) and w.service_account == "default")
+    assert [c.workloads[0] for c in ties][0] is first  # equal keys keep the order their workloads came in

@@ -243,8 +243,14 @@ class Analysis:
         groups: dict[tuple[str, Labels, tuple[ContainerPort, ...], bool, str], list[Workload]] = {}
         for w in workloads:
             groups.setdefault((w.namespace, w.labels, w.ports, w.host_network, w.service_account), []).append(w)
-        for (ns, labels, ports, host_network, account), members in sorted(groups.items(), key=lambda kv: (kv[0][:2], kv[0][4])):
-            self._add_class(ns, labels, ports, host_network, sum(w.pods for w in members), tuple(members), account=account)
+        # In (namespace, labels, account) order: namespaces sorted, then each one's few groups (a
+        # whole-list sort would compare namespaces again and again); ties keep their first-seen order.
+        by_ns: dict[str, list[tuple[tuple[str, Labels, tuple[ContainerPort, ...], bool, str], list[Workload]]]] = {}
+        for item in groups.items():
+            by_ns.setdefault(item[0][0], []).append(item)
+        for ns in sorted(by_ns):
+            for (_, labels, ports, host_network, account), members in sorted(by_ns[ns], key=lambda kv: (kv[0][1], kv[0][4])):
+                self._add_class(ns, labels, ports, host_network, sum(w.pods for w in members), tuple(members), account=account)
 
     def _add_class(self, ns: str, labels: Labels, ports: tuple[ContainerPort, ...], host_network: bool,
                    pods: int, workloads: tuple[Workload, ...], virtual: bool = False, account: str = "default") -> int:

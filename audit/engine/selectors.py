@@ -268,22 +268,28 @@ class SelectorIndex:
         hit = self._memo.get(selector)
         if hit is not None:
             return hit
-        result: set[int] | frozenset[int] = self._all
-        narrowing = [r for r in selector.requirements if r.operator in ("In", "Exists")]
-        widening = [r for r in selector.requirements if r.operator not in ("In", "Exists")]
-        for req in narrowing:
+        # Each In or Exists requirement's items, the smallest first: intersections then walk the
+        # smallest set only (`env=prod` holds a third of a cluster, `app=api` a handful).
+        found: list[set[int]] = []
+        for req in selector.requirements:
             if req.operator == "Exists":
-                found: Iterable[int] = self._by_key.get(req.key, ())
-            else:
+                found.append(self._by_key.get(req.key) or set())
+            elif req.operator == "In":
                 by_value = self._by_kv.get(req.key, {})
-                found = set().union(*(by_value.get(v, ()) for v in req.values))
-            # The index only holds items of the whole set: the first requirement's items are the result so far.
-            result = set(found) if result is self._all else result & set(found)
+                groups = [g for g in (by_value.get(v) for v in req.values) if g]
+                found.append(groups[0] if len(groups) == 1 else set().union(*groups))
+        found.sort(key=len)
+        # The index only holds items of the whole set: the smallest requirement's items are the result so far.
+        result: set[int] | frozenset[int] = set(found[0]) if found else self._all
+        for items in found[1:]:
             if not result:
                 break
-        for req in widening:
+            result &= items
+        for req in selector.requirements:
             if not result:
                 break
+            if req.operator in ("In", "Exists"):
+                continue
             if req.operator == "DoesNotExist":
                 excluded: Iterable[int] = self._by_key.get(req.key, ())
             else:
