@@ -132,10 +132,16 @@ def segments(analysis: Analysis) -> list[Segment]:
     return out
 
 
-def _simple(analysis: Analysis, cid: int) -> bool:
+def _simple(analysis: Analysis, cid: int, memo: dict[tuple[int, int], bool]) -> bool:
     """Only namespace-tier allow rules act on the class, naming peers whatever the class is: its
-    verdicts are the union of those rules, and its peers can be listed from the rules."""
-    return all(e.simple for d in ("Ingress", "Egress") for es in analysis.stack_for(cid, d).values() for e in es)
+    verdicts are the union of those rules, and its peers can be listed from the rules. Memoized
+    per pair of stacks (classes the same layers select share them, for the analysis's life)."""
+    stacks = (analysis.stack_for(cid, "Ingress"), analysis.stack_for(cid, "Egress"))
+    key = (id(stacks[0]), id(stacks[1]))
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = all(e.simple for stack in stacks for es in stack.values() for e in es)
+    return hit
 
 
 OutsideMemo = dict[tuple[object, ...], list[tuple[Segment, PortSet]]]
@@ -193,7 +199,8 @@ class ClassGraph:
         self.ids: list[int] = [c.id for c in analysis.real_classes() if c.governed]
         self.members = frozenset(self.ids)
         """The governed real classes, as a set."""
-        simple = {cid for cid in self.ids if _simple(analysis, cid)}
+        memo: dict[tuple[int, int], bool] = {}
+        simple = {cid for cid in self.ids if _simple(analysis, cid, memo)}
         self.open_egress = frozenset(cid for cid in simple if not analysis.is_isolated(cid, "Egress"))
         self.open_ingress = frozenset(cid for cid in simple if not analysis.is_isolated(cid, "Ingress"))
         self._simple = frozenset(simple)
