@@ -163,6 +163,9 @@ def _add_documents(builder: InventoryBuilder, display: str, docs: Iterator[tuple
             continue
         item_kind, item_version = _item_type(data)
         ref = SourceRef(display, number, line)  # shared by the items that start on the document's line (JSON read in pieces)
+        if not item_lines and all(type(item) is slim.Pod for item in items):
+            builder.add_typed_pods(items, ref)  # a JSON pod list read in pieces: every item typed, on the document's line
+            continue
         for i, item in enumerate(items):
             item_line = item_lines[i] if i < len(item_lines) else line
             if item_kind and type(item) is dict and ("kind" not in item or "apiVersion" not in item):
