@@ -1049,3 +1049,28 @@ def test_classes_are_numbered_by_namespace_labels_and_account_whatever_the_workl
     ties = [c for c in analysis.real_classes() if c.namespace == "a" and c.labels == (("app", "x"),) and c.service_account == "default"]
     first = next(w for w in workloads if w.namespace == "a" and w.labels == (("app", "x"),) and w.service_account == "default")
     assert len(ties) == 2 and ties[0].workloads[0] is first  # equal keys keep the order their workloads came in
+
+
+def test_named_clients_are_the_other_namespaces_workloads_whose_egress_names_the_destination():
+    def egress(ns, name, app, to, port):
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"namespace": ns, "name": name},
+                "spec": {"podSelector": {"matchLabels": {"app": app}}, "policyTypes": ["Egress"],
+                         "egress": [{"to": [to], "ports": [{"port": port}]}]}}
+
+    every_db = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "db"}}}
+    objs = [ns_doc(n) for n in "abcde"]
+    objs += [pod("a", "db", {"app": "db"}), pod("e", "db", {"app": "db"}), pod("a", "client-a", {"app": "client"}),
+             pod("b", "client-b", {"app": "client"}), pod("c", "client-c", {"app": "client"}), pod("d", "client-d", {"app": "client"})]
+    objs += [egress("a", "own", "client", every_db, 5432), egress("b", "to-db", "client", every_db, 5432),
+             egress("c", "wrong-port", "client", every_db, 80),
+             egress("d", "to-a", "client", {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "a"}},
+                                            "podSelector": {"matchLabels": {"app": "db"}}}, 5432)]
+    from tests.conftest import analyse
+
+    analysis = analyse(docs(*objs))
+    by_name = {c.workloads[0].name if c.namespace != "e" else "db-e": c.id for c in analysis.real_classes()}
+    named = {cid: analysis.classes[cid].namespace for cid in analysis.clients.of(by_name["db"], frozenset({5432}))}
+    assert sorted(named.values()) == ["b", "d"]  # a's own client is not another namespace's; c's rule is for port 80
+    assert sorted(analysis.classes[c].namespace for c in analysis.clients.of(by_name["db-e"], frozenset({5432}))) == ["a", "b"]
+    assert analysis.clients.of(by_name["db"], frozenset({80})) == [by_name["client-c"]]
+    assert analysis.clients.of(by_name["db"], frozenset({5432})) == sorted(named)

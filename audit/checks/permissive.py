@@ -19,11 +19,13 @@ from audit.engine.analysis import PodClass, port_in
 from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledRule
 
 
-def rules_in_effect(ctx: Context) -> Iterator[tuple[CompiledPolicy, CompiledRule]]:
-    """Every rule in effect, of every valid policy of every kind that takes part (audited namespaces)."""
-    for policy in ctx.audited_policies():
-        for rule in policy.rules:
-            yield policy, rule
+def rules_in_effect(ctx: Context) -> list[tuple[CompiledPolicy, CompiledRule]]:
+    """Every rule in effect, of every valid policy of every kind that takes part (audited namespaces),
+    listed once a run: a dozen checks walk them."""
+    found: list[tuple[CompiledPolicy, CompiledRule]] | None = ctx.memo.get("rules_in_effect")
+    if found is None:
+        found = ctx.memo["rules_in_effect"] = [(policy, rule) for policy in ctx.audited_policies() for rule in policy.rules]
+    return found
 
 
 def opens(ctx: Context, policy: CompiledPolicy, rule: CompiledRule) -> str | None:

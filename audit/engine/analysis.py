@@ -198,7 +198,7 @@ class Analysis:
         self._egress_memo: dict[tuple[object, ...], SideVerdict] = {}
         self._stacks: dict[Direction, dict[int, dict[Tier, tuple[Entry, ...]]]] = {}
         self._acting: dict[int, tuple[CompiledPolicy, ...]] | None = None
-        self._signatures: dict[int, tuple[int, ...] | None] = {}
+        self._signatures: dict[int, tuple[int, ...] | None] | None = None
         self._governed_with_pods: dict[str, list[PodClass]] = {}
 
         # Each policy's layers, and per pod class the layers of the policies that select it.
@@ -525,10 +525,14 @@ class Analysis:
 
     def stack_for(self, cid: int, direction: Direction) -> dict[Tier, tuple[Entry, ...]]:
         """The layers of every kind that act on class ``cid`` in ``direction``, per tier, in order."""
+        return self._stacks_in(direction).get(cid, _NO_STACK)
+
+    def _stacks_in(self, direction: Direction) -> dict[int, dict[Tier, tuple[Entry, ...]]]:
+        """The stacks of the classes some layer acts on in ``direction``, built on first use."""
         stacks = self._stacks.get(direction)
         if stacks is None:
             stacks = self._stacks[direction] = self._build_stacks(direction)
-        return stacks.get(cid, _NO_STACK)
+        return stacks
 
     @cached_property
     def _layers_of(self) -> dict[int, tuple[Entry, ...]]:
@@ -588,16 +592,17 @@ class Analysis:
         sources in one namespace share one verdict. None when a rule's match also depends on
         the source itself (rules that narrow their own side, sameLabels peers).
         """
-        stack = self.stack_for(cid, "Egress")
-        key = id(stack)  # classes share stacks (see _build_stacks), and the stacks live as long as the analysis
-        if key in self._signatures:
-            return self._signatures[key]
-        if any(r.subject_dependent for es in stack.values() for e in es for r in e.rules("Egress")):
-            signature = None
-        else:
-            signature = tuple(id(e) for t in TIERS for e in stack.get(t, ()))
-        self._signatures[key] = signature
-        return signature
+        table = self._signatures
+        if table is None:
+            # Every class's at once, once per distinct stack (classes share stacks, see _build_stacks).
+            table = self._signatures = {}
+            per_stack: dict[int, tuple[int, ...] | None] = {}
+            for c, stack in self._stacks_in("Egress").items():
+                if id(stack) not in per_stack:
+                    dependent = any(r.subject_dependent for es in stack.values() for e in es for r in e.rules("Egress"))
+                    per_stack[id(stack)] = None if dependent else tuple(id(e) for t in TIERS for e in stack.get(t, ()))
+                table[c] = per_stack[id(stack)]
+        return table.get(cid, ())  # no layer acts on its egress
 
     def side_ports(self, subject: int, direction: Direction, other: Endpoint, dst_ports: DstPorts) -> PortSet:
         """What one side allows between ``subject`` and ``other``, on every port: the stack's walk.

@@ -26,7 +26,7 @@ class Clients:
     rules: dict[int, list[tuple[tuple[int, ...], CompiledRule]]] = field(default_factory=dict)
     holders: dict[int, list[int]] = field(default_factory=dict)
     _memo: dict[tuple[object, ...], list[tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
-    _answers: dict[tuple[tuple[object, ...], str], list[int]] = field(default_factory=dict)
+    _spread: dict[tuple[object, ...], tuple[list[int], dict[str, set[int]]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         analysis = self.analysis
@@ -65,11 +65,19 @@ class Clients:
                     if any(port_in(analysis.rule_ports(rule, dst.ports), p, "TCP") for p in ports):
                         clients.append((analysis.classes[sources[0]].namespace, sources))
             self._memo[key] = clients
-        answer = self._answers.get((key, dst.namespace))
-        if answer is None:  # destinations of one namespace with the same key share it; the clients may span thousands
-            found: set[int] = set()
+        spread = self._spread.get(key)
+        if spread is None:
+            # Every client class, sorted, and per namespace the classes only its entries hold: a
+            # destination's answer is every client but those of its own namespace's entries.
+            holders: dict[int, set[str]] = {}
             for namespace, sources in clients:
-                if namespace != dst.namespace:
-                    found.update(sources)
-            answer = self._answers[(key, dst.namespace)] = sorted(found)
-        return list(answer)
+                for cid in sources:
+                    holders.setdefault(cid, set()).add(namespace)
+            only: dict[str, set[int]] = {}
+            for cid, namespaces in holders.items():
+                if len(namespaces) == 1:
+                    only.setdefault(next(iter(namespaces)), set()).add(cid)
+            spread = self._spread[key] = (sorted(holders), only)
+        everyone, only = spread
+        mine = only.get(dst.namespace)
+        return [cid for cid in everyone if cid not in mine] if mine else list(everyone)
