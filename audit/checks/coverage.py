@@ -84,7 +84,7 @@ def _unselected(ctx: Context, direction: Direction) -> Iterable[Hit]:
             continue
         pods = sum(c.pods for c in open_classes)
         total = sum(c.pods for c in classes)
-        workloads = tuple(sorted({w.ref for c in open_classes for w in c.workloads}))  # a StatefulSet's pods are classes apart: one workload
+        workloads = tuple(sorted({r for c in open_classes for r in c.refs}))  # a StatefulSet's pods are classes apart: one workload
         yield Hit(
             ns.name, "Namespace", ns.name,
             f"{pods} of {_plural(total, 'pod')} ({_plural(len(workloads), 'workload')}) are selected by no policy "
@@ -132,6 +132,6 @@ def host_network_pods(ctx: Context) -> Iterable[Hit]:
         cls = [c for c in ctx.analysis.classes_by_ns.get(ns.name, []) if ctx.analysis.classes[c].host_network]
         if not cls:
             continue
-        workloads = tuple(sorted({w.ref for c in cls for w in ctx.analysis.classes[c].workloads}))
+        workloads = tuple(sorted({r for c in cls for r in ctx.analysis.classes[c].refs}))
         pods = sum(ctx.analysis.classes[c].pods for c in cls)
         yield Hit(ns.name, "Namespace", ns.name, f"{_plural(pods, 'pod')} use hostNetwork and bypass NetworkPolicy", objects=workloads)

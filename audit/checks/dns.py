@@ -38,7 +38,7 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
                 blocked.append(cls)
         if not blocked:
             continue
-        workloads = tuple(sorted({w.ref for c in blocked for w in c.workloads}))
+        workloads = tuple(sorted({r for c in blocked for r in c.refs}))
         # Name the side that blocks, from the first blocked class.
         verdict = analysis.allowed(blocked[0].id, analysis.dns_classes[0], 53, protocol)
         side = verdict.egress if not verdict.egress.allowed else verdict.ingress
@@ -97,7 +97,7 @@ def fqdn_without_interception(ctx: Context) -> Iterable[Hit]:
                 found = lookup(analysis, cid, pattern.replace("**.", "x.").replace("*", "x"))
                 if found.state in ("plain", "refused"):
                     problems.setdefault(found.reason if found.state == "refused" else "their lookups are allowed at layer 4 only "
-                                        "(not intercepted)", set()).update(w.ref for w in cls.workloads)
+                                        "(not intercepted)", set()).update(cls.refs)
         for why, workloads in sorted(problems.items()):
             yield Hit(policy.namespace, policy.display_kind, policy.name,
                       f"{policy.key} allows {', '.join(n.rstrip('.') for n in names)} by name, but for {len(workloads)} workload(s) {why}",

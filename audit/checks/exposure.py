@@ -29,7 +29,7 @@ def metadata_reachable(ctx: Context) -> Iterable[Hit]:
     for ns in ctx.audited_namespaces():
         reach = [c for c in ctx.governed_classes(ns.name) if port_in(graph.egress(c.id, METADATA_IP), 80, "TCP")]
         if reach:
-            workloads = tuple(sorted({w.ref for c in reach for w in c.workloads}))
+            workloads = tuple(sorted({r for c in reach for r in c.refs}))
             why = analysis.allowed(reach[0].id, METADATA_IP, 80).egress.explain()
             yield Hit(ns.name, "Namespace", ns.name,
                       f"{len(workloads)} workload(s) can connect to {METADATA_IP}:80 ({why})", objects=workloads,
@@ -94,7 +94,7 @@ def cross_environment(ctx: Context) -> Iterable[Hit]:
                 source = analysis.classes[src]
                 yield Hit(ns.name, "Workload", cls.workloads[0].name,
                           f"port {port} (env={env}) is reachable from {source.describe()} (env={env_of[source.namespace]})",
-                          objects=tuple(w.ref for w in cls.workloads), source=cls.workloads[0].source, key=f"{cls.describe()}:{port}",
+                          objects=cls.refs, source=cls.workloads[0].source, key=f"{cls.describe()}:{port}",
                           fix_yaml=fix)
                 break
 
@@ -153,7 +153,7 @@ def reachable_from_everywhere(ctx: Context) -> Iterable[Hit]:
             else:
                 yield Hit(ns.name, "Workload", cls.workloads[0].name,
                           f"{cls.describe()} is isolated for ingress yet reachable from all {len(by_ns) - 1} other namespaces ({ports})",
-                          objects=tuple(w.ref for w in cls.workloads), source=cls.workloads[0].source, key=cls.describe())
+                          objects=cls.refs, source=cls.workloads[0].source, key=cls.describe())
 
 
 def _namespaces_of(analysis: Analysis, group: frozenset[int], memo: dict[int, frozenset[str]]) -> frozenset[str]:

@@ -327,7 +327,7 @@ def sensitive_port_exposure(ctx: Context) -> Iterable[Hit]:
                         if any(port_in(analysis.rule_ports(rule, cls.ports), port, "TCP") for port in ports):
                             reasons += [f"{policy.key} {r}{note}" for r in _broad_peer_reasons(ctx, rule, ns.name)]
             if reasons:
-                workloads = tuple(w.ref for w in cls.workloads)
+                workloads = cls.refs
                 fix = None
                 if not isolated:
                     written = ctx.fixes.sensitive_ports_yaml(analysis, cls.id, tuple(sorted(ports)),

@@ -53,6 +53,11 @@ class PodClass:
         parsed = (parse_ip(raw) for w in self.workloads for raw in w.ips)
         return tuple(ip for ip in parsed if ip is not None)
 
+    @functools.cached_property
+    def refs(self) -> tuple[str, ...]:
+        """Its workloads' references (``ns/name[Kind]``), made once: reports and checks list them by the thousand."""
+        return tuple(w.ref for w in self.workloads)
+
     @property
     def governed(self) -> bool:
         """Real pods that NetworkPolicy can govern (hostNetwork pods share the node's network)."""

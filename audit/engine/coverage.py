@@ -81,7 +81,7 @@ def namespace_coverage(analysis: Analysis, ns: str) -> NamespaceCoverage:
     return NamespaceCoverage(
         name=ns,
         policies=tuple(dict.fromkeys(p.key for p in mine if not p.setting)),
-        workloads=len({w.ref for c in governed + host for w in c.workloads}),  # a StatefulSet's pods differ in labels: one workload
+        workloads=len({r for c in governed + host for r in c.refs}),  # a StatefulSet's pods differ in labels: one workload
         pods=sum(c.pods for c in governed),
         host_network_pods=sum(c.pods for c in host),
         ingress=sides["Ingress"],

@@ -306,7 +306,7 @@ def policy_table(analysis: Analysis) -> tuple[PolicyRow, ...]:
         if summary is None:
             chosen = [analysis.classes[c] for c in selected]
             summary = selections[id(selected)] = (selected, sum(c.pods for c in chosen if c.governed),
-                                                  tuple(sorted({w.ref for c in chosen for w in c.workloads})))
+                                                  tuple(sorted({r for c in chosen for r in c.refs})))
         rows.append(PolicyRow(
             kind=policy.display_kind, namespace=policy.namespace, name=policy.name, valid=True, enforced=enforced,
             subject=policy.subject.text, policy_types=policy.types, types_explicit=policy.types_explicit,

@@ -685,8 +685,10 @@ class InventoryBuilder:
             # Live pods of a Deployment are owned by its ReplicaSet <name>-<pod-template-hash> (see _owner).
             template_hash = _label(labels, "pod-template-hash") if kind == "Deployment" else None
             controller = f"ReplicaSet/{name}-{template_hash}" if template_hash else None
-            workloads.append(Workload(ns, kind, name, labels, ports, host_network, count, tuple(sorted(set(ips))), source, controller,
-                                      account, tuple(sorted(names))))
+            # Most groups are one pod: one address, one name, nothing to sort.
+            workloads.append(Workload(ns, kind, name, labels, ports, host_network, count,
+                                      (ips[0],) if len(ips) == 1 else tuple(sorted(set(ips))), source, controller,
+                                      account, (names[0],) if len(names) == 1 else tuple(sorted(names))))
         for key, templates in self._templates.items():
             if key not in live_owners:
                 workloads.extend(templates)
