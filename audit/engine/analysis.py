@@ -10,6 +10,7 @@ operations, never pod by pod. Every policy kind takes its place in one stack
 from __future__ import annotations
 
 import bisect
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -379,14 +380,15 @@ class Analysis:
         if hit is not None:
             return hit
         if self._ip_index is None:
+            raws = [(raw, c.id) for c in self.classes if c.governed for w in c.workloads for raw in w.ips]
             pairs: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
-            for c in self.classes:
-                if c.governed:
-                    for w in c.workloads:
-                        for raw in w.ips:
-                            parsed = ip_value(raw)
-                            if parsed is not None:
-                                pairs[parsed[0]].append((parsed[1], c.id))
+            try:  # nearly always every address is IPv4: parsed in one comprehension, no call of ours per address
+                pairs[4] = [(int.from_bytes(socket.inet_pton(socket.AF_INET, raw), "big"), cid) for raw, cid in raws]
+            except (OSError, TypeError, ValueError):
+                for raw, cid in raws:
+                    parsed = ip_value(raw)
+                    if parsed is not None:
+                        pairs[parsed[0]].append((parsed[1], cid))
             # Per IP version the sorted addresses, and beside them their classes: a range of
             # addresses is a slice of classes, taken in C.
             self._ip_index = {}

@@ -19,9 +19,10 @@ back to full verdicts for exactly the candidate sources, so the answer stays exa
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from audit.engine.connectivity import ClassGraph
+from audit.engine.stack import DstPorts, Entry, Tier
 from audit.engine.verdict import port_in
 
 SigKey = tuple[object, ...]
@@ -89,6 +90,7 @@ class Exposure:
         self._pools: dict[frozenset[int], _Pool] = {}
         self._by_id: dict[int, tuple[frozenset[int], _Pool]] = {}
         self._common: dict[tuple[int, int], int | None] = {}  # (id(peer set), id(group)) -> a class in both
+        self._admitted_memo: dict[tuple[object, ...], tuple[frozenset[int], ...] | None] = {}
 
     @classmethod
     def of(cls, graph: ClassGraph) -> Exposure:
@@ -117,10 +119,21 @@ class Exposure:
         if not graph.is_simple(dst):
             return None
         cls = analysis.classes[dst]
+        stack = analysis.stack_for(dst, "Ingress")
+        # The answer depends on the stack (shared by classes the same layers select) and the ports.
+        key = (id(stack), cls.ports, port, protocol)
+        if key in self._admitted_memo:
+            return self._admitted_memo[key]
+        found = self._admitted_memo[key] = self._admitting(stack, cls.ports, port, protocol)
+        return found
+
+    def _admitting(self, stack: Mapping[Tier, tuple[Entry, ...]], ports: DstPorts, port: int, protocol: str) -> tuple[frozenset[int], ...] | None:
+        """`_admitted` for a destination's ingress stack and ports."""
+        analysis = self.graph.analysis
         sets: list[frozenset[int]] = []
-        for policy in analysis.stack_for(dst, "Ingress").get("namespace", ()):
+        for policy in stack.get("namespace", ()):
             for rule in policy.rules("Ingress"):
-                if not port_in(analysis.rule_ports(rule, cls.ports), port, protocol):
+                if not port_in(analysis.rule_ports(rule, ports), port, protocol):
                     continue
                 peers = analysis.rule_peer_sets(rule)
                 if peers is None:
