@@ -10,6 +10,7 @@ where it hands its traffic.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from audit.checks import fixes
 from audit.checks.fixes import METADATA_IP
@@ -253,21 +254,29 @@ def _admin_denies_metadata(ctx: Context, policy: CompiledPolicy) -> str | None:
 def sensitive_ports_of(ctx: Context, cls: PodClass) -> frozenset[int]:
     """Data ports a pod class serves: declared container ports, or single ports that ingress rules
     of the policies selecting it name."""
-    key = ("sensitive_ports_of", cls.id)
-    hit: frozenset[int] | None = ctx.memo.get(key)
+    known: _SensitivePorts | None = ctx.memo.get("sensitive_ports_of")
+    if known is None:
+        known = ctx.memo["sensitive_ports_of"] = _SensitivePorts(frozenset(ctx.config.sensitive_ports), {}, {})
+    hit = known.by_class.get(cls.id)
     if hit is None:
-        sensitive: frozenset[int] | None = ctx.memo.get("sensitive_ports_of.ports")
-        if sensitive is None:
-            sensitive = ctx.memo["sensitive_ports_of.ports"] = frozenset(ctx.config.sensitive_ports)
+        sensitive = known.ports
         acting = ctx.analysis.policies_acting_on(cls.id)  # shared by the classes the same policies select
-        named = ctx.memo.get(("sensitive_ports_of.policies", id(acting)))
+        named = known.by_policies.get(id(acting))
         if named is None:
-            named = ctx.memo[("sensitive_ports_of.policies", id(acting))] = frozenset(
+            named = known.by_policies[id(acting)] = frozenset(
                 p.port for policy in acting for rule in policy.rules_in("Ingress") for p in rule.ports or ()
                 if isinstance(p.port, int) and p.end is None and p.port in sensitive)
         declared = [p.port for p in cls.ports if p.port in sensitive]
-        hit = ctx.memo[key] = named.union(declared) if declared else named
+        hit = known.by_class[cls.id] = named.union(declared) if declared else named
     return hit
+
+
+class _SensitivePorts(NamedTuple):
+    """`sensitive_ports_of`'s memo for one run: asked per class by two checks."""
+
+    ports: frozenset[int]
+    by_policies: dict[int, frozenset[int]]  # per tuple of acting policies (the analysis shares them), by identity
+    by_class: dict[int, frozenset[int]]
 
 
 def _broad_peer_reasons(ctx: Context, rule: CompiledRule, own_ns: str) -> list[str]:

@@ -10,6 +10,7 @@ operations, never pod by pod. Every policy kind takes its place in one stack
 from __future__ import annotations
 
 import bisect
+import itertools
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -322,7 +323,7 @@ class Analysis:
         elif sel.namespaces is None or sel.namespaces.empty:
             candidates = range(len(self.classes))
         else:
-            candidates = (cid for ns in self.namespaces_of(sel) for cid in self.classes_by_ns.get(ns, ()))
+            candidates = itertools.chain.from_iterable(self.classes_by_ns.get(ns, ()) for ns in self.namespaces_of(sel))  # walked in C
         pods = sel.pods
         found: frozenset[int]
         if pods is None or pods.empty:
