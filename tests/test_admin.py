@@ -165,3 +165,12 @@ def test_admin_metadata_deny_clears_the_metadata_exposure():
     deny = anp("cluster-deny-to-metadata", 10, {"namespaces": {}}, egress=[
         {"action": "Deny", "to": [{"networks": ["169.254.169.254/32"]}], "ports": [{"portNumber": {"port": 80, "protocol": "TCP"}}]}])
     assert not findings(audit(cluster(deny)), "NP-EXP-001")
+
+
+def test_a_cluster_policy_acts_in_the_namespaces_where_it_selects_a_pod():
+    """Listed among a namespace's policies when it selects a pod there, though not all of them;
+    not listed where it selects none."""
+    db_only = {"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "db"}}}}
+    a = analyse(cluster(anp("db", 10, db_only, ingress=[{"action": "Deny", "from": STAGING_PEER}])))
+    assert a.policies_in("prod") == ("AdminNetworkPolicy/db",)
+    assert a.policies_in("staging") == ()

@@ -144,10 +144,10 @@ class Exposure:
     @staticmethod
     def _meets(classes: frozenset[int], index: _Pool) -> bool:
         """Whether a peer set holds a class of the pool (memoized per peer set: the analysis keeps them)."""
-        hit = index.disjoint.get(id(classes))
-        if hit is None:
-            hit = index.disjoint[id(classes)] = classes.isdisjoint(index.pool)
-        return not hit
+        apart = index.disjoint.get(id(classes))
+        if apart is None:
+            apart = index.disjoint[id(classes)] = classes.isdisjoint(index.pool)
+        return not apart
 
     def _in_both(self, admitted: tuple[frozenset[int], ...], group: frozenset[int]) -> int | None:
         """A class of ``group`` that one of the ``admitted`` sets holds (memoized per pair of sets:
