@@ -12,9 +12,10 @@ from __future__ import annotations
 import bisect
 import itertools
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from audit.engine.addresses import IPBlock
 from audit.engine.classes import DnsTarget, PodClass, ip_value, parse_ip
@@ -37,6 +38,8 @@ from audit.inventory import NAMESPACE_NAME_LABEL, ContainerPort, Inventory, Labe
 __all__ = ["Analysis", "DirectionCoverage", "DnsTarget", "Endpoint", "Invalid", "NamespaceCoverage", "PodClass", "SideVerdict", "Verdict",
            "ip_value", "parse_ip", "port_in"]
 
+
+_T = TypeVar("_T")
 
 _NO_STACK: dict[Tier, tuple[Entry, ...]] = {}
 """The stack of a class no layer acts on (shared: never written to)."""
@@ -551,22 +554,28 @@ class Analysis:
             out[cid] = hit
         return out
 
-    def _build_stacks(self, direction: Direction) -> dict[int, dict[Tier, tuple[Entry, ...]]]:
-        """Every class's stack in ``direction``, built once per distinct set of selecting layers:
-        classes that the same layers select share one stack (and one egress signature)."""
-        shared: dict[int, dict[Tier, tuple[Entry, ...]]] = {}
-        out: dict[int, dict[Tier, tuple[Entry, ...]]] = {}
-        for cid, entries in self._layers_of.items():
-            hit = shared.get(id(entries))
-            if hit is None:
-                found: dict[Tier, list[Entry]] = {}
-                for entry in entries:
-                    if entry.rules(direction) or entry.isolates(direction):
-                        found.setdefault(entry.tier, []).append(entry)
-                hit = shared[id(entries)] = {t: tuple(sorted(es, key=lambda e: e.order)) for t, es in found.items()}
-            if hit:
-                out[cid] = hit
+    def _per_layers(self, derive: Callable[[tuple[Entry, ...]], _T]) -> dict[int, _T]:
+        """``derive(layers)`` for every class some layer acts on, computed once per distinct tuple of layers."""
+        done: dict[int, _T] = {}
+        out: dict[int, _T] = {}
+        for cid, layers in self._layers_of.items():
+            key = id(layers)
+            if key not in done:
+                done[key] = derive(layers)
+            out[cid] = done[key]
         return out
+
+    def _build_stacks(self, direction: Direction) -> dict[int, dict[Tier, tuple[Entry, ...]]]:
+        """Every class's stack in ``direction`` (classes that the same layers select share one, and one
+        egress signature); classes no layer acts on in it are left out."""
+        def stack(layers: tuple[Entry, ...]) -> dict[Tier, tuple[Entry, ...]]:
+            found: dict[Tier, list[Entry]] = {}
+            for entry in layers:
+                if entry.rules(direction) or entry.isolates(direction):
+                    found.setdefault(entry.tier, []).append(entry)
+            return {t: tuple(sorted(es, key=lambda e: e.order)) for t, es in found.items()}
+
+        return {cid: hit for cid, hit in self._per_layers(stack).items() if hit}
 
     def isolating(self, cid: int, direction: Direction) -> tuple[Entry, ...]:
         """The namespace-tier layers that isolate class ``cid`` in ``direction`` (empty: none)."""
@@ -669,16 +678,9 @@ class Analysis:
     def policies_acting_on(self, cid: int) -> tuple[CompiledPolicy, ...]:
         """The policies whose subject selects class ``cid``, in kind order, each once (one tuple
         shared by the classes the same policies select: callers may key memos by its identity)."""
-        acting = self._acting
-        if acting is None:
-            acting = self._acting = {}
-            shared: dict[int, tuple[CompiledPolicy, ...]] = {}
-            for c, entries in self._layers_of.items():
-                hit = shared.get(id(entries))
-                if hit is None:
-                    hit = shared[id(entries)] = tuple(dict.fromkeys(e.policy for e in entries))
-                acting[c] = hit
-        return acting.get(cid, ())
+        if self._acting is None:
+            self._acting = self._per_layers(lambda layers: tuple(dict.fromkeys(e.policy for e in layers)))
+        return self._acting.get(cid, ())
 
     def whole_namespace(self, policy: CompiledPolicy, namespace: str) -> bool:
         """Whether a policy selects every pod of ``namespace``, present and future."""

@@ -92,7 +92,8 @@ _FINISHED = ("Succeeded", "Failed")
 
 
 def _typed_labels(value: dict[str, str]) -> Labels:
-    """`_labels` of labels msgspec has checked (string keys and values): sorted, each set once."""
+    """`_labels` of labels known to be strings (msgspec checked them, or `_labels` did): sorted,
+    each set once (pods of one workload carry the same labels)."""
     key = tuple(value.items())
     hit = _LABELS.get(key)
     if hit is None:
@@ -101,18 +102,8 @@ def _typed_labels(value: dict[str, str]) -> Labels:
 
 
 def _labels(value: Any, where: str, field: str) -> Labels:
-    if type(value) is dict:
-        # Pods of one workload carry the same labels: validate and sort each label set once.
-        try:
-            key = tuple(value.items())
-            hit = _LABELS.get(key)
-        except TypeError:  # an unhashable value: let the checks below name it
-            key, hit = None, None
-        if hit is not None:
-            return hit
-        if key is not None and all(type(k) is str and type(v) is str for k, v in key):
-            hit = _LABELS[key] = tuple(sorted(key))
-            return hit
+    if type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+        return _typed_labels(value)
     labels = _mapping(value, where, field)
     for name, val in labels.items():
         if not isinstance(name, str):
@@ -579,16 +570,14 @@ class InventoryBuilder:
     def add_typed_pods(self, pods: Iterable[slim.Pod], source: SourceRef) -> None:
         """Pods whose every field msgspec has checked against the types `_add_pod` accepts, in one
         loop (nearly all of a cluster's objects: no per-object dispatch, no error context)."""
-        seen, typed_ports, record = self._seen_pods, self._typed_ports, self._record_pod
+        first_sight, typed_ports, record = self._first_sight, self._typed_ports, self._record_pod
         counted = 0
         for pod in pods:
             counted += 1
             meta, spec, status = pod.metadata, pod.spec, pod.status
             ns, name = meta.namespace or DEFAULT_NAMESPACE, meta.name
-            if (ns, name) in seen:  # as _first_sight
-                self._repeated_pods += 1
+            if not first_sight(ns, name):
                 continue
-            seen.add((ns, name))
             if status is not None and status.phase in _FINISHED and self._finished(ns, name, status.phase):
                 continue
             declared: list[slim.PodPort] = []
