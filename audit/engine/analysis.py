@@ -14,10 +14,10 @@ import itertools
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TypeVar
 
 from audit.engine.addresses import IPBlock
+from audit.engine.cached import cached
 from audit.engine.classes import DnsTarget, PodClass, ip_value, parse_ip
 from audit.engine.clients import Clients
 from audit.engine.cni import CniComponent, CniReport
@@ -237,7 +237,7 @@ class Analysis:
             hit = self._ns_labels[namespace] = dict(ns.labels) if ns is not None else {}
         return hit
 
-    @cached_property
+    @cached
     def policy_notes(self) -> dict[str, str]:
         """Each policy's note (what kind and tier it is) by key; built once, read per namespace."""
         return {e.key: e.note for e in self.entries}
@@ -540,7 +540,7 @@ class Analysis:
             stacks = self._stacks[direction] = self._build_stacks(direction)
         return stacks
 
-    @cached_property
+    @cached
     def _layers_of(self) -> dict[int, tuple[Entry, ...]]:
         """Per class, the layers of the policies that select it; classes selected by the same
         layers share one tuple, so what depends only on them is derived once per tuple."""
@@ -587,7 +587,7 @@ class Analysis:
         stack = self.stack_for(cid, direction)
         return any(closes(e, direction) for t in TIERS[TIERS.index(tier) + 1:] for e in stack.get(t, ()))
 
-    @cached_property
+    @cached
     def clients(self) -> Clients:
         """Who names whom in their egress rules (audit.engine.clients), built on first use."""
         return Clients(self)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from audit.engine.addresses import IPAddress
+from audit.engine.cached import cached
 from audit.inventory import ContainerPort, Labels, Workload
 
 
@@ -46,17 +46,17 @@ class PodClass:
     workloads: tuple[Workload, ...]
     virtual: bool = False
     service_account: str = "default"
+    refs: tuple[str, ...] = field(init=False)
+    """Its workloads' references (``ns/name[Kind]``), made once: coverage, checks and reports list them by the thousand."""
 
-    @functools.cached_property
+    def __post_init__(self) -> None:
+        self.refs = tuple(w.ref for w in self.workloads)
+
+    @cached
     def ips(self) -> tuple[IPAddress, ...]:
         """The pods' IPs (live clusters), parsed on first use: only ipBlock peers need them."""
         parsed = (parse_ip(raw) for w in self.workloads for raw in w.ips)
         return tuple(ip for ip in parsed if ip is not None)
-
-    @functools.cached_property
-    def refs(self) -> tuple[str, ...]:
-        """Its workloads' references (``ns/name[Kind]``), made once: reports and checks list them by the thousand."""
-        return tuple(w.ref for w in self.workloads)
 
     @property
     def governed(self) -> bool:
@@ -64,7 +64,7 @@ class PodClass:
         return not self.host_network and not self.virtual
 
     def describe(self) -> str:
-        names = ", ".join(w.ref for w in self.workloads[:3])
+        names = ", ".join(self.refs[:3])
         more = f" (+{len(self.workloads) - 3} more)" if len(self.workloads) > 3 else ""
         return names + more
 

@@ -11,10 +11,10 @@ rule says ``namespaceSelector: {}``, ``fromEntities: [cluster]`` or ``namespaceS
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Literal
 
 from audit.engine.addresses import IPBlock, IPNetwork
+from audit.engine.cached import cached
 from audit.engine.direction import Direction
 from audit.engine.ports import PROTOCOLS, PortEntry
 from audit.engine.selection import Matcher, PodSelection
@@ -58,36 +58,36 @@ class CompiledPeer:
     """DNS names (Cilium's toFQDNs: lower-case patterns with the trailing dot): it names the addresses
     they resolve to, which only a question about a name can give (``audit.engine.dnsnames``)."""
 
-    @cached_property
+    @cached
     def relative(self) -> bool:
         """What it names depends on the subject (sameLabels)."""
         return bool(self.same_labels or self.not_same_labels)
 
-    @cached_property
+    @cached
     def everything(self) -> bool:
         """Every pod and every address."""
         return (self.pods is None and not self.blocks and not self.not_blocks and not self.relative
                 and self.unresolvable is None and self.not_pods is None)
 
-    @cached_property
+    @cached
     def every_namespace(self) -> bool:
         """It names pods in every namespace, present and future."""
         if self.unresolvable is not None or self.relative or (self.blocks and self.pods is None):
             return False
         return self.pods is None or self.pods.every_namespace
 
-    @cached_property
+    @cached
     def every_pod(self) -> bool:
         """It names every pod of every namespace."""
         return (self.every_namespace and (self.pods is None or self.pods.every_pod) and not self.not_blocks and not self.blocks
                 and self.not_pods is None)
 
-    @cached_property
+    @cached
     def whole_address_space(self) -> bool:
         """It names every address of a family (0.0.0.0/0 or ::/0 without except)."""
         return self.everything or (self.pods is None and not self.not_blocks and any(b.is_everything for b in self.blocks))
 
-    @cached_property
+    @cached
     def names_addresses(self) -> bool:
         """It names some outside addresses."""
         return self.unresolvable is None and self.pods is None and not self.relative
@@ -188,7 +188,7 @@ class CompiledRule:
     ip_family: int | None = None
     """It matches only traffic of this IP version (Calico's ipVersion, or the family of its nets)."""
 
-    @cached_property
+    @cached
     def every_port(self) -> bool:
         """No port number narrows it (every port of the protocols it names, or of every protocol)."""
         if self.ports is None:
@@ -196,32 +196,32 @@ class CompiledRule:
         return bool(self.ports) and not self.not_ports and all(
             p.port is None and p.protocols and set(p.protocols) <= set(PROTOCOLS) for p in self.ports)
 
-    @cached_property
+    @cached
     def every_protocol_port(self) -> bool:
         """Every port of every protocol."""
         return self.ports is None and not self.not_ports
 
-    @cached_property
+    @cached
     def names_every_peer(self) -> bool:
         """Every pod and every address."""
         return self.all_peers or any(p.everything for p in self.peers)
 
-    @cached_property
+    @cached
     def names_every_pod(self) -> bool:
         """Every pod of the cluster (and maybe every address)."""
         return self.all_peers or any(p.every_pod for p in self.peers)
 
-    @cached_property
+    @cached
     def everyone(self) -> bool:
         """It names every cluster pod on every port, whatever the subject: what a policy does to everyone."""
         return self.names_every_pod and self.every_protocol_port and self.own is None
 
-    @cached_property
+    @cached
     def subject_dependent(self) -> bool:
         """Whether what it names also depends on the subject (not only on the peer)."""
         return self.own is not None or any(p.relative for p in self.peers)
 
-    @cached_property
+    @cached
     def dns_only(self) -> bool:
         """It opens only port 53 (or the conventional named DNS ports)."""
         return bool(self.ports) and all(p.port in (53, "dns", "dns-tcp") and p.end is None for p in self.ports or ())
@@ -315,7 +315,7 @@ class CompiledPolicy:
         """Its rules in ``direction``, in order (split once: every check asks)."""
         return self._rules_by_direction.get(direction, ())
 
-    @cached_property
+    @cached
     def _rules_by_direction(self) -> dict[Direction, tuple[CompiledRule, ...]]:
         found: dict[Direction, list[CompiledRule]] = {}
         for rule in self.rules:

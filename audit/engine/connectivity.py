@@ -17,11 +17,11 @@ import ipaddress
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
 from typing import NamedTuple
 
 from audit.engine.addresses import IPNetwork
 from audit.engine.analysis import Analysis, Endpoint
+from audit.engine.cached import cached
 from audit.engine.direction import Direction
 from audit.engine.ingress import SOURCE as INGRESS_SOURCE
 from audit.engine.ingress import ingress_ports
@@ -72,7 +72,7 @@ class Segment:
     first: int
     last: int
 
-    @cached_property
+    @cached
     def probe(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         return ipaddress.ip_address(self.first) if self.version == 4 else ipaddress.IPv6Address(self.first)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 
+from audit.engine.cached import cached
 from audit.fastinit import fast_init
 from audit.inventory import ContainerPort
 
@@ -110,7 +110,7 @@ class PortSet:
     def __str__(self) -> str:
         return self.text
 
-    @cached_property
+    @cached
     def text(self) -> str:
         """As connectivity analyzers print it: `All Connections`, or `TCP 80,443,UDP 53`."""
         if self.is_everything:
