@@ -183,3 +183,23 @@ def test_specs_that_only_look_alike_as_json_are_parsed_apart(first, second):
     assert [(o.name, [str(e) for e in errs]) for o, errs in batch.invalid] == [
         (o.name, [str(e) for e in errs]) for c in alone for o, errs in c.invalid]
     assert [[(r.text, r.ports) for r in p.rules] for p in batch.policies] == [[(r.text, r.ports) for r in p.rules] for c in alone for p in c.policies]
+
+
+def test_a_batch_parses_each_spec_once_and_shares_what_it_compiled(monkeypatch):
+    from audit.engine.kinds import networkpolicy
+    from audit.inventory import Inventory
+
+    parsed = []
+    real = networkpolicy._parse_spec
+    monkeypatch.setattr(networkpolicy, "_parse_spec", lambda spec: parsed.append(spec) or real(spec))
+    spec = {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 80}]}]}
+    odd = {"podSelector": {}, "ingress": [{"ports": [{"port": float("nan")}]}]}  # written as null by orjson: never keyed
+    batch = networkpolicy.KIND.compile([_np("a", "p", spec), _np("a", "q", dict(spec)), _np("b", "p", spec),
+                                        _np("a", "n1", odd), _np("a", "n2", odd)], Inventory((), (), ()))
+    assert len(parsed) == 3  # the shared spec once, the spec with NaN each time
+    (p, q, other), bad = batch.policies, batch.invalid
+    assert p.rules[0].peers[0] is q.rules[0].peers[0] and p.rules[0].ports is q.rules[0].ports  # one namespace: shared
+    assert p.rules[0].peers[0] is not other.rules[0].peers[0]  # another namespace: its own peer
+    assert p.rules[0] is not q.rules[0] and p.rules[0].label != q.rules[0].label
+    assert [o.name for o, _ in bad] == ["n1", "n2"]
+    assert networkpolicy.parse_policy(_np("a", "alone", spec)).policy is not None  # without a memo: parsed as ever

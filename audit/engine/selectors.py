@@ -257,12 +257,20 @@ class SelectorIndex:
                     members.add(item_id)
         self._by_kv = by_kv
         # An item has one value per key: the items with a key are the union of its values' items.
-        self._by_key: dict[str, set[int]] = {key: set().union(*values.values()) for key, values in by_kv.items()}
+        self._by_key: dict[str, set[int]] = {}
+        """Per key, the items that have it (made when an Exists or DoesNotExist asks: few keys are asked)."""
         self._memo: dict[Selector, frozenset[int]] = {}
 
     @property
     def all(self) -> frozenset[int]:
         return self._all
+
+    def _having(self, key: str) -> set[int]:
+        """The items with label ``key``: an item has one value per key, so the union of its values' items."""
+        hit = self._by_key.get(key)
+        if hit is None:
+            hit = self._by_key[key] = set().union(*self._by_kv.get(key, {}).values())
+        return hit
 
     def select(self, selector: Selector) -> frozenset[int]:
         hit = self._memo.get(selector)
@@ -273,7 +281,7 @@ class SelectorIndex:
         found: list[set[int]] = []
         for req in selector.requirements:
             if req.operator == "Exists":
-                found.append(self._by_key.get(req.key) or set())
+                found.append(self._having(req.key))
             elif req.operator == "In":
                 by_value = self._by_kv.get(req.key, {})
                 groups = [g for g in (by_value.get(v) for v in req.values) if g]
@@ -291,7 +299,7 @@ class SelectorIndex:
             if req.operator in ("In", "Exists"):
                 continue
             if req.operator == "DoesNotExist":
-                excluded: Iterable[int] = self._by_key.get(req.key, ())
+                excluded: Iterable[int] = self._having(req.key)
             else:
                 by_value = self._by_kv.get(req.key, {})
                 excluded = set().union(*(by_value.get(v, ()) for v in req.values))
