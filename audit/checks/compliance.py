@@ -17,6 +17,7 @@ already fails), a counted check that could not decide (an info finding) is *not 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -133,6 +134,7 @@ CONTROLS: tuple[Control, ...] = (
 )
 
 
+@functools.cache
 def references(check_id: str) -> tuple[str, ...]:
-    """The controls a check serves, as "Framework id" strings."""
+    """The controls a check serves, as "Framework id" strings (asked per finding: answered once per check)."""
     return tuple(c.ref for c in CONTROLS if check_id in c.checks)

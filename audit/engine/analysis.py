@@ -567,13 +567,21 @@ class Analysis:
 
     def _build_stacks(self, direction: Direction) -> dict[int, dict[Tier, tuple[Entry, ...]]]:
         """Every class's stack in ``direction`` (classes that the same layers select share one, and one
-        egress signature); classes no layer acts on in it are left out."""
+        egress signature); classes no layer acts on in it are left out. Equal stacks are one object,
+        and so are equal tiers of them: memos elsewhere key by their identity."""
+        tiers: dict[tuple[int, ...], tuple[Entry, ...]] = {}
+        stacks: dict[tuple[tuple[Tier, int], ...], dict[Tier, tuple[Entry, ...]]] = {}
+
         def stack(layers: tuple[Entry, ...]) -> dict[Tier, tuple[Entry, ...]]:
             found: dict[Tier, list[Entry]] = {}
             for entry in layers:
                 if entry.rules(direction) or entry.isolates(direction):
                     found.setdefault(entry.tier, []).append(entry)
-            return {t: tuple(sorted(es, key=lambda e: e.order)) for t, es in found.items()}
+            out: dict[Tier, tuple[Entry, ...]] = {}
+            for tier, entries in found.items():
+                ordered = tuple(sorted(entries, key=lambda e: e.order))
+                out[tier] = tiers.setdefault(tuple(map(id, ordered)), ordered)
+            return stacks.setdefault(tuple((t, id(es)) for t, es in out.items()), out)
 
         return {cid: hit for cid, hit in self._per_layers(stack).items() if hit}
 

@@ -220,7 +220,7 @@ class ClassGraph:
         policies = self.analysis.stack_for(cid, direction).get("namespace", ())
         if not policies:
             return None
-        key = (direction, tuple(map(id, policies)))  # the peers depend on the policies, not on the class
+        key = (direction, id(policies))  # the peers depend on the policies, not on the class; one tuple per content (see Analysis._build_stacks)
         if key in self._candidates:
             return self._candidates[key]
         found: dict[int, frozenset[int]] = {}
@@ -294,7 +294,7 @@ class ClassGraph:
         """What ``dst``'s ingress verdicts depend on besides the source (None: the class itself)."""
         if dst not in self._simple:
             return None
-        return (tuple(map(id, self.analysis.stack_for(dst, "Ingress").get("namespace", ()))), self.analysis.classes[dst].ports)
+        return (id(self.analysis.stack_for(dst, "Ingress").get("namespace", ())), self.analysis.classes[dst].ports)  # one tuple per content (see Analysis._build_stacks)
 
     def ingress(self, dst: int, src: int, key: tuple[object, ...] | None = None) -> PortSet:
         """What ``dst``'s ingress side allows from class ``src`` (shared by classes with the same policies and ports)."""
@@ -329,7 +329,7 @@ class ClassGraph:
         if cid in (self.open_egress if direction == "Egress" else self.open_ingress):
             key: tuple[object, ...] = ("open",)
         elif cid in self._simple:
-            key = (tuple(map(id, analysis.stack_for(cid, direction).get("namespace", ()))), cls.ports if direction == "Ingress" else None)
+            key = (id(analysis.stack_for(cid, direction).get("namespace", ())), cls.ports if direction == "Ingress" else None)
         else:
             key = ("class", cid)
         key = (direction, key)
