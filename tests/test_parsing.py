@@ -203,3 +203,7 @@ def test_a_batch_parses_each_spec_once_and_shares_what_it_compiled(monkeypatch):
     assert p.rules[0] is not q.rules[0] and p.rules[0].label != q.rules[0].label
     assert [o.name for o, _ in bad] == ["n1", "n2"]
     assert networkpolicy.parse_policy(_np("a", "alone", spec)).policy is not None  # without a memo: parsed as ever
+    dns = {"podSelector": {}, "egress": [{"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}},
+                                                 {"ipBlock": {"cidr": "10.0.0.10/32"}}], "ports": [{"port": 53, "protocol": "UDP"}]}]}
+    a, b = networkpolicy.KIND.compile([_np("a", "dns", dns), _np("b", "dns", dns)], Inventory((), (), ())).policies
+    assert a.rules[0].peers is b.rules[0].peers and a.rules[0].label == "a/dns egress[0]"  # no peer means "this namespace"

@@ -384,7 +384,7 @@ class Analysis:
         if hit is not None:
             return hit
         if self._ip_index is None:
-            raws = [(raw, c.id) for c in self.classes if c.governed for w in c.workloads for raw in w.ips]
+            raws = [(raw, c.id) for c in self.classes if not (c.host_network or c.virtual) for w in c.workloads for raw in w.ips]  # governed, inlined
             pairs: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
             try:  # nearly always every address is IPv4: parsed in one comprehension, no call of ours per address
                 pairs[4] = [(int.from_bytes(socket.inet_pton(socket.AF_INET, raw), "big"), cid) for raw, cid in raws]

@@ -419,8 +419,9 @@ def _parse_port(raw: Any, path: str, errors: list[FieldError]) -> PortRule | Non
 
 
 RuleMemo = dict[tuple[int, str], tuple[str, tuple[CompiledPeer, ...], tuple[CompiledPort, ...] | None]]
-"""Per (parsed rule, namespace): its text, peers and ports, shared by the policies of one batch whose
-specs are one (`parse_policy` with a memo gives them the same rule objects)."""
+"""Per (parsed rule, namespace, or "" when its peers name no namespace by default): its text, peers and
+ports, shared by the policies of one batch whose specs are one (`parse_policy` with a memo gives them
+the same rule objects)."""
 
 
 def compile_policy(policy: Policy, spec: Any, memo: RuleMemo | None = None) -> CompiledPolicy:
@@ -438,7 +439,9 @@ def compile_policy(policy: Policy, spec: Any, memo: RuleMemo | None = None) -> C
 
 
 def _compile_rule(policy: Policy, rule: Rule, memo: RuleMemo | None = None) -> CompiledRule:
-    key = (id(rule), policy.namespace)
+    # A peer without a namespaceSelector (nor an ipBlock) means the policy's own namespace: only then
+    # do the compiled peers differ between namespaces.
+    key = (id(rule), policy.namespace if any(p.ip_block is None and p.namespaces is None for p in rule.peers) else "")
     parts = memo.get(key) if memo is not None else None
     if parts is None:
         word = peer_word(rule.direction)
