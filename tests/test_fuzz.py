@@ -55,7 +55,8 @@ def mutate(doc: dict[str, Any], path: tuple[Any, ...], action: str, replacement:
     if action == "delete":
         del parent[last]
     elif action == "grow" and isinstance(parent[last], str):
-        parent[last] = parent[last] * 200
+        # Long, but bounded: the same string grown four times would be 200**4 times its length (gigabytes).
+        parent[last] = parent[last] * 200 if len(parent[last]) < 2_000 else parent[last] + "x"
     else:
         parent[last] = replacement
     return doc
