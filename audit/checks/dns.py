@@ -25,7 +25,7 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
         for cls in ctx.governed_classes(ns.name):
             if not analysis.is_isolated(cls.id, "Egress"):
                 continue
-            signature = analysis.egress_signature(cls.id) if dns_open else None
+            signature = analysis.egress_content(cls.id) if dns_open else None
             key = signature if signature is not None else cls.id
             ok = verdicts.get(key)
             if ok is None:

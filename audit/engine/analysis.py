@@ -204,6 +204,7 @@ class Analysis:
         self._stacks: dict[Direction, dict[int, dict[Tier, tuple[Entry, ...]]]] = {}
         self._acting: dict[int, tuple[CompiledPolicy, ...]] | None = None
         self._signatures: dict[int, tuple[int, ...] | None] | None = None
+        self._contents: dict[int, tuple[object, ...] | None] | None = None
         self._governed_with_pods: dict[str, list[PodClass]] = {}
 
         # Each policy's layers, and per pod class the layers of the policies that select it.
@@ -624,6 +625,22 @@ class Analysis:
                 table[c] = per_stack[id(stack)]
         return table.get(cid, ())  # no layer acts on its egress
 
+    def egress_content(self, cid: int) -> tuple[object, ...] | None:
+        """What the ports a class's egress allows depend on, by content rather than by policy: per
+        layer in walk order its tier, group, isolation and rules (action and the identity of their
+        peers and ports, which one batch of a kind shares between its policies). Classes of many
+        namespaces that the same default-deny and DNS specs govern share it; explanations, which
+        name the rules, do not (see `egress_signature`). None when a rule depends on the subject."""
+        table = self._contents
+        if table is None:
+            table = self._contents = {}
+            per_stack: dict[int, tuple[object, ...] | None] = {}
+            for c, stack in self._stacks_in("Egress").items():
+                if id(stack) not in per_stack:
+                    per_stack[id(stack)] = _content(stack, "Egress")
+                table[c] = per_stack[id(stack)]
+        return table.get(cid, ())  # no layer acts on its egress
+
     def side_ports(self, subject: int, direction: Direction, other: Endpoint, dst_ports: DstPorts) -> PortSet:
         """What one side allows between ``subject`` and ``other``, on every port: the stack's walk.
 
@@ -720,3 +737,18 @@ class Analysis:
 
     def real_classes(self) -> Iterable[PodClass]:
         return (c for c in self.classes if not c.virtual)
+
+
+def _content(stack: Mapping[Tier, tuple[Entry, ...]], direction: Direction) -> tuple[object, ...] | None:
+    """`Analysis.egress_content` of one stack: what `evaluate` and the union walk read of it to find
+    the allowed ports (never a rule's label or a layer's note, which only explanations read)."""
+    out: list[object] = []
+    for tier in TIERS:
+        for entry in stack.get(tier, ()):
+            rules = entry.rules(direction)
+            if any(r.subject_dependent for r in rules):
+                return None
+            out.append((tier, entry.order[0], entry.isolates(direction), tuple(
+                (r.action, r.all_peers, id(r.peers), None if r.ports is None else id(r.ports), id(r.not_ports), r.ip_family)
+                for r in rules)))
+    return tuple(out)

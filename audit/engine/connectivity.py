@@ -310,10 +310,11 @@ class ClassGraph:
         return hit
 
     def egress(self, src: int, dst: Endpoint) -> PortSet:
-        """What ``src``'s egress side allows towards a class or an address (shared per egress signature)."""
+        """What ``src``'s egress side allows towards a class or an address (shared by the sources whose
+        egress is alike in content: the ports do not depend on which policy object says it)."""
         analysis = self.analysis
         dst_ports = analysis.classes[dst].ports if isinstance(dst, int) else None
-        signature = analysis.egress_signature(src)
+        signature = analysis.egress_content(src)
         if signature is None:
             return analysis.side_ports(src, "Egress", dst, dst_ports)
         key = (signature, dst)
