@@ -1074,3 +1074,37 @@ def test_named_clients_are_the_other_namespaces_workloads_whose_egress_names_the
     assert sorted(analysis.classes[c].namespace for c in analysis.clients.of(by_name["db-e"], frozenset({5432}))) == ["a", "b"]
     assert analysis.clients.of(by_name["db"], frozenset({80})) == [by_name["client-c"]]
     assert analysis.clients.of(by_name["db"], frozenset({5432})) == sorted(named)
+
+
+def test_egress_content_tells_apart_what_the_allowed_ports_depend_on():
+    """`Analysis.egress_content` keys the class graph's egress ports: equal for stacks alike in
+    content (one batch's shared peers and ports, other policy objects), different when anything the
+    walk reads differs: the tier, the group, isolation, a rule's action, peers, ports, excluded
+    ports, all-peers, IP family; None when a rule depends on the subject."""
+    from audit.engine.analysis import _content
+    from audit.engine.compiled import CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule, CompiledSubject, Layer
+    from audit.engine.selection import PodSelection
+    from audit.engine.stack import Entry
+
+    peers = (CompiledPeer("to[0]", "pods", PodSelection(namespace="a")),)
+    other_peers = (CompiledPeer("to[0]", "pods", PodSelection(namespace="a")),)  # equal text, another object
+    ports = (CompiledPort("ports[0]", ("TCP",), 53),)
+    other_ports = (CompiledPort("ports[0]", ("TCP",), 53),)
+
+    def stack(name="p", tier="namespace", group=(0.0, ""), isolates=("Egress",), action="Allow", rule_peers=peers, rule_ports=ports,
+              not_ports=(), all_peers=False, family=None, own=None):
+        rule = CompiledRule("Egress", action, "egress[0]", f"{name} egress[0]", "text", rule_peers, all_peers, rule_ports, not_ports,
+                            own=own, ip_family=family)
+        layer = Layer(tier, (1000.0, name), "note", (("Egress", (rule,)),), isolates, group=group)
+        policy = CompiledPolicy("K", "K", "a", name, f"a/{name}", CompiledSubject("s", "s", PodSelection(namespace="a")), (rule,),
+                                ("Egress",), (layer,))
+        return {tier: (Entry(policy, layer),)}
+
+    base = _content(stack(), "Egress")
+    assert base is not None and _content(stack(name="other-object"), "Egress") == base  # another policy, same content
+    for changed in (dict(tier="admin"), dict(group=(5.0, "tier")), dict(isolates=()), dict(action="Deny"), dict(rule_peers=other_peers),
+                    dict(rule_ports=other_ports), dict(rule_ports=None), dict(not_ports=other_ports), dict(all_peers=True), dict(family=6)):
+        assert _content(stack(**changed), "Egress") != base, changed
+    assert _content(stack(tier="admin", isolates=()), "Egress") != _content(stack(isolates=()), "Egress")  # the tier alone
+    assert _content(stack(own=peers[0]), "Egress") is None
+    assert _content({}, "Egress") == ()

@@ -749,6 +749,6 @@ def _content(stack: Mapping[Tier, tuple[Entry, ...]], direction: Direction) -> t
             if any(r.subject_dependent for r in rules):
                 return None
             out.append((tier, entry.order[0], entry.isolates(direction), tuple(
-                (r.action, r.all_peers, id(r.peers), None if r.ports is None else id(r.ports), id(r.not_ports), r.ip_family)
+                (r.action, r.all_peers, id(r.peers), id(r.ports), id(r.not_ports), r.ip_family)  # id(None) for every port
                 for r in rules)))
     return tuple(out)
