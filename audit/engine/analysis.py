@@ -557,14 +557,7 @@ class Analysis:
 
     def _per_layers(self, derive: Callable[[tuple[Entry, ...]], _T]) -> dict[int, _T]:
         """``derive(layers)`` for every class some layer acts on, computed once per distinct tuple of layers."""
-        done: dict[int, _T] = {}
-        out: dict[int, _T] = {}
-        for cid, layers in self._layers_of.items():
-            key = id(layers)
-            if key not in done:
-                done[key] = derive(layers)
-            out[cid] = done[key]
-        return out
+        return _derive_shared(self._layers_of, derive)
 
     def _build_stacks(self, direction: Direction) -> dict[int, dict[Tier, tuple[Entry, ...]]]:
         """Every class's stack in ``direction`` (classes that the same layers select share one, and one
@@ -613,17 +606,14 @@ class Analysis:
         sources in one namespace share one verdict. None when a rule's match also depends on
         the source itself (rules that narrow their own side, sameLabels peers).
         """
-        table = self._signatures
-        if table is None:
-            # Every class's at once, once per distinct stack (classes share stacks, see _build_stacks).
-            table = self._signatures = {}
-            per_stack: dict[int, tuple[int, ...] | None] = {}
-            for c, stack in self._stacks_in("Egress").items():
-                if id(stack) not in per_stack:
-                    dependent = any(r.subject_dependent for es in stack.values() for e in es for r in e.rules("Egress"))
-                    per_stack[id(stack)] = None if dependent else tuple(id(e) for t in TIERS for e in stack.get(t, ()))
-                table[c] = per_stack[id(stack)]
-        return table.get(cid, ())  # no layer acts on its egress
+        if self._signatures is None:  # every class's at once, once per distinct stack
+            def signature(stack: Mapping[Tier, tuple[Entry, ...]]) -> tuple[int, ...] | None:
+                if any(r.subject_dependent for es in stack.values() for e in es for r in e.rules("Egress")):
+                    return None
+                return tuple(id(e) for t in TIERS for e in stack.get(t, ()))
+
+            self._signatures = _derive_shared(self._stacks_in("Egress"), signature)
+        return self._signatures.get(cid, ())  # no layer acts on its egress
 
     def egress_content(self, cid: int) -> tuple[object, ...] | None:
         """What the ports a class's egress allows depend on, by content rather than by policy: per
@@ -631,15 +621,9 @@ class Analysis:
         peers and ports, which one batch of a kind shares between its policies). Classes of many
         namespaces that the same default-deny and DNS specs govern share it; explanations, which
         name the rules, do not (see `egress_signature`). None when a rule depends on the subject."""
-        table = self._contents
-        if table is None:
-            table = self._contents = {}
-            per_stack: dict[int, tuple[object, ...] | None] = {}
-            for c, stack in self._stacks_in("Egress").items():
-                if id(stack) not in per_stack:
-                    per_stack[id(stack)] = _content(stack, "Egress")
-                table[c] = per_stack[id(stack)]
-        return table.get(cid, ())  # no layer acts on its egress
+        if self._contents is None:  # every class's at once, once per distinct stack
+            self._contents = _derive_shared(self._stacks_in("Egress"), lambda stack: _content(stack, "Egress"))
+        return self._contents.get(cid, ())  # no layer acts on its egress
 
     def side_ports(self, subject: int, direction: Direction, other: Endpoint, dst_ports: DstPorts) -> PortSet:
         """What one side allows between ``subject`` and ``other``, on every port: the stack's walk.
@@ -752,3 +736,19 @@ def _content(stack: Mapping[Tier, tuple[Entry, ...]], direction: Direction) -> t
                 (r.action, r.all_peers, id(r.peers), id(r.ports), id(r.not_ports), r.ip_family)  # id(None) for every port
                 for r in rules)))
     return tuple(out)
+
+
+_S = TypeVar("_S")
+
+
+def _derive_shared(shared: Mapping[int, _S], derive: Callable[[_S], _T]) -> dict[int, _T]:
+    """``derive`` of each class's value in ``shared``, computed once per distinct value object (classes
+    that the same layers select share their layers and their stacks, see `Analysis._build_stacks`)."""
+    done: dict[int, _T] = {}
+    out: dict[int, _T] = {}
+    for cid, value in shared.items():
+        key = id(value)
+        if key not in done:
+            done[key] = derive(value)
+        out[cid] = done[key]
+    return out
