@@ -284,3 +284,39 @@ def test_workloads_are_ordered_by_namespace_kind_name_then_labels(tmp_path, seed
     assert workloads[2].controller == "ReplicaSet/web-5d7"
     labels = (("pod-template", "a"), ("pod-template-hash", "b"), ("pod-template-hash-x", "c"))
     assert (_label(labels, "pod-template-hash"), _label(labels, "pod-template-has"), _label(labels, "zz"), _label((), "a")) == ("b", None, None, None)
+
+
+def test_items_of_a_yaml_list_keep_their_own_lines():
+    text = textwrap.dedent("""\
+        apiVersion: v1
+        kind: List
+        items:
+        - apiVersion: networking.k8s.io/v1
+          kind: NetworkPolicy
+          metadata: {name: first, namespace: a}
+          spec: {podSelector: {}}
+        - apiVersion: v1
+          kind: Pod
+          metadata: {name: web-1, namespace: a, labels: {app: web}}
+          spec: {containers: [{name: c}]}
+        """)
+    inv = inventory(text)
+    assert [(p.name, p.source.line) for p in inv.policies] == [("first", 4)]
+    assert [(w.name, w.source.line) for w in inv.workloads] == [("web-1", 8)]
+
+
+def test_a_workload_lists_every_pod_and_address_once_sorted(tmp_path):
+    owner = ("ReplicaSet", "web-5d7")
+    pods = [_pod("a", n, {"app": "web", "pod-template-hash": "5d7"}, owner) for n in ("web-5d7-c", "web-5d7-a", "web-5d7-b")]
+    for pod, ip in zip(pods, ("10.0.0.3", "10.0.0.1", "10.0.0.3")):
+        pod["status"]["podIP"] = ip
+    pods += [_pod("0a", "a", {"z": "1"}), _pod("0a", "b", {"a": "1"})]  # first in order, two owners: labels decide nothing
+    pair = [_pod("b", n, {"app": "db"}, ("StatefulSet", "db")) for n in ("db-1", "db-0")]
+    for pod, ip in zip(pair, ("10.0.1.2", "10.0.1.1")):
+        pod["status"]["podIP"] = ip
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": pods + pair}))
+    first, second, web, db = load_manifests([str(path)]).workloads
+    assert (first.name, second.name) == ("a", "b")
+    assert (web.name, web.pods, web.pod_names, web.ips) == ("web", 3, ("web-5d7-a", "web-5d7-b", "web-5d7-c"), ("10.0.0.1", "10.0.0.3"))
+    assert (db.pods, db.pod_names, db.ips) == (2, ("db-0", "db-1"), ("10.0.1.1", "10.0.1.2"))
