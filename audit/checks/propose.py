@@ -125,8 +125,8 @@ def _allows(analysis: Analysis, mapper: FlowMapper, needed: dict[Key, Tally], ex
 def _workload_selector(analysis: Analysis, cid: int) -> dict[str, Any] | None:
     """matchLabels of stable labels that select exactly the pod classes of this class's workloads."""
     cls = analysis.classes[cid]
-    refs = {w.ref for w in cls.workloads}
-    same = frozenset(c for c in analysis.classes_by_ns.get(cls.namespace, ()) if {w.ref for w in analysis.classes[c].workloads} & refs)
+    refs = set(cls.refs)
+    same = frozenset(c for c in analysis.classes_by_ns.get(cls.namespace, ()) if refs.intersection(analysis.classes[c].refs))
     common = dict(fixes.stable_labels(cls.label_map))
     for other in same:
         labels = analysis.classes[other].label_map

@@ -203,7 +203,7 @@ class FlowMapper:
         if isinstance(end, int):
             text = self._names.get(end)
             if text is None:
-                text = self._names[end] = ", ".join(w.ref for w in self.analysis.classes[end].workloads[:3])
+                text = self._names[end] = ", ".join(self.analysis.classes[end].refs[:3])
             return text
         seen = sorted(tally.seen(side)) if tally else []
         return ", ".join(seen[:3]) + (f" (+{len(seen) - 3})" if len(seen) > 3 else "") if seen else self.segments[end[1]].text()
