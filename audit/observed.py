@@ -6,11 +6,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from audit.fastinit import fast_init
+
 TOP = 1000
 """Denied flow rows a report keeps, most flows first, beside the totals of all (a capture of random
 pairs denies millions of workload pairs; each row is text in every format)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FlowEnd:
     """One end of a flow as the capture names it: any of namespace and pod (or workload), IP, labels."""

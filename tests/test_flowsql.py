@@ -249,11 +249,18 @@ def clean_line(rng: random.Random, i: int) -> str:
     return json.dumps({"flow": flow, "node_name": "node-1"}, separators=(",", ":") if rng.random() < 0.7 else None)
 
 
-def _groups(path: Path, query: str) -> tuple[dict, list]:
+def _groups(path: Path, reading) -> tuple[dict, list]:
+    """The lines of each kind, and every pair with its ends in full (the ends as the lines write
+    them and as text, the port, protocol, verdict, count and times) when the reading is clean."""
     con = flowsql._connect()
     try:
-        kinds = flowsql._group(con, query, str(path), flowsql.Window())
-        return kinds, con.execute("SELECT * FROM groups ORDER BY ALL").fetchall()
+        kinds, clean = reading(con, str(path), flowsql.Window())
+        if not clean:
+            return kinds, []
+        ends = "e.ns, e.pod, e.ip, e.wl, e.lab, e.ns_t, e.pod_t, e.ip_t, e.wl_t"
+        return kinds, con.execute(f"""SELECT s.id, {ends.replace("e.", "s.")}, d.id, {ends.replace("e.", "d.")},
+            p.port, p.proto, p.dropped, sum(p.n), min(p.first), max(p.last)
+            FROM pairs p JOIN ends s ON s.id = p.se JOIN ends d ON d.id = p.de GROUP BY ALL ORDER BY ALL""").fetchall()
     finally:
         flowsql._close(con)
 
@@ -263,25 +270,30 @@ def test_a_clean_export_is_read_by_duckdbs_json_reader_as_by_the_path_lookups(tm
     rng = random.Random(seed)
     path = tmp_path / "clean.jsonl"
     path.write_text("\n".join(clean_line(rng, i) for i in range(2000)) + "\n\n")
-    kinds, fast = _groups(path, flowsql._STRUCTURED)
-    assert "unclear" not in kinds and {"flow", "reply", "skip:L7", "skip:protocol ICMPv4"} <= set(kinds)
-    assert (kinds, fast) == _groups(path, flowsql._HUBBLE)
+    kinds, fast = _groups(path, flowsql._structured)
+    assert "unclear" not in kinds and {"flow", "reply", "skip:L7", "skip:protocol ICMPv4"} <= set(kinds) and fast
+    assert (kinds, fast) == _groups(path, flowsql._paths)
     assert sum(c for c, _f, _l in same(path).values()) == kinds["flow"]
     gz = tmp_path / "clean.jsonl.gz"  # compressed exports take the same reading
     gz.write_bytes(gzip.compress(path.read_bytes()))
-    assert _groups(gz, flowsql._STRUCTURED) == (kinds, fast)
+    assert _groups(gz, flowsql._structured) == (kinds, fast)
 
 
 def _readings(monkeypatch) -> list[tuple[str, str]]:
     """The readings hubble() runs, as (which, head)."""
     calls: list[tuple[str, str]] = []
-    real = flowsql._group
+    structured, paths = flowsql._structured, flowsql._paths
 
-    def spy(con, query, path, window, head=""):
-        calls.append(("structured" if query is flowsql._STRUCTURED else "paths", head))
-        return real(con, query, path, window, head)
+    def spy_structured(con, path, window, head=""):
+        calls.append(("structured", head))
+        return structured(con, path, window, head)
 
-    monkeypatch.setattr(flowsql, "_group", spy)
+    def spy_paths(con, path, window):
+        calls.append(("paths", ""))
+        return paths(con, path, window)
+
+    monkeypatch.setattr(flowsql, "_structured", spy_structured)
+    monkeypatch.setattr(flowsql, "_paths", spy_paths)
     return calls
 
 
@@ -329,7 +341,7 @@ def test_what_duckdbs_json_reader_cannot_see_is_read_by_the_path_lookups(tmp_pat
     read by the path lookups, as the line reader reads it."""
     path = tmp_path / "h.jsonl"
     path.write_text((LAB / "hubble.jsonl").read_text().splitlines()[0] + "\n" + line + "\n")
-    assert "unclear" in _groups(path, flowsql._STRUCTURED)[0]
+    assert "unclear" in _groups(path, flowsql._structured)[0]
     try:
         same(path)
     except InputError:  # the line reader refuses it: so does the engine (it hands the file over)
@@ -631,3 +643,50 @@ def test_each_open_engine_spills_to_its_own_folder_and_leaves_none(mixed, tmp_pa
     assert len(spills() - before) == 1
     del unread  # dropped unread: its engine closes and its folder goes
     assert spills() == before
+
+
+_WITH_IPS = '"IP": {"source": "10.0.0.1", "destination": "10.0.0.2"}, '
+
+
+@pytest.mark.parametrize("bad", [
+    _WITH_IPS + '"l4": {"TCP": {"destination_port": 0}}, "source": {}, "destination": {}',
+    _WITH_IPS + '"l4": {"TCP": {"destination_port": "80"}}, "source": {}, "destination": {}',
+    _WITH_IPS + '"l4": {"TCP": {"destination_port": 80}}, "source": {"namespace": 5}, "destination": {}',
+    _WITH_IPS + '"l4": {"TCP": {"destination_port": 80}}, "source": {}, "destination": {"pod_name": ["a"]}',
+    _WITH_IPS + '"l4": {"TCP": {"destination_port": 80}}, "source": {}, "destination": {}, "time": "yesterday"',
+    _WITH_IPS + '"l4": {"TCP": {"destination_port": 80}}, "source": {}, "destination": {}, "time": 5',
+    '"IP": {"source": 7, "destination": "10.0.0.2"}, "l4": {"TCP": {"destination_port": 80}}, "source": {}, "destination": {}',
+    '"IP": {"source": "10.0.0.1", "destination": false}, "l4": {"UDP": {"destination_port": 53}}, "source": {}, "destination": {}',
+])
+def test_a_field_of_the_wrong_type_seen_by_the_structured_reading_hands_the_file_over(tmp_path, bad):
+    """Lines the structured reading sees (they have IPs) but the line reader refuses: at either end
+    or in the port or time, the reading is not clean, and the line reader names the line."""
+    path = tmp_path / "h.jsonl"
+    path.write_text((LAB / "hubble.jsonl").read_text().splitlines()[0] + '\n{"flow": {"Type": "L3_L4", ' + bad + "}}\n")
+    con = flowsql._connect()
+    try:
+        kinds, clean = flowsql._structured(con, str(path), flowsql.Window())
+    finally:
+        flowsql._close(con)
+    assert "unclear" not in kinds and kinds["flow"] == 2 and not clean
+    assert flowsql.hubble(str(path), ReadStats()) is None
+    with pytest.raises(InputError, match="line 2: flow"):
+        list(read_flows([str(path)], ReadStats()))
+
+
+def test_two_ends_with_one_hash_send_the_file_to_the_path_lookups(tmp_path, monkeypatch):
+    """Ends are grouped by a 64-bit hash: should two distinct ends share one, the structured reading
+    says so and the path lookups (which compare ends in full) read the file."""
+    rng = random.Random(11)
+    path = tmp_path / "clean.jsonl"
+    path.write_text("\n".join(clean_line(rng, i) for i in range(300)) + "\n")
+    expected = same(path)
+    monkeypatch.setattr(flowsql, "_STRUCTURED", flowsql._STRUCTURED.replace("hash(", "0 * hash("))  # every end collides
+    con = flowsql._connect()
+    try:
+        assert flowsql._structured(con, str(path), flowsql.Window()) == ({"unclear": 1}, False)
+    finally:
+        flowsql._close(con)
+    calls = _readings(monkeypatch)
+    assert same(path) == expected
+    assert calls == [("structured", f" LIMIT {flowsql.HEAD_LINES}"), ("structured", ""), ("paths", "")]

@@ -172,21 +172,33 @@ class FlowMapper:
             if ids:
                 break
         if len(ids) > 1 and end.labels:
-            # A capture shows a pod's identity labels (Cilium's label filter drops pod-template-hash,
-            # statefulset.kubernetes.io/pod-name, ...): a class fits when it has identity labels (a
-            # labelled pod is no pod of a class without) and the capture shows every one of them;
-            # of those, the classes that show the most are the pod's. (A label the capture repeats
-            # counts with its last value, as a mapping reads it.)
-            labels = dict(end.labels).items()
-            fitting = [c for c in ids if (shown := self._identity(c)) and shown <= labels]
-            if fitting:
-                most = max(len(self._identity(c)) for c in fitting)
-                ids = [c for c in fitting if len(self._identity(c)) == most]
+            ids = self._fitting(ids, end.labels)
         if len(ids) > 1 and end.ip:
             cid = self.by_ip.get(_canonical(end.ip))
             if cid in ids:
                 ids = [cid]
         return ids
+
+    def _fitting(self, ids: list[int], labels: tuple[tuple[str, str], ...]) -> list[int]:
+        """The classes of ``ids`` whose pods a capture showing ``labels`` may be.
+
+        A capture shows a pod's identity labels (Cilium's label filter drops pod-template-hash,
+        statefulset.kubernetes.io/pod-name, ...): a class fits when it has identity labels (a
+        labelled pod is no pod of a class without) and the capture shows every one of them; of
+        those, the classes that show the most are the pod's (all of ``ids`` when none fits). A
+        label the capture repeats counts with its last value, as a mapping reads it."""
+        shown = dict(labels).items()
+        most, best = 0, []
+        for c in ids:
+            identity = self._shown.get(c)
+            if identity is None:
+                identity = self._identity(c)
+            if identity and len(identity) >= most and identity <= shown:
+                if len(identity) > most:
+                    most, best = len(identity), [c]
+                else:
+                    best.append(c)
+        return best or ids
 
     def _identity(self, cid: int) -> frozenset[tuple[str, str]]:
         """A class's identity labels (what a capture shows of its pods), once per class."""

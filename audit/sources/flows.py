@@ -338,13 +338,7 @@ def _new_end(namespace: str | None, name: str | None, ip: str | None, workload: 
              key: tuple[Any, ...] | None, ends: dict[tuple[Any, ...], FlowEnd]) -> FlowEnd:
     """A capture end from its checked fields (labels as Cilium writes them: ``k8s:key=value``, the
     source prefix and Kubernetes' and Cilium's own labels dropped), kept under ``key`` for reuse."""
-    labels = []
-    for raw in raw_labels:
-        if isinstance(raw, str) and raw.startswith("k8s:") and "=" in raw:
-            label, _, value = raw[4:].partition("=")
-            if not label.startswith(("io.kubernetes.", "io.cilium.")):
-                labels.append((label, value))
-    found = FlowEnd(namespace or None, name or None, ip or None, tuple(sorted(labels)), workload if isinstance(workload, str) else None)
+    found = FlowEnd(namespace or None, name or None, ip or None, flowsql.kubernetes_labels(raw_labels), workload if isinstance(workload, str) else None)
     if key is not None:
         if len(ends) > 200_000:  # bounded: a capture of many distinct outside addresses
             ends.clear()

@@ -20,6 +20,7 @@ which names the line and the field, or reads it the general way.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import tempfile
@@ -27,6 +28,8 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from audit.errors import InputError
 from audit.observed import Flow, FlowEnd, Placed, Placement, ReadStats
@@ -121,7 +124,13 @@ def _flow_only(*columns: str) -> str:
     return ", ".join(f"CASE WHEN kind = 'flow' THEN {c} END AS {c}" for c in columns)
 
 
-# What follows the classification in both readings: flows checked for the types the line reader
+_TS = f"try_cast({_text('timej')} AS TIMESTAMPTZ)"
+"""A line's time (NULL when it is not a time the line reader reads)."""
+_BADTIME = "timej IS NOT NULL AND (NOT starts_with(timej, '\"') OR ts IS NULL) AND timej <> '\"\"'"
+"""A line's time is there but not a string holding a time."""
+
+
+# What follows the classification in the reading by path lookups: flows checked for the types the line reader
 # insists on (bad), all grouped per (kind, bad, in the window, source end, destination end, port,
 # protocol, verdict) with the count and the first and last time.
 _GROUPED = f"""
@@ -129,13 +138,13 @@ f AS (
   SELECT kind, {_flow_only("st", "dt_", "sns", "spod", "sip", "swl", "slab", "dns_", "dpod", "dip", "dwl", "dlab", "proto", "timej")},
     CASE WHEN kind = 'flow' THEN coalesce(dropped, false) END AS dropped,
     CASE WHEN kind = 'flow' THEN portj END AS portj,
-    CASE WHEN kind = 'flow' THEN try_cast({_text("timej")} AS TIMESTAMPTZ) END AS ts
+    CASE WHEN kind = 'flow' THEN {_TS} END AS ts
   FROM k
 ),
 grp AS (
   SELECT kind, st, dt_, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab, portj, proto, dropped,
          {{window}} AS inside, count(*) AS n, min(ts) AS first, max(ts) AS last,
-         bool_or(timej IS NOT NULL AND (NOT starts_with(timej, '"') OR ts IS NULL) AND timej <> '""') AS badtime
+         bool_or({_BADTIME}) AS badtime
   FROM f GROUP BY ALL
 )
 SELECT kind,
@@ -208,43 +217,74 @@ k AS (
 # What this reading cannot see makes a line `unclear`, and a file with such a line is read as
 # above: the first key of a line without a flow (which has no Type either), a name beside its
 # jsonpb twin when the two differ only in case (Type and type, IP and ip), l4 absent or null.
+#
+# Lines are grouped by what decides their kind and by a 64-bit hash of each end, and in the same
+# pass each distinct end (by hash and by value) apart: the pairs' groups stay narrow (grouping them
+# by both ends in full, labels and all, took longer than reading the file, and twice the memory).
+# Two distinct ends with one hash would merge their flows: the ends' groups show it (a hash with
+# two ends) and the file is then read by the path lookups, which compare ends in full.
 _END = "STRUCT(namespace JSON, pod_name JSON, podName JSON, labels JSON, workloads STRUCT(name JSON)[])"
 _COLUMNS = ("{flow: 'STRUCT(\"Type\" JSON, verdict JSON, \"time\" JSON, is_reply JSON, isReply JSON, "
             "l4 MAP(VARCHAR, STRUCT(destination_port JSON, destinationPort JSON)), "
             f"source {_END}, destination {_END}, \"IP\" STRUCT(source JSON, destination JSON))', src: 'JSON', dst: 'JSON'}}")
+_PAIR_KEY = "hs, hd, plain, typj, nol4, l4n, proto, portj, reply, dropped, noip, inside"
 _STRUCTURED = f"""
+CREATE TEMP TABLE sets AS
 WITH r AS (SELECT flow AS x, src, dst FROM read_json({{files}}, format='newline_delimited', compression='auto_detect', columns={_COLUMNS.replace("{", "{{").replace("}", "}}")}){{head}}),
-v AS (
-  SELECT src IS NOT NULL OR dst IS NOT NULL OR x."Type" IS NULL OR NOT starts_with(x."Type", '"') OR x."Type" = '""' AS unclear,
-    {_text('x."Type"')} AS typ, x.l4 AS l4, coalesce(x.is_reply, x.isReply) AS reply,
-    x.verdict = '"DROPPED"' AS dropped, x."time" AS timej,
-    NULL AS st, NULL AS dt_,  -- an end of another shape than an object is the reader's error: never bad here
+p AS (SELECT *, map_keys(x.l4)[1] AS proto FROM r),
+l AS (
+  SELECT src IS NOT NULL OR dst IS NOT NULL AS plain, x."Type" AS typj, x.l4 IS NULL AS nol4, cardinality(x.l4) AS l4n, proto,
+    coalesce(x.l4[proto].destination_port, x.l4[proto].destinationPort) AS portj,  -- the port of the first protocol in l4
+    coalesce(x.is_reply, x.isReply) AS reply, x.verdict = '"DROPPED"' AS dropped, x."time" AS timej,
     x.source.namespace AS sns, {_either("x.source.pod_name", "x.source.podName")} AS spod, x.source.workloads[1].name AS swl, x.source.labels AS slab,
     x.destination.namespace AS dns_, {_either("x.destination.pod_name", "x.destination.podName")} AS dpod,
-    x.destination.workloads[1].name AS dwl, x.destination.labels AS dlab,
-    x."IP".source AS sip, x."IP".destination AS dip
-  FROM r
+    x.destination.workloads[1].name AS dwl, x.destination.labels AS dlab, x."IP".source AS sip, x."IP".destination AS dip
+  FROM p
 ),
-c AS (SELECT *, map_keys(l4)[1] AS proto FROM v),
+t AS (SELECT *, hash(sns, spod, sip, swl, slab) AS hs, hash(dns_, dpod, dip, dwl, dlab) AS hd, sip IS NULL AND dip IS NULL AS noip
+      FROM (SELECT *, {_TS} AS ts FROM l)),
+u AS (SELECT *, {{window}} AS inside FROM t)
+SELECT grouping(hs, hd) AS g, {_PAIR_KEY}, sns, spod, sip, swl, slab, dns_, dpod, dip, dwl, dlab,
+  count(*) AS n, min(ts) AS first, max(ts) AS last, bool_or({_BADTIME}) AS badtime
+FROM u
+GROUP BY GROUPING SETS (({_PAIR_KEY}), (hs, sns, spod, sip, swl, slab), (hd, dns_, dpod, dip, dwl, dlab))
+"""
+
+# The pairs' groups (g = 0) classified as the reading above classifies a line; each end's
+# groups (g = 1 at the source, 2 at the destination) checked for the types the line reader insists on.
+_KINDS = f"""
+CREATE TEMP TABLE kinds AS
+WITH v AS (SELECT *, plain OR typj IS NULL OR NOT starts_with(typj, '"') OR typj = '""' AS unclear, {_text("typj")} AS typ
+           FROM sets WHERE g = 0),
 k AS (
-  SELECT *, coalesce(l4[proto].destination_port, l4[proto].destinationPort) AS portj,  -- the port of the first protocol in l4
+  SELECT *,
     CASE
       WHEN unclear THEN 'unclear'
       WHEN typ <> 'L3_L4' THEN 'skip:' || typ
-      WHEN reply IS NOT NULL AND json_type(reply) NOT IN ('BOOLEAN', 'NULL') AND reply::VARCHAR <> '{{{{"value":true}}}}' THEN 'odd'
-      WHEN reply::VARCHAR IN ('true', '{{{{"value":true}}}}') THEN 'reply'
+      WHEN reply IS NOT NULL AND json_type(reply) NOT IN ('BOOLEAN', 'NULL') AND reply::VARCHAR <> '{{"value":true}}' THEN 'odd'
+      WHEN reply::VARCHAR IN ('true', '{{"value":true}}') THEN 'reply'
       -- no l4 (or null): the reading above decides
-      WHEN l4 IS NULL THEN 'unclear'
-      WHEN cardinality(l4) = 0 THEN 'skip:no l4'
+      WHEN nol4 THEN 'unclear'
+      WHEN l4n = 0 THEN 'skip:no l4'
       WHEN proto NOT IN ('TCP', 'UDP', 'SCTP') THEN 'skip:protocol ' || proto
       -- jsonpb's ip may stand beside an absent or empty IP: the reading above decides
-      WHEN sip IS NULL AND dip IS NULL THEN 'unclear'
+      WHEN noip THEN 'unclear'
       ELSE 'flow'
     END AS kind
-  FROM c
-),
-{_GROUPED}
+  FROM v
+)
+SELECT kind, hs, hd, inside, n, first, last, coalesce(dropped, false) AS dropped, proto,
+  kind = 'flow' AND (json_type(portj) IS DISTINCT FROM 'UBIGINT' OR portj::BIGINT NOT BETWEEN 1 AND 65535 OR badtime) AS bad,
+  CASE WHEN kind = 'flow' AND json_type(portj) = 'UBIGINT' AND portj::BIGINT BETWEEN 1 AND 65535 THEN portj::INTEGER END AS port
+FROM k
 """
+_ALL_ENDS = """(SELECT hs AS h, sns AS ns, spod AS pod, sip AS ip, swl AS wl, slab AS lab FROM sets WHERE g = 1
+  UNION SELECT hd, dns_, dpod, dip, dwl, dlab FROM sets WHERE g = 2)"""
+_COLLIDED = f"SELECT count(*) FROM (SELECT h FROM {_ALL_ENDS} GROUP BY h HAVING count(*) > 1)"
+_BAD_END = ("json_type(ns) NOT IN ('VARCHAR', 'NULL') OR json_type(pod) NOT IN ('VARCHAR', 'NULL') "
+            "OR json_type(ip) NOT IN ('VARCHAR', 'NULL')")
+_BAD = f"""SELECT count(*) FROM kinds WHERE bad OR (kind = 'flow' AND (hs IN (SELECT h FROM {_ALL_ENDS} WHERE {_BAD_END})
+  OR hd IN (SELECT h FROM {_ALL_ENDS} WHERE {_BAD_END})))"""
 
 
 @dataclass(frozen=True)
@@ -322,20 +362,16 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> HubbleGrou
     try:
         # An export with lines the structured reading cannot see (lost events) has them all through:
         # a first sample of its lines decides before the whole file is read twice.
-        readings = [_STRUCTURED, _HUBBLE]
-        if _group(con, _STRUCTURED, path, window, f" LIMIT {HEAD_LINES}").get("unclear"):
-            readings = [_HUBBLE]
-        for query in readings:
-            con.execute("DROP TABLE IF EXISTS groups")
-            kinds = _group(con, query, path, window)
+        readings = [_structured, _paths]
+        if _structured(con, path, window, f" LIMIT {HEAD_LINES}")[0].get("unclear"):
+            readings = [_paths]
+        for read in readings:
+            kinds, clean = read(con, path, window)
             if not kinds.get("unclear"):
                 break
-        if kinds.get("odd") or con.execute("SELECT count(*) FROM groups WHERE bad").fetchone()[0]:
+        if not clean:
             _close(con)
             return None
-        con.execute(_ENDS)
-        con.execute(_PAIRS)
-        con.execute("DROP TABLE groups")
     except duckdb.Error:
         _close(con)
         return None
@@ -347,28 +383,57 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> HubbleGrou
     return HubbleGroups(con)
 
 
-def _group(con: Any, query: str, path: str, window: Window, head: str = "") -> dict[str, int]:
-    """The groups of one reading (table ``groups``) and the lines of each kind (``head``: a LIMIT
-    on the lines the structured reading reads)."""
-    con.execute("CREATE TEMP TABLE groups AS " + query.format(files=_literal([path]), window=window.sql(), head=head))
-    return dict(con.execute("SELECT kind, sum(n) FROM groups GROUP BY kind").fetchall())
+_TABLES = ("groups", "sets", "kinds", "ends", "pairs")
 
 
-# Cilium's labels of a pod from Kubernetes (``k8s:`` name=value), without those Cilium derives.
-_LABELS = """CASE WHEN json_type(lab) = 'ARRAY' THEN list_filter(
-  list_transform(list_filter(json_extract(lab, '$[*]'), lambda x: json_type(x) = 'VARCHAR'), lambda x: json_extract_string(x, '$')),
-  lambda x: starts_with(x, 'k8s:') AND contains(x, '=') AND NOT starts_with(x, 'k8s:io.kubernetes.') AND NOT starts_with(x, 'k8s:io.cilium.')) END"""
+def _structured(con: Any, path: str, window: Window, head: str = "") -> tuple[dict[str, int], bool]:
+    """The structured reading (``head``: a LIMIT on the lines read): the lines of each kind, and
+    whether every line is one this engine reads (no odd line, no field of a wrong type). With a
+    clean read and no unclear line, tables ``ends`` and ``pairs`` hold the flows in the window.
+    Two ends with one hash make the whole file unclear (the path lookups then read it)."""
+    for table in _TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(_STRUCTURED.format(files=_literal([path]), window=window.sql(), head=head))
+    con.execute(_KINDS)
+    kinds = dict(con.execute("SELECT kind, sum(n) FROM kinds GROUP BY kind").fetchall())
+    if kinds.get("unclear") or head:
+        return kinds, False
+    if con.execute(_COLLIDED).fetchone()[0]:
+        return {"unclear": 1}, False
+    if kinds.get("odd") or con.execute(_BAD).fetchone()[0]:
+        return kinds, False
+    con.execute(_ENDS.format(source=_HASHED_ENDS))
+    con.execute(_HASHED_PAIRS)
+    con.execute("DROP TABLE kinds")
+    con.execute("DROP TABLE sets")
+    return kinds, True
+
+
+def _paths(con: Any, path: str, window: Window) -> tuple[dict[str, int], bool]:
+    """The reading by path lookups (``_structured``'s contract)."""
+    for table in _TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute("CREATE TEMP TABLE groups AS " + _HUBBLE.format(files=_literal([path]), window=window.sql()))
+    kinds = dict(con.execute("SELECT kind, sum(n) FROM groups GROUP BY kind").fetchall())
+    if kinds.get("odd") or con.execute("SELECT count(*) FROM groups WHERE bad").fetchone()[0]:
+        return kinds, False
+    con.execute(_ENDS.format(source=_GROUPS_ENDS))
+    con.execute(_PAIRS)
+    con.execute("DROP TABLE groups")
+    return kinds, True
+
 
 # The distinct ends (as the lines write them, and as text), numbered in a fixed order; then the
 # groups by end number.
-_ENDS = f"""
+_ENDS = """
 CREATE TEMP TABLE ends AS
 SELECT (row_number() OVER (ORDER BY ns::VARCHAR, pod::VARCHAR, ip::VARCHAR, wl::VARCHAR, lab::VARCHAR) - 1)::INTEGER AS id,
-       ns, pod, ip, wl, lab, json_extract_string(ns, '$') AS ns_t, json_extract_string(pod, '$') AS pod_t,
-       json_extract_string(ip, '$') AS ip_t, json_extract_string(wl, '$') AS wl_t, {_LABELS} AS lab_t
-FROM (SELECT sns AS ns, spod AS pod, sip AS ip, swl AS wl, slab AS lab FROM groups WHERE kind = 'flow' AND inside
-      UNION SELECT dns_, dpod, dip, dwl, dlab FROM groups WHERE kind = 'flow' AND inside)
+       *, json_extract_string(ns, '$') AS ns_t, json_extract_string(pod, '$') AS pod_t,
+       json_extract_string(ip, '$') AS ip_t, json_extract_string(wl, '$') AS wl_t
+FROM {source}
 """
+_GROUPS_ENDS = """(SELECT sns AS ns, spod AS pod, sip AS ip, swl AS wl, slab AS lab FROM groups WHERE kind = 'flow' AND inside
+      UNION SELECT dns_, dpod, dip, dwl, dlab FROM groups WHERE kind = 'flow' AND inside)"""
 _SAME = ("g.{g}ns IS NOT DISTINCT FROM {g}.ns AND g.{g}pod IS NOT DISTINCT FROM {g}.pod AND g.{g}ip IS NOT DISTINCT FROM {g}.ip "
          "AND g.{g}wl IS NOT DISTINCT FROM {g}.wl AND g.{g}lab IS NOT DISTINCT FROM {g}.lab")
 _PAIRS = f"""
@@ -378,6 +443,14 @@ FROM (SELECT sns AS sns, spod AS spod, sip AS sip, swl AS swl, slab AS slab, dns
              dlab AS dlab, port, proto, dropped, n, first, last
       FROM groups WHERE kind = 'flow' AND inside) g
 JOIN ends s ON {_SAME.format(g="s")} JOIN ends d ON {_SAME.format(g="d")}
+"""
+# The structured reading's ends are those of the flows in the window; its pairs join them by hash.
+_USED = "(SELECT hs FROM kinds WHERE kind = 'flow' AND inside UNION SELECT hd FROM kinds WHERE kind = 'flow' AND inside)"
+_HASHED_ENDS = f"(SELECT * FROM {_ALL_ENDS} WHERE h IN {_USED})"
+_HASHED_PAIRS = """
+CREATE TEMP TABLE pairs AS
+SELECT s.id AS se, d.id AS de, k.port, k.proto, k.dropped, sum(k.n)::BIGINT AS n, min(k.first) AS first, max(k.last) AS last
+FROM kinds k JOIN ends s ON s.h = k.hs JOIN ends d ON d.h = k.hd WHERE k.kind = 'flow' AND k.inside GROUP BY ALL
 """
 
 _TEXT = ("CASE WHEN nullif(e.ns_t, '') IS NOT NULL AND nullif(e.pod_t, '') IS NOT NULL THEN e.ns_t || '/' || e.pod_t "
@@ -402,8 +475,12 @@ class HubbleGroups:
 
     def ends(self) -> list[FlowEnd]:
         if self._ends is None:
-            rows = self._con.execute("SELECT ns_t, pod_t, ip_t, wl_t, lab_t FROM ends ORDER BY id").fetchall()
-            self._ends = [_end(*row) for row in rows]
+            rows = self._con.execute("SELECT ns_t, pod_t, ip_t, wl_t, lab::VARCHAR FROM ends ORDER BY id").fetchall()
+            # Pods of one workload show the same labels: each text is read once.
+            labels: dict[str | None, tuple[tuple[str, str], ...]] = {}
+            seen: dict[Any, tuple[str, str] | None] = {}
+            self._ends = [FlowEnd(ns or None, pod or None, ip or None, labels[lab] if lab in labels else labels.setdefault(lab, _labels(lab, seen)), wl)
+                          for ns, pod, ip, wl, lab in rows]
         return self._ends
 
     def total(self) -> tuple[int, int, str | None, str | None]:
@@ -484,14 +561,42 @@ def _close(con: Any) -> None:
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def _end(namespace: str | None, name: str | None, ip: str | None, workload: str | None, labels: list[str] | None) -> FlowEnd:
-    """An end as the line reader makes it; ``labels`` are the Kubernetes ones (``_LABELS``)."""
-    pairs = []
-    for raw in labels or ():
-        label, _, value = raw[4:].partition("=")
-        pairs.append((label, value))
-    pairs.sort()
-    return FlowEnd(namespace or None, name or None, ip or None, tuple(pairs), workload)
+def kubernetes_labels(raw: Any, seen: dict[Any, tuple[str, str] | None] | None = None) -> tuple[tuple[str, str], ...]:
+    """A pod's labels from Kubernetes in Cilium's label list (``k8s:key=value``), sorted: the source
+    prefix dropped, and Kubernetes' and Cilium's own labels (``io.kubernetes.``, ``io.cilium.``)
+    left out. ``seen``: each item's reading, kept across calls (pods share most of their labels)."""
+    if not isinstance(raw, list):
+        return ()
+    if seen is None:
+        seen = {}
+    try:
+        found = [seen[item] if item in seen else _remember(seen, item) for item in raw]
+    except TypeError:  # an unhashable item (a list or an object): no label
+        found = [_label(item) if isinstance(item, str) else None for item in raw]
+    return tuple(sorted(pair for pair in found if pair is not None))
+
+
+def _remember(seen: dict[Any, tuple[str, str] | None], item: Any) -> tuple[str, str] | None:
+    pair = seen[item] = _label(item) if isinstance(item, str) else None
+    return pair
+
+
+def _label(item: str) -> tuple[str, str] | None:
+    if item.startswith("k8s:") and "=" in item:
+        label, _, value = item[4:].partition("=")
+        if not label.startswith(("io.kubernetes.", "io.cilium.")):
+            return label, value
+    return None
+
+
+def _labels(text: str | None, seen: dict[Any, tuple[str, str] | None]) -> tuple[tuple[str, str], ...]:
+    """``kubernetes_labels`` of a labels field as the line writes it (JSON text)."""
+    if text is None:
+        return ()
+    try:
+        return kubernetes_labels(msgspec.json.decode(text), seen)
+    except msgspec.DecodeError:  # what DuckDB reads and msgspec does not (a lone surrogate escape)
+        return kubernetes_labels(json.loads(text), seen)
 
 
 _PLAIN = """
