@@ -725,6 +725,32 @@ def test_a_capture_end_is_the_class_that_shows_the_most_of_its_labels(tmp_path):
     assert mapper.place(FlowEnd("data", "db-5", labels=(("app", "db"),)))[0] == [plain]
 
 
+def test_classes_that_show_as_many_of_the_captures_labels_are_all_the_pods_and_a_repeated_label_counts_once(tmp_path):
+    """Two classes fit a capture's labels with as many identity labels each: the end stands for both
+    (neither is dropped for the other). A label the capture repeats counts with its last value."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper
+    from audit.observed import FlowEnd
+    from audit.sources.manifests import load_manifests
+
+    def pod(name: str, labels: dict) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "data", "labels": labels, "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u2", "controller": True}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}}
+
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "data"}},
+                                             pod("db-0", {"app": "db"}), pod("db-1", {"app": "db", "tier": "a"}),
+                                             pod("db-2", {"app": "db", "zone": "x"})]))
+    analysis = Analysis(load_manifests([str(manifests)]))
+    mapper = FlowMapper(analysis)
+    plain, tier, zone = (next(c.id for c in analysis.classes if c.label_map == labels)
+                         for labels in ({"app": "db"}, {"app": "db", "tier": "a"}, {"app": "db", "zone": "x"}))
+    both = mapper.place(FlowEnd("data", "db-7", labels=(("app", "db"), ("tier", "a"), ("zone", "x"))))[0]
+    assert sorted(both) == sorted([tier, zone])
+    assert mapper.place(FlowEnd("data", "db-8", labels=(("app", "db"), ("tier", "a"), ("tier", "b"))))[0] == [plain]
+
+
 def test_each_answer_is_computed_once_per_analysis_and_mapper(monkeypatch):
     """The checks and the report ask the same questions of the same traffic: asked again, the same
     answer object; asked of another analysis (a candidate applied), computed for it."""
