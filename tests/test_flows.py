@@ -701,24 +701,27 @@ def test_a_class_of_many_workloads_is_named_by_its_first_three(count, expected, 
     assert _workload_names(analysis, cls.id) == expected
 
 
+def _statefulset_mapper(tmp_path: Path, *labels: dict):
+    """The analysis and flow mapper of namespace data with StatefulSet db's pods db-0, db-1, ... labelled each as given."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.flows import FlowMapper
+    from audit.sources.manifests import load_manifests
+
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"db-{i}", "namespace": "data", "labels": pod_labels, "ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u2", "controller": True}]},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}} for i, pod_labels in enumerate(labels)]
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "data"}}, *pods]))
+    analysis = Analysis(load_manifests([str(manifests)]))
+    return analysis, FlowMapper(analysis)
+
+
 def test_a_capture_end_is_the_class_that_shows_the_most_of_its_labels(tmp_path):
     """Two classes of one StatefulSet, {app} and {app, tier}: a capture showing both labels is the second's
     pod (the first fits too, showing fewer), one showing app alone is the first's."""
-    from audit.engine.analysis import Analysis
-    from audit.engine.flows import FlowMapper
     from audit.observed import FlowEnd
-    from audit.sources.manifests import load_manifests
 
-    def pod(name: str, labels: dict) -> dict:
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "data", "labels": labels, "ownerReferences": [
-            {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u2", "controller": True}]},
-            "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}}
-
-    manifests = tmp_path / "m.yaml"
-    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "data"}},
-                                             pod("db-0", {"app": "db"}), pod("db-1", {"app": "db", "tier": "primary"})]))
-    analysis = Analysis(load_manifests([str(manifests)]))
-    mapper = FlowMapper(analysis)
+    analysis, mapper = _statefulset_mapper(tmp_path, {"app": "db"}, {"app": "db", "tier": "primary"})
     plain = next(c.id for c in analysis.classes if c.label_map == {"app": "db"})
     primary = next(c.id for c in analysis.classes if c.label_map == {"app": "db", "tier": "primary"})
     assert mapper.place(FlowEnd("data", "db-5", labels=(("app", "db"), ("tier", "primary"))))[0] == [primary]
@@ -728,22 +731,9 @@ def test_a_capture_end_is_the_class_that_shows_the_most_of_its_labels(tmp_path):
 def test_classes_that_show_as_many_of_the_captures_labels_are_all_the_pods_and_a_repeated_label_counts_once(tmp_path):
     """Two classes fit a capture's labels with as many identity labels each: the end stands for both
     (neither is dropped for the other). A label the capture repeats counts with its last value."""
-    from audit.engine.analysis import Analysis
-    from audit.engine.flows import FlowMapper
     from audit.observed import FlowEnd
-    from audit.sources.manifests import load_manifests
 
-    def pod(name: str, labels: dict) -> dict:
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "data", "labels": labels, "ownerReferences": [
-            {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u2", "controller": True}]},
-            "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}}
-
-    manifests = tmp_path / "m.yaml"
-    manifests.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "data"}},
-                                             pod("db-0", {"app": "db"}), pod("db-1", {"app": "db", "tier": "a"}),
-                                             pod("db-2", {"app": "db", "zone": "x"})]))
-    analysis = Analysis(load_manifests([str(manifests)]))
-    mapper = FlowMapper(analysis)
+    analysis, mapper = _statefulset_mapper(tmp_path, {"app": "db"}, {"app": "db", "tier": "a"}, {"app": "db", "zone": "x"})
     plain, tier, zone = (next(c.id for c in analysis.classes if c.label_map == labels)
                          for labels in ({"app": "db"}, {"app": "db", "tier": "a"}, {"app": "db", "zone": "x"}))
     both = mapper.place(FlowEnd("data", "db-7", labels=(("app", "db"), ("tier", "a"), ("zone", "x"))))[0]

@@ -190,9 +190,7 @@ class FlowMapper:
         shown = dict(labels).items()
         most, best = 0, []
         for c in ids:
-            identity = self._shown.get(c)
-            if identity is None:
-                identity = self._identity(c)
+            identity = self._identity(c)
             if identity and len(identity) >= most and identity <= shown:
                 if len(identity) > most:
                     most, best = len(identity), [c]
