@@ -17,7 +17,9 @@ then runs each measurement in a fresh process so peak RSS belongs to that measur
 - connectivity: every allowed connection of the whole cluster, streamed to a file as
   `netpol-audit connectivity -o FILE` writes it;
 - flows (with ``--flows N``): N Hubble lines between the cluster's pods read, placed and
-  aggregated, then the three answers (would break, rule use, unsegmented).
+  aggregated, then the three answers (would break, rule use, unsegmented); against DuckDB alone
+  reading and grouping the file as the issue defines it (per pod name), and by every field the
+  audit needs of an end (namespace, pod, address, workload, labels), for scale.
 
 It prints one table per size, the ratios the targets are stated in, and the fitted exponent
 of full-scan time against pod count (1.0 is linear).
@@ -273,8 +275,29 @@ def measure_flows_floor(directory: Path) -> dict[str, Any]:
     return {"stages": [["flows floor (DuckDB)", time.perf_counter() - start, rss_mb()]], "groups": groups}
 
 
+def measure_flows_end_floor(directory: Path) -> dict[str, Any]:
+    """DuckDB alone grouping the flow file by the fields the audit needs of each end (namespace, pod,
+    address, workload, labels) with the port, protocol and verdict: what the floor leaves out of
+    an end, for scale (the issue's floor groups by pod name alone)."""
+    import duckdb
+
+    start = time.perf_counter()
+    con = duckdb.connect()
+    path = str((directory / "flows.jsonl").resolve())
+    ends = [f"$.flow.{side}.{field}" for side in ("source", "destination") for field in ("namespace", "pod_name", "workloads[0].name", "labels")]
+    paths = ends + ["$.flow.IP.source", "$.flow.IP.destination", "$.flow.l4.TCP.destination_port", "$.flow.l4.UDP.destination_port",
+                    "$.flow.l4.SCTP.destination_port", "$.flow.l4", "$.flow.verdict"]
+    groups = con.execute(f"""
+        SELECT count(*) FROM (
+          SELECT e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], coalesce(e[11], e[12], e[13]) AS port,
+                 (json_keys(e[14]))[1] AS protocol, e[15] AS verdict, count(*) AS n
+          FROM (SELECT json_extract_string(json, {paths!r}) AS e FROM read_json_objects('{path}', format='newline_delimited'))
+          GROUP BY ALL)""").fetchone()[0]
+    return {"stages": [["flows end-fields floor", time.perf_counter() - start, rss_mb()]], "groups": groups}
+
+
 MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_live, "connectivity": measure_connectivity, "flows": measure_flows,
-                "flows_floor": measure_flows_floor}
+                "flows_floor": measure_flows_floor, "flows_end_floor": measure_flows_end_floor}
 
 
 def child(kind: str, directory: Path) -> dict[str, Any]:
@@ -321,6 +344,7 @@ def main() -> None:
         conn = None if args.skip_connectivity else child("connectivity", directory)
         flows = child("flows", directory) if args.flows else None
         flows_floor = child("flows_floor", directory) if args.flows else None
+        end_floor = child("flows_end_floor", directory) if args.flows else None
         print(f"\n== {size}: {scan['pods']} pods, {floor['objects']} objects, {scan['classes']} pod classes, "
               f"{scan['findings']} findings; JSON {scan['json_mb']:.1f} MB, HTML {scan['html_mb']:.1f} MB, PDF {scan['pdf_mb']:.1f} MB")
         print(f"{'stage':<26}{'seconds':>10}{'peak RSS MB':>14}")
@@ -343,6 +367,10 @@ def main() -> None:
             floor_s, floor_rss = flows_floor["stages"][0][1], flows_floor["stages"][0][2]
             print(f"flows floor (DuckDB alone reads and groups the file): {floor_s:.2f}s, {floor_rss:.0f} MB, {flows_floor['groups']:,} groups; "
                   f"ratio read, place, aggregate / floor: {flows['stages'][0][1] / floor_s:.1f}x")
+        if flows and end_floor:
+            end_s = end_floor["stages"][0][1]
+            print(f"flows end-fields floor (DuckDB alone groups by each end's namespace, pod, address, workload, labels): {end_s:.2f}s, "
+                  f"{end_floor['groups']:,} groups; ratio read, place, aggregate / it: {flows['stages'][0][1] / end_s:.1f}x")
         points.append((scan["pods"], full))
     if len(points) >= 2:
         xs = [math.log(p) for p, _ in points]
