@@ -254,46 +254,42 @@ def measure_flows(directory: Path) -> dict[str, Any]:
             "denied": denied, "rules": len(rules), "unsegmented": len(open_)}
 
 
-def measure_flows_floor(directory: Path) -> dict[str, Any]:
-    """DuckDB alone: read the flow file and group it per (source pod, destination pod or address,
-    destination port, protocol, verdict): the floor `flows` is measured against (the issue's
-    definition; the port is the destination's, not the whole l4 object with the source port, which
-    made every line its own group and the floor slower)."""
+def _duckdb_groups(directory: Path, stage: str, paths: list[str], columns: str) -> dict[str, Any]:
+    """DuckDB alone: each line of ``flows.jsonl`` parsed once for ``paths`` (``e[1]``, ``e[2]``, ...)
+    and the lines grouped by ``columns`` of them, timed as one stage with the number of groups."""
     import duckdb
 
     start = time.perf_counter()
     con = duckdb.connect()
     path = str((directory / "flows.jsonl").resolve())
-    paths = ["$.flow.source.pod_name", "$.flow.destination.pod_name", "$.flow.IP.destination", "$.flow.l4.TCP.destination_port",
-             "$.flow.l4.UDP.destination_port", "$.flow.l4.SCTP.destination_port", "$.flow.l4", "$.flow.verdict"]
     groups = con.execute(f"""
         SELECT count(*) FROM (
-          SELECT e[1] AS source, coalesce(e[2], e[3]) AS destination, coalesce(e[4], e[5], e[6]) AS port,
-                 (json_keys(e[7]))[1] AS protocol, e[8] AS verdict, count(*) AS n
+          SELECT {columns}, count(*) AS n
           FROM (SELECT json_extract_string(json, {paths!r}) AS e FROM read_json_objects('{path}', format='newline_delimited'))
           GROUP BY ALL)""").fetchone()[0]
-    return {"stages": [["flows floor (DuckDB)", time.perf_counter() - start, rss_mb()]], "groups": groups}
+    return {"stages": [[stage, time.perf_counter() - start, rss_mb()]], "groups": groups}
+
+
+def measure_flows_floor(directory: Path) -> dict[str, Any]:
+    """DuckDB alone: read the flow file and group it per (source pod, destination pod or address,
+    destination port, protocol, verdict): the floor `flows` is measured against (the issue's
+    definition; the port is the destination's, not the whole l4 object with the source port, which
+    made every line its own group and the floor slower)."""
+    paths = ["$.flow.source.pod_name", "$.flow.destination.pod_name", "$.flow.IP.destination", "$.flow.l4.TCP.destination_port",
+             "$.flow.l4.UDP.destination_port", "$.flow.l4.SCTP.destination_port", "$.flow.l4", "$.flow.verdict"]
+    return _duckdb_groups(directory, "flows floor (DuckDB)", paths, "e[1] AS source, coalesce(e[2], e[3]) AS destination, "
+                          "coalesce(e[4], e[5], e[6]) AS port, (json_keys(e[7]))[1] AS protocol, e[8] AS verdict")
 
 
 def measure_flows_end_floor(directory: Path) -> dict[str, Any]:
     """DuckDB alone grouping the flow file by the fields the audit needs of each end (namespace, pod,
     address, workload, labels) with the port, protocol and verdict: what the floor leaves out of
     an end, for scale (the issue's floor groups by pod name alone)."""
-    import duckdb
-
-    start = time.perf_counter()
-    con = duckdb.connect()
-    path = str((directory / "flows.jsonl").resolve())
     ends = [f"$.flow.{side}.{field}" for side in ("source", "destination") for field in ("namespace", "pod_name", "workloads[0].name", "labels")]
     paths = ends + ["$.flow.IP.source", "$.flow.IP.destination", "$.flow.l4.TCP.destination_port", "$.flow.l4.UDP.destination_port",
                     "$.flow.l4.SCTP.destination_port", "$.flow.l4", "$.flow.verdict"]
-    groups = con.execute(f"""
-        SELECT count(*) FROM (
-          SELECT e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], coalesce(e[11], e[12], e[13]) AS port,
-                 (json_keys(e[14]))[1] AS protocol, e[15] AS verdict, count(*) AS n
-          FROM (SELECT json_extract_string(json, {paths!r}) AS e FROM read_json_objects('{path}', format='newline_delimited'))
-          GROUP BY ALL)""").fetchone()[0]
-    return {"stages": [["flows end-fields floor", time.perf_counter() - start, rss_mb()]], "groups": groups}
+    return _duckdb_groups(directory, "flows end-fields floor", paths, "e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], "
+                          "coalesce(e[11], e[12], e[13]) AS port, (json_keys(e[14]))[1] AS protocol, e[15] AS verdict")
 
 
 MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_live, "connectivity": measure_connectivity, "flows": measure_flows,
