@@ -277,13 +277,15 @@ SELECT kind, hs, hd, inside, n, first, last, coalesce(dropped, false) AS dropped
   CASE WHEN kind = 'flow' AND json_type(portj) = 'UBIGINT' AND portj::BIGINT BETWEEN 1 AND 65535 THEN portj::INTEGER END AS port
 FROM k
 """
-_ALL_ENDS = """(SELECT hs AS h, sns AS ns, spod AS pod, sip AS ip, swl AS wl, slab AS lab FROM sets WHERE g = 1
-  UNION SELECT hd, dns_, dpod, dip, dwl, dlab FROM sets WHERE g = 2)"""
-_COLLIDED = f"SELECT count(*) FROM (SELECT h FROM {_ALL_ENDS} GROUP BY h HAVING count(*) > 1)"
+# Every distinct end of either side, by hash and value: made once, asked by the three statements below.
+_ALL_ENDS = """CREATE TEMP TABLE allends AS
+  SELECT hs AS h, sns AS ns, spod AS pod, sip AS ip, swl AS wl, slab AS lab FROM sets WHERE g = 1
+  UNION SELECT hd, dns_, dpod, dip, dwl, dlab FROM sets WHERE g = 2"""
+_COLLIDED = "SELECT count(*) FROM (SELECT h FROM allends GROUP BY h HAVING count(*) > 1)"
 _BAD_END = ("json_type(ns) NOT IN ('VARCHAR', 'NULL') OR json_type(pod) NOT IN ('VARCHAR', 'NULL') "
             "OR json_type(ip) NOT IN ('VARCHAR', 'NULL')")
-_BAD = f"""SELECT count(*) FROM kinds WHERE bad OR (kind = 'flow' AND (hs IN (SELECT h FROM {_ALL_ENDS} WHERE {_BAD_END})
-  OR hd IN (SELECT h FROM {_ALL_ENDS} WHERE {_BAD_END})))"""
+_BAD = f"""SELECT count(*) FROM kinds WHERE bad OR (kind = 'flow' AND (hs IN (SELECT h FROM allends WHERE {_BAD_END})
+  OR hd IN (SELECT h FROM allends WHERE {_BAD_END})))"""
 
 
 @dataclass(frozen=True)
@@ -388,7 +390,13 @@ def hubble(path: str, stats: ReadStats, window: Window = Window()) -> HubbleGrou
     return groups
 
 
-_TABLES = ("groups", "sets", "kinds", "ends", "pairs")
+_TABLES = ("groups", "sets", "kinds", "allends", "ends", "pairs")
+
+
+def _drop_tables(con: Any) -> None:
+    """A reading starts from no table of an earlier one."""
+    for table in _TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _structured(con: Any, path: str, window: Window, head: str = "") -> tuple[dict[str, int], bool]:
@@ -396,28 +404,27 @@ def _structured(con: Any, path: str, window: Window, head: str = "") -> tuple[di
     whether every line is one this engine reads (no odd line, no field of a wrong type). With a
     clean read and no unclear line, tables ``ends`` and ``pairs`` hold the flows in the window.
     Two ends with one hash make the whole file unclear (the path lookups then read it)."""
-    for table in _TABLES:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    _drop_tables(con)
     con.execute(_STRUCTURED.format(files=_literal([path]), window=window.sql(), head=head))
     con.execute(_KINDS)
     kinds = dict(con.execute("SELECT kind, sum(n) FROM kinds GROUP BY kind").fetchall())
     if kinds.get("unclear") or head:
         return kinds, False
+    con.execute(_ALL_ENDS)
     if con.execute(_COLLIDED).fetchone()[0]:
         return {"unclear": 1}, False
     if kinds.get("odd") or con.execute(_BAD).fetchone()[0]:
         return kinds, False
     con.execute(_ENDS.format(source=_HASHED_ENDS))
     con.execute(_HASHED_PAIRS)
-    con.execute("DROP TABLE kinds")
-    con.execute("DROP TABLE sets")
+    for table in ("kinds", "sets", "allends"):
+        con.execute(f"DROP TABLE {table}")
     return kinds, True
 
 
 def _paths(con: Any, path: str, window: Window) -> tuple[dict[str, int], bool]:
     """The reading by path lookups (``_structured``'s contract)."""
-    for table in _TABLES:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    _drop_tables(con)
     con.execute("CREATE TEMP TABLE groups AS " + _HUBBLE.format(files=_literal([path]), window=window.sql()))
     kinds = dict(con.execute("SELECT kind, sum(n) FROM groups GROUP BY kind").fetchall())
     if kinds.get("odd") or con.execute("SELECT count(*) FROM groups WHERE bad").fetchone()[0]:
@@ -451,7 +458,7 @@ JOIN ends s ON {_SAME.format(g="s")} JOIN ends d ON {_SAME.format(g="d")}
 """
 # The structured reading's ends are those of the flows in the window; its pairs join them by hash.
 _USED = "(SELECT hs FROM kinds WHERE kind = 'flow' AND inside UNION SELECT hd FROM kinds WHERE kind = 'flow' AND inside)"
-_HASHED_ENDS = f"(SELECT * FROM {_ALL_ENDS} WHERE h IN {_USED})"
+_HASHED_ENDS = f"(SELECT * FROM allends WHERE h IN {_USED})"
 _HASHED_PAIRS = """
 CREATE TEMP TABLE pairs AS
 SELECT s.id AS se, d.id AS de, k.port, k.proto, k.dropped, sum(k.n)::BIGINT AS n, min(k.first) AS first, max(k.last) AS last
