@@ -478,3 +478,40 @@ def test_the_json_written_piece_by_piece_is_byte_for_byte_the_whole(example, tmp
     out = tmp_path / "r.json"
     result = runner.invoke(app, ["scan", str(EXAMPLES / example), "--json", str(out), "--now", "2026-01-01T00:00:00Z", "-f", "json"])
     assert out.read_bytes() == result.stdout.encode()
+
+
+HOSTILE = ["", "plain", "<script>alert('x')</script>", 'a"b', "a&amp;b", "tab\tand\nnewline", "nul\0inside", "\0", "ünïcode ✓", "{{ 7*7 }}"]
+
+
+def test_row_helpers_write_what_jinja_macros_wrote():
+    """The per-row helpers (Python, for speed) against the macros they replaced, rendered by Jinja
+    with autoescape: the oracle is Jinja's escaping, not ours, for hostile text and every branch."""
+    import jinja2
+
+    from audit.render.view import list_items, location, object_name, policy_ref
+    from audit.report.model import SourceLocation
+
+    env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    macros = env.from_string(
+        '{% macro location(src) %}{% if src and src.file %}<span class="loc">{{ src.file }}{% if src.line %}:{{ src.line }}{% endif %}</span>{% endif %}{% endmacro %}'
+        '{% macro object_name(f) %}{% if f.namespace and f.kind != "Namespace" %}{{ f.namespace }}/{{ f.name }}{% else %}{{ f.name }}{% endif %}{% endmacro %}'
+        '{% macro policy_ref(p) -%}\n<span class="muted small">{{ p.kind }}</span> {% if p.namespace %}{{ p.namespace }}/{% endif %}{{ p.name }}\n{%- endmacro %}'
+        '{% macro items(values, limit) %}{% for o in values[:limit] %}<li>{{ o }}</li>{% endfor %}{% endmacro %}').module
+
+    class Row:
+        def __init__(self, **fields):
+            self.__dict__.update(fields)
+
+    for text in HOSTILE:
+        for line in (None, 0, 7):
+            src = SourceLocation(text, line, 1)
+            assert str(location(src)) == str(macros.location(src))
+        for ns in (None, "", text, "ns<&>"):
+            for kind in ("Namespace", "Workload", text):
+                row = Row(namespace=ns, kind=kind, name=text)
+                assert str(object_name(row)) == str(macros.object_name(row))
+                assert str(policy_ref(row)) == str(macros.policy_ref(row))
+    assert str(location(None)) == str(macros.location(None)) == ""
+    for values in ([], HOSTILE, HOSTILE[::-1], ["a", "b\0c", "d"], ["only"], [1, 2]):
+        for limit in (0, 1, 3, 100):
+            assert str(list_items(values, limit)) == str(macros.items(values, limit)), (values, limit)

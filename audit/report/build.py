@@ -173,6 +173,7 @@ def kind_support(component: CniComponent) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))  # a resource served by two API groups (Calico's) once
 
 
+@gc_paused()
 def build_report(analysis: Analysis, findings: tuple[FindingRow, ...], checks: list[Check], cni: CniReport,
                  config: Config, now: dt.datetime, connectivity: ConnectivityInfo | None = None,
                  traffic: TrafficInfo | None = None) -> Report:

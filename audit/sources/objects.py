@@ -19,6 +19,7 @@ import yaml
 from audit.engine.cni import ENV_NAMES, kept_keys
 from audit.engine.kinds import Resource, resource_of
 from audit.errors import InputError
+from audit.gcpause import gc_paused
 from audit.inventory import (
     NAMESPACE_NAME_LABEL,
     Backend,
@@ -666,6 +667,7 @@ class InventoryBuilder:
             self._templates[(ns, kind, name)] = [Workload(ns, kind, name, labels, ports, host_network, pods, (), source,
                                                           service_account=account)]
 
+    @gc_paused()  # 100k+ workloads made at once would set off full collections
     def build(self, collection: Collection) -> Inventory:
         workloads: list[Workload] = []
         live_owners: set[tuple[str, str, str]] = set()
