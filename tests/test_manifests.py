@@ -320,3 +320,18 @@ def test_a_workload_lists_every_pod_and_address_once_sorted(tmp_path):
     assert (first.name, second.name) == ("a", "b")
     assert (web.name, web.pods, web.pod_names, web.ips) == ("web", 3, ("web-5d7-a", "web-5d7-b", "web-5d7-c"), ("10.0.0.1", "10.0.0.3"))
     assert (db.pods, db.pod_names, db.ips) == (2, ("db-0", "db-1"), ("10.0.1.1", "10.0.1.2"))
+
+
+def test_label_sets_are_shared_within_a_load_and_kept_by_none_after_it(tmp_path):
+    """Pods of one workload share one label tuple; a second load makes its own: no label set
+    outlives its inventory in a long-lived process (the Python API scanning cluster after cluster)."""
+    pods = [_pod("a", f"web-5d7-{i}", {"app": "web", "pod-template-hash": "5d7"}, ("ReplicaSet", "web-5d7")) for i in range(2)]
+    pods.append(_pod("b", "web-5d7-0", {"app": "web", "pod-template-hash": "5d7"}, ("ReplicaSet", "web-5d7")))
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": pods}))
+    first, second = load_manifests([str(path)]), load_manifests([str(path)])
+    assert [w.pods for w in first.workloads] == [2, 1]
+    a, b = first.workloads
+    assert a.labels == b.labels == (("app", "web"), ("pod-template-hash", "5d7"))
+    assert a.labels is b.labels, "equal label sets read in one load are one tuple"
+    assert all(w1.labels == w2.labels and w1.labels is not w2.labels for w1, w2 in zip(first.workloads, second.workloads, strict=True))

@@ -87,31 +87,8 @@ def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:
     return value
 
 
-_LABELS: dict[tuple[tuple[Any, Any], ...], Labels] = {}
 _FINISHED = ("Succeeded", "Failed")
 """Pod phases of pods that run nothing any more."""
-
-
-def _typed_labels(value: dict[str, str]) -> Labels:
-    """`_labels` of labels known to be strings (msgspec checked them, or `_labels` did): sorted,
-    each set once (pods of one workload carry the same labels)."""
-    key = tuple(value.items())
-    hit = _LABELS.get(key)
-    if hit is None:
-        hit = _LABELS[key] = tuple(sorted(key))
-    return hit
-
-
-def _labels(value: Any, where: str, field: str) -> Labels:
-    if type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
-        return _typed_labels(value)
-    labels = _mapping(value, where, field)
-    for name, val in labels.items():
-        if not isinstance(name, str):
-            raise _fail(where, f"{field}", f"label key {name!r} must be a string")
-        if not isinstance(val, str):
-            raise _fail(where, f"{field}.{name}", f"label value {val!r} must be a string (quote it in YAML)")
-    return freeze_labels(labels)
 
 
 def _optional_str(value: Any, where: str, field: str) -> str | None:
@@ -393,6 +370,30 @@ class InventoryBuilder:
     _service_accounts: dict[tuple[str, str], ServiceAccount] = field(default_factory=dict)
     _typed_ports: dict[tuple[slim.PodPort, ...], tuple[ContainerPort, ...]] = field(default_factory=dict)
 
+    _label_sets: dict[tuple[tuple[str, str], ...], Labels] = field(default_factory=dict)
+    """Each distinct label set once, by its items as read: pods of one workload share theirs. Per
+    builder, so a long-lived process (the Python API) keeps no label set after its inventory."""
+
+    def _typed_labels(self, value: dict[str, str]) -> Labels:
+        """`_labels` of labels known to be strings (msgspec checked them, or `_labels` did): sorted,
+        each set once."""
+        key = tuple(value.items())
+        hit = self._label_sets.get(key)
+        if hit is None:
+            hit = self._label_sets[key] = tuple(sorted(key))
+        return hit
+
+    def _labels(self, value: Any, where: str, field: str) -> Labels:
+        if type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+            return self._typed_labels(value)
+        labels = _mapping(value, where, field)
+        for name, val in labels.items():
+            if not isinstance(name, str):
+                raise _fail(where, f"{field}", f"label key {name!r} must be a string")
+            if not isinstance(val, str):
+                raise _fail(where, f"{field}.{name}", f"label value {val!r} must be a string (quote it in YAML)")
+        return freeze_labels(labels)
+
     def add(self, obj: Any, source: SourceRef, where: str) -> None:
         """Add one object (a dict as the API serves it, or a pod typed by audit.sources.slim);
         ``where`` prefixes error messages."""
@@ -469,7 +470,7 @@ class InventoryBuilder:
             return
         group = api_group(obj.get("apiVersion"))
         if kind == "Namespace":
-            labels = dict(_labels(meta.get("labels"), where, "metadata.labels"))
+            labels = dict(self._labels(meta.get("labels"), where, "metadata.labels"))
             labels.setdefault(NAMESPACE_NAME_LABEL, name)
             self._namespaces[name] = Namespace(name, freeze_labels(labels), True, source)
             return
@@ -477,7 +478,7 @@ class InventoryBuilder:
             self._add_routing(obj, meta, kind, ns, name, source, where)
             return
         if kind == "ServiceAccount" and not group:
-            self._service_accounts[(ns, name)] = ServiceAccount(ns, name, _labels(meta.get("labels"), where, "metadata.labels"), source)
+            self._service_accounts[(ns, name)] = ServiceAccount(ns, name, self._labels(meta.get("labels"), where, "metadata.labels"), source)
             return
         if (group, kind) in CONFIG_KINDS:
             scope = None if kind == "Installation" else ns
@@ -513,8 +514,8 @@ class InventoryBuilder:
                     raise _fail(where, f"spec.ports[{i}].targetPort", "must be a port number or name")
                 ports.append(ServicePort(number, target, _optional_str(port.get("name"), where, f"spec.ports[{i}].name"),
                                          str(port.get("protocol") or "TCP")))
-            self._services[(ns, name)] = Service(ns, name, None if selector is None else _labels(selector, where, "spec.selector"),
-                                                 tuple(ports), source, _labels(meta.get("labels"), where, "metadata.labels"))
+            self._services[(ns, name)] = Service(ns, name, None if selector is None else self._labels(selector, where, "spec.selector"),
+                                                 tuple(ports), source, self._labels(meta.get("labels"), where, "metadata.labels"))
             return
         backends: list[Backend] = []
         if kind == "Route":
@@ -558,7 +559,7 @@ class InventoryBuilder:
         status = _mapping(obj.get("status"), where, "status")
         if self._finished(ns, name, status.get("phase")):
             return
-        labels = _labels(meta.get("labels"), where, "metadata.labels")
+        labels = self._labels(meta.get("labels"), where, "metadata.labels")
         ports, host_network, _, account = pod_spec_facts(obj.get("spec"), where, "spec")
         owner = self._owner(meta, where) or ("Pod", name)
         ips: list[Any] = [p.get("ip") for p in _list(status.get("podIPs"), where, "status.podIPs") if isinstance(p, dict) and p.get("ip")]
@@ -571,7 +572,7 @@ class InventoryBuilder:
     def add_typed_pods(self, pods: Iterable[slim.Pod], source: SourceRef) -> None:
         """Pods whose every field msgspec has checked against the types `_add_pod` accepts, in one
         loop (nearly all of a cluster's objects: no per-object dispatch, no error context)."""
-        first_sight, typed_ports, record = self._first_sight, self._typed_ports, self._record_pod
+        first_sight, typed_ports, record, typed_labels = self._first_sight, self._typed_ports, self._record_pod, self._typed_labels
         counted = 0
         for pod in pods:
             counted += 1
@@ -603,7 +604,7 @@ class InventoryBuilder:
                 if not ips and status.podIP:
                     ips = [status.podIP]
             account = (spec.serviceAccountName or spec.serviceAccount or "default") if spec is not None else "default"
-            record(ns, _typed_labels(labels) if labels else (), ports, bool(spec is not None and spec.hostNetwork), owner or ("Pod", name),
+            record(ns, typed_labels(labels) if labels else (), ports, bool(spec is not None and spec.hostNetwork), owner or ("Pod", name),
                    ips, source, account, name)
         self.counts["Pod"] += counted
 
@@ -641,14 +642,14 @@ class InventoryBuilder:
         self._referenced.add(ns)
         template = _mapping(_dig(obj, path, where), where, ".".join(path))
         tmeta = _mapping(template.get("metadata"), where, ".".join(path) + ".metadata")
-        labels = _labels(tmeta.get("labels"), where, ".".join(path) + ".metadata.labels")
+        labels = self._labels(tmeta.get("labels"), where, ".".join(path) + ".metadata.labels")
         controller = kind in CONTROLLER_KINDS and bool(kept_keys(kind, name))
         ports, host_network, containers, account = pod_spec_facts(template.get("spec"), where, ".".join(path) + ".spec",
                                                                   kind == "DaemonSet" or controller)
         spec = _mapping(obj.get("spec"), where, "spec")
         pods = _int(spec.get(count_field), where, f"spec.{count_field}", 1, 0) if count_field else 1
         if kind == "DaemonSet" or controller:
-            self._daemonsets[(kind, ns, name)] = DaemonSet(ns, name, _labels(meta.get("labels"), where, "metadata.labels"), containers, source,
+            self._daemonsets[(kind, ns, name)] = DaemonSet(ns, name, self._labels(meta.get("labels"), where, "metadata.labels"), containers, source,
                                                            kind)
         owner = self._owner(meta, where)
         if owner:
