@@ -572,7 +572,7 @@ class InventoryBuilder:
     def add_typed_pods(self, pods: Iterable[slim.Pod], source: SourceRef) -> None:
         """Pods whose every field msgspec has checked against the types `_add_pod` accepts, in one
         loop (nearly all of a cluster's objects: no per-object dispatch, no error context)."""
-        first_sight, typed_ports, record, typed_labels = self._first_sight, self._typed_ports, self._record_pod, self._typed_labels
+        typed_ports, typed_labels, first_sight, record = self._typed_ports, self._typed_labels, self._first_sight, self._record_pod
         counted = 0
         for pod in pods:
             counted += 1
@@ -582,12 +582,20 @@ class InventoryBuilder:
                 continue
             if status is not None and status.phase in _FINISHED and self._finished(ns, name, status.phase):
                 continue
-            declared: list[slim.PodPort] = []
+            declared: list[slim.PodPort] | None = None
+            host_network, account = False, "default"
             if spec is not None:
-                for group in (spec.initContainers, spec.containers):
-                    for c in group or ():
-                        if c.ports:
-                            declared += c.ports
+                containers = spec.containers
+                if spec.initContainers is None and containers is not None and len(containers) == 1:
+                    declared = containers[0].ports  # the common pod: one container
+                else:
+                    declared = []
+                    for group in (spec.initContainers, containers):
+                        for c in group or ():
+                            if c.ports:
+                                declared += c.ports
+                host_network = bool(spec.hostNetwork)
+                account = spec.serviceAccountName or spec.serviceAccount or "default"
             ports: tuple[ContainerPort, ...] = ()
             if declared:  # pods of one workload declare the same ports: made once per distinct list
                 key = tuple(declared)
@@ -596,16 +604,16 @@ class InventoryBuilder:
                     hit = typed_ports[key] = _port_tuple([_container_port(p.containerPort, p.protocol, p.name) for p in key])
                 ports = hit
             labels = meta.labels
-            owner = _owner_of(((r.kind, r.name, r.controller) for r in meta.ownerReferences), labels.get("pod-template-hash") if labels else None) \
-                if meta.ownerReferences else None
+            refs = meta.ownerReferences
+            owner = _owner_of([(r.kind, r.name, r.controller) for r in refs], labels.get("pod-template-hash") if labels else None) \
+                if refs else None
             ips: list[str] = []
             if status is not None:
-                ips = [p.ip for p in status.podIPs or () if p.ip]
+                if status.podIPs:
+                    ips = [p.ip for p in status.podIPs if p.ip]
                 if not ips and status.podIP:
                     ips = [status.podIP]
-            account = (spec.serviceAccountName or spec.serviceAccount or "default") if spec is not None else "default"
-            record(ns, typed_labels(labels) if labels else (), ports, bool(spec is not None and spec.hostNetwork), owner or ("Pod", name),
-                   ips, source, account, name)
+            record(ns, typed_labels(labels) if labels else (), ports, host_network, owner or ("Pod", name), ips, source, account, name)
         self.counts["Pod"] += counted
 
     def _first_sight(self, ns: str, name: str) -> bool:
