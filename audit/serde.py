@@ -49,6 +49,19 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def fields_by_key(obj: Any) -> dict[str, Any]:
+    """orjson's ``default`` for a dataclass (dumped with ``OPT_PASSTHROUGH_DATACLASS``): its fields
+    by camelCase key, one level deep. orjson writes the values itself, in C: strings, numbers and
+    lists as they are, a nested dataclass through this again; what `to_jsonable` gives, dumped."""
+    kind = type(obj)
+    keys = _FIELD_KEYS.get(kind)
+    if keys is None:
+        keys = _FIELD_KEYS[kind] = keys_of(kind) if dataclasses.is_dataclass(kind) else None
+        if keys is None:
+            raise TypeError(f"{kind.__name__} is not JSON serializable")
+    return {key: getattr(obj, attr) for attr, key in keys}
+
+
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)

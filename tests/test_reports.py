@@ -475,12 +475,16 @@ def test_the_json_written_piece_by_piece_is_byte_for_byte_the_whole(example, tmp
     whole = render_json_bytes(report)
     pieces = list(json_chunks(report))
     assert b"".join(pieces) == whole and len(pieces) > 20 and (report.traffic is not None) == bool(flows)
+    # The oracle: Python's own json module over the dict form (orjson is handed the dataclasses).
+    from audit.serde import to_jsonable
+
+    assert whole == (json.dumps(to_jsonable(report), indent=2, ensure_ascii=False) + "\n").encode()
     out = tmp_path / "r.json"
     result = runner.invoke(app, ["scan", str(EXAMPLES / example), "--json", str(out), "--now", "2026-01-01T00:00:00Z", "-f", "json"])
     assert out.read_bytes() == result.stdout.encode()
 
 
-HOSTILE = ["", "plain", "<script>alert('x')</script>", 'a"b', "a&amp;b", "tab\tand\nnewline", "nul\0inside", "\0", "ünïcode ✓", "{{ 7*7 }}"]
+HOSTILE_TEXTS = ["", "plain", "<script>alert('x')</script>", 'a"b', "a&amp;b", "tab\tand\nnewline", "nul\0inside", "\0", "ünïcode ✓", "{{ 7*7 }}"]
 
 
 def test_row_helpers_write_what_jinja_macros_wrote():
@@ -502,7 +506,7 @@ def test_row_helpers_write_what_jinja_macros_wrote():
         def __init__(self, **fields):
             self.__dict__.update(fields)
 
-    for text in HOSTILE:
+    for text in HOSTILE_TEXTS:
         for line in (None, 0, 7):
             src = SourceLocation(text, line, 1)
             assert str(location(src)) == str(macros.location(src))
@@ -512,6 +516,6 @@ def test_row_helpers_write_what_jinja_macros_wrote():
                 assert str(object_name(row)) == str(macros.object_name(row))
                 assert str(policy_ref(row)) == str(macros.policy_ref(row))
     assert str(location(None)) == str(macros.location(None)) == ""
-    for values in ([], HOSTILE, HOSTILE[::-1], ["a", "b\0c", "d"], ["only"], [1, 2]):
+    for values in ([], HOSTILE_TEXTS, HOSTILE_TEXTS[::-1], ["a", "b\0c", "d"], ["only"], [1, 2]):
         for limit in (0, 1, 3, 100):
             assert str(list_items(values, limit)) == str(macros.items(values, limit)), (values, limit)

@@ -13,7 +13,10 @@ import orjson
 from audit.errors import InputError
 from audit.gcpause import gc_paused
 from audit.report.model import SCHEMA_VERSION, Report
-from audit.serde import DecodeError, from_jsonable, keys_of, to_jsonable
+from audit.serde import DecodeError, fields_by_key, from_jsonable, keys_of
+
+_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATACLASS
+"""Dataclasses through `fields_by_key` (camelCase keys), everything under them written by orjson."""
 
 
 @gc_paused()
@@ -22,7 +25,7 @@ def render_json_bytes(report: Report) -> bytes:
     70 MB result into a str costs up to four times its size (one non-ASCII character widens it)."""
     # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False), 5-10x faster; the
     # newline is appended by orjson, so a 70 MB result is not copied once more to end it.
-    return orjson.dumps(to_jsonable(report), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    return orjson.dumps(report, default=fields_by_key, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE)
 
 
 def render_json(report: Report) -> str:
@@ -52,7 +55,6 @@ def load_report(text: str, name: str) -> Report:
         raise InputError(f"{name}: not a netpol-audit result: {exc}") from None
 
 
-_OPTIONS = orjson.OPT_INDENT_2
 _STREAMED = 2
 """Levels written piece by piece: the report's fields and the elements of its lists (findings,
 policies, namespaces); anything deeper is dumped as one piece."""
@@ -97,5 +99,5 @@ def _pieces(value: Any, depth: int) -> Iterator[bytes]:
 def _dump(value: Any, depth: int) -> bytes:
     """One value as orjson indents it at ``depth`` (a string holds no raw newline: each newline of
     the text starts an indented line)."""
-    text = orjson.dumps(to_jsonable(value), option=_OPTIONS)
+    text = orjson.dumps(value, default=fields_by_key, option=_OPTIONS)
     return text.replace(b"\n", b"\n" + b"  " * depth) if depth and b"\n" in text else text
