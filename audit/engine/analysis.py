@@ -13,6 +13,7 @@ import bisect
 import itertools
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -593,6 +594,10 @@ class Analysis:
     def clients(self) -> Clients:
         """Who names whom in their egress rules (audit.engine.clients), built on first use."""
         return Clients(self)
+
+    def isolated_classes(self, direction: Direction) -> AbstractSet[int]:
+        """The classes `is_isolated` holds isolated in ``direction``, as a set (read it, never change it)."""
+        return self._isolated[direction]
 
     def is_isolated(self, cid: int, direction: Direction) -> bool:
         """Whether some policy of any kind isolates class ``cid`` in ``direction``: the namespace

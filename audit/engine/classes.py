@@ -48,20 +48,19 @@ class PodClass:
     service_account: str = "default"
     refs: tuple[str, ...] = field(init=False)
     """Its workloads' references (``ns/name[Kind]``), made once: coverage, checks and reports list them by the thousand."""
+    governed: bool = field(init=False)
+    """Real pods that NetworkPolicy can govern (hostNetwork pods share the node's network); an
+    attribute, not a property: asked a million times a scan."""
 
     def __post_init__(self) -> None:
         self.refs = tuple(w.ref for w in self.workloads)
+        self.governed = not self.host_network and not self.virtual
 
     @cached
     def ips(self) -> tuple[IPAddress, ...]:
         """The pods' IPs (live clusters), parsed on first use: only ipBlock peers need them."""
         parsed = (parse_ip(raw) for w in self.workloads for raw in w.ips)
         return tuple(ip for ip in parsed if ip is not None)
-
-    @property
-    def governed(self) -> bool:
-        """Real pods that NetworkPolicy can govern (hostNetwork pods share the node's network)."""
-        return not self.host_network and not self.virtual
 
     def describe(self) -> str:
         names = ", ".join(self.refs[:3])

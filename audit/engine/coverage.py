@@ -77,30 +77,35 @@ def namespace_coverage(analysis: Analysis, ns: str) -> NamespaceCoverage:
     whole = {id(p): analysis.whole_namespace(p, ns) for p in mine}
     acting = sorted((e for p in mine if whole[id(p)] or (governed_ids and governed_ids <= analysis.selected(p))
                      for e in analysis.entries_of(p)), key=lambda e: e.order)
-    sides = {d: _direction_coverage(analysis, d, governed, mine, acting, whole) for d in DIRECTIONS}
+    pods = sum(c.pods for c in governed)
+    by_tier: dict[str, list[Entry]] = {}
+    for entry in acting:
+        by_tier.setdefault(entry.tier, []).append(entry)
+    sides = {d: _direction_coverage(analysis, d, governed, pods, mine, by_tier, whole) for d in DIRECTIONS}
     return NamespaceCoverage(
         name=ns,
         policies=tuple(dict.fromkeys(p.key for p in mine if not p.setting)),
         workloads=len({r for c in governed + host for r in c.refs}),  # a StatefulSet's pods differ in labels: one workload
-        pods=sum(c.pods for c in governed),
+        pods=pods,
         host_network_pods=sum(c.pods for c in host),
         ingress=sides["Ingress"],
         egress=sides["Egress"],
     )
 
-def _direction_coverage(analysis: Analysis, direction: Direction, governed: list[PodClass], mine: tuple[CompiledPolicy, ...],
-                        acting: list[Entry], whole: dict[int, bool]) -> DirectionCoverage:
+def _direction_coverage(analysis: Analysis, direction: Direction, governed: list[PodClass], pods: int, mine: tuple[CompiledPolicy, ...],
+                        by_tier: dict[str, list[Entry]], whole: dict[int, bool]) -> DirectionCoverage:
     """Default-deny by effect, one definition for every kind: a policy that selects every pod
     of the namespace (present and future) closes the direction, no rule reached before it
-    opens all ports to every peer, and every current pod is isolated."""
-    pods = sum(c.pods for c in governed)
-    isolated = sum(c.pods for c in governed if analysis.is_isolated(c.id, direction))
+    opens all ports to every peer, and every current pod is isolated. ``by_tier``: the layers
+    acting on every pod of the namespace, per tier, in the order the walk meets them."""
+    isolating = analysis.isolated_classes(direction)
+    isolated = sum(c.pods for c in governed if c.id in isolating)
     word = "ingress" if direction == "Ingress" else "egress"
     closed_by: tuple[str, ...] = ()
     opened: tuple[str, ...] = ()
     for tier in TIERS:
         # Each acting layer's first rule for every peer on every port is what it does to "everyone".
-        candidates = [e for e in acting if e.tier == tier]
+        candidates = by_tier.get(tier, ())
         passed = False
         for policy in candidates:
             first = next((r for r in policy.rules(direction) if r.everyone), None)
