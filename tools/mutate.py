@@ -177,10 +177,10 @@ def _workspace() -> Path:
     shutil.copytree(ROOT / "audit", scratch / "audit")
     shutil.copytree(ROOT / "tests", scratch / "tests")
     shutil.copytree(ROOT / "examples", scratch / "examples")
-    for folder in ("templates", "benchmarks"):  # tests read the benchmark's cluster generator
+    for folder in ("templates", "benchmarks", "tools"):  # tests read the benchmark's cluster generator and the schema maker
         if (ROOT / folder).exists():
             shutil.copytree(ROOT / folder, scratch / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
         shutil.copy(ROOT / name, scratch / name)
     return scratch
 
