@@ -220,7 +220,7 @@ def escaped(text: str) -> str:
 
 
 # Helpers for what every table row shows: Python, not macros, since a Jinja macro call costs
-# several times the text it writes (a 150k-pod report writes 100,000 of them).
+# several times the text it writes (a 150k-pod report writes about 90,000 of them).
 
 def location(src: SourceLocation | None) -> Markup:
     """Where a manifest object came from: ``file:line``, or nothing for objects read from the API."""
