@@ -28,6 +28,13 @@ _FIELD_KEYS: dict[type, tuple[tuple[str, str], ...] | None] = {}
 """Per type: `keys_of` for a dataclass, None for any other type (asked once per type, not per value)."""
 
 
+def _field_keys(kind: type) -> tuple[tuple[str, str], ...] | None:
+    """`keys_of` of a dataclass type, None for any other type; remembered in `_FIELD_KEYS`."""
+    if kind not in _FIELD_KEYS:
+        _FIELD_KEYS[kind] = keys_of(kind) if dataclasses.is_dataclass(kind) else None
+    return _FIELD_KEYS[kind]
+
+
 def to_jsonable(obj: Any) -> Any:
     """Dataclasses become dicts with camelCase keys in field order; tuples become lists."""
     kind = type(obj)
@@ -35,9 +42,7 @@ def to_jsonable(obj: Any) -> Any:
         return obj
     if kind is tuple or kind is list:  # the common cases first, by exact type; subclasses below
         return [v if type(v) in _SCALAR_TYPES else to_jsonable(v) for v in obj]
-    if kind not in _FIELD_KEYS:
-        _FIELD_KEYS[kind] = keys_of(kind) if dataclasses.is_dataclass(kind) else None
-    keys = _FIELD_KEYS[kind]
+    keys = _field_keys(kind)
     if keys is not None:
         return {key: v if type(v := getattr(obj, attr)) in _SCALAR_TYPES else to_jsonable(v) for attr, key in keys}
     if isinstance(obj, _SCALARS):
@@ -53,12 +58,9 @@ def fields_by_key(obj: Any) -> dict[str, Any]:
     """orjson's ``default`` for a dataclass (dumped with ``OPT_PASSTHROUGH_DATACLASS``): its fields
     by camelCase key, one level deep. orjson writes the values itself, in C: strings, numbers and
     lists as they are, a nested dataclass through this again; what `to_jsonable` gives, dumped."""
-    kind = type(obj)
-    keys = _FIELD_KEYS.get(kind)
+    keys = _field_keys(type(obj))
     if keys is None:
-        keys = _FIELD_KEYS[kind] = keys_of(kind) if dataclasses.is_dataclass(kind) else None
-        if keys is None:
-            raise TypeError(f"{kind.__name__} is not JSON serializable")
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
     return {key: getattr(obj, attr) for attr, key in keys}
 
 

@@ -13,7 +13,7 @@ import orjson
 from audit.errors import InputError
 from audit.gcpause import gc_paused
 from audit.report.model import SCHEMA_VERSION, Report
-from audit.serde import DecodeError, fields_by_key, from_jsonable, keys_of
+from audit.serde import DecodeError, fields_by_key, from_jsonable
 
 _OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATACLASS
 """Dataclasses through `fields_by_key` (camelCase keys), everything under them written by orjson."""
@@ -73,7 +73,7 @@ def _pieces(value: Any, depth: int) -> Iterator[bytes]:
     if depth < _STREAMED:
         items: list[tuple[str, Any]] | None = None
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            items = [(key, getattr(value, attr)) for attr, key in keys_of(type(value))]
+            items = list(fields_by_key(value).items())
         elif isinstance(value, dict):
             items = [(str(k), v) for k, v in value.items()]
         if items:
