@@ -30,12 +30,23 @@ def pools(analysis: Analysis, ids: list[int]) -> list[frozenset[int]]:
 
 
 def compare(analysis: Analysis) -> tuple[int, int]:
-    """(questions asked, questions answered "reachable"), after checking each against the oracle."""
+    """(questions asked, questions answered "reachable"), after checking each against the oracle.
+    The pools are asked in both orders, each order with its own index: what one pool's answers
+    leave in the memos must not decide another's (a pool that meets nobody, then one that does)."""
+    checked = reachable = 0
+    for backwards in (False, True):
+        asked, yes = _compare(analysis, backwards)
+        checked, reachable = checked + asked, reachable + yes
+    return checked, reachable
+
+
+def _compare(analysis: Analysis, backwards: bool) -> tuple[int, int]:
     graph = ClassGraph(analysis)
     exposure = Exposure(graph)
     ids = sorted(graph.ids)
     checked = reachable = 0
-    for pool in pools(analysis, ids):
+    asked = pools(analysis, ids)
+    for pool in asked[::-1] if backwards else asked:
         for dst in ids:
             ports = {p.port for p in analysis.classes[dst].ports if isinstance(p.port, int)} | set(PORTS)
             for port in sorted(ports):
@@ -68,16 +79,25 @@ def test_source_of_equals_pairwise_oracle_on_examples(example):
     assert 0 < reachable and (example == "lab-before" or reachable < checked)  # lab-before is flat: all reachable
 
 
-def test_sources_whose_egress_depends_on_themselves_are_judged_one_by_one():
-    """A Calico rule that narrows its own side (here the source) gives each class its own egress
-    verdict: grouping staging's pods by policy alone would judge `web` by `extra`'s denial."""
+def _self_narrowed() -> tuple[dict, dict]:
+    """A pod `extra` beside staging's `web`, and a Calico egress rule that narrows its own side
+    (the source) to `web`."""
     from tests.test_calico import cnp
 
     extra = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "extra", "namespace": "staging", "labels": {"app": "extra"}},
              "spec": {"containers": [{"name": "c", "image": "i"}]}}
     policy = cnp("staging", "only-web-out", {"selector": "all()", "types": ["Egress"],
                                                "egress": [{"action": "Allow", "source": {"selector": "app == 'web'"}}]})
-    analysis = analyse(cluster(extra, policy))
+    return extra, policy
+
+
+_SELF_NARROWED = _self_narrowed()
+
+
+def test_sources_whose_egress_depends_on_themselves_are_judged_one_by_one():
+    """A Calico rule that narrows its own side (here the source) gives each class its own egress
+    verdict: grouping staging's pods by policy alone would judge `web` by `extra`'s denial."""
+    analysis = analyse(cluster(*_SELF_NARROWED))
     graph = ClassGraph(analysis)
     staging = frozenset(c for c in graph.ids if analysis.classes[c].namespace == "staging")
     (db,) = analysis.find_workload("prod", "db")
@@ -86,3 +106,68 @@ def test_sources_whose_egress_depends_on_themselves_are_judged_one_by_one():
     assert shut < web, "the denied class must come first for the test to mean anything"
     assert analysis.allowed(web, db, 5432).allowed and not analysis.allowed(shut, db, 5432).allowed
     assert Exposure(graph).source_of(db, 5432, staging) == web
+
+
+def _egress_answers(analysis: Analysis) -> tuple[int, int]:
+    """`ClassGraph.egress_allows` (kept per egress content) against the stack's own per-port walk of
+    the egress side (`Analysis.allowed(...).egress`), for every source towards every class and the
+    metadata address, on ports and protocols asked in turn: (questions, answered "allowed")."""
+    from audit.checks.fixes import METADATA_IP
+
+    graph = ClassGraph(analysis)
+    ids = sorted(graph.ids)
+    asked = allowed = 0
+    for dst in [*ids, METADATA_IP]:
+        for port, protocol in ((53, "UDP"), (53, "TCP"), (80, "TCP"), (5432, "TCP")):
+            for src in ids:
+                expected = analysis.allowed(src, dst, port, protocol).egress.allowed
+                assert graph.egress_allows(src, dst, port, protocol) == expected, (analysis.classes[src].describe(), dst, port, protocol)
+                asked, allowed = asked + 1, allowed + expected
+    return asked, allowed
+
+
+def test_egress_allows_equals_the_walk_of_the_egress_side():
+    """Across the scenarios and the examples, sources alike in egress content share one answer per
+    (destination, port, protocol), and it is the walk's, both ways."""
+    asked = allowed = 0
+    for text in [s[1] for s in SCENARIOS]:
+        a, b = _egress_answers(analyse(text))
+        asked, allowed = asked + a, allowed + b
+    for example in ("lab-solution", "war-story", "mixed-cluster"):
+        a, b = _egress_answers(Analysis(load_manifests([str(EXAMPLES / example)])))
+        asked, allowed = asked + a, allowed + b
+    a, b = _egress_answers(analyse(UDP_DNS_ONLY))
+    # Two sources, three destinations (the two classes and the metadata address), four ports:
+    # kube-dns's egress is open (12 allowed); api's allows kube-dns on 53/UDP alone (1).
+    assert (a, b) == (2 * 3 * 4, 12 + 1)
+    asked, allowed = asked + a, allowed + b
+    # Egress that depends on the source itself (no content to share): each class its own answer.
+    a, b = _egress_answers(analyse(cluster(*_SELF_NARROWED)))
+    asked, allowed = asked + a, allowed + b
+    assert a > b > 0, (a, b)
+    assert allowed > 1000 and asked - allowed > 1000, (allowed, asked)  # both answers, many times
+
+
+# Egress to the DNS pods on 53/UDP only: 53/TCP and every other port are denied to the same
+# destination, by the same rule.
+UDP_DNS_ONLY = """
+apiVersion: v1
+kind: Pod
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: app, labels: {app: api}}
+spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: dns-udp-only, namespace: app}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+  - to: [{namespaceSelector: {}, podSelector: {matchLabels: {k8s-app: kube-dns}}}]
+    ports: [{port: 53, protocol: UDP}]
+"""

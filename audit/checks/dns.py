@@ -6,7 +6,6 @@ from collections.abc import Iterable
 
 from audit.checks import fixes
 from audit.checks.registry import Context, Hit, check
-from audit.engine.analysis import port_in
 from audit.engine.connectivity import ClassGraph
 from audit.engine.lookup import lookup
 
@@ -26,11 +25,12 @@ def _dns_blocked(ctx: Context, protocol: str) -> Iterable[Hit]:
             if not analysis.is_isolated(cls.id, "Egress"):
                 continue
             signature = analysis.egress_content(cls.id) if dns_open else None
-            key = signature if signature is not None else cls.id
+            # A content's number and a class's id may be equal: the two kinds of key are kept apart.
+            key: object = signature if signature is not None else ("class", cls.id)
             ok = verdicts.get(key)
             if ok is None:
                 if signature is not None:  # only the egress side decides: the port sets shared with UDP/TCP and connectivity
-                    ok = any(port_in(graph.egress(cls.id, d), 53, protocol) for d in analysis.dns_classes)
+                    ok = any(graph.egress_allows(cls.id, d, 53, protocol) for d in analysis.dns_classes)
                 else:
                     ok = any(analysis.allowed(cls.id, d, 53, protocol).allowed for d in analysis.dns_classes)
                 verdicts[key] = ok

@@ -8,7 +8,7 @@ from audit.checks import fixes
 from audit.checks.fixes import METADATA_IP
 from audit.checks.permissive import sensitive_ports_of
 from audit.checks.registry import Context, Hit, check
-from audit.engine.analysis import Analysis, PodClass, port_in
+from audit.engine.analysis import Analysis, PodClass
 from audit.engine.connectivity import ClassGraph
 from audit.engine.exposure import Exposure
 from audit.engine.ports import NONE
@@ -27,7 +27,7 @@ def metadata_reachable(ctx: Context) -> Iterable[Hit]:
     analysis = ctx.analysis
     graph = ClassGraph.of(analysis)  # an address has no ingress side: the egress port sets decide, memoized
     for ns in ctx.audited_namespaces():
-        reach = [c for c in ctx.governed_classes(ns.name) if port_in(graph.egress(c.id, METADATA_IP), 80, "TCP")]
+        reach = [c for c in ctx.governed_classes(ns.name) if graph.egress_allows(c.id, METADATA_IP, 80)]
         if reach:
             workloads = tuple(sorted({r for c in reach for r in c.refs}))
             why = analysis.allowed(reach[0].id, METADATA_IP, 80).egress.explain()
@@ -133,14 +133,21 @@ def reachable_from_everywhere(ctx: Context) -> Iterable[Hit]:
     order = sorted(by_ns, key=lambda n: (n in open_ns, n))
     dns = set(analysis.dns_classes)
     admitted_ns: dict[int, frozenset[str]] = {}  # per peer class set (by identity: they are memoized)
+    # Per candidate listing (by identity: the graph memoizes them, one per stack), the union of its
+    # sets' namespaces (None when their counts alone fall short): the same for every class it is for.
+    spans_of: dict[int, frozenset[str] | None] = {}
     for ns in ctx.audited_namespaces():
         for cls in ctx.governed_classes(ns.name):
             if cls.id in dns or not analysis.is_isolated(cls.id, "Ingress") or ns.name not in by_ns:
                 continue
             admitted = graph.candidates(cls.id, "Ingress")
             if admitted is not None:
-                spans = [_namespaces_of(analysis, group, admitted_ns) for group in admitted.sets]
-                if sum(map(len, spans)) < len(by_ns) - 1 or len(frozenset().union(*spans) - {ns.name}) < len(by_ns) - 1:
+                if id(admitted) in spans_of:
+                    union = spans_of[id(admitted)]
+                else:
+                    spans = [_namespaces_of(analysis, group, admitted_ns) for group in admitted.sets]
+                    union = spans_of[id(admitted)] = frozenset().union(*spans) if sum(map(len, spans)) >= len(by_ns) - 1 else None
+                if union is None or len(union) - (ns.name in union) < len(by_ns) - 1:
                     continue
             ports = NONE
             for other in order:

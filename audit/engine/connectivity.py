@@ -26,6 +26,7 @@ from audit.engine.direction import Direction
 from audit.engine.ingress import SOURCE as INGRESS_SOURCE
 from audit.engine.ingress import ingress_ports
 from audit.engine.ports import ALL, NONE, PortSet
+from audit.engine.verdict import port_in
 from audit.report.model import EXTERNAL
 
 """The suffix netpol-analyzer puts on outside address ranges; `--bare-ranges` drops it."""
@@ -207,6 +208,7 @@ class ClassGraph:
         self._egress_index: tuple[frozenset[int], dict[int, set[int]]] | None = None
         self._candidates: dict[tuple[object, ...], Candidates | None] = {}
         self._egress_memo: dict[tuple[object, ...], PortSet] = {}
+        self._allows_memo: dict[tuple[object, ...], bool] = {}
         self._ingress_memo: dict[tuple[object, ...], PortSet] = {}
 
     def is_simple(self, cid: int) -> bool:
@@ -321,6 +323,18 @@ class ClassGraph:
         hit = self._egress_memo.get(key)
         if hit is None:
             hit = self._egress_memo[key] = analysis.side_ports(src, "Egress", dst, dst_ports)
+        return hit
+
+    def egress_allows(self, src: int, dst: Endpoint, port: int, protocol: str = "TCP") -> bool:
+        """Whether ``src``'s egress side allows ``dst`` on one port: `egress`'s answer for the port,
+        kept per egress content (the checks ask it of every class, and sources alike share it)."""
+        signature = self.analysis.egress_content(src)
+        if signature is None:
+            return port_in(self.egress(src, dst), port, protocol)
+        key = (signature, dst, port, protocol)
+        hit = self._allows_memo.get(key)
+        if hit is None:
+            hit = self._allows_memo[key] = port_in(self.egress(src, dst), port, protocol)
         return hit
 
     def outside(self, cid: int, direction: Direction, segs: list[Segment], memo: OutsideMemo) -> list[tuple[Segment, PortSet]]:

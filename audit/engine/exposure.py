@@ -91,6 +91,7 @@ class Exposure:
         self._by_id: dict[int, tuple[frozenset[int], _Pool]] = {}
         self._common: dict[tuple[int, int], int | None] = {}  # (id(peer set), id(group)) -> a class in both
         self._admitted_memo: dict[tuple[object, ...], tuple[frozenset[int], ...] | None] = {}
+        self._refused: dict[tuple[int, int], bool] = {}  # (id(admitted sets), id(pool index)) -> none of the pool admitted
 
     @classmethod
     def of(cls, graph: ClassGraph) -> Exposure:
@@ -168,8 +169,15 @@ class Exposure:
         index = self._pool(pool)
         open_ingress = dst in graph.open_ingress
         admitted = None if open_ingress else self._admitted(dst, port, protocol)
-        if admitted is not None and not any(self._meets(classes, index) for classes in admitted):
-            return None  # the destination's ingress admits nobody of the pool on the port
+        if admitted is not None:
+            # Whether the sets admit nobody of the pool: the same for every destination that shares
+            # them (the admitted tuples are memoized, so their identity stands for them).
+            pair = (id(admitted), id(index))
+            refused = self._refused.get(pair)
+            if refused is None:
+                refused = self._refused[pair] = not any(self._meets(classes, index) for classes in admitted)
+            if refused:
+                return None  # the destination's ingress admits nobody of the pool on the port
         ingress_key = graph.ingress_key(dst)
 
         def let_in(candidates: Iterable[int]) -> int | None:
