@@ -10,12 +10,13 @@ operations, never pod by pod. Every policy kind takes its place in one stack
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from audit.engine.addresses import IPBlock
 from audit.engine.cached import cached
@@ -43,6 +44,8 @@ __all__ = ["Analysis", "DirectionCoverage", "DnsTarget", "Endpoint", "Invalid", 
 _T = TypeVar("_T")
 
 _NO_STACK: dict[Tier, tuple[Entry, ...]] = {}
+_BIG: Literal["big"] = "big"
+"""The byte order of an address's integer (network order)."""
 """The stack of a class no layer acts on (shared: never written to)."""
 
 INGRESS_NAMESPACE = "ingress-controller-ns"
@@ -386,21 +389,30 @@ class Analysis:
         if hit is not None:
             return hit
         if self._ip_index is None:
-            raws = [(raw, c.id) for c in self.classes if not (c.host_network or c.virtual) for w in c.workloads for raw in w.ips]  # governed, inlined
-            pairs: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
-            try:  # nearly always every address is IPv4: parsed in one comprehension, no call of ours per address
-                pairs[4] = [(int.from_bytes(socket.inet_pton(socket.AF_INET, raw), "big"), cid) for raw, cid in raws]
+            raws: list[str] = []
+            ids: list[int] = []
+            for c in self.classes:
+                if c.governed:
+                    for w in c.workloads:
+                        if w.ips:
+                            raws += w.ips
+                            ids += itertools.repeat(c.id, len(w.ips))
+            pairs: dict[int, tuple[list[int], list[int]]] = {4: ([], []), 6: ([], [])}
+            try:  # nearly always every address is IPv4: parsed by maps of C functions, no call of ours per address
+                pairs[4] = (list(map(int.from_bytes, map(functools.partial(socket.inet_pton, socket.AF_INET), raws), itertools.repeat(_BIG))), ids)
             except (OSError, TypeError, ValueError):
-                for raw, cid in raws:
+                for raw, cid in zip(raws, ids):
                     parsed = ip_value(raw)
                     if parsed is not None:
-                        pairs[parsed[0]].append((parsed[1], cid))
+                        pairs[parsed[0]][0].append(parsed[1])
+                        pairs[parsed[0]][1].append(cid)
             # Per IP version the sorted addresses, and beside them their classes: a range of
-            # addresses is a slice of classes, taken in C.
+            # addresses is a slice of classes, taken in C. (Classes of one address may come in any
+            # order: a slice of them is taken as a set.)
             self._ip_index = {}
-            for version, found in pairs.items():
-                found.sort()
-                self._ip_index[version] = ([a for a, _ in found], [c for _, c in found])
+            for version, (values, owners) in pairs.items():
+                order = sorted(range(len(values)), key=values.__getitem__)
+                self._ip_index[version] = ([values[i] for i in order], [owners[i] for i in order])
         values, owners = self._ip_index[block.cidr.version]
         lo = bisect.bisect_left(values, int(block.cidr.network_address))
         hi = bisect.bisect_right(values, int(block.cidr.broadcast_address))
