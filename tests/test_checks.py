@@ -282,3 +282,109 @@ def test_reachable_from_everywhere_is_judged_by_reachability():
     assert not findings(audit(policies(("prod", DENY_OUT))), "NP-EXP-003")
     # An ingress rule for all peers is the same exposure.
     assert findings(audit(policies(("prod", {"podSelector": API, "ingress": [{}]}))), "NP-EXP-003")
+
+
+def test_isolated_workload_reachable_from_everywhere_through_listed_peers():
+    """NP-EXP-003 when the ingress rule's peers can be listed (namespaces named, not all of them):
+    the namespaces the peers span are counted before any source is tried, at the edge where they
+    cover exactly every other namespace, the workload's own counted or not."""
+
+    def named(*namespaces: str) -> tuple[str, dict]:
+        return ("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}]}}], "ports": [{"port": 8080}]}]})
+
+    for spanned in (("prod", "staging", "other"), ("staging", "other"), ("other", "staging")):
+        (hit,) = findings(audit(policies(named(*spanned))), "NP-EXP-003")
+        assert (hit.namespace, hit.name) == ("prod", "api") and "all 2 other namespaces" in hit.message, spanned
+    for spanned in (("prod", "staging"), ("staging",), ("prod", "other")):
+        assert not findings(audit(policies(named(*spanned))), "NP-EXP-003"), spanned
+
+
+KUBE_DNS = """
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: kube-system}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec: {containers: [{name: c, image: i, ports: [{containerPort: 53, protocol: UDP, name: dns}, {containerPort: 53, name: dns-tcp}]}]}
+"""
+
+
+def test_dns_pods_that_refuse_one_namespace_without_being_isolated():
+    """An AdminNetworkPolicy that denies the DNS pods' ingress from one namespace does not isolate
+    them (everyone else still gets in), yet that namespace cannot resolve: its pods' egress allow
+    is not the whole answer, the DNS side is judged too."""
+    anp = """
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: no-dns-for-prod}
+spec:
+  priority: 5
+  subject: {pods: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}, podSelector: {matchLabels: {k8s-app: kube-dns}}}}
+  ingress:
+  - action: Deny
+    from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: prod}}}]
+"""
+    specs = [(ns, DENY_OUT) for ns in ("prod", "staging")] + [(ns, DNS_ALLOW) for ns in ("prod", "staging")]
+    report = audit(policies(*specs) + KUBE_DNS + CALICO + anp)
+    for check in ("NP-DNS-001", "NP-DNS-002"):
+        hits = findings(report, check)
+        assert [f.namespace for f in hits] == ["prod"], (check, [(f.namespace, f.message) for f in hits])
+        assert "ingress" in hits[0].message.lower() or "no-dns-for-prod" in hits[0].message, hits[0].message
+    assert not findings(audit(policies(*specs) + KUBE_DNS + CALICO), "NP-DNS-001")
+
+
+def _to_metadata(pods: dict) -> tuple[str, dict]:
+    return ("prod", {"podSelector": pods, "policyTypes": ["Egress"],
+                     "egress": [{"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}], "ports": [{"port": 80}]}]})
+
+
+def test_metadata_findings_name_the_allowing_rule_and_fix_only_what_is_safe():
+    """NP-EXP-001 explains the first reaching pod's egress on port 80 (the rule that allows it), and
+    its fix narrows the allowing policies; namespace-wide isolation that takes away only the
+    metadata address is offered only where no pod is egress-isolated yet (it would open the
+    isolated ones)."""
+    everyone = {f.namespace: f for f in findings(audit(policies(_to_metadata({}))), "NP-EXP-001")}
+    assert "allowed by prod/p0 egress[0]" in everyone["prod"].message, everyone["prod"].message
+    assert "name: p0" in everyone["prod"].fix_yaml and "deny-cloud-metadata" not in everyone["prod"].fix_yaml
+    mixed = {f.namespace: f for f in findings(audit(policies(_to_metadata(API))), "NP-EXP-001")}
+    assert "name: p0" in mixed["prod"].fix_yaml and "deny-cloud-metadata" not in mixed["prod"].fix_yaml  # api isolated, the rest open
+    assert "name: deny-cloud-metadata" in mixed["staging"].fix_yaml and "name: p0" not in mixed["staging"].fix_yaml
+
+
+def test_cross_environment_fix_only_where_no_pod_is_isolated():
+    """NP-EXP-002's generated isolation (the sensitive ports taken away from other environments) is
+    offered for a namespace with no ingress-isolated pod, never beside isolated ones."""
+    (open_,) = findings(audit(policies()), "NP-EXP-002")
+    assert (open_.namespace, open_.name) == ("prod", "db") and "name: deny-sensitive-ports-from-other-environments" in open_.fix_yaml
+    isolated = ("prod", {"podSelector": sel(app="db"), "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 5432}]}]})
+    (hit,) = findings(audit(policies(isolated)), "NP-EXP-002")
+    assert (hit.namespace, hit.name) == ("prod", "db") and hit.fix_yaml is None
+
+
+def test_reachable_from_everywhere_counts_namespaces_with_running_pods():
+    """A namespace whose only workload runs no pod (a Deployment scaled to zero) is not one that
+    the workload must be reachable from: it neither counts nor refuses."""
+    scaled_to_zero = """
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: idle}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: batch, namespace: idle}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: batch}}
+  template:
+    metadata: {labels: {app: batch}}
+    spec: {containers: [{name: c, image: i}]}
+"""
+    open_to_all = ("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 8080}]}]})
+    (hit,) = findings(audit(policies(open_to_all) + scaled_to_zero), "NP-EXP-003")
+    assert "all 2 other namespaces" in hit.message, hit.message

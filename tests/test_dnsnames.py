@@ -129,3 +129,18 @@ def test_fqdn_selectors_are_validated(selector, message):
     bad = egress({"toFQDNs": [selector]})
     (hit,) = findings(audit(base(bad)), "NP-HYG-007")
     assert message in hit.message
+
+
+def test_fqdn_finding_of_a_clusterwide_policy_leaves_out_excluded_namespaces():
+    """A clusterwide toFQDNs policy selects pods of every namespace: the finding names the workloads of
+    audited namespaces only (an excluded namespace's pods are not the audit's to report)."""
+    clusterwide = {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "to-stripe"},
+                   "spec": {"endpointSelector": {"matchLabels": {"app": "checkout"}}, "egress": [dns_rule(None), STRIPE]}}
+    other = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "legacy"}},
+             {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "checkout", "namespace": "legacy", "labels": {"app": "checkout"}},
+              "spec": {"containers": [{"name": "c", "image": "i"}]}}]
+    text = base(clusterwide, *other)
+    (hit,) = findings(audit(text), "NP-DNS-003")
+    assert hit.objects == ("legacy/checkout[Pod]", "shop/checkout[Pod]"), hit.objects
+    (hit,) = findings(audit(text, {"excludeNamespaces": ["legacy"]}), "NP-DNS-003")
+    assert hit.objects == ("shop/checkout[Pod]",), hit.objects
