@@ -35,6 +35,7 @@ import multiprocessing
 import resource
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -321,6 +322,9 @@ def main() -> None:
     from generate import generate, write, write_hubble_flows
 
     points = []
+    # The interpreter's build weighs on every Python stage (not on the floor): say which ran.
+    flags = [f for f in ("--enable-optimizations", "--with-lto") if f in (sysconfig.get_config_var("CONFIG_ARGS") or "")]
+    print(f"python {sys.version.split()[0]} at {sys.executable} (configured {' '.join(flags) or 'without --enable-optimizations'})")
     for size in args.sizes.split(","):
         # The generator's digest in the folder name: a changed generator never reuses stale files.
         directory = args.work / f"{size}{'-fat' if args.fat else ''}-{GENERATOR_DIGEST}"
