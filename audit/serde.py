@@ -100,7 +100,7 @@ def from_jsonable(tp: Any, data: Any, path: str = "") -> Any:
         if not isinstance(data, list):
             raise DecodeError(f"{where}: must be a list")
         args = typing.get_args(tp)
-        if (len(args) == 2 and args[1] is Ellipsis) or len(args) == 1:
+        if len(args) == 2 and args[1] is Ellipsis:
             return tuple(from_jsonable(args[0], v, f"{path}[{i}]") for i, v in enumerate(data))
         if len(data) != len(args):
             raise DecodeError(f"{where}: must be a list of {len(args)} items")

@@ -92,6 +92,8 @@ def test_the_dict_form_decodes_back_to_the_same_value():
 
 @pytest.mark.parametrize(("tp", "data", "message"), [
     (Outer, [], "the document: must be an object"),
+    (tuple[int], [7, 8], "the document: must be a list of 1 items"),  # one item, as the type says (not a variadic tuple)
+    (tuple[int], [], "the document: must be a list of 1 items"),
     (Outer, {"inner": {"portNumber": 1}}, "displayName: required"),
     (Outer, {"displayName": "x", "inner": {}}, "inner.portNumber: required"),
     (Outer, {"displayName": 5, "inner": {"portNumber": 1}}, "displayName: must be a string"),
