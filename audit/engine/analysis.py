@@ -44,9 +44,9 @@ __all__ = ["Analysis", "DirectionCoverage", "DnsTarget", "Endpoint", "Invalid", 
 _T = TypeVar("_T")
 
 _NO_STACK: dict[Tier, tuple[Entry, ...]] = {}
+"""The stack of a class no layer acts on (shared: never written to)."""
 _BIG: Literal["big"] = "big"
 """The byte order of an address's integer (network order)."""
-"""The stack of a class no layer acts on (shared: never written to)."""
 
 INGRESS_NAMESPACE = "ingress-controller-ns"
 """Where the virtual ingress-controller pod lives (np-guard's placeholder namespace)."""
