@@ -16,6 +16,7 @@ from audit.engine.exposure import Exposure
 from audit.sources.manifests import load_manifests
 from tests.conftest import EXAMPLES, analyse
 from tests.test_admin import cluster
+from tests.test_checks import KUBE_DNS
 from tests.test_connectivity_graph import SCENARIOS
 
 PORTS = (80, 53, 5432, 8080, 6379)
@@ -150,11 +151,7 @@ def test_egress_allows_equals_the_walk_of_the_egress_side():
 
 # Egress to the DNS pods on 53/UDP only: 53/TCP and every other port are denied to the same
 # destination, by the same rule.
-UDP_DNS_ONLY = """
-apiVersion: v1
-kind: Pod
-metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
-spec: {containers: [{name: c, image: i}]}
+UDP_DNS_ONLY = KUBE_DNS + """
 ---
 apiVersion: v1
 kind: Pod
