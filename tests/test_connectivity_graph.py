@@ -168,3 +168,22 @@ def test_blast_format():
     assert len(expected) > 3
     for row in expected:
         assert any(line.split()[:3] == [row.namespace, str(row.workloads), str(row.namespaces)] for line in out.output.splitlines())
+
+
+def test_outside_segments_cover_each_address_space_from_its_first_address():
+    """The outside address space is cut at every block's edges and covers each version whole, from
+    its first address to its last, with no gap and no extra cut (IPv6 only when a policy names it)."""
+    from audit.engine.connectivity import segments
+    from tests.conftest import analyse
+    from tests.test_semantics import policies
+
+    egress = ("prod", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [
+        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}, {"ipBlock": {"cidr": "fd00::/8"}}]}]})
+    found = [(s.version, s.first, s.last) for s in segments(analyse(policies(egress)))]
+    ten, ten_one = 10 << 24, (10 << 24) | (1 << 16)
+    fd = 0xFD << 120
+    assert found == [
+        (4, 0, ten - 1), (4, ten, ten_one - 1), (4, ten_one, ten_one + (1 << 16) - 1), (4, ten_one + (1 << 16), (11 << 24) - 1),
+        (4, 11 << 24, 2**32 - 1),
+        (6, 0, fd - 1), (6, fd, fd + (1 << 120) - 1), (6, fd + (1 << 120), 2**128 - 1)]
+    assert [(s.version, s.first, s.last) for s in segments(analyse(policies()))] == [(4, 0, 2**32 - 1)]
