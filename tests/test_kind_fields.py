@@ -313,7 +313,21 @@ CALICO = [
         {"action": "Allow", "source": {"notSelector": "app == 'web'"}}]})], "prod/web", "prod/db", 5432, "TCP", False),
     ("global notSelector alone: outside addresses too", [gnp({"selector": "app == 'db'", "ingress": [
         {"action": "Allow", "source": {"notSelector": "app == 'web'"}}]})], "203.0.113.9", "prod/db", 5432, "TCP", True),
+    ("global notSelector alone: every pod but those it names", [gnp({"selector": "app == 'db'", "ingress": [
+        {"action": "Allow", "source": {"notSelector": "app == 'web'"}}]})], "prod/api", "prod/db", 5432, "TCP", True),
+    ("global notSelector alone: not the pods it names, in any namespace", [gnp({"selector": "app == 'db'", "ingress": [
+        {"action": "Allow", "source": {"notSelector": "app == 'web'"}}]})], "staging/web", "prod/db", 5432, "TCP", False),
     # nets, notNets, ports, notPorts, protocol, notProtocol, ipVersion
+    ("nets with a selector: a pod must match both (address outside)", [knp({"selector": "app == 'api'", "ingress": [
+        {"action": "Allow", "source": {"nets": ["10.0.2.0/24"], "selector": "app == 'web'", "namespaceSelector": "all()"}}]})],
+     "prod/web", "prod/api", 8080, "TCP", False),
+    ("nets with a selector: a pod must match both (both match)", [knp({"selector": "app == 'api'", "ingress": [
+        {"action": "Allow", "source": {"nets": ["10.0.2.0/24"], "selector": "app == 'web'", "namespaceSelector": "all()"}}]})],
+     "staging/web", "prod/api", 8080, "TCP", True),
+    ("notNets alone: pods whose address it names are left out", [gnp({"selector": "app == 'api'", "ingress": [
+        {"action": "Allow", "source": {"notNets": ["10.0.2.0/24"]}}]})], "staging/web", "prod/api", 8080, "TCP", False),
+    ("notNets alone: pods outside it are not", [gnp({"selector": "app == 'api'", "ingress": [
+        {"action": "Allow", "source": {"notNets": ["10.0.2.0/24"]}}]})], "prod/web", "prod/api", 8080, "TCP", True),
     ("notNets excludes", [knp({"selector": "app == 'api'", "ingress": [{"action": "Allow", "source": {"nets": ["10.0.0.0/8"], "notNets": ["10.9.0.0/16"]}}]})],
      "10.9.1.1", "prod/api", 8080, "TCP", False),
     ("nets match pods by address", [knp({"selector": "app == 'api'", "ingress": [{"action": "Allow", "source": {"nets": ["10.0.2.0/24"]}}]})],

@@ -47,6 +47,7 @@ TESTS = [
     "tests/test_parsing.py", "tests/test_engine_edges.py", "tests/test_reach.py", "tests/test_connectivity.py",
     "tests/test_ingress.py", "tests/test_netpol_analyzer.py", "tests/test_checks.py", "tests/test_examples.py",
     "tests/test_connectivity_graph.py", "tests/test_stack.py", "tests/test_compliance.py", "tests/test_fix.py",
+    "tests/test_kind_fields.py", "tests/test_exposure_algebra.py",
 ]
 SELECTED: list[str] = []
 """`--tests`: run only these (a module's own tests first makes a run of it minutes, not an hour)."""
