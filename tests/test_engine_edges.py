@@ -1108,3 +1108,29 @@ def test_egress_content_tells_apart_what_the_allowed_ports_depend_on():
     assert _content(stack(tier="admin", isolates=()), "Egress") != _content(stack(isolates=()), "Egress")  # the tier alone
     assert _content(stack(own=peers[0]), "Egress") is None
     assert _content({}, "Egress") == ()
+
+
+def test_whole_namespace_and_classes_with_pods():
+    """A namespaced policy selects all of its own namespace only (never another's, whatever its
+    selector), and the classes "with pods" of a namespace leave out workloads scaled to zero."""
+    from tests.conftest import analyse
+    from tests.test_semantics import policies
+
+    zero = """
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: idle, namespace: prod}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: idle}}
+  template:
+    metadata: {labels: {app: idle}}
+    spec: {containers: [{name: c, image: i}]}
+"""
+    analysis = analyse(policies(("prod", {"podSelector": {}, "policyTypes": ["Ingress"]})) + zero)
+    (policy,) = [p for p in analysis.policies if p.namespace == "prod"]
+    assert analysis.whole_namespace(policy, "prod") and not analysis.whole_namespace(policy, "staging")
+    with_pods = {c.workloads[0].name for c in analysis.governed_with_pods("prod")}
+    governed = {c.workloads[0].name for c in analysis.governed_classes("prod")}
+    assert "idle" in governed and "idle" not in with_pods and with_pods == governed - {"idle"}

@@ -141,3 +141,25 @@ def test_a_malformed_service_names_the_field():
     [issue] = inv.collection.invalid_objects
     assert issue.resource == "Service a/s" and re.search(r"Service s.*spec\.ports\[0\]\.port", issue.reason)
     assert not inv.services
+
+
+def test_the_stand_in_pods_are_virtual_and_their_namespaces_undeclared():
+    """The ingress controller and, without DNS pods in the input, the cluster DNS are virtual pods:
+    no workload, no pod, never among the real classes (coverage, listings and checks count
+    those), each in a namespace the inventory does not declare unless it does; a declared one is
+    kept as it is."""
+    from audit.engine.analysis import INGRESS_NAMESPACE
+
+    analysis = analyse(SHOP)
+    stand_ins = [analysis.ingress_controller, *analysis.dns_classes]
+    assert analysis.ingress_controller is not None and len(stand_ins) == 2
+    real = {c.id for c in analysis.real_classes()}
+    for cid in stand_ins:
+        cls = analysis.classes[cid]
+        assert cls.virtual and not cls.governed and cls.pods == 0 and cls.workloads == () and cid not in real
+    assert analysis.classes[analysis.ingress_controller].namespace == INGRESS_NAMESPACE
+    assert analysis.namespaces[INGRESS_NAMESPACE].declared is False
+    assert analysis.namespaces["kube-system"].declared is False
+    declared = analyse(SHOP + f"\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {INGRESS_NAMESPACE}, labels: {{team: edge}}}}\n")
+    assert declared.namespaces[INGRESS_NAMESPACE].declared is True
+    assert dict(declared.namespaces[INGRESS_NAMESPACE].labels)["team"] == "edge"
