@@ -1134,3 +1134,43 @@ spec:
     with_pods = {c.workloads[0].name for c in analysis.governed_with_pods("prod")}
     governed = {c.workloads[0].name for c in analysis.governed_classes("prod")}
     assert "idle" in governed and "idle" not in with_pods and with_pods == governed - {"idle"}
+
+
+def test_namespaces_a_selection_reaches():
+    """`Analysis.namespaces_of`: a policy's own namespace alone (when the inventory has it), every
+    namespace for no selector, the selector's namespaces, and within its own namespace only when
+    it has one."""
+    from audit.engine.selection import PodSelection
+    from audit.engine.selectors import parse_selector
+    from tests.conftest import analyse
+    from tests.test_semantics import CLUSTER
+
+    analysis = analyse(CLUSTER)
+    prod_env, errors = parse_selector({"matchLabels": {"env": "prod"}}, "s")
+    everything, more = parse_selector({}, "s")
+    assert not errors and not more
+    assert analysis.namespaces_of(PodSelection(namespace="prod")) == ["prod"]
+    assert analysis.namespaces_of(PodSelection(namespace="prod", namespaces=everything)) == ["prod"]
+    assert analysis.namespaces_of(PodSelection(namespace="absent")) == []
+    assert analysis.namespaces_of(PodSelection()) == sorted(analysis.namespaces)
+    assert analysis.namespaces_of(PodSelection(namespaces=prod_env)) == ["prod"]
+    assert analysis.namespaces_of(PodSelection(namespace="prod", namespaces=prod_env)) == ["prod"]
+    assert analysis.namespaces_of(PodSelection(namespace="staging", namespaces=prod_env)) == []
+
+
+def test_cni_settings_act_as_policies_but_are_never_listed_as_policy_objects():
+    """Cilium's enable-policy=always isolates every pod: it takes part in the stack as a setting,
+    and the lists of policies of core and other kinds leave it out."""
+    from audit.engine.analysis import Analysis
+    from audit.engine.cni import detect_cni
+    from tests.conftest import inventory
+    from tests.test_checks import CILIUM
+    from tests.test_semantics import policies
+
+    inv = inventory(policies(("prod", {"podSelector": {}, "policyTypes": ["Ingress"]})) + CILIUM.replace("enable-policy: default",
+                                                                                                         "enable-policy: always"))
+    analysis = Analysis(inv, cni=detect_cni(inv))
+    assert analysis.settings and all(p.setting for p in analysis.settings)
+    listed = analysis.policies_of(True) + analysis.policies_of(False)
+    assert sorted(p.key for p in listed) == sorted(p.key for p in analysis.policies if p not in analysis.settings)
+    assert [p.key for p in analysis.policies_of(True)] == ["prod/p0"]
