@@ -366,25 +366,25 @@ def test_cross_environment_fix_only_where_no_pod_is_isolated():
     assert (hit.namespace, hit.name) == ("prod", "db") and hit.fix_yaml is None
 
 
-def test_reachable_from_everywhere_counts_namespaces_with_running_pods():
-    """A namespace whose only workload runs no pod (a Deployment scaled to zero) is not one that
-    the workload must be reachable from: it neither counts nor refuses."""
-    scaled_to_zero = """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: idle}
+def scaled_to_zero(namespace: str) -> str:
+    """A Deployment of ``namespace`` scaled to zero replicas: a workload and a pod class, no pod."""
+    return f"""
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: batch, namespace: idle}
+metadata: {{name: idle, namespace: {namespace}}}
 spec:
   replicas: 0
-  selector: {matchLabels: {app: batch}}
+  selector: {{matchLabels: {{app: idle}}}}
   template:
-    metadata: {labels: {app: batch}}
-    spec: {containers: [{name: c, image: i}]}
+    metadata: {{labels: {{app: idle}}}}
+    spec: {{containers: [{{name: c, image: i}}]}}
 """
+
+
+def test_reachable_from_everywhere_counts_namespaces_with_running_pods():
+    """A namespace whose only workload runs no pod (a Deployment scaled to zero) is not one that
+    the workload must be reachable from: it neither counts nor refuses."""
     open_to_all = ("prod", {"podSelector": API, "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 8080}]}]})
-    (hit,) = findings(audit(policies(open_to_all) + scaled_to_zero), "NP-EXP-003")
+    (hit,) = findings(audit(policies(open_to_all) + scaled_to_zero("idle")), "NP-EXP-003")
     assert "all 2 other namespaces" in hit.message, hit.message

@@ -1114,21 +1114,10 @@ def test_whole_namespace_and_classes_with_pods():
     """A namespaced policy selects all of its own namespace only (never another's, whatever its
     selector), and the classes "with pods" of a namespace leave out workloads scaled to zero."""
     from tests.conftest import analyse
+    from tests.test_checks import scaled_to_zero
     from tests.test_semantics import policies
 
-    zero = """
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: idle, namespace: prod}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: idle}}
-  template:
-    metadata: {labels: {app: idle}}
-    spec: {containers: [{name: c, image: i}]}
-"""
-    analysis = analyse(policies(("prod", {"podSelector": {}, "policyTypes": ["Ingress"]})) + zero)
+    analysis = analyse(policies(("prod", {"podSelector": {}, "policyTypes": ["Ingress"]})) + scaled_to_zero("prod"))
     (policy,) = [p for p in analysis.policies if p.namespace == "prod"]
     assert analysis.whole_namespace(policy, "prod") and not analysis.whole_namespace(policy, "staging")
     with_pods = {c.workloads[0].name for c in analysis.governed_with_pods("prod")}
