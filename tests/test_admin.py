@@ -174,3 +174,13 @@ def test_a_cluster_policy_acts_in_the_namespaces_where_it_selects_a_pod():
     a = analyse(cluster(anp("db", 10, db_only, ingress=[{"action": "Deny", "from": STAGING_PEER}])))
     assert a.policies_in("prod") == ("AdminNetworkPolicy/db",)
     assert a.policies_in("staging") == ()
+
+
+def test_same_labels_peers_never_name_host_network_pods():
+    """A `sameLabels` peer names the pods of namespaces that share the subject's labels; a
+    hostNetwork pod is its node's traffic, which no namespace peer names."""
+    deny_same_env = anp("deny-same-env", 10, PROD, ingress=[{"action": "Deny", "from": [{"namespaces": {"sameLabels": ["env"]}}]}])
+    text = cluster(deny_same_env)
+    assert not verdict(text, "prod/web", "prod/api", 8080).allowed  # the same env: denied
+    assert verdict(text, "staging/web", "prod/api", 8080).allowed  # another env: not named
+    assert verdict(text, "prod/agent", "prod/api", 8080).allowed  # hostNetwork, in the same env: not named either
