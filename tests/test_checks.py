@@ -206,8 +206,7 @@ def test_flannel_with_policies_is_the_first_finding():
     assert "policies are not enforced" in first.message
 
 
-def test_dns_blocked_by_dns_pods_own_ingress_policy():
-    dns_pods = """
+KUBE_DNS = """
 ---
 apiVersion: v1
 kind: Namespace
@@ -220,13 +219,19 @@ spec:
   template:
     metadata: {labels: {k8s-app: kube-dns}}
     spec: {containers: [{name: c, image: coredns, ports: [{containerPort: 53, protocol: UDP, name: dns}, {containerPort: 53, name: dns-tcp}]}]}
+"""
+"""The cluster DNS pods (CoreDNS keeps the kube-dns labels), in their namespace."""
+
+
+def test_dns_blocked_by_dns_pods_own_ingress_policy():
+    lock = """
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: lock, namespace: kube-system}
 spec: {podSelector: {}, policyTypes: [Ingress]}
 """
-    report = audit(policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)) + dns_pods)
+    report = audit(policies(("prod", DENY_OUT), ("prod", DNS_ALLOW)) + KUBE_DNS + lock)
     (hit,) = [f for f in findings(report, "NP-DNS-001") if f.namespace == "prod"]
     assert "ingress of the destination" in hit.message and "kube-system/lock" in hit.message
 
@@ -298,19 +303,6 @@ def test_isolated_workload_reachable_from_everywhere_through_listed_peers():
         assert (hit.namespace, hit.name) == ("prod", "api") and "all 2 other namespaces" in hit.message, spanned
     for spanned in (("prod", "staging"), ("staging",), ("prod", "other")):
         assert not findings(audit(policies(named(*spanned))), "NP-EXP-003"), spanned
-
-
-KUBE_DNS = """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: kube-system}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
-spec: {containers: [{name: c, image: i, ports: [{containerPort: 53, protocol: UDP, name: dns}, {containerPort: 53, name: dns-tcp}]}]}
-"""
 
 
 def test_dns_pods_that_refuse_one_namespace_without_being_isolated():
