@@ -73,6 +73,7 @@ spec:
     ("tb-03-daemonset-command-string.yaml", "spec.template.spec.containers[0].command", "DaemonSet x/a"),
     ("tb-04-pod-status-podips-int.yaml", "status.podIPs", "Pod x/a"),
     ("tb-05-service-ports-int.yaml", "spec.ports", "Service x/a"),
+    ("tb-14-daemonset-env-name-list.yaml", "spec.template.spec.containers[0].env[0].name", "DaemonSet x/a"),
     ("tb-07-replicas-2pow70.yaml", "spec.replicas", "Deployment x/a"),
     ("wrong-01-negative-replicas.yaml", "spec.replicas", "Deployment x/a"),
     ("wrong-02-hostnetwork-string-false.yaml", "spec.hostNetwork", "Pod x/web"),

@@ -182,12 +182,15 @@ def _env(raw: Any, where: str, field: str) -> tuple[tuple[str, str], ...]:
     """The variables a CNI reads settings from, with literal values: never any other (they may hold secrets)."""
     out = []
     for i, item in enumerate(_list(raw, where, field)):
-        if type(item) is dict and item.get("name") in ENV_NAMES:
+        name = item.get("name") if type(item) is dict else None
+        if name is not None and type(name) is not str:  # the API requires a string (a list is not even hashable)
+            raise _fail(where, f"{field}[{i}].name", f"must be a string, got {_short(name)}")
+        if name in ENV_NAMES:
             value = item.get("value")
             if value is not None and type(value) is not str:
                 raise _fail(where, f"{field}[{i}].value", f"must be a string, got {_short(value)}")
             if value is not None:
-                out.append((str(item["name"]), value))
+                out.append((name, value))
     return tuple(out)
 
 
