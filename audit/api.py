@@ -70,15 +70,17 @@ def analysis(source: Inventory | Sequence[str | Path], settings: Config | None =
 
 
 def scan(paths: Sequence[str | Path] = (), *, source: Inventory | None = None, settings: Config | None = None,
-         now: dt.datetime | None = None, flows: Sequence[str | Path] = (), assume_enforced: bool = False, top: int = TOP) -> Report:
+         now: dt.datetime | None = None, flows: Sequence[str | Path] = (), assume_enforced: bool = False, top: int = TOP,
+         jobs: int = 1) -> Report:
     """Audit manifests (or ``source``, an inventory; neither: the live cluster): the report model,
     as `netpol-audit scan` writes it. ``flows``: flow files to judge the policies against;
-    ``top``: the denied flow rows kept, most flows first (0: every one)."""
+    ``top``: the denied flow rows kept, most flows first (0: every one); ``jobs``: processes sharing
+    the checks (forked workers; `netpol-audit` takes two where two CPUs are free)."""
     from audit.sources.flows import flow_input
 
     inv = source if source is not None else inventory(paths)
     return run_audit(inv, settings or Config(), now, assume_enforced=assume_enforced,
-                     flows=flow_input([str(f) for f in flows]) if flows else None, top=top)
+                     flows=flow_input([str(f) for f in flows]) if flows else None, top=top, jobs=jobs)
 
 
 def render(report: Report, fmt: str, max_rows: int | None = None, options: RenderOptions | None = None) -> str | bytes:
@@ -125,7 +127,8 @@ def verify(expectations: str | Path, paths: Sequence[str | Path] = (), *, engine
 
 def flows(flow_files: Sequence[str | Path], paths: Sequence[str | Path] = (), *, source: Inventory | None = None,
           settings: Config | None = None, candidate: Sequence[str | Path] = (), since: dt.datetime | None = None,
-          until: dt.datetime | None = None, now: dt.datetime | None = None, assume_enforced: bool = False, top: int = TOP) -> Report:
+          until: dt.datetime | None = None, now: dt.datetime | None = None, assume_enforced: bool = False, top: int = TOP,
+          jobs: int = 1) -> Report:
     """What observed flows say about the policies (of ``paths``, or ``source``; with ``candidate``,
     those manifests applied): the report with its ``traffic`` section (flows the policies would
     break, the ``top`` with the most flows beside the totals of all, 0: every one; rules no flow
@@ -137,7 +140,7 @@ def flows(flow_files: Sequence[str | Path], paths: Sequence[str | Path] = (), *,
     inv = source if source is not None else inventory(paths)
     read = flow_input([str(f) for f in flow_files], Window(since, until))
     return run_audit(inv, settings or Config(), now or dt.datetime.now(dt.UTC).replace(microsecond=0), assume_enforced=assume_enforced,
-                     flows=read, candidate=load_manifests([str(c) for c in candidate]) if candidate else None, top=top)
+                     flows=read, candidate=load_manifests([str(c) for c in candidate]) if candidate else None, top=top, jobs=jobs)
 
 
 def fix(paths: Sequence[str | Path] = (), *, source: Inventory | None = None, settings: Config | None = None,

@@ -42,11 +42,12 @@ def observe(analysis: Analysis, flows: FlowInput, top: int = TOP) -> tuple[Obser
 
 def run_audit(inventory: Inventory, config: Config | None = None, now: dt.datetime | None = None,
               assume_enforced: bool = False, flows: FlowInput | None = None, candidate: Inventory | None = None,
-              top: int = TOP) -> Report:
+              top: int = TOP, jobs: int = 1) -> Report:
     """Analyse an inventory and build the report. Pure apart from streaming ``flows`` through the
     reader it carries; deterministic given ``now``. With ``candidate``, its policies are applied
     to the inventory (as `kubectl apply` would) and the report judges that set; ``top``: the
-    denied flow rows kept (most flows first; 0: every one)."""
+    denied flow rows kept (most flows first; 0: every one); ``jobs``: processes sharing the checks
+    (audit.forkshare)."""
     config = config or Config()
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     if candidate is not None:
@@ -55,14 +56,14 @@ def run_audit(inventory: Inventory, config: Config | None = None, now: dt.dateti
         inventory = with_candidate(inventory, candidate)
     analysis = analyse(inventory, config, assume_enforced)
     observed, stats = observe(analysis, flows, top) if flows is not None else (None, None)
-    return report_of(analysis, config, now, observed, stats, "the inputs with the candidate applied" if candidate else "the inputs")
+    return report_of(analysis, config, now, observed, stats, "the inputs with the candidate applied" if candidate else "the inputs", jobs)
 
 
 def report_of(analysis: Analysis, config: Config, now: dt.datetime, observed: ObservedTraffic | None = None,
-              stats: ReadStats | None = None, policies_from: str = "the inputs") -> Report:
+              stats: ReadStats | None = None, policies_from: str = "the inputs", jobs: int = 1) -> Report:
     """The report of an analysis (and of flows already placed on it): checks, then the model."""
     ctx = _context(analysis, config, now.date(), observed)
-    findings = run_checks(ctx)
+    findings = run_checks(ctx, jobs=jobs)
     traffic = traffic_info(analysis, observed, stats, policies_from) if observed is not None and stats is not None else None
     return build_report(analysis, findings, checks_for(ctx), ctx.cni, config, now, report_connectivity(analysis, config.sensitive_ports),
                         traffic)

@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import os
 import resource
 import subprocess
 import sys
@@ -82,6 +83,51 @@ def measure_floor(directory: Path) -> dict[str, Any]:
     return {"stages": [["orjson parse", time.perf_counter() - start, rss_mb()]], "objects": total}
 
 
+def private_mb(pid: int | str = "self") -> float:
+    """Memory only process ``pid`` holds (not shared with its parent after a fork), MB; 0 when it is gone."""
+    try:
+        fields = dict(line.split(":") for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
+    except OSError:
+        return 0.0
+    return (int(fields["Private_Clean"].split()[0]) + int(fields["Private_Dirty"].split()[0])) / 1024
+
+
+class WorkerMemory:
+    """While open, samples what this process and its forked workers hold at once (this one's
+    resident memory plus each worker's private memory: the physical pages of both, each counted
+    once), every 0.2 s; ``peak_mb`` the most, ``worker_mb`` the workers' most."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_mb = self.worker_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.2):
+            pids = [c for task in Path(f"/proc/{me}/task").iterdir() for c in (task / "children").read_text().split()]
+            if not pids:
+                continue
+            workers = sum(private_mb(pid) for pid in pids)
+            rss = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS:")) / 1024
+            self.worker_mb = max(self.worker_mb, workers)
+            self.peak_mb = max(self.peak_mb, rss + workers)
+
+
+JOBS = 1
+"""Processes sharing the checks (`--jobs`, as `scan --jobs`)."""
+
+
 def measure_scan(directory: Path) -> dict[str, Any]:
     import datetime as dt
 
@@ -112,7 +158,10 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     analysis = stage("analysis", lambda: Analysis(inventory, config.dns))
     cni = detect_cni(inventory)
     timings: dict[str, float] = {}
-    findings = stage("checks", lambda: run_checks(Context(analysis, config, cni, now.date()), timings))
+    with WorkerMemory() as workers:
+        findings = stage("checks", lambda: run_checks(Context(analysis, config, cni, now.date()), timings, JOBS))
+    # With a worker, the checks' peak is what both processes held at once (sampled), if above this one's own.
+    stages[-1][2] = max(stages[-1][2], workers.peak_mb)
     # As `scan` builds it (audit.pipeline): the connectivity section included.
     report = stage("report model", lambda: build_report(analysis, findings, all_checks(), cni, config, now,
                                                         report_connectivity(analysis, config.sensitive_ports)))
@@ -126,7 +175,7 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     pdf = stage("PDF", lambda: render_pdf(report))
     return {"stages": stages, "check_times": sorted(timings.items(), key=lambda kv: -kv[1]),
             "pods": sum(w.pods for w in inventory.workloads), "classes": len(analysis.classes),
-            "findings": len(findings), "json_mb": json_mb, "html_mb": html_mb, "pdf_mb": len(pdf) / 1e6}
+            "findings": len(findings), "jobs": JOBS, "worker_mb": workers.worker_mb, "json_mb": json_mb, "html_mb": html_mb, "pdf_mb": len(pdf) / 1e6}
 
 
 def reachability_sample(analysis) -> int:
@@ -298,7 +347,7 @@ MEASUREMENTS = {"floor": measure_floor, "scan": measure_scan, "live": measure_li
 
 
 def child(kind: str, directory: Path) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--dir", str(directory)],
+    out = subprocess.run([sys.executable, __file__, "--child", kind, "--dir", str(directory), "--jobs", str(JOBS)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -314,7 +363,12 @@ def main() -> None:
     parser.add_argument("--random-pairs", action="store_true", help="flows between random pods (the worst case for grouping) instead of each pod's few peers")
     parser.add_argument("--child", choices=sorted(MEASUREMENTS))
     parser.add_argument("--dir", type=Path)
+    parser.add_argument("--jobs", type=int, default=1, help="processes sharing the checks, as `scan --jobs` (0: one per CPU)")
     args = parser.parse_args()
+    global JOBS
+    from audit.forkshare import jobs_for
+
+    JOBS = jobs_for(args.jobs)
     if args.child:
         print(json.dumps(MEASUREMENTS[args.child](args.dir)))
         return
@@ -355,6 +409,9 @@ def main() -> None:
         floor_s = floor["stages"][0][1]
         print(f"{'full scan (load..HTML)':<26}{full:>10.2f}{max(r for n, _, r in scan['stages'] if n in FULL_SCAN):>14.0f}")
         print(f"ratio full scan / orjson floor: {full / floor_s:.1f}x")
+        if scan["jobs"] > 1:
+            print(f"checks shared by {scan['jobs']} processes; the worker's own memory {scan['worker_mb']:.0f} MB, "
+                  "counted in the checks' peak")
         print("slowest checks: " + ", ".join(f"{cid} {sec:.2f}s" for cid, sec in scan["check_times"][:8]))
         if live:
             raw, listing = live["stages"][0][1], live["stages"][1][1]

@@ -17,7 +17,7 @@ from audit.engine.kinds import resources
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "audit"
 
-BASE = {"audit", "audit.errors", "audit.fastinit", "audit.gcpause", "audit.inventory", "audit.observed", "audit.serde", "audit.yaml_loader",
+BASE = {"audit", "audit.errors", "audit.fastinit", "audit.forkshare", "audit.gcpause", "audit.inventory", "audit.observed", "audit.serde", "audit.yaml_loader",
         "audit.report.model", "audit.report.severity"}
 """What every layer may import: the package's version, errors, the inventory and flow records, the
 report model (a leaf) and small utilities."""

@@ -22,10 +22,11 @@ from audit.cli.common import (
     parse_now,
     shows_progress,
 )
-from audit.cli.options import ASSUME_ENFORCED, AUDIT_CONFIG, EXCLUDE_NAMESPACE, FLOWS, NOW, TOP, Cluster, FailOn, Printed, ReportFiles, Signing, grouped
+from audit.cli.options import ASSUME_ENFORCED, AUDIT_CONFIG, EXCLUDE_NAMESPACE, FLOWS, JOBS, NOW, TOP, Cluster, FailOn, Printed, ReportFiles, Signing, grouped
 from audit.cli.outputs import emit
 from audit.cli.progress import status
 from audit.errors import InputError
+from audit.forkshare import jobs_for
 from audit.ops.rotation import previous_result
 from audit.ops.run import Outputs, export_metrics, outcome, renderers, write_rotation
 from audit.ops.trend import with_trend
@@ -60,6 +61,7 @@ def scan(
     assume_enforced: bool = ASSUME_ENFORCED,
     flows: Optional[list[Path]] = FLOWS,
     top: int = TOP,
+    jobs: int = JOBS,
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Exit 0/1 even when a core resource could not be read (the report still says INCOMPLETE)."),
     signing: Signing,
     cluster: Cluster,
@@ -85,7 +87,8 @@ def scan(
             previous = None
         inventory = load_inventory(paths, inventory_file, cluster.connect(namespace))
         status(f"analysing {len(inventory.workloads):,} workloads, {len(inventory.policies):,} policies")
-        report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced, flows=flow_input(flows), top=top)
+        report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced, flows=flow_input(flows), top=top,
+                            jobs=jobs_for(jobs))
         del inventory  # the report holds what it needs: at 150k pods the inventory is hundreds of MB the renderers never read
         status("writing the reports")
         if output_dir and not baseline:
