@@ -53,7 +53,8 @@ def jobs_for(asked: int) -> int:
 def run_shared(tasks: Sequence[Callable[[], T]], jobs: int) -> list[T]:
     """``[task() for task in tasks]``, with ``jobs - 1`` forked workers taking tasks too.
 
-    Tasks must not depend on one another's side effects: a worker's memos and writes stay in the
+    This process takes the first task, the workers the next ones as they start, then whoever is
+    free the next: the order of ``tasks`` decides where the long ones run. Tasks must not depend on one another's side effects: a worker's memos and writes stay in the
     worker. With ``jobs`` of 1, no fork support, or fewer than two tasks, everything runs here.
     """
     workers = min(jobs, len(tasks)) - 1
@@ -64,6 +65,7 @@ def run_shared(tasks: Sequence[Callable[[], T]], jobs: int) -> list[T]:
     # every task is taken.
     os.write(queue_w, b"".join(_INDEX.pack(i) for i in range(len(tasks))))
     os.close(queue_w)
+    first = _INDEX.unpack(os.read(queue_r, _INDEX.size))[0]  # taken before any worker exists
     children: list[tuple[int, int]] = []
     try:
         for _ in range(workers):
@@ -74,7 +76,7 @@ def run_shared(tasks: Sequence[Callable[[], T]], jobs: int) -> list[T]:
                 _work(tasks, queue_r, result_w)
             os.close(result_w)
             children.append((pid, result_r))
-        results: dict[int, Any] = {}  # a worker's results come back unpickled, untyped
+        results: dict[int, Any] = {first: tasks[first]()}  # a worker's results come back unpickled, untyped
         for index in _taken(queue_r):
             results[index] = tasks[index]()
         for pid, result_r in children:

@@ -172,6 +172,11 @@ def test_sharing_groups_keep_each_listed_category_together_and_lose_no_check():
         holding = [g for g in groups if any(c.category in cats for c in g)]
         assert len(holding) == 1 and all(c.category in cats for c in holding[0])
     assert sharing_groups([c for c in checks if c.category == "hygiene"]) == [[c for c in checks if c.category == "hygiene"]]
+    # Every category is placed, once; the first group runs in this process.
+    listed = [cat for cats in SHARING for cat in cats]
+    assert sorted(listed) == sorted({c.category for c in checks} | {"flows"}) and len(listed) == len(set(listed))
+    assert all([c.id for c in g] == sorted(c.id for c in g) for g in groups)  # all_checks' order kept within a group
+    assert {c.category for c in groups[0]} == {"coverage", "hygiene", "permissive", "cni", "config"}
 
 
 def _inputs():
