@@ -176,7 +176,7 @@ def test_sharing_groups_keep_each_listed_category_together_and_lose_no_check():
     listed = [cat for cats in SHARING for cat in cats]
     assert sorted(listed) == sorted({c.category for c in checks} | {"flows"}) and len(listed) == len(set(listed))
     assert all([c.id for c in g] == sorted(c.id for c in g) for g in groups)  # all_checks' order kept within a group
-    assert {c.category for c in groups[0]} == {"coverage", "hygiene", "permissive", "cni", "config"}
+    assert {c.category for c in groups[0]} == {"coverage", "hygiene", "permissive", "cni", "config", "flows"}
 
 
 def _inputs():
