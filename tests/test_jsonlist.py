@@ -110,6 +110,27 @@ def test_any_list_reads_in_pieces_as_it_reads_whole(document, style, chunk):
         assert [type(i) for i in got["items"]] == [type(i) for i in expected["items"]]
 
 
+@settings(max_examples=150, deadline=None)
+@given(documents, st.sampled_from(["compact", "pretty"]), st.sampled_from([1, 7, 300, 1 << 20]))
+def test_a_reducer_gets_every_typed_pod_and_nothing_else(document, style, chunk):
+    body = dump(document, style)
+    batches: list[int] = []
+
+    def reduce(pods):
+        batches.append(len(pods))
+        assert all(type(p) is slim.Pod for p in pods)
+        return [("reduced", p) for p in pods]
+
+    got = jsonlist.read_list(io.BytesIO(body), chunk, reduce=reduce)
+    expected = whole(body)
+    if got is None:
+        assert expected is None or document.get("kind") in (None, "ConfigMapList") or not document["items"]
+        return
+    assert expected is not None
+    assert got.document["items"] == [("reduced", i) if type(i) is slim.Pod else i for i in expected["items"]]
+    assert sum(batches) == sum(type(i) is slim.Pod for i in expected["items"])
+
+
 @pytest.mark.parametrize("style", ["compact", "pretty", "spaced"])
 def test_a_big_list_is_decoded_a_piece_at_a_time(style, monkeypatch):
     items = [pod(f"p{i}", owners=i % 3, trap=i % 5 == 0) for i in range(200)]
@@ -215,7 +236,7 @@ def test_the_manifest_reader_reads_large_files_in_pieces(tmp_path, monkeypatch):
     monkeypatch.setattr(jsonlist, "CHUNK", 1 << 12)
     calls: list[int] = []
     real = jsonlist.read_list
-    monkeypatch.setattr(jsonlist, "read_list", lambda stream, chunk=1 << 12: calls.append(1) or real(stream, chunk))
+    monkeypatch.setattr(jsonlist, "read_list", lambda stream, chunk=1 << 12, **kw: calls.append(1) or real(stream, chunk, **kw))
     assert load_manifests(paths) == expected  # the objects, the digests and the sizes
     assert len(calls) == len(paths)
 
@@ -310,3 +331,58 @@ def test_an_item_with_a_kind_and_no_apiversion_waits_for_the_lists_kind():
         body = dump({"apiVersion": "v1", "items": [pod("b"), item, pod("c")], "kind": kind}, "compact")
         got = streamed(body, 50)  # cut after it: decoded before the List's kind is read
         assert got == whole(body) and [type(i) is slim.Pod for i in got["items"]] == [True, typed, True]
+
+
+def _varied_pods() -> list[dict]:
+    """Pods that exercise every fact the builder keeps: finished, repeated, init and several
+    containers, hostNetwork, both service account fields, podIPs or podIP, owners of each shape."""
+    def one(name, **over):
+        body = pod(name)
+        body["metadata"]["ownerReferences"] = over.pop("owners", [{"kind": "ReplicaSet", "name": "web-5d8f", "controller": True}])
+        body["metadata"]["labels"] = over.pop("labels", {"app": "web", "pod-template-hash": "5d8f"})
+        body["spec"].update(over.pop("spec", {}))
+        body["status"] = over.pop("status", {"podIP": "10.0.0.1"})
+        return body
+
+    return [
+        one("a", status={"phase": "Running", "podIPs": [{"ip": "10.0.0.2"}, {"ip": "fd00::2"}]}),
+        one("b", status={"phase": "Succeeded", "podIP": "10.0.0.3"}),
+        one("c", status={"phase": "Failed"}),
+        one("a"),  # read twice: counted once
+        one("d", spec={"initContainers": [{"name": "i", "ports": [{"containerPort": 9000, "protocol": "UDP", "name": "x"}]}],
+                       "containers": [{"name": "c1", "ports": [{"containerPort": 80}]}, {"name": "c2"}], "hostNetwork": True,
+                       "serviceAccount": "old"}),
+        one("e", spec={"serviceAccountName": "new", "serviceAccount": "old"}, owners=[{"kind": "Node", "name": "n1", "controller": True}]),
+        one("f", owners=[{"kind": "StatefulSet", "name": "db", "controller": True}, {"kind": "X", "name": "y"}], labels={}),
+        one("g", owners=[{"name": "nameless", "controller": True}], labels=None, status={"podIP": None, "podIPs": [{"ip": None}]}),
+        one("h", owners=[], spec={"containers": None}),
+    ]
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_pods_reduced_in_pieces_are_the_pods_read_whole(tmp_path, monkeypatch, mixed):
+    items = _varied_pods()
+    if mixed:  # another kind among them: the items go one by one, the pods as facts
+        items.insert(2, {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "np", "namespace": "n"},
+                         "spec": {"podSelector": {}}})
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2))
+    expected = load_manifests([str(path)])  # small: read whole
+    monkeypatch.setattr(manifests, "STREAM_FROM", 0)
+    monkeypatch.setattr(jsonlist, "CHUNK", 256)
+    got = load_manifests([str(path)])
+    assert got == expected
+    assert got.collection.notices == expected.collection.notices and any("has finished (Succeeded)" in n for n in got.collection.notices)
+    assert sum(w.pods for w in got.workloads) == 6 and len(got.policies) == int(mixed)
+
+
+def test_reducing_pods_changes_nothing_the_inventory_shows():
+    from audit.inventory import Collection
+    from audit.sources.objects import InventoryBuilder
+
+    body = json.dumps({"apiVersion": "v1", "kind": "PodList", "items": _varied_pods()}).encode()
+    pods = [i for i in slim.decode_list(body)["items"] if type(i) is slim.Pod]
+    builder = InventoryBuilder()
+    facts = builder.pod_facts(pods)
+    collection = Collection(source="manifests", inputs=(), input_digests=())
+    assert len(facts) == len(pods) and builder.build(collection) == InventoryBuilder().build(collection)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 
 from audit.sources import slim
@@ -42,7 +42,8 @@ _NEVER = re.compile(rb"(?!)")
 
 
 class Streamed(NamedTuple):
-    """A List read in pieces: what `slim.decode_list` makes of it, with the file's SHA-256 and size."""
+    """A List read in pieces: what `slim.decode_list` makes of it (its pods reduced, when asked),
+    with the file's SHA-256 and size."""
 
     document: dict[str, Any]
     sha256: str
@@ -53,11 +54,13 @@ class _GiveUp(Exception):
     """The file is not one this reader takes: read it whole."""
 
 
-def read_list(stream: BinaryIO, chunk: int = CHUNK) -> Streamed | None:
-    """Read a JSON ``List`` from ``stream`` piece by piece; None when it should be read whole."""
+def read_list(stream: BinaryIO, chunk: int = CHUNK, reduce: Callable[[list[slim.Pod]], list[Any]] | None = None) -> Streamed | None:
+    """Read a JSON ``List`` from ``stream`` piece by piece; None when it should be read whole.
+    ``reduce``: what each piece's typed pods become as soon as they are decoded (what the reader of
+    the items keeps of them; it must change nothing else, as the file may still be read whole)."""
     digest = hashlib.sha256()
     size = 0
-    pieces = _Pieces()
+    pieces = _Pieces(reduce or list)
     try:
         while block := stream.read(chunk):
             digest.update(block)
@@ -72,7 +75,8 @@ def read_list(stream: BinaryIO, chunk: int = CHUNK) -> Streamed | None:
 class _Pieces:
     """The state of one read: the List's head, the bytes not decoded yet, the items decoded so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, reduce: Callable[[list[slim.Pod]], list[Any]]) -> None:
+        self.reduce = reduce
         self.held = bytearray()  # from the start of an item not decoded yet (or of the file)
         self.head: bytes | None = None  # the document up to and with the `[` of its items
         self.typed_pods: bool | None = None  # the List is a PodList: None until its kind is read
@@ -143,7 +147,7 @@ class _Pieces:
             piece = b"".join((b'{"items":[', memoryview(held)[:end], b"]}"))
             pods = slim.decode_pods(piece, self.typed_pods)  # a piece of pods: one pass
             if pods is not None:
-                self.items += pods
+                self.items += self.reduce(pods)
             else:
                 try:
                     raws = slim.decode_envelope(piece)["items"]
@@ -176,10 +180,14 @@ class _Pieces:
 
     def _decode(self, raws: list[Any]) -> None:
         for raw in raws:
-            item = slim.decode_item(raw, self.typed_pods)
+            item = self._item(raw)
             if item is None:
                 self.undecided.append((len(self.items), bytes(raw)))
             self.items.append(item)
+
+    def _item(self, raw: bytes | Any) -> Any:
+        item = slim.decode_item(raw, self.typed_pods)
+        return self.reduce([item])[0] if type(item) is slim.Pod else item
 
     def finish(self) -> dict[str, Any]:
         """The whole List: the head and what is held (the last items and the rest) decoded together."""
@@ -193,7 +201,7 @@ class _Pieces:
             raise _GiveUp
         self.typed_pods = kind == "PodList"
         for index, raw in self.undecided:
-            self.items[index] = slim.decode_item(raw, self.typed_pods)
+            self.items[index] = self._item(raw)
         self._decode(envelope["items"])
         return slim.with_items(envelope, self.items)
 

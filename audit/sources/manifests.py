@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,7 +17,7 @@ from audit.errors import InputError
 from audit.gcpause import gc_paused
 from audit.inventory import Collection, Inventory, SourceRef
 from audit.sources import jsonlist, slim
-from audit.sources.objects import InventoryBuilder
+from audit.sources.objects import InventoryBuilder, PodFacts
 from audit.yaml_loader import MAX_EXPANDED_NODES, KubeLoader, alias_bomb, excerpt
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -123,7 +123,7 @@ def load_manifests(paths: Sequence[str], stdin: TextIO | None = None) -> Invento
 def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> tuple[str, str, int]:
     """Add every object of one file (or stdin) to the builder; the file's (name, SHA-256, size)."""
     display = "<stdin>" if name == "-" else name
-    streamed = _read_in_pieces(name) if name.endswith(".json") else None
+    streamed = _read_in_pieces(name, builder.pod_facts) if name.endswith(".json") else None
     if streamed is not None:
         _add_documents(builder, display, iter([(1, 1, streamed.document, [])]), is_json=True)
         return display, streamed.sha256, streamed.size
@@ -136,13 +136,14 @@ def _load_file(builder: InventoryBuilder, name: str, stdin: TextIO | None) -> tu
     return digest
 
 
-def _read_in_pieces(name: str) -> jsonlist.Streamed | None:
-    """A large JSON List read piece by piece; None for a small file or one to read whole."""
+def _read_in_pieces(name: str, reduce: Callable[[list[slim.Pod]], list[Any]]) -> jsonlist.Streamed | None:
+    """A large JSON List read piece by piece, its pods reduced by ``reduce`` as they are decoded;
+    None for a small file or one to read whole."""
     try:
         with open(name, "rb") as stream:
             if os.fstat(stream.fileno()).st_size < STREAM_FROM:
                 return None
-            return jsonlist.read_list(stream)
+            return jsonlist.read_list(stream, reduce=reduce)
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror}") from None
 
@@ -163,8 +164,8 @@ def _add_documents(builder: InventoryBuilder, display: str, docs: Iterator[tuple
             continue
         item_kind, item_version = _item_type(data)
         ref = SourceRef(display, number, line)  # shared by the items that start on the document's line (JSON read in pieces)
-        if not item_lines and all(type(item) is slim.Pod for item in items):
-            builder.add_typed_pods(items, ref)  # a JSON pod list read in pieces: every item typed, on the document's line
+        if not item_lines and all(type(item) is PodFacts for item in items):
+            builder.add_pod_facts(items, ref)  # a JSON pod list read in pieces: every item reduced, on the document's line
             continue
         for i, item in enumerate(items):
             item_line = item_lines[i] if i < len(item_lines) else line
