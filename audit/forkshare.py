@@ -15,6 +15,7 @@ import os
 import pickle
 import signal
 import struct
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,15 @@ _INDEX = struct.Struct("<H")  # one task number per read: reads of a few bytes f
 MOST_TASKS = 2048
 """More tasks than this run here: every task number is written before any is read, and 4 KiB is
 what any pipe holds."""
+
+
+_IN_WORKER = False
+
+
+def in_worker() -> bool:
+    """Whether this process is a forked worker: it shows nothing (a display's lock may have been
+    held by another thread of the parent when it forked, and no thread came along to free it)."""
+    return _IN_WORKER
 
 
 def available_cpus() -> int:
@@ -46,8 +56,9 @@ def available_cpus() -> int:
 
 
 def jobs_for(asked: int) -> int:
-    """The processes to use when ``asked`` for (0: one per available CPU)."""
-    return asked or available_cpus()
+    """The processes to use when ``asked`` for (0: one per available CPU on Linux; elsewhere one:
+    macOS's system libraries are not safe in a forked child, and Windows has no fork)."""
+    return asked or (available_cpus() if sys.platform == "linux" else 1)
 
 
 def run_shared(tasks: Sequence[Callable[[], T]], jobs: int) -> list[T]:
@@ -70,7 +81,12 @@ def run_shared(tasks: Sequence[Callable[[], T]], jobs: int) -> list[T]:
     try:
         for _ in range(workers):
             result_r, result_w = os.pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # no process to be had (a pids limit, no memory): fewer workers, or none
+                os.close(result_r)
+                os.close(result_w)
+                break
             if pid == 0:  # the worker: never returns into the caller
                 os.close(result_r)
                 _work(tasks, queue_r, result_w)
@@ -99,6 +115,8 @@ def _taken(queue_r: int) -> Iterator[int]:
 
 
 def _work(tasks: Sequence[Callable[[], object]], queue_r: int, result_w: int) -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the worker; the parent reports it
         done: dict[int, bytes] = {}

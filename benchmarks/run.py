@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 GENERATOR_DIGEST = hashlib.sha256((ROOT / "benchmarks" / "generate.py").read_bytes()).hexdigest()[:8]
-FULL_SCAN = ("load", "analysis", "checks", "report model", "JSON", "HTML")
+FULL_SCAN = ("load", "analysis", "checks", "report model", "JSON and HTML")
 
 
 def rss_mb() -> float:
@@ -125,7 +125,7 @@ class WorkerMemory:
 
 
 JOBS = 1
-"""Processes sharing the checks (`--jobs`, as `scan --jobs`)."""
+"""Processes sharing the checks and the files (`--jobs`, as `scan --jobs`; by default as `scan` chooses)."""
 
 
 def measure_scan(directory: Path) -> dict[str, Any]:
@@ -137,19 +137,23 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     from audit.config import Config
     from audit.engine.analysis import Analysis
     from audit.engine.cni import detect_cni
-    from audit.ops.atomic import write_atomic_chunks
-    from audit.render.html import html_chunks
-    from audit.render.json_report import json_chunks
+    from audit.ops.run import Outputs, write_files
     from audit.render.pdf import render_pdf
     from audit.report.build import build_report, report_connectivity
     from audit.sources.manifests import load_manifests
 
     stages: list[list[Any]] = []
 
+    worker_mb = [0.0]
+
     def stage(name, fn):
-        start = time.perf_counter()
-        result = fn()
-        stages.append([name, time.perf_counter() - start, rss_mb()])
+        # With --jobs, what this process and its workers hold at once (sampled), if above this one's own peak.
+        with WorkerMemory() as workers:
+            start = time.perf_counter()
+            result = fn()
+            seconds = time.perf_counter() - start
+        stages.append([name, seconds, max(rss_mb(), workers.peak_mb)])
+        worker_mb[0] = max(worker_mb[0], workers.worker_mb)
         return result
 
     config = Config()
@@ -158,24 +162,20 @@ def measure_scan(directory: Path) -> dict[str, Any]:
     analysis = stage("analysis", lambda: Analysis(inventory, config.dns))
     cni = detect_cni(inventory)
     timings: dict[str, float] = {}
-    with WorkerMemory() as workers:
-        findings = stage("checks", lambda: run_checks(Context(analysis, config, cni, now.date()), timings, JOBS))
-    # With a worker, the checks' peak is what both processes held at once (sampled), if above this one's own.
-    stages[-1][2] = max(stages[-1][2], workers.peak_mb)
+    findings = stage("checks", lambda: run_checks(Context(analysis, config, cni, now.date()), timings, JOBS))
     # As `scan` builds it (audit.pipeline): the connectivity section included.
     report = stage("report model", lambda: build_report(analysis, findings, all_checks(), cni, config, now,
                                                         report_connectivity(analysis, config.sensitive_ports)))
-    with tempfile.TemporaryDirectory() as tmp:  # as `scan --json FILE --html FILE` writes them: piece by piece
+    with tempfile.TemporaryDirectory() as tmp:  # as `scan --json FILE --html FILE` writes them (with --jobs, side by side)
         result, page = Path(tmp) / "result.json", Path(tmp) / "report.html"
-        stage("JSON", lambda: write_atomic_chunks(result, json_chunks(report)))
-        stage("HTML", lambda: write_atomic_chunks(page, html_chunks(report)))
+        stage("JSON and HTML", lambda: write_files(report, Outputs(files=(("json", result), ("html", page)), jobs=JOBS)))
         json_mb, html_mb = result.stat().st_size / 1e6, page.stat().st_size / 1e6
     # Not part of `scan`: after the full scan, so its memos do not count in the scan's peak.
     stage("reachability sample", lambda: reachability_sample(analysis))
     pdf = stage("PDF", lambda: render_pdf(report))
     return {"stages": stages, "check_times": sorted(timings.items(), key=lambda kv: -kv[1]),
             "pods": sum(w.pods for w in inventory.workloads), "classes": len(analysis.classes),
-            "findings": len(findings), "jobs": JOBS, "worker_mb": workers.worker_mb, "json_mb": json_mb, "html_mb": html_mb, "pdf_mb": len(pdf) / 1e6}
+            "findings": len(findings), "jobs": JOBS, "worker_mb": worker_mb[0], "json_mb": json_mb, "html_mb": html_mb, "pdf_mb": len(pdf) / 1e6}
 
 
 def reachability_sample(analysis) -> int:
@@ -363,7 +363,7 @@ def main() -> None:
     parser.add_argument("--random-pairs", action="store_true", help="flows between random pods (the worst case for grouping) instead of each pod's few peers")
     parser.add_argument("--child", choices=sorted(MEASUREMENTS))
     parser.add_argument("--dir", type=Path)
-    parser.add_argument("--jobs", type=int, default=1, help="processes sharing the checks, as `scan --jobs` (0: one per CPU)")
+    parser.add_argument("--jobs", type=int, default=0, help="processes sharing the checks and files, as `scan --jobs` (default 0: as scan chooses)")
     args = parser.parse_args()
     global JOBS
     from audit.forkshare import jobs_for
@@ -410,8 +410,8 @@ def main() -> None:
         print(f"{'full scan (load..HTML)':<26}{full:>10.2f}{max(r for n, _, r in scan['stages'] if n in FULL_SCAN):>14.0f}")
         print(f"ratio full scan / orjson floor: {full / floor_s:.1f}x")
         if scan["jobs"] > 1:
-            print(f"checks shared by {scan['jobs']} processes; the worker's own memory {scan['worker_mb']:.0f} MB, "
-                  "counted in the checks' peak")
+            print(f"checks and files shared by {scan['jobs']} processes; the worker's own memory at most {scan['worker_mb']:.0f} MB, "
+                  "counted in the peaks (sampled every 0.2 s)")
         print("slowest checks: " + ", ".join(f"{cid} {sec:.2f}s" for cid, sec in scan["check_times"][:8]))
         if live:
             raw, listing = live["stages"][0][1], live["stages"][1][1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -64,6 +65,16 @@ def test_three_jobs_use_two_workers(tmp_path):
     assert run_shared([functools.partial(_record, log, i) for i in range(30)], 3) == [i * i for i in range(30)]
     assert sorted(int(line.split()[0]) for line in log.read_text().splitlines()) == list(range(30))
     assert _no_children_left()
+
+
+def test_when_no_process_can_be_forked_everything_runs_here(tmp_path, monkeypatch):
+    def refused():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", refused)
+    log = tmp_path / "log"
+    assert run_shared([functools.partial(_record, log, i) for i in range(5)], 2) == [i * i for i in range(5)]
+    assert {line.split()[1] for line in log.read_text().splitlines()} == {str(PARENT)}
 
 
 def test_one_job_or_one_task_never_forks(tmp_path):
@@ -145,6 +156,8 @@ def test_a_cgroup_cpu_quota_caps_the_cpus(tmp_path, monkeypatch, cpu_max, expect
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3} if pid == 0 else set())
     assert available_cpus() == (expected or 4)
     assert jobs_for(0) == (expected or 4) and jobs_for(3) == 3
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert jobs_for(0) == 1 and jobs_for(2) == 2
 
 
 def test_a_quota_of_several_cpus_and_no_cgroup_file(tmp_path, monkeypatch):
@@ -228,8 +241,40 @@ def test_scan_and_flows_pass_jobs_on_and_write_the_same_json(tmp_path, monkeypat
     assert out[0] == out[1] == out[2]
     assert asked == [1, 2, 3]
     result = runner.invoke(app, ["scan", str(EXAMPLES / "mixed-cluster"), "--now", "2026-01-01T00:00:00Z"])
-    assert result.exit_code == 0 and asked[-1] == 1  # one process unless asked
+    assert result.exit_code == 0 and asked[-1] == 3  # by default one process per available CPU
     flows = runner.invoke(app, ["flows", str(EXAMPLES / "lab-flows" / "hubble.jsonl"), str(EXAMPLES / "lab-before"), "-j", "2"])
     assert asked[-1] == 2, flows.output
     refused = runner.invoke(app, ["scan", str(EXAMPLES / "mixed-cluster"), "--jobs", "-1"])
     assert refused.exit_code == 2
+
+
+def _pid_and_role() -> tuple[int, bool]:
+    time.sleep(0.03)
+    return os.getpid(), forkshare.in_worker()
+
+
+def test_a_worker_knows_it_is_one():
+    results = run_shared([_pid_and_role] * 8, 2)
+    assert all(worker == (pid != PARENT) for pid, worker in results)
+    assert not forkshare.in_worker()
+
+
+def test_report_files_written_side_by_side_are_the_same(tmp_path):
+    from audit.errors import OutputError
+    from audit.ops.run import Outputs, write_files
+
+    report = run_audit(load_manifests([str(EXAMPLES / "mixed-cluster")]), None, NOW)
+    written = {}
+    for jobs in (1, 2):
+        files = tuple((fmt, tmp_path / f"j{jobs}.{fmt}") for fmt in ("json", "html", "sarif", "junit"))
+        assert write_files(report, Outputs(files=files, jobs=jobs)) == [p for _, p in files]
+        written[jobs] = [p.read_bytes() for _, p in files]
+    assert written[1] == written[2]
+    missing = tmp_path / "no" / "such" / "dir"
+    errors = []
+    for jobs in (1, 2):
+        with pytest.raises(OutputError) as caught:
+            write_files(report, Outputs(files=(("json", tmp_path / "ok.json"), ("html", missing / "r.html")), jobs=jobs))
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "r.html" in errors[0]
+    assert _no_children_left()

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TextIO
 
+from audit.forkshare import in_worker
+
 QUIET: ContextVar[bool] = ContextVar("quiet", default=False)
 _CURRENT: ContextVar[Any] = ContextVar("progress", default=None)
 
@@ -21,7 +23,7 @@ _CURRENT: ContextVar[Any] = ContextVar("progress", default=None)
 def status(text: str) -> None:
     """Show ``text`` as the current step (nothing when no display is active)."""
     display = _CURRENT.get()
-    if display is not None:
+    if display is not None and not in_worker():
         display.update(text)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audit.forkshare import run_shared
 from audit.ops.atomic import as_bytes, write_atomic, write_atomic_chunks
 from audit.ops.rotation import RunFiles, prepare, signed_renders, write_run
 from audit.render.formats import FORMATS, RenderOptions, report_format
@@ -43,6 +44,8 @@ class Outputs:
     metrics_file: Path | None = None
     pushgateway: str | None = None
     progress: Callable[[str], None] = field(default=lambda _: None, compare=False)
+    jobs: int = 1
+    """Processes sharing the files (audit.forkshare): each file is written in one of them."""
 
     def check(self) -> None:
         """Fail before scanning when an output cannot be written: unknown formats, a run folder
@@ -81,23 +84,25 @@ def write_files(report: Report, outputs: Outputs, render: Renders | None = None)
     """Write ``outputs.files``, each atomically; with a signer the PDF is signed and the JSON
     result gets a detached signature beside it (FILE.sig). ``render``: renderers to share."""
     render = render or renderers(report, outputs)
-    done: list[Path] = []
-    for name, path in outputs.files:
-        fmt = report_format(name)
-        name = fmt.name
-        if fmt.chunks is not None and outputs.signer is None:  # written piece by piece: a 70 MB result never whole in memory
-            write_atomic_chunks(path, fmt.chunks(report, outputs.render))
-            done.append(path)
-            continue
-        content = render[name]()
-        signature = outputs.signer.sign_detached(as_bytes(content)) if outputs.signer is not None and name == "json" else None
-        write_atomic(path, content)
-        done.append(path)
-        if signature is not None:
-            sig = path.with_name(path.name + ".sig")
-            write_atomic(sig, signature)
-            done.append(sig)
-    return done
+    writes = [functools.partial(_write_file, report, outputs, render, name, path) for name, path in outputs.files]
+    # Shared only without a run folder: it renders the same formats again, from this process's renders.
+    return [p for written in run_shared(writes, outputs.jobs if outputs.output_dir is None else 1) for p in written]
+
+
+def _write_file(report: Report, outputs: Outputs, render: Renders, name: str, path: Path) -> list[Path]:
+    fmt = report_format(name)
+    name = fmt.name
+    if fmt.chunks is not None and outputs.signer is None:  # written piece by piece: a 70 MB result never whole in memory
+        write_atomic_chunks(path, fmt.chunks(report, outputs.render))
+        return [path]
+    content = render[name]()
+    signature = outputs.signer.sign_detached(as_bytes(content)) if outputs.signer is not None and name == "json" else None
+    write_atomic(path, content)
+    if signature is None:
+        return [path]
+    sig = path.with_name(path.name + ".sig")
+    write_atomic(sig, signature)
+    return [path, sig]
 
 
 def write_rotation(report: Report, outputs: Outputs, render: Renders | None = None) -> RunFiles:

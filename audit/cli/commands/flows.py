@@ -83,7 +83,7 @@ def flows_command(
         assert report.traffic is not None
         # One call writes the files and, for -f json/sarif/markdown, prints; text is the traffic section alone.
         text_only = printed.format.canonical is Format.text
-        emit(report, printed, Outputs(files.files(), files.render_options(), progress=status), print_report=not text_only)
+        emit(report, printed, Outputs(files.files(), files.render_options(), progress=status, jobs=jobs_for(jobs)), print_report=not text_only)
         if text_only:
             if printed.output:
                 write_atomic(printed.output, render_traffic(report.traffic))

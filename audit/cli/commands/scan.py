@@ -79,7 +79,7 @@ def scan(
         cfg = config_of(config, exclude_namespace, namespace, all_namespaces)
         stamp = parse_now(now)
         outputs = Outputs(files.files(), files.render_options(), signing.signer(), output_dir,
-                          parse_formats(formats) if output_dir else (), keep, metrics_file, pushgateway, status)
+                          parse_formats(formats) if output_dir else (), keep, metrics_file, pushgateway, status, jobs_for(jobs))
         outputs.check()
         previous = load_result(baseline) if baseline else None
         if previous is not None and not previous.scan.complete:
@@ -88,7 +88,7 @@ def scan(
         inventory = load_inventory(paths, inventory_file, cluster.connect(namespace))
         status(f"analysing {len(inventory.workloads):,} workloads, {len(inventory.policies):,} policies")
         report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced, flows=flow_input(flows), top=top,
-                            jobs=jobs_for(jobs))
+                            jobs=outputs.jobs)
         del inventory  # the report holds what it needs: at 150k pods the inventory is hundreds of MB the renderers never read
         status("writing the reports")
         if output_dir and not baseline:
