@@ -9,6 +9,7 @@ truth-table scenario of every policy kind and on the examples.
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from audit.engine.analysis import Analysis
 from audit.engine.connectivity import ClassGraph
@@ -168,3 +169,69 @@ spec:
   - to: [{namespaceSelector: {}, podSelector: {matchLabels: {k8s-app: kube-dns}}}]
     ports: [{port: 53, protocol: UDP}]
 """
+
+
+NAMED_PORT = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: db, labels: {kubernetes.io/metadata.name: db}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: app, labels: {kubernetes.io/metadata.name: app}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: named, namespace: db, labels: {tier: data, which: named}}
+spec: {containers: [{name: c, image: i, ports: [{containerPort: 5432, name: pg}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain, namespace: db, labels: {tier: data, which: plain}}
+spec: {containers: [{name: c, image: i, ports: [{containerPort: 5432}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: app, labels: {app: client}}
+spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: pg-from-app, namespace: db}
+spec:
+  podSelector: {matchLabels: {tier: data}}
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: app}}}]
+    ports: [{port: pg}]
+"""
+
+
+def test_a_named_port_is_resolved_for_each_destination_sharing_a_stack():
+    """One policy (one stack) selects both database pods; its rule names the port `pg`, which only
+    one of them declares: what it admits on 5432 differs, though the stack is the same."""
+    analysis = analyse(NAMED_PORT)
+    (named,) = analysis.find_workload("db", "named")
+    (plain,) = analysis.find_workload("db", "plain")
+    (client,) = analysis.find_workload("app", "client")
+    assert analysis.stack_for(named, "Ingress") is analysis.stack_for(plain, "Ingress")
+    for order in ((named, plain), (plain, named)):
+        exposure = Exposure(ClassGraph(analysis))
+        got = {dst: exposure.source_of(dst, 5432, frozenset({client})) for dst in order}
+        assert got == {named: client, plain: None}
+    assert compare(analysis)[1] > 0
+
+
+def test_a_named_port_a_calico_rule_leaves_out_is_resolved_for_each_destination():
+    from tests.test_calico import cnp
+
+    text = NAMED_PORT.rsplit("---", 1)[0] + "---\n" + yaml.safe_dump(cnp("db", "all-but-pg", {
+        "selector": "tier == 'data'", "types": ["Ingress"],
+        "ingress": [{"action": "Allow", "protocol": "TCP", "destination": {"notPorts": ["pg"]}}]}))
+    analysis = analyse(text)
+    (named,) = analysis.find_workload("db", "named")
+    (plain,) = analysis.find_workload("db", "plain")
+    (client,) = analysis.find_workload("app", "client")
+    for order in ((named, plain), (plain, named)):
+        exposure = Exposure(ClassGraph(analysis))
+        got = {dst: exposure.source_of(dst, 5432, frozenset({client})) for dst in order}
+        assert got == {named: None, plain: client}

@@ -91,6 +91,7 @@ class Exposure:
         self._by_id: dict[int, tuple[frozenset[int], _Pool]] = {}
         self._common: dict[tuple[int, int], int | None] = {}  # (id(peer set), id(group)) -> a class in both
         self._admitted_memo: dict[tuple[object, ...], tuple[frozenset[int], ...] | None] = {}
+        self._named: dict[int, bool] = {}  # id(ingress stack) -> whether its admitting rules name a port
         self._refused: dict[tuple[int, int], bool] = {}  # (id(admitted sets), id(pool index)) -> none of the pool admitted
 
     @classmethod
@@ -121,8 +122,14 @@ class Exposure:
             return None
         cls = analysis.classes[dst]
         stack = analysis.stack_for(dst, "Ingress")
-        # The answer depends on the stack (shared by classes the same layers select) and the ports.
-        key = (id(stack), cls.ports, port, protocol)
+        # The answer depends on the stack (shared by classes the same layers select), and on the
+        # destination's own ports only where a rule names one (resolved against them).
+        named = self._named.get(id(stack))
+        if named is None:
+            named = self._named[id(stack)] = any(
+                isinstance(p.port, str) for policy in stack.get("namespace", ()) for rule in policy.rules("Ingress")
+                for p in (*(rule.ports or ()), *(rule.not_ports or ())))
+        key = (id(stack), cls.ports if named else None, port, protocol)
         if key in self._admitted_memo:
             return self._admitted_memo[key]
         found = self._admitted_memo[key] = self._admitting(stack, cls.ports, port, protocol)
