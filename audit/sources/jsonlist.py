@@ -26,8 +26,10 @@ from typing import Any, BinaryIO, NamedTuple
 
 from audit.sources import slim
 
-CHUNK = 4 << 20
-"""Bytes read at a time."""
+CHUNK = 512 << 10
+"""Bytes read at a time. A piece of this size is a few thousand lean pods, decoded and reduced while
+they are still in the CPU's cache: the L benchmark's pods load in 2.4 s against 2.7 s with 4 MiB
+pieces (and 2.7 s decoding every piece before reducing any)."""
 HEAD_LIMIT = 1 << 20
 """How far into the file ``"items": [`` (and the first item's first key) must be."""
 _WINDOW = 1 << 16
