@@ -10,12 +10,11 @@ import typer
 
 from audit.cli.app import app
 from audit.cli.common import config_of, echo, failing_cleanly, flow_input, inputs_checked, load_inventory, parse_now, shows_progress
-from audit.cli.options import ASSUME_ENFORCED, AUDIT_CONFIG, FLOWS, INVENTORY, JOBS, NOW, TOP, Cluster, Format, Printed, ReportFiles, grouped
+from audit.cli.options import ASSUME_ENFORCED, AUDIT_CONFIG, FLOWS, INVENTORY, NOW, TOP, Cluster, Format, Printed, ReportFiles, grouped
 from audit.cli.outputs import emit
 from audit.cli.progress import status
 from audit.config import Config
 from audit.errors import InputError, OutputError
-from audit.forkshare import jobs_for
 from audit.inventory import Inventory
 from audit.ops.atomic import write_atomic
 from audit.ops.run import EXIT_FINDINGS, Outputs
@@ -40,7 +39,6 @@ def flows_command(
     until: Optional[str] = typer.Option(None, "--until", help="Only flows seen before this time (ISO 8601)."),
     propose_dir: Optional[Path] = typer.Option(None, "--propose", help="Write least-privilege policies for the observed traffic here (one file per namespace), verified by the engine."),
     top: int = TOP,
-    jobs: int = JOBS,
     printed: Printed,
     files: ReportFiles,
     config: Optional[Path] = AUDIT_CONFIG,
@@ -75,15 +73,14 @@ def flows_command(
         current = analyse(inventory, cfg, assume_enforced) if propose_dir is not None or not candidate else None
         observed = observe(current, source, top) if current is not None else None
         if candidate:
-            report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced, flows=source, candidate=load_manifests(candidate), top=top,
-                                jobs=jobs_for(jobs))
+            report = run_audit(inventory, cfg, stamp, assume_enforced=assume_enforced, flows=source, candidate=load_manifests(candidate), top=top)
         else:
             assert current is not None and observed is not None
-            report = report_of(current, cfg, stamp, *observed, jobs=jobs_for(jobs))
+            report = report_of(current, cfg, stamp, *observed)
         assert report.traffic is not None
         # One call writes the files and, for -f json/sarif/markdown, prints; text is the traffic section alone.
         text_only = printed.format.canonical is Format.text
-        emit(report, printed, Outputs(files.files(), files.render_options(), progress=status, jobs=jobs_for(jobs)), print_report=not text_only)
+        emit(report, printed, Outputs(files.files(), files.render_options(), progress=status), print_report=not text_only)
         if text_only:
             if printed.output:
                 write_atomic(printed.output, render_traffic(report.traffic))
