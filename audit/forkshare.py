@@ -11,6 +11,7 @@ is raised in this process exactly as it would be without workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -65,8 +66,9 @@ def run_shared(tasks: Sequence[Callable[[], T]], jobs: int) -> list[T]:
     """``[task() for task in tasks]``, with ``jobs - 1`` forked workers taking tasks too.
 
     This process takes the first task, the workers the next ones as they start, then whoever is
-    free the next: the order of ``tasks`` decides where the long ones run. Tasks must not depend on one another's side effects: a worker's memos and writes stay in the
-    worker. With ``jobs`` of 1, no fork support, or fewer than two tasks, everything runs here.
+    free the next: the order of ``tasks`` decides where the long ones run. Tasks must not depend on
+    one another's side effects: a worker's memos and writes stay in the worker. With ``jobs`` of 1,
+    no fork support, or fewer than two tasks, everything runs here.
     """
     workers = min(jobs, len(tasks)) - 1
     if workers < 1 or not hasattr(os, "fork") or len(tasks) > MOST_TASKS:
@@ -102,7 +104,8 @@ def run_shared(tasks: Sequence[Callable[[], T]], jobs: int) -> list[T]:
     finally:
         os.close(queue_r)
         for pid, result_r in children:  # an exception here: no worker outlives the call
-            os.close(result_r)
+            with contextlib.suppress(OSError):  # already closed by the reading that was interrupted
+                os.close(result_r)
             _kill(pid)
     # A task a worker took but did not answer runs here: its error is raised as without workers.
     return [results[i] if i in results else task() for i, task in enumerate(tasks)]
@@ -142,7 +145,13 @@ def _results_of(result_r: int) -> dict[int, object]:
             done = pickle.load(stream)
         except Exception:  # the worker died before writing: its tasks run here
             return {}
-    return {index: pickle.loads(blob) for index, blob in done.items()}
+    out = {}
+    for index, blob in done.items():
+        try:
+            out[index] = pickle.loads(blob)
+        except Exception:  # a result that does not unpickle: its task runs here
+            continue
+    return out
 
 
 def _reap(pid: int) -> None:
@@ -150,8 +159,7 @@ def _reap(pid: int) -> None:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    os.waitpid(pid, 0)
+    with contextlib.suppress(ChildProcessError):  # reaped already
+        os.waitpid(pid, 0)

@@ -102,7 +102,26 @@ def _unpicklable_in_worker(index: int) -> object:
     return index
 
 
-@pytest.mark.parametrize("task", [_fails_in_worker, _exits_in_worker, _unpicklable_in_worker])
+class _RefusedHere:
+    """Pickles anywhere, unpickles only outside the test's process."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __setstate__(self, state: dict) -> None:
+        if os.getpid() == PARENT:
+            raise ValueError("not here")
+        self.__dict__.update(state)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _RefusedHere) and other.index == self.index
+
+
+def _unpicklable_here(index: int) -> object:
+    return _RefusedHere(index) if os.getpid() != PARENT else index
+
+
+@pytest.mark.parametrize("task", [_fails_in_worker, _exits_in_worker, _unpicklable_in_worker, _unpicklable_here])
 def test_a_task_whose_result_does_not_come_back_runs_here(task):
     # Slow tasks beside them make sure the worker takes some.
     tasks = [functools.partial(task, i) for i in range(6)] + [functools.partial(time.sleep, 0.05) for _ in range(6)]

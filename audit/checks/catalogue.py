@@ -26,12 +26,15 @@ would build them again. Measured on the L benchmark with two processes: checks 3
 worker copying 550 MB of what it reads (the other way round: 3.2 s, also 550 MB)."""
 
 
+_GROUP_OF = {category: i for i, categories in enumerate(SHARING) for category in categories}
+
+
 def sharing_groups(checks: list[Check]) -> list[list[Check]]:
-    """``checks`` split by SHARING (in the order given; empty groups left out; a category no group
-    lists joins the first)."""
+    """``checks`` split by SHARING (in the order given; empty groups left out). Every category is
+    in one group (a test holds it)."""
     groups: list[list[Check]] = [[] for _ in SHARING]
     for c in checks:
-        groups[next((i for i, cats in enumerate(SHARING) if c.category in cats), 0)].append(c)
+        groups[_GROUP_OF[c.category]].append(c)
     return [g for g in groups if g]
 
 
