@@ -237,6 +237,25 @@ def test_the_report_is_the_same_with_any_number_of_jobs(name, inventory, config,
     assert {f.category for f in reports[0].findings} & {"exposure", "dns"} or name != "generated"
 
 
+def test_each_check_is_timed_once_within_the_run_whichever_process_ran_it():
+    from audit.checks.catalogue import checks_for
+    from audit.checks.registry import Context
+    from audit.checks.runner import run_checks
+    from audit.config import Config
+    from audit.engine.cni import detect_cni
+    from audit.pipeline import analyse
+
+    inventory = load_manifests([str(EXAMPLES / "mixed-cluster")])
+    ctx = Context(analyse(inventory, Config()), Config(), detect_cni(inventory), NOW.date())
+    for jobs in (1, 2):
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        run_checks(ctx, timings, jobs)
+        elapsed = time.perf_counter() - started
+        assert sorted(timings) == sorted(c.id for c in checks_for(ctx))
+        assert all(0 <= seconds <= elapsed for seconds in timings.values())
+
+
 def test_scan_passes_jobs_on_and_writes_the_same_json(tmp_path, monkeypatch):
     import audit.pipeline
 
