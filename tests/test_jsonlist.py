@@ -356,6 +356,10 @@ def _varied_pods() -> list[dict]:
         one("f", owners=[{"kind": "StatefulSet", "name": "db", "controller": True}, {"kind": "X", "name": "y"}], labels={}),
         one("g", owners=[{"name": "nameless", "controller": True}], labels=None, status={"podIP": None, "podIPs": [{"ip": None}]}),
         one("h", owners=[], spec={"containers": None}),
+        one("i", spec={"containers": [{"name": "c1", "ports": [{"containerPort": 80}]},
+                                      {"name": "c2", "ports": [{"containerPort": 9090, "name": "metrics"}]}]}),
+        one("j", spec={"initContainers": [{"name": "i", "ports": [{"containerPort": 7000}]}]}),  # and its one container
+        {k: v for k, v in one("k").items() if k != "spec"},
     ]
 
 
@@ -373,7 +377,7 @@ def test_pods_reduced_in_pieces_are_the_pods_read_whole(tmp_path, monkeypatch, m
     got = load_manifests([str(path)])
     assert got == expected
     assert got.collection.notices == expected.collection.notices and any("has finished (Succeeded)" in n for n in got.collection.notices)
-    assert sum(w.pods for w in got.workloads) == 6 and len(got.policies) == int(mixed)
+    assert sum(w.pods for w in got.workloads) == 9 and len(got.policies) == int(mixed)
 
 
 def test_reducing_pods_changes_nothing_the_inventory_shows():
@@ -386,3 +390,25 @@ def test_reducing_pods_changes_nothing_the_inventory_shows():
     facts = builder.pod_facts(pods)
     collection = Collection(source="manifests", inputs=(), input_digests=())
     assert len(facts) == len(pods) and builder.build(collection) == InventoryBuilder().build(collection)
+
+
+@pytest.mark.parametrize("in_pieces", [False, True])
+def test_pods_reduced_typed_are_what_the_general_reader_makes_of_them(tmp_path, monkeypatch, in_pieces):
+    """The oracle reads the same file without the typed path (each pod a dict, `_add_pod`), so
+    `pod_facts` is judged by other code than its own: service accounts, several containers, addresses."""
+    from tests.test_slim import general
+
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": _varied_pods()}))
+    expected = general(monkeypatch, [str(path)])
+    if in_pieces:
+        monkeypatch.setattr(manifests, "STREAM_FROM", 0)
+        monkeypatch.setattr(jsonlist, "CHUNK", 256)
+    got = load_manifests([str(path)])
+    assert got == expected
+    accounts = {n: w.service_account for w in got.workloads for n in w.pod_names}
+    ports = {n: sorted(p.port for p in w.ports) for w in got.workloads for n in w.pod_names}
+    assert accounts["d"] == "old" and accounts["e"] == "new" and ports["i"] == [80, 9090] and ports["d"] == [80, 9000]
+    assert ports["j"] == [80, 81, 7000] and ports["k"] == []
+    assert not any(w.host_network for w in got.workloads if "k" in w.pod_names)
+    assert "1 pod(s) were read twice and counted once" in got.collection.notices
